@@ -1,0 +1,166 @@
+#pragma once
+// Returns and advantages over a time-first rollout of T steps by C columns.
+//
+// Layout: arrays are row-major [T, C], element (t, c) at t * C + c, so one time step of every
+// column is contiguous and the CPU scans run time-outer, columns-inner (vectorised across
+// columns). Episode-end flags are bytes (0 or 1):
+//   terminated[t]  o_{t+1} is terminal: nothing is bootstrapped past step t;
+//   truncated[t]   the episode was cut after step t: bootstrap from next_value[t], which holds
+//                  V(final observation), not the value of the reset observation.
+// The rollout's last step is cut by the collector, so it is treated as truncated.
+//
+//   GAE         delta_t = r_t + gamma * nv_t - v_t          (nv_t = 0 if terminated_t, else next_value_t)
+//               A_t     = delta_t + gamma * lmbda * A_{t+1}  (the carry is 0 where the episode ends)
+//               ret_t   = A_t + v_t
+//   discounted  G_t = r_t + gamma * (terminated_t ? 0 : ends_t ? nv_t : G_{t+1})
+//   lambda      G_t = r_t + gamma * (terminated_t ? 0 : ends_t ? nv_t : (1 - lmbda) nv_t + lmbda G_{t+1})
+//   n-step      k_eff = k clipped at the episode (or rollout) end;  boot = t + k_eff - 1
+//               R_t = sum_{l<k_eff} gamma^l r_{t+l};  D_t = gamma^k_eff, or 0 if the window ends terminal
+//   n-step GAE  C_t = sum_{l<k_eff} (gamma lmbda)^l delta_{t+l} + v_t - D_t * nv_boot
+//               D_t = gamma (gamma lmbda)^(k_eff - 1), or 0 if terminal   (SPEC 4.2)
+// A target is then y_t = R_t + D_t * next_value[boot_t] (or C_t + D_t * Q(...)).
+#include <cstdint>
+
+#include "macros.h"
+
+namespace pyrl::kernels {
+
+// Every recurrence accumulates in float64 whatever the storage dtype, so float32 results stay
+// within 1e-6 of float64 ones at long horizons and CPU and CUDA agree (SPEC 8.3).
+using acc_t = double;
+
+template <typename T>
+PYRL_HD inline acc_t gae_step(T reward, T value, T next_value, bool terminated, bool ends,
+                              acc_t gamma, acc_t gamma_lmbda, acc_t next_advantage) {
+  const acc_t bootstrap = terminated ? acc_t(0) : acc_t(next_value);
+  const acc_t delta = acc_t(reward) + gamma * bootstrap - acc_t(value);
+  return ends ? delta : delta + gamma_lmbda * next_advantage;
+}
+
+template <typename T>
+PYRL_HD inline acc_t discounted_step(T reward, T next_value, bool terminated, bool ends,
+                                     acc_t gamma, acc_t next_return) {
+  const acc_t tail = terminated ? acc_t(0) : ends ? acc_t(next_value) : next_return;
+  return acc_t(reward) + gamma * tail;
+}
+
+template <typename T>
+PYRL_HD inline acc_t lambda_step(T reward, T next_value, bool terminated, bool ends,
+                                 acc_t gamma, acc_t lmbda, acc_t next_return) {
+  const acc_t nv = acc_t(next_value);
+  const acc_t tail = terminated ? acc_t(0)
+                     : ends     ? nv
+                                : (acc_t(1) - lmbda) * nv + lmbda * next_return;
+  return acc_t(reward) + gamma * tail;
+}
+
+// k drawn from a uniform u in [0, 1): uniform on {1..n}; clamped because float32 u * n can round up to n.
+PYRL_HD inline int64_t floating_k(acc_t u, int64_t n) {
+  const int64_t k = 1 + static_cast<int64_t>(u * static_cast<acc_t>(n));
+  return k < 1 ? 1 : (k > n ? n : k);
+}
+
+// Length of the window of up to k steps starting at step t: it stops after the step that ends the
+// episode (terminated or truncated) or the rollout (steps_left = T - t). flags point at step t.
+struct Window {
+  int64_t length;
+  bool terminal;  // the window's last step is a true terminal: no bootstrap
+};
+
+PYRL_HD inline Window episode_window(const uint8_t* terminated, const uint8_t* truncated,
+                                     int64_t flag_stride, int64_t steps_left, int64_t k) {
+  const int64_t limit = k < steps_left ? k : steps_left;
+  for (int64_t l = 0; l < limit; ++l) {
+    if (terminated[l * flag_stride]) return {l + 1, true};
+    if (truncated[l * flag_stride]) return {l + 1, false};
+  }
+  return {limit, false};
+}
+
+// gamma^length by repeated multiplication, the same on every backend.
+PYRL_HD inline acc_t power(acc_t base, int64_t exponent) {
+  acc_t result = 1;
+  for (int64_t l = 0; l < exponent; ++l) result *= base;
+  return result;
+}
+
+// sum_{l<length} gamma^l x[l * stride]: the discounted reward of one window, one head.
+template <typename T>
+PYRL_HD inline acc_t window_return(const T* x, int64_t stride, int64_t length, acc_t gamma) {
+  acc_t sum = 0, discount = 1;
+  for (int64_t l = 0; l < length; ++l) {
+    sum += discount * acc_t(x[l * stride]);
+    discount *= gamma;
+  }
+  return sum;
+}
+
+// C of the n-step GAE credit for one window and one head; the window's last step is the only one
+// that can be terminal, so bootstrap values before it are always used.
+template <typename T>
+PYRL_HD inline acc_t window_gae_credit(const T* reward, const T* value, const T* next_value,
+                                       int64_t stride, Window window, acc_t gamma,
+                                       acc_t gamma_lmbda, acc_t discount) {
+  acc_t credit = 0, weight = 1;
+  for (int64_t l = 0; l < window.length; ++l) {
+    const bool terminal = window.terminal && l + 1 == window.length;
+    const acc_t bootstrap = terminal ? acc_t(0) : acc_t(next_value[l * stride]);
+    credit += weight * (acc_t(reward[l * stride]) + gamma * bootstrap - acc_t(value[l * stride]));
+    weight *= gamma_lmbda;
+  }
+  const acc_t last_bootstrap =
+      window.terminal ? acc_t(0) : acc_t(next_value[(window.length - 1) * stride]);
+  return credit + acc_t(value[0]) - discount * last_bootstrap;
+}
+
+// ---- CPU scans (returns_cpu.cpp); each handles columns [begin, end) of a [T, C] problem. ----
+
+template <typename T>
+struct RolloutArgs {
+  const T* reward;
+  const T* value;       // GAE only
+  const T* next_value;
+  const uint8_t* terminated;
+  const uint8_t* truncated;
+  int64_t steps;        // T
+  int64_t columns;      // C
+  acc_t gamma;
+  acc_t lmbda;
+};
+
+template <typename T>
+void gae_cpu(const RolloutArgs<T>& args, T* advantage, T* value_target, int64_t begin, int64_t end);
+
+template <typename T>
+void discounted_return_cpu(const RolloutArgs<T>& args, T* out, int64_t begin, int64_t end);
+
+template <typename T>
+void lambda_return_cpu(const RolloutArgs<T>& args, T* out, int64_t begin, int64_t end);
+
+// n-step family: reward (and value / next_value) are [T, N, heads], flags and uniform are [T, N];
+// work items are the T * N window starts, [begin, end) in row-major order.
+template <typename T>
+struct WindowArgs {
+  const T* reward;
+  const T* value;       // n-step GAE only
+  const T* next_value;  // n-step GAE only
+  const uint8_t* terminated;
+  const uint8_t* truncated;
+  const T* uniform;     // nullptr: k = n for every window
+  int64_t steps;        // T
+  int64_t envs;         // N
+  int64_t heads;        // m (1 for [T, N] rewards)
+  int64_t n;
+  acc_t gamma;
+  acc_t lmbda;
+};
+
+template <typename T>
+void nstep_return_cpu(const WindowArgs<T>& args, T* ret, T* discount, int64_t* boot,
+                      int64_t begin, int64_t end);
+
+template <typename T>
+void nstep_gae_cpu(const WindowArgs<T>& args, T* credit, T* discount, int64_t* boot,
+                   int64_t begin, int64_t end);
+
+}  // namespace pyrl::kernels

@@ -1,0 +1,267 @@
+// pyrl returns ops: schemas, argument checks and CPU implementations (math in
+// csrc/kernels/returns.h, scans in csrc/kernels/returns_cpu.cpp).
+//
+// Inputs are time-first: reward [T, N] or [T, N, m] (m reward heads), episode flags [T, N].
+// Any strides are accepted; the kernels read contiguous copies.
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <torch/library.h>
+
+#include <tuple>
+
+#include "../kernels/returns.h"
+#include "checks.h"
+
+namespace pyrl {
+namespace {
+
+using kernels::RolloutArgs;
+using kernels::WindowArgs;
+
+// Below this many elements per task, at::parallel_for's start-up costs more than it saves.
+constexpr int64_t kMinWorkPerTask = 1 << 15;
+
+// Episode flags as contiguous bytes: bool and uint8 are read as they are, other dtypes as != 0.
+at::Tensor flag_bytes(const char* op, const char* name, const at::Tensor& flag,
+                      const at::Tensor& reward) {
+  checks::shaped(op, name, flag, reward.sizes().slice(0, 2), "reward", reward);
+  const bool bytes = flag.scalar_type() == at::kBool || flag.scalar_type() == at::kByte;
+  return (bytes ? flag : flag.ne(0)).contiguous();
+}
+
+const uint8_t* bytes_of(const at::Tensor& t) {
+  return static_cast<const uint8_t*>(t.const_data_ptr());
+}
+
+void check_rollout(const char* op, const at::Tensor& reward, double gamma) {
+  checks::floating(op, "reward", reward);
+  checks::rank(op, "reward", reward, 2, 3, "2-D [T, N] or 3-D [T, N, m]");
+  checks::unit_interval(op, "gamma", gamma);
+}
+
+// The GAE family scans columns; with m heads each flag column is repeated for its m heads.
+at::Tensor per_column(const at::Tensor& flags, const at::Tensor& reward) {
+  if (reward.dim() == 2) return flags;
+  return flags.unsqueeze(-1).expand(reward.sizes()).contiguous();
+}
+
+template <typename T>
+RolloutArgs<T> rollout_args(const at::Tensor& reward, const at::Tensor& value,
+                            const at::Tensor& next_value, const at::Tensor& terminated,
+                            const at::Tensor& truncated, double gamma, double lmbda) {
+  const int64_t steps = reward.size(0);
+  return {reward.const_data_ptr<T>(),
+          value.defined() ? value.const_data_ptr<T>() : nullptr,
+          next_value.const_data_ptr<T>(),
+          bytes_of(terminated),
+          bytes_of(truncated),
+          steps,
+          steps == 0 ? 0 : reward.numel() / steps,
+          gamma,
+          lmbda};
+}
+
+template <typename Fn>
+void parallel_columns(int64_t steps, int64_t columns, const Fn& fn) {
+  const int64_t grain = std::max<int64_t>(1, kMinWorkPerTask / std::max<int64_t>(1, steps));
+  at::parallel_for(0, columns, grain, fn);
+}
+
+std::tuple<at::Tensor, at::Tensor> gae_cpu(const at::Tensor& reward, const at::Tensor& value,
+                                           const at::Tensor& next_value,
+                                           const at::Tensor& terminated,
+                                           const at::Tensor& truncated, double gamma,
+                                           double lmbda) {
+  constexpr const char* op = "pyrl::gae";
+  check_rollout(op, reward, gamma);
+  checks::unit_interval(op, "lmbda", lmbda);
+  checks::like(op, "value", value, "reward", reward);
+  checks::like(op, "next_value", next_value, "reward", reward);
+  const auto term = per_column(flag_bytes(op, "terminated", terminated, reward), reward);
+  const auto trunc = per_column(flag_bytes(op, "truncated", truncated, reward), reward);
+  const auto r = reward.contiguous(), v = value.contiguous(), nv = next_value.contiguous();
+  auto advantage = at::empty_like(r), value_target = at::empty_like(r);
+  AT_DISPATCH_FLOATING_TYPES(r.scalar_type(), "pyrl::gae", [&] {
+    const auto args = rollout_args<scalar_t>(r, v, nv, term, trunc, gamma, lmbda);
+    auto* adv = advantage.mutable_data_ptr<scalar_t>();
+    auto* ret = value_target.mutable_data_ptr<scalar_t>();
+    parallel_columns(args.steps, args.columns, [&](int64_t begin, int64_t end) {
+      kernels::gae_cpu(args, adv, ret, begin, end);
+    });
+  });
+  return {advantage, value_target};
+}
+
+at::Tensor discounted_return_cpu(const at::Tensor& reward, const at::Tensor& next_value,
+                                 const at::Tensor& terminated, const at::Tensor& truncated,
+                                 double gamma) {
+  constexpr const char* op = "pyrl::discounted_return";
+  check_rollout(op, reward, gamma);
+  checks::like(op, "next_value", next_value, "reward", reward);
+  const auto term = per_column(flag_bytes(op, "terminated", terminated, reward), reward);
+  const auto trunc = per_column(flag_bytes(op, "truncated", truncated, reward), reward);
+  const auto r = reward.contiguous(), nv = next_value.contiguous();
+  auto out = at::empty_like(r);
+  AT_DISPATCH_FLOATING_TYPES(r.scalar_type(), "pyrl::discounted_return", [&] {
+    const auto args = rollout_args<scalar_t>(r, at::Tensor(), nv, term, trunc, gamma, 0.0);
+    auto* ret = out.mutable_data_ptr<scalar_t>();
+    parallel_columns(args.steps, args.columns, [&](int64_t begin, int64_t end) {
+      kernels::discounted_return_cpu(args, ret, begin, end);
+    });
+  });
+  return out;
+}
+
+at::Tensor lambda_return_cpu(const at::Tensor& reward, const at::Tensor& next_value,
+                             const at::Tensor& terminated, const at::Tensor& truncated,
+                             double gamma, double lmbda) {
+  constexpr const char* op = "pyrl::lambda_return";
+  check_rollout(op, reward, gamma);
+  checks::unit_interval(op, "lmbda", lmbda);
+  checks::like(op, "next_value", next_value, "reward", reward);
+  const auto term = per_column(flag_bytes(op, "terminated", terminated, reward), reward);
+  const auto trunc = per_column(flag_bytes(op, "truncated", truncated, reward), reward);
+  const auto r = reward.contiguous(), nv = next_value.contiguous();
+  auto out = at::empty_like(r);
+  AT_DISPATCH_FLOATING_TYPES(r.scalar_type(), "pyrl::lambda_return", [&] {
+    const auto args = rollout_args<scalar_t>(r, at::Tensor(), nv, term, trunc, gamma, lmbda);
+    auto* ret = out.mutable_data_ptr<scalar_t>();
+    parallel_columns(args.steps, args.columns, [&](int64_t begin, int64_t end) {
+      kernels::lambda_return_cpu(args, ret, begin, end);
+    });
+  });
+  return out;
+}
+
+// Shared set-up of the two window ops: checks, contiguous inputs and [T, N] outputs.
+struct WindowInputs {
+  at::Tensor reward, value, next_value, terminated, truncated, uniform;
+};
+
+WindowInputs window_inputs(const char* op, const at::Tensor& reward, const at::Tensor& value,
+                           const at::Tensor& next_value, const at::Tensor& terminated,
+                           const at::Tensor& truncated, const std::optional<at::Tensor>& uniform,
+                           int64_t n, double gamma) {
+  check_rollout(op, reward, gamma);
+  TORCH_CHECK(n >= 1, op, ": n should be >= 1, got ", n);
+  WindowInputs in;
+  if (value.defined()) {
+    checks::like(op, "value", value, "reward", reward);
+    checks::like(op, "next_value", next_value, "reward", reward);
+    in.value = value.contiguous();
+    in.next_value = next_value.contiguous();
+  }
+  in.reward = reward.contiguous();
+  in.terminated = flag_bytes(op, "terminated", terminated, reward);
+  in.truncated = flag_bytes(op, "truncated", truncated, reward);
+  if (uniform.has_value()) {
+    checks::shaped(op, "uniform", *uniform, reward.sizes().slice(0, 2), "reward", reward);
+    TORCH_CHECK(uniform->scalar_type() == reward.scalar_type(), op,
+                ": uniform should have reward's dtype ", reward.scalar_type(), ", got ",
+                uniform->scalar_type());
+    in.uniform = uniform->contiguous();
+  }
+  return in;
+}
+
+template <typename T>
+WindowArgs<T> window_args(const WindowInputs& in, int64_t n, double gamma, double lmbda) {
+  const auto& r = in.reward;
+  return {r.const_data_ptr<T>(),
+          in.value.defined() ? in.value.const_data_ptr<T>() : nullptr,
+          in.next_value.defined() ? in.next_value.const_data_ptr<T>() : nullptr,
+          bytes_of(in.terminated),
+          bytes_of(in.truncated),
+          in.uniform.defined() ? in.uniform.const_data_ptr<T>() : nullptr,
+          r.size(0),
+          r.size(1),
+          r.dim() == 3 ? r.size(2) : 1,
+          n,
+          gamma,
+          lmbda};
+}
+
+template <typename Fn>
+void parallel_windows(const WindowInputs& in, int64_t n, const Fn& fn) {
+  const int64_t windows = in.reward.size(0) * in.reward.size(1);
+  const int64_t per_window = n * (in.reward.numel() / std::max<int64_t>(1, windows));
+  const int64_t grain = std::max<int64_t>(1, kMinWorkPerTask / std::max<int64_t>(1, per_window));
+  at::parallel_for(0, windows, grain, fn);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> nstep_return_cpu(
+    const at::Tensor& reward, const at::Tensor& terminated, const at::Tensor& truncated,
+    const std::optional<at::Tensor>& uniform, int64_t n, double gamma) {
+  const auto in = window_inputs("pyrl::nstep_return", reward, at::Tensor(), at::Tensor(),
+                                terminated, truncated, uniform, n, gamma);
+  auto ret = at::empty_like(in.reward);
+  auto discount = at::empty(reward.sizes().slice(0, 2), reward.options());
+  auto boot = at::empty(reward.sizes().slice(0, 2), reward.options().dtype(at::kLong));
+  AT_DISPATCH_FLOATING_TYPES(in.reward.scalar_type(), "pyrl::nstep_return", [&] {
+    const auto args = window_args<scalar_t>(in, n, gamma, 0.0);
+    auto* r = ret.mutable_data_ptr<scalar_t>();
+    auto* d = discount.mutable_data_ptr<scalar_t>();
+    auto* b = boot.mutable_data_ptr<int64_t>();
+    parallel_windows(in, n, [&](int64_t begin, int64_t end) {
+      kernels::nstep_return_cpu(args, r, d, b, begin, end);
+    });
+  });
+  return {ret, discount, boot};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> nstep_gae_cpu(
+    const at::Tensor& reward, const at::Tensor& value, const at::Tensor& next_value,
+    const at::Tensor& terminated, const at::Tensor& truncated,
+    const std::optional<at::Tensor>& uniform, int64_t n, double gamma, double lmbda) {
+  constexpr const char* op = "pyrl::nstep_gae";
+  checks::unit_interval(op, "lmbda", lmbda);
+  const auto in =
+      window_inputs(op, reward, value, next_value, terminated, truncated, uniform, n, gamma);
+  auto credit = at::empty_like(in.reward);
+  auto discount = at::empty(reward.sizes().slice(0, 2), reward.options());
+  auto boot = at::empty(reward.sizes().slice(0, 2), reward.options().dtype(at::kLong));
+  AT_DISPATCH_FLOATING_TYPES(in.reward.scalar_type(), "pyrl::nstep_gae", [&] {
+    const auto args = window_args<scalar_t>(in, n, gamma, lmbda);
+    auto* c = credit.mutable_data_ptr<scalar_t>();
+    auto* d = discount.mutable_data_ptr<scalar_t>();
+    auto* b = boot.mutable_data_ptr<int64_t>();
+    parallel_windows(in, n, [&](int64_t begin, int64_t end) {
+      kernels::nstep_gae_cpu(args, c, d, b, begin, end);
+    });
+  });
+  return {credit, discount, boot};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(pyrl, m) {
+  m.def(
+      "gae(Tensor reward, Tensor value, Tensor next_value, Tensor terminated, Tensor truncated, "
+      "float gamma, float lmbda) -> (Tensor advantage, Tensor value_target)");
+  m.def(
+      "discounted_return(Tensor reward, Tensor next_value, Tensor terminated, Tensor truncated, "
+      "float gamma) -> Tensor");
+  m.def(
+      "lambda_return(Tensor reward, Tensor next_value, Tensor terminated, Tensor truncated, "
+      "float gamma, float lmbda) -> Tensor");
+  m.def(
+      "nstep_return(Tensor reward, Tensor terminated, Tensor truncated, Tensor? uniform, int n, "
+      "float gamma) -> (Tensor ret, Tensor discount, Tensor boot)");
+  m.def(
+      "nstep_gae(Tensor reward, Tensor value, Tensor next_value, Tensor terminated, "
+      "Tensor truncated, Tensor? uniform, int n, float gamma, float lmbda) "
+      "-> (Tensor credit, Tensor discount, Tensor boot)");
+}
+
+TORCH_LIBRARY_IMPL(pyrl, CPU, m) {
+  m.impl("gae", &gae_cpu);
+  m.impl("discounted_return", &discounted_return_cpu);
+  m.impl("lambda_return", &lambda_return_cpu);
+  m.impl("nstep_return", &nstep_return_cpu);
+  m.impl("nstep_gae", &nstep_gae_cpu);
+}
+
+}  // namespace pyrl

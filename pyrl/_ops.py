@@ -1,0 +1,100 @@
+"""Typed wrappers over torch.ops.pyrl.* and the fake (meta) implementation of each op.
+
+The fakes give torch.compile and torch.library.opcheck each op's output shapes without running
+it; the compiled op checks its arguments in full, the fakes only what decides the output shape.
+"""
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+_ops = torch.ops.pyrl
+
+
+def gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
+        truncated: Tensor, gamma: float, lmbda: float) -> tuple[Tensor, Tensor]:
+    return _ops.gae.default(reward, value, next_value, terminated, truncated, gamma, lmbda)
+
+
+def discounted_return(reward: Tensor, next_value: Tensor, terminated: Tensor, truncated: Tensor,
+                      gamma: float) -> Tensor:
+    return _ops.discounted_return.default(reward, next_value, terminated, truncated, gamma)
+
+
+def lambda_return(reward: Tensor, next_value: Tensor, terminated: Tensor, truncated: Tensor,
+                  gamma: float, lmbda: float) -> Tensor:
+    return _ops.lambda_return.default(reward, next_value, terminated, truncated, gamma, lmbda)
+
+
+def nstep_return(reward: Tensor, terminated: Tensor, truncated: Tensor,
+                 uniform: Optional[Tensor], n: int, gamma: float) -> tuple[Tensor, Tensor, Tensor]:
+    return _ops.nstep_return.default(reward, terminated, truncated, uniform, n, gamma)
+
+
+def nstep_gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
+              truncated: Tensor, uniform: Optional[Tensor], n: int, gamma: float,
+              lmbda: float) -> tuple[Tensor, Tensor, Tensor]:
+    return _ops.nstep_gae.default(reward, value, next_value, terminated, truncated, uniform, n,
+                                  gamma, lmbda)
+
+
+# ---- fakes -------------------------------------------------------------------------------------
+
+def _check_rollout(op: str, reward: Tensor, **others: Optional[Tensor]) -> None:
+    torch._check(reward.dim() in (2, 3),
+                 lambda: f"{op}: reward should be 2-D [T, N] or 3-D [T, N, m], got {reward.dim()}-D")
+    for name, t in others.items():
+        if t is None:
+            continue
+        torch._check(t.device == reward.device,
+                     lambda: f"{op}: {name} should be on reward's device {reward.device}, got {t.device}")
+        expected = reward.shape if name in ("value", "next_value") else reward.shape[:2]
+        torch._check(t.shape == expected,
+                     lambda: f"{op}: {name} should have shape {tuple(expected)}, got {tuple(t.shape)}")
+
+
+def _like(reward: Tensor, shape=None, dtype=None) -> Tensor:
+    # Real outputs are contiguous whatever the input strides, so the fakes are too.
+    return reward.new_empty(reward.shape if shape is None else shape,
+                            dtype=reward.dtype if dtype is None else dtype)
+
+
+@torch.library.register_fake("pyrl::gae")
+def _gae_fake(reward, value, next_value, terminated, truncated, gamma, lmbda):
+    _check_rollout("pyrl::gae", reward, value=value, next_value=next_value,
+                   terminated=terminated, truncated=truncated)
+    return _like(reward), _like(reward)
+
+
+@torch.library.register_fake("pyrl::discounted_return")
+def _discounted_return_fake(reward, next_value, terminated, truncated, gamma):
+    _check_rollout("pyrl::discounted_return", reward, next_value=next_value,
+                   terminated=terminated, truncated=truncated)
+    return _like(reward)
+
+
+@torch.library.register_fake("pyrl::lambda_return")
+def _lambda_return_fake(reward, next_value, terminated, truncated, gamma, lmbda):
+    _check_rollout("pyrl::lambda_return", reward, next_value=next_value,
+                   terminated=terminated, truncated=truncated)
+    return _like(reward)
+
+
+def _window_outputs(reward: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    steps_by_envs = reward.shape[:2]
+    return _like(reward), _like(reward, steps_by_envs), _like(reward, steps_by_envs, torch.int64)
+
+
+@torch.library.register_fake("pyrl::nstep_return")
+def _nstep_return_fake(reward, terminated, truncated, uniform, n, gamma):
+    _check_rollout("pyrl::nstep_return", reward, terminated=terminated, truncated=truncated,
+                   uniform=uniform)
+    return _window_outputs(reward)
+
+
+@torch.library.register_fake("pyrl::nstep_gae")
+def _nstep_gae_fake(reward, value, next_value, terminated, truncated, uniform, n, gamma, lmbda):
+    _check_rollout("pyrl::nstep_gae", reward, value=value, next_value=next_value,
+                   terminated=terminated, truncated=truncated, uniform=uniform)
+    return _window_outputs(reward)

@@ -1,0 +1,149 @@
+"""Returns and advantages over time-first rollouts, computed by compiled ops.
+
+Conventions shared by every function:
+
+* Inputs are ``[T, N]`` (time first) or, for vector rewards with ``m`` heads, ``[T, N, m]``;
+  ``terminated`` and ``truncated`` are always ``[T, N]``. float32 or float64, any strides. Flags
+  may be bool, uint8 or any dtype read as ``!= 0``.
+* ``next_value[t]`` is the value of the observation that followed step ``t``. Where the
+  environment auto-resets, pass the value of the *final* observation of the episode there (not
+  of the reset observation): it is what a truncated episode bootstraps from.
+* ``terminated[t]``: the episode reached a true terminal state; nothing is bootstrapped.
+  ``truncated[t]``: it was cut (time limit); it bootstraps from ``next_value[t]``. The two are
+  never merged. The rollout's last step is cut by the collector, so it bootstraps too.
+* Recurrences accumulate in float64 whatever the input dtype. Outputs are contiguous, on the
+  input's device, not differentiable (they are targets).
+
+Numerically these follow SPEC sections 3.2 and 4 of the project; see ``pyrl.reference`` for
+slow, obvious versions of each.
+"""
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from pyrl import _ops
+
+__all__ = ["gae", "discounted_return", "lambda_return", "nstep_return", "nstep_gae"]
+
+
+def gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
+        truncated: Tensor, gamma: float = 0.99, lmbda: float = 0.95) -> tuple[Tensor, Tensor]:
+    """Generalized advantage estimation (Schulman et al., https://arxiv.org/abs/1506.02438).
+
+    ``delta_t = r_t + gamma * (0 if terminated_t else next_value_t) - value_t`` and
+    ``A_t = delta_t + gamma * lmbda * A_{t+1}``, the trace cut where an episode ends.
+
+    Args:
+        reward: ``[T, N]`` or ``[T, N, m]`` rewards.
+        value: ``V(o_t)``, same shape and dtype as ``reward``.
+        next_value: ``V(o_{t+1})`` (final observation at episode ends), same shape as ``reward``.
+        terminated: ``[T, N]`` true terminals.
+        truncated: ``[T, N]`` time-limit cuts.
+        gamma: discount in [0, 1].
+        lmbda: GAE lambda in [0, 1]; 1 gives Monte-Carlo advantages, 0 the one-step TD error.
+
+    Returns:
+        ``(advantage, value_target)``, both shaped like ``reward``; ``value_target = A + value``.
+    """
+    return _ops.gae(reward, value, next_value, terminated, truncated, gamma, lmbda)
+
+
+def discounted_return(reward: Tensor, next_value: Tensor, terminated: Tensor, truncated: Tensor,
+                      gamma: float = 0.99) -> Tensor:
+    """Discounted return to the end of each episode, bootstrapped where it is cut.
+
+    ``G_t = r_t + gamma * (0 if terminated_t else next_value_t if cut_t else G_{t+1})``.
+
+    Args:
+        reward: ``[T, N]`` or ``[T, N, m]``.
+        next_value: same shape as ``reward``; read only where a step is truncated or last.
+        terminated, truncated: ``[T, N]``.
+        gamma: discount in [0, 1].
+
+    Returns:
+        ``[T, N]`` (or ``[T, N, m]``) returns.
+    """
+    return _ops.discounted_return(reward, next_value, terminated, truncated, gamma)
+
+
+def lambda_return(reward: Tensor, next_value: Tensor, terminated: Tensor, truncated: Tensor,
+                  gamma: float = 0.99, lmbda: float = 0.95) -> Tensor:
+    """TD(lambda) return, ``G_t = r_t + gamma * ((1 - lmbda) * next_value_t + lmbda * G_{t+1})``,
+    with ``G_{t+1}`` replaced by ``next_value_t`` where the episode is cut and the tail dropped
+    where it terminates. Equals ``gae(...)[1]`` when ``next_value[t] == value[t + 1]`` inside
+    episodes.
+
+    Args:
+        reward: ``[T, N]`` or ``[T, N, m]``.
+        next_value: same shape as ``reward``.
+        terminated, truncated: ``[T, N]``.
+        gamma, lmbda: in [0, 1].
+
+    Returns:
+        ``[T, N]`` (or ``[T, N, m]``) lambda-returns.
+    """
+    return _ops.lambda_return(reward, next_value, terminated, truncated, gamma, lmbda)
+
+
+def _uniform(reward: Tensor, floating: bool, uniform: Optional[Tensor],
+             generator: Optional[torch.Generator]) -> Optional[Tensor]:
+    if uniform is not None or not floating:
+        return uniform
+    return torch.rand(reward.shape[:2], dtype=reward.dtype, device=reward.device,
+                      generator=generator)
+
+
+def nstep_return(reward: Tensor, terminated: Tensor, truncated: Tensor, n: int = 5,
+                 gamma: float = 0.99, *, floating: bool = False,
+                 uniform: Optional[Tensor] = None,
+                 generator: Optional[torch.Generator] = None) -> tuple[Tensor, Tensor, Tensor]:
+    """n-step returns, fixed or floating (k drawn per window start).
+
+    The window at ``(t, env)`` has ``k = n`` steps, or ``k ~ U{1..n}`` when floating, clipped
+    after the step that ends its episode or the rollout (``k_eff``). The target is
+    ``R + D * next_value[boot, env]``.
+
+    Args:
+        reward: ``[T, N]`` or ``[T, N, m]``.
+        terminated, truncated: ``[T, N]``.
+        n: largest window, ``>= 1``.
+        gamma: discount in [0, 1].
+        floating: draw ``k ~ U{1..n}`` per window from ``generator``.
+        uniform: ``[T, N]`` uniforms in [0, 1) (reward's dtype) giving ``k = 1 + floor(u * n)``;
+            overrides ``floating``. Pass them to reproduce a draw exactly.
+        generator: the ``torch.Generator`` for floating draws.
+
+    Returns:
+        ``(R, D, boot)``: ``R`` like ``reward``, ``sum_{l<k_eff} gamma^l r_{t+l}``;
+        ``D`` ``[T, N]``, ``gamma^k_eff`` or 0 when the window ends in a true terminal;
+        ``boot`` ``[T, N]`` int64, ``t + k_eff - 1``, the step whose ``next_value`` bootstraps.
+    """
+    u = _uniform(reward, floating, uniform, generator)
+    return _ops.nstep_return(reward, terminated, truncated, u, n, gamma)
+
+
+def nstep_gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
+              truncated: Tensor, n: int = 5, gamma: float = 0.99, lmbda: float = 0.95, *,
+              floating: bool = False, uniform: Optional[Tensor] = None,
+              generator: Optional[torch.Generator] = None) -> tuple[Tensor, Tensor, Tensor]:
+    """The n-step-GAE credit: a lambda-return truncated after ``k`` steps (SPEC 4.2).
+
+    With the windows of :func:`nstep_return`, ``A^(k)_t = sum_{l<k_eff} (gamma lmbda)^l delta_{t+l}``,
+    ``D = gamma (gamma lmbda)^(k_eff - 1)`` (0 after a true terminal) and
+    ``C = A^(k)_t + value_t - D * next_value[boot]``. The target
+    ``C + D * Q(s_{t+k_eff})`` equals the truncated lambda-return ``G^lambda_{t:t+k}`` when the
+    cached values are fresh. ``k = 1`` gives ``C = r_t, D = gamma``; ``lmbda = 1`` the plain
+    k-step return.
+
+    Args:
+        reward, value, next_value: ``[T, N]`` or ``[T, N, m]``, same shape and dtype.
+        terminated, truncated: ``[T, N]``.
+        n, gamma, lmbda, floating, uniform, generator: as in :func:`nstep_return`.
+
+    Returns:
+        ``(C, D, boot)`` shaped as in :func:`nstep_return`.
+    """
+    u = _uniform(reward, floating, uniform, generator)
+    return _ops.nstep_gae(reward, value, next_value, terminated, truncated, u, n, gamma, lmbda)
