@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 #include <pybind11/pybind11.h>
 
+#include "kernels/returns.h"
+
 namespace py = pybind11;
 
 namespace {
@@ -18,6 +20,7 @@ py::dict build_info() {
   info["openmp"] = false;
 #endif
   info["threads"] = at::get_num_threads();
+  info["cpu_isa"] = pyrl::kernels::cpu_isa();
   info["parallel_backend"] = at::get_parallel_info();
 #if defined(PYRL_WITH_CUDA)
   info["cuda"] = true;

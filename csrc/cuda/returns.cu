@@ -23,7 +23,7 @@ __global__ void gae_kernel(kernels::RolloutArgs<T> a, T* advantage, T* value_tar
   for (int64_t t = a.steps - 1; t >= 0; --t) {
     const int64_t i = t * a.columns + c;
     const bool ends = t == a.steps - 1 || a.terminated[i] || a.truncated[i];
-    carry = kernels::gae_step(a.reward[i], a.value[i], a.next_value[i], a.terminated[i] != 0,
+    carry = kernels::gae_step<acc_t, bool>(a.reward[i], a.value[i], a.next_value[i], a.terminated[i] != 0,
                               ends, a.gamma, gamma_lmbda, carry);
     advantage[i] = T(carry);
     value_target[i] = T(carry + acc_t(a.value[i]));
@@ -38,7 +38,7 @@ __global__ void discounted_return_kernel(kernels::RolloutArgs<T> a, T* out) {
   for (int64_t t = a.steps - 1; t >= 0; --t) {
     const int64_t i = t * a.columns + c;
     const bool ends = t == a.steps - 1 || a.terminated[i] || a.truncated[i];
-    carry = kernels::discounted_step(a.reward[i], a.next_value[i], a.terminated[i] != 0, ends,
+    carry = kernels::discounted_step<acc_t, bool>(a.reward[i], a.next_value[i], a.terminated[i] != 0, ends,
                                      a.gamma, carry);
     out[i] = T(carry);
   }
@@ -52,7 +52,7 @@ __global__ void lambda_return_kernel(kernels::RolloutArgs<T> a, T* out) {
   for (int64_t t = a.steps - 1; t >= 0; --t) {
     const int64_t i = t * a.columns + c;
     const bool ends = t == a.steps - 1 || a.terminated[i] || a.truncated[i];
-    carry = kernels::lambda_step(a.reward[i], a.next_value[i], a.terminated[i] != 0, ends,
+    carry = kernels::lambda_step<acc_t, bool>(a.reward[i], a.next_value[i], a.terminated[i] != 0, ends,
                                  a.gamma, a.lmbda, carry);
     out[i] = T(carry);
   }

@@ -23,35 +23,45 @@
 
 #include "macros.h"
 
+// The CPU scans are compiled once per instruction set (see CMakeLists.txt); the inline namespace
+// gives each copy of the inline math below its own symbols, so the linker never hands AVX2 code
+// to a baseline caller.
+#ifndef PYRL_CPU_ISA
+#define PYRL_CPU_ISA baseline
+#endif
+
 namespace pyrl::kernels {
 
 // Every recurrence accumulates in float64 whatever the storage dtype, so float32 results stay
 // within 1e-6 of float64 ones at long horizons and CPU and CUDA agree (SPEC 8.3).
 using acc_t = double;
 
-template <typename T>
-PYRL_HD inline acc_t gae_step(T reward, T value, T next_value, bool terminated, bool ends,
-                              acc_t gamma, acc_t gamma_lmbda, acc_t next_advantage) {
-  const acc_t bootstrap = terminated ? acc_t(0) : acc_t(next_value);
-  const acc_t delta = acc_t(reward) + gamma * bootstrap - acc_t(value);
+inline namespace PYRL_CPU_ISA {
+
+// One step of each backward recurrence. A is the accumulator (acc_t, or a vector of acc_t lanes on
+// the CPU) and M the episode-end condition (bool, or a lane mask); `ends` is terminated, truncated
+// or the rollout's last step.
+template <typename A, typename M>
+PYRL_HD inline A gae_step(A reward, A value, A next_value, M terminated, M ends, acc_t gamma,
+                          acc_t gamma_lmbda, A next_advantage) {
+  const A bootstrap = terminated ? A{} : next_value;
+  const A delta = reward + gamma * bootstrap - value;
   return ends ? delta : delta + gamma_lmbda * next_advantage;
 }
 
-template <typename T>
-PYRL_HD inline acc_t discounted_step(T reward, T next_value, bool terminated, bool ends,
-                                     acc_t gamma, acc_t next_return) {
-  const acc_t tail = terminated ? acc_t(0) : ends ? acc_t(next_value) : next_return;
-  return acc_t(reward) + gamma * tail;
+template <typename A, typename M>
+PYRL_HD inline A discounted_step(A reward, A next_value, M terminated, M ends, acc_t gamma,
+                                 A next_return) {
+  const A tail = ends ? next_value : next_return;
+  return reward + gamma * (terminated ? A{} : tail);
 }
 
-template <typename T>
-PYRL_HD inline acc_t lambda_step(T reward, T next_value, bool terminated, bool ends,
-                                 acc_t gamma, acc_t lmbda, acc_t next_return) {
-  const acc_t nv = acc_t(next_value);
-  const acc_t tail = terminated ? acc_t(0)
-                     : ends     ? nv
-                                : (acc_t(1) - lmbda) * nv + lmbda * next_return;
-  return acc_t(reward) + gamma * tail;
+template <typename A, typename M>
+PYRL_HD inline A lambda_step(A reward, A next_value, M terminated, M ends, acc_t gamma,
+                             acc_t lmbda, A next_return) {
+  const A mixed = (acc_t(1) - lmbda) * next_value + lmbda * next_return;
+  const A tail = ends ? next_value : mixed;
+  return reward + gamma * (terminated ? A{} : tail);
 }
 
 // k drawn from a uniform u in [0, 1): uniform on {1..n}; clamped because float32 u * n can round up to n.
@@ -113,6 +123,8 @@ PYRL_HD inline acc_t window_gae_credit(const T* reward, const T* value, const T*
   return credit + acc_t(value[0]) - discount * last_bootstrap;
 }
 
+}  // inline namespace PYRL_CPU_ISA
+
 // ---- CPU scans (returns_cpu.cpp); each handles columns [begin, end) of a [T, C] problem. ----
 
 template <typename T>
@@ -127,15 +139,6 @@ struct RolloutArgs {
   acc_t gamma;
   acc_t lmbda;
 };
-
-template <typename T>
-void gae_cpu(const RolloutArgs<T>& args, T* advantage, T* value_target, int64_t begin, int64_t end);
-
-template <typename T>
-void discounted_return_cpu(const RolloutArgs<T>& args, T* out, int64_t begin, int64_t end);
-
-template <typename T>
-void lambda_return_cpu(const RolloutArgs<T>& args, T* out, int64_t begin, int64_t end);
 
 // n-step family: reward (and value / next_value) are [T, N, heads], flags and uniform are [T, N];
 // work items are the T * N window starts, [begin, end) in row-major order.
@@ -155,12 +158,24 @@ struct WindowArgs {
   acc_t lmbda;
 };
 
+// The CPU entry points; each handles work items [begin, end): columns for the rollout scans,
+// window starts (row-major over [T, N]) for the window ops.
 template <typename T>
-void nstep_return_cpu(const WindowArgs<T>& args, T* ret, T* discount, int64_t* boot,
-                      int64_t begin, int64_t end);
+struct CpuScans {
+  void (*gae)(const RolloutArgs<T>&, T* advantage, T* value_target, int64_t begin, int64_t end);
+  void (*discounted_return)(const RolloutArgs<T>&, T* out, int64_t begin, int64_t end);
+  void (*lambda_return)(const RolloutArgs<T>&, T* out, int64_t begin, int64_t end);
+  void (*nstep_return)(const WindowArgs<T>&, T* ret, T* discount, int64_t* boot, int64_t begin,
+                       int64_t end);
+  void (*nstep_gae)(const WindowArgs<T>&, T* credit, T* discount, int64_t* boot, int64_t begin,
+                    int64_t end);
+};
 
+// The scans compiled for the widest instruction set this CPU runs, chosen once.
 template <typename T>
-void nstep_gae_cpu(const WindowArgs<T>& args, T* credit, T* discount, int64_t* boot,
-                   int64_t begin, int64_t end);
+const CpuScans<T>& cpu_scans();
+
+// "avx2" or "baseline": which copy cpu_scans() picked.
+const char* cpu_isa();
 
 }  // namespace pyrl::kernels

@@ -89,7 +89,7 @@ std::tuple<at::Tensor, at::Tensor> gae_cpu(const at::Tensor& reward, const at::T
     auto* adv = advantage.mutable_data_ptr<scalar_t>();
     auto* ret = value_target.mutable_data_ptr<scalar_t>();
     parallel_columns(args.steps, args.columns, [&](int64_t begin, int64_t end) {
-      kernels::gae_cpu(args, adv, ret, begin, end);
+      kernels::cpu_scans<scalar_t>().gae(args, adv, ret, begin, end);
     });
   });
   return {advantage, value_target};
@@ -109,7 +109,7 @@ at::Tensor discounted_return_cpu(const at::Tensor& reward, const at::Tensor& nex
     const auto args = rollout_args<scalar_t>(r, at::Tensor(), nv, term, trunc, gamma, 0.0);
     auto* ret = out.mutable_data_ptr<scalar_t>();
     parallel_columns(args.steps, args.columns, [&](int64_t begin, int64_t end) {
-      kernels::discounted_return_cpu(args, ret, begin, end);
+      kernels::cpu_scans<scalar_t>().discounted_return(args, ret, begin, end);
     });
   });
   return out;
@@ -130,7 +130,7 @@ at::Tensor lambda_return_cpu(const at::Tensor& reward, const at::Tensor& next_va
     const auto args = rollout_args<scalar_t>(r, at::Tensor(), nv, term, trunc, gamma, lmbda);
     auto* ret = out.mutable_data_ptr<scalar_t>();
     parallel_columns(args.steps, args.columns, [&](int64_t begin, int64_t end) {
-      kernels::lambda_return_cpu(args, ret, begin, end);
+      kernels::cpu_scans<scalar_t>().lambda_return(args, ret, begin, end);
     });
   });
   return out;
@@ -206,7 +206,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> nstep_return_cpu(
     auto* d = discount.mutable_data_ptr<scalar_t>();
     auto* b = boot.mutable_data_ptr<int64_t>();
     parallel_windows(in, n, [&](int64_t begin, int64_t end) {
-      kernels::nstep_return_cpu(args, r, d, b, begin, end);
+      kernels::cpu_scans<scalar_t>().nstep_return(args, r, d, b, begin, end);
     });
   });
   return {ret, discount, boot};
@@ -229,7 +229,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> nstep_gae_cpu(
     auto* d = discount.mutable_data_ptr<scalar_t>();
     auto* b = boot.mutable_data_ptr<int64_t>();
     parallel_windows(in, n, [&](int64_t begin, int64_t end) {
-      kernels::nstep_gae_cpu(args, c, d, b, begin, end);
+      kernels::cpu_scans<scalar_t>().nstep_gae(args, c, d, b, begin, end);
     });
   });
   return {credit, discount, boot};
