@@ -1,0 +1,26 @@
+# The README's two commands are `make main` and `make test`; each sets everything up first.
+PYTHON ?= python3
+export PYTHON
+
+.PHONY: main test setup setup-bench bench cuda-check clean
+
+main: setup-bench
+	$(PYTHON) benchmarks/bench_returns.py --quick
+
+test: setup
+	$(PYTHON) -m pytest
+
+setup:
+	scripts/setup.sh
+
+setup-bench:
+	scripts/setup.sh --bench
+
+bench: setup-bench
+	$(PYTHON) benchmarks/bench_returns.py
+
+cuda-check:
+	scripts/check_cuda.sh
+
+clean:
+	rm -rf build dist *.egg-info

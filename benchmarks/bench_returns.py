@@ -1,0 +1,252 @@
+"""pyrl's returns ops beside the usual ways of computing them, on the same inputs, in one process.
+
+    python benchmarks/bench_returns.py            # full table
+    python benchmarks/bench_returns.py --quick    # shorter timings, slow baselines only on small shapes
+
+Baselines: pyrl.reference (loop over time, torch ops over envs), a Stable-Baselines3-style numpy
+loop, Stable-Baselines3's RolloutBuffer.compute_returns_and_advantage, a CleanRL-style torch loop,
+a numba loop, and TorchRL's generalized_advantage_estimate / vec_generalized_advantage_estimate.
+Optional ones are skipped with a line saying why. Every baseline's output is checked against
+pyrl's before it is timed. Times are medians of torch.utils.benchmark's blocked_autorange.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+from torch.utils.benchmark import Timer
+
+import pyrl
+from pyrl import reference, returns
+
+SHAPES = [(2048, 1), (2048, 8), (128, 64), (16, 4096), (1000, 1000)]
+GAMMA, LMBDA = 0.99, 0.95
+
+
+def make_rollout(T, N, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    value = torch.randn(T + 1, N, generator=g)
+    terminated = torch.rand(T, N, generator=g) < 0.005
+    truncated = (torch.rand(T, N, generator=g) < 0.005) & ~terminated
+    final_value = torch.randn(T, N, generator=g)
+    next_value = torch.where(terminated | truncated, final_value, value[1:])
+    return dict(reward=torch.randn(T, N, generator=g), value=value[:-1].contiguous(),
+                next_value=next_value, terminated=terminated, truncated=truncated)
+
+
+# ---- baselines: each takes the rollout dict and returns the advantages ---------------------------
+
+def sb3_style_numpy(r):
+    """The loop of SB3's RolloutBuffer.compute_returns_and_advantage, with separate terminal and
+    truncation flags; numpy arrays converted once outside the timed region."""
+    reward, value, next_value = r["np_reward"], r["np_value"], r["np_next_value"]
+    not_terminal, cont = r["np_not_terminal"], r["np_continues"]
+    advantages = np.zeros_like(reward)
+    last_gae_lam = 0.0
+    for step in reversed(range(reward.shape[0])):
+        delta = reward[step] + GAMMA * next_value[step] * not_terminal[step] - value[step]
+        last_gae_lam = delta + GAMMA * LMBDA * cont[step] * last_gae_lam
+        advantages[step] = last_gae_lam
+    return advantages, advantages + value
+
+
+def cleanrl_style_torch(r):
+    """CleanRL ppo.py's advantage loop, per step on [N] tensors."""
+    reward, value, next_value = r["reward"], r["value"], r["next_value"]
+    not_terminal, cont = r["not_terminal"], r["continues"]
+    advantages = torch.zeros_like(reward)
+    lastgaelam = 0
+    for t in reversed(range(reward.shape[0])):
+        delta = reward[t] + GAMMA * next_value[t] * not_terminal[t] - value[t]
+        advantages[t] = lastgaelam = delta + GAMMA * LMBDA * cont[t] * lastgaelam
+    return advantages, advantages + value
+
+
+def numba_loop():
+    try:
+        import numba
+    except ImportError as err:
+        return None, f"numba not installed ({err})"
+
+    @numba.njit(cache=False)
+    def gae(reward, value, next_value, terminated, truncated, gamma, lmbda):
+        T, N = reward.shape
+        advantages = np.empty_like(reward)
+        value_target = np.empty_like(reward)
+        carry = np.zeros(N, dtype=np.float64)
+        for t in range(T - 1, -1, -1):
+            for c in range(N):
+                bootstrap = 0.0 if terminated[t, c] else next_value[t, c]
+                delta = reward[t, c] + gamma * bootstrap - value[t, c]
+                if terminated[t, c] or truncated[t, c] or t == T - 1:
+                    carry[c] = delta
+                else:
+                    carry[c] = delta + gamma * lmbda * carry[c]
+                advantages[t, c] = carry[c]
+                value_target[t, c] = carry[c] + value[t, c]
+        return advantages, value_target
+
+    def run(r):
+        return gae(r["np_reward"], r["np_value"], r["np_next_value"], r["np_terminated"],
+                   r["np_truncated"], GAMMA, LMBDA)
+    return run, None
+
+
+def sb3_rollout_buffer(T, N):
+    """SB3's own RolloutBuffer.compute_returns_and_advantage (episode_starts and a merged done;
+    the timing is what is compared, its semantics differ at truncations)."""
+    try:
+        from gymnasium import spaces
+        from stable_baselines3.common.buffers import RolloutBuffer
+    except ImportError as err:
+        return None, f"stable-baselines3 not installed ({err})"
+    box = spaces.Box(-1.0, 1.0, (1,), dtype=np.float32)
+    buffer = RolloutBuffer(T, box, box, device="cpu", gae_lambda=LMBDA, gamma=GAMMA, n_envs=N)
+
+    def run(r):
+        buffer.rewards[:] = r["np_reward"]
+        buffer.values[:] = r["np_value"]
+        buffer.episode_starts[:] = r["np_episode_starts"]
+        buffer.compute_returns_and_advantage(r["last_value"], r["np_last_done"])
+        return None
+    return run, None
+
+
+def torchrl_functions():
+    try:
+        from torchrl.objectives.value import functional as F
+        r = make_rollout(4, 2)
+        F.vec_generalized_advantage_estimate(GAMMA, LMBDA, *_torchrl_args(r), time_dim=0)
+    except Exception as err:  # its binary extension may not load with this torch
+        return {}, f"torchrl unavailable ({type(err).__name__}: {str(err)[:80]})"
+
+    def wrap(fn):
+        return lambda r: tuple(x[..., 0] for x in fn(GAMMA, LMBDA, *r["torchrl"], time_dim=0))
+    return {"torchrl generalized_advantage_estimate": wrap(F.generalized_advantage_estimate),
+            "torchrl vec_generalized_advantage_estimate": wrap(F.vec_generalized_advantage_estimate)}, None
+
+
+def _torchrl_args(r):
+    trail = [x.unsqueeze(-1) for x in (r["value"], r["next_value"], r["reward"])]
+    return (*trail, (r["terminated"] | r["truncated"]).unsqueeze(-1), r["terminated"].unsqueeze(-1))
+
+
+def prepare(r):
+    """Every baseline's own input layout, built once outside the timed region."""
+    T = r["reward"].shape[0]
+    ends = r["terminated"] | r["truncated"]
+    ends[T - 1] = True
+    r["not_terminal"] = (~r["terminated"]).float()
+    r["continues"] = (~ends).float()
+    for key in ("reward", "value", "next_value", "terminated", "truncated", "not_terminal", "continues"):
+        r["np_" + key] = r[key].numpy()
+    r["np_episode_starts"] = np.zeros_like(r["np_reward"])
+    r["np_episode_starts"][1:] = ends[:-1].numpy()
+    r["last_value"] = r["next_value"][-1].clone()
+    r["np_last_done"] = r["np_terminated"][-1].astype(np.float32)
+    r["torchrl"] = _torchrl_args(r)
+    return r
+
+
+def median_us(fn, r, min_run_time):
+    timer = Timer("fn(r)", globals=dict(fn=fn, r=r))
+    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e6
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short timings (CI)")
+    args = parser.parse_args(argv)
+    quick = args.quick or bool(os.environ.get("CI"))
+    min_run_time = 0.05 if quick else 0.5
+    slow_limit = 20_000 if quick else 2_000_000  # T * N above which the per-step Python loops are skipped
+
+    info = pyrl.build_info()
+    print(f"pyrl {pyrl.__version__} | torch {torch.__version__} | cpu isa {info['cpu_isa']} | "
+          f"threads {torch.get_num_threads()} | float32 | gamma {GAMMA} lmbda {LMBDA}")
+    numba_run, numba_skip = numba_loop()
+    torchrl_fns, torchrl_skip = torchrl_functions()
+    for reason in (numba_skip, torchrl_skip):
+        if reason:
+            print(f"skipped: {reason}")
+
+    header = f"{'op':<5} {'device':<6} {'T x N':<10} {'baseline':<42} {'baseline us':>12} {'pyrl us':>9} {'speedup':>9}"
+    print(header)
+    print("-" * len(header))
+    failures = 0
+    for T, N in SHAPES:
+        r = prepare(make_rollout(T, N))
+        run_pyrl = lambda r: returns.gae(r["reward"], r["value"], r["next_value"],  # noqa: E731
+                                         r["terminated"], r["truncated"], GAMMA, LMBDA)
+        expected = run_pyrl(r)
+        baselines = {}
+        if T * N <= slow_limit:
+            baselines["pyrl.reference.gae (loop)"] = lambda r: reference.gae(
+                r["reward"], r["value"], r["next_value"], r["terminated"], r["truncated"], GAMMA, LMBDA)
+            baselines["SB3-style numpy loop"] = sb3_style_numpy
+            baselines["CleanRL-style torch loop"] = cleanrl_style_torch
+            sb3_run, _ = sb3_rollout_buffer(T, N)
+            if sb3_run:
+                baselines["SB3 RolloutBuffer.compute_returns_and_adv."] = sb3_run
+        if numba_run:
+            baselines["numba loop"] = numba_run
+        baselines.update(torchrl_fns)
+
+        t_pyrl = median_us(run_pyrl, r, min_run_time)
+        for name, fn in baselines.items():
+            got = fn(r)
+            if got is not None:  # verify before timing
+                try:
+                    torch.testing.assert_close(torch.as_tensor(np.asarray(got[0])), expected[0],
+                                               rtol=1e-4, atol=1e-4)
+                except AssertionError as err:
+                    print(f"MISMATCH {name} at {T}x{N}: {err}")
+                    failures += 1
+                    continue
+            t_base = median_us(fn, r, min_run_time)
+            print(f"{'gae':<5} {'cpu':<6} {f'{T}x{N}':<10} {name:<42} {t_base:>12.1f} "
+                  f"{t_pyrl:>9.1f} {t_base / t_pyrl:>8.1f}x")
+        sys.stdout.flush()
+
+    print()
+    print(other_ops_table(min_run_time))
+    return 1 if failures else 0
+
+
+def other_ops_table(min_run_time):
+    """The other returns ops against their references at one mid-size shape."""
+    T, N = 256, 16
+    r = make_rollout(T, N, seed=1)
+    flags = (r["terminated"], r["truncated"])
+    u = torch.rand(T, N, generator=torch.Generator().manual_seed(2))
+    rows = [
+        ("discounted_return",
+         lambda: returns.discounted_return(r["reward"], r["next_value"], *flags, GAMMA),
+         lambda: reference.discounted_return(r["reward"], r["next_value"], *flags, GAMMA)),
+        ("lambda_return",
+         lambda: returns.lambda_return(r["reward"], r["next_value"], *flags, GAMMA, LMBDA),
+         lambda: reference.lambda_return(r["reward"], r["next_value"], *flags, GAMMA, LMBDA)),
+        ("nstep_return (floating, n=5)",
+         lambda: returns.nstep_return(r["reward"], *flags, n=5, gamma=GAMMA, uniform=u),
+         lambda: reference.nstep_return(r["reward"], *flags, n=5, gamma=GAMMA, uniform=u)),
+        ("nstep_gae (floating, n=5)",
+         lambda: returns.nstep_gae(r["reward"], r["value"], r["next_value"], *flags, n=5,
+                                   gamma=GAMMA, lmbda=LMBDA, uniform=u),
+         lambda: reference.nstep_gae(r["reward"], r["value"], r["next_value"], *flags, n=5,
+                                     gamma=GAMMA, lmbda=LMBDA, uniform=u)),
+    ]
+    lines = [f"{'op':<30} {'T x N':<8} {'reference us':>13} {'pyrl us':>9} {'speedup':>9}"]
+    for name, fast, slow in rows:
+        for a, b in zip(*(x if isinstance(x, tuple) else (x,) for x in (fast(), slow()))):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+        t_fast = Timer("f()", globals=dict(f=fast)).blocked_autorange(min_run_time=min_run_time).median
+        t_slow = Timer("f()", globals=dict(f=slow)).blocked_autorange(min_run_time=min_run_time).median
+        lines.append(f"{name:<30} {f'{T}x{N}':<8} {t_slow * 1e6:>13.1f} {t_fast * 1e6:>9.1f} "
+                     f"{t_slow / t_fast:>8.1f}x")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Sets up a machine for pyrl and builds it: keeps an importable torch (installs torch 2.13.0, the
+# CPU wheel, when there is none), pins it so nothing replaces it, installs the build and test
+# tools, and builds pyrl against that torch (incrementally, in build/).
+#   scripts/setup.sh          build + test tools
+#   scripts/setup.sh --bench  also the peer libraries the benchmarks compare against (best effort)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+pip_install() { "$PY" -m pip install --disable-pip-version-check -q "$@"; }
+
+if ! "$PY" -c "import torch" 2>/dev/null; then
+  echo "setup: no importable torch; installing torch==2.13.0"
+  pip_install torch==2.13.0
+fi
+constraints=$(mktemp)
+trap 'rm -f "$constraints"' EXIT
+"$PY" -c "import torch; print('torch==' + torch.__version__.split('+')[0])" >"$constraints"
+echo "setup: building against $(cat "$constraints")"
+
+pip_install -c "$constraints" "scikit-build-core>=0.10" ninja numpy "pytest>=8" "hypothesis>=6"
+if [[ "${1:-}" == "--bench" ]]; then
+  # Optional peers: a benchmark row is skipped, with its reason, when one is missing.
+  pip_install -c "$constraints" numba stable-baselines3==2.9.2 cpprb==11.0.0 gymnasium==1.4.0 \
+    torchrl==0.14.1 tensordict==0.14.3 || echo "setup: some benchmark peers did not install; their rows will be skipped"
+fi
+pip_install -c "$constraints" --no-build-isolation -e .
+"$PY" -c "import pyrl; print('setup: pyrl built:', {k: v for k, v in pyrl.build_info().items() if k != 'parallel_backend'})"
