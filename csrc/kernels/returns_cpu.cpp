@@ -141,16 +141,18 @@ struct GaeRow {
   }
 };
 
-template <typename T>
-struct DiscountedRow {
+// The two single-output returns share a row; Step is the recurrence, called with Lanes or acc_t.
+template <typename T, typename Step>
+struct ReturnRow {
   const RolloutArgs<T> a;  // a copy, so stores to the outputs cannot alias it
   T* out;
+  Step step;
 
   inline Lanes operator()(int64_t t, int64_t c, Lanes next) const {
     const int64_t i = t * a.columns + c;
     const Mask ends = flags(a.truncated + i) | last_step(t, a.steps);
-    const Lanes x = discounted_step(load(a.reward + i), load(a.next_value + i),
-                                    flags(a.terminated + i), ends, a.gamma, next);
+    const Lanes x = step(load(a.reward + i), load(a.next_value + i), flags(a.terminated + i), ends,
+                         next);
     store(out + i, x);
     return x;
   }
@@ -158,34 +160,26 @@ struct DiscountedRow {
   inline acc_t operator()(int64_t t, int64_t c, acc_t next) const {
     const int64_t i = t * a.columns + c;
     const bool ends = a.truncated[i] != 0 || t == a.steps - 1;
-    const acc_t x = discounted_step<acc_t, bool>(a.reward[i], a.next_value[i],
-                                                 a.terminated[i] != 0, ends, a.gamma, next);
+    const acc_t x = step(acc_t(a.reward[i]), acc_t(a.next_value[i]), a.terminated[i] != 0, ends,
+                         next);
     out[i] = T(x);
     return x;
   }
 };
 
-template <typename T>
-struct LambdaRow {
-  const RolloutArgs<T> a;  // a copy, so stores to the outputs cannot alias it
-  T* out;
-
-  inline Lanes operator()(int64_t t, int64_t c, Lanes next) const {
-    const int64_t i = t * a.columns + c;
-    const Mask ends = flags(a.truncated + i) | last_step(t, a.steps);
-    const Lanes x = lambda_step(load(a.reward + i), load(a.next_value + i),
-                                flags(a.terminated + i), ends, a.gamma, a.lmbda, next);
-    store(out + i, x);
-    return x;
+struct DiscountedStep {
+  acc_t gamma;
+  template <typename A, typename M>
+  inline A operator()(A reward, A next_value, M terminated, M ends, A next) const {
+    return discounted_step(reward, next_value, terminated, ends, gamma, next);
   }
+};
 
-  inline acc_t operator()(int64_t t, int64_t c, acc_t next) const {
-    const int64_t i = t * a.columns + c;
-    const bool ends = a.truncated[i] != 0 || t == a.steps - 1;
-    const acc_t x = lambda_step<acc_t, bool>(a.reward[i], a.next_value[i], a.terminated[i] != 0,
-                                             ends, a.gamma, a.lmbda, next);
-    out[i] = T(x);
-    return x;
+struct LambdaStep {
+  acc_t gamma, lmbda;
+  template <typename A, typename M>
+  inline A operator()(A reward, A next_value, M terminated, M ends, A next) const {
+    return lambda_step(reward, next_value, terminated, ends, gamma, lmbda, next);
   }
 };
 
@@ -196,12 +190,12 @@ void gae_cpu(const RolloutArgs<T>& a, T* advantage, T* value_target, int64_t beg
 
 template <typename T>
 void discounted_return_cpu(const RolloutArgs<T>& a, T* out, int64_t begin, int64_t end) {
-  backward_scan(DiscountedRow<T>{a, out}, a.steps, begin, end);
+  backward_scan(ReturnRow<T, DiscountedStep>{a, out, {a.gamma}}, a.steps, begin, end);
 }
 
 template <typename T>
 void lambda_return_cpu(const RolloutArgs<T>& a, T* out, int64_t begin, int64_t end) {
-  backward_scan(LambdaRow<T>{a, out}, a.steps, begin, end);
+  backward_scan(ReturnRow<T, LambdaStep>{a, out, {a.gamma, a.lmbda}}, a.steps, begin, end);
 }
 
 template <typename T>

@@ -95,30 +95,12 @@ std::tuple<at::Tensor, at::Tensor> gae_cpu(const at::Tensor& reward, const at::T
   return {advantage, value_target};
 }
 
-at::Tensor discounted_return_cpu(const at::Tensor& reward, const at::Tensor& next_value,
-                                 const at::Tensor& terminated, const at::Tensor& truncated,
-                                 double gamma) {
-  constexpr const char* op = "pyrl::discounted_return";
-  check_rollout(op, reward, gamma);
-  checks::like(op, "next_value", next_value, "reward", reward);
-  const auto term = per_column(flag_bytes(op, "terminated", terminated, reward), reward);
-  const auto trunc = per_column(flag_bytes(op, "truncated", truncated, reward), reward);
-  const auto r = reward.contiguous(), nv = next_value.contiguous();
-  auto out = at::empty_like(r);
-  AT_DISPATCH_FLOATING_TYPES(r.scalar_type(), "pyrl::discounted_return", [&] {
-    const auto args = rollout_args<scalar_t>(r, at::Tensor(), nv, term, trunc, gamma, 0.0);
-    auto* ret = out.mutable_data_ptr<scalar_t>();
-    parallel_columns(args.steps, args.columns, [&](int64_t begin, int64_t end) {
-      kernels::cpu_scans<scalar_t>().discounted_return(args, ret, begin, end);
-    });
-  });
-  return out;
-}
-
-at::Tensor lambda_return_cpu(const at::Tensor& reward, const at::Tensor& next_value,
-                             const at::Tensor& terminated, const at::Tensor& truncated,
-                             double gamma, double lmbda) {
-  constexpr const char* op = "pyrl::lambda_return";
+// discounted_return and lambda_return: one output shaped like reward; `scan_of(scans)` picks the
+// CPU scan from the dispatch table.
+template <typename ScanOf>
+at::Tensor single_return(const char* op, const at::Tensor& reward, const at::Tensor& next_value,
+                         const at::Tensor& terminated, const at::Tensor& truncated, double gamma,
+                         double lmbda, ScanOf scan_of) {
   check_rollout(op, reward, gamma);
   checks::unit_interval(op, "lmbda", lmbda);
   checks::like(op, "next_value", next_value, "reward", reward);
@@ -126,14 +108,29 @@ at::Tensor lambda_return_cpu(const at::Tensor& reward, const at::Tensor& next_va
   const auto trunc = per_column(flag_bytes(op, "truncated", truncated, reward), reward);
   const auto r = reward.contiguous(), nv = next_value.contiguous();
   auto out = at::empty_like(r);
-  AT_DISPATCH_FLOATING_TYPES(r.scalar_type(), "pyrl::lambda_return", [&] {
+  AT_DISPATCH_FLOATING_TYPES(r.scalar_type(), "pyrl::single_return", [&] {
     const auto args = rollout_args<scalar_t>(r, at::Tensor(), nv, term, trunc, gamma, lmbda);
-    auto* ret = out.mutable_data_ptr<scalar_t>();
+    const auto scan = scan_of(kernels::cpu_scans<scalar_t>());
+    auto* g = out.mutable_data_ptr<scalar_t>();
     parallel_columns(args.steps, args.columns, [&](int64_t begin, int64_t end) {
-      kernels::cpu_scans<scalar_t>().lambda_return(args, ret, begin, end);
+      scan(args, g, begin, end);
     });
   });
   return out;
+}
+
+at::Tensor discounted_return_cpu(const at::Tensor& reward, const at::Tensor& next_value,
+                                 const at::Tensor& terminated, const at::Tensor& truncated,
+                                 double gamma) {
+  return single_return("pyrl::discounted_return", reward, next_value, terminated, truncated, gamma,
+                       /*lmbda=*/1.0, [](const auto& scans) { return scans.discounted_return; });
+}
+
+at::Tensor lambda_return_cpu(const at::Tensor& reward, const at::Tensor& next_value,
+                             const at::Tensor& terminated, const at::Tensor& truncated,
+                             double gamma, double lmbda) {
+  return single_return("pyrl::lambda_return", reward, next_value, terminated, truncated, gamma,
+                       lmbda, [](const auto& scans) { return scans.lambda_return; });
 }
 
 // Shared set-up of the two window ops: checks, contiguous inputs and [T, N] outputs.
@@ -184,6 +181,13 @@ WindowArgs<T> window_args(const WindowInputs& in, int64_t n, double gamma, doubl
           lmbda};
 }
 
+// The window ops' outputs: the return or credit shaped like reward, discount and boot [T, N].
+std::tuple<at::Tensor, at::Tensor, at::Tensor> window_outputs(const at::Tensor& reward) {
+  const auto steps_by_envs = reward.sizes().slice(0, 2);
+  return {at::empty_like(reward), at::empty(steps_by_envs, reward.options()),
+          at::empty(steps_by_envs, reward.options().dtype(at::kLong))};
+}
+
 template <typename Fn>
 void parallel_windows(const WindowInputs& in, int64_t n, const Fn& fn) {
   const int64_t windows = in.reward.size(0) * in.reward.size(1);
@@ -197,9 +201,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> nstep_return_cpu(
     const std::optional<at::Tensor>& uniform, int64_t n, double gamma) {
   const auto in = window_inputs("pyrl::nstep_return", reward, at::Tensor(), at::Tensor(),
                                 terminated, truncated, uniform, n, gamma);
-  auto ret = at::empty_like(in.reward);
-  auto discount = at::empty(reward.sizes().slice(0, 2), reward.options());
-  auto boot = at::empty(reward.sizes().slice(0, 2), reward.options().dtype(at::kLong));
+  auto [ret, discount, boot] = window_outputs(in.reward);
   AT_DISPATCH_FLOATING_TYPES(in.reward.scalar_type(), "pyrl::nstep_return", [&] {
     const auto args = window_args<scalar_t>(in, n, gamma, 0.0);
     auto* r = ret.mutable_data_ptr<scalar_t>();
@@ -220,9 +222,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> nstep_gae_cpu(
   checks::unit_interval(op, "lmbda", lmbda);
   const auto in =
       window_inputs(op, reward, value, next_value, terminated, truncated, uniform, n, gamma);
-  auto credit = at::empty_like(in.reward);
-  auto discount = at::empty(reward.sizes().slice(0, 2), reward.options());
-  auto boot = at::empty(reward.sizes().slice(0, 2), reward.options().dtype(at::kLong));
+  auto [credit, discount, boot] = window_outputs(in.reward);
   AT_DISPATCH_FLOATING_TYPES(in.reward.scalar_type(), "pyrl::nstep_gae", [&] {
     const auto args = window_args<scalar_t>(in, n, gamma, lmbda);
     auto* c = credit.mutable_data_ptr<scalar_t>();
