@@ -125,7 +125,7 @@ PYRL_HD inline acc_t window_gae_credit(const T* reward, const T* value, const T*
 
 }  // inline namespace PYRL_CPU_ISA
 
-// ---- CPU scans (returns_cpu.cpp); each handles columns [begin, end) of a [T, C] problem. ----
+// ---- CPU entry points (returns_cpu.cpp) and their arguments. ----
 
 template <typename T>
 struct RolloutArgs {
