@@ -1,9 +1,12 @@
 // pyrl._C: importing it runs the TORCH_LIBRARY registrars of csrc/torch/*.cpp (the ops live in
-// torch.ops.pyrl); the pybind11 module itself only reports how the extension was built.
+// torch.ops.pyrl); the pybind11 module reports how the extension was built, and binds the
+// replay ops a CPU buffer calls on its hot path directly.
 #include <ATen/Parallel.h>
-#include <pybind11/pybind11.h>
+#include <torch/csrc/utils/pybind.h>  // at::Tensor <-> torch.Tensor casters
 
 #include "kernels/returns.h"
+#include "kernels/sum_tree.h"
+#include "torch/replay.h"
 
 namespace py = pybind11;
 
@@ -36,4 +39,35 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "pyrl compiled extension; its ops are registered as torch.ops.pyrl.*";
   m.def("build_info", &build_info,
         "How this extension was built: torch version, compiler, OpenMP, threads, CUDA kernels.");
+  m.def(
+      "tree_size", [](int64_t capacity) { return pyrl::kernels::tree_layout(capacity).size; },
+      py::arg("capacity"), "Length of the flat sum (or min) tree over `capacity` leaves.");
+  // The replay buffer's per-call ops without the dispatcher (see torch/replay.h).
+  using Tensors = std::vector<at::Tensor>;
+  const auto release = py::call_guard<py::gil_scoped_release>();
+  m.def(
+      "replay_add_cpu",
+      [](const at::Tensor& row_episode, const at::Tensor& episodes, const at::Tensor& counters,
+         const at::Tensor& sum_tree, const at::Tensor& min_tree, const at::Tensor& max_priority,
+         const Tensors& columns, const Tensors& stage, const at::Tensor& stage_length,
+         const Tensors& step, const Tensors& final_obs, const at::Tensor& terminated,
+         const at::Tensor& truncated, double alpha) {
+        pyrl::replay_add_cpu(row_episode, episodes, counters, sum_tree, min_tree, max_priority,
+                             columns, stage, stage_length, step, final_obs, terminated, truncated,
+                             alpha);
+      },
+      release);
+  m.def(
+      "replay_sample_cpu",
+      [](const at::Tensor& row_episode, const at::Tensor& episodes, const at::Tensor& counters,
+         const at::Tensor& sum_tree, const at::Tensor& min_tree, const at::Tensor& reward,
+         const Tensors& columns, int64_t obs_columns, const at::Tensor& uniform,
+         const std::optional<at::Tensor>& floating_uniform, int64_t n, double gamma, double beta,
+         bool batch_max) {
+        return pyrl::replay_sample_cpu(row_episode, episodes, counters, sum_tree, min_tree, reward,
+                                       columns, obs_columns, uniform, floating_uniform, n, gamma,
+                                       beta, batch_max);
+      },
+      release);
+  m.def("replay_update_priorities_cpu", &pyrl::replay_update_priorities_cpu, release);
 }

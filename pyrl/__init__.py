@@ -4,7 +4,7 @@ from pyrl._loader import load_extension
 
 _C = load_extension()
 
-from pyrl import _ops, returns, reference  # noqa: E402  (ops register once _C is loaded)
+from pyrl import _ops, returns, reference, replay  # noqa: E402  (ops register once _C is loaded)
 
 
 def build_info() -> dict:
@@ -13,4 +13,4 @@ def build_info() -> dict:
 
 
 __version__ = "0.1.0"
-__all__ = ["build_info", "returns", "reference"]
+__all__ = ["build_info", "returns", "reference", "replay"]

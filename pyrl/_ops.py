@@ -4,7 +4,7 @@ The fakes give torch.compile and torch.library.opcheck each op's output shapes w
 it; the compiled op checks its arguments in full, the fakes only what decides the output shape.
 """
 
-from typing import Optional
+from typing import Callable, NamedTuple, Optional
 
 import torch
 from torch import Tensor
@@ -37,6 +37,38 @@ def nstep_gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Ten
               lmbda: float) -> tuple[Tensor, Tensor, Tensor]:
     return _ops.nstep_gae.default(reward, value, next_value, terminated, truncated, uniform, n,
                                   gamma, lmbda)
+
+
+def tree_update(sum_tree: Tensor, min_tree: Tensor, capacity: int, index: Tensor,
+                leaf: Tensor) -> None:
+    _ops.tree_update.default(sum_tree, min_tree, capacity, index, leaf)
+
+
+def tree_sample(sum_tree: Tensor, min_tree: Tensor, capacity: int, uniform: Tensor, beta: float,
+                batch_max: bool) -> tuple[Tensor, Tensor]:
+    return _ops.tree_sample.default(sum_tree, min_tree, capacity, uniform, beta, batch_max)
+
+
+class ReplayOps(NamedTuple):
+    """The replay ops a buffer calls; every one takes the ring state first, in the order
+    (row_episode, episodes, counters, sum_tree, min_tree)."""
+
+    add: Callable
+    add_episode: Callable
+    sample: Callable
+    update_priorities: Callable
+
+
+def replay_ops(device: torch.device) -> ReplayOps:
+    """On the CPU, the per-call ops go through pybind11 (pyrl._C): the same C++ functions and
+    checks as torch.ops.pyrl, without the dispatcher's few microseconds per call."""
+    from pyrl import _C
+
+    if device.type == "cpu":
+        return ReplayOps(_C.replay_add_cpu, _ops.replay_add_episode.default, _C.replay_sample_cpu,
+                         _C.replay_update_priorities_cpu)
+    return ReplayOps(_ops.replay_add.default, _ops.replay_add_episode.default,
+                     _ops.replay_sample.default, _ops.replay_update_priorities.default)
 
 
 # ---- fakes -------------------------------------------------------------------------------------
@@ -98,3 +130,24 @@ def _nstep_gae_fake(reward, value, next_value, terminated, truncated, uniform, n
     _check_rollout("pyrl::nstep_gae", reward, value=value, next_value=next_value,
                    terminated=terminated, truncated=truncated, uniform=uniform)
     return _window_outputs(reward)
+
+
+# The replay ops that only mutate their (a!) arguments need no fake: they return nothing.
+
+@torch.library.register_fake("pyrl::tree_sample")
+def _tree_sample_fake(sum_tree, min_tree, capacity, uniform, beta, batch_max):
+    count = uniform.shape[0]
+    return (sum_tree.new_empty(count, dtype=torch.int64),
+            sum_tree.new_empty(count, dtype=torch.float32))
+
+
+@torch.library.register_fake("pyrl::replay_sample")
+def _replay_sample_fake(row_episode, episodes, counters, sum_tree, min_tree, reward, columns,
+                        obs_columns, uniform, floating_uniform, n, gamma, beta, batch_max):
+    count = uniform.shape[0]
+    rows = row_episode.new_empty(count)
+    fields = [c.new_empty((count, *c.shape[1:])) for c in columns]
+    next_obs = [c.new_empty((count, *c.shape[1:])) for c in columns[:obs_columns]]
+    return (rows, rows.clone(), reward.new_empty(count, dtype=torch.float32),
+            reward.new_empty((count, *reward.shape[1:])), reward.new_empty(count), rows.clone(),
+            fields, next_obs)

@@ -5,6 +5,7 @@ function of the same name (pyrl.returns), computes in float64 with plain Python 
 (and, for the window ops, over window starts), and returns the input dtype.
 """
 
+import math
 from typing import Optional
 
 import torch
@@ -130,3 +131,127 @@ def nstep_gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Ten
             boot[t, env] = end
     to = dict(device=reward.device)
     return credit.to(reward.dtype).to(**to), discount.to(reward.dtype).to(**to), boot.to(**to)
+
+
+# ---- replay (SPEC 1.2, 1.3, 3.2) ---------------------------------------------------------------
+
+def tree_sample(leaves: Tensor, uniform: Tensor, beta: float,
+                batch_max: bool = False) -> tuple[Tensor, Tensor]:
+    """Stratified proportional draw over `leaves` (priority^alpha per row) by a cumulative sum.
+
+    Sample j takes the mass u_j = (j + uniform[j]) * S / B and lands on the first row whose
+    cumulative sum passes it; its weight is (P_min / P)^beta, or P^-beta over the batch maximum.
+    """
+    leaves = leaves.double()
+    total = float(leaves.sum())
+    cumulative = torch.cumsum(leaves, 0).tolist()
+    count = uniform.shape[0]
+    index = []
+    for j in range(count):
+        u = min((j + float(uniform[j])) * total / count, math.nextafter(total, 0.0))
+        row = next(i for i, c in enumerate(cumulative) if c > u and leaves[i] > 0)
+        index.append(row)
+    index = torch.tensor(index, dtype=torch.int64)
+    smallest = float(leaves[leaves > 0].min())
+    weight = (smallest / leaves[index]) ** beta
+    if batch_max:
+        weight = weight / weight.max()
+    return index, weight.float()
+
+
+class ReplayBuffer:
+    """The replay storage of SPEC 1.2 in plain Python lists, one row at a time.
+
+    It mirrors pyrl.replay.ReplayBuffer's observable behaviour for the tests: whole-episode
+    eviction, wrap-around, leaves (priority^alpha, 0 on final and free rows), stratified sampling
+    from explicitly given uniforms, n-step windows and stale-update dropping. Fields are stored
+    as one tensor per row; ``obs_keys`` name the observation fields, the others are given per
+    transition.
+    """
+
+    def __init__(self, capacity: int, obs_keys=("obs",), alpha: float = 0.0, eps: float = 1e-6,
+                 p_min: float = 1e-10, p_max: float = 1e2, max_episode_steps: int = 1000):
+        self.capacity, self.obs_keys, self.alpha = capacity, tuple(obs_keys), alpha
+        self.eps, self.p_min, self.p_max = eps, p_min, p_max
+        self.max_episode_steps = min(max_episode_steps, capacity - 1)
+        self.rows: list[Optional[dict]] = [None] * capacity
+        self.row_episode = [-1] * capacity
+        self.leaves = [0.0] * capacity
+        self.episodes: dict[int, dict] = {}  # alive episodes by id: start, length, terminated
+        self.next_id, self.cursor, self.max_priority = 0, 0, 1.0
+        self.staged: dict[int, list[dict]] = {}
+
+    def add_episode(self, obs: dict, fields: dict, terminated: bool) -> None:
+        """obs: key -> [T + 1, ...]; fields (reward included): key -> [T, ...]."""
+        steps = next(iter(obs.values())).shape[0] - 1
+        rows = [{**{k: v[t] for k, v in obs.items()},
+                 **{k: (v[t] if t < steps else torch.zeros_like(v[0])) for k, v in fields.items()}}
+                for t in range(steps + 1)]
+        self._commit(rows, terminated)
+
+    def add(self, obs: dict, next_obs: dict, fields: dict, terminated, truncated) -> None:
+        """One step of N environments: obs/next_obs key -> [N, ...], fields key -> [N, ...]."""
+        envs = next(iter(obs.values())).shape[0]
+        for e in range(envs):
+            steps = self.staged.setdefault(e, [])
+            steps.append({**{k: v[e] for k, v in obs.items()}, **{k: v[e] for k, v in fields.items()}})
+            if bool(terminated[e]) or bool(truncated[e]) or len(steps) == self.max_episode_steps:
+                final = {**{k: v[e] for k, v in next_obs.items()},
+                         **{k: torch.zeros_like(v[e]) for k, v in fields.items()}}
+                self._commit(steps + [final], bool(terminated[e]))
+                self.staged[e] = []
+
+    def _commit(self, rows: list[dict], terminated: bool) -> None:
+        assert len(rows) <= self.capacity
+        targets = [(self.cursor + i) % self.capacity for i in range(len(rows))]
+        for victim in {self.row_episode[r] for r in targets} - {-1}:  # evicted whole
+            episode = self.episodes.pop(victim)
+            for i in range(episode["length"] + 1):
+                r = (episode["start"] + i) % self.capacity
+                self.row_episode[r], self.leaves[r], self.rows[r] = -1, 0.0, None
+        leaf = self.max_priority ** self.alpha
+        for i, (r, row) in enumerate(zip(targets, rows)):
+            self.rows[r], self.row_episode[r] = row, self.next_id
+            self.leaves[r] = leaf if i < len(rows) - 1 else 0.0
+        self.episodes[self.next_id] = {"start": self.cursor, "length": len(rows) - 1,
+                                       "terminated": terminated}
+        self.next_id += 1
+        self.cursor = (self.cursor + len(rows)) % self.capacity
+
+    def sample(self, uniform: Tensor, floating_uniform: Optional[Tensor], n: int, gamma: float,
+               beta: float, batch_max: bool = False) -> dict:
+        index, weight = tree_sample(torch.tensor(self.leaves, dtype=torch.float64), uniform, beta,
+                                    batch_max)
+        k = floating_k(floating_uniform, n, index.shape)
+        out = {"index": index, "weight": weight, "generation": [], "reward": [], "discount": [],
+               "boot": []}
+        for j, row in enumerate(index.tolist()):
+            episode = self.episodes[self.row_episode[row]]
+            t = (row - episode["start"]) % self.capacity
+            steps = min(int(k[j]), episode["length"] - t)
+            rows = [(row + i) % self.capacity for i in range(steps)]
+            out["reward"].append(sum(gamma ** i * self.rows[r]["reward"].double()
+                                     for i, r in enumerate(rows)))
+            terminal = episode["terminated"] and t + steps == episode["length"]
+            out["discount"].append(0.0 if terminal else gamma ** steps)
+            out["boot"].append((row + steps) % self.capacity)
+            out["generation"].append(self.row_episode[row])
+        for key in self.rows[index[0]]:
+            if key != "reward":
+                out[key] = torch.stack([self.rows[r][key] for r in index.tolist()])
+        for key in self.obs_keys:
+            out["next_" + key] = torch.stack([self.rows[r][key] for r in out["boot"]])
+        out["reward"] = torch.stack(out["reward"])
+        for key in ("generation", "boot"):
+            out[key] = torch.tensor(out[key], dtype=torch.int64)
+        out["discount"] = torch.tensor(out["discount"], dtype=torch.float64)
+        return out
+
+    def update_priorities(self, index: Tensor, generation: Tensor, td_abs: Tensor) -> None:
+        td = td_abs.double().reshape(td_abs.shape[0], -1).mean(1)
+        for row, gen, delta in zip(index.tolist(), generation.tolist(), td.tolist()):
+            if self.row_episode[row] != gen:
+                continue  # overwritten since it was sampled
+            p = min(max(delta + self.eps, self.p_min), self.p_max)
+            self.max_priority = max(self.max_priority, p)
+            self.leaves[row] = p ** self.alpha

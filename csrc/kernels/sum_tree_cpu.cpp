@@ -1,0 +1,83 @@
+// Batched sum/min tree updates and stratified draws on the CPU (layout in sum_tree.h).
+#include <algorithm>
+#include <cmath>
+
+#include "sum_tree.h"
+
+namespace pyrl::kernels {
+namespace {
+
+// Samples descend together, one level at a time, so the cache misses of a batch overlap instead
+// of queueing behind each other (DESIGN.md: 8-ary tree, level-synchronous descent).
+constexpr int64_t kDescentChunk = 256;
+
+double min_leaf(double leaf) { return leaf > 0.0 ? leaf : __builtin_huge_val(); }
+
+}  // namespace
+
+void tree_set_leaves(const TreeLayout& layout, double* sum, double* mn, const int64_t* index,
+                     const double* leaf, int64_t count) {
+  const int64_t leaves = layout.leaf_offset();
+  for (int64_t j = 0; j < count; ++j) {  // in order: of repeated rows, the last write wins
+    sum[leaves + index[j]] = leaf[j];
+    mn[leaves + index[j]] = min_leaf(leaf[j]);
+  }
+  for (int level = layout.leaf_level() - 1; level >= 0; --level) {
+    const int shift = 3 * (layout.leaf_level() - level);
+    int64_t previous = -1;
+    for (int64_t j = 0; j < count; ++j) {
+      const int64_t node = index[j] >> shift;
+      if (node == previous) continue;  // runs of neighbouring rows share their ancestors
+      tree_refresh_node(layout, sum, mn, level, node);
+      previous = node;
+    }
+  }
+}
+
+void tree_fill_range(const TreeLayout& layout, double* sum, double* mn, int64_t first,
+                     int64_t count, double leaf) {
+  if (count <= 0) return;
+  const int64_t leaves = layout.leaf_offset();
+  std::fill(sum + leaves + first, sum + leaves + first + count, leaf);
+  std::fill(mn + leaves + first, mn + leaves + first + count, min_leaf(leaf));
+  int64_t lo = first;
+  int64_t hi = first + count - 1;
+  for (int level = layout.leaf_level() - 1; level >= 0; --level) {
+    lo >>= 3;
+    hi >>= 3;
+    for (int64_t node = lo; node <= hi; ++node) tree_refresh_node(layout, sum, mn, level, node);
+  }
+}
+
+void tree_sample_stratified(const TreeLayout& layout, const double* sum, const double* mn,
+                            const double* uniform, int64_t count, int64_t* index) {
+  const double total = sum[0];
+  const double below_total = std::nextafter(total, 0.0);
+  const double stratum = total / static_cast<double>(count);
+  double mass[kDescentChunk];
+  int64_t node[kDescentChunk];
+  for (int64_t base = 0; base < count; base += kDescentChunk) {
+    const int64_t chunk = std::min(kDescentChunk, count - base);
+    for (int64_t j = 0; j < chunk; ++j) {
+      const double u = (static_cast<double>(base + j) + uniform[base + j]) * stratum;
+      mass[j] = std::min(u, below_total);
+      node[j] = 0;
+    }
+    for (int level = 0; level < layout.leaf_level(); ++level) {
+      const double* children = sum + layout.offset[level + 1];
+      const bool prefetch = level + 2 < layout.levels;
+      for (int64_t j = 0; j < chunk; ++j) {
+        node[j] = kTreeFanout * node[j] + tree_pick_child(children + kTreeFanout * node[j], mass[j]);
+        if (!prefetch) continue;
+        const int64_t grandchildren = layout.offset[level + 2] + kTreeFanout * node[j];
+        __builtin_prefetch(sum + grandchildren);
+        // A priority update of the drawn rows usually follows and refreshes this same path in
+        // the min tree too: fetching it now overlaps those misses with the descent's own.
+        if (mn != nullptr) __builtin_prefetch(mn + grandchildren);
+      }
+    }
+    std::copy(node, node + chunk, index + base);
+  }
+}
+
+}  // namespace pyrl::kernels

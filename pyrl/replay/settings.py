@@ -1,0 +1,81 @@
+"""Settings of a replay buffer's sampling: prioritized replay (PER) and n-step returns."""
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class PER:
+    """Proportional prioritized replay (Schaul et al. 2016, https://arxiv.org/abs/1511.05952).
+
+    A row's priority is ``p = clip(|td| + eps, p_min, p_max)``; it is drawn with probability
+    ``p^alpha / sum p^alpha`` (stratified over the batch) and weighted by
+    ``(P_min / P)^beta``, or by ``P^-beta`` over the batch maximum with ``weight_norm="batch"``.
+    New rows enter at the largest priority seen so far (1.0 at the start).
+
+    Args:
+        alpha: how strongly priorities skew sampling, in [0, 1] (0 is uniform).
+        beta: the importance-sampling exponent at the first ``sample``, in [0, 1].
+        beta_steps: ``sample`` calls over which beta rises linearly to 1; None keeps it fixed.
+        eps: added to ``|td|`` so no transition is starved.
+        p_min, p_max: priorities are clipped to ``[p_min, p_max]``.
+        weight_norm: ``"min"`` divides by the weight of the least likely row in the buffer,
+            ``"batch"`` by the largest weight in the batch (what the original code did).
+    """
+
+    alpha: float = 0.6
+    beta: float = 0.4
+    beta_steps: Optional[int] = 100_000
+    eps: float = 1e-6
+    p_min: float = 1e-10
+    p_max: float = 1e2
+    weight_norm: str = "min"
+
+    def __post_init__(self):
+        for name in ("alpha", "beta"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+                raise ValueError(f"PER: {name} should be in [0, 1], got {value!r}")
+        if self.beta_steps is not None and not (
+                isinstance(self.beta_steps, int) and self.beta_steps >= 1):
+            raise ValueError(f"PER: beta_steps should be an int >= 1 or None, got {self.beta_steps!r}")
+        if not (math.isfinite(self.eps) and self.eps >= 0.0):
+            raise ValueError(f"PER: eps should be finite and >= 0, got {self.eps!r}")
+        if not (0.0 < self.p_min <= self.p_max < math.inf):
+            raise ValueError(f"PER: need 0 < p_min <= p_max < inf, got p_min={self.p_min!r}, "
+                             f"p_max={self.p_max!r}")
+        if self.weight_norm not in ("min", "batch"):
+            raise ValueError(f"PER: weight_norm should be 'min' or 'batch', got {self.weight_norm!r}")
+
+    def beta_at(self, calls: int) -> float:
+        """The IS exponent for the sample call after `calls` earlier ones."""
+        if self.beta_steps is None:
+            return self.beta
+        return self.beta + (1.0 - self.beta) * min(1.0, calls / self.beta_steps)
+
+
+@dataclass(frozen=True)
+class NStep:
+    """n-step returns read from the stored episode at sample time (SPEC 3.2).
+
+    Each sample's window is ``k`` steps, clipped at its episode's end: ``k = n``, or, with
+    ``floating``, drawn uniformly from ``{1..n}`` afresh at every ``sample``. The batch's ``reward``
+    is ``R = sum_{l<k} gamma^l r_{t+l}``, ``next_obs`` the observation ``k`` steps on, and
+    ``discount`` is ``gamma^k``, or 0 where the window reaches a true terminal state.
+
+    Args:
+        n: the largest lookahead, >= 1 (1 is plain one-step TD).
+        gamma: the discount, in [0, 1].
+        floating: draw ``k`` per sample instead of always using ``n``.
+    """
+
+    n: int = 1
+    gamma: float = 0.99
+    floating: bool = False
+
+    def __post_init__(self):
+        if not (isinstance(self.n, int) and self.n >= 1):
+            raise ValueError(f"NStep: n should be an int >= 1, got {self.n!r}")
+        if not (isinstance(self.gamma, (int, float)) and 0.0 <= self.gamma <= 1.0):
+            raise ValueError(f"NStep: gamma should be in [0, 1], got {self.gamma!r}")
