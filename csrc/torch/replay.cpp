@@ -9,11 +9,13 @@
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <c10/util/SmallVector.h>
 #include <torch/library.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <optional>
 #include <tuple>
 #include <vector>
@@ -93,15 +95,19 @@ void check_columns(const char* op, at::TensorList columns, int64_t capacity) {
 
 // `value` must be one row block of `column`: [leading..., *column.shape[1:]] with its dtype.
 void check_rows(const char* op, const char* name, size_t i, const at::Tensor& value,
-                const at::Tensor& column, std::vector<int64_t> leading) {
-  auto shape = leading;
-  shape.insert(shape.end(), column.sizes().begin() + 1, column.sizes().end());
+                const at::Tensor& column, std::initializer_list<int64_t> leading) {
+  const auto row_shape = column.sizes().slice(1);
+  bool same = value.dim() == static_cast<int64_t>(leading.size() + row_shape.size());
+  for (size_t d = 0; same && d < leading.size(); ++d) same = value.size(d) == leading.begin()[d];
+  for (size_t d = 0; same && d < row_shape.size(); ++d) {
+    same = value.size(leading.size() + d) == row_shape[d];
+  }
   TORCH_CHECK(value.device().is_cpu(), op, ": ", name, "[", i, "] should be a CPU tensor, got ",
               value.device());
   TORCH_CHECK(value.scalar_type() == column.scalar_type(), op, ": ", name, "[", i,
               "] should be ", column.scalar_type(), " like its column, got ", value.scalar_type());
-  TORCH_CHECK(value.sizes() == at::IntArrayRef(shape), op, ": ", name, "[", i,
-              "] should have shape ", at::IntArrayRef(shape), ", got ", value.sizes());
+  TORCH_CHECK(same, op, ": ", name, "[", i, "] should have shape ", at::IntArrayRef(leading),
+              " + ", row_shape, ", got ", value.sizes());
 }
 
 const uint8_t* bytes(const at::Tensor& t) { return static_cast<const uint8_t*>(t.const_data_ptr()); }
@@ -221,7 +227,7 @@ void replay_add_cpu(const at::Tensor& row_episode, const at::Tensor& episodes,
     TORCH_CHECK(length[e] >= 0 && length[e] < horizon, op, ": stage_length[", e,
                 "] should be in [0, ", horizon, "), got ", length[e]);
   }
-  std::vector<at::Tensor> step_data, final_data;
+  c10::SmallVector<at::Tensor, 8> step_data, final_data;
   for (const auto& s : step) step_data.push_back(s.contiguous());
   for (const auto& f : final_obs) final_data.push_back(f.contiguous());
 
@@ -277,7 +283,7 @@ void replay_add_episode_cpu(const at::Tensor& row_episode, const at::Tensor& epi
               steps + 1, " observation rows");
   TORCH_CHECK(steps + 1 <= ring.capacity, op, ": an episode of ", steps, " transitions needs ",
               steps + 1, " rows, more than the capacity ", ring.capacity);
-  std::vector<at::Tensor> data;
+  c10::SmallVector<at::Tensor, 8> data;
   for (size_t i = 0; i < columns.size(); ++i) {
     const bool obs = static_cast<int64_t>(i) < obs_columns;
     check_rows(op, "values", i, values[i], columns[i], {obs ? steps + 1 : steps});

@@ -158,22 +158,22 @@ class ReplayBuffer:
         self.fields = [fields[name] for name in (*obs_keys, *others, "reward")]
         self._lock = threading.Lock()
 
-        def zeros(*shape, dtype=torch.int64):
-            return torch.zeros(shape, dtype=dtype, device=self.device)
+        def zeros(*shape, dtype=torch.int64, fill=0.0):
+            return torch.full(shape, fill, dtype=dtype, device=self.device)
 
         self._columns = [zeros(capacity, *f.shape, dtype=f.dtype) for f in self.fields]
         self._sample_columns = self._columns[:-1]  # the reward column goes in on its own
         tree_size = _C.tree_size(capacity)
-        self._row_episode = torch.full((capacity,), -1, dtype=torch.int64, device=self.device)
+        self._row_episode = zeros(capacity, fill=-1)
         self._episodes = zeros(capacity // 2 + 1, len(EPISODE_FIELDS))
         self._counters = zeros(4)
         self._sum_tree = zeros(tree_size, dtype=torch.float64)
-        self._min_tree = torch.full((tree_size,), float("inf"), dtype=torch.float64,
-                                    device=self.device)
+        self._min_tree = zeros(tree_size, dtype=torch.float64, fill=float("inf"))
         self._max_priority = torch.ones(1, dtype=torch.float64, device=self.device)
         self._ring = (self._row_episode, self._episodes, self._counters, self._sum_tree,
                       self._min_tree)
         self._ops = _ops.replay_ops(self.device)
+        self._alpha = prioritized.alpha if prioritized is not None else 0.0  # uniform: leaves of 1
         self._other_names = tuple(f.name for f in self.fields[len(obs_keys):-1])
         # Per-environment staging of episodes in progress, allocated at the first add().
         self._stage: Optional[list[Tensor]] = None
@@ -207,10 +207,15 @@ class ReplayBuffer:
         with self._lock:
             if self._stage is not None and len(fields) == len(self._other_names):
                 try:  # the C++ op checks every argument before it writes anything
-                    step = self._obs_list(obs)
-                    step.extend(fields[name] for name in self._other_names)
+                    if self.obs_keys == ("obs",):
+                        step, final_obs = [obs], [next_obs]
+                    else:
+                        step = [obs[key] for key in self.obs_keys]
+                        final_obs = [next_obs[key] for key in self.obs_keys]
+                    for name in self._other_names:
+                        step.append(fields[name])
                     step.append(reward)
-                    self._add_step(step, self._obs_list(next_obs), terminated, truncated)
+                    self._add_step(step, final_obs, terminated, truncated)
                     return
                 except (TypeError, ValueError, RuntimeError, KeyError, IndexError):
                     pass  # not tensors of the right kind: convert and check, below
@@ -228,11 +233,6 @@ class ReplayBuffer:
                 raise ValueError(f"ReplayBuffer.add: obs has {envs} environments, but earlier "
                                  f"steps had {self._stage_length.shape[0]}")
             self._add_step(step, final_obs, term, trunc)
-
-    def _obs_list(self, obs) -> list:
-        if self.obs_keys == ("obs",):
-            return [obs]
-        return [obs[key] for key in self.obs_keys]
 
     def _add_step(self, step: list, final_obs: list, terminated, truncated) -> None:
         self._ops.add(*self._ring, self._max_priority, self._columns, self._stage,
@@ -349,10 +349,6 @@ class ReplayBuffer:
         """The leaf of every row: priority^alpha (1 when uniform), 0 where no transition starts."""
         leaves = self._sum_tree[self._sum_tree.shape[0] - self._leaf_width():]
         return leaves[:self.capacity].clone()
-
-    @property
-    def _alpha(self) -> float:
-        return self.prioritized.alpha if self.prioritized is not None else 0.0
 
     def _leaf_width(self) -> int:
         return (self.capacity + 7) // 8 * 8
