@@ -6,6 +6,7 @@ export PYTHON
 
 main: setup-bench
 	$(PYTHON) benchmarks/bench_returns.py --quick
+	$(PYTHON) benchmarks/bench_replay.py --quick
 
 test: setup
 	$(PYTHON) -m pytest
@@ -18,6 +19,7 @@ setup-bench:
 
 bench: setup-bench
 	$(PYTHON) benchmarks/bench_returns.py
+	$(PYTHON) benchmarks/bench_replay.py
 
 cuda-check:
 	scripts/check_cuda.sh
