@@ -61,12 +61,12 @@ PYBIND11_MODULE(_C, m) {
       "replay_sample_cpu",
       [](const at::Tensor& row_episode, const at::Tensor& episodes, const at::Tensor& counters,
          const at::Tensor& sum_tree, const at::Tensor& min_tree, const at::Tensor& reward,
-         const Tensors& columns, int64_t obs_columns, const at::Tensor& uniform,
-         const std::optional<at::Tensor>& floating_uniform, int64_t n, double gamma, double beta,
-         bool batch_max) {
+         const Tensors& columns, int64_t obs_columns, const std::optional<at::Tensor>& uniform,
+         const std::optional<at::Tensor>& rows, const std::optional<at::Tensor>& floating_uniform,
+         int64_t n, double gamma, double beta, bool batch_max) {
         return pyrl::replay_sample_cpu(row_episode, episodes, counters, sum_tree, min_tree, reward,
-                                       columns, obs_columns, uniform, floating_uniform, n, gamma,
-                                       beta, batch_max);
+                                       columns, obs_columns, uniform, rows, floating_uniform, n,
+                                       gamma, beta, batch_max);
       },
       release);
   m.def("replay_update_priorities_cpu", &pyrl::replay_update_priorities_cpu, release);

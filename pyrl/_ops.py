@@ -143,8 +143,8 @@ def _tree_sample_fake(sum_tree, min_tree, capacity, uniform, beta, batch_max):
 
 @torch.library.register_fake("pyrl::replay_sample")
 def _replay_sample_fake(row_episode, episodes, counters, sum_tree, min_tree, reward, columns,
-                        obs_columns, uniform, floating_uniform, n, gamma, beta, batch_max):
-    count = uniform.shape[0]
+                        obs_columns, uniform, rows, floating_uniform, n, gamma, beta, batch_max):
+    count = (uniform if uniform is not None else rows).shape[0]
     rows = row_episode.new_empty(count)
     fields = [c.new_empty((count, *c.shape[1:])) for c in columns]
     next_obs = [c.new_empty((count, *c.shape[1:])) for c in columns[:obs_columns]]

@@ -327,6 +327,52 @@ def test_floating_k_is_uniform():
     assert (counts / counts.sum() - 1 / 3).abs().max() < 0.005
 
 
+# ---- episode mode (SPEC 1.2) ---------------------------------------------------------------------
+
+def test_episode_mode_batches():
+    mode = replay.EpisodeMode(select_count=2, max_ep_draw=3)
+    buf = buffer(200, prioritized=replay.PER(alpha=1.0, eps=0.0), episode_mode=mode,
+                 nstep=replay.NStep(2, 0.5))
+    for i in range(10):
+        buf.add_episode(**episode(9, seed=i))
+    table = buf.episodes()
+    for _ in range(20):
+        batch = buf.sample(37)
+        assert batch.index.shape == (37,)  # cut to exactly the batch size
+        assert torch.equal(batch.weight, torch.ones(37))
+        episode_of = batch.generation
+        assert torch.equal(episode_of, buf._row_episode[batch.index])
+        assert (buf.priorities()[batch.index] > 0).all()  # transition rows only
+        # The first group of rows comes from one episode, at most max_ep_draw distinct steps.
+        first = batch.index[:1]
+        group = batch.index[: int((episode_of == episode_of[0]).cumprod(0).sum())]
+        assert len(group) <= 3 and len(set(group.tolist())) == len(group)
+        assert int(first) in group.tolist()
+    # Priority picks episodes: make one episode hold nearly all the mass.
+    rows = torch.arange(int(table["start"][4]), int(table["start"][4]) + 9)
+    buf.update_priorities(rows, buf._row_episode[rows], torch.full((9,), 100.0))
+    counts = torch.bincount(buf.sample(2000).generation, minlength=10).float()
+    assert counts[4] / counts.sum() > 0.5
+    n_step = batch.discount
+    assert set(n_step.tolist()) <= {0.25, 0.5}
+
+
+def test_episode_mode_is_reproducible_and_saved(tmp_path):
+    def make():
+        buf = buffer(100, episode_mode=replay.EpisodeMode(4, 5))
+        for i in range(6):
+            buf.add_episode(**episode(7, seed=i))
+        return buf
+    a, b = make(), make()
+    assert torch.equal(a.sample(20).index, b.sample(20).index)
+    a.save(tmp_path / "a.pt")
+    c = replay.ReplayBuffer.load(tmp_path / "a.pt")
+    assert c.episode_mode == replay.EpisodeMode(4, 5)
+    assert torch.equal(a.sample(20).index, c.sample(20).index)
+    with pytest.raises(ValueError, match="select_count should be an int >= 1"):
+        replay.EpisodeMode(select_count=0)
+
+
 # ---- stale updates, duplicates, heads ------------------------------------------------------------
 
 def test_stale_updates_are_dropped():
@@ -700,8 +746,8 @@ def op_samples():
         "replay_add_episode": (*[t.clone() for t in ring], buf._max_priority.clone(),
                                [c.clone() for c in buf._columns],
                                [torch.zeros(4, 3), torch.zeros(3, 2), torch.ones(3)], 1, True, 0.6),
-        "replay_sample": (*ring, buf._columns[-1], buf._columns[:-1], 1, u, u.clone(), 3, 0.9, 0.4,
-                          False),
+        "replay_sample": (*ring, buf._columns[-1], buf._columns[:-1], 1, u, None, u.clone(), 3, 0.9,
+                          0.4, False),
         "replay_update_priorities": (*ring[:3], ring[3].clone(), ring[4].clone(),
                                      buf._max_priority.clone(), index, buf._row_episode[index], td,
                                      0.6, 1e-6, 1e-10, 100.0),
@@ -730,9 +776,18 @@ def test_ops_name_the_bad_argument():
     with pytest.raises(ValueError, match="no priority mass"):
         torch.ops.pyrl.tree_sample(empty_sum, empty_min, 4, torch.rand(2, dtype=F64), 1.0, False)
     args = list(op_samples()["replay_sample"])
-    args[10] = 0  # n
+    args[11] = 0  # n
     with pytest.raises(RuntimeError, match="n should be at least 1, got 0"):
         torch.ops.pyrl.replay_sample(*args)
+    leaves = args[3][-40:]  # the filled() buffer has 40 rows
+    valid, final = (leaves > 0).nonzero()[:, 0], (leaves == 0).nonzero()[0, 0]
+    rows = torch.stack([valid[0], final, valid[1], valid[2], valid[3]])
+    args[11], args[9] = 3, rows  # rows as well as uniform
+    with pytest.raises(RuntimeError, match="either uniform .* or rows .*, not both"):
+        torch.ops.pyrl.replay_sample(*args)
+    args[8] = None
+    with pytest.raises(IndexError, match=rf"rows\[1\] should be a stored transition row, got {int(final)}"):
+        torch.ops.pyrl.replay_sample(*args)  # a final or free row starts no transition
 
 
 def test_buffer_and_dispatcher_paths_agree():

@@ -105,7 +105,8 @@ struct SampleOut {
 };
 
 // Draws `count` rows (stratified proportional) with their IS weights, (P_min / P)^beta or divided
-// by the batch maximum, and their n-step windows: `reward` is the [C, heads] reward column, `ret`
+// by the batch maximum, and their n-step windows; with `uniform` null the rows are taken as given
+// in out.index (episode mode). Then: `reward` is the [C, heads] reward column, `ret`
 // receives the [count, heads] window returns and `discount` the bootstrap discounts.
 template <typename T>
 void ring_sample(const Ring& ring, const double* uniform, const double* floating_uniform,

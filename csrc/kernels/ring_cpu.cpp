@@ -101,7 +101,9 @@ template <typename T>
 void ring_sample(const Ring& ring, const double* uniform, const double* floating_uniform,
                  int64_t count, int64_t n, double gamma, double beta, bool batch_max,
                  const T* reward, int64_t heads, T* ret, T* discount, SampleOut out) {
-  tree_sample_stratified(ring.layout, ring.sum_tree, ring.min_tree, uniform, count, out.index);
+  if (uniform != nullptr) {
+    tree_sample_stratified(ring.layout, ring.sum_tree, ring.min_tree, uniform, count, out.index);
+  }
   const double* leaves = ring.sum_tree + ring.layout.leaf_offset();
   const int64_t reward_bytes = heads * static_cast<int64_t>(sizeof(T));
   for (int64_t j = 0; j < count + kPrefetchAhead; ++j) {

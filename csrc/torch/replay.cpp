@@ -305,7 +305,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
 replay_sample_cpu(const at::Tensor& row_episode, const at::Tensor& episodes,
                   const at::Tensor& counters, const at::Tensor& sum_tree,
                   const at::Tensor& min_tree, const at::Tensor& reward, at::TensorList columns,
-                  int64_t obs_columns, const at::Tensor& uniform,
+                  int64_t obs_columns, const std::optional<at::Tensor>& uniform,
+                  const std::optional<at::Tensor>& rows,
                   const std::optional<at::Tensor>& floating_uniform, int64_t n, double gamma,
                   double beta, bool batch_max) {
   constexpr const char* op = "pyrl::replay_sample";
@@ -318,15 +319,28 @@ replay_sample_cpu(const at::Tensor& row_episode, const at::Tensor& episodes,
   TORCH_CHECK(reward.size(0) == ring.capacity && reward.is_contiguous() && reward.device().is_cpu(),
               op, ": reward should be a contiguous CPU column [", ring.capacity, "] or [",
               ring.capacity, ", m], got ", reward.device(), " ", checks::shape_of(reward));
-  checks::rank(op, "uniform", uniform, 1, 1, "1-D [B]");
-  const int64_t count = uniform.size(0);
-  check_tensor(op, "uniform", uniform, at::kDouble, {count});
+  TORCH_CHECK(uniform.has_value() != rows.has_value(), op,
+              ": pass either uniform (draw rows by priority) or rows (read these rows), not ",
+              uniform ? "both" : "neither");
+  const at::Tensor& drawn = uniform ? *uniform : *rows;
+  checks::rank(op, uniform ? "uniform" : "rows", drawn, 1, 1, "1-D [B]");
+  const int64_t count = drawn.size(0);
+  if (uniform) check_tensor(op, "uniform", *uniform, at::kDouble, {count});
+  if (rows) check_tensor(op, "rows", *rows, at::kLong, {count});
   if (floating_uniform) check_tensor(op, "floating_uniform", *floating_uniform, at::kDouble, {count});
   TORCH_CHECK(n >= 1, op, ": n should be at least 1, got ", n);
   checks::unit_interval(op, "gamma", gamma);
   checks::unit_interval(op, "beta", beta);
   TORCH_CHECK_VALUE(sum_tree.const_data_ptr<double>()[0] > 0.0, op,
                     ": the buffer has no transitions to sample (no episode has been committed yet)");
+  if (rows) {
+    const double* leaves = sum_tree.const_data_ptr<double>() + ring.layout.leaf_offset();
+    const int64_t* r = rows->const_data_ptr<int64_t>();
+    for (int64_t j = 0; j < count; ++j) {
+      TORCH_CHECK_INDEX(r[j] >= 0 && r[j] < ring.capacity && leaves[r[j]] > 0.0, op, ": rows[", j,
+                        "] should be a stored transition row, got ", r[j]);
+    }
+  }
 
   const int64_t heads = reward.dim() == 2 ? reward.size(1) : 1;
   auto index = at::empty({count}, row_episode.options());
@@ -341,9 +355,10 @@ replay_sample_cpu(const at::Tensor& row_episode, const at::Tensor& episodes,
                                generation.mutable_data_ptr<int64_t>(),
                                weight.mutable_data_ptr<float>(), boot.mutable_data_ptr<int64_t>()};
   const double* k_uniform = floating_uniform ? floating_uniform->const_data_ptr<double>() : nullptr;
+  if (rows) index.copy_(*rows);
   AT_DISPATCH_FLOATING_TYPES(reward.scalar_type(), op, [&] {
-    kernels::ring_sample<scalar_t>(ring, uniform.const_data_ptr<double>(), k_uniform, count, n,
-                                   gamma, beta, batch_max, reward.const_data_ptr<scalar_t>(),
+    kernels::ring_sample<scalar_t>(ring, uniform ? uniform->const_data_ptr<double>() : nullptr,
+                                   k_uniform, count, n, gamma, rows ? 0.0 : beta, batch_max, reward.const_data_ptr<scalar_t>(),
                                    heads, ret.mutable_data_ptr<scalar_t>(),
                                    discount.mutable_data_ptr<scalar_t>(), out);
   });
@@ -424,10 +439,10 @@ TORCH_LIBRARY_FRAGMENT(pyrl, m) {
         "Tensor(d!) sum_tree, Tensor(e!) min_tree, Tensor max_priority, Tensor(f!)[] columns, "
         "Tensor[] values, int obs_columns, bool terminated, float alpha) -> ()");
   m.def("replay_sample(Tensor row_episode, Tensor episodes, Tensor counters, Tensor sum_tree, "
-        "Tensor min_tree, Tensor reward, Tensor[] columns, int obs_columns, Tensor uniform, "
-        "Tensor? floating_uniform, int n, float gamma, float beta, bool batch_max) -> (Tensor index, "
-        "Tensor generation, Tensor weight, Tensor ret, Tensor discount, Tensor boot, "
-        "Tensor[] fields, Tensor[] next_obs)");
+        "Tensor min_tree, Tensor reward, Tensor[] columns, int obs_columns, Tensor? uniform, "
+        "Tensor? rows, Tensor? floating_uniform, int n, float gamma, float beta, bool batch_max) "
+        "-> (Tensor index, Tensor generation, Tensor weight, Tensor ret, Tensor discount, "
+        "Tensor boot, Tensor[] fields, Tensor[] next_obs)");
   m.def("replay_update_priorities(Tensor row_episode, Tensor episodes, Tensor counters, "
         "Tensor(a!) sum_tree, Tensor(b!) min_tree, Tensor(c!) max_priority, "
         "Tensor index, Tensor generation, Tensor td_abs, float alpha, float eps, float p_min, "

@@ -22,7 +22,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
 replay_sample_cpu(const at::Tensor& row_episode, const at::Tensor& episodes,
                   const at::Tensor& counters, const at::Tensor& sum_tree,
                   const at::Tensor& min_tree, const at::Tensor& reward, at::TensorList columns,
-                  int64_t obs_columns, const at::Tensor& uniform,
+                  int64_t obs_columns, const std::optional<at::Tensor>& uniform,
+                  const std::optional<at::Tensor>& rows,
                   const std::optional<at::Tensor>& floating_uniform, int64_t n, double gamma,
                   double beta, bool batch_max);
 

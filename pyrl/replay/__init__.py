@@ -5,6 +5,6 @@
 """
 
 from pyrl.replay.buffer import Batch, Field, ReplayBuffer
-from pyrl.replay.settings import NStep, PER
+from pyrl.replay.settings import EpisodeMode, NStep, PER
 
-__all__ = ["Batch", "Field", "NStep", "PER", "ReplayBuffer"]
+__all__ = ["Batch", "EpisodeMode", "Field", "NStep", "PER", "ReplayBuffer"]

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from pyrl import _C, _ops
-from pyrl.replay.settings import NStep, PER
+from pyrl.replay.settings import EpisodeMode, NStep, PER
 
 # Ring counters and episode table columns, as csrc/kernels/ring.h lays them out.
 CURSOR, NEXT_EPISODE, OLDEST_EPISODE, TRANSITIONS = range(4)
@@ -109,6 +109,8 @@ class ReplayBuffer:
         max_episode_steps: steps staged per environment before an episode still running is
             committed as truncated (it then continues as a new episode from its next
             observation); at most ``capacity - 1``.
+        episode_mode: an :class:`EpisodeMode` to sample whole-episode groups of steps instead of
+            single transitions (weights are then 1); None samples transitions.
 
     Example::
 
@@ -122,7 +124,7 @@ class ReplayBuffer:
     def __init__(self, capacity: int, spec: Mapping[str, Any], device: Union[str, torch.device] = "cpu",
                  prioritized: Optional[PER] = None, nstep: Optional[NStep] = None,
                  seed: Optional[int] = None, obs_keys: Optional[tuple[str, ...]] = None,
-                 max_episode_steps: int = 1000):
+                 max_episode_steps: int = 1000, episode_mode: Optional[EpisodeMode] = None):
         if not (isinstance(capacity, int) and capacity >= 2):
             raise ValueError(f"ReplayBuffer: capacity should be an int >= 2 (an episode needs "
                              f"2 rows), got {capacity!r}")
@@ -130,6 +132,9 @@ class ReplayBuffer:
             raise ValueError(f"ReplayBuffer: prioritized should be a replay.PER or None, got {prioritized!r}")
         if nstep is not None and not isinstance(nstep, NStep):
             raise ValueError(f"ReplayBuffer: nstep should be a replay.NStep or None, got {nstep!r}")
+        if episode_mode is not None and not isinstance(episode_mode, EpisodeMode):
+            raise ValueError(f"ReplayBuffer: episode_mode should be a replay.EpisodeMode or None, "
+                             f"got {episode_mode!r}")
         if not (isinstance(max_episode_steps, int) and max_episode_steps >= 1):
             raise ValueError(f"ReplayBuffer: max_episode_steps should be an int >= 1, got {max_episode_steps!r}")
         self.device = torch.device(device)
@@ -150,6 +155,7 @@ class ReplayBuffer:
         self.capacity = capacity
         self.prioritized = prioritized
         self.nstep = nstep if nstep is not None else NStep()
+        self.episode_mode = episode_mode
         self.obs_keys = obs_keys
         self.max_episode_steps = min(max_episode_steps, capacity - 1)
         self.seed = seed
@@ -268,7 +274,8 @@ class ReplayBuffer:
     # ---- sampling ------------------------------------------------------------------------------
 
     def sample(self, batch_size: int) -> Batch:
-        """Draws ``batch_size`` transitions (with replacement), stratified over the priority mass.
+        """Draws ``batch_size`` transitions (with replacement), stratified over the priority mass,
+        or, with ``episode_mode``, groups of steps of the episodes drawn.
 
         Returns:
             A :class:`Batch`. Draws come from the buffer's generator, so a seed reproduces them.
@@ -281,15 +288,19 @@ class ReplayBuffer:
                                  "once it ends; no episode has ended yet)")
             per, nstep = self.prioritized, self.nstep
             beta = per.beta_at(self._sample_calls) if per is not None else 0.0
-            uniform = torch.rand(batch_size, dtype=torch.float64, generator=self._generator,
-                                 device=self.device)
+            uniform = rows = None
+            if self.episode_mode is None:
+                uniform = torch.rand(batch_size, dtype=torch.float64, generator=self._generator,
+                                     device=self.device)
+            else:
+                rows = self._episode_rows(batch_size)
             floating = None
             if nstep.floating and nstep.n > 1:
                 floating = torch.rand(batch_size, dtype=torch.float64, generator=self._generator,
                                       device=self.device)
             index, generation, weight, ret, discount, boot, fields, next_obs = self._ops.sample(
                 *self._ring, self._columns[-1], self._sample_columns, len(self.obs_keys), uniform,
-                floating, nstep.n, nstep.gamma, beta,
+                rows, floating, nstep.n, nstep.gamma, beta,
                 per is not None and per.weight_norm == "batch")
             self._sample_calls += 1
         batch = Batch((f.name, value) for f, value in zip(self.fields, fields))
@@ -301,6 +312,25 @@ class ReplayBuffer:
         batch.update(reward=ret, discount=discount, weight=weight, index=index,
                      generation=generation, boot=boot)
         return batch
+
+    def _episode_rows(self, batch_size: int) -> Tensor:
+        """Episode mode (SPEC 1.2): rounds of select_count draws by priority, their distinct
+        episodes, and m ~ U{1..min(T, max_ep_draw)} distinct steps of each, until the batch is
+        full; then cut to batch_size."""
+        mode, g = self.episode_mode, self._generator
+        rows, have = [], 0
+        while have < batch_size:
+            uniform = torch.rand(mode.select_count, dtype=torch.float64, generator=g)
+            drawn, _ = _ops.tree_sample(self._sum_tree, self._min_tree, self.capacity, uniform,
+                                        0.0, False)
+            for episode in torch.unique(self._row_episode[drawn]).tolist():
+                start, length, _ = self._episodes[episode % self._episodes.shape[0]].tolist()
+                count = 1 + int(float(torch.rand(1, dtype=torch.float64, generator=g))
+                                * min(length, mode.max_ep_draw))
+                steps = torch.randperm(length, generator=g)[:count]
+                rows.append((start + steps) % self.capacity)
+                have += count
+        return torch.cat(rows)[:batch_size].to(self.device)
 
     def update_priorities(self, index: Tensor, generation: Tensor, td_abs) -> None:
         """Sets the priority of sampled rows from their absolute TD errors.
@@ -367,6 +397,7 @@ class ReplayBuffer:
             "seed": self.seed,
             "obs_keys": list(self.obs_keys),
             "max_episode_steps": self.max_episode_steps,
+            "episode_mode": asdict(self.episode_mode) if self.episode_mode is not None else None,
         }
 
     def state_dict(self) -> dict:
@@ -456,8 +487,9 @@ class ReplayBuffer:
         config = dict(state["config"])
         spec = {name: (tuple(shape), getattr(torch, dtype)) for name, (shape, dtype)
                 in config.pop("spec").items()}
-        prioritized = config.pop("prioritized")
+        prioritized, episode_mode = config.pop("prioritized"), config.pop("episode_mode")
         buf = cls(spec=spec, prioritized=PER(**prioritized) if prioritized else None,
+                  episode_mode=EpisodeMode(**episode_mode) if episode_mode else None,
                   nstep=NStep(**config.pop("nstep")), obs_keys=tuple(config.pop("obs_keys")),
                   **config)
         buf.load_state_dict(state)

@@ -1,4 +1,5 @@
-"""Settings of a replay buffer's sampling: prioritized replay (PER) and n-step returns."""
+"""Settings of a replay buffer's sampling: prioritized replay (PER), episode-level sampling and
+n-step returns."""
 
 import math
 from dataclasses import dataclass
@@ -79,3 +80,29 @@ class NStep:
             raise ValueError(f"NStep: n should be an int >= 1, got {self.n!r}")
         if not (isinstance(self.gamma, (int, float)) and 0.0 <= self.gamma <= 1.0):
             raise ValueError(f"NStep: gamma should be in [0, 1], got {self.gamma!r}")
+
+
+@dataclass(frozen=True)
+class EpisodeMode:
+    """Episode-level sampling, as the original did it (SPEC 1.2, "episode mode").
+
+    Each round draws ``select_count`` rows by priority (uniformly in a uniform buffer) and keeps
+    their distinct episodes; each of those episodes then gives ``m ~ U{1..min(T, max_ep_draw)}``
+    distinct time steps, uniformly. Rounds repeat until the batch is full, and the batch is cut
+    to exactly the size asked for. Priority only chooses episodes, so the importance weights are
+    1 and the sampling is biased; it batches several steps of one episode together, which RNN
+    recomputation and episode-level relabeling want.
+
+    Args:
+        select_count: rows drawn per round (the original: 4 for DDPG, 40 for PPO).
+        max_ep_draw: the most time steps one episode gives per round.
+    """
+
+    select_count: int = 4
+    max_ep_draw: int = 40
+
+    def __post_init__(self):
+        for name in ("select_count", "max_ep_draw"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"EpisodeMode: {name} should be an int >= 1, got {value!r}")
