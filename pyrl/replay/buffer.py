@@ -207,7 +207,7 @@ class ReplayBuffer:
             **fields: every other spec field, ``[N, *shape]`` (``action=...``).
 
         Tensors, numpy arrays and lists are accepted and converted to the field's dtype within
-        their kind (float into float columns, ints or floats into float columns, ints into int
+        their kind (floats or ints into float columns, ints into int columns, bools into bool
         columns). Bad input raises ValueError and leaves the buffer unchanged.
         """
         with self._lock:
