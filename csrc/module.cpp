@@ -2,6 +2,7 @@
 // torch.ops.pyrl); the pybind11 module reports how the extension was built, and binds the
 // replay ops a CPU buffer calls on its hot path directly.
 #include <ATen/Parallel.h>
+#include <pybind11/stl.h>
 #include <torch/csrc/utils/pybind.h>  // at::Tensor <-> torch.Tensor casters
 
 #include "kernels/returns.h"
@@ -63,10 +64,15 @@ PYBIND11_MODULE(_C, m) {
          const at::Tensor& sum_tree, const at::Tensor& min_tree, const at::Tensor& reward,
          const Tensors& columns, int64_t obs_columns, const std::optional<at::Tensor>& uniform,
          const std::optional<at::Tensor>& rows, const std::optional<at::Tensor>& floating_uniform,
-         int64_t n, double gamma, double beta, bool batch_max) {
+         int64_t n, double gamma, double beta, bool batch_max,
+         const std::optional<at::Tensor>& her_uniform, int64_t her_strategy, double her_ratio,
+         int64_t achieved_goal, int64_t desired_goal, int64_t her_reward,
+         const std::vector<double>& her_params) {
         return pyrl::replay_sample_cpu(row_episode, episodes, counters, sum_tree, min_tree, reward,
                                        columns, obs_columns, uniform, rows, floating_uniform, n,
-                                       gamma, beta, batch_max);
+                                       gamma, beta, batch_max, her_uniform, her_strategy,
+                                       her_ratio, achieved_goal, desired_goal, her_reward,
+                                       her_params);
       },
       release);
   m.def("replay_update_priorities_cpu", &pyrl::replay_update_priorities_cpu, release);

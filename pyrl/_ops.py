@@ -143,11 +143,13 @@ def _tree_sample_fake(sum_tree, min_tree, capacity, uniform, beta, batch_max):
 
 @torch.library.register_fake("pyrl::replay_sample")
 def _replay_sample_fake(row_episode, episodes, counters, sum_tree, min_tree, reward, columns,
-                        obs_columns, uniform, rows, floating_uniform, n, gamma, beta, batch_max):
+                        obs_columns, uniform, rows, floating_uniform, n, gamma, beta, batch_max,
+                        her_uniform, her_strategy, her_ratio, achieved_goal, desired_goal,
+                        her_reward, her_params):
     count = (uniform if uniform is not None else rows).shape[0]
-    rows = row_episode.new_empty(count)
+    ids = row_episode.new_empty(count)
     fields = [c.new_empty((count, *c.shape[1:])) for c in columns]
     next_obs = [c.new_empty((count, *c.shape[1:])) for c in columns[:obs_columns]]
-    return (rows, rows.clone(), reward.new_empty(count, dtype=torch.float32),
-            reward.new_empty((count, *reward.shape[1:])), reward.new_empty(count), rows.clone(),
-            fields, next_obs)
+    return (ids, ids.clone(), reward.new_empty(count, dtype=torch.float32),
+            reward.new_empty((count, *reward.shape[1:])), reward.new_empty(count), ids.clone(),
+            ids.clone(), fields, next_obs)

@@ -219,33 +219,60 @@ class ReplayBuffer:
         self.cursor = (self.cursor + len(rows)) % self.capacity
 
     def sample(self, uniform: Tensor, floating_uniform: Optional[Tensor], n: int, gamma: float,
-               beta: float, batch_max: bool = False) -> dict:
+               beta: float, batch_max: bool = False, her: Optional[dict] = None) -> dict:
+        """`her`: {"uniform": [2, B], "ratio", "strategy", "reward": fn(achieved, goal)}."""
         index, weight = tree_sample(torch.tensor(self.leaves, dtype=torch.float64), uniform, beta,
                                     batch_max)
         k = floating_k(floating_uniform, n, index.shape)
         out = {"index": index, "weight": weight, "generation": [], "reward": [], "discount": [],
-               "boot": []}
+               "boot": [], "her_row": []}
         for j, row in enumerate(index.tolist()):
             episode = self.episodes[self.row_episode[row]]
             t = (row - episode["start"]) % self.capacity
+            her_row = -1
+            if her is not None and float(her["uniform"][0, j]) < her["ratio"]:
+                her_row = self._her_row(her["strategy"], episode, t, float(her["uniform"][1, j]))
+                k[j] = 1
             steps = min(int(k[j]), episode["length"] - t)
             rows = [(row + i) % self.capacity for i in range(steps)]
-            out["reward"].append(sum(gamma ** i * self.rows[r]["reward"].double()
-                                     for i, r in enumerate(rows)))
+            if her_row >= 0:
+                reached = self.rows[(row + 1) % self.capacity]["achieved_goal"]
+                goal = self.rows[her_row]["achieved_goal"]
+                out["reward"].append(torch.as_tensor(her["reward"](reached[None], goal[None]))[0]
+                                     .double())
+            else:
+                out["reward"].append(sum(gamma ** i * self.rows[r]["reward"].double()
+                                         for i, r in enumerate(rows)))
             terminal = episode["terminated"] and t + steps == episode["length"]
             out["discount"].append(0.0 if terminal else gamma ** steps)
             out["boot"].append((row + steps) % self.capacity)
             out["generation"].append(self.row_episode[row])
+            out["her_row"].append(her_row)
         for key in self.rows[index[0]]:
             if key != "reward":
                 out[key] = torch.stack([self.rows[r][key] for r in index.tolist()])
         for key in self.obs_keys:
             out["next_" + key] = torch.stack([self.rows[r][key] for r in out["boot"]])
+        for j, her_row in enumerate(out["her_row"]):
+            if her_row >= 0:  # the relabeled goal, seen at the step and at the bootstrap step
+                out["desired_goal"][j] = out["next_desired_goal"][j] = self.rows[her_row]["achieved_goal"]
         out["reward"] = torch.stack(out["reward"])
-        for key in ("generation", "boot"):
+        for key in ("generation", "boot", "her_row"):
             out[key] = torch.tensor(out[key], dtype=torch.int64)
         out["discount"] = torch.tensor(out["discount"], dtype=torch.float64)
         return out
+
+    def _her_row(self, strategy: str, episode: dict, t: int, u: float) -> int:
+        """SPEC 2.2's goal row for a sample at step t."""
+        length = episode["length"]
+        if strategy == "random":  # a uniform row, moved on to the next stored one
+            row = min(int(u * self.capacity), self.capacity - 1)
+            while self.row_episode[row] < 0:
+                row = (row + 1) % self.capacity
+            return row
+        step = {"future": t + 1 + int(u * (length - t)), "final": length,
+                "episode": 1 + int(u * length)}[strategy]
+        return (episode["start"] + min(step, length)) % self.capacity
 
     def update_priorities(self, index: Tensor, generation: Tensor, td_abs: Tensor) -> None:
         td = td_abs.double().reshape(td_abs.shape[0], -1).mean(1)
@@ -255,3 +282,19 @@ class ReplayBuffer:
             p = min(max(delta + self.eps, self.p_min), self.p_max)
             self.max_priority = max(self.max_priority, p)
             self.leaves[row] = p ** self.alpha
+
+
+def sparse_l2(achieved_goal: Tensor, desired_goal: Tensor, eps: float) -> Tensor:
+    """0 where ||achieved - desired||_2 < eps, else -1; [B, g] -> [B]."""
+    distance = (achieved_goal.double() - desired_goal.double()).norm(dim=-1)
+    return torch.where(distance < eps, 0.0, -1.0)
+
+
+def per_dim(achieved_goal: Tensor, desired_goal: Tensor, thresholds, values) -> Tensor:
+    """SPEC 7.1's banded reward per goal dimension; [B, g] -> [B, g]."""
+    error = (achieved_goal.double() - desired_goal.double()).abs()
+    reward = torch.zeros_like(error)
+    for threshold, value in zip(thresholds, values):
+        passes = error < threshold if threshold > 0 else error > -threshold
+        reward += value * passes
+    return reward

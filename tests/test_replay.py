@@ -747,7 +747,7 @@ def op_samples():
                                [c.clone() for c in buf._columns],
                                [torch.zeros(4, 3), torch.zeros(3, 2), torch.ones(3)], 1, True, 0.6),
         "replay_sample": (*ring, buf._columns[-1], buf._columns[:-1], 1, u, None, u.clone(), 3, 0.9,
-                          0.4, False),
+                          0.4, False, None, 0, 0.0, -1, -1, 0, []),
         "replay_update_priorities": (*ring[:3], ring[3].clone(), ring[4].clone(),
                                      buf._max_priority.clone(), index, buf._row_episode[index], td,
                                      0.6, 1e-6, 1e-10, 100.0),

@@ -17,7 +17,8 @@
 //   episodes[E, 3]    start row, T, terminated; episode `id` sits in slot id % E, with
 //                     E = C / 2 + 1 (every episode has at least 2 rows, so alive ids never share
 //                     a slot).
-//   counters[4]       cursor, next id, oldest alive id, transitions (rows that can be sampled).
+//   counters[5]       cursor, next id, oldest alive id, transitions (rows that can be sampled),
+//                     terminated episodes ever stored.
 //
 // The sum tree's leaf for a row is priority^alpha for transition rows and 0 for final rows and
 // free rows, so a proportional draw only ever returns a row that starts a transition.
@@ -29,7 +30,14 @@
 
 namespace pyrl::kernels {
 
-enum RingCounter : int { kCursor = 0, kNextEpisode, kOldestEpisode, kTransitions, kRingCounters };
+enum RingCounter : int {
+  kCursor = 0,
+  kNextEpisode,
+  kOldestEpisode,
+  kTransitions,
+  kTerminatedEpisodes,  // terminated episodes ever stored (HER warns about relabeling them)
+  kRingCounters
+};
 enum EpisodeField : int { kEpisodeStart = 0, kEpisodeLength, kEpisodeTerminated, kEpisodeFields };
 
 inline int64_t episode_slots(int64_t capacity) { return capacity / 2 + 1; }
@@ -74,6 +82,57 @@ PYRL_HD inline int64_t replay_lookahead(int64_t n, const double* floating_unifor
   return k > n ? n : k;
 }
 
+// ---- hindsight relabeling (SPEC 2.2) ----------------------------------------------------------
+
+enum HerStrategy : int { kHerFuture = 0, kHerFinal, kHerEpisode, kHerRandom };
+enum HerReward : int { kRewardStored = 0, kRewardSparseL2, kRewardPerDim };
+
+// The episode step whose achieved goal becomes the relabeled goal of a sample at step t of an
+// episode of T steps: future t+1+floor(u(T-t)) in {t+1..T}, final T, episode 1+floor(uT) in
+// {1..T}. (`random` draws a row of the whole buffer instead; see ring_cpu.cpp.)
+PYRL_HD inline int64_t her_goal_step(int strategy, int64_t t, int64_t length, double u) {
+  int64_t step = length;
+  if (strategy == kHerFuture) step = t + 1 + static_cast<int64_t>(u * static_cast<double>(length - t));
+  if (strategy == kHerEpisode) step = 1 + static_cast<int64_t>(u * static_cast<double>(length));
+  return step > length ? length : step;
+}
+
+// sparse_l2(eps): 0 if ||achieved - goal||_2 < eps, else -1.
+PYRL_HD inline double sparse_l2_reward(const float* achieved, const float* goal, int64_t dim,
+                                       double eps) {
+  double squared = 0.0;
+  for (int64_t d = 0; d < dim; ++d) {
+    const double diff = static_cast<double>(achieved[d]) - static_cast<double>(goal[d]);
+    squared += diff * diff;
+  }
+  return ::sqrt(squared) < eps ? 0.0 : -1.0;
+}
+
+// per_dim (SPEC 7.1), one reward per goal dimension: r_d = sum_b values[b] * [e_d passes band b],
+// e_d = |achieved_d - goal_d|; a band with threshold thr > 0 passes when e < thr, one with
+// thr < 0 when e > -thr.
+PYRL_HD inline double per_dim_reward(float achieved, float goal, const double* thresholds,
+                                     const double* values, int64_t bands) {
+  const double e = ::fabs(static_cast<double>(achieved) - static_cast<double>(goal));
+  double reward = 0.0;
+  for (int64_t b = 0; b < bands; ++b) {
+    const bool pass = thresholds[b] > 0.0 ? e < thresholds[b] : e > -thresholds[b];
+    reward += pass ? values[b] : 0.0;
+  }
+  return reward;
+}
+
+struct HerArgs {
+  const double* uniform = nullptr;  // [2, count]: relabel draws, then goal-row draws; null: off
+  double ratio = 0.0;               // k / (k + 1)
+  int strategy = kHerFuture;
+  int reward = kRewardStored;       // stored: the caller recomputes relabeled rewards itself
+  const double* params = nullptr;   // sparse_l2: {eps}; per_dim: {thresholds..., values...}
+  int64_t num_params = 0;
+  const float* achieved = nullptr;  // the achieved-goal column [C, goal_dim]
+  int64_t goal_dim = 0;
+};
+
 // p = clip(|delta| + eps, p_min, p_max); the tree stores p^alpha (alpha applied exactly once).
 PYRL_HD inline double clip_priority(double td_abs, double eps, double p_min, double p_max) {
   const double p = td_abs + eps;
@@ -102,16 +161,20 @@ struct SampleOut {
   int64_t* generation;
   float* weight;
   int64_t* boot;
+  int64_t* her_row;  // the row whose achieved goal relabels the sample, -1 if not relabeled
 };
 
 // Draws `count` rows (stratified proportional) with their IS weights, (P_min / P)^beta or divided
 // by the batch maximum, and their n-step windows; with `uniform` null the rows are taken as given
-// in out.index (episode mode). Then: `reward` is the [C, heads] reward column, `ret`
+// in out.index (episode mode). With `her.uniform` set, a fraction her.ratio of the samples is
+// relabeled (SPEC 2.2): k = 1 and, unless her.reward is stored, the reward recomputed from the
+// next row's achieved goal against the new goal. Then: `reward` is the [C, heads] reward column, `ret`
 // receives the [count, heads] window returns and `discount` the bootstrap discounts.
 template <typename T>
 void ring_sample(const Ring& ring, const double* uniform, const double* floating_uniform,
                  int64_t count, int64_t n, double gamma, double beta, bool batch_max,
-                 const T* reward, int64_t heads, T* ret, T* discount, SampleOut out);
+                 const T* reward, int64_t heads, T* ret, T* discount, const HerArgs& her,
+                 SampleOut out);
 
 // Index of the first td_abs entry that is NaN or negative, or -1.
 template <typename T>

@@ -47,6 +47,15 @@ void evict_oldest(Ring& ring) {
   c[kOldestEpisode] += 1;
 }
 
+// `random` HER goals: a uniformly drawn row, moved forward to the next stored one (rows are
+// only free at the start or behind an eviction, so this is uniform up to those gaps).
+int64_t random_stored_row(const Ring& ring, double u) {
+  int64_t row = std::min(static_cast<int64_t>(u * static_cast<double>(ring.capacity)),
+                         ring.capacity - 1);
+  while (ring.row_episode[row] < 0) row = (row + 1) % ring.capacity;
+  return row;
+}
+
 }  // namespace
 
 int64_t ring_claim_episode(Ring& ring, int64_t length, bool terminated, double leaf) {
@@ -69,6 +78,7 @@ int64_t ring_claim_episode(Ring& ring, int64_t length, bool terminated, double l
   fill_rows(ring, start, length, id, leaf);
   fill_rows(ring, (start + length) % ring.capacity, 1, id, 0.0);  // the final observation row
   c[kTransitions] += length;
+  c[kTerminatedEpisodes] += terminated ? 1 : 0;
   c[kNextEpisode] = id + 1;
   c[kCursor] = (start + rows) % ring.capacity;
   return start;
@@ -100,7 +110,8 @@ void ring_gather_rows(const uint8_t* column, int64_t row_bytes, const int64_t* r
 template <typename T>
 void ring_sample(const Ring& ring, const double* uniform, const double* floating_uniform,
                  int64_t count, int64_t n, double gamma, double beta, bool batch_max,
-                 const T* reward, int64_t heads, T* ret, T* discount, SampleOut out) {
+                 const T* reward, int64_t heads, T* ret, T* discount, const HerArgs& her,
+                 SampleOut out) {
   if (uniform != nullptr) {
     tree_sample_stratified(ring.layout, ring.sum_tree, ring.min_tree, uniform, count, out.index);
   }
@@ -129,11 +140,37 @@ void ring_sample(const Ring& ring, const double* uniform, const double* floating
                                 : std::pow(static_cast<float>(smallest / leaves[row]),
                                            static_cast<float>(beta));
     largest = std::max(largest, out.weight[j]);
-    const Window w =
-        replay_window(row, episode_of(ring, id), ring.capacity,
-                      replay_lookahead(n, floating_uniform, j), gamma);
+    const int64_t* episode = episode_of(ring, id);
+    int64_t k = replay_lookahead(n, floating_uniform, j);
+    int64_t her_row = -1;
+    if (her.uniform != nullptr && her.uniform[j] < her.ratio) {
+      const double u = her.uniform[count + j];
+      if (her.strategy == kHerRandom) {
+        her_row = random_stored_row(ring, u);
+      } else {
+        const int64_t t = (row - episode[kEpisodeStart] + ring.capacity) % ring.capacity;
+        her_row = (episode[kEpisodeStart] +
+                   her_goal_step(her.strategy, t, episode[kEpisodeLength], u)) % ring.capacity;
+      }
+      k = 1;  // HER => one step: later actions were chosen for another goal (SPEC 2.3)
+    }
+    out.her_row[j] = her_row;
+    const Window w = replay_window(row, episode, ring.capacity, k, gamma);
     out.boot[j] = w.boot;
     discount[j] = static_cast<T>(w.discount);
+    if (her_row >= 0 && her.reward != kRewardStored) {
+      // The reward of reaching o_{t+1}: its achieved goal against the relabeled goal.
+      const float* reached = her.achieved + w.boot * her.goal_dim;
+      const float* goal = her.achieved + her_row * her.goal_dim;
+      for (int64_t h = 0; h < heads; ++h) {
+        ret[j * heads + h] = static_cast<T>(
+            her.reward == kRewardSparseL2
+                ? sparse_l2_reward(reached, goal, her.goal_dim, her.params[0])
+                : per_dim_reward(reached[h], goal[h], her.params, her.params + her.num_params / 2,
+                                 her.num_params / 2));
+      }
+      continue;
+    }
     for (int64_t h = 0; h < heads; ++h) {
       // A direct loop over the window (no gamma^-t prefix sums, which lose precision).
       double sum = 0.0;
@@ -185,7 +222,8 @@ int64_t ring_update_priorities(Ring& ring, const int64_t* index, const int64_t* 
 
 #define PYRL_INSTANTIATE(T)                                                                   \
   template void ring_sample<T>(const Ring&, const double*, const double*, int64_t, int64_t,   \
-                               double, double, bool, const T*, int64_t, T*, T*, SampleOut);   \
+                               double, double, bool, const T*, int64_t, T*, T*,              \
+                               const HerArgs&, SampleOut);                                   \
   template int64_t first_bad_priority<T>(const T*, int64_t);                                  \
   template int64_t ring_update_priorities<T>(Ring&, const int64_t*, const int64_t*, const T*, \
                                              int64_t, int64_t, double, double, double,        \

@@ -300,7 +300,7 @@ void replay_add_episode_cpu(const at::Tensor& row_episode, const at::Tensor& epi
   }
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
            std::vector<at::Tensor>, std::vector<at::Tensor>>
 replay_sample_cpu(const at::Tensor& row_episode, const at::Tensor& episodes,
                   const at::Tensor& counters, const at::Tensor& sum_tree,
@@ -308,7 +308,9 @@ replay_sample_cpu(const at::Tensor& row_episode, const at::Tensor& episodes,
                   int64_t obs_columns, const std::optional<at::Tensor>& uniform,
                   const std::optional<at::Tensor>& rows,
                   const std::optional<at::Tensor>& floating_uniform, int64_t n, double gamma,
-                  double beta, bool batch_max) {
+                  double beta, bool batch_max, const std::optional<at::Tensor>& her_uniform,
+                  int64_t her_strategy, double her_ratio, int64_t achieved_goal,
+                  int64_t desired_goal, int64_t her_reward, at::ArrayRef<double> her_params) {
   constexpr const char* op = "pyrl::replay_sample";
   const Ring ring = ring_of(op, row_episode, episodes, counters, sum_tree, min_tree);
   check_columns(op, columns, ring.capacity);
@@ -343,9 +345,49 @@ replay_sample_cpu(const at::Tensor& row_episode, const at::Tensor& episodes,
   }
 
   const int64_t heads = reward.dim() == 2 ? reward.size(1) : 1;
+  kernels::HerArgs her;
+  if (her_uniform) {
+    check_tensor(op, "her_uniform", *her_uniform, at::kDouble, {2, count});
+    checks::unit_interval(op, "her_ratio", her_ratio);
+    TORCH_CHECK(her_strategy >= kernels::kHerFuture && her_strategy <= kernels::kHerRandom, op,
+                ": her_strategy should be 0 (future), 1 (final), 2 (episode) or 3 (random), got ",
+                her_strategy);
+    for (const auto& [name, column] : {std::pair{"achieved_goal", achieved_goal},
+                                       std::pair{"desired_goal", desired_goal}}) {
+      TORCH_CHECK(column >= 0 && column < obs_columns, op, ": ", name,
+                  " should index an observation column, in [0, ", obs_columns, "), got ", column);
+    }
+    const auto& achieved = columns[achieved_goal];
+    const auto& desired = columns[desired_goal];
+    TORCH_CHECK(achieved.dim() == 2 && achieved.scalar_type() == at::kFloat, op,
+                ": the achieved-goal column should be float32 [C, g], got ",
+                achieved.scalar_type(), " ", achieved.sizes());
+    TORCH_CHECK(desired.sizes() == achieved.sizes() && desired.scalar_type() == at::kFloat, op,
+                ": the desired-goal column should match the achieved-goal column ",
+                achieved.sizes(), ", got ", desired.scalar_type(), " ", desired.sizes());
+    const int64_t goal_dim = achieved.size(1);
+    if (her_reward == kernels::kRewardSparseL2) {
+      TORCH_CHECK(her_params.size() == 1 && heads == 1, op,
+                  ": sparse_l2 takes one parameter (eps) and one reward head, got ",
+                  her_params.size(), " parameters and ", heads, " heads");
+    } else if (her_reward == kernels::kRewardPerDim) {
+      TORCH_CHECK(her_params.size() >= 2 && her_params.size() % 2 == 0 && heads == goal_dim, op,
+                  ": per_dim takes thresholds and values of equal length and one reward head "
+                  "per goal dimension (", goal_dim, "), got ", her_params.size(),
+                  " parameters and ", heads, " heads");
+    } else {
+      TORCH_CHECK(her_reward == kernels::kRewardStored, op,
+                  ": her_reward should be 0 (stored), 1 (sparse_l2) or 2 (per_dim), got ",
+                  her_reward);
+    }
+    her = {her_uniform->const_data_ptr<double>(), her_ratio, static_cast<int>(her_strategy),
+           static_cast<int>(her_reward), her_params.data(), static_cast<int64_t>(her_params.size()),
+           achieved.const_data_ptr<float>(), goal_dim};
+  }
   auto index = at::empty({count}, row_episode.options());
   auto generation = at::empty({count}, row_episode.options());
   auto boot = at::empty({count}, row_episode.options());
+  auto her_row = at::empty({count}, row_episode.options());
   auto weight = at::empty({count}, reward.options().dtype(at::kFloat));
   auto ret = at::empty(reward.dim() == 2 ? std::vector<int64_t>{count, heads}
                                          : std::vector<int64_t>{count},
@@ -353,14 +395,15 @@ replay_sample_cpu(const at::Tensor& row_episode, const at::Tensor& episodes,
   auto discount = at::empty({count}, reward.options());
   const kernels::SampleOut out{index.mutable_data_ptr<int64_t>(),
                                generation.mutable_data_ptr<int64_t>(),
-                               weight.mutable_data_ptr<float>(), boot.mutable_data_ptr<int64_t>()};
+                               weight.mutable_data_ptr<float>(), boot.mutable_data_ptr<int64_t>(),
+                               her_row.mutable_data_ptr<int64_t>()};
   const double* k_uniform = floating_uniform ? floating_uniform->const_data_ptr<double>() : nullptr;
   if (rows) index.copy_(*rows);
   AT_DISPATCH_FLOATING_TYPES(reward.scalar_type(), op, [&] {
     kernels::ring_sample<scalar_t>(ring, uniform ? uniform->const_data_ptr<double>() : nullptr,
                                    k_uniform, count, n, gamma, rows ? 0.0 : beta, batch_max, reward.const_data_ptr<scalar_t>(),
                                    heads, ret.mutable_data_ptr<scalar_t>(),
-                                   discount.mutable_data_ptr<scalar_t>(), out);
+                                   discount.mutable_data_ptr<scalar_t>(), her, out);
   });
   std::vector<at::Tensor> fields, next_obs;
   for (size_t i = 0; i < columns.size(); ++i) {
@@ -377,7 +420,19 @@ replay_sample_cpu(const at::Tensor& row_episode, const at::Tensor& episodes,
       next_obs.push_back(at_boot);
     }
   }
-  return {index, generation, weight, ret, discount, boot, fields, next_obs};
+  if (her_uniform) {
+    // Relabeled samples see the new goal, at their own step and at the bootstrap step.
+    const int64_t goal_bytes = her.goal_dim * static_cast<int64_t>(sizeof(float));
+    const uint8_t* achieved = bytes(columns[achieved_goal]);
+    for (at::Tensor* goals : {&fields[desired_goal], &next_obs[desired_goal]}) {
+      for (int64_t j = 0; j < count; ++j) {
+        if (out.her_row[j] < 0) continue;
+        std::memcpy(mutable_bytes(*goals) + j * goal_bytes, achieved + out.her_row[j] * goal_bytes,
+                    static_cast<size_t>(goal_bytes));
+      }
+    }
+  }
+  return {index, generation, weight, ret, discount, boot, her_row, fields, next_obs};
 }
 
 void replay_update_priorities_cpu(const at::Tensor& row_episode, const at::Tensor& episodes,
@@ -440,9 +495,11 @@ TORCH_LIBRARY_FRAGMENT(pyrl, m) {
         "Tensor[] values, int obs_columns, bool terminated, float alpha) -> ()");
   m.def("replay_sample(Tensor row_episode, Tensor episodes, Tensor counters, Tensor sum_tree, "
         "Tensor min_tree, Tensor reward, Tensor[] columns, int obs_columns, Tensor? uniform, "
-        "Tensor? rows, Tensor? floating_uniform, int n, float gamma, float beta, bool batch_max) "
-        "-> (Tensor index, Tensor generation, Tensor weight, Tensor ret, Tensor discount, "
-        "Tensor boot, Tensor[] fields, Tensor[] next_obs)");
+        "Tensor? rows, Tensor? floating_uniform, int n, float gamma, float beta, bool batch_max, "
+        "Tensor? her_uniform, int her_strategy, float her_ratio, int achieved_goal, "
+        "int desired_goal, int her_reward, float[] her_params) -> (Tensor index, "
+        "Tensor generation, Tensor weight, Tensor ret, Tensor discount, Tensor boot, "
+        "Tensor her_row, Tensor[] fields, Tensor[] next_obs)");
   m.def("replay_update_priorities(Tensor row_episode, Tensor episodes, Tensor counters, "
         "Tensor(a!) sum_tree, Tensor(b!) min_tree, Tensor(c!) max_priority, "
         "Tensor index, Tensor generation, Tensor td_abs, float alpha, float eps, float p_min, "

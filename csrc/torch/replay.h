@@ -17,7 +17,7 @@ void replay_add_cpu(const at::Tensor& row_episode, const at::Tensor& episodes,
                     at::TensorList step, at::TensorList final_obs, const at::Tensor& terminated,
                     const at::Tensor& truncated, double alpha);
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
            std::vector<at::Tensor>, std::vector<at::Tensor>>
 replay_sample_cpu(const at::Tensor& row_episode, const at::Tensor& episodes,
                   const at::Tensor& counters, const at::Tensor& sum_tree,
@@ -25,7 +25,9 @@ replay_sample_cpu(const at::Tensor& row_episode, const at::Tensor& episodes,
                   int64_t obs_columns, const std::optional<at::Tensor>& uniform,
                   const std::optional<at::Tensor>& rows,
                   const std::optional<at::Tensor>& floating_uniform, int64_t n, double gamma,
-                  double beta, bool batch_max);
+                  double beta, bool batch_max, const std::optional<at::Tensor>& her_uniform,
+                  int64_t her_strategy, double her_ratio, int64_t achieved_goal,
+                  int64_t desired_goal, int64_t her_reward, at::ArrayRef<double> her_params);
 
 void replay_update_priorities_cpu(const at::Tensor& row_episode, const at::Tensor& episodes,
                                   const at::Tensor& counters, const at::Tensor& sum_tree,

@@ -5,6 +5,7 @@
 """
 
 from pyrl.replay.buffer import Batch, Field, ReplayBuffer
-from pyrl.replay.settings import EpisodeMode, NStep, PER
+from pyrl.replay.settings import HER, EpisodeMode, NStep, PER, PerDim, SparseL2, per_dim, sparse_l2
 
-__all__ = ["Batch", "EpisodeMode", "Field", "NStep", "PER", "ReplayBuffer"]
+__all__ = ["Batch", "EpisodeMode", "Field", "HER", "NStep", "PER", "PerDim", "ReplayBuffer",
+           "SparseL2", "per_dim", "sparse_l2"]

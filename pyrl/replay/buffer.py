@@ -15,6 +15,7 @@ thread may add while another samples and updates priorities.
 """
 
 import threading
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Optional, Union
 
@@ -22,15 +23,18 @@ import torch
 from torch import Tensor
 
 from pyrl import _C, _ops
-from pyrl.replay.settings import EpisodeMode, NStep, PER
+from pyrl.replay.settings import (HER, EpisodeMode, NStep, PER, PerDim, SparseL2, per_dim,
+                                  sparse_l2)
 
 # Ring counters and episode table columns, as csrc/kernels/ring.h lays them out.
-CURSOR, NEXT_EPISODE, OLDEST_EPISODE, TRANSITIONS = range(4)
+CURSOR, NEXT_EPISODE, OLDEST_EPISODE, TRANSITIONS, TERMINATED_EPISODES = range(5)
+HER_STRATEGY_CODES = {"future": 0, "final": 1, "episode": 2, "random": 3}
+GOAL_ENV_KEYS = ("observation", "achieved_goal", "desired_goal")  # gymnasium-robotics dicts
 EPISODE_FIELDS = ("start", "length", "terminated")
 
 # Names the sampled batch uses for its own outputs, so no spec field may take them.
 RESERVED = frozenset({"next_obs", "discount", "weight", "index", "generation", "boot",
-                      "terminated", "truncated"})
+                      "terminated", "truncated", "her_row", "is_her"})
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,52 @@ def parse_spec(spec: Mapping[str, Any]) -> dict[str, Field]:
     return fields
 
 
+def check_goal_fields(fields: dict, obs_keys: tuple, her: HER) -> None:
+    missing = [key for key in ("achieved_goal", "desired_goal") if key not in obs_keys]
+    if missing:
+        raise ValueError(f"ReplayBuffer: HER needs observation fields 'achieved_goal' and "
+                         f"'desired_goal' (in spec and obs_keys); missing {missing} from obs_keys "
+                         f"{obs_keys}")
+    achieved, desired = fields["achieved_goal"], fields["desired_goal"]
+    if achieved.shape != desired.shape or len(achieved.shape) != 1:
+        raise ValueError(f"ReplayBuffer: achieved_goal and desired_goal should both be [g], got "
+                         f"{list(achieved.shape)} and {list(desired.shape)}")
+    if achieved.dtype != torch.float32 or desired.dtype != torch.float32:
+        raise ValueError(f"ReplayBuffer: goal fields should be float32, got {achieved.dtype} and "
+                         f"{desired.dtype}")
+    reward = fields["reward"].shape
+    if isinstance(her.reward, SparseL2) and reward != ():
+        raise ValueError(f"ReplayBuffer: sparse_l2 gives one reward per step; reward should be [], "
+                         f"got {list(reward)}")
+    if isinstance(her.reward, PerDim) and reward != achieved.shape:
+        raise ValueError(f"ReplayBuffer: per_dim gives one reward per goal dimension; reward should "
+                         f"be {list(achieved.shape)}, got {list(reward)}")
+
+
+def describe_her(her: Optional[HER]) -> Optional[dict]:
+    """HER settings as plain values; Python callables are named, not saved."""
+    if her is None:
+        return None
+    if isinstance(her.reward, SparseL2):
+        reward = {"sparse_l2": her.reward.eps}
+    elif isinstance(her.reward, PerDim):
+        reward = {"per_dim": [list(her.reward.thresholds), list(her.reward.values)]}
+    else:
+        reward = "callable"
+    return {"strategy": her.strategy, "k": her.k, "reward": reward,
+            "terminal": "callable" if her.terminal is not None else None}
+
+
+def her_from_description(described: dict) -> HER:
+    reward = described["reward"]
+    if reward == "callable" or described["terminal"] is not None:
+        raise ValueError("ReplayBuffer.load: the saved buffer relabels with Python callables, "
+                         "which are not saved; pass her=replay.HER(...) to load()")
+    kind = (sparse_l2(reward["sparse_l2"]) if "sparse_l2" in reward
+            else per_dim(*reward["per_dim"]))
+    return HER(described["strategy"], described["k"], kind)
+
+
 def _castable(source: torch.dtype, target: torch.dtype) -> bool:
     """Values convert to a column only within their kind: no float into an integer column."""
     if source.is_complex:
@@ -111,6 +161,10 @@ class ReplayBuffer:
             observation); at most ``capacity - 1``.
         episode_mode: an :class:`EpisodeMode` to sample whole-episode groups of steps instead of
             single transitions (weights are then 1); None samples transitions.
+        her: a :class:`HER` to relabel goals at sample time. The buffer then needs observation
+            fields ``achieved_goal`` and ``desired_goal`` (float32 ``[g]``): goal-env dict
+            observations (``observation``, ``achieved_goal``, ``desired_goal``) are the default
+            ``obs_keys`` when the spec has those three fields.
 
     Example::
 
@@ -124,7 +178,8 @@ class ReplayBuffer:
     def __init__(self, capacity: int, spec: Mapping[str, Any], device: Union[str, torch.device] = "cpu",
                  prioritized: Optional[PER] = None, nstep: Optional[NStep] = None,
                  seed: Optional[int] = None, obs_keys: Optional[tuple[str, ...]] = None,
-                 max_episode_steps: int = 1000, episode_mode: Optional[EpisodeMode] = None):
+                 max_episode_steps: int = 1000, episode_mode: Optional[EpisodeMode] = None,
+                 her: Optional[HER] = None):
         if not (isinstance(capacity, int) and capacity >= 2):
             raise ValueError(f"ReplayBuffer: capacity should be an int >= 2 (an episode needs "
                              f"2 rows), got {capacity!r}")
@@ -146,14 +201,23 @@ class ReplayBuffer:
         if len(fields["reward"].shape) > 1 or not fields["reward"].dtype.is_floating_point:
             raise ValueError(f"spec: reward should be float [] or [m] per step, got "
                              f"{fields['reward'].shape} {fields['reward'].dtype}")
-        obs_keys = tuple(obs_keys) if obs_keys is not None else ("obs",)
+        if obs_keys is None:
+            goal_env = "obs" not in fields and all(key in fields for key in GOAL_ENV_KEYS)
+            obs_keys = GOAL_ENV_KEYS if goal_env else ("obs",)
+        obs_keys = tuple(obs_keys)
         missing = [k for k in obs_keys if k not in fields]
         if not obs_keys or missing or "reward" in obs_keys:
             raise ValueError(f"ReplayBuffer: obs_keys {obs_keys} should name observation fields "
                              f"of the spec {sorted(fields)}")
 
+        if her is not None and not isinstance(her, HER):
+            raise ValueError(f"ReplayBuffer: her should be a replay.HER or None, got {her!r}")
+        if her is not None:
+            check_goal_fields(fields, obs_keys, her)
+
         self.capacity = capacity
         self.prioritized = prioritized
+        self.her = her
         self.nstep = nstep if nstep is not None else NStep()
         self.episode_mode = episode_mode
         self.obs_keys = obs_keys
@@ -172,7 +236,7 @@ class ReplayBuffer:
         tree_size = _C.tree_size(capacity)
         self._row_episode = zeros(capacity, fill=-1)
         self._episodes = zeros(capacity // 2 + 1, len(EPISODE_FIELDS))
-        self._counters = zeros(4)
+        self._counters = zeros(5)
         self._sum_tree = zeros(tree_size, dtype=torch.float64)
         self._min_tree = zeros(tree_size, dtype=torch.float64, fill=float("inf"))
         self._max_priority = torch.ones(1, dtype=torch.float64, device=self.device)
@@ -190,6 +254,8 @@ class ReplayBuffer:
         else:
             self._generator.manual_seed(seed)
         self._sample_calls = 0
+        self._her_args = self._her_op_args()
+        self._warned_terminal = False
         self._has_data = False  # never empty again once an episode is in: adds only evict to write
 
     # ---- adding --------------------------------------------------------------------------------
@@ -294,14 +360,19 @@ class ReplayBuffer:
                                      device=self.device)
             else:
                 rows = self._episode_rows(batch_size)
+            her_uniform = None
+            if self.her is not None and self.her.k > 0:
+                her_uniform = torch.rand(2, batch_size, dtype=torch.float64,
+                                         generator=self._generator, device=self.device)
             floating = None
             if nstep.floating and nstep.n > 1:
                 floating = torch.rand(batch_size, dtype=torch.float64, generator=self._generator,
                                       device=self.device)
-            index, generation, weight, ret, discount, boot, fields, next_obs = self._ops.sample(
+            (index, generation, weight, ret, discount, boot, her_row, fields,
+             next_obs) = self._ops.sample(
                 *self._ring, self._columns[-1], self._sample_columns, len(self.obs_keys), uniform,
                 rows, floating, nstep.n, nstep.gamma, beta,
-                per is not None and per.weight_norm == "batch")
+                per is not None and per.weight_norm == "batch", her_uniform, *self._her_args)
             self._sample_calls += 1
         batch = Batch((f.name, value) for f, value in zip(self.fields, fields))
         if self.obs_keys == ("obs",):
@@ -311,7 +382,49 @@ class ReplayBuffer:
             batch["next_obs"] = dict(zip(self.obs_keys, next_obs))
         batch.update(reward=ret, discount=discount, weight=weight, index=index,
                      generation=generation, boot=boot)
+        if self.her is not None:
+            self._finish_relabeling(batch, her_row)
         return batch
+
+    def _her_op_args(self) -> tuple:
+        """her_strategy, her_ratio, achieved_goal, desired_goal, her_reward, her_params."""
+        her = self.her
+        if her is None:
+            return (0, 0.0, -1, -1, 0, [])
+        column = {f.name: i for i, f in enumerate(self.fields)}
+        kind, params = 0, []
+        if isinstance(her.reward, SparseL2):
+            kind, params = 1, [her.reward.eps]
+        elif isinstance(her.reward, PerDim):
+            kind, params = 2, [*her.reward.thresholds, *her.reward.values]
+        return (HER_STRATEGY_CODES[her.strategy], her.ratio, column["achieved_goal"],
+                column["desired_goal"], kind, params)
+
+    def _finish_relabeling(self, batch: Batch, her_row: Tensor) -> None:
+        """Python reward and terminal callables for the relabeled samples; the warning about
+        relabeled terminated episodes."""
+        her = self.her
+        batch["her_row"], batch["is_her"] = her_row, her_row >= 0
+        relabeled = batch["is_her"]
+        callable_reward = not isinstance(her.reward, (SparseL2, PerDim))
+        if (callable_reward or her.terminal is not None) and bool(relabeled.any()):
+            # Relabeled samples take one step: next_obs is o_{t+1}, obs's desired goal the new one.
+            reached = batch.next_obs["achieved_goal"][relabeled]
+            goal = batch.obs["desired_goal"][relabeled]
+            if callable_reward:
+                reward = torch.as_tensor(her.reward(reached, goal), dtype=batch.reward.dtype)
+                batch.reward[relabeled] = reward.reshape(batch.reward[relabeled].shape)
+            if her.terminal is not None:
+                ends = torch.as_tensor(her.terminal(reached, goal), dtype=torch.bool).reshape(-1)
+                batch.discount[relabeled] = torch.where(ends, 0.0, self.nstep.gamma).to(
+                    batch.discount.dtype)
+        if (her.terminal is None and not self._warned_terminal
+                and bool(self._counters[TERMINATED_EPISODES] > 0)):
+            self._warned_terminal = True
+            warnings.warn("ReplayBuffer: HER relabels terminated episodes without a terminal "
+                          "function; the stored termination is kept under the new goals, which is "
+                          "only right if termination does not depend on the goal. Pass "
+                          "HER(terminal=...) to recompute it.", stacklevel=3)
 
     def _episode_rows(self, batch_size: int) -> Tensor:
         """Episode mode (SPEC 1.2): rounds of select_count draws by priority, their distinct
@@ -398,6 +511,7 @@ class ReplayBuffer:
             "obs_keys": list(self.obs_keys),
             "max_episode_steps": self.max_episode_steps,
             "episode_mode": asdict(self.episode_mode) if self.episode_mode is not None else None,
+            "her": describe_her(self.her),
         }
 
     def state_dict(self) -> dict:
@@ -480,16 +594,23 @@ class ReplayBuffer:
         torch.save(self.state_dict(), path)
 
     @classmethod
-    def load(cls, path) -> "ReplayBuffer":
-        """Rebuilds a buffer written by :meth:`save`; it samples what the saved one would have."""
+    def load(cls, path, her: Optional[HER] = None) -> "ReplayBuffer":
+        """Rebuilds a buffer written by :meth:`save`; it samples what the saved one would have.
+
+        A HER setting with built-in rewards is restored from the file; one with Python callables
+        (which are not saved) must be passed again as `her`.
+        """
         # mmap: the file's tensors are paged in while copying, never held twice in memory.
         state = torch.load(path, weights_only=True, mmap=True)
         config = dict(state["config"])
         spec = {name: (tuple(shape), getattr(torch, dtype)) for name, (shape, dtype)
                 in config.pop("spec").items()}
         prioritized, episode_mode = config.pop("prioritized"), config.pop("episode_mode")
+        saved_her = config.pop("her")
+        if her is None and saved_her is not None:
+            her = her_from_description(saved_her)
         buf = cls(spec=spec, prioritized=PER(**prioritized) if prioritized else None,
-                  episode_mode=EpisodeMode(**episode_mode) if episode_mode else None,
+                  episode_mode=EpisodeMode(**episode_mode) if episode_mode else None, her=her,
                   nstep=NStep(**config.pop("nstep")), obs_keys=tuple(config.pop("obs_keys")),
                   **config)
         buf.load_state_dict(state)

@@ -1,9 +1,9 @@
-"""Settings of a replay buffer's sampling: prioritized replay (PER), episode-level sampling and
-n-step returns."""
+"""Settings of a replay buffer's sampling: prioritized replay (PER), episode-level sampling,
+n-step returns and hindsight relabeling (HER) with its reward kinds."""
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Callable, Optional
 
 
 @dataclass(frozen=True)
@@ -106,3 +106,90 @@ class EpisodeMode:
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"EpisodeMode: {name} should be an int >= 1, got {value!r}")
+
+
+@dataclass(frozen=True)
+class SparseL2:
+    """Built-in HER reward: 0 if ||achieved - goal||_2 < eps, else -1 (computed in C++)."""
+
+    eps: float
+
+    def __post_init__(self):
+        if not (isinstance(self.eps, (int, float)) and self.eps > 0 and math.isfinite(self.eps)):
+            raise ValueError(f"sparse_l2: eps should be a finite number > 0, got {self.eps!r}")
+
+
+@dataclass(frozen=True)
+class PerDim:
+    """Built-in HER reward with one head per goal dimension (SPEC 7.1, MROCS):
+    ``r_d = sum_b values[b] * [e_d passes band b]`` with ``e_d = |achieved_d - goal_d|``; a
+    band with threshold ``thr > 0`` passes when ``e_d < thr``, one with ``thr < 0`` when
+    ``e_d > -thr``."""
+
+    thresholds: tuple[float, ...]
+    values: tuple[float, ...]
+
+    def __post_init__(self):
+        if not self.thresholds or len(self.thresholds) != len(self.values):
+            raise ValueError(f"per_dim: thresholds and values should be non-empty and of equal "
+                             f"length, got {len(self.thresholds)} and {len(self.values)}")
+        if any(t == 0 or not math.isfinite(t) for t in self.thresholds):
+            raise ValueError(f"per_dim: thresholds should be finite and non-zero (the sign picks "
+                             f"< or >), got {self.thresholds}")
+
+
+def sparse_l2(eps: float) -> SparseL2:
+    """HER reward: 0 within `eps` of the goal (Euclidean), else -1."""
+    return SparseL2(float(eps))
+
+
+def per_dim(thresholds, values) -> PerDim:
+    """HER reward per goal dimension from indicator bands (see :class:`PerDim`)."""
+    return PerDim(tuple(float(t) for t in thresholds), tuple(float(v) for v in values))
+
+
+HER_STRATEGIES = ("future", "final", "episode", "random")
+
+
+@dataclass(frozen=True)
+class HER:
+    """Hindsight experience replay (Andrychowicz et al. 2017, https://arxiv.org/abs/1707.01495),
+    relabeled at sample time (SPEC 2.2): each transition is stored once.
+
+    A fraction ``k / (k + 1)`` of the sampled transitions gets the achieved goal of another row
+    as its goal: ``future`` a later step of its episode (t+1..T), ``final`` the episode's last
+    observation, ``episode`` any step 1..T of its episode, ``random`` any stored row. Relabeled
+    samples take one step (k = 1), and their reward is recomputed from the next observation's
+    achieved goal against the new goal.
+
+    Args:
+        strategy: one of ``future``, ``final``, ``episode``, ``random``.
+        k: relabeled samples per original one (the ratio is k / (k + 1)); 0 turns relabeling off.
+        reward: ``replay.sparse_l2(eps)``, ``replay.per_dim(thresholds, values)`` (both run in
+            C++), or a callable ``reward(achieved_goal [B, g], desired_goal [B, g]) -> [B]`` or
+            ``[B, m]`` tensor.
+        terminal: an optional callable ``terminal(achieved_goal, desired_goal) -> [B]`` bools:
+            whether reaching the achieved goal ends the episode under the relabeled goal.
+            Without it, the stored termination is kept, which is only right for tasks that end
+            on a time limit (a warning says so when terminated episodes are relabeled).
+    """
+
+    strategy: str = "future"
+    k: int = 4
+    reward: Any = None
+    terminal: Optional[Callable] = None
+
+    def __post_init__(self):
+        if self.strategy not in HER_STRATEGIES:
+            raise ValueError(f"HER: strategy should be one of {HER_STRATEGIES}, got {self.strategy!r}")
+        if not (isinstance(self.k, int) and self.k >= 0):
+            raise ValueError(f"HER: k should be an int >= 0, got {self.k!r}")
+        if not (isinstance(self.reward, (SparseL2, PerDim)) or callable(self.reward)):
+            raise ValueError(f"HER: reward should be replay.sparse_l2(eps), replay.per_dim(...) or a "
+                             f"callable (achieved_goal, desired_goal) -> reward, got {self.reward!r}")
+        if self.terminal is not None and not callable(self.terminal):
+            raise ValueError(f"HER: terminal should be a callable or None, got {self.terminal!r}")
+
+    @property
+    def ratio(self) -> float:
+        return self.k / (self.k + 1)

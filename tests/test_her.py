@@ -1,0 +1,281 @@
+"""Hindsight relabeling and n-step windows in the sample path: SPEC 2.4 and 3.3's worked numbers,
+the reference in pyrl.reference, draw statistics, Python reward callables and bad input."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pyrl import reference, replay
+
+F64 = torch.float64
+# The test buffers hold terminated episodes on purpose; test_terminal_callable_and_warning checks
+# the warning itself.
+pytestmark = pytest.mark.filterwarnings("ignore:ReplayBuffer. HER relabels terminated")
+GOAL_SPEC = {"observation": (2,), "achieved_goal": (1,), "desired_goal": (1,), "action": (1,)}
+
+
+def spec_episode_buffer(her, gamma=0.9, n=1, floating=False, terminated=False):
+    """SPEC 2.4: T = 6, achieved goals 0..6, desired goal 3, sparse_l2(0.5) rewards."""
+    buf = replay.ReplayBuffer(16, GOAL_SPEC, her=her, seed=0,
+                              nstep=replay.NStep(n, gamma, floating))
+    ag = torch.arange(7, dtype=torch.float32)[:, None]
+    reward = reference.sparse_l2(ag[1:], torch.full((6, 1), 3.0), 0.5).float()
+    assert reward.tolist() == [-1, -1, 0, -1, -1, -1]
+    obs = {"observation": torch.zeros(7, 2), "achieved_goal": ag,
+           "desired_goal": torch.full((7, 1), 3.0)}
+    buf.add_episode(obs=obs, action=torch.zeros(6, 1), reward=reward, terminated=terminated)
+    return buf
+
+
+def sample_rows(buf, rows, her_draw=None, floating=None):
+    """The fused op on given rows with given HER draws [2, B] (relabel, goal row)."""
+    rows = torch.as_tensor(rows, dtype=torch.int64)
+    her_uniform = None if her_draw is None else torch.as_tensor(her_draw, dtype=F64).reshape(2, -1)
+    out = torch.ops.pyrl.replay_sample(
+        *buf._ring, buf._columns[-1], buf._sample_columns, len(buf.obs_keys), None, rows,
+        floating, buf.nstep.n, buf.nstep.gamma, 0.0, False, her_uniform, *buf._her_args)
+    index, generation, weight, ret, discount, boot, her_row, fields, next_obs = out
+    names = [f.name for f in buf.fields]
+    return dict(reward=ret, discount=discount, boot=boot, her_row=her_row,
+                goal=fields[names.index("desired_goal")],
+                goal_boot=next_obs[names.index("desired_goal")])
+
+
+@pytest.mark.parametrize("strategy, u, goal_row, reward", [
+    ("future", 0.0, 2, 0.0), ("future", 0.5, 4, -1.0), ("final", 0.3, 6, -1.0),
+    ("episode", 0.25, 2, 0.0),
+])
+def test_her_relabel(strategy, u, goal_row, reward):
+    buf = spec_episode_buffer(replay.HER(strategy, k=4, reward=replay.sparse_l2(0.5)))
+    out = sample_rows(buf, [1], [[0.0], [u]])
+    assert out["her_row"].tolist() == [goal_row]
+    assert out["reward"].tolist() == [reward]  # R(ag_2 = 2, g'): the next observation's goal
+    assert out["goal"].tolist() == [[goal_row]] and out["goal_boot"].tolist() == [[goal_row]]
+    assert out["boot"].tolist() == [2]
+    assert out["discount"].tolist() == [pytest.approx(0.9)]
+    not_relabeled = sample_rows(buf, [1], [[0.9], [u]])  # v >= 0.8: keeps its goal and reward
+    assert not_relabeled["her_row"].tolist() == [-1]
+    assert not_relabeled["goal"].tolist() == [[3.0]] and not_relabeled["reward"].tolist() == [-1.0]
+
+
+def test_her_with_floating_nstep_spec_table():
+    """SPEC 3.3's HER plus floating table, gamma 0.5, n 3."""
+    her = replay.HER("future", k=4, reward=replay.sparse_l2(0.5))
+    for terminated in (False, True):
+        buf = spec_episode_buffer(her, gamma=0.5, n=3, floating=True, terminated=terminated)
+        k3 = torch.tensor([0.99, 0.99, 0.99], dtype=F64)  # k = 3 where not relabeled
+        out = sample_rows(buf, [1, 0, 4], [[0.0, 0.9, 0.9], [0.0, 0.0, 0.0]], floating=k3)
+        assert out["her_row"].tolist() == [2, -1, -1]
+        assert out["reward"].tolist() == [0.0, -1.5, -1.5]
+        assert out["discount"].tolist() == [0.5, 0.125, 0.0 if terminated else 0.25]
+        assert out["boot"].tolist() == [2, 3, 6]
+        assert out["goal"].flatten().tolist() == [2.0, 3.0, 3.0]
+
+
+def test_ratio_and_future_histogram():
+    buf = spec_episode_buffer(replay.HER("future", k=4, reward=replay.sparse_l2(0.5)))
+    relabeled = sum(int(buf.sample(1000).is_her.sum()) for _ in range(100))
+    assert abs(relabeled / 100_000 - 0.8) < 0.005
+    draws = torch.rand(2, 100_000, dtype=F64, generator=torch.Generator().manual_seed(0))
+    draws[0] = 0.0  # every sample relabeled
+    out = sample_rows(buf, torch.ones(100_000, dtype=torch.int64), draws)
+    offsets = out["her_row"] - 1 - 1  # j - t - 1 at t = 1
+    frequency = torch.bincount(offsets, minlength=5).double() / 100_000
+    assert frequency.shape == (5,) and (frequency - 0.2).abs().max() < 0.005
+
+
+def test_relabeled_rewards_use_the_next_achieved_goal():
+    buf = goal_buffer(replay.HER("episode", k=3, reward=replay.sparse_l2(0.3)), capacity=300)
+    for _ in range(10):
+        batch = buf.sample(256)
+        her = batch.is_her
+        assert her.any() and (~her).any()
+        expected = reference.sparse_l2(batch.next_obs["achieved_goal"][her],
+                                       batch.obs["desired_goal"][her], 0.3)
+        assert torch.equal(batch.reward[her].double(), expected)
+        assert torch.equal(batch.boot[her], (batch.index[her] + 1) % 300)
+        assert torch.equal(batch.obs["desired_goal"][her], batch.next_obs["desired_goal"][her])
+
+
+# ---- against the reference -----------------------------------------------------------------------
+
+def goal_episode(T, rng, heads=None):
+    ag = torch.from_numpy(rng.integers(0, 3, (T + 1, 2)).astype(np.float32))  # ties are common
+    obs = {"observation": torch.from_numpy(rng.standard_normal((T + 1, 2)).astype(np.float32)),
+           "achieved_goal": ag,
+           "desired_goal": torch.from_numpy(rng.integers(0, 3, (T + 1, 2)).astype(np.float32))}
+    shape = (T,) if heads is None else (T, heads)
+    return obs, torch.from_numpy(rng.standard_normal((T, 1)).astype(np.float32)), \
+        torch.from_numpy(rng.standard_normal(shape).astype(np.float32))
+
+
+def goal_buffer(her, capacity=64, heads=None, seed=0, **kwargs):
+    spec = {"observation": (2,), "achieved_goal": (2,), "desired_goal": (2,), "action": (1,)}
+    if heads is not None:
+        spec["reward"] = (heads,)
+    buf = replay.ReplayBuffer(capacity, spec, her=her, seed=seed, **kwargs)
+    rng = np.random.default_rng(seed)
+    for _ in range(3 * capacity // 8):
+        obs, action, reward = goal_episode(int(rng.integers(1, 7)), rng, heads)
+        buf.add_episode(obs=obs, action=action, reward=reward, terminated=bool(rng.random() < 0.3))
+    return buf
+
+
+def reference_of(buf):
+    """A reference buffer fed from the compiled buffer's episode table and rows."""
+    ref = reference.ReplayBuffer(buf.capacity, obs_keys=buf.obs_keys,
+                                 alpha=buf.prioritized.alpha if buf.prioritized else 0.0)
+    table = buf.episodes()
+    ref.next_id = int(table["id"][0])
+    for start, length, terminated in zip(table["start"].tolist(), table["length"].tolist(),
+                                         table["terminated"].tolist()):
+        rows = [(start + i) % buf.capacity for i in range(length + 1)]
+        ref.cursor = start
+        obs = {f.name: c[rows] for f, c in zip(buf.fields, buf._columns) if f.name in buf.obs_keys}
+        fields = {f.name: c[rows[:-1]] for f, c in zip(buf.fields, buf._columns)
+                  if f.name not in buf.obs_keys}
+        ref.add_episode(obs, fields, terminated)
+    ref.leaves = buf.priorities().tolist()
+    return ref
+
+
+REWARDS = {
+    "sparse_l2": (replay.sparse_l2(0.5), None, lambda a, g: reference.sparse_l2(a, g, 0.5)),
+    "per_dim": (replay.per_dim([-1.5, 0.5], [-1.0, 2.0]), 2,
+                lambda a, g: reference.per_dim(a, g, [-1.5, 0.5], [-1.0, 2.0])),
+}
+
+
+@pytest.mark.parametrize("strategy", ["future", "final", "episode", "random"])
+@pytest.mark.parametrize("reward", list(REWARDS))
+@pytest.mark.parametrize("nstep", [(1, False), (3, True)])
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_matches_reference(strategy, reward, nstep, prioritized):
+    kind, heads, oracle = REWARDS[reward]
+    buf = goal_buffer(replay.HER(strategy, k=2, reward=kind), capacity=37, heads=heads,
+                      nstep=replay.NStep(nstep[0], 0.9, nstep[1]),
+                      prioritized=replay.PER() if prioritized else None)
+    ref = reference_of(buf)
+    assert ref.row_episode == buf._row_episode.tolist()
+    for _ in range(3):
+        g = torch.Generator()
+        g.set_state(buf._generator.get_state())
+        uniform = torch.rand(50, dtype=F64, generator=g)
+        her_uniform = torch.rand(2, 50, dtype=F64, generator=g)
+        floating = torch.rand(50, dtype=F64, generator=g) if nstep[1] else None
+        beta = buf.prioritized.beta_at(buf._sample_calls) if prioritized else 0.0
+        batch = buf.sample(50)
+        expected = ref.sample(uniform, floating, nstep[0], 0.9, beta,
+                              her={"uniform": her_uniform, "ratio": 2 / 3, "strategy": strategy,
+                                   "reward": oracle})
+        for key in ("index", "boot", "her_row", "generation"):
+            assert torch.equal(batch[key], expected[key]), key
+        for key in ("achieved_goal", "desired_goal", "observation"):
+            assert torch.equal(batch.obs[key], expected[key]), key
+            assert torch.equal(batch.next_obs[key], expected["next_" + key]), key
+        torch.testing.assert_close(batch.reward.double(), expected["reward"], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(batch.discount.double(), expected["discount"])
+
+
+@pytest.mark.parametrize("reward", list(REWARDS))
+def test_python_callable_gives_the_same_batch(reward):
+    kind, heads, oracle = REWARDS[reward]
+    built_in = goal_buffer(replay.HER("future", 4, kind), heads=heads, seed=3)
+    python = goal_buffer(replay.HER("future", 4, oracle), heads=heads, seed=3)
+    for _ in range(5):
+        a, b = built_in.sample(64), python.sample(64)
+        assert a.keys() == b.keys()
+        for key in a:
+            if isinstance(a[key], dict):
+                assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
+            else:
+                assert torch.equal(a[key], b[key]), key
+
+
+def test_terminal_callable_and_warning():
+    reached = lambda a, g: (a - g).norm(dim=-1) < 0.5  # noqa: E731
+    buf = goal_buffer(replay.HER("future", 4, replay.sparse_l2(0.5), terminal=reached), seed=1)
+    batch = buf.sample(256)
+    her = batch.is_her
+    done = reached(batch.next_obs["achieved_goal"][her], batch.obs["desired_goal"][her])
+    assert done.any() and (~done).any()
+    assert torch.equal(batch.discount[her], torch.where(done, 0.0, 0.99).to(batch.discount.dtype))
+    warned = goal_buffer(replay.HER("future", 4, replay.sparse_l2(0.5)), seed=1)
+    with pytest.warns(UserWarning, match="relabels terminated episodes without a terminal"):
+        warned.sample(8)
+
+
+def test_save_and_load_with_her(tmp_path):
+    buf = goal_buffer(replay.HER("final", 2, replay.per_dim([0.5], [1.0])), heads=2)
+    buf.save(tmp_path / "her.pt")
+    restored = replay.ReplayBuffer.load(tmp_path / "her.pt")
+    assert restored.her == buf.her
+    a, b = buf.sample(32), restored.sample(32)
+    assert torch.equal(a.reward, b.reward) and torch.equal(a.her_row, b.her_row)
+    python = goal_buffer(replay.HER("final", 2, lambda a, g: reference.sparse_l2(a, g, 0.5)))
+    python.save(tmp_path / "python.pt")
+    with pytest.raises(ValueError, match="pass her=replay.HER"):
+        replay.ReplayBuffer.load(tmp_path / "python.pt")
+    replay.ReplayBuffer.load(tmp_path / "python.pt", her=python.her)
+
+
+def test_goal_env_dict_steps():
+    """gymnasium-robotics dict observations go straight in with add(); obs_keys default to them."""
+    buf = replay.ReplayBuffer(64, {"observation": (3,), "achieved_goal": (2,), "desired_goal": (2,),
+                                   "action": (1,)}, her=replay.HER("future", 4, replay.sparse_l2(0.1)))
+    assert buf.obs_keys == ("observation", "achieved_goal", "desired_goal")
+    for t in range(10):
+        obs = {"observation": np.zeros((2, 3)), "achieved_goal": np.full((2, 2), t),
+               "desired_goal": np.full((2, 2), 9.0)}
+        nxt = {**obs, "achieved_goal": np.full((2, 2), t + 1)}
+        buf.add(obs=obs, next_obs=nxt, action=np.zeros((2, 1)), reward=np.full(2, -1.0),
+                terminated=[False, False], truncated=[t == 9, t == 9])
+    batch = buf.sample(128)
+    her = batch.is_her
+    goal_t = batch.obs["desired_goal"][her][:, 0]
+    step_t = batch.obs["achieved_goal"][her][:, 0]
+    assert (goal_t >= step_t + 1).all() and (goal_t <= 10).all()  # future goals
+    assert torch.equal(batch.reward[her], torch.where(goal_t == step_t + 1, 0.0, -1.0))
+
+
+# ---- bad input -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(strategy="past"), "strategy should be one of"), (dict(k=-1), "k should be an int >= 0"),
+    (dict(reward=3), "reward should be"), (dict(terminal=1), "terminal should be"),
+])
+def test_bad_her_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        replay.HER(**{"reward": replay.sparse_l2(0.1), **kwargs})
+
+
+@pytest.mark.parametrize("factory, match", [
+    (lambda: replay.sparse_l2(0), "eps should be"), (lambda: replay.sparse_l2(math.nan), "eps"),
+    (lambda: replay.per_dim([1.0], [1.0, 2.0]), "equal length"),
+    (lambda: replay.per_dim([0.0], [1.0]), "non-zero"),
+])
+def test_bad_reward_kinds(factory, match):
+    with pytest.raises(ValueError, match=match):
+        factory()
+
+
+@pytest.mark.parametrize("spec, her_reward, match", [
+    ({"obs": (3,), "action": (1,)}, replay.sparse_l2(0.1), "HER needs observation fields"),
+    ({**GOAL_SPEC, "desired_goal": (2,)}, replay.sparse_l2(0.1), "should both be"),
+    ({**GOAL_SPEC, "achieved_goal": ((1,), torch.float64), "desired_goal": ((1,), torch.float64)},
+     replay.sparse_l2(0.1), "should be float32"),
+    ({**GOAL_SPEC, "reward": (2,)}, replay.sparse_l2(0.1), "sparse_l2 gives one reward"),
+    (GOAL_SPEC, replay.per_dim([0.5], [1.0]), r"per_dim gives one reward per goal dimension"),
+])
+def test_bad_goal_fields(spec, her_reward, match):
+    with pytest.raises(ValueError, match=match):
+        replay.ReplayBuffer(16, spec, her=replay.HER("future", 4, her_reward))
+
+
+def test_goal_fields_missing_from_a_step():
+    buf = replay.ReplayBuffer(16, GOAL_SPEC, her=replay.HER("future", 4, replay.sparse_l2(0.1)))
+    with pytest.raises(ValueError, match="obs should be a dict with keys"):
+        buf.add(obs={"observation": torch.zeros(1, 2)}, next_obs={}, action=torch.zeros(1, 1),
+                reward=torch.zeros(1), terminated=[False], truncated=[True])
