@@ -7,6 +7,7 @@ export PYTHON
 main: setup-bench
 	$(PYTHON) benchmarks/bench_returns.py --quick
 	$(PYTHON) benchmarks/bench_replay.py --quick
+	$(PYTHON) benchmarks/bench_her.py --quick
 
 test: setup
 	$(PYTHON) -m pytest
@@ -20,6 +21,7 @@ setup-bench:
 bench: setup-bench
 	$(PYTHON) benchmarks/bench_returns.py
 	$(PYTHON) benchmarks/bench_replay.py
+	$(PYTHON) benchmarks/bench_her.py
 
 cuda-check:
 	scripts/check_cuda.sh

@@ -13,4 +13,5 @@ def test_quickstart_runs(tmp_path, monkeypatch):
     namespace = {}
     exec(compile(block, "README.md quickstart", "exec"), namespace)
     assert namespace["batch"].obs.shape == (256, 17)
+    assert namespace["relabeled"].is_her.float().mean() > 0.5
     assert (tmp_path / "buffer.pt").exists()

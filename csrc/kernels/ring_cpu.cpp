@@ -159,9 +159,18 @@ void ring_sample(const Ring& ring, const double* uniform, const double* floating
     out.boot[j] = w.boot;
     discount[j] = static_cast<T>(w.discount);
     if (her_row >= 0 && her.reward != kRewardStored) {
+      __builtin_prefetch(her.achieved + w.boot * her.goal_dim);
+      __builtin_prefetch(her.achieved + her_row * her.goal_dim);
+    }
+  }
+  // The window returns, in a pass of their own so the goal rows prefetched above have arrived.
+  for (int64_t j = 0; j < count; ++j) {
+    const int64_t row = out.index[j];
+    const int64_t boot = out.boot[j];
+    if (out.her_row[j] >= 0 && her.reward != kRewardStored) {
       // The reward of reaching o_{t+1}: its achieved goal against the relabeled goal.
-      const float* reached = her.achieved + w.boot * her.goal_dim;
-      const float* goal = her.achieved + her_row * her.goal_dim;
+      const float* reached = her.achieved + boot * her.goal_dim;
+      const float* goal = her.achieved + out.her_row[j] * her.goal_dim;
       for (int64_t h = 0; h < heads; ++h) {
         ret[j * heads + h] = static_cast<T>(
             her.reward == kRewardSparseL2
@@ -171,11 +180,12 @@ void ring_sample(const Ring& ring, const double* uniform, const double* floating
       }
       continue;
     }
+    const int64_t steps = (boot - row + ring.capacity) % ring.capacity;
     for (int64_t h = 0; h < heads; ++h) {
       // A direct loop over the window (no gamma^-t prefix sums, which lose precision).
       double sum = 0.0;
       double scale = 1.0;
-      for (int64_t l = 0; l < w.steps; ++l) {
+      for (int64_t l = 0; l < steps; ++l) {
         sum += scale * static_cast<double>(reward[((row + l) % ring.capacity) * heads + h]);
         scale *= gamma;
       }

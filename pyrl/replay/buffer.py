@@ -354,20 +354,17 @@ class ReplayBuffer:
                                  "once it ends; no episode has ended yet)")
             per, nstep = self.prioritized, self.nstep
             beta = per.beta_at(self._sample_calls) if per is not None else 0.0
-            uniform = rows = None
-            if self.episode_mode is None:
-                uniform = torch.rand(batch_size, dtype=torch.float64, generator=self._generator,
-                                     device=self.device)
-            else:
-                rows = self._episode_rows(batch_size)
-            her_uniform = None
-            if self.her is not None and self.her.k > 0:
-                her_uniform = torch.rand(2, batch_size, dtype=torch.float64,
-                                         generator=self._generator, device=self.device)
-            floating = None
-            if nstep.floating and nstep.n > 1:
-                floating = torch.rand(batch_size, dtype=torch.float64, generator=self._generator,
-                                      device=self.device)
+            # One draw for all of the batch's uniforms, in the order: rows (transition mode),
+            # HER (relabel, goal row), floating k. Same values as separate draws in that order.
+            relabel = self.her is not None and self.her.k > 0
+            floats = nstep.floating and nstep.n > 1
+            rows = self._episode_rows(batch_size) if self.episode_mode is not None else None
+            count = (rows is None) + 2 * relabel + floats
+            draws = torch.rand(count, batch_size, dtype=torch.float64, generator=self._generator,
+                               device=self.device) if count else None
+            uniform = draws[0] if rows is None else None
+            her_uniform = draws[(rows is None):(rows is None) + 2] if relabel else None
+            floating = draws[-1] if floats else None
             (index, generation, weight, ret, discount, boot, her_row, fields,
              next_obs) = self._ops.sample(
                 *self._ring, self._columns[-1], self._sample_columns, len(self.obs_keys), uniform,
@@ -419,7 +416,7 @@ class ReplayBuffer:
                 batch.discount[relabeled] = torch.where(ends, 0.0, self.nstep.gamma).to(
                     batch.discount.dtype)
         if (her.terminal is None and not self._warned_terminal
-                and bool(self._counters[TERMINATED_EPISODES] > 0)):
+                and self._counters[TERMINATED_EPISODES].item() > 0):
             self._warned_terminal = True
             warnings.warn("ReplayBuffer: HER relabels terminated episodes without a terminal "
                           "function; the stored termination is kept under the new goals, which is "
