@@ -279,3 +279,16 @@ def test_goal_fields_missing_from_a_step():
     with pytest.raises(ValueError, match="obs should be a dict with keys"):
         buf.add(obs={"observation": torch.zeros(1, 2)}, next_obs={}, action=torch.zeros(1, 1),
                 reward=torch.zeros(1), terminated=[False], truncated=[True])
+
+
+def test_opcheck_with_relabeling():
+    buf = goal_buffer(replay.HER("future", 4, replay.per_dim([0.5], [1.0])), heads=2,
+                      nstep=replay.NStep(3, 0.9, True))
+    draws = torch.rand(4, 20, dtype=F64, generator=torch.Generator().manual_seed(0))
+    args = (*buf._ring, buf._columns[-1], buf._sample_columns, len(buf.obs_keys), draws[0], None,
+            draws[3], 3, 0.9, 0.0, False, draws[1:3].contiguous(), *buf._her_args)
+    torch.library.opcheck(torch.ops.pyrl.replay_sample.default, args)
+    bad = list(args)
+    bad[15] = draws[1:2]  # her_uniform [1, B]
+    with pytest.raises(RuntimeError, match=r"her_uniform should have shape \[2, 20\]"):
+        torch.ops.pyrl.replay_sample(*bad)
