@@ -240,6 +240,21 @@ def test_goal_env_dict_steps():
     assert torch.equal(batch.reward[her], torch.where(goal_t == step_t + 1, 0.0, -1.0))
 
 
+def test_design_spelling_obs_plus_goal_fields():
+    """DESIGN.md's buffer: {"obs": ..., "action": ...} plus the goal fields goal envs add."""
+    buf = replay.ReplayBuffer(64, {"obs": (5,), "action": (2,), "achieved_goal": (2,),
+                                   "desired_goal": (2,)},
+                              her=replay.HER("future", 4, replay.sparse_l2(0.05)),
+                              nstep=replay.NStep(5, 0.99, floating=True), seed=0)
+    assert buf.obs_keys == ("obs", "achieved_goal", "desired_goal")
+    obs = {"obs": torch.randn(9, 5), "achieved_goal": torch.randn(9, 2),
+           "desired_goal": torch.randn(9, 2)}
+    buf.add_episode(obs=obs, action=torch.randn(8, 2), reward=-torch.ones(8))
+    batch = buf.sample(32)
+    assert set(batch.obs) == {"obs", "achieved_goal", "desired_goal"}
+    assert batch.is_her.any()
+
+
 # ---- bad input -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -115,7 +115,6 @@ void ring_sample(const Ring& ring, const double* uniform, const double* floating
   if (uniform != nullptr) {
     tree_sample_stratified(ring.layout, ring.sum_tree, ring.min_tree, uniform, count, out.index);
   }
-  const double* leaves = ring.sum_tree + ring.layout.leaf_offset();
   const int64_t reward_bytes = heads * static_cast<int64_t>(sizeof(T));
   for (int64_t j = 0; j < count + kPrefetchAhead; ++j) {
     if (j < count) {
@@ -129,17 +128,11 @@ void ring_sample(const Ring& ring, const double* uniform, const double* floating
       __builtin_prefetch(episode_of(ring, out.generation[behind]));
     }
   }
-  const double smallest = ring.min_tree[0];
-  float largest = 0.0f;
+  tree_is_weights(ring.layout, ring.sum_tree, ring.min_tree, out.index, count, beta, batch_max,
+                  out.weight);
   for (int64_t j = 0; j < count; ++j) {
     const int64_t row = out.index[j];
     const int64_t id = out.generation[j];
-    // P_min / P(i) = min leaf / leaf: the total cancels.
-    // In float: the weights are float32 anyway, and powf costs a third of pow.
-    out.weight[j] = beta == 0.0 ? 1.0f
-                                : std::pow(static_cast<float>(smallest / leaves[row]),
-                                           static_cast<float>(beta));
-    largest = std::max(largest, out.weight[j]);
     const int64_t* episode = episode_of(ring, id);
     int64_t k = replay_lookahead(n, floating_uniform, j);
     int64_t her_row = -1;
@@ -191,9 +184,6 @@ void ring_sample(const Ring& ring, const double* uniform, const double* floating
       }
       ret[j * heads + h] = static_cast<T>(sum);
     }
-  }
-  if (batch_max && largest > 0.0f) {
-    for (int64_t j = 0; j < count; ++j) out.weight[j] /= largest;
   }
 }
 

@@ -109,5 +109,10 @@ void tree_fill_range(const TreeLayout& layout, double* sum, double* mn, int64_t 
 // given, the min tree's nodes along each path are prefetched for a priority update to come.
 void tree_sample_stratified(const TreeLayout& layout, const double* sum, const double* mn,
                             const double* uniform, int64_t count, int64_t* index);
+// Importance weights of drawn leaves: (P_min / P)^beta = (min leaf / leaf)^beta, or divided by
+// the batch's largest weight with `batch_max`.
+void tree_is_weights(const TreeLayout& layout, const double* sum, const double* mn,
+                     const int64_t* index, int64_t count, double beta, bool batch_max,
+                     float* weight);
 
 }  // namespace pyrl::kernels

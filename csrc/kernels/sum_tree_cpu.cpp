@@ -80,4 +80,22 @@ void tree_sample_stratified(const TreeLayout& layout, const double* sum, const d
   }
 }
 
+void tree_is_weights(const TreeLayout& layout, const double* sum, const double* mn,
+                     const int64_t* index, int64_t count, double beta, bool batch_max,
+                     float* weight) {
+  const double* leaves = sum + layout.leaf_offset();
+  const double smallest = mn[0];
+  float largest = 0.0f;
+  for (int64_t j = 0; j < count; ++j) {
+    // In float: the weights are float32 anyway, and powf costs a third of pow.
+    weight[j] = beta == 0.0 ? 1.0f
+                            : std::pow(static_cast<float>(smallest / leaves[index[j]]),
+                                       static_cast<float>(beta));
+    largest = std::max(largest, weight[j]);
+  }
+  if (batch_max && largest > 0.0f) {
+    for (int64_t j = 0; j < count; ++j) weight[j] /= largest;
+  }
+}
+
 }  // namespace pyrl::kernels

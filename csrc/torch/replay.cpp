@@ -175,15 +175,8 @@ std::tuple<at::Tensor, at::Tensor> tree_sample_cpu(const at::Tensor& sum_tree,
   auto* w = weight.mutable_data_ptr<float>();
   kernels::tree_sample_stratified(layout, sum, nullptr, uniform.const_data_ptr<double>(), count,
                                   rows);
-  const double smallest = min_tree.const_data_ptr<double>()[0];
-  float largest = 0.0f;
-  for (int64_t j = 0; j < count; ++j) {
-    w[j] = static_cast<float>(std::pow(smallest / sum[layout.leaf_offset() + rows[j]], beta));
-    largest = std::max(largest, w[j]);
-  }
-  if (batch_max && largest > 0.0f) {
-    for (int64_t j = 0; j < count; ++j) w[j] /= largest;
-  }
+  kernels::tree_is_weights(layout, sum, min_tree.const_data_ptr<double>(), rows, count, beta,
+                           batch_max, w);
   return {index, weight};
 }
 

@@ -154,17 +154,17 @@ class ReplayBuffer:
         nstep: an :class:`NStep`; None means one-step returns with gamma 0.99.
         seed: seeds the buffer's torch.Generator; the same seed and the same adds give the same
             batches.
-        obs_keys: the observation fields, whose final value comes from ``next_obs``: ``("obs",)``
-            by default; dict observations name one field per key.
+        obs_keys: the observation fields, whose final value comes from ``next_obs``; dict
+            observations name one field per key. By default ``obs`` (or ``observation``) and
+            whichever of ``achieved_goal`` and ``desired_goal`` the spec has.
         max_episode_steps: steps staged per environment before an episode still running is
             committed as truncated (it then continues as a new episode from its next
             observation); at most ``capacity - 1``.
         episode_mode: an :class:`EpisodeMode` to sample whole-episode groups of steps instead of
             single transitions (weights are then 1); None samples transitions.
         her: a :class:`HER` to relabel goals at sample time. The buffer then needs observation
-            fields ``achieved_goal`` and ``desired_goal`` (float32 ``[g]``): goal-env dict
-            observations (``observation``, ``achieved_goal``, ``desired_goal``) are the default
-            ``obs_keys`` when the spec has those three fields.
+            fields ``achieved_goal`` and ``desired_goal`` (float32 ``[g]``), as goal-env dict
+            observations (``observation``, ``achieved_goal``, ``desired_goal``) have.
 
     Example::
 
@@ -201,9 +201,10 @@ class ReplayBuffer:
         if len(fields["reward"].shape) > 1 or not fields["reward"].dtype.is_floating_point:
             raise ValueError(f"spec: reward should be float [] or [m] per step, got "
                              f"{fields['reward'].shape} {fields['reward'].dtype}")
-        if obs_keys is None:
-            goal_env = "obs" not in fields and all(key in fields for key in GOAL_ENV_KEYS)
-            obs_keys = GOAL_ENV_KEYS if goal_env else ("obs",)
+        if obs_keys is None:  # goal fields are observations too: o_T's goals come from next_obs
+            goals = tuple(key for key in GOAL_ENV_KEYS[1:] if key in fields)
+            obs_keys = (("obs",) if "obs" in fields or "observation" not in fields
+                        else ("observation",)) + goals
         obs_keys = tuple(obs_keys)
         missing = [k for k in obs_keys if k not in fields]
         if not obs_keys or missing or "reward" in obs_keys:
