@@ -17,16 +17,15 @@ not installed or do not run get a line saying why. TorchRL has no HER buffer of 
 is an environment transform), so it has no row.
 """
 
-import argparse
-import os
 import sys
 
 import numpy as np
 import torch
-from torch.utils.benchmark import Timer
 
 import pyrl
 from pyrl import replay
+
+from common import is_quick, median_us  # benchmarks/common.py
 
 TRANSITIONS, EPISODE, OBS, GOAL, ACT, BATCH, K, EPS = 1_000_000, 50, 10, 3, 4, 256, 4, 0.05
 
@@ -167,15 +166,10 @@ def check(value):
 
 # ---- the table -----------------------------------------------------------------------------------
 
-def median_us(fn, min_run_time):
-    return Timer("fn()", globals=dict(fn=fn)).blocked_autorange(min_run_time=min_run_time).median * 1e6
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short timings (CI)")
-    args = parser.parse_args(argv)
-    quick = args.quick or bool(os.environ.get("CI"))
+    quick = is_quick(__doc__, argv)
     min_run_time = 0.1 if quick else 1.0
 
     print(f"pyrl {pyrl.__version__} | torch {torch.__version__} | threads {torch.get_num_threads()}"

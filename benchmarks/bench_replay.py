@@ -15,16 +15,15 @@ baseline time / pyrl time. A peer that is not installed, or whose binary does no
 line saying why instead of a row. Each buffer's batch is checked (shapes, weights) before timing.
 """
 
-import argparse
-import os
 import sys
 
 import numpy as np
 import torch
-from torch.utils.benchmark import Timer
 
 import pyrl
 from pyrl import replay
+
+from common import is_quick, median_us  # benchmarks/common.py
 
 CAPACITY, OBS, ACT, BATCH = 1_000_000, 17, 6, 256
 ALPHA, BETA = 0.6, 0.4
@@ -222,8 +221,6 @@ def check_batch(batch, obs_key, weight_key):
 
 # ---- the table -----------------------------------------------------------------------------------
 
-def median_us(fn, min_run_time):
-    return Timer("fn()", globals=dict(fn=fn)).blocked_autorange(min_run_time=min_run_time).median * 1e6
 
 
 PEERS = [
@@ -239,10 +236,7 @@ ROWS = [("add 1 step", "add_one"), ("add 1000", "add_many"), ("sample+update", "
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short timings (CI)")
-    args = parser.parse_args(argv)
-    min_run_time = 0.1 if (args.quick or os.environ.get("CI")) else 1.0
+    min_run_time = 0.1 if is_quick(__doc__, argv) else 1.0
 
     print(f"pyrl {pyrl.__version__} | torch {torch.__version__} | threads {torch.get_num_threads()}"
           f" | capacity {CAPACITY:,} | obs {OBS} action {ACT} float32 | batch {BATCH} | "

@@ -10,8 +10,6 @@ Optional ones are skipped with a line saying why. Every baseline's output is che
 pyrl's before it is timed. Times are medians of torch.utils.benchmark's blocked_autorange.
 """
 
-import argparse
-import os
 import sys
 
 import numpy as np
@@ -20,6 +18,8 @@ from torch.utils.benchmark import Timer
 
 import pyrl
 from pyrl import reference, returns
+
+from common import is_quick, median_us  # benchmarks/common.py
 
 SHAPES = [(2048, 1), (2048, 8), (128, 64), (16, 4096), (1000, 1000)]
 GAMMA, LMBDA = 0.99, 0.95
@@ -150,16 +150,10 @@ def prepare(r):
     return r
 
 
-def median_us(fn, r, min_run_time):
-    timer = Timer("fn(r)", globals=dict(fn=fn, r=r))
-    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e6
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short timings (CI)")
-    args = parser.parse_args(argv)
-    quick = args.quick or bool(os.environ.get("CI"))
+    quick = is_quick(__doc__, argv)
     min_run_time = 0.05 if quick else 0.5
     slow_limit = 20_000 if quick else 2_000_000  # T * N above which the per-step Python loops are skipped
 
@@ -194,7 +188,7 @@ def main(argv=None):
             baselines["numba loop"] = numba_run
         baselines.update(torchrl_fns)
 
-        t_pyrl = median_us(run_pyrl, r, min_run_time)
+        t_pyrl = median_us(run_pyrl, min_run_time, r)
         for name, fn in baselines.items():
             got = fn(r)
             if got is not None:  # verify before timing
@@ -205,7 +199,7 @@ def main(argv=None):
                     print(f"MISMATCH {name} at {T}x{N}: {err}")
                     failures += 1
                     continue
-            t_base = median_us(fn, r, min_run_time)
+            t_base = median_us(fn, min_run_time, r)
             print(f"{'gae':<5} {'cpu':<6} {f'{T}x{N}':<10} {name:<42} {t_base:>12.1f} "
                   f"{t_pyrl:>9.1f} {t_base / t_pyrl:>8.1f}x")
         sys.stdout.flush()
