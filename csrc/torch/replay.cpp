@@ -3,7 +3,7 @@
 //
 // The ops are stateless: a buffer's state is tensors that Python owns, and each op mutates only
 // what its schema marks (a!). The ring state of a buffer with C rows:
-//   row_episode  int64 [C]           episodes  int64 [C / 2 + 1, 3]    counters  int64 [4]
+//   row_episode  int64 [C]           episodes  int64 [C / 2 + 1, 3]    counters  int64 [5]
 //   sum_tree, min_tree  float64 [tree_size(C)]                          max_priority  float64 [1]
 // Data columns are contiguous [C, *shape] tensors of any dtype, copied as bytes.
 #include <ATen/Dispatch.h>
