@@ -43,6 +43,10 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "tree_size", [](int64_t capacity) { return pyrl::kernels::tree_layout(capacity).size; },
       py::arg("capacity"), "Length of the flat sum (or min) tree over `capacity` leaves.");
+  m.def(
+      "tree_leaf_offset",
+      [](int64_t capacity) { return pyrl::kernels::tree_layout(capacity).leaf_offset(); },
+      py::arg("capacity"), "Where the leaves start in that flat tree.");
   // The replay buffer's per-call ops without the dispatcher (see torch/replay.h).
   using Tensors = std::vector<at::Tensor>;
   const auto release = py::call_guard<py::gil_scoped_release>();

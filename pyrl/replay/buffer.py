@@ -488,11 +488,8 @@ class ReplayBuffer:
 
     def priorities(self) -> Tensor:
         """The leaf of every row: priority^alpha (1 when uniform), 0 where no transition starts."""
-        leaves = self._sum_tree[self._sum_tree.shape[0] - self._leaf_width():]
-        return leaves[:self.capacity].clone()
-
-    def _leaf_width(self) -> int:
-        return (self.capacity + 7) // 8 * 8
+        first = _C.tree_leaf_offset(self.capacity)
+        return self._sum_tree[first:first + self.capacity].clone()
 
     # ---- save and restore ----------------------------------------------------------------------
 
