@@ -288,8 +288,11 @@ class ReplayBuffer:
                     for name in self._other_names:
                         step.append(fields[name])
                     step.append(reward)
-                    self._add_step(step, final_obs, terminated, truncated)
-                    return
+                    # Only tensors: pybind11's message for a rejected argument reprs every
+                    # argument, the storage columns included (milliseconds).
+                    if all(type(v) is Tensor for v in (*step, *final_obs, terminated, truncated)):
+                        self._add_step(step, final_obs, terminated, truncated)
+                        return
                 except (TypeError, ValueError, RuntimeError, KeyError, IndexError):
                     pass  # not tensors of the right kind: convert and check, below
             envs = self._leading_size("add", obs)

@@ -1,0 +1,336 @@
+"""What every agent shares: the environment set-up, running normalizers, episode bookkeeping,
+the learning-curve log, evaluation, timers and checkpoints. The algorithms themselves live in
+one file each (reinforce.py, ppo.py, ddpg.py) and read top to bottom.
+"""
+
+import csv
+import dataclasses
+import os
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Optional, Union
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+import pyrl.envs  # noqa: F401  (registers the pyrl/ environments with gymnasium)
+
+GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
+EnvLike = Union[str, gym.Env, gym.vector.VectorEnv, Callable[[], gym.Env]]
+
+
+# ---- environments ----------------------------------------------------------------------------
+
+def env_id_of(env: EnvLike) -> Optional[str]:
+    """The registered id behind ``env``, if it has one (checkpoints store it to rebuild the env)."""
+    if isinstance(env, str):
+        return env
+    spec = getattr(env, "spec", None)
+    return spec.id if spec is not None else None
+
+
+def make_vec_env(env: EnvLike, n_envs: int, env_kwargs: Optional[dict] = None) -> gym.vector.VectorEnv:
+    """A vector env that resets in the same step an episode ends (``info["final_obs"]`` holds the
+    final observation), the layout the agents' returns and replay adds expect.
+
+    Args:
+        env: a registered id, a ``gym.Env`` (only with ``n_envs=1``), a callable making one, or a
+            ready ``VectorEnv`` using gymnasium's ``SAME_STEP`` autoreset.
+        n_envs: environments stepped together.
+        env_kwargs: keyword arguments for ``gym.make`` when ``env`` is an id.
+    """
+    same_step = gym.vector.AutoresetMode.SAME_STEP
+    if isinstance(env, gym.vector.VectorEnv):
+        vec = env
+    elif isinstance(env, str):
+        vec = None
+        if gym.spec(env).vector_entry_point is not None:  # a native batched env, if it fits
+            vec = gym.make_vec(env, n_envs, vectorization_mode="vector_entry_point", **(env_kwargs or {}))
+            if vec.metadata.get("autoreset_mode") != same_step:
+                vec.close()
+                vec = None
+        if vec is None:
+            vec = gym.make_vec(env, n_envs, vectorization_mode="sync",
+                               vector_kwargs={"autoreset_mode": same_step}, **(env_kwargs or {}))
+    elif isinstance(env, gym.Env):
+        if n_envs != 1:
+            raise ValueError(f"env: a single gym.Env instance can only run with n_envs=1, got "
+                             f"n_envs={n_envs}; pass an env id or a callable to run several")
+        vec = gym.vector.SyncVectorEnv([lambda: env], autoreset_mode=same_step)
+    elif callable(env):
+        vec = gym.vector.SyncVectorEnv([env] * n_envs, autoreset_mode=same_step)
+    else:
+        raise ValueError(f"env should be an env id, a gym.Env, a callable or a VectorEnv, got {env!r}")
+    mode = vec.metadata.get("autoreset_mode")
+    if mode != same_step:
+        raise ValueError(f"env: the vector env should reset in the same step (gymnasium "
+                         f"AutoresetMode.SAME_STEP), got autoreset_mode={mode}")
+    return vec
+
+
+def is_goal_space(space: gym.Space) -> bool:
+    return isinstance(space, gym.spaces.Dict) and all(k in space.spaces for k in GOAL_KEYS)
+
+
+def final_observations(obs, info: dict, done: np.ndarray):
+    """The true next observation of each env: ``obs``, with the episode's final observation
+    where it ended (``obs`` then already holds the reset one)."""
+    if not done.any():
+        return obs
+    rows = np.flatnonzero(done)
+    finals = info["final_obs"]
+    if isinstance(obs, dict):
+        out = {key: value.copy() for key, value in obs.items()}
+        for i in rows:
+            for key in out:
+                out[key][i] = finals[i][key]
+        return out
+    out = obs.copy()
+    for i in rows:
+        out[i] = finals[i]
+    return out
+
+
+def successes(info: dict, done: np.ndarray) -> list[float]:
+    """``is_success`` of the episodes that ended this step, where the env reports it."""
+    rows = np.flatnonzero(done)
+    final = info.get("final_info")
+    if isinstance(final, dict) and "is_success" in final:
+        return [float(final["is_success"][i]) for i in rows]
+    if "is_success" in info:
+        return [float(info["is_success"][i]) for i in rows]
+    return []
+
+
+class EpisodeStats:
+    """Returns, lengths and successes of the episodes that end, per env of a vector env."""
+
+    def __init__(self, n_envs: int):
+        self.running_return = np.zeros(n_envs)
+        self.running_length = np.zeros(n_envs, dtype=np.int64)
+        self.returns: list[float] = []
+        self.lengths: list[int] = []
+        self.successes: list[float] = []
+
+    def update(self, reward: np.ndarray, done: np.ndarray, info: dict) -> None:
+        reward = np.asarray(reward, dtype=np.float64)
+        self.running_return += reward.reshape(len(self.running_return), -1).sum(axis=1)
+        self.running_length += 1
+        for i in np.flatnonzero(done):
+            self.returns.append(float(self.running_return[i]))
+            self.lengths.append(int(self.running_length[i]))
+        self.successes.extend(successes(info, done))
+        self.running_return[done] = 0.0
+        self.running_length[done] = 0
+
+    def drain(self) -> dict:
+        """Summary of the episodes since the last drain (NaN when none ended)."""
+        out = {"episodes": len(self.returns),
+               "return": float(np.mean(self.returns)) if self.returns else float("nan"),
+               "length": float(np.mean(self.lengths)) if self.lengths else float("nan"),
+               "success": float(np.mean(self.successes)) if self.successes else float("nan")}
+        self.returns, self.lengths, self.successes = [], [], []
+        return out
+
+
+# ---- networks and normalizers ----------------------------------------------------------------
+
+def mlp(sizes: list[int], activation: str = "tanh", out_gain: Optional[float] = None) -> nn.Sequential:
+    """Linear layers of ``sizes`` with ``activation`` between them; orthogonal init with the
+    given output gain when ``out_gain`` is set (as PPO implementations do)."""
+    act = {"tanh": nn.Tanh, "relu": nn.ReLU}[activation]
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layer = nn.Linear(fan_in, fan_out)
+        if out_gain is not None:
+            last = i == len(sizes) - 2
+            nn.init.orthogonal_(layer.weight, out_gain if last else np.sqrt(2))
+            nn.init.zeros_(layer.bias)
+        layers.append(layer)
+        if i < len(sizes) - 2:
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+class RunningNorm:
+    """Running mean and variance (Chan et al. parallel update) to normalize inputs:
+    ``clip((x - mean) / sqrt(var + eps), -clip, clip)``."""
+
+    def __init__(self, shape: tuple, clip: float = 10.0, eps: float = 1e-8):
+        self.mean = np.zeros(shape, np.float64)
+        self.var = np.ones(shape, np.float64)
+        self.count = 1e-4
+        self.clip, self.eps = clip, eps
+
+    def update(self, x: np.ndarray) -> None:
+        x = np.asarray(x, np.float64).reshape(-1, *self.mean.shape)
+        batch_mean, batch_var, n = x.mean(axis=0), x.var(axis=0), x.shape[0]
+        delta, total = batch_mean - self.mean, self.count + n
+        self.mean = self.mean + delta * n / total
+        self.var = (self.var * self.count + batch_var * n + delta ** 2 * self.count * n / total) / total
+        self.count = total
+
+    def __call__(self, x):
+        if isinstance(x, torch.Tensor):
+            mean = torch.as_tensor(self.mean, dtype=x.dtype, device=x.device)
+            std = torch.as_tensor(np.sqrt(self.var + self.eps), dtype=x.dtype, device=x.device)
+            return ((x - mean) / std).clamp(-self.clip, self.clip)
+        return np.clip((x - self.mean) / np.sqrt(self.var + self.eps), -self.clip, self.clip).astype(np.float32)
+
+    def state_dict(self) -> dict:
+        return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.mean, self.var, self.count = state["mean"].copy(), state["var"].copy(), state["count"]
+
+
+# ---- the agent surface -----------------------------------------------------------------------
+
+def parse_args(args_class, algo: str, hyperparameters: dict):
+    """``args_class(**hyperparameters)``, with unknown names reported as a ValueError that lists
+    the known ones."""
+    known = {f.name for f in dataclasses.fields(args_class)}
+    unknown = sorted(set(hyperparameters) - known)
+    if unknown:
+        raise ValueError(f"{algo}: unknown hyperparameters {unknown}; known: {sorted(known)}")
+    return args_class(**hyperparameters)
+
+
+class Agent:
+    """The surface every agent shares. Subclasses set ``algo`` and implement ``learn``,
+    ``predict``, ``_state`` and ``_load_state``.
+
+    ``learn(total_steps)`` trains until the agent has taken ``total_steps`` environment steps in
+    all, so a loaded checkpoint continues the same run to the same total.
+    """
+
+    algo = "agent"
+
+    def __init__(self, env: EnvLike, args, env_kwargs: Optional[dict] = None):
+        self.args = args
+        self.env_id = env_id_of(env)
+        self.env_kwargs = dict(env_kwargs or {})
+        self._env_source = env
+        self.steps = 0
+        self.updates = 0
+        self.history: list[dict] = []
+        self.timers: dict[str, float] = {}
+        self._start = time.perf_counter()
+        torch.manual_seed(args.seed)
+
+    # -- logging --------------------------------------------------------------------------------
+    @contextmanager
+    def timer(self, name: str):
+        """Accumulates wall-clock seconds spent in the block under ``name``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timers[name] = self.timers.get(name, 0.0) + time.perf_counter() - start
+
+    def _log(self, row: dict, callback, progress) -> bool:
+        """Appends a history row; returns False when the callback asks to stop."""
+        row = {"step": self.steps, "time": round(time.perf_counter() - self._start, 3), **row}
+        self.history.append(row)
+        if progress is not None:
+            progress.update(self.steps - progress.n)
+            shown = {k: f"{row[k]:.3g}" for k in ("return", "success", "eval_return", "eval_success")
+                     if k in row and row[k] == row[k]}
+            progress.set_postfix(shown, refresh=False)
+        return not (callback is not None and callback(self, row) is False)
+
+    def _progress(self, total_steps: int, show: Optional[bool]):
+        if not (show if show is not None else self.args.progress):
+            return None
+        from tqdm.auto import tqdm
+        return tqdm(total=total_steps, initial=self.steps, unit="step", dynamic_ncols=True)
+
+    def write_csv(self, path) -> None:
+        """The learning curve: one row per log point, the union of their columns."""
+        columns: list[str] = []
+        for row in self.history:
+            columns += [k for k in row if k not in columns]
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.history)
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def evaluate(self, episodes: int = 10, seed: Optional[int] = None, env: Optional[EnvLike] = None,
+                 deterministic: bool = True) -> dict:
+        """Mean return (and success rate where the env reports ``is_success``) over ``episodes``
+        episodes, run side by side in a vector env."""
+        return evaluate(self, env if env is not None else self._eval_source(), episodes, seed,
+                        deterministic, self.env_kwargs)
+
+    def _eval_source(self) -> EnvLike:
+        if self.env_id is not None:
+            return self.env_id
+        if callable(self._env_source) and not isinstance(self._env_source, (gym.Env, gym.vector.VectorEnv)):
+            return self._env_source
+        raise ValueError(f"{self.algo}.evaluate: the training env has no registered id; pass env=")
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Everything needed to continue: hyperparameters, networks, optimizers, normalizers,
+        step counts, history, random generators (and the replay buffer for DDPG)."""
+        checkpoint = {"algo": self.algo, "args": dataclasses.asdict(self.args), "env_id": self.env_id,
+                      "env_kwargs": self.env_kwargs, "steps": self.steps, "updates": self.updates,
+                      "history": self.history, "timers": self.timers,
+                      "torch_rng": torch.get_rng_state(), "state": self._state()}
+        tmp = f"{path}.tmp"
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, path)  # a run killed mid-save keeps its previous checkpoint
+
+    @classmethod
+    def load(cls, path, env: Optional[EnvLike] = None, **overrides) -> "Agent":
+        """Rebuilds a saved agent; ``env`` defaults to the saved env id, ``overrides`` replace
+        saved hyperparameters (``total_steps`` and logging settings, say)."""
+        checkpoint = torch.load(path, weights_only=False, mmap=True)
+        if checkpoint["algo"] != cls.algo:
+            raise ValueError(f"{cls.algo}.load: {path} holds a {checkpoint['algo']} checkpoint")
+        env = env if env is not None else checkpoint["env_id"]
+        if env is None:
+            raise ValueError(f"{cls.algo}.load: {path} was trained on an unregistered env; pass env=")
+        agent = cls(env, env_kwargs=checkpoint["env_kwargs"], **{**checkpoint["args"], **overrides})
+        agent.steps, agent.updates = checkpoint["steps"], checkpoint["updates"]
+        agent.history, agent.timers = checkpoint["history"], checkpoint["timers"]
+        agent._load_state(checkpoint["state"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        return agent
+
+    def _state(self) -> dict:
+        raise NotImplementedError
+
+    def _load_state(self, state: dict) -> None:
+        raise NotImplementedError
+
+
+def evaluate(agent, env: EnvLike, episodes: int = 10, seed: Optional[int] = None,
+             deterministic: bool = True, env_kwargs: Optional[dict] = None) -> dict:
+    """Runs ``episodes`` episodes of ``agent.predict`` side by side, one per env of a vector env,
+    and returns ``{"return", "return_std", "length", "success"}`` (success NaN when the env does
+    not report ``is_success``)."""
+    vec = make_vec_env(env, episodes, env_kwargs)
+    try:
+        obs, _ = vec.reset(seed=seed)
+        running = np.zeros(episodes)
+        length = np.zeros(episodes, dtype=np.int64)
+        finished = np.zeros(episodes, dtype=bool)
+        returns, lengths, success = np.zeros(episodes), np.zeros(episodes), np.full(episodes, np.nan)
+        while not finished.all():
+            action = agent.predict(obs, deterministic=deterministic)
+            obs, reward, terminated, truncated, info = vec.step(action)
+            running += np.asarray(reward, np.float64).reshape(episodes, -1).sum(axis=1)
+            length += 1
+            done = (terminated | truncated) & ~finished
+            for i, s in zip(np.flatnonzero(done), successes(info, done) or [np.nan] * int(done.sum())):
+                returns[i], lengths[i], success[i] = running[i], length[i], s
+            finished |= done
+    finally:
+        vec.close()
+    return {"return": float(returns.mean()), "return_std": float(returns.std()),
+            "length": float(lengths.mean()),
+            "success": float(np.nanmean(success)) if not np.isnan(success).all() else float("nan")}

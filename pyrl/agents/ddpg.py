@@ -1,0 +1,336 @@
+"""Deep Deterministic Policy Gradient (Lillicrap et al. 2015, https://arxiv.org/abs/1509.02971)
+over ``pyrl.replay``: optional prioritized replay, hindsight relabeling and floating n-step.
+
+Each step acts with the deterministic actor plus exploration noise (Gaussian or
+Ornstein-Uhlenbeck, and with probability ``random_eps`` a uniform random action), stores the
+step, and every ``train_every`` steps runs ``gradient_steps`` updates of batch ``batch_size``:
+
+    y      = R + D * Q'(s', mu'(s'))           R, D, s' from the buffer's n-step sample
+    critic = mean_i w_i (Q(s_i, a_i) - y_i)^2   w: IS weights (1 without PER)
+    actor  = -mean Q(s, mu(s)) + action_l2 * mean (mu(s) / a_max)^2
+
+then moves the target networks by ``tau`` and gives the buffer ``|Q - y|`` as new priorities.
+``D`` is gamma^k for a k-step window (0 after a true terminal), so n-step, HER and episode ends
+need nothing else here. Goal environments (dict observations ``observation``, ``achieved_goal``,
+``desired_goal``) feed ``[observation, desired_goal]`` to both networks; with ``her_strategy``
+set the buffer relabels goals, computing rewards with the env's compiled reward when it has one
+(the pyrl envs do) and with its ``compute_reward`` otherwise. ``normalize_obs`` keeps running
+statistics of observations and goals (clipped to +-5, as the HER paper's implementation).
+
+Example (SPEC 8.2 H1)::
+
+    agent = DDPG("pyrl/PointReach-v0", her_strategy="future", her_k=4, hidden=(64, 64),
+                 gamma=0.98, tau=0.05, batch_size=256, train_every=500, gradient_steps=40,
+                 action_l2=1.0, clip_target="goal", random_eps=0.2, noise_sigma=0.2)
+    agent.learn(total_steps=30 * 500)
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from pyrl import replay
+from pyrl.agents.common import (GOAL_KEYS, Agent, EnvLike, EpisodeStats, RunningNorm, final_observations,
+                                is_goal_space, make_vec_env, mlp, parse_args)
+
+
+@dataclass
+class Args:
+    n_envs: int = 1
+    """environments stepped together"""
+    buffer_size: int = 1_000_000
+    """replay capacity in rows"""
+    batch_size: int = 256
+    """transitions per update"""
+    learning_starts: int = 1000
+    """steps of uniform random actions before the first update"""
+    train_every: int = 1
+    """environment steps (all envs together) between rounds of updates"""
+    gradient_steps: int = 1
+    """updates per round"""
+    gamma: float = 0.99
+    """discount"""
+    tau: float = 0.005
+    """target network Polyak rate"""
+    actor_lr: float = 1e-3
+    """actor Adam learning rate"""
+    critic_lr: float = 1e-3
+    """critic Adam learning rate"""
+    hidden: tuple = (256, 256)
+    """hidden layers of actor and critic"""
+    noise: str = "gaussian"
+    """exploration noise: 'gaussian' or 'ou'"""
+    noise_sigma: float = 0.1
+    """noise scale, as a fraction of the action range"""
+    random_eps: float = 0.0
+    """probability of a uniform random action instead of the noisy one"""
+    action_l2: float = 0.0
+    """actor penalty on the squared (scaled) action"""
+    clip_target: Optional[str] = None
+    """None, or 'goal' to clip y to [-1/(1-gamma), 0] (sparse -1/0 rewards)"""
+    max_grad_norm: Optional[float] = None
+    """clip gradient norms (None: no clipping)"""
+    per: bool = False
+    """prioritized replay"""
+    per_alpha: float = 0.6
+    """priority exponent"""
+    per_beta: float = 0.4
+    """initial IS exponent, annealed to 1 over per_beta_steps sample calls"""
+    per_beta_steps: int = 100_000
+    """sample calls over which beta reaches 1"""
+    nstep: int = 1
+    """n-step returns (1: one-step)"""
+    nstep_floating: bool = False
+    """draw k ~ U{1..n} per sample (floating n-step)"""
+    her_strategy: Optional[str] = None
+    """None (no relabeling), 'future', 'final', 'episode' or 'random'"""
+    her_k: int = 4
+    """relabeled samples per real one (ratio k/(k+1))"""
+    normalize_obs: bool = False
+    """normalize observations and goals by running mean and std (clipped to +-5)"""
+    seed: int = 0
+    """seeds torch, the buffer and the environments"""
+    progress: bool = False
+    """show a progress bar during learn()"""
+    log_every: int = 1000
+    """steps between history rows"""
+    eval_every: int = 0
+    """steps between evaluations logged in the history (0: none)"""
+    eval_episodes: int = 10
+    """episodes per evaluation"""
+
+
+class DDPG(Agent):
+    """DDPG with pyrl's replay buffer; see the module docstring."""
+
+    algo = "ddpg"
+
+    def __init__(self, env: EnvLike, env_kwargs: Optional[dict] = None, **hyperparameters):
+        args = parse_args(Args, "DDPG", hyperparameters)
+        if args.noise not in ("gaussian", "ou"):
+            raise ValueError(f"DDPG: noise should be 'gaussian' or 'ou', got {args.noise!r}")
+        if args.clip_target not in (None, "goal"):
+            raise ValueError(f"DDPG: clip_target should be None or 'goal', got {args.clip_target!r}")
+        super().__init__(env, args, env_kwargs)
+        self.env = make_vec_env(env, args.n_envs, env_kwargs)
+        obs_space, self.action_space = self.env.single_observation_space, self.env.single_action_space
+        if not isinstance(self.action_space, gym.spaces.Box):
+            raise ValueError(f"DDPG: actions should be a Box space, got {self.action_space}")
+        self.goal_env = is_goal_space(obs_space)
+        if args.her_strategy is not None and not self.goal_env:
+            raise ValueError(f"DDPG: her_strategy={args.her_strategy!r} needs a goal env (dict "
+                             f"observations {GOAL_KEYS}), got {obs_space}")
+        if self.goal_env:
+            shapes = {key: obs_space[key].shape for key in GOAL_KEYS}
+            self.obs_dim = int(np.prod(shapes["observation"]) + np.prod(shapes["desired_goal"]))
+        else:
+            shapes = {"obs": obs_space.shape}
+            self.obs_dim = int(np.prod(obs_space.shape))
+        self.input_dims = {key: int(np.prod(shape)) for key, shape in shapes.items()}
+        self.norms = {key: RunningNorm((self.input_dims[key],), clip=5.0) for key in shapes
+                      if key != "achieved_goal"} if args.normalize_obs else None
+        self.act_dim = int(np.prod(self.action_space.shape))
+        self.act_low = torch.as_tensor(self.action_space.low, dtype=torch.float32)
+        self.act_high = torch.as_tensor(self.action_space.high, dtype=torch.float32)
+
+        self.actor = nn.Sequential(mlp([self.obs_dim, *args.hidden, self.act_dim], "relu"), nn.Tanh())
+        self.critic = mlp([self.obs_dim + self.act_dim, *args.hidden, 1], "relu")
+        self.actor_target = mlp([self.obs_dim, *args.hidden, self.act_dim], "relu")
+        self.actor_target = nn.Sequential(self.actor_target, nn.Tanh())
+        self.critic_target = mlp([self.obs_dim + self.act_dim, *args.hidden, 1], "relu")
+        self.actor_target.load_state_dict(self.actor.state_dict())
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        for p in (*self.actor_target.parameters(), *self.critic_target.parameters()):
+            p.requires_grad_(False)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=args.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=args.critic_lr)
+
+        spec = {key: shape for key, shape in shapes.items()}
+        spec["action"] = self.action_space.shape
+        her = None
+        if args.her_strategy is not None:
+            unwrapped = self._single_env()
+            reward = getattr(unwrapped, "compiled_reward", None)
+            if reward is None:  # gymnasium-robotics style: compute_reward(ag, dg, info), batched
+                reward = lambda achieved, desired: torch.as_tensor(  # noqa: E731
+                    unwrapped.compute_reward(achieved.numpy(), desired.numpy(), {}))
+            her = replay.HER(strategy=args.her_strategy, k=args.her_k, reward=reward)
+        self.buffer = replay.ReplayBuffer(
+            args.buffer_size, spec, seed=args.seed, her=her,
+            prioritized=replay.PER(alpha=args.per_alpha, beta=args.per_beta,
+                                   beta_steps=args.per_beta_steps) if args.per else None,
+            nstep=replay.NStep(n=args.nstep, gamma=args.gamma, floating=args.nstep_floating))
+        self.noise_state = np.zeros((args.n_envs, self.act_dim))
+        self.rng = np.random.default_rng(args.seed)
+        self.obs = None
+
+    def _single_env(self):
+        if hasattr(self.env, "envs"):
+            return self.env.envs[0].unwrapped
+        raise ValueError("DDPG: HER needs the env's compute_reward; use a sync vector env")
+
+    # ---- observations -----------------------------------------------------------------------
+    def _input(self, obs: dict) -> torch.Tensor:
+        """The network input from stored fields (``obs`` / ``observation`` + ``desired_goal``)."""
+        keys = ("observation", "desired_goal") if self.goal_env else ("obs",)
+        parts = []
+        for key in keys:
+            x = torch.as_tensor(np.asarray(obs[key]) if not isinstance(obs[key], torch.Tensor) else obs[key],
+                                dtype=torch.float32).reshape(-1, self.input_dims[key])
+            parts.append(self.norms[key](x) if self.norms else x)
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+    def _fields(self, obs) -> dict:
+        return {key: obs[key] for key in GOAL_KEYS} if self.goal_env else {"obs": obs}
+
+    @staticmethod
+    def _stored(fields: dict) -> dict:
+        return {key: torch.as_tensor(np.asarray(value, np.float32)) for key, value in fields.items()}
+
+    def _scale(self, unit_action: torch.Tensor) -> torch.Tensor:
+        return self.act_low + (unit_action + 1.0) * 0.5 * (self.act_high - self.act_low)
+
+    def predict(self, obs, deterministic: bool = True) -> np.ndarray:
+        fields = self._fields(obs)
+        first = fields["observation" if self.goal_env else "obs"]
+        single = np.asarray(first).ndim == len(self.env.single_observation_space[
+            "observation"].shape if self.goal_env else self.env.single_observation_space.shape)
+        with torch.no_grad():
+            action = self.actor(self._input(fields))
+        if not deterministic:
+            action = (action + self.args.noise_sigma * 2 * torch.randn_like(action)).clamp(-1, 1)
+        action = self._scale(action).numpy()
+        return action[0] if single else action
+
+    def _explore(self, obs) -> np.ndarray:
+        a, n = self.args, self.args.n_envs
+        if self.steps < a.learning_starts:
+            return self.rng.uniform(-1, 1, (n, self.act_dim))
+        with torch.no_grad():
+            action = self.actor(self._input(self._fields(obs))).numpy()
+        if a.noise == "ou":  # Ornstein-Uhlenbeck, theta 0.15, dt 1e-2, as in the DDPG paper
+            self.noise_state += -0.15 * self.noise_state * 1e-2 + a.noise_sigma * 2 * np.sqrt(1e-2) \
+                * self.rng.standard_normal(self.noise_state.shape)
+            noise = self.noise_state
+        else:
+            noise = a.noise_sigma * 2 * self.rng.standard_normal(action.shape)  # sigma of a [-1, 1] range
+        action = np.clip(action + noise, -1.0, 1.0)
+        random = self.rng.random(n) < a.random_eps
+        action[random] = self.rng.uniform(-1, 1, (int(random.sum()), self.act_dim))
+        return action
+
+    # ---- learning -----------------------------------------------------------------------------
+    def learn(self, total_steps: int, callback=None, progress: Optional[bool] = None) -> list[dict]:
+        a, n = self.args, self.args.n_envs
+        stats = EpisodeStats(n)
+        bar = self._progress(total_steps, progress)
+        if self.obs is None:
+            self.obs, _ = self.env.reset(seed=a.seed + self.steps)
+        losses = {"critic_loss": [], "actor_loss": [], "q": []}
+        try:
+            while self.steps < total_steps:
+                unit_action = self._explore(self.obs)
+                action = self._scale(torch.as_tensor(unit_action, dtype=torch.float32)).numpy()
+                next_obs, reward, term, trunc, info = self.env.step(action)
+                done = term | trunc
+                stats.update(reward, done, info)
+                real_next = final_observations(next_obs, info, done)
+                fields, next_fields = self._fields(self.obs), self._fields(real_next)
+                if self.norms is not None:
+                    for key, norm in self.norms.items():
+                        norm.update(np.asarray(fields[key]).reshape(n, -1))
+                # Tensors of the stored dtypes take the buffer's pybind11 fast path.
+                obs_t, next_t = self._stored(fields), self._stored(next_fields)
+                with self.timer("replay"):
+                    self.buffer.add(obs=obs_t if self.goal_env else obs_t["obs"],
+                                    next_obs=next_t if self.goal_env else next_t["obs"],
+                                    reward=torch.as_tensor(np.asarray(reward, np.float32)),
+                                    terminated=torch.as_tensor(term), truncated=torch.as_tensor(trunc),
+                                    action=torch.as_tensor(unit_action, dtype=torch.float32))
+                self.noise_state[done] = 0.0
+                self.obs = next_obs
+                before = self.steps
+                self.steps += n
+
+                if self.steps >= a.learning_starts and self.steps // a.train_every != before // a.train_every \
+                        and self.buffer.num_episodes > 0:
+                    for _ in range(a.gradient_steps):
+                        for key, value in self._update().items():
+                            losses[key].append(value)
+                if self.steps // a.log_every != before // a.log_every or self.steps >= total_steps:
+                    row = {**stats.drain(), **{k: float(np.mean(v)) if v else float("nan")
+                                               for k, v in losses.items()}}
+                    losses = {k: [] for k in losses}
+                    if a.eval_every and self.steps // a.eval_every != before // a.eval_every:
+                        ev = self.evaluate(a.eval_episodes, seed=10_000 + self.steps)
+                        row.update(eval_return=ev["return"], eval_success=ev["success"])
+                    if not self._log(row, callback, bar):
+                        break
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.history
+
+    def _update(self) -> dict:
+        a = self.args
+        with self.timer("replay"):
+            batch = self.buffer.sample(a.batch_size)
+        obs = batch.obs if self.goal_env else {"obs": batch.obs}
+        next_obs = batch.next_obs if self.goal_env else {"obs": batch.next_obs}
+        s, s_next = self._input(obs), self._input(next_obs)
+        reward = batch.reward.reshape(-1, 1)
+        with torch.no_grad():
+            next_q = self.critic_target(torch.cat([s_next, self.actor_target(s_next)], 1))
+            target = reward + batch.discount.reshape(-1, 1).to(torch.float32) * next_q
+            if a.clip_target == "goal":
+                target = target.clamp(-1.0 / (1.0 - a.gamma), 0.0)
+        q = self.critic(torch.cat([s, batch.action], 1))
+        td = q - target
+        critic_loss = (batch.weight.reshape(-1, 1).to(torch.float32) * td.pow(2)).mean()
+        self.critic_opt.zero_grad()
+        critic_loss.backward()
+        if a.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.critic.parameters(), a.max_grad_norm)
+        self.critic_opt.step()
+
+        mu = self.actor(s)
+        actor_loss = -self.critic(torch.cat([s, mu], 1)).mean() + a.action_l2 * mu.pow(2).mean()
+        self.actor_opt.zero_grad()
+        actor_loss.backward()
+        if a.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.actor.parameters(), a.max_grad_norm)
+        self.actor_opt.step()
+
+        with torch.no_grad():
+            for net, target_net in ((self.actor, self.actor_target), (self.critic, self.critic_target)):
+                for p, p_target in zip(net.parameters(), target_net.parameters()):
+                    p_target.lerp_(p, a.tau)
+        if a.per:
+            with self.timer("replay"):
+                self.buffer.update_priorities(batch.index, batch.generation, td.detach().abs().reshape(-1))
+        self.updates += 1
+        return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(), "q": q.mean().item()}
+
+    # ---- checkpoints --------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+                "actor_target": self.actor_target.state_dict(),
+                "critic_target": self.critic_target.state_dict(),
+                "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
+                "norms": {k: v.state_dict() for k, v in self.norms.items()} if self.norms else None,
+                "buffer": self.buffer.state_dict(), "rng": self.rng.bit_generator.state,
+                "noise_state": self.noise_state.copy()}
+
+    def _load_state(self, state: dict) -> None:
+        for name in ("actor", "critic", "actor_target", "critic_target", "actor_opt", "critic_opt"):
+            getattr(self, name).load_state_dict(state[name])
+        if self.norms is not None:
+            for key, norm in self.norms.items():
+                norm.load_state_dict(state["norms"][key])
+        self.buffer.load_state_dict(state["buffer"])
+        self.rng.bit_generator.state = state["rng"]
+        self.noise_state = state["noise_state"].copy()
