@@ -2,9 +2,11 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: main test setup setup-bench bench cuda-check clean
+.PHONY: main test setup setup-bench bench learning cuda-check clean
 
 main: setup-bench
+	$(PYTHON) -m pyrl.cli train ddpg --env pyrl/PointReach-v0 --steps 15000 --out runs/point-reach --no-progress
+	$(PYTHON) benchmarks/bench_agents.py --quick
 	$(PYTHON) benchmarks/bench_returns.py --quick
 	$(PYTHON) benchmarks/bench_replay.py --quick
 	$(PYTHON) benchmarks/bench_her.py --quick
@@ -22,9 +24,13 @@ bench: setup-bench
 	$(PYTHON) benchmarks/bench_returns.py
 	$(PYTHON) benchmarks/bench_replay.py
 	$(PYTHON) benchmarks/bench_her.py
+	$(PYTHON) benchmarks/bench_agents.py
+
+learning: setup-bench
+	$(PYTHON) benchmarks/bench_learning.py --out runs/learning
 
 cuda-check:
 	scripts/check_cuda.sh
 
 clean:
-	rm -rf build dist *.egg-info
+	rm -rf build dist *.egg-info runs

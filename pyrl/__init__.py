@@ -12,5 +12,13 @@ def build_info() -> dict:
     return dict(_C.build_info())
 
 
+def __getattr__(name: str):
+    # The agents and envs need gymnasium; `import pyrl` alone (ops, returns, replay) does not.
+    if name in ("agents", "envs"):
+        import importlib
+        return importlib.import_module(f"pyrl.{name}")
+    raise AttributeError(f"module 'pyrl' has no attribute {name!r}")
+
+
 __version__ = "0.1.0"
-__all__ = ["build_info", "returns", "reference", "replay"]
+__all__ = ["build_info", "returns", "reference", "replay", "agents", "envs"]

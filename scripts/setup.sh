@@ -18,7 +18,8 @@ trap 'rm -f "$constraints"' EXIT
 "$PY" -c "import torch; print('torch==' + torch.__version__.split('+')[0])" >"$constraints"
 echo "setup: building against $(cat "$constraints")"
 
-pip_install -c "$constraints" "scikit-build-core>=0.10" ninja numpy "pytest>=8" "hypothesis>=6"
+pip_install -c "$constraints" "scikit-build-core>=0.10" ninja numpy "pytest>=8" "hypothesis>=6" \
+  "gymnasium>=1.1" tqdm matplotlib
 if [[ "${1:-}" == "--bench" ]]; then
   # Optional peers: a benchmark row is skipped, with its reason, when one is missing.
   pip_install -c "$constraints" numba stable-baselines3==2.9.2 cpprb==11.0.0 gymnasium==1.4.0 \

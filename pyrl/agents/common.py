@@ -154,6 +154,30 @@ def mlp(sizes: list[int], activation: str = "tanh", out_gain: Optional[float] = 
     return nn.Sequential(*layers)
 
 
+class NumpyMLP:
+    """``net(x)`` in numpy, on views of the parameters of a Sequential of Linear, ReLU and Tanh
+    layers (nested Sequentials allowed): acting with a small net without torch's per-call cost."""
+
+    def __init__(self, net: nn.Module):
+        self.layers = []
+        for layer in net.modules():
+            if isinstance(layer, nn.Linear):
+                self.layers.append((layer.weight.detach().numpy().T, layer.bias.detach().numpy()))
+            elif isinstance(layer, (nn.ReLU, nn.Tanh)):
+                self.layers.append(np.tanh if isinstance(layer, nn.Tanh) else relu)
+            elif not isinstance(layer, nn.Sequential):
+                raise ValueError(f"NumpyMLP: unsupported layer {layer}")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        for layer in self.layers:
+            x = layer(x) if callable(layer) else x @ layer[0] + layer[1]
+        return x
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0)
+
+
 class RunningNorm:
     """Running mean and variance (Chan et al. parallel update) to normalize inputs:
     ``clip((x - mean) / sqrt(var + eps), -clip, clip)``."""
@@ -297,6 +321,8 @@ class Agent:
         agent = cls(env, env_kwargs=checkpoint["env_kwargs"], **{**checkpoint["args"], **overrides})
         agent.steps, agent.updates = checkpoint["steps"], checkpoint["updates"]
         agent.history, agent.timers = checkpoint["history"], checkpoint["timers"]
+        if agent.history:  # the time column runs on across the resume
+            agent._start -= agent.history[-1]["time"]
         agent._load_state(checkpoint["state"])
         torch.set_rng_state(checkpoint["torch_rng"])
         return agent

@@ -46,7 +46,7 @@ class Args:
     lr: float = 3e-4
     """Adam learning rate"""
     anneal: bool = False
-    """anneal the learning rate and the clip range linearly to 0 over learn()'s total steps"""
+    """anneal the learning rate and the clip range linearly from step 0 to 0 at learn()'s total_steps"""
     gamma: float = 0.99
     """discount"""
     gae_lambda: float = 0.95
@@ -97,9 +97,10 @@ class ActorCritic(nn.Module):
 
     def distribution(self, obs: torch.Tensor):
         out = self.actor(obs)
+        # Argument validation costs more than these small distributions' math.
         if self.discrete:
-            return Categorical(logits=out)
-        return Normal(out, self.log_std.exp())
+            return Categorical(logits=out, validate_args=False)
+        return Normal(out, self.log_std.exp(), validate_args=False)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.critic(obs).squeeze(-1)
@@ -130,7 +131,7 @@ class PPO(Agent):
         self.obs_dim = int(np.prod(space.shape))
         self.action_space = self.env.single_action_space
         self.model = ActorCritic(self.obs_dim, self.action_space, args)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr, eps=1e-5)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr, eps=1e-5, fused=True)
         self.obs_norm = RunningNorm((self.obs_dim,)) if args.normalize_obs else None
         self.return_norm = RunningNorm(()) if args.normalize_reward else None
         self.discounted = np.zeros(args.n_envs)  # running discounted return, for reward scaling
@@ -173,13 +174,12 @@ class PPO(Agent):
         a, n, T = self.args, self.args.n_envs, self.args.n_steps
         stats = EpisodeStats(n)
         bar = self._progress(total_steps, progress)
-        start_steps = self.steps
         if self.obs is None:
             self.obs, _ = self.env.reset(seed=a.seed + self.steps)
         try:
             while self.steps < total_steps:
-                remaining = 1.0 - (self.steps - start_steps) / max(1, total_steps - start_steps)
-                frac = remaining if a.anneal else 1.0
+                # Annealed over absolute steps, so a resumed run continues the same schedule.
+                frac = 1.0 - self.steps / total_steps if a.anneal else 1.0
                 for group in self.optimizer.param_groups:
                     group["lr"] = a.lr * frac
                 clip = a.clip_range * frac

@@ -89,8 +89,9 @@ class Policy(nn.Module):
     def distribution(self, obs: torch.Tensor):
         out = self.net(obs)
         if self.discrete:
-            return Categorical(logits=out)  # log-softmax inside: no log(0) (SPEC 8.1, bug 4)
-        return Normal(out, self.log_std.exp())
+            # log-softmax inside: no log(0) (SPEC 8.1, bug 4)
+            return Categorical(logits=out, validate_args=False)
+        return Normal(out, self.log_std.exp(), validate_args=False)
 
 
 class REINFORCE(Agent):

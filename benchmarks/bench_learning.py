@@ -1,0 +1,130 @@
+"""Learning acceptance over several seeds (SPEC 8.1, 8.2 and issue 5's bars), one table.
+
+    python benchmarks/bench_learning.py                 # everything (~20 min on one core)
+    python benchmarks/bench_learning.py --only ppo-cartpole pointreach-H1 --seeds 0 1 2
+    python benchmarks/bench_learning.py --out runs/acceptance   # also CSVs and one PNG per task
+
+Each row is one task: the bar it must clear, the per-seed scores, and whether every seed (or
+the mean, where the bar is on the mean) clears it. CartPole and Pendulum scores are the mean
+return of 20 deterministic evaluation episodes after training; "best" is the best periodic
+evaluation (10 episodes) on the way.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from pyrl.agents import DDPG, PPO, REINFORCE  # noqa: E402
+from pyrl.cli import PRESETS, plot_curve  # noqa: E402
+
+
+def bandit_accuracy(agent) -> tuple[float, float]:
+    probs = agent.probabilities(np.eye(10, dtype=np.float32) if agent.obs_dim == 10
+                                else np.arange(10, dtype=np.float32)[:, None])
+    greedy = probs.argmax(1)
+    return float((greedy == np.arange(10)).mean()), float((np.abs(greedy - np.arange(10)) <= 1).mean())
+
+
+def reinforce_A1(seed):
+    agent = REINFORCE("pyrl/ContextualBandit-v0", n_envs=256, n_steps=1, policy="linear", optimizer="sgd",
+                      lr=10.0, baseline="state", seed=seed)
+    agent.learn(500 * 256)
+    return agent, bandit_accuracy(agent)[0]
+
+
+def reinforce_A2(seed):
+    agent = REINFORCE("pyrl/ContextualBandit-v0", **PRESETS[("reinforce", "pyrl/ContextualBandit-v0")], seed=seed)
+    agent.learn(2000 * 256)
+    return agent, bandit_accuracy(agent)[0]
+
+
+def reinforce_A3(seed):  # the forum's configuration with its bugs fixed but its choices kept
+    agent = REINFORCE("pyrl/ContextualBandit-v0", env_kwargs={"observation": "scalar"}, n_envs=50, n_steps=1,
+                      policy="mlp", hidden=(128,), activation="relu", baseline="none", lr=1e-3,
+                      ent_coef=1e-4, seed=seed)
+    agent.learn(10_001 * 50)
+    return agent, bandit_accuracy(agent)[0]
+
+
+def on_env(cls, algo, env_id, steps, **extra):
+    def run(seed):
+        agent = cls(env_id, **{**PRESETS[(algo, env_id)], "eval_every": steps // 10, "eval_episodes": 10,
+                               **extra}, seed=seed)
+        agent.learn(steps)
+        return agent, agent.evaluate(20, seed=1_000_000 + seed)["return"]
+    return run
+
+
+def point_reach(**variant):
+    def run(seed):
+        agent = DDPG("pyrl/PointReach-v0", **{**PRESETS[("ddpg", "pyrl/PointReach-v0")], **variant}, seed=seed)
+        agent.learn(30 * 500)
+        return agent, agent.history[-1]["eval_success"]
+    return run
+
+
+# name: (run(seed) -> (agent, score), bar text, check(scores) -> bool, default seeds)
+TASKS = {
+    "reinforce-A1": (reinforce_A1, "greedy acc = 1.0, all seeds", lambda s: min(s) == 1.0, range(5)),
+    "reinforce-A2": (reinforce_A2, "mean >= 0.85, each >= 0.7", lambda s: np.mean(s) >= 0.85 and min(s) >= 0.7,
+                     range(10)),
+    "reinforce-A3 (neg.)": (reinforce_A3, "<= 0.7 (negative control)", lambda s: max(s) <= 0.7, range(3)),
+    "ppo-cartpole": (on_env(PPO, "ppo", "CartPole-v1", 100_000), ">= 475 in 100k, all seeds",
+                     lambda s: min(s) >= 475, range(3)),
+    "ppo-pendulum": (on_env(PPO, "ppo", "Pendulum-v1", 200_000), ">= -300 in 200k", lambda s: min(s) >= -300,
+                     range(3)),
+    "ddpg-pendulum": (on_env(DDPG, "ddpg", "Pendulum-v1", 30_000, log_every=1000),
+                      ">= -200 in 30k", lambda s: min(s) >= -200, range(3)),
+    "pointreach-H1": (point_reach(), ">= 0.9 at epoch 30", lambda s: min(s) >= 0.9, range(3)),
+    "pointreach-H2": (point_reach(nstep=5, nstep_floating=True), ">= 0.9 (HER + floating 5)",
+                      lambda s: min(s) >= 0.9, range(3)),
+    "pointreach-H3": (point_reach(her_k=1, nstep=5, nstep_floating=True), ">= 0.9 (ratio .5 + floating 5)",
+                      lambda s: min(s) >= 0.9, range(3)),
+    "pointreach-H4": (point_reach(her_strategy="episode"), ">= 0.7 (episode)", lambda s: min(s) >= 0.7, range(3)),
+    "pointreach-H5": (point_reach(her_strategy=None), "<= 0.1 (no HER)", lambda s: max(s) <= 0.1, range(3)),
+    "pointreach-final": (point_reach(her_strategy="final"), "report only", lambda s: True, range(3)),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", choices=list(TASKS), help="tasks to run (default: all)")
+    parser.add_argument("--seeds", nargs="*", type=int, help="seeds (default: each task's)")
+    parser.add_argument("--out", help="directory for per-run CSVs and per-task PNG curves")
+    opts = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"torch {torch.__version__}, 1 thread; scores per seed")
+    print(f"{'task':22} {'bar':34} {'pass':5} {'min':>8} {'mean':>8}  seconds/seed  scores")
+    failed = []
+    for name in opts.only or TASKS:
+        run, bar, check, seeds = TASKS[name]
+        scores, seconds, histories = [], [], []
+        for seed in (opts.seeds if opts.seeds is not None else seeds):
+            start = time.perf_counter()
+            agent, score = run(seed)
+            seconds.append(time.perf_counter() - start)
+            scores.append(float(score))
+            histories.append(agent.history)
+            if opts.out:
+                Path(opts.out).mkdir(parents=True, exist_ok=True)
+                agent.write_csv(Path(opts.out) / f"{name.split()[0]}-seed{seed}.csv")
+                plot_curve(agent.history, Path(opts.out) / f"{name.split()[0]}-seed{seed}.png",
+                           f"{name} seed {seed}")
+        ok = check(scores)
+        if not ok:
+            failed.append(name)
+        shown = " ".join(f"{s:.3g}" for s in scores)
+        print(f"{name:22} {bar:34} {'yes' if ok else 'NO':5} {min(scores):8.3g} {np.mean(scores):8.3g}  "
+              f"{np.median(seconds):12.1f}  {shown}", flush=True)
+    if failed:
+        print(f"below the bar: {', '.join(failed)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""Command line: ``pyrl train`` runs an agent and writes its learning curve; ``pyrl bench`` runs the
+benchmark scripts of a source checkout.
+
+    pyrl train ppo --env CartPole-v1 --steps 100000 --seed 0 --out runs/ppo-cartpole
+    pyrl train ddpg --env pyrl/PointReach-v0 --steps 15000 --set her_strategy=future
+    pyrl train ppo --env CartPole-v1 --steps 200000 --out runs/ppo-cartpole --resume
+    pyrl bench --quick
+
+``train`` writes to ``--out``: ``progress.csv`` (one row per log point), ``curve.png`` (needs
+matplotlib), ``checkpoint.pt`` (every ``--save-every`` steps and at the end), ``config.json``
+and ``eval.json`` (a final deterministic evaluation). ``--resume`` continues from the checkpoint
+to ``--steps`` in all. Hyperparameters start from a preset for known (algorithm, env) pairs,
+tuned as rl-baselines3-zoo's, then ``--set key=value`` overrides any of them.
+"""
+
+import argparse
+import ast
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+PRESETS = {
+    ("reinforce", "pyrl/ContextualBandit-v0"): dict(  # SPEC 8.1 A2: an MLP on one-hot contexts
+        n_envs=256, n_steps=1, policy="mlp", hidden=(128,), activation="relu", baseline="state",
+        lr=1e-3, ent_coef=0.1, ent_coef_final=0.0, ent_anneal_updates=2000),
+    ("ppo", "CartPole-v1"): dict(n_envs=8, n_steps=32, batch_size=256, n_epochs=20, gae_lambda=0.8,
+                                 gamma=0.98, lr=1e-3, anneal=True),
+    ("ppo", "Pendulum-v1"): dict(n_envs=4, n_steps=1024, batch_size=64, n_epochs=10, gae_lambda=0.95,
+                                 gamma=0.9, lr=1e-3, normalize_obs=True, normalize_reward=True),
+    ("ddpg", "Pendulum-v1"): dict(gamma=0.98, buffer_size=200_000, learning_starts=10_000,
+                                  hidden=(400, 300), noise_sigma=0.1),
+    ("ddpg", "pyrl/PointReach-v0"): dict(  # SPEC 8.2 H1: 10 episodes then 40 updates per epoch
+        her_strategy="future", her_k=4, hidden=(64, 64), gamma=0.98, tau=0.05, batch_size=256,
+        learning_starts=0, train_every=500, gradient_steps=40, action_l2=1.0, clip_target="goal",
+        random_eps=0.2, noise_sigma=0.2, log_every=500, eval_every=500, eval_episodes=100),
+    ("ddpg", "pyrl/BitFlip-v0"): dict(
+        env_kwargs={"continuous": True}, her_strategy="future", her_k=4, hidden=(256, 256),
+        gamma=0.98, tau=0.05, learning_starts=0, train_every=100, gradient_steps=40, action_l2=1.0,
+        clip_target="goal", random_eps=0.2, noise_sigma=0.2),
+}
+
+
+def parse_value(text: str):
+    """``--set`` values: Python literals (``3``, ``1e-3``, ``(64, 64)``, ``None``), true/false,
+    a comma list of numbers as a tuple, else the string itself."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+    return tuple(value) if isinstance(value, list) else value
+
+
+def parse_settings(pairs: list[str]) -> dict:
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"pyrl train: --set takes key=value, got {pair!r}")
+        settings[key.strip()] = parse_value(value)
+    return settings
+
+
+def plot_curve(history: list[dict], path: Path, title: str) -> bool:
+    """Episode return (and evaluation return / success where logged) against steps."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, label in (("return", "training episodes"), ("eval_return", "evaluation")):
+        points = [(row["step"], row[key]) for row in history if key in row and row[key] == row[key]]
+        if points:
+            ax.plot(*zip(*points), label=label, marker="." if key == "eval_return" else None)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("mean episode return")
+    ax.grid(alpha=0.3)
+    success = [(row["step"], row["eval_success"]) for row in history
+               if row.get("eval_success", float("nan")) == row.get("eval_success")]
+    if success:
+        ax2 = ax.twinx()
+        ax2.plot(*zip(*success), color="tab:green", linestyle="--", label="eval success")
+        ax2.set_ylabel("success rate")
+        ax2.set_ylim(-0.05, 1.05)
+        ax2.legend(loc="lower right")
+    ax.legend(loc="upper left")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def train(opts) -> int:
+    import torch
+
+    from pyrl.agents import ALGORITHMS
+    algo = opts.algo.lower()
+    cls = ALGORITHMS[algo]
+    out = Path(opts.out or f"runs/{algo}-{opts.env.replace('/', '_')}-s{opts.seed}")
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "checkpoint.pt"
+    torch.set_num_threads(opts.threads)
+    if opts.resume and checkpoint.exists():
+        agent = cls.load(checkpoint, **parse_settings(opts.set))
+        print(f"pyrl train: resumed {checkpoint} at step {agent.steps}")
+    else:
+        if opts.resume:
+            print(f"pyrl train: no checkpoint in {out}; starting fresh")
+        settings = {} if opts.no_preset else dict(PRESETS.get((algo, opts.env), {}))
+        settings.update(parse_settings(opts.set))
+        settings["seed"] = opts.seed
+        env_kwargs = settings.pop("env_kwargs", None)
+        try:
+            agent = cls(opts.env, env_kwargs=env_kwargs, **settings)
+        except (TypeError, ValueError) as err:
+            raise SystemExit(f"pyrl train: {err}")
+        config = {"algo": algo, "env": opts.env, "env_kwargs": env_kwargs,
+                  "args": dataclasses.asdict(agent.args), "steps": opts.steps}
+        (out / "config.json").write_text(json.dumps(config, indent=2, default=str))
+    save_every = opts.save_every or max(1, opts.steps // 10)
+    last_save = [agent.steps]
+
+    def save_now(agent, row):
+        if agent.steps - last_save[0] >= save_every:
+            agent.save(checkpoint)
+            agent.write_csv(out / "progress.csv")
+            last_save[0] = agent.steps
+
+    agent.learn(opts.steps, callback=save_now, progress=not opts.no_progress)
+    agent.save(checkpoint)
+    agent.write_csv(out / "progress.csv")
+    title = f"{algo.upper()} on {opts.env} (seed {opts.seed})"
+    plotted = plot_curve(agent.history, out / "curve.png", title)
+    result = agent.evaluate(opts.eval_episodes, seed=opts.seed + 1_000_000)
+    result.update(steps=agent.steps, timers=agent.timers)
+    (out / "eval.json").write_text(json.dumps(result, indent=2))
+    success = "" if result["success"] != result["success"] else f", success {result['success']:.2f}"
+    print(f"pyrl train: {algo} {opts.env} seed {opts.seed}: {agent.steps} steps; evaluation over "
+          f"{opts.eval_episodes} episodes: return {result['return']:.1f} +- {result['return_std']:.1f}"
+          f"{success}")
+    print(f"pyrl train: wrote {out}/progress.csv, checkpoint.pt, eval.json"
+          + (", curve.png" if plotted else " (no curve.png: matplotlib is not installed)"))
+    return 0
+
+
+def bench(opts) -> int:
+    root = Path(__file__).resolve().parent.parent / "benchmarks"
+    if not root.is_dir():
+        raise SystemExit("pyrl bench: the benchmark scripts live in a source checkout "
+                         f"(benchmarks/); none at {root}")
+    scripts = [root / f"bench_{name}.py" for name in (opts.names or ["returns", "replay", "her", "agents"])]
+    for script in scripts:
+        if not script.exists():
+            raise SystemExit(f"pyrl bench: no benchmark {script.name} in {root}")
+        code = subprocess.call([sys.executable, str(script), *(["--quick"] if opts.quick else [])])
+        if code:
+            return code
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="pyrl", description="pyrl: train agents, run the benchmark tables")
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("train", help="train an agent; writes CSV, PNG and a checkpoint")
+    p.add_argument("algo", choices=["reinforce", "ppo", "ddpg"], type=str.lower)
+    p.add_argument("--env", required=True, help="gymnasium env id (pyrl/PointReach-v0, CartPole-v1, ...)")
+    p.add_argument("--steps", type=int, default=100_000, help="environment steps in all")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="output directory (default runs/ALGO-ENV-sSEED)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a hyperparameter (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--no-preset", action="store_true", help="start from the agent's defaults")
+    p.add_argument("--save-every", type=int, default=0, help="steps between checkpoints (default steps/10)")
+    p.add_argument("--eval-episodes", type=int, default=20)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (small nets run best on 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    b = commands.add_parser("bench", help="run the benchmark tables (source checkout)")
+    b.add_argument("names", nargs="*", help="returns, replay, her, agents (default: all four)")
+    b.add_argument("--quick", action="store_true", help="small sizes, as CI runs them")
+    opts = parser.parse_args(argv)
+    return train(opts) if opts.command == "train" else bench(opts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
