@@ -378,3 +378,17 @@ def test_cli_bad_settings(tmp_path):
     assert done.returncode != 0 and "unknown hyperparameters ['gama']" in done.stderr
     done = run_cli("train", "ppo", "--env", "CartPole-v1", "--set", "gamma", cwd=tmp_path)
     assert done.returncode != 0 and "key=value" in done.stderr
+
+
+def test_ddpg_her_on_gymnasium_robotics_fetch_reach():
+    pytest.importorskip("gymnasium_robotics")
+    agent = DDPG("FetchReach-v4", her_strategy="future", learning_starts=100, batch_size=64,
+                 hidden=(32, 32), normalize_obs=True, log_every=100)
+    agent.learn(200)
+    assert agent.buffer.her.reward is not None and agent.buffer.num_episodes == 4
+    batch = agent.buffer.sample(256)
+    fetch = agent.env.envs[0].unwrapped
+    expected = fetch.compute_reward(batch.next_obs["achieved_goal"].numpy(),
+                                    batch.obs["desired_goal"].numpy(), {})
+    relabeled = batch.is_her.numpy()
+    np.testing.assert_array_equal(batch.reward.numpy()[relabeled], expected[relabeled])

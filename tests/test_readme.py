@@ -15,3 +15,12 @@ def test_quickstart_runs(tmp_path, monkeypatch):
     assert namespace["batch"].obs.shape == (256, 17)
     assert namespace["relabeled"].is_her.float().mean() > 0.5
     assert (tmp_path / "buffer.pt").exists()
+
+
+def test_agent_snippet_runs(tmp_path, monkeypatch):
+    text = README.read_text()
+    block = re.search(r"## Train\s+```bash\n.*?```.*?```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(block, "README.md agents", "exec"), namespace)
+    assert namespace["agent"].steps >= 20_000 and (tmp_path / "ppo.pt").exists()

@@ -45,6 +45,8 @@ def make_vec_env(env: EnvLike, n_envs: int, env_kwargs: Optional[dict] = None) -
     if isinstance(env, gym.vector.VectorEnv):
         vec = env
     elif isinstance(env, str):
+        if env not in gym.registry:
+            register_robotics()
         vec = None
         if gym.spec(env).vector_entry_point is not None:  # a native batched env, if it fits
             vec = gym.make_vec(env, n_envs, vectorization_mode="vector_entry_point", **(env_kwargs or {}))
@@ -68,6 +70,16 @@ def make_vec_env(env: EnvLike, n_envs: int, env_kwargs: Optional[dict] = None) -
         raise ValueError(f"env: the vector env should reset in the same step (gymnasium "
                          f"AutoresetMode.SAME_STEP), got autoreset_mode={mode}")
     return vec
+
+
+def register_robotics() -> None:
+    """Registers gymnasium-robotics' envs (FetchReach-v4, ...) when that optional package is
+    installed; ``gym.make`` then reports an unknown id as usual."""
+    try:
+        import gymnasium_robotics
+    except ImportError:
+        return
+    gym.register_envs(gymnasium_robotics)
 
 
 def is_goal_space(space: gym.Space) -> bool:
