@@ -2,7 +2,7 @@
 
     python benchmarks/bench_learning.py                 # everything (~20 min on one core)
     python benchmarks/bench_learning.py --only ppo-cartpole pointreach-H1 --seeds 0 1 2
-    python benchmarks/bench_learning.py --out runs/acceptance   # also CSVs and one PNG per task
+    python benchmarks/bench_learning.py --out runs/learning     # also CSVs, and one PNG per task
 
 Each row is one task: the bar it must clear, the per-seed scores, and whether every seed (or
 the mean, where the bar is on the mean) clears it. CartPole and Pendulum scores are the mean
@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pyrl.agents import DDPG, PPO, REINFORCE  # noqa: E402
-from pyrl.cli import PRESETS, plot_curve  # noqa: E402
+from pyrl.cli import PRESETS  # noqa: E402
 
 
 def bandit_accuracy(agent) -> tuple[float, float]:
@@ -68,6 +68,29 @@ def point_reach(**variant):
     return run
 
 
+def plot_seeds(histories: list, seeds: list, path: Path, title: str) -> None:
+    """One line per seed: evaluation success, else evaluation return, else training return."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    key = next(k for k in ("eval_success", "eval_return", "return") if k in histories[0][-1])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for seed, history in zip(seeds, histories):
+        points = [(row["step"], row[key]) for row in history if key in row and row[key] == row[key]]
+        ax.plot(*zip(*points), label=f"seed {seed}", linewidth=1.2)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel(key.replace("_", " "))
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 # name: (run(seed) -> (agent, score), bar text, check(scores) -> bool, default seeds)
 TASKS = {
     "reinforce-A1": (reinforce_A1, "greedy acc = 1.0, all seeds", lambda s: min(s) == 1.0, range(5)),
@@ -104,7 +127,8 @@ def main() -> int:
     for name in opts.only or TASKS:
         run, bar, check, seeds = TASKS[name]
         scores, seconds, histories = [], [], []
-        for seed in (opts.seeds if opts.seeds is not None else seeds):
+        seeds = list(opts.seeds if opts.seeds is not None else seeds)
+        for seed in seeds:
             start = time.perf_counter()
             agent, score = run(seed)
             seconds.append(time.perf_counter() - start)
@@ -113,8 +137,8 @@ def main() -> int:
             if opts.out:
                 Path(opts.out).mkdir(parents=True, exist_ok=True)
                 agent.write_csv(Path(opts.out) / f"{name.split()[0]}-seed{seed}.csv")
-                plot_curve(agent.history, Path(opts.out) / f"{name.split()[0]}-seed{seed}.png",
-                           f"{name} seed {seed}")
+        if opts.out:
+            plot_seeds(histories, seeds, Path(opts.out) / f"{name.split()[0]}.png", f"{name}: {bar}")
         ok = check(scores)
         if not ok:
             failed.append(name)

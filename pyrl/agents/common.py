@@ -8,7 +8,7 @@ import dataclasses
 import os
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Optional, Union
+from typing import Callable, Optional, Union
 
 import gymnasium as gym
 import numpy as np
@@ -224,6 +224,20 @@ class RunningNorm:
 
 # ---- the agent surface -----------------------------------------------------------------------
 
+@dataclasses.dataclass
+class CommonArgs:
+    """Settings every agent has; each agent's ``Args`` adds its algorithm's."""
+
+    seed: int = 0
+    """seeds torch, the agent's generators and the environments"""
+    progress: bool = False
+    """show a progress bar during learn()"""
+    eval_every: int = 0
+    """steps between evaluations logged in the history (0: none)"""
+    eval_episodes: int = 10
+    """episodes per evaluation"""
+
+
 def parse_args(args_class, algo: str, hyperparameters: dict):
     """``args_class(**hyperparameters)``, with unknown names reported as a ValueError that lists
     the known ones."""
@@ -266,8 +280,13 @@ class Agent:
         finally:
             self.timers[name] = self.timers.get(name, 0.0) + time.perf_counter() - start
 
-    def _log(self, row: dict, callback, progress) -> bool:
-        """Appends a history row; returns False when the callback asks to stop."""
+    def _log(self, row: dict, steps_before: int, callback, progress) -> bool:
+        """Appends a history row, with an evaluation when the steps since ``steps_before`` crossed
+        a multiple of ``eval_every``; returns False when the callback asks to stop."""
+        every = self.args.eval_every
+        if every and self.steps // every != steps_before // every:
+            result = self.evaluate(self.args.eval_episodes, seed=10_000 + self.steps)
+            row.update(eval_return=result["return"], eval_success=result["success"])
         row = {"step": self.steps, "time": round(time.perf_counter() - self._start, 3), **row}
         self.history.append(row)
         if progress is not None:

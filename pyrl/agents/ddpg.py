@@ -25,6 +25,7 @@ Example (SPEC 8.2 H1)::
     agent.learn(total_steps=30 * 500)
 """
 
+import copy
 from dataclasses import dataclass
 from typing import Optional
 
@@ -34,12 +35,13 @@ import torch
 from torch import nn
 
 from pyrl import replay
-from pyrl.agents.common import (GOAL_KEYS, Agent, EnvLike, EpisodeStats, NumpyMLP, RunningNorm,
-                                final_observations, is_goal_space, make_vec_env, mlp, parse_args)
+from pyrl.agents.common import (GOAL_KEYS, Agent, CommonArgs, EnvLike, EpisodeStats, NumpyMLP,
+                                RunningNorm, final_observations, is_goal_space, make_vec_env, mlp,
+                                parse_args)
 
 
 @dataclass
-class Args:
+class Args(CommonArgs):
     n_envs: int = 1
     """environments stepped together"""
     buffer_size: int = 1_000_000
@@ -92,16 +94,8 @@ class Args:
     """relabeled samples per real one (ratio k/(k+1))"""
     normalize_obs: bool = False
     """normalize observations and goals by running mean and std (clipped to +-5)"""
-    seed: int = 0
-    """seeds torch, the buffer and the environments"""
-    progress: bool = False
-    """show a progress bar during learn()"""
     log_every: int = 1000
     """steps between history rows"""
-    eval_every: int = 0
-    """steps between evaluations logged in the history (0: none)"""
-    eval_episodes: int = 10
-    """episodes per evaluation"""
 
 
 def as_tensor(x) -> torch.Tensor:
@@ -146,11 +140,7 @@ class DDPG(Agent):
 
         self.actor = nn.Sequential(mlp([self.obs_dim, *args.hidden, self.act_dim], "relu"), nn.Tanh())
         self.critic = mlp([self.obs_dim + self.act_dim, *args.hidden, 1], "relu")
-        self.actor_target = mlp([self.obs_dim, *args.hidden, self.act_dim], "relu")
-        self.actor_target = nn.Sequential(self.actor_target, nn.Tanh())
-        self.critic_target = mlp([self.obs_dim + self.act_dim, *args.hidden, 1], "relu")
-        self.actor_target.load_state_dict(self.actor.state_dict())
-        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.actor_target, self.critic_target = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
         for p in (*self.actor_target.parameters(), *self.critic_target.parameters()):
             p.requires_grad_(False)
         # Acting runs the actor in numpy on views of its weights (always current: the optimizer
@@ -159,8 +149,7 @@ class DDPG(Agent):
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=args.actor_lr, fused=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=args.critic_lr, fused=True)
 
-        spec = {key: shape for key, shape in shapes.items()}
-        spec["action"] = self.action_space.shape
+        spec = dict(shapes, action=self.action_space.shape)
         her = None
         if args.her_strategy is not None:
             unwrapped = self._single_env()
@@ -274,10 +263,7 @@ class DDPG(Agent):
                     row = {**stats.drain(), **{k: float(np.mean(v)) if v else float("nan")
                                                for k, v in losses.items()}}
                     losses = {k: [] for k in losses}
-                    if a.eval_every and self.steps // a.eval_every != before // a.eval_every:
-                        ev = self.evaluate(a.eval_episodes, seed=10_000 + self.steps)
-                        row.update(eval_return=ev["return"], eval_success=ev["success"])
-                    if not self._log(row, callback, bar):
+                    if not self._log(row, before, callback, bar):
                         break
         finally:
             if bar is not None:

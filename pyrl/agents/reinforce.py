@@ -28,11 +28,12 @@ from torch import nn
 from torch.distributions import Categorical, Normal
 
 from pyrl import returns
-from pyrl.agents.common import Agent, EnvLike, EpisodeStats, final_observations, make_vec_env, mlp, parse_args
+from pyrl.agents.common import (Agent, CommonArgs, EnvLike, EpisodeStats, final_observations,
+                                make_vec_env, mlp, parse_args)
 
 
 @dataclass
-class Args:
+class Args(CommonArgs):
     n_envs: int = 16
     """environments stepped together"""
     n_steps: int = 200
@@ -61,14 +62,6 @@ class Args:
     """divide G - b by its batch std"""
     max_grad_norm: Optional[float] = None
     """clip the gradient norm (None: no clipping)"""
-    seed: int = 0
-    """seeds torch and the environments"""
-    progress: bool = False
-    """show a progress bar during learn()"""
-    eval_every: int = 0
-    """steps between evaluations logged in the history (0: none)"""
-    eval_episodes: int = 10
-    """episodes per evaluation"""
 
 
 class Policy(nn.Module):
@@ -179,8 +172,10 @@ class REINFORCE(Agent):
                 if self.value is not None:
                     with torch.no_grad():
                         next_value[-1] = self.value(self._tensor(self.obs)).squeeze(-1)
-                        for t, i, final in finals:
-                            next_value[t, i] = self.value(self._tensor(final)).squeeze()
+                        if finals:
+                            final_value = self.value(self._tensor(np.stack([f for _, _, f in finals])))
+                            for (t, i, _), v in zip(finals, final_value.squeeze(-1)):
+                                next_value[t, i] = v
                 else:
                     open_episode = torch.ones(n, dtype=torch.bool)
                     for t in reversed(range(a.n_steps)):  # steps after the last end of each env
@@ -222,11 +217,7 @@ class REINFORCE(Agent):
 
                 row = {**stats.drain(), "policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
                        "entropy": entropy_mean.item(), "ent_coef": ent_coef}
-                if a.eval_every and (self.updates == 1 or self.steps // a.eval_every
-                                     != (self.steps - a.n_steps * n) // a.eval_every):
-                    ev = self.evaluate(a.eval_episodes, seed=10_000 + self.steps)
-                    row.update(eval_return=ev["return"], eval_success=ev["success"])
-                if not self._log(row, callback, bar):
+                if not self._log(row, self.steps - a.n_steps * n, callback, bar):
                     break
         finally:
             if bar is not None:
