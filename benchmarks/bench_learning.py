@@ -76,7 +76,9 @@ def plot_seeds(histories: list, seeds: list, path: Path, title: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    key = next(k for k in ("eval_success", "eval_return", "return") if k in histories[0][-1])
+    def logged(key):
+        return any(row.get(key, float("nan")) == row.get(key) for row in histories[0])
+    key = next(k for k in ("eval_success", "eval_return", "return") if logged(k))
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for seed, history in zip(seeds, histories):
         points = [(row["step"], row[key]) for row in history if key in row and row[key] == row[key]]

@@ -97,6 +97,9 @@ def test_bit_flip():
     assert reward == 0.0 and info["is_success"]
     with pytest.raises(ValueError, match="n_bits"):
         envs.BitFlip(n_bits=0)
+    env = gym.make("pyrl/BitFlip-v0", n_bits=3)
+    env.reset(seed=0)
+    assert [env.step(0)[3] for _ in range(3)] == [False, False, True]
 
 
 def test_make_vec_env_rejects_next_step_autoreset():
@@ -392,3 +395,8 @@ def test_ddpg_her_on_gymnasium_robotics_fetch_reach():
                                     batch.obs["desired_goal"].numpy(), {})
     relabeled = batch.is_her.numpy()
     np.testing.assert_array_equal(batch.reward.numpy()[relabeled], expected[relabeled])
+
+
+def test_cli_bench_rejects_unknown_benchmark(tmp_path):
+    done = run_cli("bench", "nonesuch", cwd=tmp_path)
+    assert done.returncode != 0 and "no benchmark bench_nonesuch.py" in done.stderr

@@ -15,7 +15,7 @@ _ENVS = {
     "pyrl/ContextualBandit-v0": dict(entry_point="pyrl.envs.bandit:ContextualBandit",
                                      vector_entry_point="pyrl.envs.bandit:ContextualBanditVector"),
     "pyrl/PointReach-v0": dict(entry_point="pyrl.envs.goal:PointReach", max_episode_steps=50),
-    "pyrl/BitFlip-v0": dict(entry_point="pyrl.envs.goal:BitFlip", max_episode_steps=10),
+    "pyrl/BitFlip-v0": dict(entry_point="pyrl.envs.goal:BitFlip"),  # truncates itself at n_bits steps
 }
 for _id, _kwargs in _ENVS.items():
     if _id not in registry:

@@ -64,7 +64,8 @@ class BitFlip(gym.Env):
 
     Discrete actions flip one bit; ``continuous=True`` takes an action in ``[-1, 1]^n`` and flips
     every bit whose action is positive, so DDPG can play it. Reward 0 when all bits match, else
-    -1; episodes last ``n_bits`` steps.
+    -1; episodes are truncated after ``n_bits`` steps (the env counts them, so the limit follows
+    ``n_bits``).
     """
 
     metadata = {"render_modes": []}
@@ -82,6 +83,7 @@ class BitFlip(gym.Env):
         self.compiled_reward = replay.sparse_l2(0.5)
         self.state = np.zeros(n_bits, np.float32)
         self.goal = np.zeros(n_bits, np.float32)
+        self.steps = 0
 
     def _obs(self) -> dict:
         return {"observation": self.state.copy(), "achieved_goal": self.state.copy(),
@@ -95,6 +97,7 @@ class BitFlip(gym.Env):
         super().reset(seed=seed)
         self.state = self.np_random.integers(0, 2, self.n_bits).astype(np.float32)
         self.goal = self.np_random.integers(0, 2, self.n_bits).astype(np.float32)
+        self.steps = 0
         return self._obs(), {}
 
     def step(self, action):
@@ -103,5 +106,6 @@ class BitFlip(gym.Env):
         else:
             flip = np.arange(self.n_bits) == int(action)
         self.state = np.where(flip, 1.0 - self.state, self.state).astype(np.float32)
+        self.steps += 1
         reward = float(self.compute_reward(self.state, self.goal))
-        return self._obs(), reward, False, False, {"is_success": reward == 0.0}
+        return self._obs(), reward, False, self.steps >= self.n_bits, {"is_success": reward == 0.0}
