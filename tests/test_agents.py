@@ -110,6 +110,8 @@ def test_make_vec_env_rejects_next_step_autoreset():
         make_vec_env(gym.make("CartPole-v1"), 3)
     with pytest.raises(ValueError, match="env should be"):
         make_vec_env(42, 1)
+    with pytest.raises(ValueError, match="has 3 envs, but n_envs=2"):
+        make_vec_env(make_vec_env("CartPole-v1", 3), 2)
     assert make_vec_env("CartPole-v1", 3).metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
 
 

@@ -36,13 +36,15 @@ def make_vec_env(env: EnvLike, n_envs: int, env_kwargs: Optional[dict] = None) -
     final observation), the layout the agents' returns and replay adds expect.
 
     Args:
-        env: a registered id, a ``gym.Env`` (only with ``n_envs=1``), a callable making one, or a
-            ready ``VectorEnv`` using gymnasium's ``SAME_STEP`` autoreset.
+        env: a registered id, a ``gym.Env`` (only with ``n_envs=1``), a callable making a new
+            env per call, or a ready ``VectorEnv`` using gymnasium's ``SAME_STEP`` autoreset.
         n_envs: environments stepped together.
         env_kwargs: keyword arguments for ``gym.make`` when ``env`` is an id.
     """
     same_step = gym.vector.AutoresetMode.SAME_STEP
     if isinstance(env, gym.vector.VectorEnv):
+        if env.num_envs != n_envs:
+            raise ValueError(f"env: the vector env has {env.num_envs} envs, but n_envs={n_envs}")
         vec = env
     elif isinstance(env, str):
         if env not in gym.registry:

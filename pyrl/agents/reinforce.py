@@ -10,7 +10,8 @@ Baselines: ``"state"`` is the batch mean of G over the steps with the same obser
 per-context baseline of SPEC 8.1, for discrete observations such as one-hot contexts);
 ``"value"`` a learned V(s); ``"none"`` none. Episodes still running at the end of a batch
 bootstrap from V with the value baseline and are left out of the loss otherwise (their return
-is not known yet); one-step bandit episodes are always complete.
+is not known yet); time-limit cuts bootstrap from V with the value baseline and end the return
+there (bootstrap 0) without one. One-step bandit episodes are always complete.
 
 Example (SPEC 8.1 A1, a tabular softmax policy trained with plain SGD)::
 
