@@ -42,6 +42,13 @@ def timed(obj, name: str, totals: dict, key: str) -> None:
     setattr(obj, name, wrapper)
 
 
+def seconds(learn, steps: int) -> float:
+    """Wall-clock of learn(steps)."""
+    start = time.perf_counter()
+    learn(steps)
+    return time.perf_counter() - start
+
+
 class SB3Predictor:
     def __init__(self, model):
         self.model = model
@@ -53,10 +60,8 @@ class SB3Predictor:
 def ppo_pyrl(steps: int, seed: int) -> dict:
     agent = PPO("CartPole-v1", n_envs=8, n_steps=32, batch_size=256, n_epochs=20, gamma=GAMMA_PPO,
                 gae_lambda=LAMBDA_PPO, lr=1e-3, anneal=True, seed=seed)
-    start = time.perf_counter()
-    agent.learn(steps)
-    seconds = time.perf_counter() - start
-    return dict(seconds=seconds, steps=agent.steps, inside=agent.timers.get("returns", 0.0),
+    wall = seconds(agent.learn, steps)
+    return dict(seconds=wall, steps=agent.steps, inside=agent.timers.get("returns", 0.0),
                 score=agent.evaluate(20, seed=1_000_000)["return"])
 
 
@@ -70,11 +75,9 @@ def ppo_sb3(steps: int, seed: int) -> dict:
                    ent_coef=0.0, seed=seed, device="cpu")
     totals: dict = {}
     timed(model.rollout_buffer, "compute_returns_and_advantage", totals, "returns")
-    start = time.perf_counter()
-    model.learn(steps)
-    seconds = time.perf_counter() - start
+    wall = seconds(model.learn, steps)
     score = evaluate(SB3Predictor(model), "CartPole-v1", 20, seed=1_000_000)["return"]
-    return dict(seconds=seconds, steps=model.num_timesteps, inside=totals.get("returns", 0.0), score=score)
+    return dict(seconds=wall, steps=model.num_timesteps, inside=totals.get("returns", 0.0), score=score)
 
 
 DDPG_SETTINGS = dict(her_k=4, hidden=(64, 64), gamma=0.98, tau=0.05, batch_size=256, actor_lr=1e-3,
@@ -84,10 +87,8 @@ DDPG_SETTINGS = dict(her_k=4, hidden=(64, 64), gamma=0.98, tau=0.05, batch_size=
 def ddpg_pyrl(steps: int, seed: int) -> dict:
     agent = DDPG("pyrl/PointReach-v0", her_strategy="future", learning_starts=0, buffer_size=1_000_000,
                  log_every=500, seed=seed, **DDPG_SETTINGS)
-    start = time.perf_counter()
-    agent.learn(steps)
-    seconds = time.perf_counter() - start
-    return dict(seconds=seconds, steps=agent.steps, inside=agent.timers.get("replay", 0.0),
+    wall = seconds(agent.learn, steps)
+    return dict(seconds=wall, steps=agent.steps, inside=agent.timers.get("replay", 0.0),
                 score=agent.evaluate(100, seed=1_000_000)["success"])
 
 
@@ -109,11 +110,9 @@ def ddpg_sb3(steps: int, seed: int) -> dict:
     totals: dict = {}
     timed(model.replay_buffer, "add", totals, "replay")
     timed(model.replay_buffer, "sample", totals, "replay")
-    start = time.perf_counter()
-    model.learn(steps)
-    seconds = time.perf_counter() - start
+    wall = seconds(model.learn, steps)
     score = evaluate(SB3Predictor(model), "pyrl/PointReach-v0", 100, seed=1_000_000)["success"]
-    return dict(seconds=seconds, steps=model.num_timesteps, inside=totals.get("replay", 0.0), score=score)
+    return dict(seconds=wall, steps=model.num_timesteps, inside=totals.get("replay", 0.0), score=score)
 
 
 def main() -> int:

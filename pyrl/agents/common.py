@@ -269,6 +269,8 @@ class Agent:
         self.updates = 0
         self.history: list[dict] = []
         self.timers: dict[str, float] = {}
+        self.env: Optional[gym.vector.VectorEnv] = None  # the subclass builds it
+        self.obs = None  # the envs' current observations, once reset
         self._start = time.perf_counter()
         torch.manual_seed(args.seed)
 
@@ -297,6 +299,13 @@ class Agent:
                      if k in row and row[k] == row[k]}
             progress.set_postfix(shown, refresh=False)
         return not (callback is not None and callback(self, row) is False)
+
+    def _begin_learning(self, total_steps: int, show_progress: Optional[bool]):
+        """Episode statistics and a progress bar (or None) for one learn() call; the envs are
+        reset on the first call only, so later calls continue the episodes in progress."""
+        if self.obs is None:
+            self.obs, _ = self.env.reset(seed=self.args.seed + self.steps)
+        return EpisodeStats(self.args.n_envs), self._progress(total_steps, show_progress)
 
     def _progress(self, total_steps: int, show: Optional[bool]):
         if not (show if show is not None else self.args.progress):

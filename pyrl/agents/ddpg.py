@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from pyrl import replay
-from pyrl.agents.common import (GOAL_KEYS, Agent, CommonArgs, EnvLike, EpisodeStats, NumpyMLP,
+from pyrl.agents.common import (GOAL_KEYS, Agent, CommonArgs, EnvLike, NumpyMLP,
                                 RunningNorm, final_observations, is_goal_space, make_vec_env, mlp,
                                 parse_args)
 
@@ -165,7 +165,6 @@ class DDPG(Agent):
             nstep=replay.NStep(n=args.nstep, gamma=args.gamma, floating=args.nstep_floating))
         self.noise_state = np.zeros((args.n_envs, self.act_dim))
         self.rng = np.random.default_rng(args.seed)
-        self.obs = None
 
     def _single_env(self):
         if hasattr(self.env, "envs"):
@@ -225,10 +224,7 @@ class DDPG(Agent):
     # ---- learning -----------------------------------------------------------------------------
     def learn(self, total_steps: int, callback=None, progress: Optional[bool] = None) -> list[dict]:
         a, n = self.args, self.args.n_envs
-        stats = EpisodeStats(n)
-        bar = self._progress(total_steps, progress)
-        if self.obs is None:
-            self.obs, _ = self.env.reset(seed=a.seed + self.steps)
+        stats, bar = self._begin_learning(total_steps, progress)
         losses = {"critic_loss": [], "actor_loss": [], "q": []}
         try:
             while self.steps < total_steps:

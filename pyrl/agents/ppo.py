@@ -30,7 +30,7 @@ from torch import nn
 from torch.distributions import Categorical, Normal
 
 from pyrl import returns
-from pyrl.agents.common import (Agent, CommonArgs, EnvLike, EpisodeStats, NumpyMLP, RunningNorm,
+from pyrl.agents.common import (Agent, CommonArgs, EnvLike, NumpyMLP, RunningNorm,
                                 final_observations, make_vec_env, mlp, parse_args)
 
 
@@ -132,7 +132,6 @@ class PPO(Agent):
         # Acting runs the networks in numpy on views of their weights (always current: the
         # optimizer and load_state_dict write in place): µs per step instead of module calls.
         self.actor_numpy, self.critic_numpy = NumpyMLP(self.model.actor), NumpyMLP(self.model.critic)
-        self.obs = None
 
     def _normalized(self, obs, update_norm: bool = False) -> np.ndarray:
         x = np.asarray(obs, dtype=np.float32).reshape(-1, self.obs_dim)
@@ -176,10 +175,7 @@ class PPO(Agent):
 
     def learn(self, total_steps: int, callback=None, progress: Optional[bool] = None) -> list[dict]:
         a, n, T = self.args, self.args.n_envs, self.args.n_steps
-        stats = EpisodeStats(n)
-        bar = self._progress(total_steps, progress)
-        if self.obs is None:
-            self.obs, _ = self.env.reset(seed=a.seed + self.steps)
+        stats, bar = self._begin_learning(total_steps, progress)
         try:
             while self.steps < total_steps:
                 # Annealed over absolute steps, so a resumed run continues the same schedule.

@@ -29,7 +29,7 @@ from torch import nn
 from torch.distributions import Categorical, Normal
 
 from pyrl import returns
-from pyrl.agents.common import (Agent, CommonArgs, EnvLike, EpisodeStats, final_observations,
+from pyrl.agents.common import (Agent, CommonArgs, EnvLike, final_observations,
                                 make_vec_env, mlp, parse_args)
 
 
@@ -108,7 +108,6 @@ class REINFORCE(Agent):
         params = list(self.policy.parameters()) + (list(self.value.parameters()) if self.value else [])
         self.optimizer = (torch.optim.SGD(params, lr=args.lr) if args.optimizer == "sgd"
                           else torch.optim.Adam(params, lr=args.lr))
-        self.obs = None
 
     def _tensor(self, obs) -> torch.Tensor:
         return torch.as_tensor(np.asarray(obs), dtype=torch.float32).reshape(-1, self.obs_dim)
@@ -133,10 +132,7 @@ class REINFORCE(Agent):
 
     def learn(self, total_steps: int, callback=None, progress: Optional[bool] = None) -> list[dict]:
         a, n = self.args, self.args.n_envs
-        stats = EpisodeStats(n)
-        bar = self._progress(total_steps, progress)
-        if self.obs is None:
-            self.obs, _ = self.env.reset(seed=a.seed + self.steps)
+        stats, bar = self._begin_learning(total_steps, progress)
         try:
             while self.steps < total_steps:
                 # ---- collect n_steps x n_envs ----
@@ -153,8 +149,10 @@ class REINFORCE(Agent):
                     next_obs, reward, term, trunc, info = self.env.step(env_action)
                     done = term | trunc
                     stats.update(reward, done, info)
-                    real_next = final_observations(next_obs, info, done)
-                    finals += [(t, i, real_next[i]) for i in np.flatnonzero(trunc & ~term)]
+                    cut = trunc & ~term
+                    if self.value is not None and cut.any():  # only a value baseline bootstraps
+                        real_next = final_observations(next_obs, info, cut)
+                        finals += [(t, i, real_next[i]) for i in np.flatnonzero(cut)]
                     actions.append(action)
                     rewards.append(torch.as_tensor(reward, dtype=torch.float32))
                     terminated.append(torch.as_tensor(term))
