@@ -9,13 +9,20 @@ prioritized ones use alpha 0.6 and beta 0.4; batches are 256. Rows:
                     ends every 1000 steps; the others: one row with its next_obs)
   add 1000          1000 transitions at once (pyrl: add_episode of a 1000-step episode)
   sample+update     prioritized sample(256), then update_priorities(256) of the sampled rows
+  add 1 step (numpy) one step as gymnasium gives it: float32 observations, a float64 reward and
+                    bool flags as numpy arrays (SB3 takes numpy too)
   sample            sample(256) alone, prioritized and uniform
+Then pyrl on its own: sample+update through each call route (the buffer's direct route and
+torch.ops.pyrl's dispatcher), check() over the whole buffer, and sample+update's rate while
+another thread adds steps continuously, against its rate alone.
 Times are medians of torch.utils.benchmark's blocked_autorange; the speedup column is
 baseline time / pyrl time. A peer that is not installed, or whose binary does not load, gets a
 line saying why instead of a row. Each buffer's batch is checked (shapes, weights) before timing.
 """
 
 import sys
+import threading
+import time
 
 import numpy as np
 import torch
@@ -55,7 +62,14 @@ def pyrl_ops(prioritized):
         batch = buf.sample(BATCH)
         buf.update_priorities(batch.index, batch.generation, batch.reward.abs())
 
-    return dict(add_one=add_one,
+    rng = np.random.default_rng(0)
+    flag, o32 = np.zeros(1, dtype=bool), rng.standard_normal((1, OBS)).astype(np.float32)
+    a32, r64 = rng.standard_normal((1, ACT)).astype(np.float32), np.zeros(1)  # float64 reward
+
+    def add_numpy():
+        buf.add(obs=o32, action=a32, reward=r64, next_obs=o32, terminated=flag, truncated=flag)
+
+    return dict(add_one=add_one, add_numpy=add_numpy, buffer=buf,
                 add_many=lambda: buf.add_episode(obs=eo, action=ea, reward=er),
                 sample=lambda: buf.sample(BATCH),
                 sample_update=sample_update if prioritized else None,
@@ -88,7 +102,8 @@ def cpprb_ops(prioritized):
         batch = buf.sample(BATCH, beta=BETA)
         buf.update_priorities(batch["indexes"], np.abs(batch["rew"][:, 0]) + 1e-6)
 
-    return dict(add_one=lambda: buf.add(**one), add_many=lambda: buf.add(**many), sample=sample,
+    return dict(add_one=lambda: buf.add(**one), add_numpy=None, add_many=lambda: buf.add(**many),
+                sample=sample,
                 sample_update=sample_update if prioritized else None,
                 check=lambda: check_batch(sample(), "obs", "weights" if prioritized else None))
 
@@ -108,7 +123,9 @@ def sb3_ops():
     o = rng.standard_normal((1, OBS), dtype=np.float32)
     a = rng.standard_normal((1, ACT), dtype=np.float32)
     r, d = np.zeros(1, dtype=np.float32), np.zeros(1, dtype=np.float32)
-    return dict(add_one=lambda: buf.add(o, o, a, r, d, [{}]), add_many=None,
+    return dict(add_one=lambda: buf.add(o, o, a, r, d, [{}]),
+                add_numpy=lambda: buf.add(o, o, a, np.zeros(1), np.zeros(1, dtype=bool), [{}]),
+                add_many=None,
                 sample=lambda: buf.sample(BATCH), sample_update=None,
                 check=lambda: check_batch(buf.sample(BATCH)._asdict(), "observations", None))
 
@@ -136,7 +153,7 @@ def torchrl_ops(prioritized):
     for _ in range(CAPACITY // 100_000):
         buf.extend(rows(100_000))
     one = rows(1)[0]
-    return dict(add_one=lambda: buf.add(one), add_many=lambda: buf.extend(many),
+    return dict(add_one=lambda: buf.add(one), add_numpy=None, add_many=lambda: buf.extend(many),
                 sample=lambda: buf.sample(), sample_update=None,
                 check=lambda: check_batch(dict(buf.sample().items()), "obs", None))
 
@@ -206,7 +223,7 @@ def numpy_ops():
         batch = buf.sample(BATCH, BETA)
         buf.update_priorities(batch["indexes"], batch["rew"])
 
-    return dict(add_one=lambda: buf.add(*one), add_many=lambda: buf.add(*many),
+    return dict(add_one=lambda: buf.add(*one), add_numpy=None, add_many=lambda: buf.add(*many),
                 sample=lambda: buf.sample(BATCH, BETA), sample_update=sample_update,
                 check=lambda: check_batch(buf.sample(BATCH, BETA), "obs", "weights"))
 
@@ -231,8 +248,70 @@ PEERS = [
     ("TorchRL ReplayBuffer (uniform)", lambda: torchrl_ops(False), False),
     ("numpy sum tree (binary)", numpy_ops, True),
 ]
-ROWS = [("add 1 step", "add_one"), ("add 1000", "add_many"), ("sample+update", "sample_update"),
-        ("sample", "sample")]
+ROWS = [("add 1 step", "add_one"), ("add 1 step (numpy)", "add_numpy"), ("add 1000", "add_many"),
+        ("sample+update", "sample_update"), ("sample", "sample")]
+
+
+# ---- pyrl on its own -----------------------------------------------------------------------------
+
+def dispatcher_sample_update(buf):
+    """sample+update through torch.ops.pyrl (what opcheck and torch.compile see)."""
+    storage, config = buf.storage, buf.op_config
+    seed, calls = buf.seed, iter(range(buf.sample_calls, 1 << 62))
+    applied = torch.empty(BATCH, dtype=torch.bool)
+
+    def run():
+        out = torch.ops.pyrl.replay_sample(storage.state, storage.columns, BATCH, None, seed,
+                                           next(calls), config)
+        torch.ops.pyrl.replay_update_priorities(storage.state, out[0], out[1], out[3].abs(),
+                                                config, applied)
+    return run
+
+
+def rate_per_s(fn, seconds):
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn()
+        count += 1
+    return count / (time.perf_counter() - start)
+
+
+def concurrent_rates(ops, seconds):
+    """sample+update calls/s alone, then while a second thread adds one step at a time."""
+    alone = rate_per_s(ops["sample_update"], seconds)
+    stop, adds = threading.Event(), [0]
+
+    def adder():
+        while not stop.is_set():
+            ops["add_one"]()
+            adds[0] += 1
+
+    thread = threading.Thread(target=adder)
+    thread.start()
+    try:
+        shared = rate_per_s(ops["sample_update"], seconds)
+    finally:
+        stop.set()
+        thread.join()
+    return alone, shared, adds[0] / seconds
+
+
+def pyrl_only(ours, min_run_time):
+    buf = ours[True]["buffer"]
+    print()
+    header = f"{'pyrl path':<52} {'us':>9} {'note':<30}"
+    print(header)
+    print("-" * len(header))
+    direct = median_us(ours[True]["sample_update"], min_run_time)
+    dispatched = median_us(dispatcher_sample_update(buf), min_run_time)
+    print(f"{'sample+update (PER), direct route (the buffer)':<52} {direct:>9.1f}")
+    print(f"{'sample+update (PER), torch.ops.pyrl dispatcher':<52} {dispatched:>9.1f} "
+          f"{dispatched / direct:.2f}x the direct route")
+    print(f"{'check() of the full 1M buffer':<52} {median_us(buf.check, min_run_time):>9.1f}")
+    alone, shared, adds = concurrent_rates(ours[True], max(0.5, 3 * min_run_time))
+    print(f"{'sample+update/s alone':<52} {alone:>9.0f}")
+    print(f"{'sample+update/s while a thread adds steps':<52} {shared:>9.0f} "
+          f"{shared / alone:.0%} of alone; {adds:,.0f} adds/s")
 
 
 def main(argv=None):
@@ -267,6 +346,7 @@ def main(argv=None):
         del theirs
     for line in skipped:
         print(line)
+    pyrl_only(ours, min_run_time)
     return 0
 
 

@@ -1,15 +1,21 @@
 // pyrl._C: importing it runs the TORCH_LIBRARY registrars of csrc/torch/*.cpp (the ops live in
-// torch.ops.pyrl); the pybind11 module reports how the extension was built, and binds the
-// replay ops a CPU buffer calls on its hot path directly.
+// torch.ops.pyrl); the pybind11 module reports how the extension was built, exports the replay
+// layout that Python reads instead of restating it, and binds ReplayHost, through which a CPU
+// buffer calls its replay ops directly (the same functions the dispatcher runs; see
+// torch/replay.h).
 #include <ATen/Parallel.h>
 #include <pybind11/stl.h>
 #include <torch/csrc/utils/pybind.h>  // at::Tensor <-> torch.Tensor casters
 
+#include "kernels/draws.h"
+#include "kernels/replay.h"
 #include "kernels/returns.h"
-#include "kernels/sum_tree.h"
-#include "torch/replay.h"
 
 namespace py = pybind11;
+
+namespace pyrl {
+void bind_replay_host(py::module_& m);  // replay_host.cpp
+}
 
 namespace {
 
@@ -34,12 +40,63 @@ py::dict build_info() {
   return info;
 }
 
+// The replay layout, from the enums of csrc/kernels: {group: {name: slot}} plus sizes. Each
+// name is paired with its enum value here, so a reordered enum cannot shift the names.
+py::dict layout() {
+  using namespace pyrl::kernels;
+  using Slots = std::initializer_list<std::pair<const char*, int64_t>>;
+  auto dict = [](Slots slots) {
+    py::dict out;
+    for (const auto& [name, slot] : slots) out[name] = slot;
+    return out;
+  };
+  py::dict out;
+  out["state"] = dict({{"row_episode", kStateRowEpisode}, {"episodes", kStateEpisodes},
+                       {"counters", kStateCounters}, {"sum_tree", kStateSumTree},
+                       {"min_tree", kStateMinTree}, {"max_priority", kStateMaxPriority}});
+  out["counters"] = dict({{"cursor", kCursor}, {"next_episode", kNextEpisode},
+                          {"oldest_episode", kOldestEpisode}, {"transitions", kTransitions},
+                          {"terminated_episodes", kTerminatedEpisodes},
+                          {"updates_applied", kUpdatesApplied},
+                          {"updates_dropped", kUpdatesDropped}});
+  out["episode_fields"] = dict({{"start", kEpisodeStart}, {"length", kEpisodeLength},
+                                {"terminated", kEpisodeTerminated}});
+  out["config"] = dict({{"alpha", kConfigAlpha}, {"eps", kConfigEps}, {"p_min", kConfigPMin},
+                        {"p_max", kConfigPMax}, {"beta", kConfigBeta},
+                        {"beta_steps", kConfigBetaSteps}, {"batch_max", kConfigBatchMax},
+                        {"n", kConfigN}, {"gamma", kConfigGamma}, {"floating", kConfigFloating},
+                        {"obs_columns", kConfigObsColumns}, {"her_strategy", kConfigHerStrategy},
+                        {"her_ratio", kConfigHerRatio}, {"her_reward", kConfigHerReward},
+                        {"achieved_goal", kConfigAchievedGoal},
+                        {"desired_goal", kConfigDesiredGoal}, {"her_params", kConfigHerParams}});
+  out["her_strategies"] = dict({{"future", kHerFuture}, {"final", kHerFinal},
+                                {"episode", kHerEpisode}, {"random", kHerRandom}});
+  out["her_off"] = static_cast<int>(kHerOff);
+  out["her_rewards"] = dict({{"stored", kRewardStored}, {"sparse_l2", kRewardSparseL2},
+                             {"per_dim", kRewardPerDim}});
+  out["her_max_params"] = kHerMaxParams;
+  out["invariants"] = dict({{"ok", kInvariantOk}, {"counters", kInvariantCounters},
+                            {"episode table", kInvariantEpisodeTable},
+                            {"row owners", kInvariantRowOwner}, {"leaves", kInvariantLeaf},
+                            {"sum tree parents", kInvariantSumParent},
+                            {"min tree parents", kInvariantMinParent}, {"root", kInvariantRoot}});
+  out["draw_streams"] = dict({{"row", kDrawRow}, {"relabel", kDrawRelabel}, {"goal", kDrawGoal},
+                              {"lookahead", kDrawLookahead}});
+  out["sizes"] = dict({{"state", kStateSlots}, {"counters", kRingCounters},
+                       {"episode_fields", kEpisodeFields},
+                       {"config", kConfigSlots}});
+  out["column_order"] = "observation columns, other fields, reward (last)";
+  out["max_capacity"] = kMaxCapacity;
+  return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "pyrl compiled extension; its ops are registered as torch.ops.pyrl.*";
   m.def("build_info", &build_info,
         "How this extension was built: torch version, compiler, OpenMP, threads, CUDA kernels.");
+  m.def("layout", &layout, "The replay layout: state, counter and config slots, codes, names.");
   m.def(
       "tree_size", [](int64_t capacity) { return pyrl::kernels::tree_layout(capacity).size; },
       py::arg("capacity"), "Length of the flat sum (or min) tree over `capacity` leaves.");
@@ -47,37 +104,21 @@ PYBIND11_MODULE(_C, m) {
       "tree_leaf_offset",
       [](int64_t capacity) { return pyrl::kernels::tree_layout(capacity).leaf_offset(); },
       py::arg("capacity"), "Where the leaves start in that flat tree.");
-  // The replay buffer's per-call ops without the dispatcher (see torch/replay.h).
-  using Tensors = std::vector<at::Tensor>;
-  const auto release = py::call_guard<py::gil_scoped_release>();
   m.def(
-      "replay_add_cpu",
-      [](const at::Tensor& row_episode, const at::Tensor& episodes, const at::Tensor& counters,
-         const at::Tensor& sum_tree, const at::Tensor& min_tree, const at::Tensor& max_priority,
-         const Tensors& columns, const Tensors& stage, const at::Tensor& stage_length,
-         const Tensors& step, const Tensors& final_obs, const at::Tensor& terminated,
-         const at::Tensor& truncated, double alpha) {
-        pyrl::replay_add_cpu(row_episode, episodes, counters, sum_tree, min_tree, max_priority,
-                             columns, stage, stage_length, step, final_obs, terminated, truncated,
-                             alpha);
-      },
-      release);
+      "episode_slots", [](int64_t capacity) { return pyrl::kernels::episode_slots(capacity); },
+      py::arg("capacity"), "Rows of the episode table of a buffer of `capacity` rows.");
   m.def(
-      "replay_sample_cpu",
-      [](const at::Tensor& row_episode, const at::Tensor& episodes, const at::Tensor& counters,
-         const at::Tensor& sum_tree, const at::Tensor& min_tree, const at::Tensor& reward,
-         const Tensors& columns, int64_t obs_columns, const std::optional<at::Tensor>& uniform,
-         const std::optional<at::Tensor>& rows, const std::optional<at::Tensor>& floating_uniform,
-         int64_t n, double gamma, double beta, bool batch_max,
-         const std::optional<at::Tensor>& her_uniform, int64_t her_strategy, double her_ratio,
-         int64_t achieved_goal, int64_t desired_goal, int64_t her_reward,
-         const std::vector<double>& her_params) {
-        return pyrl::replay_sample_cpu(row_episode, episodes, counters, sum_tree, min_tree, reward,
-                                       columns, obs_columns, uniform, rows, floating_uniform, n,
-                                       gamma, beta, batch_max, her_uniform, her_strategy,
-                                       her_ratio, achieved_goal, desired_goal, her_reward,
-                                       her_params);
+      "counter_uniforms",
+      [](uint64_t seed, uint64_t call, uint64_t stream, int64_t count) {
+        std::vector<double> out(static_cast<size_t>(count > 0 ? count : 0));
+        const uint64_t key = pyrl::kernels::draw_key(seed, call);
+        for (size_t j = 0; j < out.size(); ++j) {
+          out[j] = pyrl::kernels::counter_uniform(key, stream, j);
+        }
+        return out;
       },
-      release);
-  m.def("replay_update_priorities_cpu", &pyrl::replay_update_priorities_cpu, release);
+      py::arg("seed"), py::arg("call"), py::arg("stream"), py::arg("count"),
+      "The uniforms a replay sample call draws (draws.h), for episode mode and tests.");
+  // The replay ops' direct route for CPU buffers (replay_host.cpp).
+  pyrl::bind_replay_host(m);
 }

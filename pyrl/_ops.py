@@ -4,7 +4,7 @@ The fakes give torch.compile and torch.library.opcheck each op's output shapes w
 it; the compiled op checks its arguments in full, the fakes only what decides the output shape.
 """
 
-from typing import Callable, NamedTuple, Optional
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -49,26 +49,12 @@ def tree_sample(sum_tree: Tensor, min_tree: Tensor, capacity: int, uniform: Tens
     return _ops.tree_sample.default(sum_tree, min_tree, capacity, uniform, beta, batch_max)
 
 
-class ReplayOps(NamedTuple):
-    """The replay ops a buffer calls; every one takes the ring state first, in the order
-    (row_episode, episodes, counters, sum_tree, min_tree)."""
-
-    add: Callable
-    add_episode: Callable
-    sample: Callable
-    update_priorities: Callable
+def replay_check(state: list[Tensor]) -> Tensor:
+    return _ops.replay_check.default(state)
 
 
-def replay_ops(device: torch.device) -> ReplayOps:
-    """On the CPU, the per-call ops go through pybind11 (pyrl._C): the same C++ functions and
-    checks as torch.ops.pyrl, without the dispatcher's few microseconds per call."""
-    from pyrl import _C
-
-    if device.type == "cpu":
-        return ReplayOps(_C.replay_add_cpu, _ops.replay_add_episode.default, _C.replay_sample_cpu,
-                         _C.replay_update_priorities_cpu)
-    return ReplayOps(_ops.replay_add.default, _ops.replay_add_episode.default,
-                     _ops.replay_sample.default, _ops.replay_update_priorities.default)
+REPLAY_OPS = ("replay_add", "replay_add_episode", "replay_sample", "replay_update_priorities",
+              "replay_check")
 
 
 # ---- fakes -------------------------------------------------------------------------------------
@@ -132,7 +118,8 @@ def _nstep_gae_fake(reward, value, next_value, terminated, truncated, uniform, n
     return _window_outputs(reward)
 
 
-# The replay ops that only mutate their (a!) arguments need no fake: they return nothing.
+# The replay ops that only mutate their (a!) arguments (add, add_episode, update_priorities)
+# need no fake.
 
 @torch.library.register_fake("pyrl::tree_sample")
 def _tree_sample_fake(sum_tree, min_tree, capacity, uniform, beta, batch_max):
@@ -141,15 +128,23 @@ def _tree_sample_fake(sum_tree, min_tree, capacity, uniform, beta, batch_max):
             sum_tree.new_empty(count, dtype=torch.float32))
 
 
+def _obs_columns(config) -> int:
+    from pyrl import _C
+
+    return int(config[_C.layout()["config"]["obs_columns"]])
+
+
 @torch.library.register_fake("pyrl::replay_sample")
-def _replay_sample_fake(row_episode, episodes, counters, sum_tree, min_tree, reward, columns,
-                        obs_columns, uniform, rows, floating_uniform, n, gamma, beta, batch_max,
-                        her_uniform, her_strategy, her_ratio, achieved_goal, desired_goal,
-                        her_reward, her_params):
-    count = (uniform if uniform is not None else rows).shape[0]
-    ids = row_episode.new_empty(count)
-    fields = [c.new_empty((count, *c.shape[1:])) for c in columns]
-    next_obs = [c.new_empty((count, *c.shape[1:])) for c in columns[:obs_columns]]
-    return (ids, ids.clone(), reward.new_empty(count, dtype=torch.float32),
-            reward.new_empty((count, *reward.shape[1:])), reward.new_empty(count), ids.clone(),
-            ids.clone(), fields, next_obs)
+def _replay_sample_fake(state, columns, batch_size, rows, seed, call, config):
+    ids = state[0].new_empty(batch_size)
+    reward = columns[-1]
+    fields = [c.new_empty((batch_size, *c.shape[1:])) for c in columns[:-1]]
+    next_obs = [c.new_empty((batch_size, *c.shape[1:])) for c in columns[:_obs_columns(config)]]
+    return (ids, ids.clone(), reward.new_empty(batch_size, dtype=torch.float32),
+            reward.new_empty((batch_size, *reward.shape[1:])), reward.new_empty(batch_size),
+            ids.clone(), ids.clone(), fields, next_obs)
+
+
+@torch.library.register_fake("pyrl::replay_check")
+def _replay_check_fake(state):
+    return state[0].new_empty(2)

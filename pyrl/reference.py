@@ -135,6 +135,27 @@ def nstep_gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Ten
 
 # ---- replay (SPEC 1.2, 1.3, 3.2) ---------------------------------------------------------------
 
+_MASK64 = (1 << 64) - 1
+
+
+def _mix64(z: int) -> int:
+    """SplitMix64's finaliser on Python ints (wrapping at 64 bits)."""
+    z = (z + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def counter_uniforms(seed: int, call: int, stream: int, count: int) -> Tensor:
+    """The uniforms of a replay sample call (DESIGN decision 3): sample j of `stream` in call
+    `call` of a buffer seeded `seed` draws (mix(key ^ mix(stream << 40 ^ j)) >> 11) * 2^-53 with
+    key = mix(mix(seed) ^ call). Streams: 0 row, 1 relabel, 2 goal, 3 lookahead."""
+    key = _mix64(_mix64(seed & _MASK64) ^ (call & _MASK64))
+    values = [(_mix64(key ^ _mix64(((stream << 40) ^ j) & _MASK64)) >> 11) * 2.0 ** -53
+              for j in range(count)]
+    return torch.tensor(values, dtype=torch.float64)
+
+
 def tree_sample(leaves: Tensor, uniform: Tensor, beta: float,
                 batch_max: bool = False) -> tuple[Tensor, Tensor]:
     """Stratified proportional draw over `leaves` (priority^alpha per row) by a cumulative sum.
@@ -274,14 +295,21 @@ class ReplayBuffer:
                 "episode": 1 + int(u * length)}[strategy]
         return (episode["start"] + min(step, length)) % self.capacity
 
-    def update_priorities(self, index: Tensor, generation: Tensor, td_abs: Tensor) -> None:
+    def update_priorities(self, index: Tensor, generation: Tensor, td_abs: Tensor) -> Tensor:
+        """Returns the applied mask: True where the row is a transition of that generation."""
         td = td_abs.double().reshape(td_abs.shape[0], -1).mean(1)
+        applied = []
         for row, gen, delta in zip(index.tolist(), generation.tolist(), td.tolist()):
-            if self.row_episode[row] != gen:
-                continue  # overwritten since it was sampled
+            episode = self.episodes.get(gen) if gen >= 0 and self.row_episode[row] == gen else None
+            # Overwritten since it was sampled, free, or an episode's final-observation row.
+            live = episode is not None and (row - episode["start"]) % self.capacity < episode["length"]
+            applied.append(live)
+            if not live:
+                continue
             p = min(max(delta + self.eps, self.p_min), self.p_max)
             self.max_priority = max(self.max_priority, p)
             self.leaves[row] = p ** self.alpha
+        return torch.tensor(applied, dtype=torch.bool)
 
 
 def sparse_l2(achieved_goal: Tensor, desired_goal: Tensor, eps: float) -> Tensor:

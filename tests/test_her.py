@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pyrl import reference, replay
+from pyrl.replay.layout import CONFIG
 
 F64 = torch.float64
 # The test buffers hold terminated episodes on purpose; test_terminal_callable_and_warning checks
@@ -29,13 +30,54 @@ def spec_episode_buffer(her, gamma=0.9, n=1, floating=False, terminated=False):
     return buf
 
 
+def goal_step(strategy, t, length, u):
+    """SPEC 2.2's goal step for a sample at step t of an episode of `length` steps."""
+    step = {"future": t + 1 + int(u * (length - t)), "final": length,
+            "episode": 1 + int(u * length)}[strategy]
+    return min(step, length)
+
+
+def call_drawing(buf, rows, her_draw=None, floating=None, limit=200_000):
+    """The first sample call whose counter draws make, for every given row, the same decisions
+    as the wanted uniforms: relabel or not (her_draw[0] < ratio), the same goal step
+    (her_draw[1]) and the same floating k. The op is a pure function of (seed, call), so the
+    SPEC's worked draws are reproduced by choosing the call; pyrl.reference computes the draws."""
+    table = buf.episodes()
+    records = [(s, l) for s, l in zip(table["start"].tolist(), table["length"].tolist())]
+
+    def step_of(row):
+        start, length = next((s, l) for s, l in records if 0 <= (row - s) % buf.capacity <= l)
+        return (row - start) % buf.capacity, length
+
+    steps = [step_of(r) for r in rows]
+    her, ratio, n = buf.her, buf.her.ratio if buf.her else 0.0, buf.nstep.n
+    for call in range(limit):
+        relabel, goal, lookahead = (reference.counter_uniforms(buf.seed, call, stream, len(rows))
+                                    .tolist() for stream in (1, 2, 3))
+        ok = True
+        for j, (t, length) in enumerate(steps):
+            if her_draw is not None:
+                wanted = her_draw[0][j] < ratio
+                ok &= (relabel[j] < ratio) == wanted
+                if wanted:
+                    ok &= goal_step(her.strategy, t, length, goal[j]) == goal_step(
+                        her.strategy, t, length, her_draw[1][j])
+            if floating is not None:
+                ok &= min(1 + int(lookahead[j] * n), n) == min(1 + int(float(floating[j]) * n), n)
+            if not ok:
+                break
+        if ok:
+            return call
+    raise AssertionError("no call draws the wanted decisions")
+
+
 def sample_rows(buf, rows, her_draw=None, floating=None):
-    """The fused op on given rows with given HER draws [2, B] (relabel, goal row)."""
+    """The fused op on given rows, at a call whose draws make the given HER decisions [2, B]
+    (relabel, goal row) and floating k."""
     rows = torch.as_tensor(rows, dtype=torch.int64)
-    her_uniform = None if her_draw is None else torch.as_tensor(her_draw, dtype=F64).reshape(2, -1)
-    out = torch.ops.pyrl.replay_sample(
-        *buf._ring, buf._columns[-1], buf._sample_columns, len(buf.obs_keys), None, rows,
-        floating, buf.nstep.n, buf.nstep.gamma, 0.0, False, her_uniform, *buf._her_args)
+    call = call_drawing(buf, rows.tolist(), her_draw, floating)
+    out = torch.ops.pyrl.replay_sample(buf.storage.state, buf.storage.columns, rows.shape[0], rows,
+                                       buf.seed, call, buf.op_config)
     index, generation, weight, ret, discount, boot, her_row, fields, next_obs = out
     names = [f.name for f in buf.fields]
     return dict(reward=ret, discount=discount, boot=boot, her_row=her_row,
@@ -78,11 +120,14 @@ def test_ratio_and_future_histogram():
     buf = spec_episode_buffer(replay.HER("future", k=4, reward=replay.sparse_l2(0.5)))
     relabeled = sum(int(buf.sample(1000).is_her.sum()) for _ in range(100))
     assert abs(relabeled / 100_000 - 0.8) < 0.005
-    draws = torch.rand(2, 100_000, dtype=F64, generator=torch.Generator().manual_seed(0))
-    draws[0] = 0.0  # every sample relabeled
-    out = sample_rows(buf, torch.ones(100_000, dtype=torch.int64), draws)
-    offsets = out["her_row"] - 1 - 1  # j - t - 1 at t = 1
-    frequency = torch.bincount(offsets, minlength=5).double() / 100_000
+    rows = torch.ones(100_000, dtype=torch.int64)
+    out = torch.ops.pyrl.replay_sample(buf.storage.state, buf.storage.columns, 100_000, rows,
+                                       buf.seed, 0, buf.op_config)
+    her_row = out[6]
+    relabeled = her_row[her_row >= 0]
+    assert abs(relabeled.shape[0] / 100_000 - 0.8) < 0.005
+    offsets = relabeled - 1 - 1  # j - t - 1 at t = 1
+    frequency = torch.bincount(offsets, minlength=5).double() / relabeled.shape[0]
     assert frequency.shape == (5,) and (frequency - 0.2).abs().max() < 0.005
 
 
@@ -133,8 +178,8 @@ def reference_of(buf):
                                          table["terminated"].tolist()):
         rows = [(start + i) % buf.capacity for i in range(length + 1)]
         ref.cursor = start
-        obs = {f.name: c[rows] for f, c in zip(buf.fields, buf._columns) if f.name in buf.obs_keys}
-        fields = {f.name: c[rows[:-1]] for f, c in zip(buf.fields, buf._columns)
+        obs = {f.name: c[rows] for f, c in zip(buf.fields, buf.storage.columns) if f.name in buf.obs_keys}
+        fields = {f.name: c[rows[:-1]] for f, c in zip(buf.fields, buf.storage.columns)
                   if f.name not in buf.obs_keys}
         ref.add_episode(obs, fields, terminated)
     ref.leaves = buf.priorities().tolist()
@@ -158,14 +203,13 @@ def test_matches_reference(strategy, reward, nstep, prioritized):
                       nstep=replay.NStep(nstep[0], 0.9, nstep[1]),
                       prioritized=replay.PER() if prioritized else None)
     ref = reference_of(buf)
-    assert ref.row_episode == buf._row_episode.tolist()
+    assert ref.row_episode == buf.storage.row_episode.tolist()
     for _ in range(3):
-        g = torch.Generator()
-        g.set_state(buf._generator.get_state())
-        uniform = torch.rand(50, dtype=F64, generator=g)
-        her_uniform = torch.rand(2, 50, dtype=F64, generator=g)
-        floating = torch.rand(50, dtype=F64, generator=g) if nstep[1] else None
-        beta = buf.prioritized.beta_at(buf._sample_calls) if prioritized else 0.0
+        draws = [reference.counter_uniforms(buf.seed, buf.sample_calls, stream, 50)
+                 for stream in range(4)]  # row, relabel, goal, lookahead
+        uniform, her_uniform = draws[0], torch.stack(draws[1:3])
+        floating = draws[3] if nstep[1] else None
+        beta = buf.prioritized.beta_at(buf.sample_calls) if prioritized else 0.0
         batch = buf.sample(50)
         expected = ref.sample(uniform, floating, nstep[0], 0.9, beta,
                               her={"uniform": her_uniform, "ratio": 2 / 3, "strategy": strategy,
@@ -299,11 +343,9 @@ def test_goal_fields_missing_from_a_step():
 def test_opcheck_with_relabeling():
     buf = goal_buffer(replay.HER("future", 4, replay.per_dim([0.5], [1.0])), heads=2,
                       nstep=replay.NStep(3, 0.9, True))
-    draws = torch.rand(4, 20, dtype=F64, generator=torch.Generator().manual_seed(0))
-    args = (*buf._ring, buf._columns[-1], buf._sample_columns, len(buf.obs_keys), draws[0], None,
-            draws[3], 3, 0.9, 0.0, False, draws[1:3].contiguous(), *buf._her_args)
+    args = (buf.storage.state, buf.storage.columns, 20, None, buf.seed, 5, buf.op_config)
     torch.library.opcheck(torch.ops.pyrl.replay_sample.default, args)
-    bad = list(args)
-    bad[15] = draws[1:2]  # her_uniform [1, B]
-    with pytest.raises(RuntimeError, match=r"her_uniform should have shape \[2, 20\]"):
-        torch.ops.pyrl.replay_sample(*bad)
+    bad = list(buf.op_config)
+    bad[CONFIG["achieved_goal"]] = 7  # not an observation column
+    with pytest.raises(ValueError, match=r"achieved_goal should index an observation column, in \[0, 3\), got 7"):
+        torch.ops.pyrl.replay_sample(*args[:6], bad)

@@ -112,7 +112,7 @@ def test_per_basic_buffer():
     for i in range(4):
         buf.add_episode(**episode(1, seed=i))
     batch = buf.sample(1)
-    buf.update_priorities(torch.tensor([0, 2, 4, 6]), buf._row_episode[[0, 2, 4, 6]],
+    buf.update_priorities(torch.tensor([0, 2, 4, 6]), buf.storage.row_episode[[0, 2, 4, 6]],
                           torch.tensor([1.0, 4.0, 9.0, 16.0]))
     assert buf.priorities().tolist() == [1, 0, 2, 0, 3, 0, 4, 0]
     before = buf.priorities()
@@ -201,15 +201,15 @@ def test_ring_evict():
     a, b, c = episode(3, seed=1), episode(2, seed=2), episode(2, seed=3)
     buf.add_episode(**a)
     buf.add_episode(**b)
-    assert buf._counters[0] == 7
+    assert buf.storage.counter("cursor") == 7
     buf.add_episode(**c)
-    assert buf._row_episode.tolist() == [2, 2, -1, -1, 1, 1, 1, 2]
+    assert buf.storage.row_episode.tolist() == [2, 2, -1, -1, 1, 1, 1, 2]
     assert buf.priorities().tolist() == [1, 0, 0, 0, 1, 1, 0, 1]
     table = buf.episodes()
     assert table["id"].tolist() == [1, 2] and table["start"].tolist() == [4, 7]
     assert len(buf) == 4 and buf.num_episodes == 2
-    assert torch.equal(buf._columns[0][[7, 0, 1]], c["obs"])  # C wraps: rows 7, 0, 1
-    assert torch.equal(buf._columns[0][[4, 5, 6]], b["obs"])  # B untouched
+    assert torch.equal(buf.storage.columns[0][[7, 0, 1]], c["obs"])  # C wraps: rows 7, 0, 1
+    assert torch.equal(buf.storage.columns[0][[4, 5, 6]], b["obs"])  # B untouched
     batch = buf.sample(64)
     rows = set(batch.index.tolist())
     assert rows == {0, 4, 5, 7}
@@ -248,18 +248,18 @@ def drive(buf, ref, rng, steps, envs, heads, extra_dim=0):
 
 
 def twin_draws(buf, count):
-    """The uniforms the buffer's next sample() will draw, from a copy of its generator."""
-    g = torch.Generator()
-    g.set_state(buf._generator.get_state())
-    uniform = torch.rand(count, dtype=F64, generator=g)
+    """The uniforms the buffer's next sample() will draw, recomputed by the reference from the
+    seed and the call count (streams: 0 row, 3 lookahead)."""
+    uniform = reference.counter_uniforms(buf.seed, buf.sample_calls, 0, count)
     floating = None
     if buf.nstep.floating and buf.nstep.n > 1:
-        floating = torch.rand(count, dtype=F64, generator=g)
+        floating = reference.counter_uniforms(buf.seed, buf.sample_calls, 3, count)
+    assert torch.equal(uniform, buf.next_uniforms(count)["row"])
     return uniform, floating
 
 
 def assert_matches_reference(buf, ref):
-    assert buf._row_episode.tolist() == ref.row_episode
+    assert buf.storage.row_episode.tolist() == ref.row_episode
     torch.testing.assert_close(buf.priorities(), torch.tensor(ref.leaves, dtype=F64),
                                rtol=1e-12, atol=0)
     assert len(buf) == sum(e["length"] for e in ref.episodes.values())
@@ -269,9 +269,9 @@ def assert_matches_reference(buf, ref):
         assert ref.episodes[i] == {"start": start, "length": length, "terminated": term}
     for row, data in enumerate(ref.rows):
         if data is not None:
-            for f, column in zip(buf.fields, buf._columns):
+            for f, column in zip(buf.fields, buf.storage.columns):
                 assert torch.equal(column[row], data[f.name]), (row, f.name)
-    assert_trees_consistent(buf._sum_tree, buf._min_tree, buf.capacity)
+    assert_trees_consistent(buf.storage.sum_tree, buf.storage.min_tree, buf.capacity)
 
 
 @pytest.mark.parametrize("capacity", [7, 16, 37, 100])
@@ -297,7 +297,7 @@ def test_matches_reference(capacity, envs, heads, prioritized, nstep):
         if len(buf) == 0:
             continue
         uniform, floating_uniform = twin_draws(buf, 33)
-        beta = per.beta_at(buf._sample_calls) if per else 0.0
+        beta = per.beta_at(buf.sample_calls) if per else 0.0
         batch = buf.sample(33)
         expected = ref.sample(uniform, floating_uniform, n, 0.9, beta)
         for key in ("index", "generation", "boot", "action", "next_obs"):
@@ -310,9 +310,10 @@ def test_matches_reference(capacity, envs, heads, prioritized, nstep):
             td = torch.rand((33,) if heads is None else (33, heads),
                             generator=torch.Generator().manual_seed(round_)) * 3
             drive(buf, ref, rng, steps=3, envs=envs, heads=heads)  # some sampled rows go stale
-            buf.update_priorities(batch.index, batch.generation, td)
-            ref.update_priorities(batch.index, batch.generation, td)
+            applied = buf.update_priorities(batch.index, batch.generation, td)
+            assert torch.equal(applied, ref.update_priorities(batch.index, batch.generation, td))
             assert_matches_reference(buf, ref)
+            buf.check()
 
 
 def test_floating_k_is_uniform():
@@ -341,7 +342,7 @@ def test_episode_mode_batches():
         assert batch.index.shape == (37,)  # cut to exactly the batch size
         assert torch.equal(batch.weight, torch.ones(37))
         episode_of = batch.generation
-        assert torch.equal(episode_of, buf._row_episode[batch.index])
+        assert torch.equal(episode_of, buf.storage.row_episode[batch.index])
         assert (buf.priorities()[batch.index] > 0).all()  # transition rows only
         # The first group of rows comes from one episode, at most max_ep_draw distinct steps.
         first = batch.index[:1]
@@ -350,7 +351,7 @@ def test_episode_mode_batches():
         assert int(first) in group.tolist()
     # Priority picks episodes: make one episode hold nearly all the mass.
     rows = torch.arange(int(table["start"][4]), int(table["start"][4]) + 9)
-    buf.update_priorities(rows, buf._row_episode[rows], torch.full((9,), 100.0))
+    buf.update_priorities(rows, buf.storage.row_episode[rows], torch.full((9,), 100.0))
     counts = torch.bincount(buf.sample(2000).generation, minlength=10).float()
     assert counts[4] / counts.sum() > 0.5
     n_step = batch.discount
@@ -388,14 +389,14 @@ def test_stale_updates_are_dropped():
     assert torch.equal(after[stale], before[stale])  # rows of the evicted episode: untouched
     live = set(batch.index[batch.index >= 5].tolist())
     assert all(after[r] == 7.0 for r in live)
-    assert buf._max_priority.item() == 7.0
+    assert buf.storage.max_priority.item() == 7.0
 
 
 def test_repeated_rows_last_write_wins_and_heads_average():
     buf = buffer(10, prioritized=replay.PER(alpha=1.0, eps=0.0))
     buf.add_episode(**episode(5))
     index = torch.tensor([2, 3, 2])
-    generation = buf._row_episode[index]
+    generation = buf.storage.row_episode[index]
     buf.update_priorities(index, generation, torch.tensor([[1.0, 3.0], [4.0, 4.0], [5.0, 7.0]]))
     assert buf.priorities()[2] == 6.0 and buf.priorities()[3] == 4.0
     buf.add_episode(**episode(2))  # new rows enter at the largest priority seen
@@ -406,7 +407,7 @@ def test_priorities_are_clipped():
     buf = buffer(10, prioritized=replay.PER(alpha=1.0, eps=0.0, p_min=0.5, p_max=2.0))
     buf.add_episode(**episode(5))
     index = torch.tensor([0, 1])
-    buf.update_priorities(index, buf._row_episode[index], torch.tensor([0.0, 100.0]))
+    buf.update_priorities(index, buf.storage.row_episode[index], torch.tensor([0.0, 100.0]))
     assert buf.priorities()[:2].tolist() == [0.5, 2.0]
 
 
@@ -424,9 +425,9 @@ def test_steps_of_parallel_envs_commit_per_episode():
     assert table["length"].tolist() == [2, 2, 4]  # env 0: steps 0-1 and 2-3, env 1: steps 0-3
     assert table["terminated"].tolist() == [True, True, False]
     assert len(buf) == 8 and buf.pending_steps == 0
-    first = buf._columns[0][table["start"][0]:table["start"][0] + 3]
+    first = buf.storage.columns[0][table["start"][0]:table["start"][0] + 3]
     assert torch.equal(first, torch.stack([obs[0], obs[0] + 10, obs[0] + 110]))  # final row: next_obs
-    assert torch.equal(buf._columns[1][table["start"][0] + 2], torch.zeros(2))  # no action there
+    assert torch.equal(buf.storage.columns[1][table["start"][0] + 2], torch.zeros(2))  # no action there
     batch = buf.sample(64)
     ends = (table["start"] + table["length"] - 1)[table["terminated"]]
     terminal = torch.isin(batch.index, ends)  # last steps of the two terminated episodes
@@ -441,8 +442,8 @@ def test_long_episodes_commit_in_truncated_pieces():
                 next_obs=torch.full((1, 3), t + 1.0), terminated=[False], truncated=[False])
     assert buf.episodes()["length"].tolist() == [5, 5]
     assert buf.pending_steps == 2
-    assert buf._columns[0][5, 0] == 5.0  # the piece's final observation, then the next piece
-    assert buf._columns[0][6, 0] == 5.0
+    assert buf.storage.columns[0][5, 0] == 5.0  # the piece's final observation, then the next piece
+    assert buf.storage.columns[0][6, 0] == 5.0
 
 
 def test_episode_longer_than_buffer_raises():
@@ -507,7 +508,7 @@ def assert_same_future(a, b):
         buf.add(obs=torch.ones(2, 3), action=torch.zeros(2, 2), reward=torch.ones(2),
                 next_obs=torch.ones(2, 3), terminated=[True, False], truncated=[False, True])
     assert torch.equal(a.priorities(), b.priorities())
-    for ca, cb in zip(a._columns, b._columns):
+    for ca, cb in zip(a.storage.columns, b.storage.columns):
         assert torch.equal(ca, cb)
 
 
@@ -550,7 +551,7 @@ buf = replay.ReplayBuffer(1_000_001, {"obs": (17,), "action": (6,)}, prioritized
 obs, action, reward = torch.randn(1001, 17), torch.randn(1000, 6), torch.randn(1000)
 for _ in range(999):
     buf.add_episode(obs=obs, action=action, reward=reward)
-size = sum(t.numel() * t.element_size() for t in buf._tensors().values())
+size = sum(t.numel() * t.element_size() for t in buf.storage.state + buf.storage.columns)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 buf.save(sys.argv[1])
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -600,7 +601,7 @@ def test_one_thread_adds_while_another_samples_and_updates():
     for t in threads:
         t.join()
     assert not errors, errors
-    assert_trees_consistent(buf._sum_tree, buf._min_tree, buf.capacity)
+    assert_trees_consistent(buf.storage.sum_tree, buf.storage.min_tree, buf.capacity)
     leaves = buf.priorities()
     assert int((leaves > 0).sum()) == len(buf)
     assert len(buf) == int(buf.episodes()["length"].sum())
@@ -717,92 +718,108 @@ def test_bad_priorities_change_nothing(td, match):
     before = snapshot(buf)
     with pytest.raises(ValueError, match=match):
         buf.update_priorities(batch.index, batch.generation, td)
-    with pytest.raises(IndexError, match=r"index\[0\] should be in \[0, 16\), got 99"):
+    with pytest.raises(ValueError, match=r"index\[0\] should be a row in \[0, 16\), got 99"):
         buf.update_priorities(torch.tensor([99, 0, 0]), batch.generation, torch.ones(3))
-    with pytest.raises(RuntimeError, match="td_abs should be"):
+    with pytest.raises(ValueError, match=r"index\[1\] should be a row in \[0, 16\), got -1"):
+        buf.update_priorities([0, -1, 0], batch.generation, torch.ones(3))
+    with pytest.raises(ValueError, match="td_abs should be"):
         buf.update_priorities(batch.index, batch.generation, torch.ones(4))
+    with pytest.raises(ValueError, match="index should be int64, got torch.float32"):
+        buf.update_priorities(batch.index.float(), batch.generation, torch.ones(3))
+    with pytest.raises(ValueError, match=r"generation should be 1-D \[3\], got shape \[2\]"):
+        buf.update_priorities(batch.index, batch.generation[:2], torch.ones(3))
+    with pytest.raises(ValueError, match="index should be an int64"):
+        buf.update_priorities(None, batch.generation, torch.ones(3))
     assert_unchanged(buf, before)
-
-
-# ---- the ops on their own: opcheck and argument checks -------------------------------------------
-
-def op_samples():
-    buf = filled()
-    ring = buf._ring
-    tensors = dict(columns=buf._columns, stage=buf._stage, stage_length=buf._stage_length)
-    step = [torch.zeros(2, 3), torch.zeros(2, 2), torch.ones(2)]
-    sum_tree, min_tree = spec_tree()
-    u = torch.rand(5, dtype=F64)
-    td = torch.rand(5)
-    index = torch.tensor([0, 1, 2, 3, 7])
-    return {
-        "tree_update": (sum_tree.clone(), min_tree.clone(), 4, torch.tensor([0, 2]),
-                        torch.tensor([0.5, 3.0], dtype=F64)),
-        "tree_sample": (sum_tree, min_tree, 4, u, 0.5, False),
-        "replay_add": (*[t.clone() for t in ring], buf._max_priority.clone(),
-                       [c.clone() for c in tensors["columns"]], [s.clone() for s in tensors["stage"]],
-                       tensors["stage_length"].clone(), step, step[:1],
-                       torch.tensor([True, False]), torch.tensor([False, False]), 0.6),
-        "replay_add_episode": (*[t.clone() for t in ring], buf._max_priority.clone(),
-                               [c.clone() for c in buf._columns],
-                               [torch.zeros(4, 3), torch.zeros(3, 2), torch.ones(3)], 1, True, 0.6),
-        "replay_sample": (*ring, buf._columns[-1], buf._columns[:-1], 1, u, None, u.clone(), 3, 0.9,
-                          0.4, False, None, 0, 0.0, -1, -1, 0, []),
-        "replay_update_priorities": (*ring[:3], ring[3].clone(), ring[4].clone(),
-                                     buf._max_priority.clone(), index, buf._row_episode[index], td,
-                                     0.6, 1e-6, 1e-10, 100.0),
-    }
-
-
-@pytest.mark.parametrize("name", list(op_samples()))
-def test_opcheck(name):
-    torch.library.opcheck(getattr(torch.ops.pyrl, name).default, op_samples()[name])
-
-
-def test_ops_name_the_bad_argument():
-    sum_tree, min_tree = spec_tree()
-    with pytest.raises(RuntimeError, match=r"pyrl::tree_sample: sum_tree should have shape \[16\], got \[15\]"):
-        torch.ops.pyrl.tree_sample(sum_tree[:-1], min_tree, 4, torch.rand(2, dtype=F64), 1.0, False)
-    with pytest.raises(RuntimeError, match="uniform should be Double, got Float"):
-        torch.ops.pyrl.tree_sample(sum_tree, min_tree, 4, torch.rand(2), 1.0, False)
-    with pytest.raises(RuntimeError, match="beta should be in"):
-        torch.ops.pyrl.tree_sample(sum_tree, min_tree, 4, torch.rand(2, dtype=F64), 1.5, False)
-    with pytest.raises(IndexError, match=r"index\[1\] should be in \[0, 4\), got 4"):
-        torch.ops.pyrl.tree_update(sum_tree, min_tree, 4, torch.tensor([0, 4]), torch.ones(2, dtype=F64))
-    with pytest.raises(ValueError, match=r"leaf\[0\] should be finite"):
-        torch.ops.pyrl.tree_update(sum_tree, min_tree, 4, torch.tensor([0]),
-                                   torch.tensor([math.inf], dtype=F64))
-    empty_sum, empty_min = new_trees(4)
-    with pytest.raises(ValueError, match="no priority mass"):
-        torch.ops.pyrl.tree_sample(empty_sum, empty_min, 4, torch.rand(2, dtype=F64), 1.0, False)
-    args = list(op_samples()["replay_sample"])
-    args[11] = 0  # n
-    with pytest.raises(RuntimeError, match="n should be at least 1, got 0"):
-        torch.ops.pyrl.replay_sample(*args)
-    leaves = args[3][-40:]  # the filled() buffer has 40 rows
-    valid, final = (leaves > 0).nonzero()[:, 0], (leaves == 0).nonzero()[0, 0]
-    rows = torch.stack([valid[0], final, valid[1], valid[2], valid[3]])
-    args[11], args[9] = 3, rows  # rows as well as uniform
-    with pytest.raises(RuntimeError, match="either uniform .* or rows .*, not both"):
-        torch.ops.pyrl.replay_sample(*args)
-    args[8] = None
-    with pytest.raises(IndexError, match=rf"rows\[1\] should be a stored transition row, got {int(final)}"):
-        torch.ops.pyrl.replay_sample(*args)  # a final or free row starts no transition
-
-
-def test_buffer_and_dispatcher_paths_agree():
-    """The CPU buffer calls its ops through pybind11; torch.ops gives the same batch."""
-    buf = filled()
-    args = op_samples()["replay_sample"]
-    direct = _C.replay_sample_cpu(*args)
-    dispatched = torch.ops.pyrl.replay_sample.default(*args)
-    for a, b in zip(direct, dispatched):
-        for x, y in zip(a if isinstance(a, list) else [a], b if isinstance(b, list) else [b]):
-            assert torch.equal(x, y)
-    assert buf.capacity == 40
-    assert pyrl.replay.ReplayBuffer is replay.ReplayBuffer
+    assert buf.priority_updates == {"applied": 0, "dropped": 0}
 
 
 def test_cuda_buffer_is_refused_clearly():
     with pytest.raises(ValueError, match="not supported yet"):
         replay.ReplayBuffer(10, {"obs": (3,)}, device="meta")
+
+
+# ---- the applied mask, update counts and the invariant check ---------------------------------------
+
+def test_update_priorities_returns_the_applied_mask():
+    buf = buffer(16, prioritized=replay.PER(alpha=1.0, eps=0.0))
+    buf.add_episode(**episode(3))  # rows 0..2 transitions, row 3 the final observation
+    buf.add_episode(**episode(3))  # rows 4..6, final row 7
+    batch = buf.sample(4)
+    owners = buf.storage.row_episode
+    index = torch.tensor([0, 3, 9, 5, 5, 2])
+    generation = torch.tensor([int(owners[0]), int(owners[3]), -1, int(owners[5]), int(owners[5]), 7])
+    applied = buf.update_priorities(index, generation, torch.tensor([1.0, 9.0, 9.0, 2.0, 4.0, 9.0]))
+    # transition, final-observation row, free row (generation -1), duplicates, wrong generation
+    assert applied.tolist() == [True, False, False, True, True, False]
+    leaves = buf.priorities()
+    assert leaves[3] == 0 and leaves[9] == 0  # neither became sampleable
+    assert leaves[5] == 4.0 and leaves[0] == 1.0  # of repeated rows, the last write wins
+    assert buf.priority_updates == {"applied": 3, "dropped": 3}
+    buf.check()
+    for _ in range(5):  # the final and free rows are never drawn
+        assert not set(buf.sample(64).index.tolist()) & {3, 7, 8, 9}
+    del batch
+
+
+def test_boot_rows_are_refused_as_priorities():
+    """batch.boot passed instead of batch.index: final rows stay final, nothing becomes a
+    transition with a zero action."""
+    buf = buffer(16, prioritized=replay.PER())
+    buf.add_episode(**episode(1))
+    batch = buf.sample(8)
+    applied = buf.update_priorities(batch.boot, batch.generation, torch.ones(8))
+    assert not applied.any()
+    assert buf.priorities()[1] == 0
+    buf.check()
+
+
+def test_check_names_the_broken_invariant():
+    buf = filled()
+    assert buf.check() is None
+    storage = buf.storage
+    corruptions = {
+        "sum tree parents": lambda: storage.sum_tree.__setitem__(0, storage.sum_tree[0] + 1),
+        "leaves": lambda: storage.sum_tree.__setitem__(
+            replay.layout.tree_leaf_offset(buf.capacity) + int(buf.episodes()["start"][0])
+            + int(buf.episodes()["length"][0]), 0.5),
+        "row owners": lambda: storage.row_episode.__setitem__(
+            int(buf.episodes()["start"][0]), 10**6),
+        "episode table": lambda: storage.episodes.__setitem__(
+            (int(buf.episodes()["id"][0]) % storage.episodes.shape[0], 1), 0),
+        "counters": lambda: storage.counters.__setitem__(replay.layout.COUNTERS["cursor"], -1),
+    }
+    for name, corrupt in corruptions.items():
+        fresh = filled()
+        storage = fresh.storage
+        corrupt()
+        with pytest.raises(replay.InvariantError, match=f"invariant '{name}' is broken at index"):
+            fresh.check()
+
+
+def test_draws_are_the_reference_counter_uniforms():
+    buf = filled()
+    calls = buf.sample_calls
+    expected = {name: reference.counter_uniforms(buf.seed, calls, stream, 7)
+                for stream, name in enumerate(("row", "relabel", "goal", "lookahead"))}
+    drawn = buf.next_uniforms(7)
+    assert drawn.keys() == expected.keys()
+    for name in expected:
+        assert torch.equal(drawn[name], expected[name]), name
+    assert buf.sample_calls == calls  # peeking draws nothing
+
+
+def test_batches_do_not_depend_on_the_thread_count():
+    batches = []
+    threads = torch.get_num_threads()
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            torch.manual_seed(0)  # filled() updates priorities with torch.rand
+            buf = filled()
+            batches.append([buf.sample(64) for _ in range(3)])
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(*batches):
+        for key in ("index", "reward", "discount", "weight", "boot"):
+            assert torch.equal(a[key], b[key]), key

@@ -22,19 +22,12 @@
 #include <cstdint>
 
 #include "macros.h"
+#include "window.h"
 
 // The CPU scans are compiled once per instruction set (see CMakeLists.txt); the inline namespace
-// gives each copy of the inline math below its own symbols, so the linker never hands AVX2 code
-// to a baseline caller.
-#ifndef PYRL_CPU_ISA
-#define PYRL_CPU_ISA baseline
-#endif
-
+// (PYRL_CPU_ISA, set in window.h) gives each copy of the inline math below its own symbols, so
+// the linker never hands AVX2 code to a baseline caller.
 namespace pyrl::kernels {
-
-// Every recurrence accumulates in float64 whatever the storage dtype, so float32 results stay
-// within 1e-6 of float64 ones at long horizons and CPU and CUDA agree (SPEC 8.3).
-using acc_t = double;
 
 inline namespace PYRL_CPU_ISA {
 
@@ -64,19 +57,8 @@ PYRL_HD inline A lambda_step(A reward, A next_value, M terminated, M ends, acc_t
   return reward + gamma * (terminated ? A{} : tail);
 }
 
-// k drawn from a uniform u in [0, 1): uniform on {1..n}; clamped because float32 u * n can round up to n.
-PYRL_HD inline int64_t floating_k(acc_t u, int64_t n) {
-  const int64_t k = 1 + static_cast<int64_t>(u * static_cast<acc_t>(n));
-  return k < 1 ? 1 : (k > n ? n : k);
-}
-
-// Length of the window of up to k steps starting at step t: it stops after the step that ends the
-// episode (terminated or truncated) or the rollout (steps_left = T - t). flags point at step t.
-struct Window {
-  int64_t length;
-  bool terminal;  // the window's last step is a true terminal: no bootstrap
-};
-
+// The window of up to k steps starting at step t: it stops after the step that ends the episode
+// (terminated or truncated) or the rollout (steps_left = T - t). flags point at step t.
 PYRL_HD inline Window episode_window(const uint8_t* terminated, const uint8_t* truncated,
                                      int64_t flag_stride, int64_t steps_left, int64_t k) {
   const int64_t limit = k < steps_left ? k : steps_left;
@@ -85,24 +67,6 @@ PYRL_HD inline Window episode_window(const uint8_t* terminated, const uint8_t* t
     if (truncated[l * flag_stride]) return {l + 1, false};
   }
   return {limit, false};
-}
-
-// gamma^length by repeated multiplication, the same on every backend.
-PYRL_HD inline acc_t power(acc_t base, int64_t exponent) {
-  acc_t result = 1;
-  for (int64_t l = 0; l < exponent; ++l) result *= base;
-  return result;
-}
-
-// sum_{l<length} gamma^l x[l * stride]: the discounted reward of one window, one head.
-template <typename T>
-PYRL_HD inline acc_t window_return(const T* x, int64_t stride, int64_t length, acc_t gamma) {
-  acc_t sum = 0, discount = 1;
-  for (int64_t l = 0; l < length; ++l) {
-    sum += discount * acc_t(x[l * stride]);
-    discount *= gamma;
-  }
-  return sum;
 }
 
 // C of the n-step GAE credit for one window and one head; the window's last step is the only one

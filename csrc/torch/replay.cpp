@@ -1,27 +1,23 @@
-// pyrl replay ops: schemas, argument checks and CPU implementations (math in
-// csrc/kernels/sum_tree.h and ring.h).
+// pyrl replay ops: schemas, argument checks and CPU dispatch. The rules live in
+// csrc/kernels/replay.h (ring.h, her.h, sum_tree.h); this file checks arguments, extracts
+// pointers and allocates outputs.
 //
-// The ops are stateless: a buffer's state is tensors that Python owns, and each op mutates only
-// what its schema marks (a!). The ring state of a buffer with C rows:
-//   row_episode  int64 [C]           episodes  int64 [C / 2 + 1, 3]    counters  int64 [5]
-//   sum_tree, min_tree  float64 [tree_size(C)]                          max_priority  float64 [1]
-// Data columns are contiguous [C, *shape] tensors of any dtype, copied as bytes.
+// The ops are stateless: a buffer's state is tensors that Python owns, passed as one list in
+// kernels::StateSlot order, and each op mutates only what its schema marks (a!). A sample only
+// reads: its draws are keyed by (seed, call), which the caller counts (draws.h). Settings are one
+// float list in kernels::ConfigSlot order. Both orders are exported by pyrl._C.layout().
+// Every check raises ValueError (TORCH_CHECK_VALUE) naming the argument and what came in.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <c10/util/SmallVector.h>
 #include <torch/library.h>
 
-#include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <initializer_list>
-#include <optional>
 #include <tuple>
 #include <vector>
 
-#include "../kernels/ring.h"
-#include "../kernels/sum_tree.h"
+#include "../kernels/replay.h"
 #include "checks.h"
 #include "replay.h"
 
@@ -30,15 +26,32 @@ namespace {
 
 using kernels::Ring;
 using kernels::TreeLayout;
+using Pointers = c10::SmallVector<uint8_t*, 8>;
+using RowBytes = c10::SmallVector<int64_t, 8>;
 
 void check_tensor(const char* op, const char* name, const at::Tensor& t, at::ScalarType dtype,
                   at::IntArrayRef shape) {
-  TORCH_CHECK(t.device().is_cpu(), op, ": ", name, " should be a CPU tensor, got ", t.device());
-  TORCH_CHECK(t.scalar_type() == dtype, op, ": ", name, " should be ", dtype, ", got ",
-              t.scalar_type());
-  TORCH_CHECK(t.sizes() == shape, op, ": ", name, " should have shape ", shape, ", got ",
-              t.sizes());
-  TORCH_CHECK(t.is_contiguous(), op, ": ", name, " should be contiguous");
+  TORCH_CHECK_VALUE(t.device().is_cpu(), op, ": ", name, " should be a CPU tensor, got ",
+                    t.device());
+  TORCH_CHECK_VALUE(t.scalar_type() == dtype, op, ": ", name, " should be ", dtype, ", got ",
+                    t.scalar_type());
+  TORCH_CHECK_VALUE(t.sizes() == shape, op, ": ", name, " should have shape ", shape, ", got ",
+                    t.sizes());
+  TORCH_CHECK_VALUE(t.is_contiguous(), op, ": ", name, " should be contiguous");
+}
+
+void unit_interval(const char* op, const char* name, double x) {
+  TORCH_CHECK_VALUE(x >= 0.0 && x <= 1.0, op, ": ", name, " should be in [0, 1], got ", x);
+}
+
+void rank(const char* op, const char* name, const at::Tensor& t, int64_t dims, const char* layout) {
+  TORCH_CHECK_VALUE(t.dim() == dims, op, ": ", name, " should be ", layout, ", got ",
+                    checks::shape_of(t));
+}
+
+void check_capacity(const char* op, int64_t capacity) {
+  TORCH_CHECK_VALUE(capacity >= 1 && capacity <= kernels::kMaxCapacity, op,
+                    ": capacity should be in [1, 2^48], got ", capacity);
 }
 
 void check_trees(const char* op, const at::Tensor& sum_tree, const at::Tensor& min_tree,
@@ -47,50 +60,145 @@ void check_trees(const char* op, const at::Tensor& sum_tree, const at::Tensor& m
   check_tensor(op, "min_tree", min_tree, at::kDouble, {layout.size});
 }
 
-void check_capacity(const char* op, int64_t capacity) {
-  TORCH_CHECK(capacity >= 1, op, ": capacity should be at least 1, got ", capacity);
+template <typename T>
+T* writable(const at::Tensor& t) {
+  // Written only by ops whose schema marks the tensor (a!).
+  return const_cast<T*>(t.const_data_ptr<T>());
 }
 
-// The ring state, checked, as raw pointers for the kernels. Capacity is row_episode's length.
-Ring ring_of(const char* op, const at::Tensor& row_episode, const at::Tensor& episodes,
-             const at::Tensor& counters, const at::Tensor& sum_tree, const at::Tensor& min_tree) {
-  checks::rank(op, "row_episode", row_episode, 1, 1, "1-D [C]");
+uint8_t* writable_bytes(const at::Tensor& t) {
+  return const_cast<uint8_t*>(static_cast<const uint8_t*>(t.const_data_ptr()));
+}
+
+// The state list, checked, as raw pointers for the kernels. Capacity is row_episode's length.
+Ring ring_of(const char* op, at::TensorList state) {
+  using namespace kernels;
+  TORCH_CHECK_VALUE(state.size() == kStateSlots, op, ": state should hold ", kStateSlots,
+                    " tensors (row_episode, episodes, counters, sum_tree, min_tree, "
+                    "max_priority), got ", state.size());
+  const at::Tensor& row_episode = state[kStateRowEpisode];
+  rank(op, "row_episode", row_episode, 1, "1-D [C]");
   const int64_t capacity = row_episode.size(0);
   check_capacity(op, capacity);
   check_tensor(op, "row_episode", row_episode, at::kLong, {capacity});
-  check_tensor(op, "episodes", episodes, at::kLong,
-               {kernels::episode_slots(capacity), kernels::kEpisodeFields});
-  check_tensor(op, "counters", counters, at::kLong, {kernels::kRingCounters});
-  const TreeLayout layout = kernels::tree_layout(capacity);
-  check_trees(op, sum_tree, min_tree, layout);
-  // The mutable pointers are only written by ops whose schema marks these tensors (a!).
+  check_tensor(op, "episodes", state[kStateEpisodes], at::kLong,
+               {episode_slots(capacity), kEpisodeFields});
+  check_tensor(op, "counters", state[kStateCounters], at::kLong, {kRingCounters});
+  const TreeLayout layout = tree_layout(capacity);
+  check_trees(op, state[kStateSumTree], state[kStateMinTree], layout);
+  check_tensor(op, "max_priority", state[kStateMaxPriority], at::kDouble, {1});
   return Ring{capacity,
-              const_cast<int64_t*>(row_episode.const_data_ptr<int64_t>()),
-              const_cast<int64_t*>(episodes.const_data_ptr<int64_t>()),
-              const_cast<int64_t*>(counters.const_data_ptr<int64_t>()),
-              const_cast<double*>(sum_tree.const_data_ptr<double>()),
-              const_cast<double*>(min_tree.const_data_ptr<double>()),
+              writable<int64_t>(row_episode),
+              writable<int64_t>(state[kStateEpisodes]),
+              writable<int64_t>(state[kStateCounters]),
+              writable<double>(state[kStateSumTree]),
+              writable<double>(state[kStateMinTree]),
+              writable<double>(state[kStateMaxPriority]),
               layout};
 }
 
-double max_priority_of(const char* op, const at::Tensor& max_priority) {
-  check_tensor(op, "max_priority", max_priority, at::kDouble, {1});
-  return max_priority.const_data_ptr<double>()[0];
-}
-
 int64_t row_bytes(const at::Tensor& column) {
-  return column.dim() == 0 || column.size(0) == 0
-             ? 0
-             : column.numel() / column.size(0) * static_cast<int64_t>(column.element_size());
+  return column.size(0) == 0 ? 0
+                             : column.numel() / column.size(0) *
+                                   static_cast<int64_t>(column.element_size());
 }
 
-void check_columns(const char* op, at::TensorList columns, int64_t capacity) {
+// The column list: contiguous CPU [C, ...] tensors, at least one observation column and the
+// float reward column last.
+kernels::Columns columns_of(const char* op, at::TensorList columns, int64_t capacity,
+                            int64_t obs_columns, Pointers& data, RowBytes& bytes) {
+  TORCH_CHECK_VALUE(columns.size() >= 2, op,
+                    ": columns should hold the observation columns, the other fields and the "
+                    "reward, got ", columns.size(), " columns");
   for (size_t i = 0; i < columns.size(); ++i) {
     const auto& c = columns[i];
-    TORCH_CHECK(c.device().is_cpu() && c.dim() >= 1 && c.size(0) == capacity && c.is_contiguous(),
-                op, ": columns[", i, "] should be a contiguous CPU tensor [", capacity,
-                ", ...], got ", c.device(), " ", checks::shape_of(c));
+    TORCH_CHECK_VALUE(c.device().is_cpu() && c.dim() >= 1 && c.size(0) == capacity &&
+                          c.is_contiguous(),
+                      op, ": columns[", i, "] should be a contiguous CPU tensor [", capacity,
+                      ", ...], got ", c.device(), " ", checks::shape_of(c));
+    data.push_back(writable_bytes(c));
+    bytes.push_back(row_bytes(c));
   }
+  const auto& reward = columns.back();
+  TORCH_CHECK_VALUE((reward.scalar_type() == at::kFloat || reward.scalar_type() == at::kDouble) &&
+                        (reward.dim() == 1 || (reward.dim() == 2 && reward.size(1) >= 1)),
+                    op, ": the last column (reward) should be float32 or float64 [C] or [C, m], "
+                    "got ", reward.scalar_type(), " ", reward.sizes());
+  TORCH_CHECK_VALUE(obs_columns >= 1 && obs_columns < static_cast<int64_t>(columns.size()), op,
+                    ": config obs_columns should be in [1, ", columns.size() - 1, "], got ",
+                    obs_columns);
+  return {static_cast<int64_t>(columns.size()), obs_columns, data.data(), bytes.data()};
+}
+
+bool integral(double x) { return std::isfinite(x) && x == std::floor(x); }
+
+// The settings list, checked against the columns it will be applied to.
+kernels::ReplayConfig config_of(const char* op, at::ArrayRef<double> values,
+                                at::TensorList columns) {
+  using namespace kernels;
+  TORCH_CHECK_VALUE(values.size() >= kConfigSlots, op, ": config should hold at least ",
+                    kConfigSlots, " values, got ", values.size());
+  const double params = values[kConfigHerParams];
+  TORCH_CHECK_VALUE(integral(params) && params >= 0 && params <= kHerMaxParams &&
+                        values.size() == kConfigSlots + static_cast<size_t>(params),
+                    op, ": config should hold ", kConfigSlots, " values and the ", params,
+                    " HER reward parameters it announces, got ", values.size(), " values");
+  for (int slot : {kConfigBetaSteps, kConfigN, kConfigObsColumns, kConfigHerStrategy,
+                   kConfigHerReward, kConfigAchievedGoal, kConfigDesiredGoal}) {
+    TORCH_CHECK_VALUE(integral(values[slot]), op, ": config[", slot,
+                      "] should be a whole number, got ", values[slot]);
+  }
+  const ReplayConfig config = replay_config(values.data(), static_cast<int64_t>(values.size()));
+  unit_interval(op, "alpha", config.alpha);
+  unit_interval(op, "beta", config.beta);
+  unit_interval(op, "gamma", config.gamma);
+  TORCH_CHECK_VALUE(std::isfinite(config.eps) && config.eps >= 0.0 && config.p_min > 0.0 &&
+                        config.p_min <= config.p_max && config.p_max <= 1e100,
+                    op, ": need eps >= 0 and 0 < p_min <= p_max <= 1e100, got eps=", config.eps,
+                    ", p_min=", config.p_min, ", p_max=", config.p_max);
+  TORCH_CHECK_VALUE(config.beta_steps >= 0, op, ": beta_steps should be >= 0, got ",
+                    config.beta_steps);
+  TORCH_CHECK_VALUE(config.n >= 1 && config.n <= kMaxCapacity, op,
+                    ": n should be at least 1, got ", config.n);
+  const HerConfig& her = config.her;
+  TORCH_CHECK_VALUE(her.strategy >= kHerOff && her.strategy <= kHerRandom, op,
+                    ": her strategy should be -1 (off), 0 (future), 1 (final), 2 (episode) or "
+                    "3 (random), got ", her.strategy);
+  if (her.strategy == kHerOff) return config;
+  unit_interval(op, "her_ratio", her.ratio);
+  for (const auto& [name, column] : {std::pair{"achieved_goal", her.achieved_column},
+                                     std::pair{"desired_goal", her.desired_column}}) {
+    TORCH_CHECK_VALUE(column >= 0 && column < config.obs_columns, op, ": ", name,
+                      " should index an observation column, in [0, ", config.obs_columns,
+                      "), got ", column);
+  }
+  const auto& achieved = columns[her.achieved_column];
+  const auto& desired = columns[her.desired_column];
+  TORCH_CHECK_VALUE(achieved.dim() == 2 && achieved.scalar_type() == at::kFloat, op,
+                    ": the achieved-goal column should be float32 [C, g], got ",
+                    achieved.scalar_type(), " ", achieved.sizes());
+  TORCH_CHECK_VALUE(desired.sizes() == achieved.sizes() && desired.scalar_type() == at::kFloat,
+                    op, ": the desired-goal column should match the achieved-goal column ",
+                    achieved.sizes(), ", got ", desired.scalar_type(), " ", desired.sizes());
+  const int64_t heads = columns.back().dim() == 2 ? columns.back().size(1) : 1;
+  const int64_t goal_dim = achieved.size(1);
+  if (her.reward == kRewardSparseL2) {
+    TORCH_CHECK_VALUE(her.num_params == 1 && heads == 1, op,
+                      ": sparse_l2 takes one parameter (eps) and one reward head, got ",
+                      her.num_params, " parameters and ", heads, " heads");
+  } else if (her.reward == kRewardPerDim) {
+    TORCH_CHECK_VALUE(her.num_params >= 2 && her.num_params % 2 == 0 && heads == goal_dim, op,
+                      ": per_dim takes thresholds and values of equal length and one reward head "
+                      "per goal dimension (", goal_dim, "), got ", her.num_params,
+                      " parameters and ", heads, " heads");
+  } else {
+    TORCH_CHECK_VALUE(her.reward == kRewardStored, op,
+                      ": her reward should be 0 (stored), 1 (sparse_l2) or 2 (per_dim), got ",
+                      her.reward);
+  }
+  kernels::ReplayConfig out = config;
+  out.her.goal_dim = goal_dim;
+  return out;
 }
 
 // `value` must be one row block of `column`: [leading..., *column.shape[1:]] with its dtype.
@@ -102,31 +210,23 @@ void check_rows(const char* op, const char* name, size_t i, const at::Tensor& va
   for (size_t d = 0; same && d < row_shape.size(); ++d) {
     same = value.size(leading.size() + d) == row_shape[d];
   }
-  TORCH_CHECK(value.device().is_cpu(), op, ": ", name, "[", i, "] should be a CPU tensor, got ",
-              value.device());
-  TORCH_CHECK(value.scalar_type() == column.scalar_type(), op, ": ", name, "[", i,
-              "] should be ", column.scalar_type(), " like its column, got ", value.scalar_type());
-  TORCH_CHECK(same, op, ": ", name, "[", i, "] should have shape ", at::IntArrayRef(leading),
-              " + ", row_shape, ", got ", value.sizes());
-}
-
-const uint8_t* bytes(const at::Tensor& t) { return static_cast<const uint8_t*>(t.const_data_ptr()); }
-uint8_t* mutable_bytes(const at::Tensor& t) {
-  return const_cast<uint8_t*>(static_cast<const uint8_t*>(t.const_data_ptr()));
+  TORCH_CHECK_VALUE(value.device().is_cpu(), op, ": ", name, "[", i,
+                    "] should be a CPU tensor, got ", value.device());
+  TORCH_CHECK_VALUE(value.scalar_type() == column.scalar_type(), op, ": ", name, "[", i,
+                    "] should be ", column.scalar_type(), " like its column, got ",
+                    value.scalar_type());
+  TORCH_CHECK_VALUE(same, op, ": ", name, "[", i, "] should have shape ",
+                    at::IntArrayRef(leading), " + ", row_shape, ", got ", value.sizes());
 }
 
 at::Tensor flags(const char* op, const char* name, const at::Tensor& flag, int64_t envs) {
-  TORCH_CHECK(flag.device().is_cpu() && flag.dim() == 1 && flag.size(0) == envs, op, ": ", name,
-              " should be a CPU tensor [", envs, "], got ", flag.device(), " ",
-              checks::shape_of(flag));
-  TORCH_CHECK(!at::isFloatingType(flag.scalar_type()) && !at::isComplexType(flag.scalar_type()),
-              op, ": ", name, " should be bool or integer, got ", flag.scalar_type());
+  TORCH_CHECK_VALUE(flag.device().is_cpu() && flag.dim() == 1 && flag.size(0) == envs, op, ": ",
+                    name, " should be a CPU tensor [", envs, "], got ", flag.device(), " ",
+                    checks::shape_of(flag));
+  TORCH_CHECK_VALUE(!at::isFloatingType(flag.scalar_type()) &&
+                        !at::isComplexType(flag.scalar_type()),
+                    op, ": ", name, " should be bool or integer, got ", flag.scalar_type());
   return (flag.scalar_type() == at::kBool ? flag : flag.ne(0)).contiguous();
-}
-
-double new_leaf(const char* op, const at::Tensor& max_priority, double alpha) {
-  checks::unit_interval(op, "alpha", alpha);
-  return kernels::priority_leaf(max_priority_of(op, max_priority), alpha);
 }
 
 // ---- stateless tree ops -----------------------------------------------------------------------
@@ -137,22 +237,21 @@ void tree_update_cpu(const at::Tensor& sum_tree, const at::Tensor& min_tree, int
   check_capacity(op, capacity);
   const TreeLayout layout = kernels::tree_layout(capacity);
   check_trees(op, sum_tree, min_tree, layout);
-  checks::rank(op, "index", index, 1, 1, "1-D [B]");
-  TORCH_CHECK(index.scalar_type() == at::kLong, op, ": index should be int64, got ",
-              index.scalar_type());
+  rank(op, "index", index, 1, "1-D [B]");
+  TORCH_CHECK_VALUE(index.scalar_type() == at::kLong, op, ": index should be int64, got ",
+                    index.scalar_type());
   check_tensor(op, "leaf", leaf, at::kDouble, {index.size(0)});
   const auto idx = index.contiguous();
   const int64_t* rows = idx.const_data_ptr<int64_t>();
   const double* values = leaf.const_data_ptr<double>();
   for (int64_t j = 0; j < idx.numel(); ++j) {
-    TORCH_CHECK_INDEX(rows[j] >= 0 && rows[j] < capacity, op, ": index[", j,
+    TORCH_CHECK_VALUE(rows[j] >= 0 && rows[j] < capacity, op, ": index[", j,
                       "] should be in [0, ", capacity, "), got ", rows[j]);
     TORCH_CHECK_VALUE(values[j] >= 0.0 && values[j] < __builtin_huge_val(), op, ": leaf[", j,
-                "] should be finite and >= 0, got ", values[j]);
+                      "] should be finite and >= 0, got ", values[j]);
   }
-  kernels::tree_set_leaves(layout, const_cast<double*>(sum_tree.const_data_ptr<double>()),
-                           const_cast<double*>(min_tree.const_data_ptr<double>()), rows, values,
-                           idx.numel());
+  kernels::tree_set_leaves(layout, writable<double>(sum_tree), writable<double>(min_tree), rows,
+                           values, idx.numel());
 }
 
 std::tuple<at::Tensor, at::Tensor> tree_sample_cpu(const at::Tensor& sum_tree,
@@ -163,20 +262,24 @@ std::tuple<at::Tensor, at::Tensor> tree_sample_cpu(const at::Tensor& sum_tree,
   check_capacity(op, capacity);
   const TreeLayout layout = kernels::tree_layout(capacity);
   check_trees(op, sum_tree, min_tree, layout);
-  checks::rank(op, "uniform", uniform, 1, 1, "1-D [B]");
+  rank(op, "uniform", uniform, 1, "1-D [B]");
   check_tensor(op, "uniform", uniform, at::kDouble, {uniform.size(0)});
-  checks::unit_interval(op, "beta", beta);
+  unit_interval(op, "beta", beta);
   const double* sum = sum_tree.const_data_ptr<double>();
-  TORCH_CHECK_VALUE(sum[0] > 0.0, op, ": the tree holds no priority mass to sample from (all leaves 0)");
   const int64_t count = uniform.size(0);
+  const double* u = uniform.const_data_ptr<double>();
+  for (int64_t j = 0; j < count; ++j) {
+    TORCH_CHECK_VALUE(u[j] >= 0.0 && u[j] < 1.0, op, ": uniform[", j,
+                      "] should be in [0, 1), got ", u[j]);
+  }
+  TORCH_CHECK_VALUE(sum[0] > 0.0, op,
+                    ": the tree holds no priority mass to sample from (all leaves 0)");
   auto index = at::empty({count}, sum_tree.options().dtype(at::kLong));
   auto weight = at::empty({count}, sum_tree.options().dtype(at::kFloat));
   auto* rows = index.mutable_data_ptr<int64_t>();
-  auto* w = weight.mutable_data_ptr<float>();
-  kernels::tree_sample_stratified(layout, sum, nullptr, uniform.const_data_ptr<double>(), count,
-                                  rows);
+  kernels::tree_sample_stratified(layout, sum, nullptr, u, count, rows);
   kernels::tree_is_weights(layout, sum, min_tree.const_data_ptr<double>(), rows, count, beta,
-                           batch_max, w);
+                           batch_max, weight.mutable_data_ptr<float>());
   return {index, weight};
 }
 
@@ -184,294 +287,205 @@ std::tuple<at::Tensor, at::Tensor> tree_sample_cpu(const at::Tensor& sum_tree,
 
 // ---- the replay buffer ops --------------------------------------------------------------------
 
-void replay_add_cpu(const at::Tensor& row_episode, const at::Tensor& episodes,
-                    const at::Tensor& counters, const at::Tensor& sum_tree,
-                    const at::Tensor& min_tree, const at::Tensor& max_priority,
-                    at::TensorList columns, at::TensorList stage, const at::Tensor& stage_length,
-                    at::TensorList step, at::TensorList final_obs, const at::Tensor& terminated,
-                    const at::Tensor& truncated, double alpha) {
+void replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                    const at::Tensor& stage_length, at::TensorList step, at::TensorList final_obs,
+                    const at::Tensor& terminated, const at::Tensor& truncated,
+                    at::ArrayRef<double> config_values) {
   constexpr const char* op = "pyrl::replay_add";
-  Ring ring = ring_of(op, row_episode, episodes, counters, sum_tree, min_tree);
-  const double leaf = new_leaf(op, max_priority, alpha);
-  check_columns(op, columns, ring.capacity);
-  TORCH_CHECK(stage.size() == columns.size() && step.size() == columns.size(), op,
-              ": columns, stage and step should have the same length, got ", columns.size(), ", ",
-              stage.size(), " and ", step.size());
-  TORCH_CHECK(final_obs.size() <= columns.size(), op, ": final_obs has ", final_obs.size(),
-              " entries for ", columns.size(), " columns");
-  checks::rank(op, "stage_length", stage_length, 1, 1, "1-D [N]");
+  Ring ring = ring_of(op, state);
+  const kernels::ReplayConfig config = config_of(op, config_values, columns);
+  Pointers data, stage_data;
+  RowBytes bytes;
+  const kernels::Columns cols =
+      columns_of(op, columns, ring.capacity, config.obs_columns, data, bytes);
+  TORCH_CHECK_VALUE(stage.size() == columns.size() && step.size() == columns.size() &&
+                        final_obs.size() == static_cast<size_t>(config.obs_columns),
+                    op, ": stage and step should have one entry per column (", columns.size(),
+                    ") and final_obs one per observation column (", config.obs_columns,
+                    "), got ", stage.size(), ", ", step.size(), " and ", final_obs.size());
+  rank(op, "stage_length", stage_length, 1, "1-D [N]");
   const int64_t envs = stage_length.size(0);
   check_tensor(op, "stage_length", stage_length, at::kLong, {envs});
-  TORCH_CHECK(!columns.empty(), op, ": columns should not be empty");
   const int64_t horizon = stage[0].dim() >= 2 ? stage[0].size(1) : 0;
-  TORCH_CHECK(horizon >= 1 && horizon + 1 <= ring.capacity, op,
-              ": stage should hold between 1 and capacity - 1 = ", ring.capacity - 1,
-              " steps per environment, got ", horizon);
+  TORCH_CHECK_VALUE(horizon >= 1 && horizon + 1 <= ring.capacity, op,
+                    ": stage should hold between 1 and capacity - 1 = ", ring.capacity - 1,
+                    " steps per environment, got ", horizon);
+  c10::SmallVector<at::Tensor, 8> step_data, final_data;
   for (size_t i = 0; i < columns.size(); ++i) {
     check_rows(op, "stage", i, stage[i], columns[i], {envs, horizon});
-    TORCH_CHECK(stage[i].is_contiguous(), op, ": stage[", i, "] should be contiguous");
+    TORCH_CHECK_VALUE(stage[i].is_contiguous(), op, ": stage[", i, "] should be contiguous");
     check_rows(op, "step", i, step[i], columns[i], {envs});
-    if (i < final_obs.size()) check_rows(op, "final_obs", i, final_obs[i], columns[i], {envs});
+    step_data.push_back(step[i].contiguous());
+    stage_data.push_back(writable_bytes(stage[i]));
+    if (i < final_obs.size()) {
+      check_rows(op, "final_obs", i, final_obs[i], columns[i], {envs});
+      final_data.push_back(final_obs[i].contiguous());
+    }
   }
   const auto term = flags(op, "terminated", terminated, envs);
   const auto trunc = flags(op, "truncated", truncated, envs);
-  int64_t* length = const_cast<int64_t*>(stage_length.const_data_ptr<int64_t>());
+  int64_t* length = writable<int64_t>(stage_length);
   for (int64_t e = 0; e < envs; ++e) {
-    TORCH_CHECK(length[e] >= 0 && length[e] < horizon, op, ": stage_length[", e,
-                "] should be in [0, ", horizon, "), got ", length[e]);
+    TORCH_CHECK_VALUE(length[e] >= 0 && length[e] < horizon, op, ": stage_length[", e,
+                      "] should be in [0, ", horizon, "), got ", length[e]);
   }
-  c10::SmallVector<at::Tensor, 8> step_data, final_data;
-  for (const auto& s : step) step_data.push_back(s.contiguous());
-  for (const auto& f : final_obs) final_data.push_back(f.contiguous());
-
-  const bool* ended_terminal = term.const_data_ptr<bool>();
-  const bool* ended_cut = trunc.const_data_ptr<bool>();
-  for (int64_t e = 0; e < envs; ++e) {
-    const int64_t t = length[e];
-    for (size_t i = 0; i < columns.size(); ++i) {
-      const int64_t rb = row_bytes(columns[i]);
-      std::memcpy(mutable_bytes(stage[i]) + (e * horizon + t) * rb, bytes(step_data[i]) + e * rb,
-                  static_cast<size_t>(rb));
-    }
-    // A full stage commits the episode so far as truncated: it bootstraps from the step's next
-    // observation, and the environment's next step starts a new episode there.
-    if (!ended_terminal[e] && !ended_cut[e] && t + 1 < horizon) {
-      length[e] = t + 1;
-      continue;
-    }
-    const int64_t steps = t + 1;
-    const int64_t start = kernels::ring_claim_episode(ring, steps, ended_terminal[e], leaf);
-    const int64_t final_row = (start + steps) % ring.capacity;
-    for (size_t i = 0; i < columns.size(); ++i) {
-      const int64_t rb = row_bytes(columns[i]);
-      uint8_t* column = mutable_bytes(columns[i]);
-      kernels::ring_write_rows(column, rb, ring.capacity, start,
-                               bytes(stage[i]) + e * horizon * rb, steps);
-      if (i < final_data.size()) {
-        std::memcpy(column + final_row * rb, bytes(final_data[i]) + e * rb, static_cast<size_t>(rb));
-      } else {
-        std::memset(column + final_row * rb, 0, static_cast<size_t>(rb));
-      }
-    }
-    length[e] = 0;
-  }
+  c10::SmallVector<const uint8_t*, 8> step_bytes, final_bytes;
+  for (const auto& s : step_data) step_bytes.push_back(static_cast<const uint8_t*>(s.const_data_ptr()));
+  for (const auto& f : final_data) final_bytes.push_back(static_cast<const uint8_t*>(f.const_data_ptr()));
+  kernels::replay_add_step(ring, config, cols, {envs, horizon, stage_data.data(), length},
+                           {step_bytes.data(), final_bytes.data(), term.const_data_ptr<bool>(),
+                            trunc.const_data_ptr<bool>()});
 }
 
-void replay_add_episode_cpu(const at::Tensor& row_episode, const at::Tensor& episodes,
-                            const at::Tensor& counters, const at::Tensor& sum_tree,
-                            const at::Tensor& min_tree, const at::Tensor& max_priority,
-                            at::TensorList columns, at::TensorList values, int64_t obs_columns,
-                            bool terminated, double alpha) {
+void replay_add_episode_cpu(at::TensorList state, at::TensorList columns, at::TensorList values,
+                            bool terminated, at::ArrayRef<double> config_values) {
   constexpr const char* op = "pyrl::replay_add_episode";
-  Ring ring = ring_of(op, row_episode, episodes, counters, sum_tree, min_tree);
-  const double leaf = new_leaf(op, max_priority, alpha);
-  check_columns(op, columns, ring.capacity);
-  TORCH_CHECK(values.size() == columns.size(), op, ": values should have one entry per column (",
-              columns.size(), "), got ", values.size());
-  TORCH_CHECK(obs_columns >= 1 && obs_columns <= static_cast<int64_t>(columns.size()), op,
-              ": obs_columns should be in [1, ", columns.size(), "], got ", obs_columns);
-  TORCH_CHECK(values[0].dim() >= 1, op, ": values[0] should be [T + 1, ...], got a scalar");
+  Ring ring = ring_of(op, state);
+  const kernels::ReplayConfig config = config_of(op, config_values, columns);
+  Pointers data;
+  RowBytes bytes;
+  const kernels::Columns cols =
+      columns_of(op, columns, ring.capacity, config.obs_columns, data, bytes);
+  TORCH_CHECK_VALUE(values.size() == columns.size(), op,
+                    ": values should have one entry per column (", columns.size(), "), got ",
+                    values.size());
+  TORCH_CHECK_VALUE(values[0].dim() >= 1, op, ": values[0] should be [T + 1, ...], got a scalar");
   const int64_t steps = values[0].size(0) - 1;
-  TORCH_CHECK(steps >= 1, op, ": an episode needs at least 1 transition (2 observation rows), got ",
-              steps + 1, " observation rows");
-  TORCH_CHECK(steps + 1 <= ring.capacity, op, ": an episode of ", steps, " transitions needs ",
-              steps + 1, " rows, more than the capacity ", ring.capacity);
-  c10::SmallVector<at::Tensor, 8> data;
+  TORCH_CHECK_VALUE(steps >= 1, op,
+                    ": an episode needs at least 1 transition (2 observation rows), got ",
+                    steps + 1, " observation rows");
+  TORCH_CHECK_VALUE(steps + 1 <= ring.capacity, op, ": an episode of ", steps,
+                    " transitions needs ", steps + 1, " rows, more than the capacity ",
+                    ring.capacity);
+  c10::SmallVector<at::Tensor, 8> contiguous;
+  c10::SmallVector<const uint8_t*, 8> value_bytes;
   for (size_t i = 0; i < columns.size(); ++i) {
-    const bool obs = static_cast<int64_t>(i) < obs_columns;
+    const bool obs = static_cast<int64_t>(i) < config.obs_columns;
     check_rows(op, "values", i, values[i], columns[i], {obs ? steps + 1 : steps});
-    data.push_back(values[i].contiguous());
+    contiguous.push_back(values[i].contiguous());
+    value_bytes.push_back(static_cast<const uint8_t*>(contiguous.back().const_data_ptr()));
   }
-  const int64_t start = kernels::ring_claim_episode(ring, steps, terminated, leaf);
-  for (size_t i = 0; i < columns.size(); ++i) {
-    const int64_t rb = row_bytes(columns[i]);
-    const bool obs = static_cast<int64_t>(i) < obs_columns;
-    uint8_t* column = mutable_bytes(columns[i]);
-    kernels::ring_write_rows(column, rb, ring.capacity, start, bytes(data[i]),
-                             obs ? steps + 1 : steps);
-    if (!obs) std::memset(column + ((start + steps) % ring.capacity) * rb, 0, static_cast<size_t>(rb));
-  }
+  kernels::replay_add_episode(ring, config, cols, value_bytes.data(), steps, terminated);
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
-           std::vector<at::Tensor>, std::vector<at::Tensor>>
-replay_sample_cpu(const at::Tensor& row_episode, const at::Tensor& episodes,
-                  const at::Tensor& counters, const at::Tensor& sum_tree,
-                  const at::Tensor& min_tree, const at::Tensor& reward, at::TensorList columns,
-                  int64_t obs_columns, const std::optional<at::Tensor>& uniform,
-                  const std::optional<at::Tensor>& rows,
-                  const std::optional<at::Tensor>& floating_uniform, int64_t n, double gamma,
-                  double beta, bool batch_max, const std::optional<at::Tensor>& her_uniform,
-                  int64_t her_strategy, double her_ratio, int64_t achieved_goal,
-                  int64_t desired_goal, int64_t her_reward, at::ArrayRef<double> her_params) {
+SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int64_t batch_size,
+                               const std::optional<at::Tensor>& rows, int64_t seed, int64_t call,
+                               at::ArrayRef<double> config_values) {
   constexpr const char* op = "pyrl::replay_sample";
-  const Ring ring = ring_of(op, row_episode, episodes, counters, sum_tree, min_tree);
-  check_columns(op, columns, ring.capacity);
-  TORCH_CHECK(obs_columns >= 0 && obs_columns <= static_cast<int64_t>(columns.size()), op,
-              ": obs_columns should be in [0, ", columns.size(), "], got ", obs_columns);
-  checks::floating(op, "reward", reward);
-  checks::rank(op, "reward", reward, 1, 2, "1-D [C] or 2-D [C, m]");
-  TORCH_CHECK(reward.size(0) == ring.capacity && reward.is_contiguous() && reward.device().is_cpu(),
-              op, ": reward should be a contiguous CPU column [", ring.capacity, "] or [",
-              ring.capacity, ", m], got ", reward.device(), " ", checks::shape_of(reward));
-  TORCH_CHECK(uniform.has_value() != rows.has_value(), op,
-              ": pass either uniform (draw rows by priority) or rows (read these rows), not ",
-              uniform ? "both" : "neither");
-  const at::Tensor& drawn = uniform ? *uniform : *rows;
-  checks::rank(op, uniform ? "uniform" : "rows", drawn, 1, 1, "1-D [B]");
-  const int64_t count = drawn.size(0);
-  if (uniform) check_tensor(op, "uniform", *uniform, at::kDouble, {count});
-  if (rows) check_tensor(op, "rows", *rows, at::kLong, {count});
-  if (floating_uniform) check_tensor(op, "floating_uniform", *floating_uniform, at::kDouble, {count});
-  TORCH_CHECK(n >= 1, op, ": n should be at least 1, got ", n);
-  checks::unit_interval(op, "gamma", gamma);
-  checks::unit_interval(op, "beta", beta);
-  TORCH_CHECK_VALUE(sum_tree.const_data_ptr<double>()[0] > 0.0, op,
-                    ": the buffer has no transitions to sample (no episode has been committed yet)");
+  const Ring ring = ring_of(op, state);
+  TORCH_CHECK_VALUE(call >= 0, op, ": call should be >= 0, got ", call);
+  const kernels::ReplayConfig config = config_of(op, config_values, columns);
+  Pointers data;
+  RowBytes bytes;
+  const kernels::Columns cols =
+      columns_of(op, columns, ring.capacity, config.obs_columns, data, bytes);
+  TORCH_CHECK_VALUE(batch_size >= 1, op, ": batch_size should be at least 1, got ", batch_size);
+  TORCH_CHECK_VALUE(ring.sum_tree[0] > 0.0, op,
+                    ": the buffer is empty (an episode is stored once it ends; no episode has "
+                    "ended yet)");
+  const int64_t count = batch_size;
   if (rows) {
-    const double* leaves = sum_tree.const_data_ptr<double>() + ring.layout.leaf_offset();
+    check_tensor(op, "rows", *rows, at::kLong, {count});
+    const double* leaves = ring.sum_tree + ring.layout.leaf_offset();
     const int64_t* r = rows->const_data_ptr<int64_t>();
     for (int64_t j = 0; j < count; ++j) {
-      TORCH_CHECK_INDEX(r[j] >= 0 && r[j] < ring.capacity && leaves[r[j]] > 0.0, op, ": rows[", j,
-                        "] should be a stored transition row, got ", r[j]);
+      TORCH_CHECK_VALUE(r[j] >= 0 && r[j] < ring.capacity && leaves[r[j]] > 0.0, op, ": rows[",
+                        j, "] should be a stored transition row, got ", r[j]);
     }
   }
-
-  const int64_t heads = reward.dim() == 2 ? reward.size(1) : 1;
-  kernels::HerArgs her;
-  if (her_uniform) {
-    check_tensor(op, "her_uniform", *her_uniform, at::kDouble, {2, count});
-    checks::unit_interval(op, "her_ratio", her_ratio);
-    TORCH_CHECK(her_strategy >= kernels::kHerFuture && her_strategy <= kernels::kHerRandom, op,
-                ": her_strategy should be 0 (future), 1 (final), 2 (episode) or 3 (random), got ",
-                her_strategy);
-    for (const auto& [name, column] : {std::pair{"achieved_goal", achieved_goal},
-                                       std::pair{"desired_goal", desired_goal}}) {
-      TORCH_CHECK(column >= 0 && column < obs_columns, op, ": ", name,
-                  " should index an observation column, in [0, ", obs_columns, "), got ", column);
-    }
-    const auto& achieved = columns[achieved_goal];
-    const auto& desired = columns[desired_goal];
-    TORCH_CHECK(achieved.dim() == 2 && achieved.scalar_type() == at::kFloat, op,
-                ": the achieved-goal column should be float32 [C, g], got ",
-                achieved.scalar_type(), " ", achieved.sizes());
-    TORCH_CHECK(desired.sizes() == achieved.sizes() && desired.scalar_type() == at::kFloat, op,
-                ": the desired-goal column should match the achieved-goal column ",
-                achieved.sizes(), ", got ", desired.scalar_type(), " ", desired.sizes());
-    const int64_t goal_dim = achieved.size(1);
-    if (her_reward == kernels::kRewardSparseL2) {
-      TORCH_CHECK(her_params.size() == 1 && heads == 1, op,
-                  ": sparse_l2 takes one parameter (eps) and one reward head, got ",
-                  her_params.size(), " parameters and ", heads, " heads");
-    } else if (her_reward == kernels::kRewardPerDim) {
-      TORCH_CHECK(her_params.size() >= 2 && her_params.size() % 2 == 0 && heads == goal_dim, op,
-                  ": per_dim takes thresholds and values of equal length and one reward head "
-                  "per goal dimension (", goal_dim, "), got ", her_params.size(),
-                  " parameters and ", heads, " heads");
-    } else {
-      TORCH_CHECK(her_reward == kernels::kRewardStored, op,
-                  ": her_reward should be 0 (stored), 1 (sparse_l2) or 2 (per_dim), got ",
-                  her_reward);
-    }
-    her = {her_uniform->const_data_ptr<double>(), her_ratio, static_cast<int>(her_strategy),
-           static_cast<int>(her_reward), her_params.data(), static_cast<int64_t>(her_params.size()),
-           achieved.const_data_ptr<float>(), goal_dim};
-  }
-  auto index = at::empty({count}, row_episode.options());
-  auto generation = at::empty({count}, row_episode.options());
-  auto boot = at::empty({count}, row_episode.options());
-  auto her_row = at::empty({count}, row_episode.options());
+  const at::Tensor& reward = columns.back();
+  const auto ids = state[kernels::kStateRowEpisode].options();
+  auto index = at::empty({count}, ids);
+  auto generation = at::empty({count}, ids);
+  auto boot = at::empty({count}, ids);
+  auto her_row = at::empty({count}, ids);
   auto weight = at::empty({count}, reward.options().dtype(at::kFloat));
-  auto ret = at::empty(reward.dim() == 2 ? std::vector<int64_t>{count, heads}
-                                         : std::vector<int64_t>{count},
-                       reward.options());
+  auto ret = reward.dim() == 2 ? at::empty({count, reward.size(1)}, reward.options())
+                               : at::empty({count}, reward.options());
   auto discount = at::empty({count}, reward.options());
-  const kernels::SampleOut out{index.mutable_data_ptr<int64_t>(),
-                               generation.mutable_data_ptr<int64_t>(),
-                               weight.mutable_data_ptr<float>(), boot.mutable_data_ptr<int64_t>(),
-                               her_row.mutable_data_ptr<int64_t>()};
-  const double* k_uniform = floating_uniform ? floating_uniform->const_data_ptr<double>() : nullptr;
-  if (rows) index.copy_(*rows);
-  AT_DISPATCH_FLOATING_TYPES(reward.scalar_type(), op, [&] {
-    kernels::ring_sample<scalar_t>(ring, uniform ? uniform->const_data_ptr<double>() : nullptr,
-                                   k_uniform, count, n, gamma, rows ? 0.0 : beta, batch_max, reward.const_data_ptr<scalar_t>(),
-                                   heads, ret.mutable_data_ptr<scalar_t>(),
-                                   discount.mutable_data_ptr<scalar_t>(), her, out);
-  });
   std::vector<at::Tensor> fields, next_obs;
-  for (size_t i = 0; i < columns.size(); ++i) {
+  Pointers field_data, next_data;
+  for (size_t i = 0; i + 1 < columns.size(); ++i) {
     auto shape = columns[i].sizes().vec();
     shape[0] = count;
-    auto gathered = at::empty(shape, columns[i].options());
-    kernels::ring_gather_rows(bytes(columns[i]), row_bytes(columns[i]), out.index, count,
-                              mutable_bytes(gathered));
-    fields.push_back(gathered);
-    if (static_cast<int64_t>(i) < obs_columns) {
-      auto at_boot = at::empty(shape, columns[i].options());
-      kernels::ring_gather_rows(bytes(columns[i]), row_bytes(columns[i]), out.boot, count,
-                                mutable_bytes(at_boot));
-      next_obs.push_back(at_boot);
+    fields.push_back(at::empty(shape, columns[i].options()));
+    field_data.push_back(writable_bytes(fields.back()));
+    if (static_cast<int64_t>(i) < config.obs_columns) {
+      next_obs.push_back(at::empty(shape, columns[i].options()));
+      next_data.push_back(writable_bytes(next_obs.back()));
     }
   }
-  if (her_uniform) {
-    // Relabeled samples see the new goal, at their own step and at the bootstrap step.
-    const int64_t goal_bytes = her.goal_dim * static_cast<int64_t>(sizeof(float));
-    const uint8_t* achieved = bytes(columns[achieved_goal]);
-    for (at::Tensor* goals : {&fields[desired_goal], &next_obs[desired_goal]}) {
-      for (int64_t j = 0; j < count; ++j) {
-        if (out.her_row[j] < 0) continue;
-        std::memcpy(mutable_bytes(*goals) + j * goal_bytes, achieved + out.her_row[j] * goal_bytes,
-                    static_cast<size_t>(goal_bytes));
-      }
-    }
-  }
+  const int64_t* given = rows ? rows->const_data_ptr<int64_t>() : nullptr;
+  AT_DISPATCH_FLOATING_TYPES(reward.scalar_type(), op, [&] {
+    const kernels::SampleOut<scalar_t> out{
+        index.mutable_data_ptr<int64_t>(),   generation.mutable_data_ptr<int64_t>(),
+        weight.mutable_data_ptr<float>(),    boot.mutable_data_ptr<int64_t>(),
+        her_row.mutable_data_ptr<int64_t>(), ret.mutable_data_ptr<scalar_t>(),
+        discount.mutable_data_ptr<scalar_t>(), field_data.data(), next_data.data()};
+    kernels::replay_sample<scalar_t>(ring, seed, call, config, cols, count, given, out);
+  });
   return {index, generation, weight, ret, discount, boot, her_row, fields, next_obs};
 }
 
-void replay_update_priorities_cpu(const at::Tensor& row_episode, const at::Tensor& episodes,
-                                  const at::Tensor& counters, const at::Tensor& sum_tree,
-                                  const at::Tensor& min_tree, const at::Tensor& max_priority,
-                                  const at::Tensor& index, const at::Tensor& generation,
-                                  const at::Tensor& td_abs, double alpha, double eps,
-                                  double p_min, double p_max) {
+void replay_update_priorities_cpu(at::TensorList state, const at::Tensor& index,
+                                  const at::Tensor& generation, const at::Tensor& td_abs,
+                                  at::ArrayRef<double> config_values, const at::Tensor& applied) {
   constexpr const char* op = "pyrl::replay_update_priorities";
-  Ring ring = ring_of(op, row_episode, episodes, counters, sum_tree, min_tree);
-  max_priority_of(op, max_priority);
-  checks::unit_interval(op, "alpha", alpha);
-  TORCH_CHECK(eps >= 0.0 && p_min > 0.0 && p_min <= p_max, op,
-              ": need eps >= 0 and 0 < p_min <= p_max, got eps=", eps, ", p_min=", p_min,
-              ", p_max=", p_max);
-  checks::rank(op, "index", index, 1, 1, "1-D [B]");
+  Ring ring = ring_of(op, state);
+  TORCH_CHECK_VALUE(config_values.size() >= kernels::kConfigSlots, op,
+                    ": config should hold at least ", kernels::kConfigSlots, " values, got ",
+                    config_values.size());
+  const kernels::ReplayConfig config =
+      kernels::replay_config(config_values.data(), static_cast<int64_t>(config_values.size()));
+  unit_interval(op, "alpha", config.alpha);
+  TORCH_CHECK_VALUE(std::isfinite(config.eps) && config.eps >= 0.0 && config.p_min > 0.0 &&
+                        config.p_min <= config.p_max && config.p_max <= 1e100,
+                    op, ": need eps >= 0 and 0 < p_min <= p_max <= 1e100, got eps=", config.eps,
+                    ", p_min=", config.p_min, ", p_max=", config.p_max);
+  TORCH_CHECK_VALUE(index.dim() == 1 && index.scalar_type() == at::kLong && index.device().is_cpu(),
+                    op, ": index should be a 1-D int64 CPU tensor [B], got ", index.scalar_type(),
+                    " ", checks::shape_of(index), " on ", index.device());
   const int64_t count = index.size(0);
-  TORCH_CHECK(index.scalar_type() == at::kLong && generation.scalar_type() == at::kLong, op,
-              ": index and generation should be int64, got ", index.scalar_type(), " and ",
-              generation.scalar_type());
-  checks::shaped(op, "generation", generation, {count}, "index", index);
-  checks::floating(op, "td_abs", td_abs);
-  TORCH_CHECK((td_abs.dim() == 1 || td_abs.dim() == 2) && td_abs.size(0) == count &&
-                  td_abs.device() == index.device(),
-              op, ": td_abs should be [", count, "] or [", count, ", m] on ", index.device(),
-              ", got ", td_abs.device(), " ", checks::shape_of(td_abs));
+  TORCH_CHECK_VALUE(generation.dim() == 1 && generation.size(0) == count &&
+                        generation.scalar_type() == at::kLong && generation.device().is_cpu(),
+                    op, ": generation should be a 1-D int64 CPU tensor [", count, "] like index, got ",
+                    generation.scalar_type(), " ", checks::shape_of(generation), " on ",
+                    generation.device());
+  TORCH_CHECK_VALUE(td_abs.scalar_type() == at::kFloat || td_abs.scalar_type() == at::kDouble, op,
+                    ": td_abs should be float32 or float64, got ", td_abs.scalar_type());
+  TORCH_CHECK_VALUE((td_abs.dim() == 1 || (td_abs.dim() == 2 && td_abs.size(1) >= 1)) &&
+                        td_abs.size(0) == count && td_abs.device().is_cpu(),
+                    op, ": td_abs should be a CPU tensor [", count, "] or [", count,
+                    ", m], got ", td_abs.device(), " ", checks::shape_of(td_abs));
   const int64_t heads = td_abs.dim() == 2 ? td_abs.size(1) : 1;
-  TORCH_CHECK(heads >= 1, op, ": td_abs should have at least one head, got ", td_abs.sizes());
   const auto rows = index.contiguous();
   const auto gens = generation.contiguous();
   const auto td = td_abs.contiguous();
   const int64_t* r = rows.const_data_ptr<int64_t>();
   for (int64_t j = 0; j < count; ++j) {
-    TORCH_CHECK_INDEX(r[j] >= 0 && r[j] < ring.capacity, op, ": index[", j,
-                      "] should be in [0, ", ring.capacity, "), got ", r[j]);
+    TORCH_CHECK_VALUE(r[j] >= 0 && r[j] < ring.capacity, op, ": index[", j,
+                      "] should be a row in [0, ", ring.capacity, "), got ", r[j],
+                      "; nothing was updated");
   }
+  check_tensor(op, "applied", applied, at::kBool, {count});
   AT_DISPATCH_FLOATING_TYPES(td.scalar_type(), op, [&] {
     const scalar_t* values = td.const_data_ptr<scalar_t>();
     const int64_t bad = kernels::first_bad_priority(values, td.numel());
     TORCH_CHECK_VALUE(bad < 0, op, ": td_abs should be >= 0 and not NaN, got ",
-                bad < 0 ? 0.0 : static_cast<double>(values[bad]), " at flat position ", bad,
-                "; nothing was updated");
-    kernels::ring_update_priorities(ring, r, gens.const_data_ptr<int64_t>(), values, count, heads,
-                                    alpha, eps, p_min, p_max,
-                                    const_cast<double*>(max_priority.const_data_ptr<double>()));
+                      bad < 0 ? 0.0 : static_cast<double>(values[bad]), " at flat position ",
+                      bad, "; nothing was updated");
+    kernels::replay_update_priorities(ring, config, r, gens.const_data_ptr<int64_t>(), values,
+                                      count, heads, writable<bool>(applied));
   });
+}
+
+at::Tensor replay_check_cpu(at::TensorList state) {
+  const Ring ring = ring_of("pyrl::replay_check", state);
+  const kernels::InvariantReport report = kernels::replay_check(ring);
+  auto out = at::empty({2}, state[kernels::kStateCounters].options());
+  out.mutable_data_ptr<int64_t>()[0] = report.invariant;
+  out.mutable_data_ptr<int64_t>()[1] = report.index;
+  return out;
 }
 
 TORCH_LIBRARY_FRAGMENT(pyrl, m) {
@@ -479,24 +493,18 @@ TORCH_LIBRARY_FRAGMENT(pyrl, m) {
         "Tensor leaf) -> ()");
   m.def("tree_sample(Tensor sum_tree, Tensor min_tree, int capacity, Tensor uniform, float beta, "
         "bool batch_max) -> (Tensor index, Tensor weight)");
-  m.def("replay_add(Tensor(a!) row_episode, Tensor(b!) episodes, Tensor(c!) counters, "
-        "Tensor(d!) sum_tree, Tensor(e!) min_tree, Tensor max_priority, Tensor(f!)[] columns, "
-        "Tensor(g!)[] stage, Tensor(h!) stage_length, Tensor[] step, Tensor[] final_obs, "
-        "Tensor terminated, Tensor truncated, float alpha) -> ()");
-  m.def("replay_add_episode(Tensor(a!) row_episode, Tensor(b!) episodes, Tensor(c!) counters, "
-        "Tensor(d!) sum_tree, Tensor(e!) min_tree, Tensor max_priority, Tensor(f!)[] columns, "
-        "Tensor[] values, int obs_columns, bool terminated, float alpha) -> ()");
-  m.def("replay_sample(Tensor row_episode, Tensor episodes, Tensor counters, Tensor sum_tree, "
-        "Tensor min_tree, Tensor reward, Tensor[] columns, int obs_columns, Tensor? uniform, "
-        "Tensor? rows, Tensor? floating_uniform, int n, float gamma, float beta, bool batch_max, "
-        "Tensor? her_uniform, int her_strategy, float her_ratio, int achieved_goal, "
-        "int desired_goal, int her_reward, float[] her_params) -> (Tensor index, "
-        "Tensor generation, Tensor weight, Tensor ret, Tensor discount, Tensor boot, "
-        "Tensor her_row, Tensor[] fields, Tensor[] next_obs)");
-  m.def("replay_update_priorities(Tensor row_episode, Tensor episodes, Tensor counters, "
-        "Tensor(a!) sum_tree, Tensor(b!) min_tree, Tensor(c!) max_priority, "
-        "Tensor index, Tensor generation, Tensor td_abs, float alpha, float eps, float p_min, "
-        "float p_max) -> ()");
+  m.def("replay_add(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor(c!)[] stage, "
+        "Tensor(d!) stage_length, Tensor[] step, Tensor[] final_obs, Tensor terminated, "
+        "Tensor truncated, float[] config) -> ()");
+  m.def("replay_add_episode(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor[] values, "
+        "bool terminated, float[] config) -> ()");
+  m.def("replay_sample(Tensor[] state, Tensor[] columns, int batch_size, Tensor? rows, int seed, "
+        "int call, float[] config) -> (Tensor index, Tensor generation, Tensor weight, "
+        "Tensor reward, Tensor discount, Tensor boot, Tensor her_row, Tensor[] fields, "
+        "Tensor[] next_obs)");
+  m.def("replay_update_priorities(Tensor(a!)[] state, Tensor index, Tensor generation, "
+        "Tensor td_abs, float[] config, Tensor(b!) applied) -> ()");
+  m.def("replay_check(Tensor[] state) -> Tensor report");
 }
 
 TORCH_LIBRARY_IMPL(pyrl, CPU, m) {
@@ -506,6 +514,7 @@ TORCH_LIBRARY_IMPL(pyrl, CPU, m) {
   m.impl("replay_add_episode", &replay_add_episode_cpu);
   m.impl("replay_sample", &replay_sample_cpu);
   m.impl("replay_update_priorities", &replay_update_priorities_cpu);
+  m.impl("replay_check", &replay_check_cpu);
 }
 
 }  // namespace pyrl

@@ -4,8 +4,8 @@
                               prioritized=replay.PER(alpha=0.6, beta=0.4), seed=0)
 """
 
-from pyrl.replay.buffer import Batch, Field, ReplayBuffer
+from pyrl.replay.buffer import Batch, Field, InvariantError, ReplayBuffer
 from pyrl.replay.settings import HER, EpisodeMode, NStep, PER, PerDim, SparseL2, per_dim, sparse_l2
 
-__all__ = ["Batch", "EpisodeMode", "Field", "HER", "NStep", "PER", "PerDim", "ReplayBuffer",
+__all__ = ["Batch", "EpisodeMode", "Field", "HER", "InvariantError", "NStep", "PER", "PerDim", "ReplayBuffer",
            "SparseL2", "per_dim", "sparse_l2"]

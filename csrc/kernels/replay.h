@@ -1,0 +1,167 @@
+#pragma once
+// The replay buffer's rules on plain structs and pointers: staging and committing episodes, the
+// fused sample (draws, descent, windows, HER, weights, gathers), priority updates and the
+// invariant check. csrc/torch/replay.cpp only checks arguments and extracts pointers, so a CUDA
+// port mirrors exactly this file. Storage and bookkeeping layout: ring.h; HER: her.h; windows:
+// window.h; draws: draws.h.
+//
+// Every layout fact Python needs (state slots, counter slots, config slots, episode fields, HER
+// codes, invariant names, the column order) is an enum here or in ring.h / her.h, exported once
+// by pyrl._C.layout().
+//
+// Columns are contiguous [C, *shape] arrays copied as bytes, in the order
+//   observation columns (obs_columns of them; their final row holds o_T), other fields, reward.
+// The reward column is last and typed (float or double, [C] or [C, heads]).
+#include <cstdint>
+
+#include "her.h"
+#include "ring.h"
+
+namespace pyrl::kernels {
+
+// The state tensors of a buffer, one list in this order.
+enum StateSlot : int {
+  kStateRowEpisode = 0,
+  kStateEpisodes,
+  kStateCounters,
+  kStateSumTree,
+  kStateMinTree,
+  kStateMaxPriority,
+  kStateSlots
+};
+
+// A buffer's settings, one float list in this order (ints and flags as exact small doubles);
+// the per_dim thresholds and values follow the fixed slots.
+enum ConfigSlot : int {
+  kConfigAlpha = 0,     // 0 for uniform buffers: every transition leaf is 1
+  kConfigEps,
+  kConfigPMin,
+  kConfigPMax,
+  kConfigBeta,          // IS exponent at the first sample call
+  kConfigBetaSteps,     // calls over which beta rises linearly to 1; 0 keeps it fixed
+  kConfigBatchMax,      // 1: weights over the batch maximum; 0: over the least likely row
+  kConfigN,             // the n-step lookahead
+  kConfigGamma,
+  kConfigFloating,      // 1: k ~ U{1..n} per sample
+  kConfigObsColumns,
+  kConfigHerStrategy,   // HerStrategy; kHerOff without HER
+  kConfigHerRatio,
+  kConfigHerReward,     // HerReward
+  kConfigAchievedGoal,  // column of the achieved goal
+  kConfigDesiredGoal,   // column of the desired goal
+  kConfigHerParams,     // how many reward parameters follow the fixed slots
+  kConfigSlots
+};
+
+struct ReplayConfig {
+  double alpha = 0.0, eps = 0.0, p_min = 1.0, p_max = 1.0;
+  double beta = 0.0;
+  int64_t beta_steps = 0;
+  bool batch_max = false;
+  int64_t n = 1;
+  double gamma = 0.99;
+  bool floating = false;
+  int64_t obs_columns = 1;
+  HerConfig her;
+};
+
+// Reads the float list (validated by the caller: sizes and ranges).
+ReplayConfig replay_config(const double* values, int64_t count);
+
+// The IS exponent of the sample call after `calls` earlier ones.
+PYRL_HD inline double beta_at(const ReplayConfig& config, int64_t calls) {
+  if (config.beta_steps <= 0) return config.beta;
+  const double progress = static_cast<double>(calls) / static_cast<double>(config.beta_steps);
+  return config.beta + (1.0 - config.beta) * (progress < 1.0 ? progress : 1.0);
+}
+
+struct Columns {
+  int64_t count;
+  int64_t obs;               // the first `obs` columns are observations
+  uint8_t* const* data;      // [count] column bases
+  const int64_t* row_bytes;  // [count]
+};
+
+// Episodes in progress, one per environment: `length[e]` steps staged so far.
+struct Stage {
+  int64_t envs;
+  int64_t horizon;           // steps staged before an episode is committed as truncated
+  uint8_t* const* data;      // per column, [envs, horizon, row]
+  int64_t* length;           // [envs]
+};
+
+// One step of every environment.
+struct StepInput {
+  const uint8_t* const* step;       // per column, [envs, row]
+  const uint8_t* const* final_obs;  // per observation column, [envs, row]: o_T where it ends
+  const bool* terminated;           // [envs]
+  const bool* truncated;            // [envs]
+};
+
+// Stages the step of each environment; an environment whose episode ends (or whose stage is
+// full: the piece is committed as truncated and the next step starts a new episode) has its
+// episode written to the ring. Transitions enter at leaf max_priority^alpha.
+void replay_add_step(Ring& ring, const ReplayConfig& config, const Columns& columns,
+                     const Stage& stage, const StepInput& input);
+
+// Writes one episode of `steps` transitions: `values[i]` holds steps + 1 rows for observation
+// columns and `steps` rows for the others.
+void replay_add_episode(Ring& ring, const ReplayConfig& config, const Columns& columns,
+                        const uint8_t* const* values, int64_t steps, bool terminated);
+
+template <typename T>
+struct SampleOut {
+  int64_t* index;
+  int64_t* generation;
+  float* weight;
+  int64_t* boot;             // the bootstrap row: next_obs is read there
+  int64_t* her_row;          // the row whose achieved goal relabels the sample, -1 if none
+  T* reward;                 // [count, heads] window returns
+  T* discount;               // [count] gamma^k, 0 after a true terminal
+  uint8_t* const* fields;    // per column except the reward, [count, row]
+  uint8_t* const* next_obs;  // per observation column, [count, row]
+};
+
+// Draws `count` transitions and fills `out`; with `given_rows` the rows are read as given
+// (episode mode: weights 1). Uniforms come from draws.h, keyed by the buffer's seed and its
+// count of earlier sample calls `call` (which also sets beta); the ring is only read.
+template <typename T>
+void replay_sample(const Ring& ring, int64_t seed, int64_t call, const ReplayConfig& config,
+                   const Columns& columns, int64_t count, const int64_t* given_rows,
+                   const SampleOut<T>& out);
+
+// Index of the first td_abs entry that is NaN, negative or infinite, or -1.
+template <typename T>
+int64_t first_bad_priority(const T* td_abs, int64_t count);
+
+// Sets the priority of every entry whose row is a transition still owned by the generation it
+// was sampled with (td_abs is [count, heads], averaged over heads; of repeated rows the last
+// write wins). applied[j] says which entries were applied; the counters count both kinds.
+template <typename T>
+void replay_update_priorities(Ring& ring, const ReplayConfig& config, const int64_t* index,
+                              const int64_t* generation, const T* td_abs, int64_t count,
+                              int64_t heads, bool* applied);
+
+// ---- invariants -------------------------------------------------------------------------------
+
+enum Invariant : int {
+  kInvariantOk = 0,
+  kInvariantCounters,      // cursor, ids and counts in range, transitions = sum of lengths
+  kInvariantEpisodeTable,  // alive episodes back to back, ending at the cursor, lengths >= 1
+  kInvariantRowOwner,      // row_episode matches the episode table (index: the row)
+  kInvariantLeaf,          // only transition rows carry priority, finite and > 0 (index: the row)
+  kInvariantSumParent,     // every sum-tree parent is the sum of its 8 children (index: flat node)
+  kInvariantMinParent,     // every min-tree parent is the min of its 8 children (index: flat node)
+  kInvariantRoot,          // the root equals the leaves' total
+  kInvariants
+};
+
+struct InvariantReport {
+  int invariant;
+  int64_t index;
+};
+
+// Checks every invariant in an order that never reads through an unchecked value.
+InvariantReport replay_check(const Ring& ring);
+
+}  // namespace pyrl::kernels

@@ -1,0 +1,359 @@
+// The replay buffer's rules on the CPU (see replay.h): staging, committing, the fused sample,
+// priority updates and the invariant check.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "draws.h"
+#include "replay.h"
+#include "window.h"
+
+namespace pyrl::kernels {
+namespace {
+
+// `random` HER goals: a uniformly drawn row, moved forward to the next stored one (rows are only
+// free at the start or behind an eviction, so this is uniform up to those gaps). -1 if the ring
+// holds no row at all, which a buffer with transitions never is; the walk is bounded regardless.
+int64_t random_stored_row(const Ring& ring, double u) {
+  int64_t row = std::min(static_cast<int64_t>(u * static_cast<double>(ring.capacity)),
+                         ring.capacity - 1);
+  for (int64_t tries = 0; tries < ring.capacity; ++tries) {
+    if (ring.row_episode[row] >= 0) return row;
+    row = row + 1 == ring.capacity ? 0 : row + 1;
+  }
+  return -1;
+}
+
+// The window of up to k steps from `row`, clipped at its episode's end.
+struct RingWindow {
+  int64_t steps;
+  int64_t boot;
+  double discount;  // gamma^steps, 0 when the window's last step is a true terminal
+};
+
+RingWindow ring_window(const Ring& ring, int64_t row, const int64_t* record, int64_t k,
+                       double gamma) {
+  const int64_t length = record[kEpisodeLength];
+  const int64_t t = ring.step_of(row, record);
+  const int64_t steps = std::min(k, length - t);
+  const bool terminal = record[kEpisodeTerminated] != 0 && t + steps == length;
+  return {steps, (row + steps) % ring.capacity, terminal ? 0.0 : power(gamma, steps)};
+}
+
+}  // namespace
+
+ReplayConfig replay_config(const double* values, int64_t count) {
+  ReplayConfig config;
+  config.alpha = values[kConfigAlpha];
+  config.eps = values[kConfigEps];
+  config.p_min = values[kConfigPMin];
+  config.p_max = values[kConfigPMax];
+  config.beta = values[kConfigBeta];
+  config.beta_steps = static_cast<int64_t>(values[kConfigBetaSteps]);
+  config.batch_max = values[kConfigBatchMax] != 0.0;
+  config.n = static_cast<int64_t>(values[kConfigN]);
+  config.gamma = values[kConfigGamma];
+  config.floating = values[kConfigFloating] != 0.0;
+  config.obs_columns = static_cast<int64_t>(values[kConfigObsColumns]);
+  HerConfig& her = config.her;
+  her.strategy = static_cast<int>(values[kConfigHerStrategy]);
+  her.ratio = values[kConfigHerRatio];
+  her.reward = static_cast<int>(values[kConfigHerReward]);
+  her.achieved_column = static_cast<int64_t>(values[kConfigAchievedGoal]);
+  her.desired_column = static_cast<int64_t>(values[kConfigDesiredGoal]);
+  her.num_params = static_cast<int>(std::min<int64_t>(count - kConfigSlots, kHerMaxParams));
+  std::copy(values + kConfigSlots, values + kConfigSlots + her.num_params, her.params);
+  return config;
+}
+
+// ---- adding -----------------------------------------------------------------------------------
+
+void replay_add_step(Ring& ring, const ReplayConfig& config, const Columns& columns,
+                     const Stage& stage, const StepInput& input) {
+  const double leaf = priority_leaf(*ring.max_priority, config.alpha);
+  for (int64_t e = 0; e < stage.envs; ++e) {
+    const int64_t t = stage.length[e];
+    for (int64_t i = 0; i < columns.count; ++i) {
+      const int64_t rb = columns.row_bytes[i];
+      std::memcpy(stage.data[i] + (e * stage.horizon + t) * rb, input.step[i] + e * rb,
+                  static_cast<size_t>(rb));
+    }
+    const bool terminated = input.terminated[e];
+    // A full stage commits the episode so far as truncated: it bootstraps from the step's next
+    // observation, and the environment's next step starts a new episode there.
+    if (!terminated && !input.truncated[e] && t + 1 < stage.horizon) {
+      stage.length[e] = t + 1;
+      continue;
+    }
+    const int64_t steps = t + 1;
+    const int64_t start = ring_claim_episode(ring, steps, terminated, leaf);
+    const int64_t final_row = (start + steps) % ring.capacity;
+    for (int64_t i = 0; i < columns.count; ++i) {
+      const int64_t rb = columns.row_bytes[i];
+      ring_write_rows(columns.data[i], rb, ring.capacity, start,
+                      stage.data[i] + e * stage.horizon * rb, steps);
+      uint8_t* final_slot = columns.data[i] + final_row * rb;
+      if (i < columns.obs) {
+        std::memcpy(final_slot, input.final_obs[i] + e * rb, static_cast<size_t>(rb));
+      } else {
+        std::memset(final_slot, 0, static_cast<size_t>(rb));  // no action or reward at o_T
+      }
+    }
+    stage.length[e] = 0;
+  }
+}
+
+void replay_add_episode(Ring& ring, const ReplayConfig& config, const Columns& columns,
+                        const uint8_t* const* values, int64_t steps, bool terminated) {
+  const double leaf = priority_leaf(*ring.max_priority, config.alpha);
+  const int64_t start = ring_claim_episode(ring, steps, terminated, leaf);
+  for (int64_t i = 0; i < columns.count; ++i) {
+    const int64_t rb = columns.row_bytes[i];
+    const bool obs = i < columns.obs;
+    ring_write_rows(columns.data[i], rb, ring.capacity, start, values[i], obs ? steps + 1 : steps);
+    if (!obs) {
+      std::memset(columns.data[i] + ((start + steps) % ring.capacity) * rb, 0,
+                  static_cast<size_t>(rb));
+    }
+  }
+}
+
+// ---- sampling ---------------------------------------------------------------------------------
+
+template <typename T>
+void replay_sample(const Ring& ring, int64_t seed, int64_t call, const ReplayConfig& config,
+                   const Columns& columns, int64_t count, const int64_t* given_rows,
+                   const SampleOut<T>& out) {
+  const uint64_t key = draw_key(static_cast<uint64_t>(seed), static_cast<uint64_t>(call));
+  if (given_rows != nullptr) {
+    std::copy(given_rows, given_rows + count, out.index);
+  } else {
+    thread_local std::vector<double> uniform;  // scratch reused across calls
+    uniform.resize(static_cast<size_t>(count));
+    for (int64_t j = 0; j < count; ++j) uniform[j] = counter_uniform(key, kDrawRow, j);
+    tree_sample_stratified(ring.layout, ring.sum_tree, ring.min_tree, uniform.data(), count,
+                           out.index);
+  }
+  const int64_t reward_column = columns.count - 1;
+  const T* reward = reinterpret_cast<const T*>(columns.data[reward_column]);
+  const int64_t heads = columns.row_bytes[reward_column] / static_cast<int64_t>(sizeof(T));
+  const int64_t reward_bytes = columns.row_bytes[reward_column];
+  for (int64_t j = 0; j < count + kPrefetchAhead; ++j) {
+    if (j < count) {
+      const int64_t row = out.index[j];
+      __builtin_prefetch(ring.row_episode + row);
+      prefetch_bytes(reward + row * heads, config.n * reward_bytes);
+    }
+    const int64_t behind = j - kPrefetchAhead;
+    if (behind >= 0) {
+      out.generation[behind] = ring.row_episode[out.index[behind]];
+      __builtin_prefetch(ring.episode(out.generation[behind]));
+    }
+  }
+  const double beta = given_rows != nullptr ? 0.0 : beta_at(config, call);
+  tree_is_weights(ring.layout, ring.sum_tree, ring.min_tree, out.index, count, beta,
+                  config.batch_max, out.weight);
+
+  const HerConfig& her = config.her;
+  const bool relabels = her.strategy != kHerOff && her.ratio > 0.0;
+  const float* achieved =
+      relabels ? reinterpret_cast<const float*>(columns.data[her.achieved_column]) : nullptr;
+  for (int64_t j = 0; j < count; ++j) {
+    const int64_t row = out.index[j];
+    const int64_t* record = ring.episode(out.generation[j]);
+    int64_t k = config.floating ? floating_k(counter_uniform(key, kDrawLookahead, j), config.n)
+                                : config.n;
+    int64_t her_row = -1;
+    if (relabels && counter_uniform(key, kDrawRelabel, j) < her.ratio) {
+      const double u = counter_uniform(key, kDrawGoal, j);
+      her_row = her.strategy == kHerRandom
+                    ? random_stored_row(ring, u)
+                    : (record[kEpisodeStart] +
+                       her_goal_step(her.strategy, ring.step_of(row, record),
+                                     record[kEpisodeLength], u)) % ring.capacity;
+      if (her_row >= 0) k = 1;  // later actions were chosen for another goal (SPEC 2.3)
+    }
+    out.her_row[j] = her_row;
+    const RingWindow w = ring_window(ring, row, record, k, config.gamma);
+    out.boot[j] = w.boot;
+    out.discount[j] = static_cast<T>(w.discount);
+    if (her_row >= 0 && her.reward != kRewardStored) {
+      __builtin_prefetch(achieved + w.boot * her.goal_dim);
+      __builtin_prefetch(achieved + her_row * her.goal_dim);
+    }
+  }
+  // The window returns, in a pass of their own so the goal rows prefetched above have arrived.
+  for (int64_t j = 0; j < count; ++j) {
+    const int64_t row = out.index[j];
+    const int64_t boot = out.boot[j];
+    T* ret = out.reward + j * heads;
+    if (out.her_row[j] >= 0 && her.reward != kRewardStored) {
+      // The reward of reaching o_{t+1}: its achieved goal against the relabeled goal.
+      const float* reached = achieved + boot * her.goal_dim;
+      const float* goal = achieved + out.her_row[j] * her.goal_dim;
+      for (int64_t h = 0; h < heads; ++h) ret[h] = static_cast<T>(her_reward(her, reached, goal, h));
+      continue;
+    }
+    const int64_t steps = (boot - row + ring.capacity) % ring.capacity;
+    const int64_t head_piece = std::min(steps, ring.capacity - row);  // the rest wraps to row 0
+    for (int64_t h = 0; h < heads; ++h) {
+      WindowSum acc;
+      window_accumulate(acc, reward + row * heads + h, heads, head_piece, config.gamma);
+      window_accumulate(acc, reward + h, heads, steps - head_piece, config.gamma);
+      ret[h] = static_cast<T>(acc.sum);
+    }
+  }
+  // The gathers: every field at the sampled rows, observations also at the bootstrap rows.
+  int64_t field = 0;
+  for (int64_t i = 0; i < reward_column; ++i, ++field) {
+    ring_gather_rows(columns.data[i], columns.row_bytes[i], out.index, count, out.fields[field]);
+    if (i < columns.obs) {
+      ring_gather_rows(columns.data[i], columns.row_bytes[i], out.boot, count, out.next_obs[i]);
+    }
+  }
+  if (relabels) {
+    // Relabeled samples see the new goal, at their own step and at the bootstrap step.
+    const int64_t goal_bytes = her.goal_dim * static_cast<int64_t>(sizeof(float));
+    for (uint8_t* goals : {out.fields[her.desired_column], out.next_obs[her.desired_column]}) {
+      for (int64_t j = 0; j < count; ++j) {
+        if (out.her_row[j] < 0) continue;
+        std::memcpy(goals + j * goal_bytes, achieved + out.her_row[j] * her.goal_dim,
+                    static_cast<size_t>(goal_bytes));
+      }
+    }
+  }
+}
+
+// ---- priority updates -------------------------------------------------------------------------
+
+template <typename T>
+int64_t first_bad_priority(const T* td_abs, int64_t count) {
+  for (int64_t j = 0; j < count; ++j) {
+    if (!(td_abs[j] >= T(0))) return j;  // also catches NaN
+  }
+  return -1;
+}
+
+template <typename T>
+void replay_update_priorities(Ring& ring, const ReplayConfig& config, const int64_t* index,
+                              const int64_t* generation, const T* td_abs, int64_t count,
+                              int64_t heads, bool* applied) {
+  thread_local std::vector<int64_t> rows;  // scratch reused across calls
+  thread_local std::vector<double> leaves;
+  rows.clear();
+  leaves.clear();
+  double highest = *ring.max_priority;
+  for (int64_t j = 0; j < count; ++j) {
+    const int64_t row = index[j];
+    const int64_t id = generation[j];
+    // Only a transition row still owned by the sampled generation takes a priority: not a free
+    // row (-1), not an episode's final-observation row, not a row overwritten since.
+    bool live = id >= 0 && ring.row_episode[row] == id;
+    if (live) {
+      const int64_t* record = ring.episode(id);
+      live = ring.step_of(row, record) < record[kEpisodeLength];
+    }
+    applied[j] = live;
+    if (!live) continue;
+    double mean = 0.0;
+    for (int64_t h = 0; h < heads; ++h) mean += static_cast<double>(td_abs[j * heads + h]);
+    mean /= static_cast<double>(heads);
+    const double p = clip_priority(mean, config.eps, config.p_min, config.p_max);
+    highest = std::max(highest, p);
+    rows.push_back(row);
+    leaves.push_back(priority_leaf(p, config.alpha));
+  }
+  // In order: of repeated rows, the last write wins.
+  tree_set_leaves(ring.layout, ring.sum_tree, ring.min_tree, rows.data(), leaves.data(),
+                  static_cast<int64_t>(rows.size()));
+  *ring.max_priority = highest;
+  ring.counters[kUpdatesApplied] += static_cast<int64_t>(rows.size());
+  ring.counters[kUpdatesDropped] += count - static_cast<int64_t>(rows.size());
+}
+
+// ---- invariants -------------------------------------------------------------------------------
+
+InvariantReport replay_check(const Ring& ring) {
+  const int64_t capacity = ring.capacity;
+  const int64_t* c = ring.counters;
+  const int64_t alive = c[kNextEpisode] - c[kOldestEpisode];
+  for (int slot = 0; slot < kRingCounters; ++slot) {
+    if (c[slot] < 0) return {kInvariantCounters, slot};
+  }
+  if (c[kCursor] >= capacity) return {kInvariantCounters, kCursor};
+  if (alive < 0 || alive > capacity / 2) return {kInvariantCounters, kOldestEpisode};
+  if (!(std::isfinite(*ring.max_priority) && *ring.max_priority > 0.0)) {
+    return {kInvariantCounters, -1};  // max_priority
+  }
+  // The episode table: back to back from the oldest, ending at the cursor.
+  std::vector<int64_t> owner(static_cast<size_t>(capacity), -1);
+  int64_t transitions = 0, rows = 0;
+  int64_t expected_start = -1;
+  for (int64_t id = c[kOldestEpisode]; id < c[kNextEpisode]; ++id) {
+    const int64_t* record = ring.episode(id);
+    const int64_t start = record[kEpisodeStart], length = record[kEpisodeLength];
+    const bool sane = start >= 0 && start < capacity && length >= 1 && length < capacity &&
+                      (record[kEpisodeTerminated] == 0 || record[kEpisodeTerminated] == 1) &&
+                      (expected_start < 0 || start == expected_start);
+    rows += length + 1;
+    if (!sane || rows > capacity) return {kInvariantEpisodeTable, id};
+    for (int64_t i = 0; i <= length; ++i) owner[(start + i) % capacity] = id;
+    transitions += length;
+    expected_start = (start + length + 1) % capacity;
+  }
+  if (alive > 0 && expected_start != c[kCursor]) return {kInvariantEpisodeTable, c[kNextEpisode] - 1};
+  if (transitions != c[kTransitions]) return {kInvariantCounters, kTransitions};
+  for (int64_t row = 0; row < capacity; ++row) {
+    if (ring.row_episode[row] != owner[row]) return {kInvariantRowOwner, row};
+  }
+  // Leaves: priority on transition rows only; the padding past the capacity is empty too.
+  const TreeLayout& layout = ring.layout;
+  const double* sum_leaves = ring.sum_tree + layout.leaf_offset();
+  const double* min_leaves = ring.min_tree + layout.leaf_offset();
+  const double inf = __builtin_huge_val();
+  double total = 0.0;
+  for (int64_t row = 0; row < layout.width[layout.leaf_level()]; ++row) {
+    bool transition = false;
+    if (row < capacity && owner[row] >= 0) {
+      const int64_t* record = ring.episode(owner[row]);
+      transition = ring.step_of(row, record) < record[kEpisodeLength];
+    }
+    const double leaf = sum_leaves[row];
+    const bool ok = transition ? (std::isfinite(leaf) && leaf > 0.0 && min_leaves[row] == leaf)
+                               : (leaf == 0.0 && min_leaves[row] == inf);
+    if (!ok) return {kInvariantLeaf, row};
+    total += leaf;
+  }
+  // Parents, recomputed exactly as the updates compute them (left to right over 8 children).
+  for (int level = layout.leaf_level() - 1; level >= 0; --level) {
+    const int64_t parents = layout.width[level + 1] / kTreeFanout;
+    for (int64_t node = 0; node < layout.width[level]; ++node) {
+      double s = 0.0, m = inf;
+      if (node < parents) {
+        const int64_t first = layout.offset[level + 1] + kTreeFanout * node;
+        for (int k = 0; k < kTreeFanout; ++k) {
+          s += ring.sum_tree[first + k];
+          m = min2(m, ring.min_tree[first + k]);
+        }
+      }
+      const int64_t flat = layout.offset[level] + node;
+      if (ring.sum_tree[flat] != s) return {kInvariantSumParent, flat};
+      if (ring.min_tree[flat] != m) return {kInvariantMinParent, flat};
+    }
+  }
+  if (std::fabs(ring.sum_tree[0] - total) > 1e-9 * std::max(1.0, total)) return {kInvariantRoot, 0};
+  return {kInvariantOk, -1};
+}
+
+#define PYRL_INSTANTIATE(T)                                                                       \
+  template void replay_sample<T>(const Ring&, int64_t, int64_t, const ReplayConfig&, const Columns&, \
+                                 int64_t, const int64_t*, const SampleOut<T>&);                   \
+  template int64_t first_bad_priority<T>(const T*, int64_t);                                      \
+  template void replay_update_priorities<T>(Ring&, const ReplayConfig&, const int64_t*,           \
+                                            const int64_t*, const T*, int64_t, int64_t, bool*);
+PYRL_INSTANTIATE(float)
+PYRL_INSTANTIATE(double)
+#undef PYRL_INSTANTIATE
+
+}  // namespace pyrl::kernels

@@ -1,0 +1,315 @@
+// pyrl._C.ReplayHost: the direct (pybind11) route of a CPU buffer's replay ops. It holds the
+// buffer's state, columns and settings, so a call converts only its own inputs, and turns what a
+// caller passes (tensors, numpy arrays straight from gymnasium, lists) into the tensors the op
+// takes, naming the field when something does not fit. Then it releases the GIL, takes the
+// buffer's mutex (which covers only the compiled work) and runs the very function the dispatcher
+// runs (csrc/torch/replay.h), so both routes share every rule and every check.
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+#include <torch/csrc/DynamicTypes.h>
+#include <torch/csrc/autograd/python_variable.h>
+#include <torch/csrc/utils/pybind.h>
+#include <torch/csrc/utils/tensor_numpy.h>
+
+#include <ATen/ops/from_blob.h>
+
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "torch/replay.h"
+
+namespace py = pybind11;
+
+namespace pyrl {
+namespace {
+
+using Tensors = std::vector<at::Tensor>;
+
+std::string shape_text(at::IntArrayRef sizes) { return c10::str(sizes); }
+
+// "torch.float32", as Python users write dtypes.
+std::string dtype_text(at::ScalarType type) {
+  return py::str(py::handle(reinterpret_cast<PyObject*>(torch::getTHPDtype(type)))).cast<std::string>();
+}
+
+// Values convert to a column within their kind only: no float into an integer column.
+bool castable(at::ScalarType from, at::ScalarType to) {
+  if (at::isComplexType(from)) return false;
+  if (at::isFloatingType(to)) return true;
+  if (to == at::kBool) return from == at::kBool;
+  return !at::isFloatingType(from);
+}
+
+class ReplayHost {
+ public:
+  ReplayHost(Tensors state, Tensors columns, std::vector<double> config,
+             std::vector<std::string> names, int64_t obs_columns, int64_t horizon, int64_t seed)
+      : state_(std::move(state)),
+        columns_(std::move(columns)),
+        config_(std::move(config)),
+        names_(std::move(names)),
+        obs_columns_(obs_columns),
+        horizon_(horizon),
+        seed_(seed) {
+    TORCH_CHECK_VALUE(names_.size() == columns_.size() && obs_columns_ >= 1 &&
+                          obs_columns_ < static_cast<int64_t>(columns_.size()),
+                      "ReplayHost: one name per column and 1 <= obs_columns < columns");
+    py::object numpy = py::module_::import("numpy");
+    ndarray_ = numpy.attr("ndarray");
+    as_tensor_ = py::module_::import("torch").attr("as_tensor");
+  }
+
+  // One step of N environments. `obs` and `next_obs` are a value, or a dict by observation
+  // name; `fields` maps every other field (reward excluded) to its value.
+  void add(py::handle obs, py::handle next_obs, py::handle reward, py::handle terminated,
+           py::handle truncated, const py::dict& fields) {
+    Tensors step, final_obs;
+    const int64_t envs = observations("add", "obs", obs, -1, step);
+    TORCH_CHECK_VALUE(envs >= 1, "ReplayBuffer.add: obs should hold at least one environment, "
+                                 "got 0 rows");
+    observations("add", "next_obs", next_obs, envs, final_obs);
+    bool complete = static_cast<int64_t>(py::len(fields)) ==
+                    static_cast<int64_t>(columns_.size()) - obs_columns_ - 1;
+    for (size_t i = obs_columns_; complete && i + 1 < columns_.size(); ++i) {
+      complete = fields.contains(names_[i].c_str());
+    }
+    if (!complete) field_mismatch(fields);
+    for (size_t i = obs_columns_; i + 1 < columns_.size(); ++i) {
+      step.push_back(rows("add", names_[i], fields[names_[i].c_str()], i, envs));
+    }
+    step.push_back(rows("add", "reward", reward, columns_.size() - 1, envs));
+    const at::Tensor term = flags("terminated", terminated, envs);
+    const at::Tensor trunc = flags("truncated", truncated, envs);
+    py::gil_scoped_release release;
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    if (!stage_length_.defined()) {  // the first step: one stage per environment
+      for (const auto& column : columns_) {
+        auto shape = column.sizes().vec();
+        shape[0] = horizon_;
+        shape.insert(shape.begin(), envs);
+        stage_.push_back(at::zeros(shape, column.options()));
+      }
+      stage_length_ = at::zeros({envs}, state_[0].options());
+    }
+    TORCH_CHECK_VALUE(stage_length_.size(0) == envs, "ReplayBuffer.add: obs has ", envs,
+                      " environments, but earlier steps had ", stage_length_.size(0));
+    replay_add_cpu(state_, columns_, stage_, stage_length_, step, final_obs, term, trunc,
+                   config_);
+  }
+
+  void add_episode(const Tensors& values, bool terminated) {
+    py::gil_scoped_release release;
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    replay_add_episode_cpu(state_, columns_, values, terminated, config_);
+  }
+
+  // A sample keyed by the seed and the count of earlier sample calls, which only a sample
+  // that succeeds advances (so concurrent samples never share draws).
+  SampleResult sample(int64_t batch_size, const std::optional<at::Tensor>& rows) {
+    py::gil_scoped_release release;
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    SampleResult out = replay_sample_cpu(state_, columns_, batch_size, rows, seed_, calls_, config_);
+    calls_ += 1;
+    return out;
+  }
+
+  std::pair<int64_t, int64_t> draws() {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    return {seed_, calls_};
+  }
+
+  void set_draws(int64_t seed, int64_t calls) {
+    TORCH_CHECK_VALUE(seed >= 0 && calls >= 0, "ReplayBuffer: draws should be [seed, calls], "
+                      "both >= 0, got [", seed, ", ", calls, "]");
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    seed_ = seed;
+    calls_ = calls;
+  }
+
+  void update_priorities(const at::Tensor& index, const at::Tensor& generation,
+                         const at::Tensor& td_abs, const at::Tensor& applied) {
+    py::gil_scoped_release release;
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    replay_update_priorities_cpu(state_, index, generation, td_abs, config_, applied);
+  }
+
+  at::Tensor check() {
+    py::gil_scoped_release release;
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    return replay_check_cpu(state_);
+  }
+
+  // The staged episodes in progress (None before the first add), for saving and restoring.
+  py::object stage() {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    if (!stage_length_.defined()) return py::none();
+    return py::make_tuple(stage_, stage_length_);
+  }
+
+  void set_stage(const std::optional<Tensors>& stage, const std::optional<at::Tensor>& length) {
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    stage_ = stage ? *stage : Tensors{};
+    stage_length_ = length ? *length : at::Tensor{};
+  }
+
+  // Runs fn with the buffer's mutex held and the GIL released (snapshots for save()).
+  void locked(const py::function& fn) {
+    py::gil_scoped_release release;
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    py::gil_scoped_acquire acquire;
+    fn();
+  }
+
+ private:
+  [[noreturn]] void field_mismatch(const py::dict& fields) const {
+    std::string missing, unexpected;
+    for (size_t i = obs_columns_; i + 1 < columns_.size(); ++i) {
+      if (!fields.contains(names_[i].c_str())) missing += " '" + names_[i] + "'";
+    }
+    for (const auto& item : fields) {
+      const std::string key = py::str(item.first).cast<std::string>();
+      bool known = false;
+      for (size_t i = obs_columns_; i + 1 < columns_.size(); ++i) known |= key == names_[i];
+      if (!known) unexpected += " '" + key + "'";
+    }
+    TORCH_CHECK_VALUE(false, "ReplayBuffer.add: fields should be ", other_names(), "; missing [",
+                      missing, " ], unexpected [", unexpected, " ]");
+    __builtin_unreachable();
+  }
+
+  std::string other_names() const {
+    std::string out = "[";
+    for (size_t i = obs_columns_; i + 1 < columns_.size(); ++i) {
+      out += (i > static_cast<size_t>(obs_columns_) ? ", '" : "'") + names_[i] + "'";
+    }
+    return out + "]";
+  }
+
+  // The observation columns of `value` into `out`; returns their row count (checked against
+  // `count` unless it is -1).
+  int64_t observations(const char* where, const char* name, py::handle value, int64_t count,
+                       Tensors& out) {
+    if (obs_columns_ == 1 && !py::isinstance<py::dict>(value)) {
+      out.push_back(rows(where, name, value, 0, count));
+      return out.back().size(0);
+    }
+    TORCH_CHECK_VALUE(py::isinstance<py::dict>(value), "ReplayBuffer.", where, ": ", name,
+                      " should be a dict with keys ", observation_names(), ", got ",
+                      py::str(py::type::of(value).attr("__name__")).cast<std::string>());
+    const auto dict = py::reinterpret_borrow<py::dict>(value);
+    TORCH_CHECK_VALUE(static_cast<int64_t>(py::len(dict)) == obs_columns_,
+                      "ReplayBuffer.", where, ": ", name, " should be a dict with keys ",
+                      observation_names(), ", got ",
+                      py::str(py::list(dict.attr("keys")())).cast<std::string>());
+    for (int64_t i = 0; i < obs_columns_; ++i) {
+      TORCH_CHECK_VALUE(dict.contains(names_[i].c_str()), "ReplayBuffer.", where, ": ", name,
+                        " should be a dict with keys ", observation_names(), ", got ",
+                        py::str(py::list(dict.attr("keys")())).cast<std::string>());
+      const std::string label = std::string(name) + "['" + names_[i] + "']";
+      out.push_back(rows(where, label, dict[names_[i].c_str()], i, count));
+      count = out.back().size(0);
+    }
+    return count;
+  }
+
+  std::string observation_names() const {
+    std::string out = "[";
+    for (int64_t i = 0; i < obs_columns_; ++i) out += (i ? ", '" : "'") + names_[i] + "'";
+    return out + "]";
+  }
+
+  at::Tensor tensor_of(const char* where, const std::string& name, py::handle value) {
+    if (THPVariable_Check(value.ptr())) return THPVariable_Unpack(value.ptr());
+    if (py::isinstance(value, ndarray_)) {
+      const auto array = py::reinterpret_borrow<py::array>(value);
+      if (array.flags() & py::array::c_style) {
+        // A view of the array's own bytes (it outlives the call): gymnasium's steps go in
+        // without a copy, where torch.from_numpy would cost more than the whole add.
+        const auto type = torch::utils::numpy_dtype_to_aten(array.dtype().num());
+        std::vector<int64_t> sizes(array.shape(), array.shape() + array.ndim());
+        return at::from_blob(const_cast<void*>(array.data()), sizes,
+                             at::TensorOptions().dtype(type));
+      }
+      return torch::utils::tensor_from_numpy(value.ptr(), /*warn_if_not_writeable=*/false);
+    }
+    try {
+      return THPVariable_Unpack(as_tensor_(value).ptr());
+    } catch (py::error_already_set& err) {
+      TORCH_CHECK_VALUE(false, "ReplayBuffer.", where, ": ", name,
+                        " should be a tensor, an array or a list of numbers, got ",
+                        py::str(py::type::of(value).attr("__name__")).cast<std::string>(), " (",
+                        err.what(), ")");
+    }
+    return {};
+  }
+
+  // `value` as [count, *shape] rows of column i (count -1: any).
+  at::Tensor rows(const char* where, const std::string& name, py::handle value, size_t i,
+                  int64_t count) {
+    at::Tensor t = tensor_of(where, name, value);
+    const at::Tensor& column = columns_[i];
+    TORCH_CHECK_VALUE(t.device().is_cpu(), "ReplayBuffer.", where, ": ", name,
+                      " should be on the CPU like the buffer, got ", t.device());
+    if (t.scalar_type() != column.scalar_type()) {
+      TORCH_CHECK_VALUE(castable(t.scalar_type(), column.scalar_type()), "ReplayBuffer.", where,
+                        ": ", name, " should be ", dtype_text(column.scalar_type()),
+                        " (or convert to it within its kind), got ", dtype_text(t.scalar_type()));
+      t = t.to(column.scalar_type());
+    }
+    const auto row_shape = column.sizes().slice(1);
+    bool same = t.dim() == column.dim() && (count < 0 || t.size(0) == count);
+    for (size_t d = 0; same && d < row_shape.size(); ++d) same = t.size(d + 1) == row_shape[d];
+    if (!same) {
+      std::vector<int64_t> want{count < 0 ? (t.dim() ? t.size(0) : 0) : count};
+      want.insert(want.end(), row_shape.begin(), row_shape.end());
+      TORCH_CHECK_VALUE(false, "ReplayBuffer.", where, ": ", name, " should have shape ",
+                        shape_text(want), ", got ", shape_text(t.sizes()));
+    }
+    return t.detach();
+  }
+
+  at::Tensor flags(const char* name, py::handle value, int64_t envs) {
+    at::Tensor t = tensor_of("add", name, value);
+    TORCH_CHECK_VALUE(t.device().is_cpu() && t.dim() == 1 && t.size(0) == envs &&
+                          !at::isFloatingType(t.scalar_type()) &&
+                          !at::isComplexType(t.scalar_type()),
+                      "ReplayBuffer.add: ", name, " should be ", envs, " bools [N], got ",
+                      shape_text(t.sizes()), " ", dtype_text(t.scalar_type()));
+    return t;
+  }
+
+  Tensors state_, columns_;
+  std::vector<double> config_;
+  std::vector<std::string> names_;
+  int64_t obs_columns_, horizon_;
+  int64_t seed_, calls_ = 0;
+  Tensors stage_;
+  at::Tensor stage_length_;
+  py::object ndarray_, as_tensor_;
+  std::recursive_mutex mutex_;  // recursive: locked() callbacks read stage and draws
+};
+
+}  // namespace
+
+void bind_replay_host(py::module_& m) {
+  py::class_<ReplayHost>(m, "ReplayHost",
+                         "The direct route of a CPU buffer's replay ops (see replay_host.cpp).")
+      .def(py::init<Tensors, Tensors, std::vector<double>, std::vector<std::string>, int64_t,
+                    int64_t, int64_t>(),
+           py::arg("state"), py::arg("columns"), py::arg("config"), py::arg("names"),
+           py::arg("obs_columns"), py::arg("horizon"), py::arg("seed"))
+      .def("add", &ReplayHost::add)
+      .def("add_episode", &ReplayHost::add_episode)
+      .def("sample", &ReplayHost::sample)
+      .def("update_priorities", &ReplayHost::update_priorities)
+      .def("check", &ReplayHost::check)
+      .def("draws", &ReplayHost::draws)
+      .def("set_draws", &ReplayHost::set_draws)
+      .def("stage", &ReplayHost::stage)
+      .def("set_stage", &ReplayHost::set_stage)
+      .def("locked", &ReplayHost::locked);
+}
+
+}  // namespace pyrl

@@ -1,0 +1,198 @@
+"""What a replay buffer accepts: the spec of its fields, and the normalisation of inputs to the
+tensors the compiled ops take (one pass, before the one op call; nothing is retried). ``add``'s
+per-step inputs are normalised by the compiled host (csrc/replay_host.cpp) under the same rule.
+
+Conversion rule: tensors, numpy arrays and lists convert to a field's dtype within their kind
+(floats or ints into float columns, ints into int columns, bools into bool columns); anything
+else raises ValueError naming the argument."""
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+import torch
+from torch import Tensor
+
+from pyrl.replay.settings import HER, PerDim, SparseL2
+
+GOAL_ENV_KEYS = ("observation", "achieved_goal", "desired_goal")  # gymnasium-robotics dicts
+
+# Names the sampled batch uses for its own outputs, so no spec field may take them.
+RESERVED = frozenset({"next_obs", "discount", "weight", "index", "generation", "boot",
+                      "terminated", "truncated", "her_row", "is_her", "k"})
+
+
+@dataclass(frozen=True)
+class Field:
+    """One stored column: ``shape`` per row, ``dtype``."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+
+def parse_spec(spec: Mapping[str, Any]) -> dict[str, Field]:
+    """``{"obs": (17,), "action": ((6,), torch.float32)}`` -> Fields (float32 unless given)."""
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"spec should be a dict {{name: shape}} or {{name: (shape, dtype)}}, "
+                         f"got {type(spec).__name__}")
+    fields = {}
+    for name, entry in spec.items():
+        if not isinstance(name, str):
+            raise ValueError(f"spec: field names should be strings, got {name!r}")
+        if name in RESERVED:
+            raise ValueError(f"spec: {name!r} is reserved for sampled batches; rename the field")
+        shape, dtype = entry, torch.float32
+        if (isinstance(entry, (tuple, list)) and len(entry) == 2
+                and isinstance(entry[1], torch.dtype)):
+            shape, dtype = entry
+        if isinstance(shape, int):
+            shape = (shape,)
+        if not (isinstance(shape, (tuple, list, torch.Size))
+                and all(isinstance(d, int) and d >= 0 for d in shape)):
+            raise ValueError(f"spec: {name!r} should be a shape tuple or (shape, dtype), got {entry!r}")
+        if dtype.is_complex:
+            raise ValueError(f"spec: {name!r} has unsupported dtype {dtype}")
+        fields[name] = Field(name, tuple(shape), dtype)
+    return fields
+
+
+def default_obs_keys(fields: Mapping[str, Field]) -> tuple[str, ...]:
+    """``obs`` (or ``observation``) and whichever goal fields the spec has: goals are
+    observations too, o_T's goals come from next_obs."""
+    goals = tuple(key for key in GOAL_ENV_KEYS[1:] if key in fields)
+    return (("obs",) if "obs" in fields or "observation" not in fields else ("observation",)) + goals
+
+
+def check_goal_fields(fields: Mapping[str, Field], obs_keys: tuple, her: HER) -> None:
+    missing = [key for key in ("achieved_goal", "desired_goal") if key not in obs_keys]
+    if missing:
+        raise ValueError(f"ReplayBuffer: HER needs observation fields 'achieved_goal' and "
+                         f"'desired_goal' (in spec and obs_keys); missing {missing} from obs_keys "
+                         f"{obs_keys}")
+    achieved, desired = fields["achieved_goal"], fields["desired_goal"]
+    if achieved.shape != desired.shape or len(achieved.shape) != 1:
+        raise ValueError(f"ReplayBuffer: achieved_goal and desired_goal should both be [g], got "
+                         f"{list(achieved.shape)} and {list(desired.shape)}")
+    if achieved.dtype != torch.float32 or desired.dtype != torch.float32:
+        raise ValueError(f"ReplayBuffer: goal fields should be float32, got {achieved.dtype} and "
+                         f"{desired.dtype}")
+    reward = fields["reward"].shape
+    if isinstance(her.reward, SparseL2) and reward != ():
+        raise ValueError(f"ReplayBuffer: sparse_l2 gives one reward per step; reward should be [], "
+                         f"got {list(reward)}")
+    if isinstance(her.reward, PerDim) and reward != achieved.shape:
+        raise ValueError(f"ReplayBuffer: per_dim gives one reward per goal dimension; reward should "
+                         f"be {list(achieved.shape)}, got {list(reward)}")
+
+
+def _castable(source: torch.dtype, target: torch.dtype) -> bool:
+    """Values convert to a column only within their kind: no float into an integer column."""
+    if source.is_complex:
+        return False
+    if target.is_floating_point:
+        return True
+    if target == torch.bool:
+        return source == torch.bool
+    return not source.is_floating_point
+
+
+class Inputs:
+    """Normalises a buffer's inputs to the tensors its op takes, in column order.
+
+    The fast case (tensors of the column's dtype and shape, on the buffer's device) costs one
+    type, dtype and shape comparison per field; everything else is converted or refused here,
+    naming the argument, before any op runs.
+    """
+
+    def __init__(self, fields: list[Field], obs_keys: tuple[str, ...], device: torch.device):
+        self.fields = fields
+        self.obs_keys = obs_keys
+        self.device = device
+        self.n_obs = len(obs_keys)
+        self.other_names = tuple(f.name for f in fields[self.n_obs:-1])
+        self._single_obs = obs_keys == ("obs",)
+
+    def obs_values(self, where: str, name: str, obs) -> list:
+        if self._single_obs:
+            return [obs]
+        if not isinstance(obs, Mapping) or set(obs) != set(self.obs_keys):
+            got = sorted(obs) if isinstance(obs, Mapping) else type(obs).__name__
+            raise ValueError(f"ReplayBuffer.{where}: {name} should be a dict with keys "
+                             f"{sorted(self.obs_keys)}, got {got}")
+        return [obs[key] for key in self.obs_keys]
+
+    def leading_size(self, where: str, value, name: str = "obs") -> int:
+        shape = getattr(value, "shape", None)
+        if shape is None:
+            try:
+                shape = torch.as_tensor(value).shape
+            except (TypeError, RuntimeError, ValueError):
+                raise ValueError(f"ReplayBuffer.{where}: {name} should be an array or tensor, got "
+                                 f"{type(value).__name__}") from None
+        if len(shape) == 0:
+            raise ValueError(f"ReplayBuffer.{where}: {name} should have a leading dimension, got a scalar")
+        return shape[0]
+
+    def columns(self, where: str, obs, reward, fields: Mapping, obs_rows: Optional[int],
+                rows: Optional[int]) -> tuple[int, list[Tensor]]:
+        """Every column's value, checked: observations with `obs_rows` rows, the others with
+        `rows` (None: the observations' row count, as in ``add``). Returns (obs rows, values)."""
+        if len(fields) != len(self.other_names) or any(n not in fields for n in self.other_names):
+            expected = set(self.other_names)
+            missing, extra = sorted(expected - set(fields)), sorted(set(fields) - expected)
+            raise ValueError(f"ReplayBuffer.{where}: fields should be {sorted(expected)}; "
+                             f"missing {missing}, unexpected {extra}")
+        obs_list = self.obs_values(where, "obs", obs)
+        if obs_rows is None:
+            obs_rows = self.leading_size(where, obs_list[0])
+        others = obs_rows if rows is None else rows
+        values = [self.rows(where, f.name, f, v, obs_rows)
+                  for f, v in zip(self.fields, obs_list)]
+        for f in self.fields[self.n_obs:-1]:
+            values.append(self.rows(where, f.name, f, fields[f.name], others))
+        values.append(self.rows(where, "reward", self.fields[-1], reward, others))
+        return obs_rows, values
+
+    def rows(self, where: str, name: str, field: Field, value, count: int) -> Tensor:
+        """`value` as ``[count, *field.shape]`` of the field's dtype on the buffer's device."""
+        if type(value) is Tensor and value.dtype is field.dtype and value.device == self.device:
+            if value.dim() == 1 + len(field.shape) and value.shape[0] == count \
+                    and value.shape[1:] == field.shape:
+                return value
+        if not isinstance(value, Tensor):
+            try:
+                value = torch.as_tensor(value)
+            except (TypeError, RuntimeError, ValueError) as err:
+                raise ValueError(f"ReplayBuffer.{where}: {name} should be {field.dtype} values of "
+                                 f"shape {[count, *field.shape]}, got {type(value).__name__} "
+                                 f"({err})") from None
+        if value.device.type == "meta":
+            raise ValueError(f"ReplayBuffer.{where}: {name} should hold data, got a meta tensor")
+        if value.dtype != field.dtype:
+            if not _castable(value.dtype, field.dtype):
+                raise ValueError(f"ReplayBuffer.{where}: {name} should be {field.dtype} "
+                                 f"(or convert to it within its kind), got {value.dtype}")
+            value = value.to(field.dtype)
+        shape = (count, *field.shape)
+        if value.shape != shape:
+            raise ValueError(f"ReplayBuffer.{where}: {name} should have shape {list(shape)}, "
+                             f"got {list(value.shape)}")
+        return value.to(self.device).detach()
+
+    def index(self, name: str, value, count: Optional[int] = None) -> Tensor:
+        """An int64 ``[B]`` tensor of rows or generations, from a tensor, array or list."""
+        if not (type(value) is Tensor and value.dtype is torch.int64):
+            try:
+                value = torch.as_tensor(value)
+            except (TypeError, RuntimeError, ValueError):
+                raise ValueError(f"ReplayBuffer.update_priorities: {name} should be an int64 [B] "
+                                 f"tensor, got {type(value).__name__}") from None
+            if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
+                raise ValueError(f"ReplayBuffer.update_priorities: {name} should be int64, got "
+                                 f"{value.dtype}")
+            value = value.to(torch.int64)
+        if value.dim() != 1 or (count is not None and value.shape[0] != count):
+            want = "[B]" if count is None else f"[{count}]"
+            raise ValueError(f"ReplayBuffer.update_priorities: {name} should be 1-D {want}, got "
+                             f"shape {list(value.shape)}")
+        return value if value.device == self.device else value.to(self.device)

@@ -1,0 +1,187 @@
+"""A replay buffer's state: every tensor it owns (columns, bookkeeping, per-environment stage),
+the settings list its ops read, and exact save and restore (``state_dict`` /
+``load_state_dict``). The layout comes from :mod:`pyrl.replay.layout`."""
+
+import os
+from typing import Any, Mapping, Optional
+
+import torch
+from torch import Tensor
+
+from pyrl import _C
+from pyrl.replay.inputs import Field
+from pyrl.replay.layout import (CONFIG, COUNTERS, HER_OFF, HER_REWARDS, HER_STRATEGIES, STATE,
+                                episode_slots, tree_size)
+from pyrl.replay.settings import HER, NStep, PER, PerDim, SparseL2
+
+STATE_NAMES = tuple(sorted(STATE, key=STATE.get))  # row_episode, episodes, counters, ...
+
+
+def config_values(prioritized: Optional[PER], nstep: NStep, her: Optional[HER],
+                  fields: list[Field], obs_keys: tuple[str, ...]) -> list[float]:
+    """The settings list of the ops (kernels::ConfigSlot), from a buffer's settings."""
+    per = prioritized if prioritized is not None else PER()
+    values = [0.0] * len(CONFIG)
+
+    def put(name, value):
+        values[CONFIG[name]] = float(value)
+
+    put("alpha", per.alpha if prioritized is not None else 0.0)  # uniform: every leaf is 1
+    put("eps", per.eps)
+    put("p_min", per.p_min)
+    put("p_max", per.p_max)
+    put("beta", per.beta if prioritized is not None else 0.0)
+    put("beta_steps", (per.beta_steps or 0) if prioritized is not None else 0)
+    put("batch_max", prioritized is not None and per.weight_norm == "batch")
+    put("n", nstep.n)
+    put("gamma", nstep.gamma)
+    put("floating", nstep.floating and nstep.n > 1)
+    put("obs_columns", len(obs_keys))
+    put("her_strategy", HER_OFF)
+    params: list[float] = []
+    if her is not None:
+        column = {f.name: i for i, f in enumerate(fields)}
+        reward = "stored"
+        if isinstance(her.reward, SparseL2):
+            reward, params = "sparse_l2", [her.reward.eps]
+        elif isinstance(her.reward, PerDim):
+            reward, params = "per_dim", [*her.reward.thresholds, *her.reward.values]
+        put("her_strategy", HER_STRATEGIES[her.strategy])
+        put("her_ratio", her.ratio)
+        put("her_reward", HER_REWARDS[reward])
+        put("achieved_goal", column["achieved_goal"])
+        put("desired_goal", column["desired_goal"])
+    put("her_params", len(params))
+    return values + [float(p) for p in params]
+
+
+def fresh_seed() -> int:
+    return int.from_bytes(os.urandom(8), "little") >> 1
+
+
+class ReplayStorage:
+    """The tensors of one buffer, and the direct route that runs its ops on them.
+
+    Attributes:
+        columns: one ``[C, *shape]`` tensor per field, in column order (observation fields, the
+            other fields, reward last).
+        state: the bookkeeping tensors in the ops' order; also by name: ``row_episode`` ``[C]``
+            (the owning episode id of each row, -1 if free: the row's generation), ``episodes``
+            (start, length, terminated per slot), ``counters``, ``sum_tree``, ``min_tree``,
+            ``max_priority``.
+        host: the ``pyrl._C.ReplayHost`` holding these tensors (and the per-environment stage of
+            episodes in progress, allocated at the first ``add``): it converts inputs, takes the
+            buffer's mutex and runs the compiled ops.
+        seed, calls: the key of the sample draws and the number of sample calls so far (a
+            sample is a pure function of the state, the seed and the call count).
+    """
+
+    def __init__(self, capacity: int, fields: list[Field], device: torch.device, seed: int,
+                 config: list[float], obs_columns: int, horizon: int):
+        self.capacity, self.fields, self.device = capacity, fields, device
+        self.names = [f.name for f in fields]
+
+        def full(*shape, dtype=torch.int64, fill=0.0):
+            return torch.full(shape, fill, dtype=dtype, device=device)
+
+        size = tree_size(capacity)
+        self.columns = [full(capacity, *f.shape, dtype=f.dtype) for f in fields]
+        self.row_episode = full(capacity, fill=-1)
+        self.episodes = full(episode_slots(capacity), 3)
+        self.counters = full(len(COUNTERS))
+        self.sum_tree = full(size, dtype=torch.float64)
+        self.min_tree = full(size, dtype=torch.float64, fill=float("inf"))
+        self.max_priority = torch.ones(1, dtype=torch.float64, device=device)
+        self.state = [getattr(self, name) for name in STATE_NAMES]
+        self.horizon = horizon
+        self.host = _C.ReplayHost(self.state, self.columns, config, self.names, obs_columns,
+                                  horizon, seed)
+
+    def column(self, name: str) -> Tensor:
+        return self.columns[self.names.index(name)]
+
+    def counter(self, name: str) -> int:
+        """One of ``pyrl.replay.layout.COUNTERS``."""
+        return int(self.counters[COUNTERS[name]])
+
+    @property
+    def seed(self) -> int:
+        return self.host.draws()[0]
+
+    @property
+    def calls(self) -> int:
+        return self.host.draws()[1]
+
+    @property
+    def stage(self) -> Optional[list[Tensor]]:
+        staged = self.host.stage()
+        return None if staged is None else staged[0]
+
+    @property
+    def stage_length(self) -> Optional[Tensor]:
+        staged = self.host.stage()
+        return None if staged is None else staged[1]
+
+    # ---- save and restore ----------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        staged = self.host.stage()
+        return {"columns": dict(zip(self.names, self.columns)),
+                **{name: getattr(self, name) for name in STATE_NAMES},
+                "draws": torch.tensor(self.host.draws(), dtype=torch.int64),
+                "stage": None if staged is None else dict(zip(self.names, staged[0])),
+                "stage_length": None if staged is None else staged[1]}
+
+    def check_state(self, state: Mapping[str, Any]) -> dict[str, Tensor]:
+        """Every tensor of `state` against this storage's shapes and dtypes, before anything
+        changes; returns them by flat name."""
+        expected = {name: (getattr(self, name).shape, getattr(self, name).dtype)
+                    for name in STATE_NAMES}
+        expected["draws"] = ((2,), torch.int64)
+        expected.update({f"columns.{f.name}": (c.shape, c.dtype)
+                         for f, c in zip(self.fields, self.columns)})
+        columns = state.get("columns")
+        if not isinstance(columns, Mapping):
+            raise ValueError(f"ReplayBuffer.load_state_dict: columns should be a dict of tensors, "
+                             f"got {type(columns).__name__}")
+        given = {name: state.get(name) for name in (*STATE_NAMES, "draws")}
+        given.update({f"columns.{k}": v for k, v in columns.items()})
+        if state.get("stage") is not None:
+            stage_length = state.get("stage_length")
+            envs = stage_length.shape[0] if isinstance(stage_length, Tensor) and \
+                stage_length.dim() == 1 else -1
+            expected["stage_length"] = ((envs,), torch.int64)
+            given["stage_length"] = stage_length
+            for f in self.fields:
+                expected[f"stage.{f.name}"] = ((envs, self.horizon, *f.shape), f.dtype)
+            if not isinstance(state["stage"], Mapping):
+                raise ValueError("ReplayBuffer.load_state_dict: stage should be a dict of tensors")
+            given.update({f"stage.{k}": v for k, v in state["stage"].items()})
+        if set(given) != set(expected):
+            raise ValueError(f"ReplayBuffer.load_state_dict: expected tensors {sorted(expected)}, "
+                             f"got {sorted(given)}")
+        for name, (shape, dtype) in expected.items():
+            tensor = given[name]
+            if not isinstance(tensor, Tensor) or tensor.shape != shape or tensor.dtype != dtype:
+                got = (list(tensor.shape), tensor.dtype) if isinstance(tensor, Tensor) else type(tensor)
+                raise ValueError(f"ReplayBuffer.load_state_dict: {name} should be {list(shape)} "
+                                 f"{dtype}, got {got}")
+        seed, calls = given["draws"].tolist()
+        if seed < 0 or calls < 0:
+            raise ValueError(f"ReplayBuffer.load_state_dict: draws should be [seed, calls], both "
+                             f">= 0, got {[seed, calls]}")
+        return given
+
+    def load(self, given: Mapping[str, Tensor]) -> None:
+        """Copies checked tensors (from :meth:`check_state`) in."""
+        for name in STATE_NAMES:
+            getattr(self, name).copy_(given[name])
+        for f, column in zip(self.fields, self.columns):
+            column.copy_(given[f"columns.{f.name}"])
+        self.host.set_draws(*(int(x) for x in given["draws"].tolist()))
+        if "stage_length" in given:
+            self.host.set_stage([given[f"stage.{f.name}"].to(self.device, copy=True)
+                                 for f in self.fields],
+                                given["stage_length"].to(self.device, copy=True))
+        else:
+            self.host.set_stage(None, None)

@@ -1,0 +1,171 @@
+"""The replay ops on their own: opcheck, both call routes agreeing on every op, and the checks
+that name the bad argument. Arguments are built from a buffer's documented hooks
+(``buf.storage``, ``buf.op_config``) and the layout's slot names, never by position."""
+
+import math
+
+import pytest
+import torch
+
+from pyrl import replay
+from pyrl.replay.layout import CONFIG, STATE
+
+F64 = torch.float64
+
+
+def filled(capacity=40):
+    buf = replay.ReplayBuffer(capacity, {"obs": (3,), "action": (2,)}, seed=0,
+                              prioritized=replay.PER(beta_steps=10),
+                              nstep=replay.NStep(3, 0.9, floating=True))
+    g = torch.Generator().manual_seed(0)
+    for _ in range(8):
+        buf.add_episode(obs=torch.randn(7, 3, generator=g), action=torch.randn(6, 2, generator=g),
+                        reward=torch.randn(6, generator=g))
+    for t in range(3):  # an episode still running in each of 2 envs
+        buf.add(obs=torch.full((2, 3), float(t)), action=torch.zeros(2, 2), reward=torch.ones(2),
+                next_obs=torch.zeros(2, 3), terminated=[False, False], truncated=[False, False])
+    return buf
+
+
+def trees():
+    sum_tree = torch.zeros(replay.layout.tree_size(4), dtype=F64)
+    min_tree = torch.full_like(sum_tree, math.inf)
+    torch.ops.pyrl.tree_update(sum_tree, min_tree, 4, torch.arange(4),
+                               torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=F64))
+    return sum_tree, min_tree
+
+
+def op_samples():
+    """Arguments for every op, fresh copies each call."""
+    buf = filled()
+    st = buf.storage
+    config = buf.op_config
+
+    def state():
+        return [t.clone() for t in st.state]
+
+    step = [torch.zeros(2, 3), torch.zeros(2, 2), torch.ones(2)]
+    index = torch.tensor([0, 1, 2, 3, 7])
+    sum_tree, min_tree = trees()
+    return {
+        "tree_update": (sum_tree.clone(), min_tree.clone(), 4, torch.tensor([0, 2]),
+                        torch.tensor([0.5, 3.0], dtype=F64)),
+        "tree_sample": (sum_tree, min_tree, 4, torch.rand(5, dtype=F64), 0.5, False),
+        "replay_add": (state(), [c.clone() for c in st.columns], [s.clone() for s in st.stage],
+                       st.stage_length.clone(), step, step[:1], torch.tensor([True, False]),
+                       torch.tensor([False, False]), config),
+        "replay_add_episode": (state(), [c.clone() for c in st.columns],
+                               [torch.zeros(4, 3), torch.zeros(3, 2), torch.ones(3)], True, config),
+        "replay_sample": (state(), st.columns, 5, None, st.seed, 3, config),
+        "replay_update_priorities": (state(), index, st.row_episode[index].clone(),
+                                     torch.rand(5), config, torch.zeros(5, dtype=torch.bool)),
+        "replay_check": (state(),),
+    }
+
+
+@pytest.mark.parametrize("name", list(op_samples()))
+def test_opcheck(name):
+    torch.library.opcheck(getattr(torch.ops.pyrl, name).default, op_samples()[name])
+
+
+def test_opcheck_of_a_sample_with_given_rows():
+    args = list(op_samples()["replay_sample"])
+    leaves = args[0][STATE["sum_tree"]][-40:]
+    args[3] = (leaves > 0).nonzero()[:5, 0].contiguous()
+    torch.library.opcheck(torch.ops.pyrl.replay_sample.default, tuple(args))
+
+
+def clone_state(buf):
+    return [t.clone() for t in buf.storage.state], [c.clone() for c in buf.storage.columns]
+
+
+def assert_same(a, b):
+    if isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same(x, y)
+    else:
+        assert torch.equal(a, b)
+
+
+def test_host_and_dispatcher_agree():
+    """A CPU buffer runs its ops through pyrl._C.ReplayHost; torch.ops.pyrl runs the same C++
+    functions. Every replay op, on the same state, gives the same outputs and the same state."""
+    buf = filled()
+    ops = torch.ops.pyrl
+    config = buf.op_config
+    seed, calls = buf.seed, buf.sample_calls
+    state, columns = clone_state(buf)
+    stage, length = [s.clone() for s in buf.storage.stage], buf.storage.stage_length.clone()
+    step = dict(obs=torch.randn(2, 3), action=torch.randn(2, 2), reward=torch.randn(2),
+                next_obs=torch.randn(2, 3), terminated=torch.tensor([True, False]),
+                truncated=torch.tensor([False, False]))
+    buf.add(**step)
+    ops.replay_add(state, columns, stage, length, [step["obs"], step["action"], step["reward"]],
+                   [step["next_obs"]], step["terminated"], step["truncated"], config)
+    ep = dict(obs=torch.randn(5, 3), action=torch.randn(4, 2), reward=torch.randn(4))
+    buf.add_episode(**ep, terminated=True)
+    ops.replay_add_episode(state, columns, [ep["obs"], ep["action"], ep["reward"]], True, config)
+    assert_same(buf.storage.state, state)
+    assert_same(buf.storage.columns, columns)
+    assert_same(buf.storage.stage + [buf.storage.stage_length], stage + [length])
+
+    batch = buf.sample(16)
+    out = ops.replay_sample(state, columns, 16, None, seed, calls, config)
+    index, generation, weight, reward, discount, boot, her_row, fields, next_obs = out
+    for key, value in dict(index=index, generation=generation, weight=weight, reward=reward,
+                           discount=discount, boot=boot, obs=fields[0], action=fields[1],
+                           next_obs=next_obs[0]).items():
+        assert torch.equal(batch[key], value), key
+    td = torch.rand(16)
+    mask = buf.update_priorities(batch.index, batch.generation, td)
+    applied = torch.zeros(16, dtype=torch.bool)
+    ops.replay_update_priorities(state, index, generation, td, config, applied)
+    assert torch.equal(mask, applied)
+    assert_same(buf.storage.state, state)
+    assert torch.equal(ops.replay_check(state), torch.tensor([0, -1]))
+    buf.check()
+
+
+def test_ops_name_the_bad_argument():
+    sum_tree, min_tree = trees()
+    with pytest.raises(ValueError, match=r"pyrl::tree_sample: sum_tree should have shape \[16\], got \[15\]"):
+        torch.ops.pyrl.tree_sample(sum_tree[:-1], min_tree, 4, torch.rand(2, dtype=F64), 1.0, False)
+    with pytest.raises(ValueError, match="uniform should be Double, got Float"):
+        torch.ops.pyrl.tree_sample(sum_tree, min_tree, 4, torch.rand(2), 1.0, False)
+    with pytest.raises(ValueError, match=r"uniform\[0\] should be in \[0, 1\), got nan"):
+        torch.ops.pyrl.tree_sample(sum_tree, min_tree, 4, torch.tensor([math.nan], dtype=F64), 1.0, False)
+    with pytest.raises(ValueError, match="beta should be in"):
+        torch.ops.pyrl.tree_sample(sum_tree, min_tree, 4, torch.rand(2, dtype=F64), 1.5, False)
+    with pytest.raises(ValueError, match=r"index\[1\] should be in \[0, 4\), got 4"):
+        torch.ops.pyrl.tree_update(sum_tree, min_tree, 4, torch.tensor([0, 4]), torch.ones(2, dtype=F64))
+    with pytest.raises(ValueError, match=r"leaf\[0\] should be finite"):
+        torch.ops.pyrl.tree_update(sum_tree, min_tree, 4, torch.tensor([0]),
+                                   torch.tensor([math.inf], dtype=F64))
+    with pytest.raises(ValueError, match=r"capacity should be in \[1, 2\^48\]"):
+        torch.ops.pyrl.tree_update(sum_tree, min_tree, 2 ** 62, torch.tensor([0]), torch.ones(1, dtype=F64))
+    empty_sum = torch.zeros_like(sum_tree)
+    with pytest.raises(ValueError, match="no priority mass"):
+        torch.ops.pyrl.tree_sample(empty_sum, min_tree, 4, torch.rand(2, dtype=F64), 1.0, False)
+
+    state, columns, batch_size, _, seed, call, config = op_samples()["replay_sample"]
+    bad = list(config)
+    bad[CONFIG["n"]] = 0
+    with pytest.raises(ValueError, match="n should be at least 1, got 0"):
+        torch.ops.pyrl.replay_sample(state, columns, batch_size, None, seed, call, bad)
+    bad = list(config)
+    bad[CONFIG["her_params"]] = 3
+    with pytest.raises(ValueError, match="config should hold 17 values and the 3 HER reward"):
+        torch.ops.pyrl.replay_sample(state, columns, batch_size, None, seed, call, bad)
+    with pytest.raises(ValueError, match="state should hold 6 tensors"):
+        torch.ops.pyrl.replay_sample(state[:5], columns, batch_size, None, seed, call, config)
+    with pytest.raises(ValueError, match=r"counters should have shape \[7\], got \[5\]"):
+        short = list(state)
+        short[STATE["counters"]] = torch.zeros(5, dtype=torch.int64)
+        torch.ops.pyrl.replay_sample(short, columns, batch_size, None, seed, call, config)
+    leaves = state[STATE["sum_tree"]][-40:]
+    valid, final = (leaves > 0).nonzero()[:, 0], (leaves == 0).nonzero()[0, 0]
+    rows = torch.stack([valid[0], final, valid[1], valid[2], valid[3]])
+    with pytest.raises(ValueError, match=rf"rows\[1\] should be a stored transition row, got {int(final)}"):
+        torch.ops.pyrl.replay_sample(state, columns, 5, rows, seed, call, config)  # a final row
+
