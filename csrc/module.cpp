@@ -75,11 +75,9 @@ py::dict layout() {
   out["her_rewards"] = dict({{"stored", kRewardStored}, {"sparse_l2", kRewardSparseL2},
                              {"per_dim", kRewardPerDim}});
   out["her_max_params"] = kHerMaxParams;
-  out["invariants"] = dict({{"ok", kInvariantOk}, {"counters", kInvariantCounters},
-                            {"episode table", kInvariantEpisodeTable},
-                            {"row owners", kInvariantRowOwner}, {"leaves", kInvariantLeaf},
-                            {"sum tree parents", kInvariantSumParent},
-                            {"min tree parents", kInvariantMinParent}, {"root", kInvariantRoot}});
+  py::dict invariants;
+  for (int i = 0; i < kInvariants; ++i) invariants[kInvariantNames[i]] = i;
+  out["invariants"] = invariants;
   out["draw_streams"] = dict({{"row", kDrawRow}, {"relabel", kDrawRelabel}, {"goal", kDrawGoal},
                               {"lookahead", kDrawLookahead}});
   out["sizes"] = dict({{"state", kStateSlots}, {"counters", kRingCounters},

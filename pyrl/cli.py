@@ -105,19 +105,33 @@ def train(opts) -> int:
     from pyrl.agents import ALGORITHMS
     algo = opts.algo.lower()
     cls = ALGORITHMS[algo]
-    out = Path(opts.out or f"runs/{algo}-{opts.env.replace('/', '_')}-s{opts.seed}")
+    seed_tag = opts.seed if opts.seed is not None else parse_settings(opts.set).get("seed", 0)
+    out = Path(opts.out or f"runs/{algo}-{opts.env.replace('/', '_')}-s{seed_tag}")
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"
     torch.set_num_threads(opts.threads)
+    overrides = parse_settings(opts.set)
+    if opts.seed is not None and overrides.get("seed", opts.seed) != opts.seed:
+        raise SystemExit(f"pyrl train: --seed {opts.seed} and --set seed={overrides['seed']} "
+                         f"disagree; give the seed once")
+    seed = opts.seed if opts.seed is not None else overrides.get("seed", 0)
     if opts.resume and checkpoint.exists():
-        agent = cls.load(checkpoint, **parse_settings(opts.set))
+        try:
+            saved_env = cls.saved_env_id(checkpoint)
+            if saved_env is not None and saved_env != opts.env:
+                raise SystemExit(f"pyrl train: {checkpoint} was trained on {saved_env}, but --env "
+                                 f"names {opts.env}; resume with --env {saved_env} or use "
+                                 f"another --out")
+            agent = cls.load(checkpoint, **overrides)
+        except ValueError as err:
+            raise SystemExit(f"pyrl train: cannot resume from {checkpoint}: {err}")
         print(f"pyrl train: resumed {checkpoint} at step {agent.steps}")
     else:
         if opts.resume:
             print(f"pyrl train: no checkpoint in {out}; starting fresh")
         settings = {} if opts.no_preset else dict(PRESETS.get((algo, opts.env), {}))
-        settings.update(parse_settings(opts.set))
-        settings["seed"] = opts.seed
+        settings.update(overrides)
+        settings["seed"] = seed
         env_kwargs = settings.pop("env_kwargs", None)
         try:
             agent = cls(opts.env, env_kwargs=env_kwargs, **settings)
@@ -138,13 +152,13 @@ def train(opts) -> int:
     agent.learn(opts.steps, callback=save_now, progress=not opts.no_progress)
     agent.save(checkpoint)
     agent.write_csv(out / "progress.csv")
-    title = f"{algo.upper()} on {opts.env} (seed {opts.seed})"
+    title = f"{algo.upper()} on {opts.env} (seed {agent.args.seed})"
     plotted = plot_curve(agent.history, out / "curve.png", title)
-    result = agent.evaluate(opts.eval_episodes, seed=opts.seed + 1_000_000)
+    result = agent.evaluate(opts.eval_episodes, seed=agent.args.seed + 1_000_000)
     result.update(steps=agent.steps, timers=agent.timers)
     (out / "eval.json").write_text(json.dumps(result, indent=2))
     success = "" if result["success"] != result["success"] else f", success {result['success']:.2f}"
-    print(f"pyrl train: {algo} {opts.env} seed {opts.seed}: {agent.steps} steps; evaluation over "
+    print(f"pyrl train: {algo} {opts.env} seed {agent.args.seed}: {agent.steps} steps; evaluation over "
           f"{opts.eval_episodes} episodes: return {result['return']:.1f} +- {result['return_std']:.1f}"
           f"{success}")
     print(f"pyrl train: wrote {out}/progress.csv, checkpoint.pt, eval.json"
@@ -174,7 +188,8 @@ def main(argv=None) -> int:
     p.add_argument("algo", choices=["reinforce", "ppo", "ddpg"], type=str.lower)
     p.add_argument("--env", required=True, help="gymnasium env id (pyrl/PointReach-v0, CartPole-v1, ...)")
     p.add_argument("--steps", type=int, default=100_000, help="environment steps in all")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None,
+                   help="seeds the agent and the envs (default 0; or --set seed=S, not both)")
     p.add_argument("--out", help="output directory (default runs/ALGO-ENV-sSEED)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a hyperparameter (repeatable)")

@@ -124,9 +124,11 @@ struct SampleOut {
 
 // Draws `count` transitions and fills `out`; with `given_rows` the rows are read as given
 // (episode mode: weights 1). Uniforms come from draws.h, keyed by the buffer's seed and its
-// count of earlier sample calls `call` (which also sets beta); the ring is only read.
+// count of earlier sample calls `call` (which also sets beta); the ring is only read. Returns -1,
+// or the first sample whose drawn row is not a stored transition (a tree inconsistent with the
+// episode table): nothing past the descent is read then.
 template <typename T>
-void replay_sample(const Ring& ring, int64_t seed, int64_t call, const ReplayConfig& config,
+int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const ReplayConfig& config,
                    const Columns& columns, int64_t count, const int64_t* given_rows,
                    const SampleOut<T>& out);
 
@@ -156,6 +158,11 @@ enum Invariant : int {
   kInvariants
 };
 
+// Their names, in enum order (pyrl._C.layout()["invariants"] and error messages).
+constexpr const char* kInvariantNames[kInvariants] = {
+    "ok", "counters", "episode table", "row owners", "leaves", "sum tree parents",
+    "min tree parents", "root"};
+
 struct InvariantReport {
   int invariant;
   int64_t index;
@@ -163,5 +170,12 @@ struct InvariantReport {
 
 // Checks every invariant in an order that never reads through an unchecked value.
 InvariantReport replay_check(const Ring& ring);
+
+// State from outside (a file, load_state_dict): validates the counters and the episode table
+// (returning the first broken one, changing nothing), then rebuilds everything derived from them
+// instead of trusting the stored copies: the row owners, the leaf mask (only transition rows
+// keep a priority; one that is not finite and > 0 takes max_priority^alpha), the min-tree leaves
+// and every parent of both trees.
+InvariantReport replay_rebuild(Ring& ring, double alpha);
 
 }  // namespace pyrl::kernels

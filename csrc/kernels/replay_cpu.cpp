@@ -122,9 +122,9 @@ void replay_add_episode(Ring& ring, const ReplayConfig& config, const Columns& c
 // ---- sampling ---------------------------------------------------------------------------------
 
 template <typename T>
-void replay_sample(const Ring& ring, int64_t seed, int64_t call, const ReplayConfig& config,
-                   const Columns& columns, int64_t count, const int64_t* given_rows,
-                   const SampleOut<T>& out) {
+int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const ReplayConfig& config,
+                      const Columns& columns, int64_t count, const int64_t* given_rows,
+                      const SampleOut<T>& out) {
   const uint64_t key = draw_key(static_cast<uint64_t>(seed), static_cast<uint64_t>(call));
   if (given_rows != nullptr) {
     std::copy(given_rows, given_rows + count, out.index);
@@ -139,17 +139,25 @@ void replay_sample(const Ring& ring, int64_t seed, int64_t call, const ReplayCon
   const T* reward = reinterpret_cast<const T*>(columns.data[reward_column]);
   const int64_t heads = columns.row_bytes[reward_column] / static_cast<int64_t>(sizeof(T));
   const int64_t reward_bytes = columns.row_bytes[reward_column];
+  // A long window is read as it goes; prefetching all of it would make each sample O(n).
+  const int64_t window_bytes = std::min<int64_t>(config.n, 8) * reward_bytes;
   for (int64_t j = 0; j < count + kPrefetchAhead; ++j) {
     if (j < count) {
       const int64_t row = out.index[j];
+      if (row < 0 || row >= ring.capacity) return j;
       __builtin_prefetch(ring.row_episode + row);
-      prefetch_bytes(reward + row * heads, config.n * reward_bytes);
+      prefetch_bytes(reward + row * heads, window_bytes);
     }
     const int64_t behind = j - kPrefetchAhead;
     if (behind >= 0) {
       out.generation[behind] = ring.row_episode[out.index[behind]];
+      if (out.generation[behind] < 0) return behind;
       __builtin_prefetch(ring.episode(out.generation[behind]));
     }
+  }
+  for (int64_t j = 0; j < count; ++j) {  // only transition rows carry priority (or are given)
+    const int64_t* record = ring.episode(out.generation[j]);
+    if (ring.step_of(out.index[j], record) >= record[kEpisodeLength]) return j;
   }
   const double beta = given_rows != nullptr ? 0.0 : beta_at(config, call);
   tree_is_weights(ring.layout, ring.sum_tree, ring.min_tree, out.index, count, beta,
@@ -223,6 +231,7 @@ void replay_sample(const Ring& ring, int64_t seed, int64_t call, const ReplayCon
       }
     }
   }
+  return -1;
 }
 
 // ---- priority updates -------------------------------------------------------------------------
@@ -274,21 +283,26 @@ void replay_update_priorities(Ring& ring, const ReplayConfig& config, const int6
 
 // ---- invariants -------------------------------------------------------------------------------
 
-InvariantReport replay_check(const Ring& ring) {
+namespace {
+
+// The counters and the episode table, read only through values already checked; fills the
+// owner of every row.
+InvariantReport check_table(const Ring& ring, std::vector<int64_t>& owner) {
   const int64_t capacity = ring.capacity;
   const int64_t* c = ring.counters;
-  const int64_t alive = c[kNextEpisode] - c[kOldestEpisode];
   for (int slot = 0; slot < kRingCounters; ++slot) {
     if (c[slot] < 0) return {kInvariantCounters, slot};
   }
+  const int64_t alive = c[kNextEpisode] - c[kOldestEpisode];
   if (c[kCursor] >= capacity) return {kInvariantCounters, kCursor};
   if (alive < 0 || alive > capacity / 2) return {kInvariantCounters, kOldestEpisode};
-  if (!(std::isfinite(*ring.max_priority) && *ring.max_priority > 0.0)) {
+  if (!(std::isfinite(*ring.max_priority) && *ring.max_priority > 0.0 &&
+        *ring.max_priority <= 1e100)) {
     return {kInvariantCounters, -1};  // max_priority
   }
-  // The episode table: back to back from the oldest, ending at the cursor.
-  std::vector<int64_t> owner(static_cast<size_t>(capacity), -1);
-  int64_t transitions = 0, rows = 0;
+  // Back to back from the oldest, ending at the cursor.
+  owner.assign(static_cast<size_t>(capacity), -1);
+  int64_t transitions = 0, rows = 0, terminated = 0;
   int64_t expected_start = -1;
   for (int64_t id = c[kOldestEpisode]; id < c[kNextEpisode]; ++id) {
     const int64_t* record = ring.episode(id);
@@ -296,15 +310,34 @@ InvariantReport replay_check(const Ring& ring) {
     const bool sane = start >= 0 && start < capacity && length >= 1 && length < capacity &&
                       (record[kEpisodeTerminated] == 0 || record[kEpisodeTerminated] == 1) &&
                       (expected_start < 0 || start == expected_start);
-    rows += length + 1;
+    rows += sane ? length + 1 : 0;
     if (!sane || rows > capacity) return {kInvariantEpisodeTable, id};
     for (int64_t i = 0; i <= length; ++i) owner[(start + i) % capacity] = id;
     transitions += length;
+    terminated += record[kEpisodeTerminated];
     expected_start = (start + length + 1) % capacity;
   }
-  if (alive > 0 && expected_start != c[kCursor]) return {kInvariantEpisodeTable, c[kNextEpisode] - 1};
+  if (alive > 0 && expected_start != c[kCursor]) {
+    return {kInvariantEpisodeTable, c[kNextEpisode] - 1};
+  }
   if (transitions != c[kTransitions]) return {kInvariantCounters, kTransitions};
-  for (int64_t row = 0; row < capacity; ++row) {
+  if (terminated > c[kTerminatedEpisodes]) return {kInvariantCounters, kTerminatedEpisodes};
+  return {kInvariantOk, -1};
+}
+
+bool is_transition(const Ring& ring, const std::vector<int64_t>& owner, int64_t row) {
+  if (row >= ring.capacity || owner[row] < 0) return false;
+  const int64_t* record = ring.episode(owner[row]);
+  return ring.step_of(row, record) < record[kEpisodeLength];
+}
+
+}  // namespace
+
+InvariantReport replay_check(const Ring& ring) {
+  std::vector<int64_t> owner;
+  const InvariantReport table = check_table(ring, owner);
+  if (table.invariant != kInvariantOk) return table;
+  for (int64_t row = 0; row < ring.capacity; ++row) {
     if (ring.row_episode[row] != owner[row]) return {kInvariantRowOwner, row};
   }
   // Leaves: priority on transition rows only; the padding past the capacity is empty too.
@@ -314,14 +347,10 @@ InvariantReport replay_check(const Ring& ring) {
   const double inf = __builtin_huge_val();
   double total = 0.0;
   for (int64_t row = 0; row < layout.width[layout.leaf_level()]; ++row) {
-    bool transition = false;
-    if (row < capacity && owner[row] >= 0) {
-      const int64_t* record = ring.episode(owner[row]);
-      transition = ring.step_of(row, record) < record[kEpisodeLength];
-    }
     const double leaf = sum_leaves[row];
-    const bool ok = transition ? (std::isfinite(leaf) && leaf > 0.0 && min_leaves[row] == leaf)
-                               : (leaf == 0.0 && min_leaves[row] == inf);
+    const bool ok = is_transition(ring, owner, row)
+                        ? (std::isfinite(leaf) && leaf > 0.0 && min_leaves[row] == leaf)
+                        : (leaf == 0.0 && min_leaves[row] == inf);
     if (!ok) return {kInvariantLeaf, row};
     total += leaf;
   }
@@ -346,8 +375,40 @@ InvariantReport replay_check(const Ring& ring) {
   return {kInvariantOk, -1};
 }
 
+InvariantReport replay_rebuild(Ring& ring, double alpha) {
+  std::vector<int64_t> owner;
+  const InvariantReport table = check_table(ring, owner);
+  if (table.invariant != kInvariantOk) return table;
+  std::copy(owner.begin(), owner.end(), ring.row_episode);
+  const TreeLayout& layout = ring.layout;
+  double* sum_leaves = ring.sum_tree + layout.leaf_offset();
+  double* min_leaves = ring.min_tree + layout.leaf_offset();
+  const double fresh = priority_leaf(*ring.max_priority, alpha);
+  for (int64_t row = 0; row < layout.width[layout.leaf_level()]; ++row) {
+    double leaf = 0.0;
+    if (is_transition(ring, owner, row)) {
+      leaf = sum_leaves[row];
+      if (!(std::isfinite(leaf) && leaf > 0.0 && leaf <= 1e100)) leaf = fresh;
+    }
+    sum_leaves[row] = leaf;
+    min_leaves[row] = leaf > 0.0 ? leaf : __builtin_huge_val();
+  }
+  for (int level = layout.leaf_level() - 1; level >= 0; --level) {
+    const int64_t parents = layout.width[level + 1] / kTreeFanout;
+    for (int64_t node = 0; node < layout.width[level]; ++node) {
+      if (node < parents) {
+        tree_refresh_node(layout, ring.sum_tree, ring.min_tree, level, node);
+      } else {
+        ring.sum_tree[layout.offset[level] + node] = 0.0;
+        ring.min_tree[layout.offset[level] + node] = __builtin_huge_val();
+      }
+    }
+  }
+  return {kInvariantOk, -1};
+}
+
 #define PYRL_INSTANTIATE(T)                                                                       \
-  template void replay_sample<T>(const Ring&, int64_t, int64_t, const ReplayConfig&, const Columns&, \
+  template int64_t replay_sample<T>(const Ring&, int64_t, int64_t, const ReplayConfig&, const Columns&, \
                                  int64_t, const int64_t*, const SampleOut<T>&);                   \
   template int64_t first_bad_priority<T>(const T*, int64_t);                                      \
   template void replay_update_priorities<T>(Ring&, const ReplayConfig&, const int64_t*,           \

@@ -278,6 +278,12 @@ std::tuple<at::Tensor, at::Tensor> tree_sample_cpu(const at::Tensor& sum_tree,
   auto weight = at::empty({count}, sum_tree.options().dtype(at::kFloat));
   auto* rows = index.mutable_data_ptr<int64_t>();
   kernels::tree_sample_stratified(layout, sum, nullptr, u, count, rows);
+  const double* leaves = sum + layout.leaf_offset();
+  for (int64_t j = 0; j < count; ++j) {
+    TORCH_CHECK_VALUE(rows[j] < capacity && leaves[rows[j]] > 0.0, op, ": sample ", j,
+                      " reached leaf ", rows[j], " without priority: sum_tree's parents do not "
+                      "match their children");
+  }
   kernels::tree_is_weights(layout, sum, min_tree.const_data_ptr<double>(), rows, count, beta,
                            batch_max, weight.mutable_data_ptr<float>());
   return {index, weight};
@@ -416,14 +422,18 @@ SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int
     }
   }
   const int64_t* given = rows ? rows->const_data_ptr<int64_t>() : nullptr;
+  int64_t bad = -1;
   AT_DISPATCH_FLOATING_TYPES(reward.scalar_type(), op, [&] {
     const kernels::SampleOut<scalar_t> out{
         index.mutable_data_ptr<int64_t>(),   generation.mutable_data_ptr<int64_t>(),
         weight.mutable_data_ptr<float>(),    boot.mutable_data_ptr<int64_t>(),
         her_row.mutable_data_ptr<int64_t>(), ret.mutable_data_ptr<scalar_t>(),
         discount.mutable_data_ptr<scalar_t>(), field_data.data(), next_data.data()};
-    kernels::replay_sample<scalar_t>(ring, seed, call, config, cols, count, given, out);
+    bad = kernels::replay_sample<scalar_t>(ring, seed, call, config, cols, count, given, out);
   });
+  TORCH_CHECK_VALUE(bad < 0, op, ": sample ", bad, " drew row ", index[bad].item<int64_t>(),
+                    ", which is not a stored transition: the priority tree does not match the "
+                    "episode table (ReplayBuffer.check() names what is broken)");
   return {index, generation, weight, ret, discount, boot, her_row, fields, next_obs};
 }
 
@@ -479,6 +489,16 @@ void replay_update_priorities_cpu(at::TensorList state, const at::Tensor& index,
   });
 }
 
+void replay_rebuild_cpu(at::TensorList state, double alpha) {
+  constexpr const char* op = "pyrl::replay_rebuild";
+  Ring ring = ring_of(op, state);
+  unit_interval(op, "alpha", alpha);
+  const kernels::InvariantReport report = kernels::replay_rebuild(ring, alpha);
+  TORCH_CHECK_VALUE(report.invariant == kernels::kInvariantOk, op, ": invariant '",
+                    kernels::kInvariantNames[report.invariant], "' is broken at index ",
+                    report.index, "; nothing was changed");
+}
+
 at::Tensor replay_check_cpu(at::TensorList state) {
   const Ring ring = ring_of("pyrl::replay_check", state);
   const kernels::InvariantReport report = kernels::replay_check(ring);
@@ -505,6 +525,7 @@ TORCH_LIBRARY_FRAGMENT(pyrl, m) {
   m.def("replay_update_priorities(Tensor(a!)[] state, Tensor index, Tensor generation, "
         "Tensor td_abs, float[] config, Tensor(b!) applied) -> ()");
   m.def("replay_check(Tensor[] state) -> Tensor report");
+  m.def("replay_rebuild(Tensor(a!)[] state, float alpha) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(pyrl, CPU, m) {
@@ -515,6 +536,7 @@ TORCH_LIBRARY_IMPL(pyrl, CPU, m) {
   m.impl("replay_sample", &replay_sample_cpu);
   m.impl("replay_update_priorities", &replay_update_priorities_cpu);
   m.impl("replay_check", &replay_check_cpu);
+  m.impl("replay_rebuild", &replay_rebuild_cpu);
 }
 
 }  // namespace pyrl

@@ -34,4 +34,6 @@ void replay_update_priorities_cpu(at::TensorList state, const at::Tensor& index,
 
 at::Tensor replay_check_cpu(at::TensorList state);
 
+void replay_rebuild_cpu(at::TensorList state, double alpha);
+
 }  // namespace pyrl

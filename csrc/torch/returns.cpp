@@ -21,8 +21,10 @@ namespace {
 using kernels::RolloutArgs;
 using kernels::WindowArgs;
 
-// Below this many elements per task, at::parallel_for's start-up costs more than it saves.
-constexpr int64_t kMinWorkPerTask = 1 << 15;
+// Below this many elements per task (about 0.2 ms of work on one core), at::parallel_for's
+// start-up costs more than it saves, and on a busy machine a second thread that is not scheduled
+// makes a 20 µs op wait milliseconds for it (DESIGN decision 12): small work stays on one thread.
+constexpr int64_t kMinWorkPerTask = 1 << 18;
 
 // Episode flags as contiguous bytes: bool and uint8 are read as they are, other dtypes as != 0.
 at::Tensor flag_bytes(const char* op, const char* name, const at::Tensor& flag,

@@ -5,6 +5,7 @@ one file each (reinforce.py, ppo.py, ddpg.py) and read top to bottom.
 
 import csv
 import dataclasses
+import math
 import os
 import time
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pyrl._io import atomic_save, load_data, plain
 import pyrl.envs  # noqa: F401  (registers the pyrl/ environments with gymnasium)
 
 GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
@@ -221,7 +223,16 @@ class RunningNorm:
         return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count}
 
     def load_state_dict(self, state: dict) -> None:
-        self.mean, self.var, self.count = state["mean"].copy(), state["var"].copy(), state["count"]
+        self.mean, self.var = float64_array(state["mean"]), float64_array(state["var"])
+        self.count = float(state["count"])
+
+
+def float64_array(value) -> np.ndarray:
+    """A float64 numpy copy of an array a checkpoint holds (as a tensor, since files are loaded
+    with weights_only)."""
+    if isinstance(value, torch.Tensor):
+        value = value.numpy()
+    return np.array(value, dtype=np.float64)
 
 
 # ---- the agent surface -----------------------------------------------------------------------
@@ -240,14 +251,65 @@ class CommonArgs:
     """episodes per evaluation"""
 
 
+# What each numeric hyperparameter may be, by name (any agent); every other float must be finite.
+AT_LEAST_ONE = {"n_envs", "n_steps", "batch_size", "n_epochs", "buffer_size", "train_every",
+                "gradient_steps", "nstep", "log_every", "eval_episodes", "per_beta_steps"}
+NOT_NEGATIVE = {"seed", "eval_every", "learning_starts", "her_k", "ent_anneal_updates",
+                "ent_coef", "ent_coef_final", "vf_coef", "action_l2", "noise_sigma",
+                "lr", "actor_lr", "critic_lr"}  # lr 0 freezes a network, which tests use
+POSITIVE = {"clip_range", "clip_range_vf", "max_grad_norm", "target_kl"}
+UNIT_INTERVAL = {"gamma", "gae_lambda", "tau", "per_alpha", "per_beta", "random_eps"}
+
+
+def check_hyperparameters(algo: str, args) -> None:
+    """Every numeric setting against its kind and range, so a bad one fails at construction with
+    its name (not mid-run)."""
+    for field in dataclasses.fields(args):
+        name, value = field.name, getattr(args, field.name)
+        kind = field.type
+        optional = getattr(kind, "__origin__", None) is Union
+        if optional:
+            if value is None:
+                continue
+            kind = next(k for k in kind.__args__ if k is not type(None))
+        if kind is bool:
+            ok = isinstance(value, bool)
+            want = "a bool"
+        elif kind is int:
+            ok = type(value) is int and (value >= 1 if name in AT_LEAST_ONE else
+                                         value >= 0 if name in NOT_NEGATIVE else True)
+            want = ("an int >= 1" if name in AT_LEAST_ONE else
+                    "an int >= 0" if name in NOT_NEGATIVE else "an int")
+        elif kind is float:
+            finite = isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and math.isfinite(value)
+            if name in POSITIVE:
+                ok, want = finite and value > 0, "a finite number > 0"
+            elif name in NOT_NEGATIVE:
+                ok, want = finite and value >= 0, "a finite number >= 0"
+            elif name in UNIT_INTERVAL:
+                ok, want = finite and 0 <= value <= 1, "a number in [0, 1]"
+            else:
+                ok, want = finite, "a finite number"
+        elif kind is tuple:
+            ok = isinstance(value, tuple) and all(type(v) is int and v >= 1 for v in value)
+            want = "a tuple of layer widths >= 1"
+        else:
+            continue
+        if not ok:
+            raise ValueError(f"{algo}: {name} should be {want}, got {value!r}")
+
+
 def parse_args(args_class, algo: str, hyperparameters: dict):
     """``args_class(**hyperparameters)``, with unknown names reported as a ValueError that lists
-    the known ones."""
+    the known ones, and every value checked (:func:`check_hyperparameters`)."""
     known = {f.name for f in dataclasses.fields(args_class)}
     unknown = sorted(set(hyperparameters) - known)
     if unknown:
         raise ValueError(f"{algo}: unknown hyperparameters {unknown}; known: {sorted(known)}")
-    return args_class(**hyperparameters)
+    args = args_class(**hyperparameters)
+    check_hyperparameters(algo, args)
+    return args
 
 
 class Agent:
@@ -346,15 +408,23 @@ class Agent:
                       "env_kwargs": self.env_kwargs, "steps": self.steps, "updates": self.updates,
                       "history": self.history, "timers": self.timers,
                       "torch_rng": torch.get_rng_state(), "state": self._state()}
-        tmp = f"{path}.tmp"
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)  # a run killed mid-save keeps its previous checkpoint
+        atomic_save(plain(checkpoint), path)  # a run killed mid-save keeps its previous checkpoint
+
+    @classmethod
+    def saved_env_id(cls, path) -> Optional[str]:
+        """The env id a checkpoint was trained on (None for an unregistered env)."""
+        checkpoint = load_data(path, f"{cls.algo}.load")
+        if not isinstance(checkpoint, dict) or "algo" not in checkpoint:
+            raise ValueError(f"{cls.algo}.load: {path} is not an agent checkpoint")
+        return checkpoint.get("env_id")
 
     @classmethod
     def load(cls, path, env: Optional[EnvLike] = None, **overrides) -> "Agent":
         """Rebuilds a saved agent; ``env`` defaults to the saved env id, ``overrides`` replace
         saved hyperparameters (``total_steps`` and logging settings, say)."""
-        checkpoint = torch.load(path, weights_only=False, mmap=True)
+        checkpoint = load_data(path, f"{cls.algo}.load")  # data only: no code runs from a file
+        if not isinstance(checkpoint, dict) or "algo" not in checkpoint:
+            raise ValueError(f"{cls.algo}.load: {path} is not an agent checkpoint")
         if checkpoint["algo"] != cls.algo:
             raise ValueError(f"{cls.algo}.load: {path} holds a {checkpoint['algo']} checkpoint")
         env = env if env is not None else checkpoint["env_id"]
@@ -381,6 +451,8 @@ def evaluate(agent, env: EnvLike, episodes: int = 10, seed: Optional[int] = None
     """Runs ``episodes`` episodes of ``agent.predict`` side by side, one per env of a vector env,
     and returns ``{"return", "return_std", "length", "success"}`` (success NaN when the env does
     not report ``is_success``)."""
+    if not (type(episodes) is int and episodes >= 1):
+        raise ValueError(f"evaluate: episodes should be an int >= 1, got {episodes!r}")
     vec = make_vec_env(env, episodes, env_kwargs)
     try:
         obs, _ = vec.reset(seed=seed)

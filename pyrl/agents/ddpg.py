@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from pyrl import replay
-from pyrl.agents.common import (GOAL_KEYS, Agent, CommonArgs, EnvLike, NumpyMLP,
+from pyrl.agents.common import (GOAL_KEYS, Agent, CommonArgs, EnvLike, NumpyMLP, float64_array,
                                 RunningNorm, final_observations, is_goal_space, make_vec_env, mlp,
                                 parse_args)
 
@@ -324,4 +324,4 @@ class DDPG(Agent):
                 norm.load_state_dict(state["norms"][key])
         self.buffer.load_state_dict(state["buffer"])
         self.rng.bit_generator.state = state["rng"]
-        self.noise_state = state["noise_state"].copy()
+        self.noise_state = float64_array(state["noise_state"])

@@ -30,7 +30,7 @@ from torch import nn
 from torch.distributions import Categorical, Normal
 
 from pyrl import returns
-from pyrl.agents.common import (Agent, CommonArgs, EnvLike, NumpyMLP, RunningNorm,
+from pyrl.agents.common import (Agent, CommonArgs, EnvLike, NumpyMLP, RunningNorm, float64_array,
                                 final_observations, make_vec_env, mlp, parse_args)
 
 
@@ -277,4 +277,4 @@ class PPO(Agent):
         if self.return_norm is not None:
             self.return_norm.load_state_dict(state["return_norm"])
         self.rng.bit_generator.state = state["rng"]
-        self.discounted = state["discounted"].copy()
+        self.discounted = float64_array(state["discounted"])

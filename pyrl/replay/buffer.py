@@ -17,7 +17,6 @@ taken, with the GIL released while it is held), so one thread may add while anot
 """
 
 import os
-import tempfile
 import warnings
 from dataclasses import asdict
 from typing import Any, Mapping, Optional, Union
@@ -26,6 +25,7 @@ import torch
 from torch import Tensor
 
 from pyrl import _C, _ops
+from pyrl._io import atomic_save, load_data
 from pyrl.replay.inputs import (Field, Inputs, check_goal_fields, default_obs_keys, parse_spec)
 from pyrl.replay.layout import DRAW_STREAMS, INVARIANTS, MAX_CAPACITY, tree_leaf_offset
 from pyrl.replay.settings import (HER, EpisodeMode, NStep, PER, PerDim, SparseL2, per_dim,
@@ -79,6 +79,46 @@ def her_from_description(described: dict) -> HER:
     kind = (sparse_l2(reward["sparse_l2"]) if "sparse_l2" in reward
             else per_dim(*reward["per_dim"]))
     return HER(described["strategy"], described["k"], kind)
+
+
+def settings_from_file(where: str, state: Any, her: Optional[HER]) -> dict:
+    """The constructor arguments a saved state describes, checked against the tensors it holds
+    before anything is allocated (a small file must not make the loader allocate gigabytes)."""
+    if not isinstance(state, Mapping) or not isinstance(state.get("config"), Mapping):
+        raise ValueError(f"{where} holds no buffer state (no 'config' entry)")
+    config = dict(state["config"])
+    try:
+        spec = {}
+        for name, (shape, dtype) in config.pop("spec").items():
+            kind = getattr(torch, dtype, None) if isinstance(dtype, str) else None
+            if not isinstance(kind, torch.dtype):
+                raise ValueError(f"field {name!r} has dtype {dtype!r}")
+            spec[name] = (tuple(shape), kind)
+        prioritized, episode_mode = config.pop("prioritized"), config.pop("episode_mode")
+        saved_her = config.pop("her")
+        if her is None and saved_her is not None:
+            her = her_from_description(saved_her)
+        kwargs = dict(spec=spec, prioritized=PER(**prioritized) if prioritized else None,
+                      episode_mode=EpisodeMode(**episode_mode) if episode_mode else None, her=her,
+                      nstep=NStep(**config.pop("nstep")), obs_keys=tuple(config.pop("obs_keys")),
+                      **config)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ValueError(f"{where}: its config is not a buffer's ({err})") from None
+    capacity = kwargs.get("capacity")
+    if not (type(capacity) is int and 2 <= capacity <= MAX_CAPACITY):
+        raise ValueError(f"{where}: capacity should be an int in [2, 2^48], got {capacity!r}")
+    columns = state.get("columns")
+    row_episode = state.get("row_episode")
+    if not (isinstance(row_episode, Tensor) and row_episode.shape == (capacity,)):
+        raise ValueError(f"{where}: row_episode should hold the capacity's {capacity} rows")
+    if not isinstance(columns, Mapping):
+        raise ValueError(f"{where}: columns should be a dict of tensors")
+    for name, (shape, _) in spec.items():
+        column = columns.get(name)
+        if not (isinstance(column, Tensor) and tuple(column.shape) == (capacity, *shape)):
+            got = list(column.shape) if isinstance(column, Tensor) else type(column).__name__
+            raise ValueError(f"{where}: column {name!r} should be {[capacity, *shape]}, got {got}")
+    return kwargs
 
 
 class ReplayBuffer:
@@ -470,23 +510,11 @@ class ReplayBuffer:
 
     def save(self, path) -> None:
         """Writes the buffer to `path` (torch.save format), atomically: a consistent snapshot is
-        written to a temporary file beside `path`, flushed to disk, then renamed over it."""
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
-        handle, temporary = tempfile.mkstemp(prefix=".pyrl-", suffix=".tmp", dir=directory)
-
-        def write():  # under the buffer's mutex: no add or update can tear the snapshot
-            with os.fdopen(handle, "wb") as file:
-                torch.save({"config": self.config(), **self.storage.state_dict()}, file)
-                file.flush()
-                os.fsync(file.fileno())
-
-        try:
-            self._locked(write)
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        written to a temporary file beside `path`, flushed to disk, then renamed over it, so a
+        process killed mid-save leaves the previous file intact."""
+        # The snapshot is taken and written under the buffer's mutex: no add or update can tear it.
+        atomic_save(lambda: {"config": self.config(), **self.storage.state_dict()}, path,
+                    under=self._locked)
 
     @classmethod
     def load(cls, path, her: Optional[HER] = None) -> "ReplayBuffer":
@@ -495,18 +523,10 @@ class ReplayBuffer:
         A HER setting with built-in rewards is restored from the file; one with Python callables
         (which are not saved) must be passed again as `her`.
         """
+        where = f"ReplayBuffer.load: {os.fspath(path)!r}"
         # mmap: the file's tensors are paged in while copying, never held twice in memory.
-        state = torch.load(path, weights_only=True, mmap=True)
-        config = dict(state["config"])
-        spec = {name: (tuple(shape), getattr(torch, dtype)) for name, (shape, dtype)
-                in config.pop("spec").items()}
-        prioritized, episode_mode = config.pop("prioritized"), config.pop("episode_mode")
-        saved_her = config.pop("her")
-        if her is None and saved_her is not None:
-            her = her_from_description(saved_her)
-        buf = cls(spec=spec, prioritized=PER(**prioritized) if prioritized else None,
-                  episode_mode=EpisodeMode(**episode_mode) if episode_mode else None, her=her,
-                  nstep=NStep(**config.pop("nstep")), obs_keys=tuple(config.pop("obs_keys")),
-                  **config)
+        state = load_data(path, "ReplayBuffer.load")
+        kwargs = settings_from_file(where, state, her)
+        buf = cls(**kwargs)
         buf.load_state_dict(state)
         return buf

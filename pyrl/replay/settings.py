@@ -41,10 +41,13 @@ class PER:
         if self.beta_steps is not None and not (
                 isinstance(self.beta_steps, int) and self.beta_steps >= 1):
             raise ValueError(f"PER: beta_steps should be an int >= 1 or None, got {self.beta_steps!r}")
-        if not (math.isfinite(self.eps) and self.eps >= 0.0):
+        if not (isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and self.eps >= 0.0):
             raise ValueError(f"PER: eps should be finite and >= 0, got {self.eps!r}")
-        if not (0.0 < self.p_min <= self.p_max < math.inf):
-            raise ValueError(f"PER: need 0 < p_min <= p_max < inf, got p_min={self.p_min!r}, "
+        # Capped so that the sum tree of up to 2^48 leaves of p^alpha stays finite and exact
+        # enough: beyond it one row would take every draw.
+        if not (isinstance(self.p_min, (int, float)) and isinstance(self.p_max, (int, float))
+                and 0.0 < self.p_min <= self.p_max <= 1e100):
+            raise ValueError(f"PER: need 0 < p_min <= p_max <= 1e100, got p_min={self.p_min!r}, "
                              f"p_max={self.p_max!r}")
         if self.weight_norm not in ("min", "batch"):
             raise ValueError(f"PER: weight_norm should be 'min' or 'batch', got {self.weight_norm!r}")
@@ -76,8 +79,8 @@ class NStep:
     floating: bool = False
 
     def __post_init__(self):
-        if not (isinstance(self.n, int) and self.n >= 1):
-            raise ValueError(f"NStep: n should be an int >= 1, got {self.n!r}")
+        if not (type(self.n) is int and 1 <= self.n <= 2 ** 48):  # windows stop at episode ends
+            raise ValueError(f"NStep: n should be an int in [1, 2^48], got {self.n!r}")
         if not (isinstance(self.gamma, (int, float)) and 0.0 <= self.gamma <= 1.0):
             raise ValueError(f"NStep: gamma should be in [0, 1], got {self.gamma!r}")
 

@@ -79,6 +79,7 @@ class ReplayStorage:
     def __init__(self, capacity: int, fields: list[Field], device: torch.device, seed: int,
                  config: list[float], obs_columns: int, horizon: int):
         self.capacity, self.fields, self.device = capacity, fields, device
+        self._alpha = config[CONFIG["alpha"]]
         self.names = [f.name for f in fields]
 
         def full(*shape, dtype=torch.int64, fill=0.0):
@@ -170,7 +171,18 @@ class ReplayStorage:
         if seed < 0 or calls < 0:
             raise ValueError(f"ReplayBuffer.load_state_dict: draws should be [seed, calls], both "
                              f">= 0, got {[seed, calls]}")
-        return given
+        if "stage_length" in given:
+            length = given["stage_length"]
+            bad = ((length < 0) | (length >= self.horizon)).nonzero()
+            if bad.numel():
+                raise ValueError(f"ReplayBuffer.load_state_dict: stage_length[{int(bad[0])}] "
+                                 f"should be in [0, {self.horizon}), got {int(length[bad[0]])}")
+        # Counters and the episode table are validated value by value, and everything derived
+        # from them (row owners, the leaf mask, every tree parent) is rebuilt from them on copies:
+        # nothing stored is trusted as an index, and a rejected state changes nothing.
+        rebuilt = [given[name].to(self.device, copy=True) for name in STATE_NAMES]
+        torch.ops.pyrl.replay_rebuild(rebuilt, float(self._alpha))
+        return {**given, **dict(zip(STATE_NAMES, rebuilt))}
 
     def load(self, given: Mapping[str, Tensor]) -> None:
         """Copies checked tensors (from :meth:`check_state`) in."""
