@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: main test setup setup-bench bench learning cuda-check clean
+.PHONY: main test setup setup-bench bench learning cuda-check sanitize fuzz clean
 
 main: setup-bench
 	$(PYTHON) -m pyrl.cli train ddpg --env pyrl/PointReach-v0 --steps 15000 --out runs/point-reach --no-progress
@@ -31,6 +31,14 @@ learning: setup-bench
 
 cuda-check:
 	scripts/check_cuda.sh
+
+# The C++-facing tests against an ASan + UBSan build of the extension (build/sanitize).
+sanitize: setup
+	scripts/sanitize.sh
+
+# The long fuzz run (CI runs 25 examples within make test).
+fuzz: setup
+	PYRL_FUZZ_EXAMPLES=$${PYRL_FUZZ_EXAMPLES:-2000} $(PYTHON) -m pytest tests/test_fuzz.py -q
 
 clean:
 	rm -rf build dist *.egg-info runs
