@@ -67,7 +67,7 @@ def pyrl_ops(**kwargs):
                 truncated=ends[clock[0]])
         return buf.sample(BATCH)
 
-    size = sum(t.numel() * t.element_size() for t in buf.storage.state + buf.storage.columns)
+    size = sum(t.numel() * t.element_size() for t in buf.storage.state + [buf.storage.records])
     return dict(sample=lambda: buf.sample(BATCH), add_sample=add_sample,
                 bytes=size / len(buf), check=lambda: check(buf.sample(BATCH).is_her.float().mean()))
 

@@ -551,7 +551,7 @@ buf = replay.ReplayBuffer(1_000_001, {"obs": (17,), "action": (6,)}, prioritized
 obs, action, reward = torch.randn(1001, 17), torch.randn(1000, 6), torch.randn(1000)
 for _ in range(999):
     buf.add_episode(obs=obs, action=action, reward=reward)
-size = sum(t.numel() * t.element_size() for t in buf.storage.state + buf.storage.columns)
+size = sum(t.numel() * t.element_size() for t in buf.storage.state + [buf.storage.records])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 buf.save(sys.argv[1])
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

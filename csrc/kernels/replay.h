@@ -9,7 +9,9 @@
 // codes, invariant names, the column order) is an enum here or in ring.h / her.h, exported once
 // by pyrl._C.layout().
 //
-// Columns are contiguous [C, *shape] arrays copied as bytes, in the order
+// Columns are [C, *shape] arrays copied as bytes, each row contiguous and rows `stride` bytes
+// apart: a buffer keeps all its fields in one row record (so a sampled row's fields share one or
+// two cache lines), and each column is a strided view of it. Their order:
 //   observation columns (obs_columns of them; their final row holds o_T), other fields, reward.
 // The reward column is last and typed (float or double, [C] or [C, heads]).
 #include <cstdint>
@@ -78,8 +80,11 @@ PYRL_HD inline double beta_at(const ReplayConfig& config, int64_t calls) {
 struct Columns {
   int64_t count;
   int64_t obs;               // the first `obs` columns are observations
-  uint8_t* const* data;      // [count] column bases
-  const int64_t* row_bytes;  // [count]
+  uint8_t* const* data;      // [count] column bases (row 0)
+  const int64_t* row_bytes;  // [count] bytes of one row's value
+  const int64_t* stride;     // [count] bytes from one row to the next
+
+  uint8_t* at(int64_t i, int64_t row) const { return data[i] + row * stride[i]; }
 };
 
 // Episodes in progress, one per environment: `length[e]` steps staged so far.

@@ -12,6 +12,22 @@
 namespace pyrl::kernels {
 namespace {
 
+// Copies rows[0..count) of column i to dst, back to back.
+void gather_rows(const Columns& columns, int64_t i, const int64_t* rows, int64_t count,
+                 uint8_t* dst) {
+  const int64_t rb = columns.row_bytes[i];
+  if (rb == 0) return;
+  const uint8_t* base = columns.data[i];
+  const int64_t stride = columns.stride[i];
+  for (int64_t j = 0; j < std::min(count, kPrefetchAhead); ++j) {
+    prefetch_bytes(base + rows[j] * stride, rb);
+  }
+  for (int64_t j = 0; j < count; ++j) {
+    if (j + kPrefetchAhead < count) prefetch_bytes(base + rows[j + kPrefetchAhead] * stride, rb);
+    std::memcpy(dst + j * rb, base + rows[j] * stride, static_cast<size_t>(rb));
+  }
+}
+
 // `random` HER goals: a uniformly drawn row, moved forward to the next stored one (rows are only
 // free at the start or behind an eviction, so this is uniform up to those gaps). -1 if the ring
 // holds no row at all, which a buffer with transitions never is; the walk is bounded regardless.
@@ -32,13 +48,14 @@ struct RingWindow {
   double discount;  // gamma^steps, 0 when the window's last step is a true terminal
 };
 
-RingWindow ring_window(const Ring& ring, int64_t row, const int64_t* record, int64_t k,
-                       double gamma) {
+RingWindow ring_window(const Ring& ring, int64_t row, int64_t t, const int64_t* record,
+                       int64_t k, double gamma) {
   const int64_t length = record[kEpisodeLength];
-  const int64_t t = ring.step_of(row, record);
   const int64_t steps = std::min(k, length - t);
   const bool terminal = record[kEpisodeTerminated] != 0 && t + steps == length;
-  return {steps, (row + steps) % ring.capacity, terminal ? 0.0 : power(gamma, steps)};
+  const int64_t boot = row + steps;
+  return {steps, boot >= ring.capacity ? boot - ring.capacity : boot,
+          terminal ? 0.0 : power(gamma, steps)};
 }
 
 }  // namespace
@@ -91,9 +108,9 @@ void replay_add_step(Ring& ring, const ReplayConfig& config, const Columns& colu
     const int64_t final_row = (start + steps) % ring.capacity;
     for (int64_t i = 0; i < columns.count; ++i) {
       const int64_t rb = columns.row_bytes[i];
-      ring_write_rows(columns.data[i], rb, ring.capacity, start,
+      ring_write_rows(columns.data[i], rb, columns.stride[i], ring.capacity, start,
                       stage.data[i] + e * stage.horizon * rb, steps);
-      uint8_t* final_slot = columns.data[i] + final_row * rb;
+      uint8_t* final_slot = columns.at(i, final_row);
       if (i < columns.obs) {
         std::memcpy(final_slot, input.final_obs[i] + e * rb, static_cast<size_t>(rb));
       } else {
@@ -111,11 +128,9 @@ void replay_add_episode(Ring& ring, const ReplayConfig& config, const Columns& c
   for (int64_t i = 0; i < columns.count; ++i) {
     const int64_t rb = columns.row_bytes[i];
     const bool obs = i < columns.obs;
-    ring_write_rows(columns.data[i], rb, ring.capacity, start, values[i], obs ? steps + 1 : steps);
-    if (!obs) {
-      std::memset(columns.data[i] + ((start + steps) % ring.capacity) * rb, 0,
-                  static_cast<size_t>(rb));
-    }
+    ring_write_rows(columns.data[i], rb, columns.stride[i], ring.capacity, start, values[i],
+                    obs ? steps + 1 : steps);
+    if (!obs) std::memset(columns.at(i, (start + steps) % ring.capacity), 0, static_cast<size_t>(rb));
   }
 }
 
@@ -138,15 +153,16 @@ int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const Replay
   const int64_t reward_column = columns.count - 1;
   const T* reward = reinterpret_cast<const T*>(columns.data[reward_column]);
   const int64_t heads = columns.row_bytes[reward_column] / static_cast<int64_t>(sizeof(T));
-  const int64_t reward_bytes = columns.row_bytes[reward_column];
-  // A long window is read as it goes; prefetching all of it would make each sample O(n).
-  const int64_t window_bytes = std::min<int64_t>(config.n, 8) * reward_bytes;
+  const int64_t reward_stride = columns.stride[reward_column] / static_cast<int64_t>(sizeof(T));
+  // The sampled row's record and a few of the window's next ones; a long window is read as it
+  // goes (prefetching all of it would make each sample O(n)).
+  const int64_t window_bytes = std::min<int64_t>(config.n, 4) * columns.stride[reward_column];
   for (int64_t j = 0; j < count + kPrefetchAhead; ++j) {
     if (j < count) {
       const int64_t row = out.index[j];
       if (row < 0 || row >= ring.capacity) return j;
       __builtin_prefetch(ring.row_episode + row);
-      prefetch_bytes(reward + row * heads, window_bytes);
+      prefetch_bytes(reward + row * reward_stride, window_bytes);
     }
     const int64_t behind = j - kPrefetchAhead;
     if (behind >= 0) {
@@ -155,10 +171,7 @@ int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const Replay
       __builtin_prefetch(ring.episode(out.generation[behind]));
     }
   }
-  for (int64_t j = 0; j < count; ++j) {  // only transition rows carry priority (or are given)
-    const int64_t* record = ring.episode(out.generation[j]);
-    if (ring.step_of(out.index[j], record) >= record[kEpisodeLength]) return j;
-  }
+
   const double beta = given_rows != nullptr ? 0.0 : beta_at(config, call);
   tree_is_weights(ring.layout, ring.sum_tree, ring.min_tree, out.index, count, beta,
                   config.batch_max, out.weight);
@@ -167,9 +180,13 @@ int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const Replay
   const bool relabels = her.strategy != kHerOff && her.ratio > 0.0;
   const float* achieved =
       relabels ? reinterpret_cast<const float*>(columns.data[her.achieved_column]) : nullptr;
+  const int64_t achieved_stride =
+      relabels ? columns.stride[her.achieved_column] / static_cast<int64_t>(sizeof(float)) : 0;
   for (int64_t j = 0; j < count; ++j) {
     const int64_t row = out.index[j];
     const int64_t* record = ring.episode(out.generation[j]);
+    const int64_t t = ring.step_of(row, record);
+    if (t >= record[kEpisodeLength]) return j;  // only transition rows carry priority
     int64_t k = config.floating ? floating_k(counter_uniform(key, kDrawLookahead, j), config.n)
                                 : config.n;
     int64_t her_row = -1;
@@ -178,17 +195,16 @@ int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const Replay
       her_row = her.strategy == kHerRandom
                     ? random_stored_row(ring, u)
                     : (record[kEpisodeStart] +
-                       her_goal_step(her.strategy, ring.step_of(row, record),
-                                     record[kEpisodeLength], u)) % ring.capacity;
+                       her_goal_step(her.strategy, t, record[kEpisodeLength], u)) % ring.capacity;
       if (her_row >= 0) k = 1;  // later actions were chosen for another goal (SPEC 2.3)
     }
     out.her_row[j] = her_row;
-    const RingWindow w = ring_window(ring, row, record, k, config.gamma);
+    const RingWindow w = ring_window(ring, row, t, record, k, config.gamma);
     out.boot[j] = w.boot;
     out.discount[j] = static_cast<T>(w.discount);
     if (her_row >= 0 && her.reward != kRewardStored) {
-      __builtin_prefetch(achieved + w.boot * her.goal_dim);
-      __builtin_prefetch(achieved + her_row * her.goal_dim);
+      __builtin_prefetch(achieved + w.boot * achieved_stride);
+      __builtin_prefetch(achieved + her_row * achieved_stride);
     }
   }
   // The window returns, in a pass of their own so the goal rows prefetched above have arrived.
@@ -198,8 +214,8 @@ int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const Replay
     T* ret = out.reward + j * heads;
     if (out.her_row[j] >= 0 && her.reward != kRewardStored) {
       // The reward of reaching o_{t+1}: its achieved goal against the relabeled goal.
-      const float* reached = achieved + boot * her.goal_dim;
-      const float* goal = achieved + out.her_row[j] * her.goal_dim;
+      const float* reached = achieved + boot * achieved_stride;
+      const float* goal = achieved + out.her_row[j] * achieved_stride;
       for (int64_t h = 0; h < heads; ++h) ret[h] = static_cast<T>(her_reward(her, reached, goal, h));
       continue;
     }
@@ -207,18 +223,17 @@ int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const Replay
     const int64_t head_piece = std::min(steps, ring.capacity - row);  // the rest wraps to row 0
     for (int64_t h = 0; h < heads; ++h) {
       WindowSum acc;
-      window_accumulate(acc, reward + row * heads + h, heads, head_piece, config.gamma);
-      window_accumulate(acc, reward + h, heads, steps - head_piece, config.gamma);
+      window_accumulate(acc, reward + row * reward_stride + h, reward_stride, head_piece,
+                        config.gamma);
+      window_accumulate(acc, reward + h, reward_stride, steps - head_piece, config.gamma);
       ret[h] = static_cast<T>(acc.sum);
     }
   }
-  // The gathers: every field at the sampled rows, observations also at the bootstrap rows.
-  int64_t field = 0;
-  for (int64_t i = 0; i < reward_column; ++i, ++field) {
-    ring_gather_rows(columns.data[i], columns.row_bytes[i], out.index, count, out.fields[field]);
-    if (i < columns.obs) {
-      ring_gather_rows(columns.data[i], columns.row_bytes[i], out.boot, count, out.next_obs[i]);
-    }
+  // The gathers: every field at the sampled rows, observations also at the bootstrap rows; a
+  // pass per column, each prefetching the rows it will copy a few samples ahead.
+  for (int64_t i = 0; i < reward_column; ++i) {
+    gather_rows(columns, i, out.index, count, out.fields[i]);
+    if (i < columns.obs) gather_rows(columns, i, out.boot, count, out.next_obs[i]);
   }
   if (relabels) {
     // Relabeled samples see the new goal, at their own step and at the bootstrap step.
@@ -226,7 +241,7 @@ int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const Replay
     for (uint8_t* goals : {out.fields[her.desired_column], out.next_obs[her.desired_column]}) {
       for (int64_t j = 0; j < count; ++j) {
         if (out.her_row[j] < 0) continue;
-        std::memcpy(goals + j * goal_bytes, achieved + out.her_row[j] * her.goal_dim,
+        std::memcpy(goals + j * goal_bytes, achieved + out.her_row[j] * achieved_stride,
                     static_cast<size_t>(goal_bytes));
       }
     }

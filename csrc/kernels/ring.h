@@ -14,9 +14,9 @@
 //   row_episode[C]    id of the episode owning the row, -1 if free. Ids are never reused, so
 //                     this is also the row's generation: it changes whenever the row is
 //                     overwritten or evicted, which is how stale priority updates are found.
-//   episodes[E, 3]    start row, T, terminated; episode `id` sits in slot id % E, with
-//                     E = C / 2 + 1 (every episode has at least 2 rows, so alive ids never share
-//                     a slot).
+//   episodes[E, 3]    start row, T, terminated; episode `id` sits in slot id % E, with E the
+//                     power of two >= C / 2 + 1 (every episode has at least 2 rows, so alive
+//                     ids never share a slot).
 //   counters[7]       RingCounter below.
 //   max_priority[1]   the largest priority applied so far: new transitions enter with it.
 //
@@ -46,7 +46,13 @@ enum EpisodeField : int { kEpisodeStart = 0, kEpisodeLength, kEpisodeTerminated,
 // u * C) stay exact far below 2^62, and no machine holds 2^48 rows anyway.
 constexpr int64_t kMaxCapacity = int64_t{1} << 48;
 
-PYRL_HD inline int64_t episode_slots(int64_t capacity) { return capacity / 2 + 1; }
+// Every episode holds at least 2 rows, so at most C / 2 + 1 are alive; the table is the next
+// power of two, so that finding an episode's slot is a mask, not a division.
+PYRL_HD inline int64_t episode_slots(int64_t capacity) {
+  int64_t slots = 1;
+  while (slots < capacity / 2 + 1) slots *= 2;
+  return slots;
+}
 
 struct Ring {
   int64_t capacity;
@@ -57,13 +63,15 @@ struct Ring {
   double* min_tree;
   double* max_priority;
   TreeLayout layout;
+  int64_t episode_mask;  // episode_slots(capacity) - 1
 
   PYRL_HD int64_t* episode(int64_t id) const {
-    return episodes + (id % episode_slots(capacity)) * kEpisodeFields;
+    return episodes + (id & episode_mask) * kEpisodeFields;
   }
   // Step t of the row inside its episode (0..T), given the episode's record.
   PYRL_HD int64_t step_of(int64_t row, const int64_t* record) const {
-    return (row - record[kEpisodeStart] + capacity) % capacity;
+    const int64_t t = row - record[kEpisodeStart];  // rows and starts are in [0, C): no modulo
+    return t < 0 ? t + capacity : t;
   }
 };
 
@@ -83,9 +91,10 @@ PYRL_HD inline double priority_leaf(double priority, double alpha) {
 // `leaf`. Returns its start row; the caller copies the T + 1 rows of data there (mod C).
 int64_t ring_claim_episode(Ring& ring, int64_t length, bool terminated, double leaf);
 
-// Copies `count` rows of `row_bytes` from `src` into `column` starting at `first` (mod C).
-void ring_write_rows(uint8_t* column, int64_t row_bytes, int64_t capacity, int64_t first,
-                     const uint8_t* src, int64_t count);
+// Copies `count` rows of `row_bytes` from `src` (back to back) into `column`, whose rows are
+// `stride` bytes apart, starting at row `first` (mod C).
+void ring_write_rows(uint8_t* column, int64_t row_bytes, int64_t stride, int64_t capacity,
+                     int64_t first, const uint8_t* src, int64_t count);
 
 // Sampled rows are scattered over the whole ring: the row passes ask for the cache lines of the
 // item kPrefetchAhead places on while they work on the current one, so the misses overlap instead
@@ -96,9 +105,5 @@ inline void prefetch_bytes(const void* p, int64_t bytes) {
   const auto* first = static_cast<const char*>(p);
   for (int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(first + offset);
 }
-
-// Copies the rows `rows[0..count)` of `column` to `dst`, back to back.
-void ring_gather_rows(const uint8_t* column, int64_t row_bytes, const int64_t* rows,
-                      int64_t count, uint8_t* dst);
 
 }  // namespace pyrl::kernels

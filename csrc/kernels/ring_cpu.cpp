@@ -59,27 +59,19 @@ int64_t ring_claim_episode(Ring& ring, int64_t length, bool terminated, double l
   return start;
 }
 
-void ring_write_rows(uint8_t* column, int64_t row_bytes, int64_t capacity, int64_t first,
-                     const uint8_t* src, int64_t count) {
+void ring_write_rows(uint8_t* column, int64_t row_bytes, int64_t stride, int64_t capacity,
+                     int64_t first, const uint8_t* src, int64_t count) {
   if (row_bytes == 0) return;
   for_each_piece(first, count, capacity, [&](int64_t lo, int64_t n) {
-    std::memcpy(column + lo * row_bytes, src, static_cast<size_t>(n * row_bytes));
-    src += n * row_bytes;
-  });
-}
-
-void ring_gather_rows(const uint8_t* column, int64_t row_bytes, const int64_t* rows,
-                      int64_t count, uint8_t* dst) {
-  if (row_bytes == 0) return;
-  for (int64_t j = 0; j < std::min(count, kPrefetchAhead); ++j) {
-    prefetch_bytes(column + rows[j] * row_bytes, row_bytes);
-  }
-  for (int64_t j = 0; j < count; ++j) {
-    if (j + kPrefetchAhead < count) {
-      prefetch_bytes(column + rows[j + kPrefetchAhead] * row_bytes, row_bytes);
+    if (stride == row_bytes) {  // a contiguous column: one copy per piece
+      std::memcpy(column + lo * row_bytes, src, static_cast<size_t>(n * row_bytes));
+      src += n * row_bytes;
+      return;
     }
-    std::memcpy(dst + j * row_bytes, column + rows[j] * row_bytes, static_cast<size_t>(row_bytes));
-  }
+    for (int64_t r = lo; r < lo + n; ++r, src += row_bytes) {
+      std::memcpy(column + r * stride, src, static_cast<size_t>(row_bytes));
+    }
+  });
 }
 
 }  // namespace pyrl::kernels

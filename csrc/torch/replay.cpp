@@ -94,7 +94,8 @@ Ring ring_of(const char* op, at::TensorList state) {
               writable<double>(state[kStateSumTree]),
               writable<double>(state[kStateMinTree]),
               writable<double>(state[kStateMaxPriority]),
-              layout};
+              layout,
+              episode_slots(capacity) - 1};
 }
 
 int64_t row_bytes(const at::Tensor& column) {
@@ -103,21 +104,35 @@ int64_t row_bytes(const at::Tensor& column) {
                                    static_cast<int64_t>(column.element_size());
 }
 
-// The column list: contiguous CPU [C, ...] tensors, at least one observation column and the
-// float reward column last.
+// Whether each row of `column` is contiguous and rows do not overlap: a contiguous [C, ...]
+// tensor, or a strided view of a row record.
+bool rows_contiguous(const at::Tensor& column) {
+  int64_t expected = 1;
+  for (int64_t d = column.dim() - 1; d >= 1; --d) {
+    if (column.size(d) != 1 && column.stride(d) != expected) return false;
+    expected *= column.size(d);
+  }
+  return column.stride(0) >= expected;
+}
+
+// The column list: CPU [C, ...] tensors with contiguous rows, at least one observation column
+// and the float reward column last.
 kernels::Columns columns_of(const char* op, at::TensorList columns, int64_t capacity,
-                            int64_t obs_columns, Pointers& data, RowBytes& bytes) {
+                            int64_t obs_columns, Pointers& data, RowBytes& bytes,
+                            RowBytes& strides) {
   TORCH_CHECK_VALUE(columns.size() >= 2, op,
                     ": columns should hold the observation columns, the other fields and the "
                     "reward, got ", columns.size(), " columns");
   for (size_t i = 0; i < columns.size(); ++i) {
     const auto& c = columns[i];
     TORCH_CHECK_VALUE(c.device().is_cpu() && c.dim() >= 1 && c.size(0) == capacity &&
-                          c.is_contiguous(),
-                      op, ": columns[", i, "] should be a contiguous CPU tensor [", capacity,
-                      ", ...], got ", c.device(), " ", checks::shape_of(c));
+                          rows_contiguous(c),
+                      op, ": columns[", i, "] should be a CPU tensor [", capacity,
+                      ", ...] with contiguous rows, got ", c.device(), " ", checks::shape_of(c),
+                      " with strides ", c.strides());
     data.push_back(writable_bytes(c));
     bytes.push_back(row_bytes(c));
+    strides.push_back(c.stride(0) * static_cast<int64_t>(c.element_size()));
   }
   const auto& reward = columns.back();
   TORCH_CHECK_VALUE((reward.scalar_type() == at::kFloat || reward.scalar_type() == at::kDouble) &&
@@ -127,7 +142,8 @@ kernels::Columns columns_of(const char* op, at::TensorList columns, int64_t capa
   TORCH_CHECK_VALUE(obs_columns >= 1 && obs_columns < static_cast<int64_t>(columns.size()), op,
                     ": config obs_columns should be in [1, ", columns.size() - 1, "], got ",
                     obs_columns);
-  return {static_cast<int64_t>(columns.size()), obs_columns, data.data(), bytes.data()};
+  return {static_cast<int64_t>(columns.size()), obs_columns, data.data(), bytes.data(),
+          strides.data()};
 }
 
 bool integral(double x) { return std::isfinite(x) && x == std::floor(x); }
@@ -301,9 +317,9 @@ void replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList
   Ring ring = ring_of(op, state);
   const kernels::ReplayConfig config = config_of(op, config_values, columns);
   Pointers data, stage_data;
-  RowBytes bytes;
+  RowBytes bytes, strides;
   const kernels::Columns cols =
-      columns_of(op, columns, ring.capacity, config.obs_columns, data, bytes);
+      columns_of(op, columns, ring.capacity, config.obs_columns, data, bytes, strides);
   TORCH_CHECK_VALUE(stage.size() == columns.size() && step.size() == columns.size() &&
                         final_obs.size() == static_cast<size_t>(config.obs_columns),
                     op, ": stage and step should have one entry per column (", columns.size(),
@@ -349,9 +365,9 @@ void replay_add_episode_cpu(at::TensorList state, at::TensorList columns, at::Te
   Ring ring = ring_of(op, state);
   const kernels::ReplayConfig config = config_of(op, config_values, columns);
   Pointers data;
-  RowBytes bytes;
+  RowBytes bytes, strides;
   const kernels::Columns cols =
-      columns_of(op, columns, ring.capacity, config.obs_columns, data, bytes);
+      columns_of(op, columns, ring.capacity, config.obs_columns, data, bytes, strides);
   TORCH_CHECK_VALUE(values.size() == columns.size(), op,
                     ": values should have one entry per column (", columns.size(), "), got ",
                     values.size());
@@ -382,9 +398,9 @@ SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int
   TORCH_CHECK_VALUE(call >= 0, op, ": call should be >= 0, got ", call);
   const kernels::ReplayConfig config = config_of(op, config_values, columns);
   Pointers data;
-  RowBytes bytes;
+  RowBytes bytes, strides;
   const kernels::Columns cols =
-      columns_of(op, columns, ring.capacity, config.obs_columns, data, bytes);
+      columns_of(op, columns, ring.capacity, config.obs_columns, data, bytes, strides);
   TORCH_CHECK_VALUE(batch_size >= 1, op, ": batch_size should be at least 1, got ", batch_size);
   TORCH_CHECK_VALUE(ring.sum_tree[0] > 0.0, op,
                     ": the buffer is empty (an episode is stored once it ends; no episode has "

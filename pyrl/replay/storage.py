@@ -2,6 +2,7 @@
 the settings list its ops read, and exact save and restore (``state_dict`` /
 ``load_state_dict``). The layout comes from :mod:`pyrl.replay.layout`."""
 
+import math
 import os
 from typing import Any, Mapping, Optional
 
@@ -63,8 +64,10 @@ class ReplayStorage:
     """The tensors of one buffer, and the direct route that runs its ops on them.
 
     Attributes:
-        columns: one ``[C, *shape]`` tensor per field, in column order (observation fields, the
-            other fields, reward last).
+        records: ``[C, record_bytes]`` uint8, every field of a row side by side (each aligned to
+            its element size), so a sampled row's fields share one or two cache lines.
+        columns: one ``[C, *shape]`` view of ``records`` per field, in column order (observation
+            fields, the other fields, reward last); rows are contiguous, ``record_bytes`` apart.
         state: the bookkeeping tensors in the ops' order; also by name: ``row_episode`` ``[C]``
             (the owning episode id of each row, -1 if free: the row's generation), ``episodes``
             (start, length, terminated per slot), ``counters``, ``sum_tree``, ``min_tree``,
@@ -86,7 +89,17 @@ class ReplayStorage:
             return torch.full(shape, fill, dtype=dtype, device=device)
 
         size = tree_size(capacity)
-        self.columns = [full(capacity, *f.shape, dtype=f.dtype) for f in fields]
+        offsets, end = [], 0
+        for f in fields:
+            item = torch.empty((), dtype=f.dtype).element_size()
+            end = (end + item - 1) // item * item
+            offsets.append(end)
+            end += item * math.prod(f.shape)
+        self.records = torch.zeros(capacity, max(8, (end + 7) // 8 * 8), dtype=torch.uint8,
+                                   device=device)
+        self.columns = [self.records[:, offset:offset + torch.empty((), dtype=f.dtype).element_size()
+                                     * math.prod(f.shape)].view(f.dtype).view(capacity, *f.shape)
+                        for f, offset in zip(fields, offsets)]
         self.row_episode = full(capacity, fill=-1)
         self.episodes = full(episode_slots(capacity), 3)
         self.counters = full(len(COUNTERS))
