@@ -180,6 +180,22 @@ def tree_sample(leaves: Tensor, uniform: Tensor, beta: float,
     return index, weight.float()
 
 
+def direct_rows(leaves: Tensor, seed: int, call: int, count: int, tries: int = 16) -> Tensor:
+    """A uniform buffer's draw (alpha 0, every transition leaf 1): sample j tries rows
+    floor(u * C) with u = counter_uniforms(seed, call, 0, ...)[a * count + j] for attempts
+    a = 0, 1, ... until one is a transition; after `tries` misses it takes the stratified
+    draw of :func:`tree_sample` with its first uniform."""
+    leaves = leaves.double()
+    capacity = leaves.shape[0]
+    u = counter_uniforms(seed, call, 0, tries * count).tolist()
+    fallback = tree_sample(leaves, torch.tensor(u[:count], dtype=torch.float64), 0.0)[0].tolist()
+    rows = []
+    for j in range(count):
+        candidates = (min(int(u[a * count + j] * capacity), capacity - 1) for a in range(tries))
+        rows.append(next((r for r in candidates if leaves[r] > 0), fallback[j]))
+    return torch.tensor(rows, dtype=torch.int64)
+
+
 class ReplayBuffer:
     """The replay storage of SPEC 1.2 in plain Python lists, one row at a time.
 
@@ -240,10 +256,15 @@ class ReplayBuffer:
         self.cursor = (self.cursor + len(rows)) % self.capacity
 
     def sample(self, uniform: Tensor, floating_uniform: Optional[Tensor], n: int, gamma: float,
-               beta: float, batch_max: bool = False, her: Optional[dict] = None) -> dict:
-        """`her`: {"uniform": [2, B], "ratio", "strategy", "reward": fn(achieved, goal)}."""
-        index, weight = tree_sample(torch.tensor(self.leaves, dtype=torch.float64), uniform, beta,
-                                    batch_max)
+               beta: float, batch_max: bool = False, her: Optional[dict] = None,
+               index: Optional[Tensor] = None) -> dict:
+        """`her`: {"uniform": [2, B], "ratio", "strategy", "reward": fn(achieved, goal)};
+        `index`: rows drawn already (a uniform buffer's direct draw), instead of `uniform`."""
+        leaves = torch.tensor(self.leaves, dtype=torch.float64)
+        if index is None:
+            index, weight = tree_sample(leaves, uniform, beta, batch_max)
+        else:
+            weight = torch.ones(index.shape[0], dtype=torch.float32)  # every leaf is 1
         k = floating_k(floating_uniform, n, index.shape)
         out = {"index": index, "weight": weight, "generation": [], "reward": [], "discount": [],
                "boot": [], "her_row": []}

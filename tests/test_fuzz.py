@@ -94,8 +94,10 @@ class ReplayMachine(RuleBasedStateMachine):
         nstep = self.kwargs["nstep"]
         beta = per.beta_at(buf.sample_calls) if per is not None else 0.0
         floating = uniforms["lookahead"] if nstep.floating and nstep.n > 1 else None
+        direct = None if per is not None else reference.direct_rows(
+            buf.priorities(), buf.seed, buf.sample_calls, batch)
         got = buf.sample(batch)
-        expected = self.ref.sample(uniforms["row"], floating, nstep.n, 0.9, beta)
+        expected = self.ref.sample(uniforms["row"], floating, nstep.n, 0.9, beta, index=direct)
         for key in ("index", "generation", "boot", "action", "obs", "next_obs"):
             assert torch.equal(got[key], expected[key]), key
         torch.testing.assert_close(got.reward.double(), expected["reward"], rtol=1e-5, atol=1e-5)

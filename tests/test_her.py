@@ -210,10 +210,12 @@ def test_matches_reference(strategy, reward, nstep, prioritized):
         uniform, her_uniform = draws[0], torch.stack(draws[1:3])
         floating = draws[3] if nstep[1] else None
         beta = buf.prioritized.beta_at(buf.sample_calls) if prioritized else 0.0
+        direct = None if prioritized else reference.direct_rows(buf.priorities(), buf.seed,
+                                                                buf.sample_calls, 50)
         batch = buf.sample(50)
         expected = ref.sample(uniform, floating, nstep[0], 0.9, beta,
                               her={"uniform": her_uniform, "ratio": 2 / 3, "strategy": strategy,
-                                   "reward": oracle})
+                                   "reward": oracle}, index=direct)
         for key in ("index", "boot", "her_row", "generation"):
             assert torch.equal(batch[key], expected[key]), key
         for key in ("achieved_goal", "desired_goal", "observation"):

@@ -298,8 +298,10 @@ def test_matches_reference(capacity, envs, heads, prioritized, nstep):
             continue
         uniform, floating_uniform = twin_draws(buf, 33)
         beta = per.beta_at(buf.sample_calls) if per else 0.0
+        direct = None if per else reference.direct_rows(buf.priorities(), buf.seed,
+                                                        buf.sample_calls, 33)
         batch = buf.sample(33)
-        expected = ref.sample(uniform, floating_uniform, n, 0.9, beta)
+        expected = ref.sample(uniform, floating_uniform, n, 0.9, beta, index=direct)
         for key in ("index", "generation", "boot", "action", "next_obs"):
             assert torch.equal(batch[key], expected[key]), key
         torch.testing.assert_close(batch.obs, expected["obs"])

@@ -16,12 +16,16 @@
 namespace pyrl::kernels {
 
 enum DrawStream : uint64_t {
-  kDrawRow = 0,   // the stratified position inside the sample's stratum of priority mass
+  kDrawRow = 0,   // the stratified position inside the sample's stratum of priority mass (a
+                  // uniform buffer: attempt a of sample j draws index a * count + j)
   kDrawRelabel,   // HER: relabel this sample? (u < k / (k + 1))
   kDrawGoal,      // HER: which step's achieved goal becomes the goal
   kDrawLookahead, // floating n-step: k = 1 + floor(u n)
   kDrawStreams
 };
+
+// Direct draws of a uniform buffer: attempts per sample before it falls back to the descent.
+constexpr int64_t kDirectTries = 16;
 
 PYRL_HD inline uint64_t mix64(uint64_t z) {
   z += 0x9E3779B97F4A7C15ull;

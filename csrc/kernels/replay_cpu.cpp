@@ -41,6 +41,35 @@ int64_t random_stored_row(const Ring& ring, double u) {
   return -1;
 }
 
+// A uniform buffer (alpha 0: every transition row has leaf 1) draws rows directly: a row drawn
+// uniformly from the ring, drawn again while it is not a transition, is uniform over the
+// transitions, without a tree descent. A sample that finds none in kDirectTries attempts (a
+// nearly empty ring) falls back to the stratified descent with its first uniform.
+void direct_uniform_rows(const Ring& ring, uint64_t key, int64_t count, int64_t* index) {
+  const double* leaves = ring.sum_tree + ring.layout.leaf_offset();
+  const double capacity = static_cast<double>(ring.capacity);
+  auto row_of = [&](double u) {
+    return std::min(static_cast<int64_t>(u * capacity), ring.capacity - 1);
+  };
+  for (int64_t j = 0; j < count; ++j) {  // first attempts, their leaves fetched together
+    index[j] = row_of(counter_uniform(key, kDrawRow, j));
+    __builtin_prefetch(leaves + index[j]);
+  }
+  const double total = ring.sum_tree[0];
+  for (int64_t j = 0; j < count; ++j) {
+    int64_t attempt = 1;
+    while (leaves[index[j]] <= 0.0 && attempt < kDirectTries) {
+      index[j] = row_of(counter_uniform(key, kDrawRow, attempt * count + j));
+      ++attempt;
+    }
+    if (leaves[index[j]] <= 0.0) {
+      const double u = counter_uniform(key, kDrawRow, j);
+      const double mass = (static_cast<double>(j) + u) * total / static_cast<double>(count);
+      index[j] = tree_descend(ring.layout, ring.sum_tree, std::min(mass, std::nextafter(total, 0.0)));
+    }
+  }
+}
+
 // The window of up to k steps from `row`, clipped at its episode's end.
 struct RingWindow {
   int64_t steps;
@@ -143,6 +172,8 @@ int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const Replay
   const uint64_t key = draw_key(static_cast<uint64_t>(seed), static_cast<uint64_t>(call));
   if (given_rows != nullptr) {
     std::copy(given_rows, given_rows + count, out.index);
+  } else if (config.alpha == 0.0) {
+    direct_uniform_rows(ring, key, count, out.index);
   } else {
     thread_local std::vector<double> uniform;  // scratch reused across calls
     uniform.resize(static_cast<size_t>(count));

@@ -99,6 +99,16 @@ PYRL_HD inline int tree_pick_child(const double* children, double& u) {
   return pick;
 }
 
+// The leaf holding the mass `mass` (0 <= mass < the root's sum): one descent.
+PYRL_HD inline int64_t tree_descend(const TreeLayout& layout, const double* sum, double mass) {
+  int64_t node = 0;
+  for (int level = 0; level < layout.leaf_level(); ++level) {
+    node = kTreeFanout * node +
+           tree_pick_child(sum + layout.offset[level + 1] + kTreeFanout * node, mass);
+  }
+  return node;
+}
+
 // Batched CPU entry points (sum_tree_cpu.cpp). `leaf` values are already priority^alpha.
 void tree_set_leaves(const TreeLayout& layout, double* sum, double* mn, const int64_t* index,
                      const double* leaf, int64_t count);
