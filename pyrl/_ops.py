@@ -49,12 +49,8 @@ def tree_sample(sum_tree: Tensor, min_tree: Tensor, capacity: int, uniform: Tens
     return _ops.tree_sample.default(sum_tree, min_tree, capacity, uniform, beta, batch_max)
 
 
-def replay_check(state: list[Tensor]) -> Tensor:
-    return _ops.replay_check.default(state)
-
-
-REPLAY_OPS = ("replay_add", "replay_add_episode", "replay_sample", "replay_update_priorities",
-              "replay_check")
+def replay_rebuild(state: list[Tensor], alpha: float) -> None:
+    _ops.replay_rebuild.default(state, alpha)
 
 
 # ---- fakes -------------------------------------------------------------------------------------

@@ -3,17 +3,14 @@ code and never corrupt memory, rejected calls change nothing, snapshots are cons
 survive kill -9, and bad settings fail at construction with their name. Probes that could crash
 run in subprocesses, so a crash fails the test instead of the run."""
 
-import io
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-import zipfile
 
 import numpy as np
 import pytest
@@ -21,7 +18,6 @@ import torch
 
 import pyrl
 from pyrl import replay
-from pyrl.replay.layout import COUNTERS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

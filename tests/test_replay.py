@@ -2,8 +2,6 @@
 pyrl.reference, sampling statistics, stale updates, save/restore, threads and bad input."""
 
 import math
-import os
-import resource
 import subprocess
 import sys
 import threading
@@ -12,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-import pyrl
 from pyrl import _C, reference, replay
 
 F64 = torch.float64

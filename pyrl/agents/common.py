@@ -6,7 +6,6 @@ one file each (reinforce.py, ppo.py, ddpg.py) and read top to bottom.
 import csv
 import dataclasses
 import math
-import os
 import time
 from contextlib import contextmanager
 from typing import Callable, Optional, Union

@@ -9,7 +9,7 @@ from typing import Any, Mapping, Optional
 import torch
 from torch import Tensor
 
-from pyrl import _C
+from pyrl import _C, _ops
 from pyrl.replay.inputs import Field
 from pyrl.replay.layout import (CONFIG, COUNTERS, HER_OFF, HER_REWARDS, HER_STRATEGIES, STATE,
                                 episode_slots, tree_size)
@@ -194,7 +194,7 @@ class ReplayStorage:
         # from them (row owners, the leaf mask, every tree parent) is rebuilt from them on copies:
         # nothing stored is trusted as an index, and a rejected state changes nothing.
         rebuilt = [given[name].to(self.device, copy=True) for name in STATE_NAMES]
-        torch.ops.pyrl.replay_rebuild(rebuilt, float(self._alpha))
+        _ops.replay_rebuild(rebuilt, float(self._alpha))
         return {**given, **dict(zip(STATE_NAMES, rebuilt))}
 
     def load(self, given: Mapping[str, Tensor]) -> None:
