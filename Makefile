@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: main test setup setup-bench bench learning cuda-check sanitize fuzz clean
+.PHONY: main test setup setup-bench setup-docs docs bench learning cuda-check sanitize fuzz clean
 
 main: setup-bench
 	$(PYTHON) -m pyrl.cli train ddpg --env pyrl/PointReach-v0 --steps 15000 --out runs/point-reach --no-progress
@@ -19,6 +19,13 @@ setup:
 
 setup-bench:
 	scripts/setup.sh --bench
+
+setup-docs:
+	scripts/setup.sh --docs
+
+# The documentation site, warnings as errors, into docs/_build/html.
+docs: setup-docs
+	$(PYTHON) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 bench: setup-bench
 	$(PYTHON) benchmarks/bench_returns.py
@@ -41,4 +48,4 @@ fuzz: setup
 	PYRL_FUZZ_EXAMPLES=$${PYRL_FUZZ_EXAMPLES:-2000} $(PYTHON) -m pytest tests/test_fuzz.py -q
 
 clean:
-	rm -rf build dist *.egg-info runs
+	rm -rf build dist *.egg-info runs docs/_build

@@ -181,7 +181,8 @@ def bench(opts) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The ``pyrl`` command line (the docs site renders it)."""
     parser = argparse.ArgumentParser(prog="pyrl", description="pyrl: train agents, run the benchmark tables")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("train", help="train an agent; writes CSV, PNG and a checkpoint")
@@ -202,7 +203,11 @@ def main(argv=None) -> int:
     b = commands.add_parser("bench", help="run the benchmark tables (source checkout)")
     b.add_argument("names", nargs="*", help="returns, replay, her, agents (default: all four)")
     b.add_argument("--quick", action="store_true", help="small sizes, as CI runs them")
-    opts = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    opts = build_parser().parse_args(argv)
     return train(opts) if opts.command == "train" else bench(opts)
 
 

@@ -4,6 +4,7 @@
 # tools, and builds pyrl against that torch (incrementally, in build/).
 #   scripts/setup.sh          build + test tools
 #   scripts/setup.sh --bench  also the peer libraries the benchmarks compare against (best effort)
+#   scripts/setup.sh --docs   also Sphinx and its extensions (the docs extra)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -27,6 +28,10 @@ if [[ "${1:-}" == "--bench" ]]; then
   # Optional peers: a benchmark row is skipped, with its reason, when one is missing.
   pip_install -c "$constraints" numba stable-baselines3==2.9.2 cpprb==11.0.0 gymnasium==1.4.0 \
     torchrl==0.14.1 tensordict==0.14.3 || echo "setup: some benchmark peers did not install; their rows will be skipped"
+fi
+if [[ "${1:-}" == "--docs" ]]; then
+  pip_install -c "$constraints" "sphinx>=8" furo myst-parser sphinx-copybutton \
+    sphinx-autodoc-typehints sphinx-argparse
 fi
 pip_install -c "$constraints" --no-build-isolation -e .
 "$PY" -c "import pyrl; print('setup: pyrl built:', {k: v for k, v in pyrl.build_info().items() if k != 'parallel_backend'})"
