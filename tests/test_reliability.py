@@ -397,3 +397,33 @@ def test_cli_refuses_bad_settings_and_conflicts(tmp_path):
                  "--no-progress")
     assert result.returncode != 0 and "was trained on CartPole-v1, but --env names Acrobot-v1" \
         in result.stderr
+
+
+def test_a_failed_save_keeps_the_previous_file_and_no_temporary(tmp_path, monkeypatch):
+    buf = filled_buffer()
+    path = tmp_path / "buffer.pt"
+    buf.save(path)
+    before = path.read_bytes()
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        buf.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["buffer.pt"]
+
+
+def test_an_inconsistent_tree_is_refused_not_walked():
+    buf = filled_buffer()
+    leaves = replay.layout.tree_leaf_offset(buf.capacity)
+    storage = buf.storage
+    storage.sum_tree[leaves:leaves + buf.capacity] = 0.0  # parents still claim mass
+    with pytest.raises(ValueError, match="not a stored transition|without priority"):
+        buf.sample(64)
+    with pytest.raises(ValueError, match="without priority: sum_tree's parents do not match"):
+        torch.ops.pyrl.tree_sample(storage.sum_tree, storage.min_tree, buf.capacity,
+                                   torch.rand(8, dtype=torch.float64), 0.4, False)
+    with pytest.raises(replay.InvariantError, match="leaves"):
+        buf.check()
