@@ -8,6 +8,8 @@ loop, Stable-Baselines3's RolloutBuffer.compute_returns_and_advantage, a CleanRL
 a numba loop, and TorchRL's generalized_advantage_estimate / vec_generalized_advantage_estimate.
 Optional ones are skipped with a line saying why. Every baseline's output is checked against
 pyrl's before it is timed. Times are medians of torch.utils.benchmark's blocked_autorange.
+A second table times V-trace and Retrace at the same shapes against a CleanRL-style torch loop,
+a numba loop and TorchRL's vtrace_advantage_estimate.
 """
 
 import sys
@@ -206,6 +208,8 @@ def main(argv=None):
 
     print()
     print(other_ops_table(min_run_time))
+    print()
+    failures += offpolicy_table(min_run_time, slow_limit)
     return 1 if failures else 0
 
 
@@ -240,6 +244,166 @@ def other_ops_table(min_run_time):
         lines.append(f"{name:<30} {f'{T}x{N}':<8} {t_slow * 1e6:>13.1f} {t_fast * 1e6:>9.1f} "
                      f"{t_slow / t_fast:>8.1f}x")
     return "\n".join(lines)
+
+
+# ---- V-trace and Retrace ------------------------------------------------------------------------
+
+RHO_BAR = C_BAR = 1.0
+
+
+def make_offpolicy(T, N, seed=3):
+    r = make_rollout(T, N, seed)
+    r["log_rho"] = 0.5 * torch.randn(T, N, generator=torch.Generator().manual_seed(seed + 1))
+    return r
+
+
+def vtrace_torch_loop(r):
+    """The usual per-step torch loop (as IMPALA ports write it), separate flags."""
+    rho = r["log_rho"].exp()
+    rhos, cs = rho.clamp(max=RHO_BAR), rho.clamp(max=C_BAR)
+    T = rho.shape[0]
+    not_terminal = (~r["terminated"]).float()
+    cont = (~(r["terminated"] | r["truncated"])).float()
+    cont[-1] = 0.0
+    value, next_value, reward = r["value"], r["next_value"], r["reward"]
+    deltas = rhos * (reward + GAMMA * not_terminal * next_value - value)
+    diff = torch.zeros_like(value[0])
+    vs_minus_v = torch.zeros_like(value)
+    for t in reversed(range(T)):
+        diff = deltas[t] + GAMMA * cs[t] * cont[t] * diff
+        vs_minus_v[t] = diff
+    vs = vs_minus_v + value
+    vhat = torch.where(cont.bool(), torch.cat([vs[1:], vs[-1:]]), next_value)
+    return vs, rhos * (reward + GAMMA * not_terminal * vhat - value)
+
+
+def retrace_torch_loop(r):
+    c = r["log_rho"].exp().clamp(max=1.0)
+    T = c.shape[0]
+    not_terminal = (~r["terminated"]).float()
+    cont = (~(r["terminated"] | r["truncated"])).float()
+    cont[-1] = 0.0
+    target = torch.zeros_like(r["reward"])
+    carry = torch.zeros_like(r["reward"][0])
+    next_c = torch.zeros_like(carry)
+    for t in reversed(range(T)):
+        g = r["reward"][t] + GAMMA * not_terminal[t] * (r["next_value"][t] + cont[t] * next_c * carry)
+        target[t] = g
+        carry, next_c = g - r["value"][t], c[t]
+    return (target,)
+
+
+def offpolicy_numba():
+    try:
+        import numba
+    except ImportError as err:
+        return None, None
+
+    @numba.njit(cache=False)
+    def vtrace(log_rho, reward, value, next_value, terminated, truncated, gamma):
+        T, N = reward.shape
+        vs = np.empty_like(reward)
+        pg = np.empty_like(reward)
+        diff = np.zeros(N)
+        for t in range(T - 1, -1, -1):
+            for n in range(N):
+                ends = terminated[t, n] or truncated[t, n] or t == T - 1
+                ratio = np.exp(log_rho[t, n])
+                rho, c = min(RHO_BAR, ratio), min(C_BAR, ratio)
+                boot = 0.0 if terminated[t, n] else next_value[t, n]
+                d = rho * (reward[t, n] + gamma * boot - value[t, n])
+                if not ends:
+                    d += gamma * c * diff[n]
+                    vhat = value[t + 1, n] + diff[n]
+                else:
+                    vhat = next_value[t, n]
+                if terminated[t, n]:
+                    vhat = 0.0
+                pg[t, n] = rho * (reward[t, n] + gamma * vhat - value[t, n])
+                vs[t, n] = value[t, n] + d
+                diff[n] = d
+        return vs, pg
+
+    @numba.njit(cache=False)
+    def retrace(log_rho, reward, q, next_v, terminated, truncated, gamma):
+        T, N = reward.shape
+        target = np.empty_like(reward)
+        carry = np.zeros(N)
+        for t in range(T - 1, -1, -1):
+            for n in range(N):
+                ends = terminated[t, n] or truncated[t, n] or t == T - 1
+                if terminated[t, n]:
+                    g = reward[t, n]
+                elif ends:
+                    g = reward[t, n] + gamma * next_v[t, n]
+                else:
+                    c = min(1.0, np.exp(log_rho[t + 1, n]))
+                    g = reward[t, n] + gamma * (next_v[t, n] + c * carry[n])
+                target[t, n] = g
+                carry[n] = g - q[t, n]
+        return (target,)
+
+    def args(r):
+        return tuple(r[k].numpy() for k in ("log_rho", "reward", "value", "next_value",
+                                            "terminated", "truncated")) + (GAMMA,)
+    return (lambda r: vtrace(*args(r))), (lambda r: retrace(*args(r)))
+
+
+def torchrl_vtrace():
+    try:
+        from torchrl.objectives.value.functional import vtrace_advantage_estimate
+        vtrace_advantage_estimate  # noqa: B018
+    except Exception as err:  # noqa: BLE001 (its binary may not load with this torch)
+        return None, f"torchrl vtrace unavailable ({type(err).__name__}: {str(err)[:60]})"
+
+    def run(r):
+        trail = [x.T.unsqueeze(-1) for x in (r["log_rho"], torch.zeros_like(r["log_rho"]),
+                                             r["value"], r["next_value"], r["reward"])]
+        done = (r["terminated"] | r["truncated"]).T.unsqueeze(-1)
+        _, vs = vtrace_advantage_estimate(GAMMA, *trail, done, r["terminated"].T.unsqueeze(-1),
+                                          rho_thresh=RHO_BAR, c_thresh=C_BAR, time_dim=-2)
+        return (vs.squeeze(-1).T,)
+    return run, None
+
+
+def offpolicy_table(min_run_time, slow_limit) -> int:
+    numba_vtrace, numba_retrace = offpolicy_numba()
+    torchrl_run, skip = torchrl_vtrace()
+    if skip:
+        print(f"skipped: {skip}")
+    header = f"{'op':<8} {'T x N':<10} {'baseline':<32} {'baseline us':>12} {'pyrl us':>9} {'speedup':>9}"
+    print(header)
+    print("-" * len(header))
+    failures = 0
+    for T, N in SHAPES:
+        r = make_offpolicy(T, N)
+        args = tuple(r[k] for k in ("log_rho", "reward", "value", "next_value", "terminated",
+                                    "truncated"))
+        ops = {"vtrace": (lambda r: returns.vtrace(*args, GAMMA, RHO_BAR, C_BAR)),
+               "retrace": (lambda r: (returns.retrace(*args, GAMMA),))}
+        peers = {"vtrace": {"numba loop": numba_vtrace, "TorchRL vtrace": torchrl_run},
+                 "retrace": {"numba loop": numba_retrace}}
+        if T * N <= slow_limit:
+            peers["vtrace"]["CleanRL-style torch loop"] = vtrace_torch_loop
+            peers["retrace"]["CleanRL-style torch loop"] = retrace_torch_loop
+        for op, run_pyrl in ops.items():
+            expected = run_pyrl(r)
+            t_pyrl = median_us(run_pyrl, min_run_time, r)
+            for name, fn in peers[op].items():
+                if fn is None:
+                    continue
+                got = fn(r)
+                try:  # verify before timing (TorchRL's vtrace gives vs only)
+                    torch.testing.assert_close(torch.as_tensor(np.asarray(got[0])), expected[0],
+                                               rtol=1e-4, atol=1e-4)
+                except AssertionError as err:
+                    print(f"MISMATCH {name} {op} at {T}x{N}: {str(err)[:200]}")
+                    failures += 1
+                    continue
+                t_base = median_us(fn, min_run_time, r)
+                print(f"{op:<8} {f'{T}x{N}':<10} {name:<32} {t_base:>12.1f} {t_pyrl:>9.1f} "
+                      f"{t_base / t_pyrl:>8.1f}x", flush=True)
+    return failures
 
 
 if __name__ == "__main__":

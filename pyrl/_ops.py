@@ -39,6 +39,18 @@ def nstep_gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Ten
                                   gamma, lmbda)
 
 
+def vtrace(log_rho: Tensor, reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
+           truncated: Tensor, gamma: float, rho_bar: float, c_bar: float,
+           lmbda: float) -> tuple[Tensor, Tensor]:
+    return _ops.vtrace.default(log_rho, reward, value, next_value, terminated, truncated, gamma,
+                               rho_bar, c_bar, lmbda)
+
+
+def retrace(log_rho: Tensor, reward: Tensor, q: Tensor, next_v: Tensor, terminated: Tensor,
+            truncated: Tensor, gamma: float, lmbda: float) -> Tensor:
+    return _ops.retrace.default(log_rho, reward, q, next_v, terminated, truncated, gamma, lmbda)
+
+
 def tree_update(sum_tree: Tensor, min_tree: Tensor, capacity: int, index: Tensor,
                 leaf: Tensor) -> None:
     _ops.tree_update.default(sum_tree, min_tree, capacity, index, leaf)
@@ -112,6 +124,26 @@ def _nstep_gae_fake(reward, value, next_value, terminated, truncated, uniform, n
     _check_rollout("pyrl::nstep_gae", reward, value=value, next_value=next_value,
                    terminated=terminated, truncated=truncated, uniform=uniform)
     return _window_outputs(reward)
+
+
+def _check_off_policy(op: str, log_rho: Tensor, reward: Tensor, **others: Tensor) -> None:
+    torch._check(reward.dim() == 2, lambda: f"{op}: reward should be 2-D [T, N], got {reward.dim()}-D")
+    _check_rollout(op, reward, log_rho=log_rho, **others)
+
+
+@torch.library.register_fake("pyrl::vtrace")
+def _vtrace_fake(log_rho, reward, value, next_value, terminated, truncated, gamma, rho_bar, c_bar,
+                 lmbda):
+    _check_off_policy("pyrl::vtrace", log_rho, reward, value=value, next_value=next_value,
+                      terminated=terminated, truncated=truncated)
+    return _like(reward), _like(reward)
+
+
+@torch.library.register_fake("pyrl::retrace")
+def _retrace_fake(log_rho, reward, q, next_v, terminated, truncated, gamma, lmbda):
+    _check_off_policy("pyrl::retrace", log_rho, reward, q=q, next_v=next_v,
+                      terminated=terminated, truncated=truncated)
+    return _like(reward)
 
 
 # The replay ops that only mutate their (a!) arguments (add, add_episode, update_priorities)

@@ -62,6 +62,45 @@ def lambda_return(reward: Tensor, next_value: Tensor, terminated: Tensor, trunca
     return out.to(reward.dtype)
 
 
+def vtrace(log_rho: Tensor, reward: Tensor, value: Tensor, next_value: Tensor,
+           terminated: Tensor, truncated: Tensor, gamma: float = 0.99, rho_bar: float = 1.0,
+           c_bar: float = 1.0, lmbda: float = 1.0) -> tuple[Tensor, Tensor]:
+    r, v, nv = reward.double(), value.double(), next_value.double()
+    ratio = log_rho.double().exp()
+    rho, c = ratio.clamp(max=rho_bar), lmbda * ratio.clamp(max=c_bar)
+    term, trunc = _flags(terminated, reward), _flags(truncated, reward)
+    T = r.shape[0]
+    vs, pg = torch.zeros_like(r), torch.zeros_like(r)
+    for t in reversed(range(T)):
+        ends = term[t] | trunc[t] | (t == T - 1)
+        bootstrap = torch.where(term[t], 0.0, nv[t])
+        diff = rho[t] * (r[t] + gamma * bootstrap - v[t])
+        if t < T - 1:
+            diff = diff + torch.where(ends, 0.0, gamma * c[t] * (vs[t + 1] - v[t + 1]))
+            vhat = torch.where(ends, nv[t], vs[t + 1])
+        else:
+            vhat = nv[t]
+        vs[t] = v[t] + diff
+        pg[t] = rho[t] * (r[t] + gamma * torch.where(term[t], 0.0, vhat) - v[t])
+    return vs.to(reward.dtype), pg.to(reward.dtype)
+
+
+def retrace(log_rho: Tensor, reward: Tensor, q: Tensor, next_v: Tensor, terminated: Tensor,
+            truncated: Tensor, gamma: float = 0.99, lmbda: float = 1.0) -> Tensor:
+    r, q, nv = reward.double(), q.double(), next_v.double()
+    c = lmbda * log_rho.double().exp().clamp(max=1.0)
+    term, trunc = _flags(terminated, reward), _flags(truncated, reward)
+    T = r.shape[0]
+    target = torch.zeros_like(r)
+    for t in reversed(range(T)):
+        ends = term[t] | trunc[t] | (t == T - 1)
+        tail = nv[t]
+        if t < T - 1:
+            tail = tail + torch.where(ends, 0.0, c[t + 1] * (target[t + 1] - q[t + 1]))
+        target[t] = r[t] + gamma * torch.where(term[t], 0.0, tail)
+    return target.to(reward.dtype)
+
+
 def floating_k(uniform: Optional[Tensor], n: int, shape) -> Tensor:
     """k per window: n, or uniform on {1..n} from u in [0, 1)."""
     if uniform is None:

@@ -25,7 +25,8 @@ from torch import Tensor
 
 from pyrl import _ops
 
-__all__ = ["gae", "discounted_return", "lambda_return", "nstep_return", "nstep_gae"]
+__all__ = ["gae", "discounted_return", "lambda_return", "nstep_return", "nstep_gae", "vtrace",
+           "retrace"]
 
 
 def gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
@@ -147,3 +148,56 @@ def nstep_gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Ten
     """
     u = _uniform(reward, floating, uniform, generator)
     return _ops.nstep_gae(reward, value, next_value, terminated, truncated, u, n, gamma, lmbda)
+
+
+# ---- off-policy corrections --------------------------------------------------------------------
+
+def vtrace(log_rho: Tensor, reward: Tensor, value: Tensor, next_value: Tensor,
+           terminated: Tensor, truncated: Tensor, gamma: float = 0.99, rho_bar: float = 1.0,
+           c_bar: float = 1.0, lmbda: float = 1.0) -> tuple[Tensor, Tensor]:
+    """V-trace targets and policy-gradient advantages for data another (or an older) policy
+    collected (Espeholt et al. 2018, https://arxiv.org/abs/1802.01561).
+
+    With ``rho_t = min(rho_bar, exp(log_rho_t))`` and ``c_t = lmbda * min(c_bar, exp(log_rho_t))``:
+    ``delta_t = rho_t (r_t + gamma nv_t - v_t)`` (``nv_t`` taken as 0 where terminated),
+    ``vs_t - v_t = delta_t + gamma c_t (vs_{t+1} - v_{t+1})`` (nothing carried past an episode's
+    end or the rollout's last row), and
+    ``pg_advantage_t = rho_t (r_t + gamma vhat_{t+1} - v_t)`` with ``vhat_{t+1} = vs_{t+1}``
+    inside an episode, ``next_value_t`` at a cut or the last row. ``rho = 1`` everywhere gives
+    the on-policy lambda-return; ``c_bar`` near 0 gives one-step TD targets.
+
+    Args:
+        log_rho: ``[T, N]`` log importance ratios ``log pi(a_t|o_t) - log mu(a_t|o_t)``; -inf is
+            allowed (a ratio of 0), NaN is not.
+        reward, value: ``[T, N]``; ``value`` is ``V(o_t)``.
+        next_value: ``[T, N]``, ``V(o_{t+1})``, the final observation's where an episode was cut.
+        terminated, truncated: ``[T, N]`` flags, kept apart.
+        gamma: discount in [0, 1]; rho_bar, c_bar: clipping thresholds > 0; lmbda in [0, 1].
+
+    Returns:
+        ``(vs, pg_advantage)``, both like ``reward``; targets, not differentiable.
+    """
+    return _ops.vtrace(log_rho, reward, value, next_value, terminated, truncated, gamma, rho_bar,
+                       c_bar, lmbda)
+
+
+def retrace(log_rho: Tensor, reward: Tensor, q: Tensor, next_v: Tensor, terminated: Tensor,
+            truncated: Tensor, gamma: float = 0.99, lmbda: float = 1.0) -> Tensor:
+    """Retrace Q targets (Munos et al. 2016, https://arxiv.org/abs/1606.02647).
+
+    ``G_t = r_t + gamma (next_v_t + c_{t+1} (G_{t+1} - q_{t+1}))`` with the trace
+    ``c_{t+1} = lmbda * min(1, exp(log_rho_{t+1}))``, cut (0) where an episode ends or the rollout
+    does, and ``G_t = r_t`` where terminated.
+
+    Args:
+        log_rho: ``[T, N]`` log ratios of the taken actions, ``log pi(a_t|o_t) - log mu(a_t|o_t)``.
+        reward: ``[T, N]``.
+        q: ``[T, N]``, ``Q(o_t, a_t)``.
+        next_v: ``[T, N]``, ``E_{a ~ pi} Q(o_{t+1}, a)``, the final observation's at a cut.
+        terminated, truncated: ``[T, N]`` flags, kept apart.
+        gamma: discount in [0, 1]; lmbda: trace decay in [0, 1].
+
+    Returns:
+        ``G`` like ``reward``; targets, not differentiable.
+    """
+    return _ops.retrace(log_rho, reward, q, next_v, terminated, truncated, gamma, lmbda)

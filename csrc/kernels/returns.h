@@ -19,6 +19,7 @@
 //   n-step GAE  C_t = sum_{l<k_eff} (gamma lmbda)^l delta_{t+l} + v_t - D_t * nv_boot
 //               D_t = gamma (gamma lmbda)^(k_eff - 1), or 0 if terminal   (SPEC 4.2)
 // A target is then y_t = R_t + D_t * next_value[boot_t] (or C_t + D_t * Q(...)).
+#include <cmath>
 #include <cstdint>
 
 #include "macros.h"
@@ -87,9 +88,65 @@ PYRL_HD inline acc_t window_gae_credit(const T* reward, const T* value, const T*
   return credit + acc_t(value[0]) - discount * last_bootstrap;
 }
 
+// ---- off-policy corrections ------------------------------------------------------------------
+//
+// V-trace (Espeholt et al. 2018, https://arxiv.org/abs/1802.01561), with
+//   rho_t = min(rho_bar, exp(log_rho_t)),  c_t = lmbda min(c_bar, exp(log_rho_t)):
+//   delta_t = rho_t (r_t + gamma nv_t - v_t)                       (nv_t = 0 if terminated_t)
+//   d_t     = vs_t - v_t = delta_t + gamma c_t d_{t+1}            (d_{t+1} = 0 where it ends)
+//   pg_t    = rho_t (r_t + gamma vhat_{t+1} - v_t)    vhat = vs_{t+1} inside an episode, nv_t at
+//                                                     an end or the rollout's last step
+// Retrace (Munos et al. 2016, https://arxiv.org/abs/1606.02647), c_{t+1} = lmbda min(1, rho_{t+1}):
+//   G_t = r_t + gamma (nv_t + c_{t+1} (G_{t+1} - q_{t+1}))         (the trace cut where it ends;
+//                                                                  G_t = r_t if terminated_t)
+// nv_t is V(o_{t+1}) (V-trace) or E_pi Q(o_{t+1}, .) (Retrace), the final observation's at a cut.
+
+PYRL_HD inline acc_t clip(acc_t ratio, acc_t bar) { return ratio < bar ? ratio : bar; }
+
+struct VtraceStep {
+  acc_t diff;          // vs_t - v_t
+  acc_t pg_advantage;
+};
+
+// One step back; `next_vs` is vs_{t+1} (read only inside an episode, before the rollout's end).
+PYRL_HD inline VtraceStep vtrace_step(acc_t reward, acc_t value, acc_t next_value, acc_t next_vs,
+                                      bool terminated, bool ends, acc_t rho, acc_t c,
+                                      acc_t gamma, acc_t next_diff) {
+  const acc_t bootstrap = terminated ? acc_t(0) : next_value;
+  const acc_t diff = rho * (reward + gamma * bootstrap - value) +
+                     (ends ? acc_t(0) : gamma * c * next_diff);
+  const acc_t vhat = terminated ? acc_t(0) : (ends ? next_value : next_vs);
+  return {diff, rho * (reward + gamma * vhat - value)};
+}
+
+// One step back; `next_carry` is G_{t+1} - q_{t+1} and `next_c` the trace of step t + 1.
+PYRL_HD inline acc_t retrace_step(acc_t reward, acc_t next_v, bool terminated, bool ends,
+                                  acc_t next_c, acc_t gamma, acc_t next_carry) {
+  const acc_t trace = ends ? acc_t(0) : next_c * next_carry;  // selects, so columns vectorise
+  return reward + (terminated ? acc_t(0) : gamma * (next_v + trace));
+}
+
 }  // inline namespace PYRL_CPU_ISA
 
 // ---- CPU entry points (returns_cpu.cpp) and their arguments. ----
+
+// V-trace and Retrace: all arrays [T, C]; `value` holds v (V-trace) or q (Retrace), `next_value`
+// nv or next_v.
+template <typename T>
+struct OffPolicyArgs {
+  const T* log_rho;
+  const T* reward;
+  const T* value;
+  const T* next_value;
+  const uint8_t* terminated;
+  const uint8_t* truncated;
+  int64_t steps;
+  int64_t columns;
+  acc_t gamma;
+  acc_t rho_bar;  // V-trace only
+  acc_t c_bar;    // V-trace only; Retrace clips at 1
+  acc_t lmbda;
+};
 
 template <typename T>
 struct RolloutArgs {
@@ -133,6 +190,8 @@ struct CpuScans {
                        int64_t end);
   void (*nstep_gae)(const WindowArgs<T>&, T* credit, T* discount, int64_t* boot, int64_t begin,
                     int64_t end);
+  void (*vtrace)(const OffPolicyArgs<T>&, T* vs, T* pg_advantage, int64_t begin, int64_t end);
+  void (*retrace)(const OffPolicyArgs<T>&, T* target, int64_t begin, int64_t end);
 };
 
 // The scans compiled for the widest instruction set this CPU runs, chosen once.

@@ -5,12 +5,20 @@
 // The backward recurrences run time-outer, columns-inner: each time step reads a contiguous slice
 // of every input row, four float64 lanes at a time (GCC/Clang vector extensions: AVX2 registers in
 // the AVX2 copy, SSE2 pairs in the baseline one). See backward_scan for how columns are grouped.
+#include <cmath>
 #include <cstring>
 #if defined(__AVX__)
 #include <immintrin.h>
 #endif
 
 #include "returns.h"
+
+#if defined(__GLIBC__) && defined(__x86_64__)
+// glibc declares exp's vector variants (libmvec, accurate to 4 ulp) only under -ffast-math;
+// declaring them here lets the off-policy scans vectorise their ratios across columns without
+// fast-math's other licences (-fno-math-errno is enough, see CMakeLists.txt).
+extern "C" double exp(double) noexcept __attribute__((simd("notinbranch")));
+#endif
 
 namespace pyrl::kernels {
 inline namespace PYRL_CPU_ISA {
@@ -234,6 +242,87 @@ void nstep_gae_cpu(const WindowArgs<T>& a, T* credit, T* discount, int64_t* boot
   }
 }
 
+// The off-policy scans: time-outer over a block of up to kSweep columns, one carry per column.
+// Each row's ratios exp(log_rho) come first, in a loop of their own that vectorises (libmvec).
+template <typename T>
+inline void exp_row(const T* __restrict log_rho, acc_t* __restrict ratio, int64_t width) {
+  for (int64_t k = 0; k < width; ++k) ratio[k] = ::exp(acc_t(log_rho[k]));
+}
+
+// Narrow rollouts (a few columns, every one in this task): a row is too short to vectorise, so
+// all of the ratios are taken in one pass over the contiguous array first.
+constexpr int64_t kNarrow = 16;
+constexpr int64_t kWholeRatios = int64_t{1} << 16;
+
+template <typename T>
+const acc_t* whole_ratios(const OffPolicyArgs<T>& a, int64_t begin, int64_t end) {
+  if (begin != 0 || end != a.columns || a.columns > kNarrow ||
+      a.steps * a.columns > kWholeRatios) {
+    return nullptr;
+  }
+  thread_local acc_t* ratios = new acc_t[kWholeRatios];  // scratch of each thread, kept
+  exp_row(a.log_rho, ratios, a.steps * a.columns);
+  return ratios;
+}
+
+template <typename T>
+void vtrace_cpu(const OffPolicyArgs<T>& a, T* vs, T* pg_advantage, int64_t begin, int64_t end) {
+  alignas(64) acc_t carry[kSweep];
+  alignas(64) acc_t row_ratio[kSweep];
+  const acc_t* whole = whole_ratios(a, begin, end);
+  for (int64_t first = begin; first < end; first += kSweep) {
+    const int64_t width = end - first < kSweep ? end - first : kSweep;
+    for (int64_t k = 0; k < width; ++k) carry[k] = 0;
+    for (int64_t t = a.steps - 1; t >= 0; --t) {
+      const bool last = t == a.steps - 1;
+      const int64_t row = t * a.columns + first;
+      const acc_t* ratio = whole != nullptr ? whole + row : row_ratio;
+      if (whole == nullptr) exp_row(a.log_rho + row, row_ratio, width);
+      for (int64_t k = 0; k < width; ++k) {
+        const int64_t i = row + k;
+        // Bitwise, not ||: no branch, so the columns vectorise.
+        const bool terminated = a.terminated[i] != 0;
+        const bool ends = (a.terminated[i] | a.truncated[i] | uint8_t(last)) != 0;
+        const acc_t next_vs = last ? acc_t(0) : acc_t(a.value[i + a.columns]) + carry[k];
+        const VtraceStep step = vtrace_step(
+            acc_t(a.reward[i]), acc_t(a.value[i]), acc_t(a.next_value[i]), next_vs, terminated,
+            ends, clip(ratio[k], a.rho_bar), a.lmbda * clip(ratio[k], a.c_bar), a.gamma, carry[k]);
+        vs[i] = T(acc_t(a.value[i]) + step.diff);
+        pg_advantage[i] = T(step.pg_advantage);
+        carry[k] = step.diff;
+      }
+    }
+  }
+}
+
+template <typename T>
+void retrace_cpu(const OffPolicyArgs<T>& a, T* target, int64_t begin, int64_t end) {
+  alignas(64) acc_t carry[kSweep];
+  alignas(64) acc_t row_ratio[kSweep];  // exp(log_rho) of the row after the current one
+  const acc_t* whole = whole_ratios(a, begin, end);
+  for (int64_t first = begin; first < end; first += kSweep) {
+    const int64_t width = end - first < kSweep ? end - first : kSweep;
+    for (int64_t k = 0; k < width; ++k) carry[k] = row_ratio[k] = 0;
+    for (int64_t t = a.steps - 1; t >= 0; --t) {
+      const bool last = t == a.steps - 1;
+      const int64_t row = t * a.columns + first;
+      const acc_t* next_ratio = whole != nullptr && !last ? whole + row + a.columns : row_ratio;
+      for (int64_t k = 0; k < width; ++k) {
+        const int64_t i = row + k;
+        // Bitwise, not ||: no branch, so the columns vectorise.
+        const bool terminated = a.terminated[i] != 0;
+        const bool ends = (a.terminated[i] | a.truncated[i] | uint8_t(last)) != 0;
+        const acc_t next_c = ends ? acc_t(0) : a.lmbda * clip(next_ratio[k], acc_t(1));
+        const acc_t g = retrace_step(acc_t(a.reward[i]), acc_t(a.next_value[i]), terminated, ends,
+                                     next_c, a.gamma, carry[k]);
+        target[i] = T(g);
+        carry[k] = g - acc_t(a.value[i]);
+      }
+      if (whole == nullptr) exp_row(a.log_rho + row, row_ratio, width);
+    }
+  }
+}
+
 }  // namespace
 
 #define PYRL_STRINGIFY_(x) #x
@@ -241,10 +330,12 @@ void nstep_gae_cpu(const WindowArgs<T>& a, T* credit, T* discount, int64_t* boot
 
 extern const CpuScans<float> scans_float{&gae_cpu<float>, &discounted_return_cpu<float>,
                                          &lambda_return_cpu<float>, &nstep_return_cpu<float>,
-                                         &nstep_gae_cpu<float>};
+                                         &nstep_gae_cpu<float>, &vtrace_cpu<float>,
+                                         &retrace_cpu<float>};
 extern const CpuScans<double> scans_double{&gae_cpu<double>, &discounted_return_cpu<double>,
                                            &lambda_return_cpu<double>, &nstep_return_cpu<double>,
-                                           &nstep_gae_cpu<double>};
+                                           &nstep_gae_cpu<double>, &vtrace_cpu<double>,
+                                           &retrace_cpu<double>};
 extern const char* const isa_name = PYRL_STRINGIFY(PYRL_CPU_ISA);
 
 }  // inline namespace PYRL_CPU_ISA

@@ -10,6 +10,7 @@
 #include <ATen/ops/empty_like.h>
 #include <torch/library.h>
 
+#include <cmath>
 #include <tuple>
 
 #include "../kernels/returns.h"
@@ -239,6 +240,93 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> nstep_gae_cpu(
 
 }  // namespace
 
+// ---- off-policy corrections ------------------------------------------------------------------
+
+// Shared set-up of V-trace and Retrace: checks, contiguous inputs, the arguments.
+struct OffPolicyInputs {
+  at::Tensor log_rho, reward, value, next_value, terminated, truncated;
+};
+
+OffPolicyInputs off_policy_inputs(const char* op, const at::Tensor& log_rho,
+                                  const at::Tensor& reward, const at::Tensor& value,
+                                  const char* value_name, const at::Tensor& next_value,
+                                  const char* next_name, const at::Tensor& terminated,
+                                  const at::Tensor& truncated, double gamma, double lmbda) {
+  checks::floating(op, "reward", reward);
+  checks::rank(op, "reward", reward, 2, 2, "2-D [T, N]");
+  checks::unit_interval(op, "gamma", gamma);
+  checks::unit_interval(op, "lmbda", lmbda);
+  checks::like(op, "log_rho", log_rho, "reward", reward);
+  checks::like(op, value_name, value, "reward", reward);
+  checks::like(op, next_name, next_value, "reward", reward);
+  OffPolicyInputs in{log_rho.contiguous(), reward.contiguous(), value.contiguous(),
+                     next_value.contiguous(), flag_bytes(op, "terminated", terminated, reward),
+                     flag_bytes(op, "truncated", truncated, reward)};
+  AT_DISPATCH_FLOATING_TYPES(in.log_rho.scalar_type(), "pyrl::off_policy", [&] {
+    // A NaN ratio would poison every target before it in its column: refuse it by name.
+    const scalar_t* x = in.log_rho.const_data_ptr<scalar_t>();
+    for (int64_t i = 0; i < in.log_rho.numel(); ++i) {
+      TORCH_CHECK(!std::isnan(x[i]), op, ": log_rho should not be NaN, got NaN at flat position ",
+                  i, " (a behaviour probability of 0 gives -inf, not NaN)");
+    }
+  });
+  return in;
+}
+
+template <typename T>
+kernels::OffPolicyArgs<T> off_policy_args(const OffPolicyInputs& in, double gamma,
+                                          double rho_bar, double c_bar, double lmbda) {
+  const int64_t steps = in.reward.size(0);
+  return {in.log_rho.const_data_ptr<T>(), in.reward.const_data_ptr<T>(),
+          in.value.const_data_ptr<T>(),   in.next_value.const_data_ptr<T>(),
+          bytes_of(in.terminated),        bytes_of(in.truncated),
+          steps,                          steps == 0 ? 0 : in.reward.numel() / steps,
+          gamma,                          rho_bar,
+          c_bar,                          lmbda};
+}
+
+std::tuple<at::Tensor, at::Tensor> vtrace_cpu(const at::Tensor& log_rho, const at::Tensor& reward,
+                                              const at::Tensor& value,
+                                              const at::Tensor& next_value,
+                                              const at::Tensor& terminated,
+                                              const at::Tensor& truncated, double gamma,
+                                              double rho_bar, double c_bar, double lmbda) {
+  constexpr const char* op = "pyrl::vtrace";
+  TORCH_CHECK(std::isfinite(rho_bar) && rho_bar > 0, op,
+              ": rho_bar should be a finite number > 0, got ", rho_bar);
+  TORCH_CHECK(std::isfinite(c_bar) && c_bar > 0, op, ": c_bar should be a finite number > 0, got ",
+              c_bar);
+  const auto in = off_policy_inputs(op, log_rho, reward, value, "value", next_value, "next_value",
+                                    terminated, truncated, gamma, lmbda);
+  auto vs = at::empty_like(in.reward), pg_advantage = at::empty_like(in.reward);
+  AT_DISPATCH_FLOATING_TYPES(in.reward.scalar_type(), op, [&] {
+    const auto args = off_policy_args<scalar_t>(in, gamma, rho_bar, c_bar, lmbda);
+    auto* out_vs = vs.mutable_data_ptr<scalar_t>();
+    auto* out_pg = pg_advantage.mutable_data_ptr<scalar_t>();
+    parallel_columns(args.steps, args.columns, [&](int64_t begin, int64_t end) {
+      kernels::cpu_scans<scalar_t>().vtrace(args, out_vs, out_pg, begin, end);
+    });
+  });
+  return {vs, pg_advantage};
+}
+
+at::Tensor retrace_cpu(const at::Tensor& log_rho, const at::Tensor& reward, const at::Tensor& q,
+                       const at::Tensor& next_v, const at::Tensor& terminated,
+                       const at::Tensor& truncated, double gamma, double lmbda) {
+  constexpr const char* op = "pyrl::retrace";
+  const auto in = off_policy_inputs(op, log_rho, reward, q, "q", next_v, "next_v", terminated,
+                                    truncated, gamma, lmbda);
+  auto target = at::empty_like(in.reward);
+  AT_DISPATCH_FLOATING_TYPES(in.reward.scalar_type(), op, [&] {
+    const auto args = off_policy_args<scalar_t>(in, gamma, 1.0, 1.0, lmbda);
+    auto* out = target.mutable_data_ptr<scalar_t>();
+    parallel_columns(args.steps, args.columns, [&](int64_t begin, int64_t end) {
+      kernels::cpu_scans<scalar_t>().retrace(args, out, begin, end);
+    });
+  });
+  return target;
+}
+
 TORCH_LIBRARY_FRAGMENT(pyrl, m) {
   m.def(
       "gae(Tensor reward, Tensor value, Tensor next_value, Tensor terminated, Tensor truncated, "
@@ -256,6 +344,13 @@ TORCH_LIBRARY_FRAGMENT(pyrl, m) {
       "nstep_gae(Tensor reward, Tensor value, Tensor next_value, Tensor terminated, "
       "Tensor truncated, Tensor? uniform, int n, float gamma, float lmbda) "
       "-> (Tensor credit, Tensor discount, Tensor boot)");
+  m.def(
+      "vtrace(Tensor log_rho, Tensor reward, Tensor value, Tensor next_value, Tensor terminated, "
+      "Tensor truncated, float gamma, float rho_bar, float c_bar, float lmbda) "
+      "-> (Tensor vs, Tensor pg_advantage)");
+  m.def(
+      "retrace(Tensor log_rho, Tensor reward, Tensor q, Tensor next_v, Tensor terminated, "
+      "Tensor truncated, float gamma, float lmbda) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(pyrl, CPU, m) {
@@ -264,6 +359,8 @@ TORCH_LIBRARY_IMPL(pyrl, CPU, m) {
   m.impl("lambda_return", &lambda_return_cpu);
   m.impl("nstep_return", &nstep_return_cpu);
   m.impl("nstep_gae", &nstep_gae_cpu);
+  m.impl("vtrace", &vtrace_cpu);
+  m.impl("retrace", &retrace_cpu);
 }
 
 }  // namespace pyrl

@@ -1,4 +1,6 @@
-"""Replay storage with prioritized sampling and n-step returns on compiled ops::
+"""Replay storage with prioritized sampling and n-step returns on compiled ops.
+
+Example::
 
     buf = replay.ReplayBuffer(1_000_000, {"obs": (17,), "action": (6,)},
                               prioritized=replay.PER(alpha=0.6, beta=0.4), seed=0)
