@@ -101,29 +101,36 @@ PYRL_HD inline acc_t window_gae_credit(const T* reward, const T* value, const T*
 //                                                                  G_t = r_t if terminated_t)
 // nv_t is V(o_{t+1}) (V-trace) or E_pi Q(o_{t+1}, .) (Retrace), the final observation's at a cut.
 
-PYRL_HD inline acc_t clip(acc_t ratio, acc_t bar) { return ratio < bar ? ratio : bar; }
-
-struct VtraceStep {
-  acc_t diff;          // vs_t - v_t
-  acc_t pg_advantage;
-};
-
-// One step back; `next_vs` is vs_{t+1} (read only inside an episode, before the rollout's end).
-PYRL_HD inline VtraceStep vtrace_step(acc_t reward, acc_t value, acc_t next_value, acc_t next_vs,
-                                      bool terminated, bool ends, acc_t rho, acc_t c,
-                                      acc_t gamma, acc_t next_diff) {
-  const acc_t bootstrap = terminated ? acc_t(0) : next_value;
-  const acc_t diff = rho * (reward + gamma * bootstrap - value) +
-                     (ends ? acc_t(0) : gamma * c * next_diff);
-  const acc_t vhat = terminated ? acc_t(0) : (ends ? next_value : next_vs);
-  return {diff, rho * (reward + gamma * vhat - value)};
+// The step functions take A = acc_t (and M = bool) or CPU lanes of them, like gae_step.
+template <typename A>
+PYRL_HD inline A clip(A ratio, acc_t bar) {
+  const A limit = A{} + bar;
+  return ratio < limit ? ratio : limit;
 }
 
-// One step back; `next_carry` is G_{t+1} - q_{t+1} and `next_c` the trace of step t + 1.
-PYRL_HD inline acc_t retrace_step(acc_t reward, acc_t next_v, bool terminated, bool ends,
-                                  acc_t next_c, acc_t gamma, acc_t next_carry) {
-  const acc_t trace = ends ? acc_t(0) : next_c * next_carry;  // selects, so columns vectorise
-  return reward + (terminated ? acc_t(0) : gamma * (next_v + trace));
+// V-trace, one step back: d_t from d_{t+1}.
+template <typename A, typename M>
+PYRL_HD inline A vtrace_diff(A reward, A value, A next_value, M terminated, M ends, A rho, A c,
+                             acc_t gamma, A next_diff) {
+  const A bootstrap = terminated ? A{} : next_value;
+  const A carried = ends ? A{} : gamma * c * next_diff;
+  return rho * (reward + gamma * bootstrap - value) + carried;
+}
+
+// V-trace's policy-gradient advantage; `next_vs` is vs_{t+1}, read only inside an episode.
+template <typename A, typename M>
+PYRL_HD inline A vtrace_pg(A reward, A value, A next_value, A next_vs, M terminated, M ends,
+                           A rho, acc_t gamma) {
+  const A vhat = ends ? next_value : next_vs;
+  return rho * (reward + gamma * (terminated ? A{} : vhat) - value);
+}
+
+// Retrace, one step back; `next_carry` is G_{t+1} - q_{t+1} and `next_c` the trace of step t + 1.
+template <typename A, typename M>
+PYRL_HD inline A retrace_step(A reward, A next_v, M terminated, M ends, A next_c, acc_t gamma,
+                              A next_carry) {
+  const A trace = ends ? A{} : next_c * next_carry;
+  return reward + gamma * (terminated ? A{} : next_v + trace);
 }
 
 }  // inline namespace PYRL_CPU_ISA

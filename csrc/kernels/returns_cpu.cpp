@@ -249,20 +249,57 @@ inline void exp_row(const T* __restrict log_rho, acc_t* __restrict ratio, int64_
   for (int64_t k = 0; k < width; ++k) ratio[k] = ::exp(acc_t(log_rho[k]));
 }
 
-// Narrow rollouts (a few columns, every one in this task): a row is too short to vectorise, so
-// all of the ratios are taken in one pass over the contiguous array first.
-constexpr int64_t kNarrow = 16;
+// Narrow rollouts (fewer columns than a vector, all of them in this task): a row is too short to
+// vectorise its ratios, so all of them are taken in one pass over the contiguous array first.
 constexpr int64_t kWholeRatios = int64_t{1} << 16;
 
 template <typename T>
 const acc_t* whole_ratios(const OffPolicyArgs<T>& a, int64_t begin, int64_t end) {
-  if (begin != 0 || end != a.columns || a.columns > kNarrow ||
+  if (begin != 0 || end != a.columns || a.columns >= kLanes ||
       a.steps * a.columns > kWholeRatios) {
     return nullptr;
   }
   thread_local acc_t* ratios = new acc_t[kWholeRatios];  // scratch of each thread, kept
   exp_row(a.log_rho, ratios, a.steps * a.columns);
   return ratios;
+}
+
+inline Lanes load_lanes(const acc_t* p) { return load(p); }
+
+// V-trace over columns [first, first + width) of row t, kLanes columns at a time, then one by
+// one; `ratio` holds the row's exp(log_rho), `carry` the columns' d_{t+1}.
+template <typename T>
+inline void vtrace_row(const OffPolicyArgs<T>& a, T* vs, T* pg, int64_t t, int64_t first,
+                       int64_t width, const acc_t* ratio, acc_t* carry) {
+  const bool last = t == a.steps - 1;
+  const int64_t row = t * a.columns + first;
+  int64_t k = 0;
+  for (; k + kLanes <= width; k += kLanes) {
+    const int64_t i = row + k;
+    const Mask term = flags(a.terminated + i);
+    const Mask ends = term | flags(a.truncated + i) | last_step(t, a.steps);
+    const Lanes rho = clip(load_lanes(ratio + k), a.rho_bar);
+    const Lanes c = a.lmbda * clip(load_lanes(ratio + k), a.c_bar);
+    const Lanes v = load(a.value + i), nv = load(a.next_value + i), r = load(a.reward + i);
+    const Lanes next = load_lanes(carry + k);
+    const Lanes next_vs = last ? Lanes{} : load(a.value + i + a.columns) + next;
+    const Lanes d = vtrace_diff(r, v, nv, term, ends, rho, c, a.gamma, next);
+    store(vs + i, v + d);
+    store(pg + i, vtrace_pg(r, v, nv, next_vs, term, ends, rho, a.gamma));
+    std::memcpy(carry + k, &d, sizeof(d));
+  }
+  for (; k < width; ++k) {
+    const int64_t i = row + k;
+    const bool term = a.terminated[i] != 0;
+    const bool ends = term || a.truncated[i] != 0 || last;
+    const acc_t rho = clip(ratio[k], a.rho_bar), c = a.lmbda * clip(ratio[k], a.c_bar);
+    const acc_t v = acc_t(a.value[i]), nv = acc_t(a.next_value[i]), r = acc_t(a.reward[i]);
+    const acc_t next_vs = last ? acc_t(0) : acc_t(a.value[i + a.columns]) + carry[k];
+    const acc_t d = vtrace_diff<acc_t, bool>(r, v, nv, term, ends, rho, c, a.gamma, carry[k]);
+    vs[i] = T(v + d);
+    pg[i] = T(vtrace_pg<acc_t, bool>(r, v, nv, next_vs, term, ends, rho, a.gamma));
+    carry[k] = d;
+  }
 }
 
 template <typename T>
@@ -274,50 +311,58 @@ void vtrace_cpu(const OffPolicyArgs<T>& a, T* vs, T* pg_advantage, int64_t begin
     const int64_t width = end - first < kSweep ? end - first : kSweep;
     for (int64_t k = 0; k < width; ++k) carry[k] = 0;
     for (int64_t t = a.steps - 1; t >= 0; --t) {
-      const bool last = t == a.steps - 1;
       const int64_t row = t * a.columns + first;
-      const acc_t* ratio = whole != nullptr ? whole + row : row_ratio;
       if (whole == nullptr) exp_row(a.log_rho + row, row_ratio, width);
-      for (int64_t k = 0; k < width; ++k) {
-        const int64_t i = row + k;
-        // Bitwise, not ||: no branch, so the columns vectorise.
-        const bool terminated = a.terminated[i] != 0;
-        const bool ends = (a.terminated[i] | a.truncated[i] | uint8_t(last)) != 0;
-        const acc_t next_vs = last ? acc_t(0) : acc_t(a.value[i + a.columns]) + carry[k];
-        const VtraceStep step = vtrace_step(
-            acc_t(a.reward[i]), acc_t(a.value[i]), acc_t(a.next_value[i]), next_vs, terminated,
-            ends, clip(ratio[k], a.rho_bar), a.lmbda * clip(ratio[k], a.c_bar), a.gamma, carry[k]);
-        vs[i] = T(acc_t(a.value[i]) + step.diff);
-        pg_advantage[i] = T(step.pg_advantage);
-        carry[k] = step.diff;
-      }
+      vtrace_row(a, vs, pg_advantage, t, first, width, whole != nullptr ? whole + row : row_ratio,
+                 carry);
     }
+  }
+}
+
+// Retrace over columns [first, first + width) of row t; `next_ratio` holds exp(log_rho) of row
+// t + 1, `carry` the columns' G_{t+1} - q_{t+1}.
+template <typename T>
+inline void retrace_row(const OffPolicyArgs<T>& a, T* target, int64_t t, int64_t first,
+                        int64_t width, const acc_t* next_ratio, acc_t* carry) {
+  const bool last = t == a.steps - 1;
+  const int64_t row = t * a.columns + first;
+  int64_t k = 0;
+  for (; k + kLanes <= width; k += kLanes) {
+    const int64_t i = row + k;
+    const Mask term = flags(a.terminated + i);
+    const Mask ends = term | flags(a.truncated + i) | last_step(t, a.steps);
+    const Lanes next_c = a.lmbda * clip(load_lanes(next_ratio + k), 1.0);
+    const Lanes g = retrace_step(load(a.reward + i), load(a.next_value + i), term, ends, next_c,
+                                 a.gamma, load_lanes(carry + k));
+    store(target + i, g);
+    const Lanes x = g - load(a.value + i);
+    std::memcpy(carry + k, &x, sizeof(x));
+  }
+  for (; k < width; ++k) {
+    const int64_t i = row + k;
+    const bool term = a.terminated[i] != 0;
+    const bool ends = term || a.truncated[i] != 0 || last;
+    const acc_t next_c = a.lmbda * clip(next_ratio[k], 1.0);
+    const acc_t g = retrace_step<acc_t, bool>(acc_t(a.reward[i]), acc_t(a.next_value[i]), term,
+                                              ends, next_c, a.gamma, carry[k]);
+    target[i] = T(g);
+    carry[k] = g - acc_t(a.value[i]);
   }
 }
 
 template <typename T>
 void retrace_cpu(const OffPolicyArgs<T>& a, T* target, int64_t begin, int64_t end) {
   alignas(64) acc_t carry[kSweep];
-  alignas(64) acc_t row_ratio[kSweep];  // exp(log_rho) of the row after the current one
+  alignas(64) acc_t row_ratio[kSweep];  // the ratios of the row after the current one
   const acc_t* whole = whole_ratios(a, begin, end);
   for (int64_t first = begin; first < end; first += kSweep) {
     const int64_t width = end - first < kSweep ? end - first : kSweep;
     for (int64_t k = 0; k < width; ++k) carry[k] = row_ratio[k] = 0;
     for (int64_t t = a.steps - 1; t >= 0; --t) {
-      const bool last = t == a.steps - 1;
       const int64_t row = t * a.columns + first;
-      const acc_t* next_ratio = whole != nullptr && !last ? whole + row + a.columns : row_ratio;
-      for (int64_t k = 0; k < width; ++k) {
-        const int64_t i = row + k;
-        // Bitwise, not ||: no branch, so the columns vectorise.
-        const bool terminated = a.terminated[i] != 0;
-        const bool ends = (a.terminated[i] | a.truncated[i] | uint8_t(last)) != 0;
-        const acc_t next_c = ends ? acc_t(0) : a.lmbda * clip(next_ratio[k], acc_t(1));
-        const acc_t g = retrace_step(acc_t(a.reward[i]), acc_t(a.next_value[i]), terminated, ends,
-                                     next_c, a.gamma, carry[k]);
-        target[i] = T(g);
-        carry[k] = g - acc_t(a.value[i]);
-      }
+      const bool last = t == a.steps - 1;
+      retrace_row(a, target, t, first, width,
+                  whole != nullptr && !last ? whole + row + a.columns : row_ratio, carry);
       if (whole == nullptr) exp_row(a.log_rho + row, row_ratio, width);
     }
   }
