@@ -93,7 +93,63 @@ __global__ void nstep_gae_kernel(kernels::WindowArgs<T> a, T* credit, T* discoun
   boot[i] = t + w.length - 1;
 }
 
+// V-trace: one thread per column walks time backwards with d_{t+1} and vs_{t+1}.
+template <typename T>
+__global__ void vtrace_kernel(kernels::OffPolicyArgs<T> a, T* vs, T* pg_advantage) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= a.columns) return;
+  acc_t carry = 0, next_vs = 0;
+  for (int64_t t = a.steps - 1; t >= 0; --t) {
+    const int64_t i = t * a.columns + c;
+    const bool term = a.terminated[i] != 0;
+    const bool ends = t == a.steps - 1 || term || a.truncated[i];
+    const acc_t ratio = ::exp(acc_t(a.log_rho[i]));
+    const acc_t rho = kernels::clip(ratio, a.rho_bar);
+    const acc_t cc = a.lmbda * kernels::clip(ratio, a.c_bar);
+    const acc_t v = a.value[i], nv = a.next_value[i], r = a.reward[i];
+    const acc_t d = kernels::vtrace_diff<acc_t, bool>(r, v, nv, term, ends, rho, cc, a.gamma, carry);
+    pg_advantage[i] = T(kernels::vtrace_pg<acc_t, bool>(r, v, nv, next_vs, term, ends, rho, a.gamma));
+    vs[i] = T(v + d);
+    carry = d;
+    next_vs = v + d;
+  }
+}
+
+// Retrace: one thread per column, carrying G_{t+1} - q_{t+1} and the trace of step t + 1.
+template <typename T>
+__global__ void retrace_kernel(kernels::OffPolicyArgs<T> a, T* target) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= a.columns) return;
+  acc_t carry = 0, next_ratio = 0;
+  for (int64_t t = a.steps - 1; t >= 0; --t) {
+    const int64_t i = t * a.columns + c;
+    const bool term = a.terminated[i] != 0;
+    const bool ends = t == a.steps - 1 || term || a.truncated[i];
+    const acc_t next_c = a.lmbda * kernels::clip(next_ratio, acc_t(1));
+    const acc_t g = kernels::retrace_step<acc_t, bool>(a.reward[i], a.next_value[i], term, ends,
+                                                       next_c, a.gamma, carry);
+    target[i] = T(g);
+    carry = g - acc_t(a.value[i]);
+    next_ratio = ::exp(acc_t(a.log_rho[i]));
+  }
+}
+
 }  // namespace
+
+template <typename T>
+cudaError_t vtrace(const kernels::OffPolicyArgs<T>& a, T* vs, T* pg_advantage,
+                   cudaStream_t stream) {
+  if (a.columns == 0 || a.steps == 0) return cudaSuccess;
+  vtrace_kernel<T><<<blocks_for(a.columns), kThreads, 0, stream>>>(a, vs, pg_advantage);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t retrace(const kernels::OffPolicyArgs<T>& a, T* target, cudaStream_t stream) {
+  if (a.columns == 0 || a.steps == 0) return cudaSuccess;
+  retrace_kernel<T><<<blocks_for(a.columns), kThreads, 0, stream>>>(a, target);
+  return cudaGetLastError();
+}
 
 template <typename T>
 cudaError_t gae(const kernels::RolloutArgs<T>& a, T* advantage, T* value_target,
@@ -141,7 +197,9 @@ cudaError_t nstep_gae(const kernels::WindowArgs<T>& a, T* credit, T* discount, i
   template cudaError_t lambda_return<T>(const kernels::RolloutArgs<T>&, T*, cudaStream_t);     \
   template cudaError_t nstep_return<T>(const kernels::WindowArgs<T>&, T*, T*, int64_t*,        \
                                        cudaStream_t);                                          \
-  template cudaError_t nstep_gae<T>(const kernels::WindowArgs<T>&, T*, T*, int64_t*, cudaStream_t);
+  template cudaError_t nstep_gae<T>(const kernels::WindowArgs<T>&, T*, T*, int64_t*, cudaStream_t); \
+  template cudaError_t vtrace<T>(const kernels::OffPolicyArgs<T>&, T*, T*, cudaStream_t);       \
+  template cudaError_t retrace<T>(const kernels::OffPolicyArgs<T>&, T*, cudaStream_t);
 PYRL_INSTANTIATE(float)
 PYRL_INSTANTIATE(double)
 #undef PYRL_INSTANTIATE

@@ -25,4 +25,11 @@ template <typename T>
 cudaError_t nstep_gae(const kernels::WindowArgs<T>& args, T* credit, T* discount, int64_t* boot,
                       cudaStream_t stream);
 
+template <typename T>
+cudaError_t vtrace(const kernels::OffPolicyArgs<T>& args, T* vs, T* pg_advantage,
+                   cudaStream_t stream);
+
+template <typename T>
+cudaError_t retrace(const kernels::OffPolicyArgs<T>& args, T* target, cudaStream_t stream);
+
 }  // namespace pyrl::cuda
