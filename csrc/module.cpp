@@ -68,7 +68,9 @@ py::dict layout() {
                         {"obs_columns", kConfigObsColumns}, {"her_strategy", kConfigHerStrategy},
                         {"her_ratio", kConfigHerRatio}, {"her_reward", kConfigHerReward},
                         {"achieved_goal", kConfigAchievedGoal},
-                        {"desired_goal", kConfigDesiredGoal}, {"her_params", kConfigHerParams}});
+                        {"desired_goal", kConfigDesiredGoal}, {"her_recompute", kConfigHerRecompute},
+                        {"her_terminal_on_success", kConfigHerTerminalOnSuccess},
+                        {"her_params", kConfigHerParams}});
   out["her_strategies"] = dict({{"future", kHerFuture}, {"final", kHerFinal},
                                 {"episode", kHerEpisode}, {"random", kHerRandom}});
   out["her_off"] = static_cast<int>(kHerOff);

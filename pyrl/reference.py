@@ -297,8 +297,10 @@ class ReplayBuffer:
     def sample(self, uniform: Tensor, floating_uniform: Optional[Tensor], n: int, gamma: float,
                beta: float, batch_max: bool = False, her: Optional[dict] = None,
                index: Optional[Tensor] = None) -> dict:
-        """`her`: {"uniform": [2, B], "ratio", "strategy", "reward": fn(achieved, goal)};
-        `index`: rows drawn already (a uniform buffer's direct draw), instead of `uniform`."""
+        """`her`: {"uniform": [2, B], "ratio", "strategy", "reward": fn(achieved, goal)} and
+        optionally "nstep": "recompute" and "success": fn(achieved, goal) -> bool (a window ends
+        at its first success, as a terminal); `index`: rows drawn already (a uniform buffer's
+        direct draw), instead of `uniform`."""
         leaves = torch.tensor(self.leaves, dtype=torch.float64)
         if index is None:
             index, weight = tree_sample(leaves, uniform, beta, batch_max)
@@ -313,18 +315,26 @@ class ReplayBuffer:
             her_row = -1
             if her is not None and float(her["uniform"][0, j]) < her["ratio"]:
                 her_row = self._her_row(her["strategy"], episode, t, float(her["uniform"][1, j]))
-                k[j] = 1
+                if her.get("nstep", "one_step") != "recompute":
+                    k[j] = 1
             steps = min(int(k[j]), episode["length"] - t)
             rows = [(row + i) % self.capacity for i in range(steps)]
-            if her_row >= 0:
-                reached = self.rows[(row + 1) % self.capacity]["achieved_goal"]
+            success = False
+            if her_row >= 0:  # every step's reward under the new goal, up to the first success
                 goal = self.rows[her_row]["achieved_goal"]
-                out["reward"].append(torch.as_tensor(her["reward"](reached[None], goal[None]))[0]
-                                     .double())
+                total = 0.0
+                for i in range(steps):
+                    reached = self.rows[(row + i + 1) % self.capacity]["achieved_goal"]
+                    total = total + gamma ** i * torch.as_tensor(
+                        her["reward"](reached[None], goal[None]))[0].double()
+                    if "success" in her and bool(her["success"](reached[None], goal[None])):
+                        success, steps = True, i + 1
+                        break
+                out["reward"].append(total)
             else:
                 out["reward"].append(sum(gamma ** i * self.rows[r]["reward"].double()
                                          for i, r in enumerate(rows)))
-            terminal = episode["terminated"] and t + steps == episode["length"]
+            terminal = success or (episode["terminated"] and t + steps == episode["length"])
             out["discount"].append(0.0 if terminal else gamma ** steps)
             out["boot"].append((row + steps) % self.capacity)
             out["generation"].append(self.row_episode[row])

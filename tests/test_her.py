@@ -351,3 +351,112 @@ def test_opcheck_with_relabeling():
     bad[CONFIG["achieved_goal"]] = 7  # not an observation column
     with pytest.raises(ValueError, match=r"achieved_goal should index an observation column, in \[0, 3\), got 7"):
         torch.ops.pyrl.replay_sample(*args[:6], bad)
+
+
+# ---- HER(nstep="recompute"): relabeled windows keep k, rewards recomputed under the new goal --------
+
+def test_recompute_spec_table_twin():
+    """SPEC 3.3's HER-plus-floating table with the relabeled sample's window recomputed: at t = 1
+    with goal ag_2 = 2 and k = 3, the rewards of reaching ag 2, 3, 4 are 0, -1, -1."""
+    k3 = torch.tensor([0.99, 0.99, 0.99, 0.99], dtype=F64)
+    draws = [[0.0, 0.0, 0.9, 0.9], [0.0, 0.5, 0.0, 0.0]]  # future u = 0 (goal 2), u = 0.5 (goal 4)
+    for terminated in (False, True):
+        buf = spec_episode_buffer(replay.HER("future", k=4, reward=replay.sparse_l2(0.5),
+                                             nstep="recompute"),
+                                  gamma=0.5, n=3, floating=True, terminated=terminated)
+        out = sample_rows(buf, [1, 1, 0, 4], draws, floating=k3)
+        assert out["her_row"].tolist() == [2, 4, -1, -1]
+        assert out["reward"].tolist() == [0 - 0.5 - 0.25, -1 - 0.5 + 0, -1.5, -1.5]
+        assert out["discount"].tolist() == [0.125, 0.125, 0.125, 0.0 if terminated else 0.25]
+        assert out["boot"].tolist() == [4, 4, 3, 6]
+        assert out["goal"].flatten().tolist() == [2.0, 4.0, 3.0, 3.0]
+        assert out["goal_boot"].flatten().tolist() == [2.0, 4.0, 3.0, 3.0]
+        # terminal_on_success: the first window reaches its goal at its first step, the second at
+        # its last; both become true terminals there.
+        her = replay.HER("future", k=4, reward=replay.sparse_l2(0.5), nstep="recompute",
+                         terminal_on_success=True)
+        buf = spec_episode_buffer(her, gamma=0.5, n=3, floating=True, terminated=terminated)
+        out = sample_rows(buf, [1, 1, 0, 4], draws, floating=k3)
+        assert out["reward"].tolist() == [0.0, -1.5, -1.5, -1.5]
+        assert out["discount"].tolist() == [0.0, 0.0, 0.125, 0.0 if terminated else 0.25]
+        assert out["boot"].tolist() == [2, 4, 3, 6]
+
+
+RECOMPUTE = {
+    "sparse_l2": (replay.sparse_l2(0.5), None, lambda a, g: reference.sparse_l2(a, g, 0.5),
+                  lambda a, g: (a - g).norm(dim=-1) < 0.5),
+    "per_dim": (replay.per_dim([-1.5, 0.5], [-1.0, 2.0]), 2,
+                lambda a, g: reference.per_dim(a, g, [-1.5, 0.5], [-1.0, 2.0]), None),
+}
+
+
+@pytest.mark.parametrize("strategy", ["future", "final", "episode", "random"])
+@pytest.mark.parametrize("reward, on_success",  # per_dim has no success test of its own
+                         [("sparse_l2", False), ("sparse_l2", True), ("per_dim", False)])
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_recompute_matches_reference(strategy, reward, on_success, prioritized):
+    kind, heads, oracle, success = RECOMPUTE[reward]
+    her = replay.HER(strategy, k=2, reward=kind, nstep="recompute", terminal_on_success=on_success)
+    buf = goal_buffer(her, capacity=37, heads=heads, nstep=replay.NStep(3, 0.9, True),
+                      prioritized=replay.PER() if prioritized else None)
+    ref = reference_of(buf)
+    spec = {"uniform": None, "ratio": 2 / 3, "strategy": strategy, "reward": oracle,
+            "nstep": "recompute"}
+    if on_success:
+        spec["success"] = success
+    for _ in range(3):
+        draws = [reference.counter_uniforms(buf.seed, buf.sample_calls, stream, 50)
+                 for stream in range(4)]
+        beta = buf.prioritized.beta_at(buf.sample_calls) if prioritized else 0.0
+        direct = None if prioritized else reference.direct_rows(buf.priorities(), buf.seed,
+                                                                buf.sample_calls, 50)
+        batch = buf.sample(50)
+        expected = ref.sample(draws[0], draws[3], 3, 0.9, beta,
+                              her={**spec, "uniform": torch.stack(draws[1:3])}, index=direct)
+        assert batch.is_her.any()
+        for key in ("index", "boot", "her_row", "generation"):
+            assert torch.equal(batch[key], expected[key]), key
+        for key in ("achieved_goal", "desired_goal", "observation"):
+            assert torch.equal(batch.obs[key], expected[key]), key
+            assert torch.equal(batch.next_obs[key], expected["next_" + key]), key
+        torch.testing.assert_close(batch.reward.double(), expected["reward"], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(batch.discount.double(), expected["discount"])
+
+
+@pytest.mark.parametrize("reward", list(RECOMPUTE))
+def test_recompute_python_callables_give_the_same_batch(reward):
+    kind, heads, oracle, success = RECOMPUTE[reward]
+    built_in = goal_buffer(replay.HER("future", 4, kind, nstep="recompute"), heads=heads, seed=3,
+                           nstep=replay.NStep(4, 0.9, True))
+    python = goal_buffer(replay.HER("future", 4, oracle, nstep="recompute"), heads=heads, seed=3,
+                         nstep=replay.NStep(4, 0.9, True))
+    pairs = [(built_in, python)]
+    if success is not None:  # a terminal callable that tests the same success
+        pairs.append((goal_buffer(replay.HER("future", 4, kind, nstep="recompute",
+                                             terminal_on_success=True), seed=3,
+                                  nstep=replay.NStep(4, 0.9, True)),
+                      goal_buffer(replay.HER("future", 4, oracle, terminal=success,
+                                             nstep="recompute"), seed=3,
+                                  nstep=replay.NStep(4, 0.9, True))))
+    for a_buf, b_buf in pairs:
+        for _ in range(5):
+            a, b = a_buf.sample(64), b_buf.sample(64)
+            for key in ("index", "boot", "her_row", "discount"):
+                assert torch.equal(a[key], b[key]), key
+            torch.testing.assert_close(a.reward, b.reward)
+            for key in a.next_obs:
+                assert torch.equal(a.next_obs[key], b.next_obs[key]), key
+
+
+def test_recompute_settings_are_checked_and_saved(tmp_path):
+    with pytest.raises(ValueError, match="nstep should be 'one_step' or 'recompute'"):
+        replay.HER("future", 4, replay.sparse_l2(0.1), nstep="allow")
+    with pytest.raises(ValueError, match="terminal_on_success needs a success test"):
+        replay.HER("future", 4, replay.per_dim([0.5], [1.0]), terminal_on_success=True)
+    her = replay.HER("future", 4, replay.sparse_l2(0.1), nstep="recompute", terminal_on_success=True)
+    buf = goal_buffer(her, seed=1, nstep=replay.NStep(3, 0.9, True))
+    buf.save(tmp_path / "her.pt")
+    loaded = replay.ReplayBuffer.load(tmp_path / "her.pt")
+    assert loaded.her == her
+    a, b = buf.sample(32), loaded.sample(32)
+    assert torch.equal(a.reward, b.reward) and torch.equal(a.discount, b.discount)

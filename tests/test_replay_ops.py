@@ -155,7 +155,7 @@ def test_ops_name_the_bad_argument():
         torch.ops.pyrl.replay_sample(state, columns, batch_size, None, seed, call, bad)
     bad = list(config)
     bad[CONFIG["her_params"]] = 3
-    with pytest.raises(ValueError, match="config should hold 17 values and the 3 HER reward"):
+    with pytest.raises(ValueError, match=f"config should hold {len(CONFIG)} values and the 3 HER reward"):
         torch.ops.pyrl.replay_sample(state, columns, batch_size, None, seed, call, bad)
     with pytest.raises(ValueError, match="state should hold 6 tensors"):
         torch.ops.pyrl.replay_sample(state[:5], columns, batch_size, None, seed, call, config)

@@ -8,6 +8,9 @@
 //   episode  step 1+floor(uT) in {1..T}
 //   random   a row of the whole buffer, drawn uniformly and moved on to the next stored row
 // and the sample then takes one step (k = 1): later actions were chosen for another goal (SPEC 2.3).
+// With `recompute`, a relabeled sample keeps the k it drew, and every reward of its window is
+// recomputed under the new goal instead; with `terminal_on_success` the window ends at the first
+// step whose achieved goal reaches the new goal (a success of sparse_l2), a true terminal there.
 #include <cmath>
 #include <cstdint>
 
@@ -26,6 +29,8 @@ struct HerConfig {
   int64_t achieved_column = -1;     // the float32 [C, goal_dim] observation columns
   int64_t desired_column = -1;
   int64_t goal_dim = 0;
+  bool recompute = false;           // relabeled windows keep k; rewards recomputed per step
+  bool terminal_on_success = false;  // reaching the new goal ends the window (sparse_l2 only)
   int num_params = 0;               // sparse_l2: {eps}; per_dim: {thresholds..., values...}
   double params[kHerMaxParams] = {};
 };

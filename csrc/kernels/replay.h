@@ -51,6 +51,8 @@ enum ConfigSlot : int {
   kConfigHerReward,     // HerReward
   kConfigAchievedGoal,  // column of the achieved goal
   kConfigDesiredGoal,   // column of the desired goal
+  kConfigHerRecompute,  // 1: relabeled windows keep their k, rewards recomputed under the goal
+  kConfigHerTerminalOnSuccess,  // 1: reaching the new goal ends a relabeled window, terminal
   kConfigHerParams,     // how many reward parameters follow the fixed slots
   kConfigSlots
 };

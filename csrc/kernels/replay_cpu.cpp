@@ -108,6 +108,8 @@ ReplayConfig replay_config(const double* values, int64_t count) {
   her.reward = static_cast<int>(values[kConfigHerReward]);
   her.achieved_column = static_cast<int64_t>(values[kConfigAchievedGoal]);
   her.desired_column = static_cast<int64_t>(values[kConfigDesiredGoal]);
+  her.recompute = values[kConfigHerRecompute] != 0.0;
+  her.terminal_on_success = values[kConfigHerTerminalOnSuccess] != 0.0;
   her.num_params = static_cast<int>(std::min<int64_t>(count - kConfigSlots, kHerMaxParams));
   std::copy(values + kConfigSlots, values + kConfigSlots + her.num_params, her.params);
   return config;
@@ -227,7 +229,9 @@ int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const Replay
                     ? random_stored_row(ring, u)
                     : (record[kEpisodeStart] +
                        her_goal_step(her.strategy, t, record[kEpisodeLength], u)) % ring.capacity;
-      if (her_row >= 0) k = 1;  // later actions were chosen for another goal (SPEC 2.3)
+      // Later actions were chosen for another goal (SPEC 2.3): one step, unless the window's
+      // rewards are recomputed under the new goal.
+      if (her_row >= 0 && !her.recompute) k = 1;
     }
     out.her_row[j] = her_row;
     const RingWindow w = ring_window(ring, row, t, record, k, config.gamma);
@@ -244,10 +248,34 @@ int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const Replay
     const int64_t boot = out.boot[j];
     T* ret = out.reward + j * heads;
     if (out.her_row[j] >= 0 && her.reward != kRewardStored) {
-      // The reward of reaching o_{t+1}: its achieved goal against the relabeled goal.
-      const float* reached = achieved + boot * achieved_stride;
+      // The rewards of reaching o_{t+1} .. o_{t+k}: their achieved goals against the new goal.
       const float* goal = achieved + out.her_row[j] * achieved_stride;
-      for (int64_t h = 0; h < heads; ++h) ret[h] = static_cast<T>(her_reward(her, reached, goal, h));
+      auto reached = [&](int64_t l) {  // the achieved goal of o_{t+l+1}
+        const int64_t next = row + l + 1;
+        return achieved + (next >= ring.capacity ? next - ring.capacity : next) * achieved_stride;
+      };
+      int64_t taken = (boot - row + ring.capacity) % ring.capacity;
+      bool success = false;
+      for (int64_t l = 0; her.terminal_on_success && l < taken; ++l) {
+        if (sparse_l2_reward(reached(l), goal, her.goal_dim, her.params[0]) == 0.0) {
+          success = true;
+          taken = l + 1;
+          break;
+        }
+      }
+      for (int64_t h = 0; h < heads; ++h) {
+        acc_t sum = 0, discount = 1;
+        for (int64_t l = 0; l < taken; ++l) {
+          sum += discount * her_reward(her, reached(l), goal, h);
+          discount *= config.gamma;
+        }
+        ret[h] = static_cast<T>(sum);
+      }
+      if (success) {  // reaching the new goal ends the window: a true terminal there
+        const int64_t end = row + taken;
+        out.boot[j] = end >= ring.capacity ? end - ring.capacity : end;
+        out.discount[j] = T(0);
+      }
       continue;
     }
     const int64_t steps = (boot - row + ring.capacity) % ring.capacity;

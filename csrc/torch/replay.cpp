@@ -180,7 +180,15 @@ kernels::ReplayConfig config_of(const char* op, at::ArrayRef<double> values,
   TORCH_CHECK_VALUE(her.strategy >= kHerOff && her.strategy <= kHerRandom, op,
                     ": her strategy should be -1 (off), 0 (future), 1 (final), 2 (episode) or "
                     "3 (random), got ", her.strategy);
+  for (int slot : {kConfigHerRecompute, kConfigHerTerminalOnSuccess}) {
+    TORCH_CHECK_VALUE(values[slot] == 0.0 || values[slot] == 1.0, op, ": config[", slot,
+                      "] should be 0 or 1, got ", values[slot]);
+  }
   if (her.strategy == kHerOff) return config;
+  TORCH_CHECK_VALUE(!her.terminal_on_success || her.reward == kRewardSparseL2 ||
+                        her.reward == kRewardStored,
+                    op, ": terminal_on_success needs a success test: sparse_l2, or a Python "
+                    "terminal callable (reward kind stored)");
   unit_interval(op, "her_ratio", her.ratio);
   for (const auto& [name, column] : {std::pair{"achieved_goal", her.achieved_column},
                                      std::pair{"desired_goal", her.desired_column}}) {

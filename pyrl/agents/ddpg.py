@@ -92,6 +92,9 @@ class Args(CommonArgs):
     """None (no relabeling), 'future', 'final', 'episode' or 'random'"""
     her_k: int = 4
     """relabeled samples per real one (ratio k/(k+1))"""
+    her_nstep: str = "one_step"
+    """'one_step' (relabeled samples take k = 1) or 'recompute' (they keep their n-step window,
+    its rewards recomputed under the new goal; see replay.HER)"""
     normalize_obs: bool = False
     """normalize observations and goals by running mean and std (clipped to +-5)"""
     log_every: int = 1000
@@ -157,7 +160,8 @@ class DDPG(Agent):
             if reward is None:  # gymnasium-robotics style: compute_reward(ag, dg, info), batched
                 reward = lambda achieved, desired: torch.as_tensor(  # noqa: E731
                     unwrapped.compute_reward(achieved.numpy(), desired.numpy(), {}))
-            her = replay.HER(strategy=args.her_strategy, k=args.her_k, reward=reward)
+            her = replay.HER(strategy=args.her_strategy, k=args.her_k, reward=reward,
+                             nstep=args.her_nstep)
         self.buffer = replay.ReplayBuffer(
             args.buffer_size, spec, seed=args.seed, her=her,
             prioritized=replay.PER(alpha=args.per_alpha, beta=args.per_beta,

@@ -16,6 +16,7 @@ serialises those calls and covers only the compiled work (inputs are converted b
 taken, with the GIL released while it is held), so one thread may add while another samples.
 """
 
+import math
 import os
 import warnings
 from dataclasses import asdict
@@ -68,7 +69,8 @@ def describe_her(her: Optional[HER]) -> Optional[dict]:
     else:
         reward = "callable"
     return {"strategy": her.strategy, "k": her.k, "reward": reward,
-            "terminal": "callable" if her.terminal is not None else None}
+            "terminal": "callable" if her.terminal is not None else None, "nstep": her.nstep,
+            "terminal_on_success": her.terminal_on_success}
 
 
 def her_from_description(described: dict) -> HER:
@@ -78,7 +80,9 @@ def her_from_description(described: dict) -> HER:
                          "which are not saved; pass her=replay.HER(...) to load()")
     kind = (sparse_l2(reward["sparse_l2"]) if "sparse_l2" in reward
             else per_dim(*reward["per_dim"]))
-    return HER(described["strategy"], described["k"], kind)
+    return HER(described["strategy"], described["k"], kind,
+               nstep=described.get("nstep", "one_step"),
+               terminal_on_success=described.get("terminal_on_success", False))
 
 
 def settings_from_file(where: str, state: Any, her: Optional[HER]) -> dict:
@@ -310,7 +314,10 @@ class ReplayBuffer:
         batch["her_row"], batch["is_her"] = her_row, her_row >= 0
         relabeled = batch["is_her"]
         callable_reward = not isinstance(her.reward, (SparseL2, PerDim))
-        if (callable_reward or her.terminal is not None) and bool(relabeled.any()):
+        if her.nstep == "recompute":
+            if (callable_reward or her.terminal is not None) and bool(relabeled.any()):
+                self._recompute_windows(batch, relabeled)
+        elif (callable_reward or her.terminal is not None) and bool(relabeled.any()):
             # Relabeled samples take one step: next_obs is o_{t+1}, obs's desired goal the new one.
             reached = batch.next_obs["achieved_goal"][relabeled]
             goal = batch.obs["desired_goal"][relabeled]
@@ -335,6 +342,51 @@ class ReplayBuffer:
                           "function; the stored termination is kept under the new goals, which is "
                           "only right if termination does not depend on the goal. Pass "
                           "HER(terminal=...) to recompute it.", stacklevel=3)
+
+    def _recompute_windows(self, batch: Batch, relabeled: Tensor) -> None:
+        """HER(nstep="recompute") with a Python reward or terminal callable: the rewards of each
+        relabeled window (its k drawn steps, reaching o_{t+1} .. o_{t+k}) recomputed under the
+        new goal, batched over every window step; a terminal callable ends a window at its first
+        True, as a true terminal (it takes precedence over the stored termination)."""
+        her, storage, capacity = self.her, self.storage, self.capacity
+        index, boot = batch.index[relabeled], batch.boot[relabeled]
+        steps = (boot - index) % capacity
+        offsets = torch.arange(1, int(steps.max()) + 1)
+        valid = offsets[None, :] <= steps[:, None]                       # [b, n]
+        rows = (index[:, None] + offsets[None, :]) % capacity
+        reached = storage.column("achieved_goal")[rows]                   # [b, n, g]
+        goal = batch.obs["desired_goal"][relabeled][:, None, :].expand_as(reached)
+        cut = steps.clone()
+        ended = torch.zeros_like(steps, dtype=torch.bool)
+        if her.terminal is not None:
+            flags = torch.zeros(valid.shape, dtype=torch.bool)
+            flags[valid] = torch.as_tensor(her.terminal(reached[valid], goal[valid]),
+                                           dtype=torch.bool).reshape(-1)
+            first = torch.where(flags.any(1), flags.int().argmax(1), steps)
+            ended = flags.any(1)
+            cut = torch.where(ended, first + 1, steps)
+        kept = offsets[None, :] <= cut[:, None]
+        heads = batch.reward.shape[1:]
+        rewards = torch.zeros((*valid.shape, *heads), dtype=torch.float64)
+        values = torch.as_tensor(her.reward(reached[kept], goal[kept]), dtype=torch.float64)
+        if values.numel() != int(kept.sum()) * max(1, math.prod(heads)):
+            raise ValueError(f"ReplayBuffer.sample: the HER reward callable should return one "
+                             f"reward per step {list(heads)}, got shape {list(values.shape)}")
+        rewards[kept] = values.reshape(-1, *heads)
+        weights = self.nstep.gamma ** torch.arange(valid.shape[1], dtype=torch.float64)
+        weights = weights.reshape(1, -1, *([1] * len(heads)))
+        batch.reward[relabeled] = (rewards * weights).sum(1).to(batch.reward.dtype)
+        if her.terminal is not None:
+            discount = torch.where(ended, 0.0, self.nstep.gamma ** cut.double())
+            batch.discount[relabeled] = discount.to(batch.discount.dtype)
+        moved = cut < steps
+        if bool(moved.any()):  # the window ends earlier: its bootstrap row is earlier too
+            where = relabeled.nonzero()[:, 0][moved]
+            new_boot = (batch.index[where] + cut[moved]) % capacity
+            batch.boot[where] = new_boot
+            for key in self.obs_keys:
+                if key != "desired_goal":
+                    batch.next_obs[key][where] = storage.column(key)[new_boot]
 
     def _episode_rows(self, batch_size: int) -> Tensor:
         """Episode mode (SPEC 1.2): rounds of select_count draws by priority, their distinct

@@ -5,6 +5,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+import torch
+
 
 @dataclass(frozen=True)
 class PER:
@@ -113,13 +115,18 @@ class EpisodeMode:
 
 @dataclass(frozen=True)
 class SparseL2:
-    """Built-in HER reward: 0 if ||achieved - goal||_2 < eps, else -1 (computed in C++)."""
+    """Built-in HER reward: 0 if ||achieved - goal||_2 < eps, else -1 (computed in C++; the call
+    computes the same in torch, for the windows Python handles)."""
 
     eps: float
 
     def __post_init__(self):
         if not (isinstance(self.eps, (int, float)) and self.eps > 0 and math.isfinite(self.eps)):
             raise ValueError(f"sparse_l2: eps should be a finite number > 0, got {self.eps!r}")
+
+    def __call__(self, achieved_goal, desired_goal):
+        distance = (achieved_goal.double() - desired_goal.double()).norm(dim=-1)
+        return torch.where(distance < self.eps, 0.0, -1.0)
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,13 @@ class PerDim:
         if any(t == 0 or not math.isfinite(t) for t in self.thresholds):
             raise ValueError(f"per_dim: thresholds should be finite and non-zero (the sign picks "
                              f"< or >), got {self.thresholds}")
+
+    def __call__(self, achieved_goal, desired_goal):
+        error = (achieved_goal.double() - desired_goal.double()).abs()
+        reward = torch.zeros_like(error)
+        for threshold, value in zip(self.thresholds, self.values):
+            reward += value * (error < threshold if threshold > 0 else error > -threshold)
+        return reward
 
 
 def sparse_l2(eps: float) -> SparseL2:
@@ -165,6 +179,14 @@ class HER:
     samples take one step (k = 1), and their reward is recomputed from the next observation's
     achieved goal against the new goal.
 
+    With ``nstep="recompute"`` a relabeled sample keeps the ``k`` it drew instead (floating or
+    fixed n-step), and every reward of its window is recomputed under the new goal, so that the
+    window's rewards agree with the goal being learned. The intermediate actions were still
+    chosen for another goal (SPEC 2.3): this is an opt-in whose value a learning check decides.
+    With ``terminal_on_success=True`` the window ends at the first step whose achieved goal
+    reaches the new goal (``sparse_l2``'s success), which becomes a true terminal; a
+    ``terminal`` callable, where given, decides instead (it takes precedence).
+
     Args:
         strategy: one of ``future``, ``final``, ``episode``, ``random``.
         k: relabeled samples per original one (the ratio is k / (k + 1)); 0 turns relabeling off.
@@ -175,12 +197,18 @@ class HER:
             whether reaching the achieved goal ends the episode under the relabeled goal.
             Without it, the stored termination is kept, which is only right for tasks that end
             on a time limit (a warning says so when terminated episodes are relabeled).
+        nstep: ``"one_step"`` (relabeled samples take k = 1) or ``"recompute"`` (they keep
+            their k; the window's rewards are recomputed under the new goal).
+        terminal_on_success: end a relabeled window where the new goal is reached, as a true
+            terminal (needs ``sparse_l2`` or a ``terminal`` callable).
     """
 
     strategy: str = "future"
     k: int = 4
     reward: Any = None
     terminal: Optional[Callable] = None
+    nstep: str = "one_step"
+    terminal_on_success: bool = False
 
     def __post_init__(self):
         if self.strategy not in HER_STRATEGIES:
@@ -192,6 +220,15 @@ class HER:
                              f"callable (achieved_goal, desired_goal) -> reward, got {self.reward!r}")
         if self.terminal is not None and not callable(self.terminal):
             raise ValueError(f"HER: terminal should be a callable or None, got {self.terminal!r}")
+        if self.nstep not in ("one_step", "recompute"):
+            raise ValueError(f"HER: nstep should be 'one_step' or 'recompute', got {self.nstep!r}")
+        if not isinstance(self.terminal_on_success, bool):
+            raise ValueError(f"HER: terminal_on_success should be a bool, got "
+                             f"{self.terminal_on_success!r}")
+        if (self.terminal_on_success and self.terminal is None
+                and not isinstance(self.reward, SparseL2)):
+            raise ValueError("HER: terminal_on_success needs a success test: "
+                             "reward=replay.sparse_l2(eps), or a terminal callable")
 
     @property
     def ratio(self) -> float:

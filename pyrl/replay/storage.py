@@ -52,6 +52,9 @@ def config_values(prioritized: Optional[PER], nstep: NStep, her: Optional[HER],
         put("her_reward", HER_REWARDS[reward])
         put("achieved_goal", column["achieved_goal"])
         put("desired_goal", column["desired_goal"])
+        put("her_recompute", her.nstep == "recompute")
+        # A terminal callable takes precedence: Python applies it, C++ tests no success then.
+        put("her_terminal_on_success", her.terminal_on_success and her.terminal is None)
     put("her_params", len(params))
     return values + [float(p) for p in params]
 
