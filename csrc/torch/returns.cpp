@@ -265,9 +265,12 @@ OffPolicyInputs off_policy_inputs(const char* op, const at::Tensor& log_rho,
   AT_DISPATCH_FLOATING_TYPES(in.log_rho.scalar_type(), "pyrl::off_policy", [&] {
     // A NaN ratio would poison every target before it in its column: refuse it by name.
     const scalar_t* x = in.log_rho.const_data_ptr<scalar_t>();
-    for (int64_t i = 0; i < in.log_rho.numel(); ++i) {
-      TORCH_CHECK(!std::isnan(x[i]), op, ": log_rho should not be NaN, got NaN at flat position ",
-                  i, " (a behaviour probability of 0 gives -inf, not NaN)");
+    const int64_t count = in.log_rho.numel();
+    bool any_nan = false;
+    for (int64_t i = 0; i < count; ++i) any_nan |= x[i] != x[i];  // branch-free: vectorises
+    for (int64_t i = 0; any_nan && i < count; ++i) {
+      TORCH_CHECK(x[i] == x[i], op, ": log_rho should not be NaN, got NaN at flat position ", i,
+                  " (a behaviour probability of 0 gives -inf, not NaN)");
     }
   });
   return in;
