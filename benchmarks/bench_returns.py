@@ -297,6 +297,7 @@ def offpolicy_numba():
     try:
         import numba
     except ImportError as err:
+        print(f"skipped: numba loops ({err})")
         return None, None
 
     @numba.njit(cache=False)
