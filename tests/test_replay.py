@@ -822,3 +822,15 @@ def test_batches_do_not_depend_on_the_thread_count():
     for a, b in zip(*batches):
         for key in ("index", "reward", "discount", "weight", "boot"):
             assert torch.equal(a[key], b[key]), key
+
+
+def test_deepcopy_and_pickle_continue_exactly():
+    import copy
+    import pickle
+
+    buf = filled()
+    for clone in (copy.deepcopy(buf), pickle.loads(pickle.dumps(buf))):
+        clone.check()
+        assert torch.equal(clone.sample(8).index, copy.deepcopy(buf).sample(8).index)
+        clone.add_episode(**episode(3))  # independent storage
+        assert len(clone) != len(buf)

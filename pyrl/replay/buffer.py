@@ -125,6 +125,12 @@ def settings_from_file(where: str, state: Any, her: Optional[HER]) -> dict:
     return kwargs
 
 
+def _rebuild(arguments: dict, state: Mapping[str, Any]) -> "ReplayBuffer":
+    buf = ReplayBuffer(**arguments)
+    buf.load_state_dict(state)
+    return buf
+
+
 class ReplayBuffer:
     """Episode replay with uniform or prioritized sampling and n-step returns, compiled ops inside.
 
@@ -164,6 +170,10 @@ class ReplayBuffer:
                  seed: Optional[int] = None, obs_keys: Optional[tuple[str, ...]] = None,
                  max_episode_steps: int = 1000, episode_mode: Optional[EpisodeMode] = None,
                  her: Optional[HER] = None):
+        self._arguments = dict(capacity=capacity, spec=spec, device=device, prioritized=prioritized,
+                               nstep=nstep, seed=seed, obs_keys=obs_keys,
+                               max_episode_steps=max_episode_steps, episode_mode=episode_mode,
+                               her=her)  # copies and pickles rebuild from these (__reduce__)
         if not (type(capacity) is int and 2 <= capacity <= MAX_CAPACITY):
             raise ValueError(f"ReplayBuffer: capacity should be an int >= 2 (an episode needs 2 "
                              f"rows) and at most 2^48, got {capacity!r}")
@@ -215,6 +225,11 @@ class ReplayBuffer:
         self.inputs = Inputs(self.fields, obs_keys, self.device)
         self._host = self.storage.host
         self._warned_terminal = False
+
+    def __reduce__(self):
+        # The compiled host holds nothing beyond the settings and the state: copy.deepcopy and
+        # pickle rebuild the buffer from them.
+        return (_rebuild, (self._arguments, self.state_dict()))
 
     # ---- adding --------------------------------------------------------------------------------
 
