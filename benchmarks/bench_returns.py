@@ -135,6 +135,20 @@ def _torchrl_args(r):
     return (*trail, (r["terminated"] | r["truncated"]).unsqueeze(-1), r["terminated"].unsqueeze(-1))
 
 
+def verified_us(fn, r, expected, label: str, min_run_time: float):
+    """fn(r)'s median µs, once its first output matches pyrl's (a baseline returning None is
+    timed unchecked); None, with a MISMATCH line, when it does not."""
+    got = fn(r)
+    if got is not None:
+        try:
+            torch.testing.assert_close(torch.as_tensor(np.asarray(got[0])), expected[0],
+                                       rtol=1e-4, atol=1e-4)
+        except AssertionError as err:
+            print(f"MISMATCH {label}: {str(err)[:200]}")
+            return None
+    return median_us(fn, min_run_time, r)
+
+
 def prepare(r):
     """Every baseline's own input layout, built once outside the timed region."""
     T = r["reward"].shape[0]
@@ -192,16 +206,10 @@ def main(argv=None):
 
         t_pyrl = median_us(run_pyrl, min_run_time, r)
         for name, fn in baselines.items():
-            got = fn(r)
-            if got is not None:  # verify before timing
-                try:
-                    torch.testing.assert_close(torch.as_tensor(np.asarray(got[0])), expected[0],
-                                               rtol=1e-4, atol=1e-4)
-                except AssertionError as err:
-                    print(f"MISMATCH {name} at {T}x{N}: {err}")
-                    failures += 1
-                    continue
-            t_base = median_us(fn, min_run_time, r)
+            t_base = verified_us(fn, r, expected, f"{name} at {T}x{N}", min_run_time)
+            if t_base is None:
+                failures += 1
+                continue
             print(f"{'gae':<5} {'cpu':<6} {f'{T}x{N}':<10} {name:<42} {t_base:>12.1f} "
                   f"{t_pyrl:>9.1f} {t_base / t_pyrl:>8.1f}x")
         sys.stdout.flush()
@@ -393,15 +401,11 @@ def offpolicy_table(min_run_time, slow_limit) -> int:
             for name, fn in peers[op].items():
                 if fn is None:
                     continue
-                got = fn(r)
-                try:  # verify before timing (TorchRL's vtrace gives vs only)
-                    torch.testing.assert_close(torch.as_tensor(np.asarray(got[0])), expected[0],
-                                               rtol=1e-4, atol=1e-4)
-                except AssertionError as err:
-                    print(f"MISMATCH {name} {op} at {T}x{N}: {str(err)[:200]}")
+                # TorchRL's vtrace gives vs only: the first outputs are compared
+                t_base = verified_us(fn, r, expected, f"{name} {op} at {T}x{N}", min_run_time)
+                if t_base is None:
                     failures += 1
                     continue
-                t_base = median_us(fn, min_run_time, r)
                 print(f"{op:<8} {f'{T}x{N}':<10} {name:<32} {t_base:>12.1f} {t_pyrl:>9.1f} "
                       f"{t_base / t_pyrl:>8.1f}x", flush=True)
     return failures

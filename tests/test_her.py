@@ -202,20 +202,25 @@ def test_matches_reference(strategy, reward, nstep, prioritized):
     buf = goal_buffer(replay.HER(strategy, k=2, reward=kind), capacity=37, heads=heads,
                       nstep=replay.NStep(nstep[0], 0.9, nstep[1]),
                       prioritized=replay.PER() if prioritized else None)
+    her = {"ratio": 2 / 3, "strategy": strategy, "reward": oracle}
+    assert_samples_match_reference(buf, her, nstep[0], nstep[1], prioritized)
+
+
+def assert_samples_match_reference(buf, her, n, floating, prioritized, rounds=3):
+    """Three sample(50) calls of `buf` against the reference fed its rows, on the reference's own
+    recomputation of the draws (streams: row, relabel, goal, lookahead); `her` is the reference's
+    HER spec without its uniforms."""
     ref = reference_of(buf)
     assert ref.row_episode == buf.storage.row_episode.tolist()
-    for _ in range(3):
+    for _ in range(rounds):
         draws = [reference.counter_uniforms(buf.seed, buf.sample_calls, stream, 50)
-                 for stream in range(4)]  # row, relabel, goal, lookahead
-        uniform, her_uniform = draws[0], torch.stack(draws[1:3])
-        floating = draws[3] if nstep[1] else None
+                 for stream in range(4)]
         beta = buf.prioritized.beta_at(buf.sample_calls) if prioritized else 0.0
         direct = None if prioritized else reference.direct_rows(buf.priorities(), buf.seed,
                                                                 buf.sample_calls, 50)
         batch = buf.sample(50)
-        expected = ref.sample(uniform, floating, nstep[0], 0.9, beta,
-                              her={"uniform": her_uniform, "ratio": 2 / 3, "strategy": strategy,
-                                   "reward": oracle}, index=direct)
+        expected = ref.sample(draws[0], draws[3] if floating else None, n, 0.9, beta,
+                              her={**her, "uniform": torch.stack(draws[1:3])}, index=direct)
         for key in ("index", "boot", "her_row", "generation"):
             assert torch.equal(batch[key], expected[key]), key
         for key in ("achieved_goal", "desired_goal", "observation"):
@@ -223,6 +228,7 @@ def test_matches_reference(strategy, reward, nstep, prioritized):
             assert torch.equal(batch.next_obs[key], expected["next_" + key]), key
         torch.testing.assert_close(batch.reward.double(), expected["reward"], rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(batch.discount.double(), expected["discount"])
+        assert batch.is_her.any()
 
 
 @pytest.mark.parametrize("reward", list(REWARDS))
@@ -399,28 +405,10 @@ def test_recompute_matches_reference(strategy, reward, on_success, prioritized):
     her = replay.HER(strategy, k=2, reward=kind, nstep="recompute", terminal_on_success=on_success)
     buf = goal_buffer(her, capacity=37, heads=heads, nstep=replay.NStep(3, 0.9, True),
                       prioritized=replay.PER() if prioritized else None)
-    ref = reference_of(buf)
-    spec = {"uniform": None, "ratio": 2 / 3, "strategy": strategy, "reward": oracle,
-            "nstep": "recompute"}
+    spec = {"ratio": 2 / 3, "strategy": strategy, "reward": oracle, "nstep": "recompute"}
     if on_success:
         spec["success"] = success
-    for _ in range(3):
-        draws = [reference.counter_uniforms(buf.seed, buf.sample_calls, stream, 50)
-                 for stream in range(4)]
-        beta = buf.prioritized.beta_at(buf.sample_calls) if prioritized else 0.0
-        direct = None if prioritized else reference.direct_rows(buf.priorities(), buf.seed,
-                                                                buf.sample_calls, 50)
-        batch = buf.sample(50)
-        expected = ref.sample(draws[0], draws[3], 3, 0.9, beta,
-                              her={**spec, "uniform": torch.stack(draws[1:3])}, index=direct)
-        assert batch.is_her.any()
-        for key in ("index", "boot", "her_row", "generation"):
-            assert torch.equal(batch[key], expected[key]), key
-        for key in ("achieved_goal", "desired_goal", "observation"):
-            assert torch.equal(batch.obs[key], expected[key]), key
-            assert torch.equal(batch.next_obs[key], expected["next_" + key]), key
-        torch.testing.assert_close(batch.reward.double(), expected["reward"], rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(batch.discount.double(), expected["discount"])
+    assert_samples_match_reference(buf, spec, 3, True, prioritized)
 
 
 @pytest.mark.parametrize("reward", list(RECOMPUTE))
