@@ -427,3 +427,16 @@ def test_an_inconsistent_tree_is_refused_not_walked():
                                    torch.rand(8, dtype=torch.float64), 0.4, False)
     with pytest.raises(replay.InvariantError, match="leaves"):
         buf.check()
+
+
+def test_ops_refuse_counters_they_would_index_with():
+    """Counters changed behind the buffer's back are refused by the ops that index with them,
+    before any row is touched; check() still reads the state and names what is broken."""
+    buf = filled_buffer()
+    buf.storage.counters[replay.layout.COUNTERS["cursor"]] = 10 ** 9
+    with pytest.raises(ValueError, match="counters are inconsistent"):
+        buf.add_episode(obs=torch.zeros(3, 3), action=torch.zeros(2, 2), reward=torch.zeros(2))
+    with pytest.raises(ValueError, match="counters are inconsistent"):
+        buf.sample(8)
+    with pytest.raises(replay.InvariantError, match="'counters'"):
+        buf.check()

@@ -98,6 +98,20 @@ Ring ring_of(const char* op, at::TensorList state) {
               episode_slots(capacity) - 1};
 }
 
+// The counters the add, sample and update ops index with, in O(1): the rest of a state is
+// validated when it comes from outside (replay_rebuild) and only ever changed by these ops.
+// replay_check and replay_rebuild read any state, and report what is broken instead.
+void check_counters(const char* op, const Ring& ring) {
+  using namespace kernels;
+  const int64_t* c = ring.counters;
+  TORCH_CHECK_VALUE(c[kCursor] >= 0 && c[kCursor] < ring.capacity && c[kOldestEpisode] >= 0 &&
+                        c[kOldestEpisode] <= c[kNextEpisode] &&
+                        c[kNextEpisode] - c[kOldestEpisode] <= ring.capacity / 2,
+                    op, ": counters are inconsistent (cursor ", c[kCursor], ", episodes [",
+                    c[kOldestEpisode], ", ", c[kNextEpisode], ") in ", ring.capacity,
+                    " rows); ReplayBuffer.check() names what is broken");
+}
+
 int64_t row_bytes(const at::Tensor& column) {
   return column.size(0) == 0 ? 0
                              : column.numel() / column.size(0) *
@@ -323,6 +337,7 @@ void replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList
                     at::ArrayRef<double> config_values) {
   constexpr const char* op = "pyrl::replay_add";
   Ring ring = ring_of(op, state);
+  check_counters(op, ring);
   const kernels::ReplayConfig config = config_of(op, config_values, columns);
   Pointers data, stage_data;
   RowBytes bytes, strides;
@@ -371,6 +386,7 @@ void replay_add_episode_cpu(at::TensorList state, at::TensorList columns, at::Te
                             bool terminated, at::ArrayRef<double> config_values) {
   constexpr const char* op = "pyrl::replay_add_episode";
   Ring ring = ring_of(op, state);
+  check_counters(op, ring);
   const kernels::ReplayConfig config = config_of(op, config_values, columns);
   Pointers data;
   RowBytes bytes, strides;
@@ -403,6 +419,7 @@ SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int
                                at::ArrayRef<double> config_values) {
   constexpr const char* op = "pyrl::replay_sample";
   const Ring ring = ring_of(op, state);
+  check_counters(op, ring);
   TORCH_CHECK_VALUE(call >= 0, op, ": call should be >= 0, got ", call);
   const kernels::ReplayConfig config = config_of(op, config_values, columns);
   Pointers data;
@@ -466,6 +483,7 @@ void replay_update_priorities_cpu(at::TensorList state, const at::Tensor& index,
                                   at::ArrayRef<double> config_values, const at::Tensor& applied) {
   constexpr const char* op = "pyrl::replay_update_priorities";
   Ring ring = ring_of(op, state);
+  check_counters(op, ring);
   TORCH_CHECK_VALUE(config_values.size() >= kernels::kConfigSlots, op,
                     ": config should hold at least ", kernels::kConfigSlots, " values, got ",
                     config_values.size());
