@@ -302,42 +302,21 @@ inline void vtrace_row(const OffPolicyArgs<T>& a, T* vs, T* pg, int64_t t, int64
   }
 }
 
-// The off-policy sweep: blocks of up to kSweep columns, time-outer, one carry per column.
-// row(t, first, width, ratio, next_ratio, carry) gets exp(log_rho) of rows t and t + 1 (zeros
-// past the last row); each row's ratios are taken once.
-template <typename T, typename Row>
-void off_policy_sweep(const OffPolicyArgs<T>& a, int64_t begin, int64_t end, const Row& row) {
+template <typename T>
+void vtrace_cpu(const OffPolicyArgs<T>& a, T* vs, T* pg_advantage, int64_t begin, int64_t end) {
   alignas(64) acc_t carry[kSweep];
-  alignas(64) acc_t buffers[2][kSweep];
+  alignas(64) acc_t row_ratio[kSweep];
   const acc_t* whole = whole_ratios(a, begin, end);
   for (int64_t first = begin; first < end; first += kSweep) {
     const int64_t width = end - first < kSweep ? end - first : kSweep;
-    acc_t* ratio = buffers[0];
-    acc_t* next_ratio = buffers[1];
-    for (int64_t k = 0; k < width; ++k) carry[k] = next_ratio[k] = 0;
+    for (int64_t k = 0; k < width; ++k) carry[k] = 0;
     for (int64_t t = a.steps - 1; t >= 0; --t) {
-      const int64_t start = t * a.columns + first;
-      if (whole != nullptr) {
-        row(t, first, width, whole + start,
-            t == a.steps - 1 ? next_ratio : whole + start + a.columns, carry);
-        continue;
-      }
-      exp_row(a.log_rho + start, ratio, width);
-      row(t, first, width, ratio, next_ratio, carry);
-      acc_t* done = next_ratio;  // this row's ratios are the next row's "next"
-      next_ratio = ratio;
-      ratio = done;
+      const int64_t row = t * a.columns + first;
+      if (whole == nullptr) exp_row(a.log_rho + row, row_ratio, width);
+      vtrace_row(a, vs, pg_advantage, t, first, width, whole != nullptr ? whole + row : row_ratio,
+                 carry);
     }
   }
-}
-
-template <typename T>
-void vtrace_cpu(const OffPolicyArgs<T>& a, T* vs, T* pg_advantage, int64_t begin, int64_t end) {
-  off_policy_sweep(a, begin, end,
-                   [&](int64_t t, int64_t first, int64_t width, const acc_t* ratio,
-                       const acc_t*, acc_t* carry) {
-                     vtrace_row(a, vs, pg_advantage, t, first, width, ratio, carry);
-                   });
 }
 
 // Retrace over columns [first, first + width) of row t; `next_ratio` holds exp(log_rho) of row
@@ -373,11 +352,20 @@ inline void retrace_row(const OffPolicyArgs<T>& a, T* target, int64_t t, int64_t
 
 template <typename T>
 void retrace_cpu(const OffPolicyArgs<T>& a, T* target, int64_t begin, int64_t end) {
-  off_policy_sweep(a, begin, end,
-                   [&](int64_t t, int64_t first, int64_t width, const acc_t*,
-                       const acc_t* next_ratio, acc_t* carry) {
-                     retrace_row(a, target, t, first, width, next_ratio, carry);
-                   });
+  alignas(64) acc_t carry[kSweep];
+  alignas(64) acc_t row_ratio[kSweep];  // the ratios of the row after the current one
+  const acc_t* whole = whole_ratios(a, begin, end);
+  for (int64_t first = begin; first < end; first += kSweep) {
+    const int64_t width = end - first < kSweep ? end - first : kSweep;
+    for (int64_t k = 0; k < width; ++k) carry[k] = row_ratio[k] = 0;
+    for (int64_t t = a.steps - 1; t >= 0; --t) {
+      const int64_t row = t * a.columns + first;
+      const bool last = t == a.steps - 1;
+      retrace_row(a, target, t, first, width,
+                  whole != nullptr && !last ? whole + row + a.columns : row_ratio, carry);
+      if (whole == nullptr) exp_row(a.log_rho + row, row_ratio, width);
+    }
+  }
 }
 
 }  // namespace
