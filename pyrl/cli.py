@@ -9,8 +9,9 @@ benchmark scripts of a source checkout.
 ``train`` writes to ``--out``: ``progress.csv`` (one row per log point), ``curve.png`` (needs
 matplotlib), ``checkpoint.pt`` (every ``--save-every`` steps and at the end), ``config.json``
 and ``eval.json`` (a final deterministic evaluation). ``--resume`` continues from the checkpoint
-to ``--steps`` in all. Hyperparameters start from a preset for known (algorithm, env) pairs,
-tuned as rl-baselines3-zoo's, then ``--set key=value`` overrides any of them.
+to ``--steps`` in all. Hyperparameters start from a preset for known (algorithm, env) pairs
+(``pyrl train --list-presets``; ``pyrl.agents.presets``), tuned as rl-baselines3-zoo's, then
+``--set key=value`` overrides any of them.
 """
 
 import argparse
@@ -21,25 +22,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-PRESETS = {
-    ("reinforce", "pyrl/ContextualBandit-v0"): dict(  # SPEC 8.1 A2: an MLP on one-hot contexts
-        n_envs=256, n_steps=1, policy="mlp", hidden=(128,), activation="relu", baseline="state",
-        lr=1e-3, ent_coef=0.1, ent_coef_final=0.0, ent_anneal_updates=2000),
-    ("ppo", "CartPole-v1"): dict(n_envs=8, n_steps=32, batch_size=256, n_epochs=20, gae_lambda=0.8,
-                                 gamma=0.98, lr=1e-3, anneal=True),
-    ("ppo", "Pendulum-v1"): dict(n_envs=4, n_steps=1024, batch_size=64, n_epochs=10, gae_lambda=0.95,
-                                 gamma=0.9, lr=1e-3, normalize_obs=True, normalize_reward=True),
-    ("ddpg", "Pendulum-v1"): dict(gamma=0.98, buffer_size=200_000, learning_starts=10_000,
-                                  hidden=(400, 300), noise_sigma=0.1),
-    ("ddpg", "pyrl/PointReach-v0"): dict(  # SPEC 8.2 H1: 10 episodes then 40 updates per epoch
-        her_strategy="future", her_k=4, hidden=(64, 64), gamma=0.98, tau=0.05, batch_size=256,
-        learning_starts=0, train_every=500, gradient_steps=40, action_l2=1.0, clip_target="goal",
-        random_eps=0.2, noise_sigma=0.2, log_every=500, eval_every=500, eval_episodes=100),
-    ("ddpg", "pyrl/BitFlip-v0"): dict(
-        env_kwargs={"continuous": True}, her_strategy="future", her_k=4, hidden=(256, 256),
-        gamma=0.98, tau=0.05, learning_starts=0, train_every=100, gradient_steps=40, action_l2=1.0,
-        clip_target="goal", random_eps=0.2, noise_sigma=0.2),
-}
+from pyrl.agents import presets
+
+# The presets live beside the agents (pyrl.agents.presets); this is a read-only view of them.
+PRESETS = presets.view()
 
 
 def parse_value(text: str):
@@ -58,13 +44,33 @@ def parse_value(text: str):
 
 
 def parse_settings(pairs: list[str]) -> dict:
-    settings = {}
+    """``--set`` pairs as keyword arguments; ``learner.key=value`` (Coop's ``ppo.lr=1e-3``)
+    sets a key of a dict-valued setting."""
+    settings: dict = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise SystemExit(f"pyrl train: --set takes key=value, got {pair!r}")
-        settings[key.strip()] = parse_value(value)
+        outer, dot, inner = key.partition(".")
+        if dot:
+            if not inner or not isinstance(settings.setdefault(outer, {}), dict):
+                raise SystemExit(f"pyrl train: --set {pair!r}: {outer} is not a group of settings")
+            settings[outer][inner] = parse_value(value)
+        else:
+            settings[key] = parse_value(value)
     return settings
+
+
+def merge_settings(preset: dict, overrides: dict) -> dict:
+    """The preset with ``overrides`` on top; dict-valued settings merge key by key."""
+    out = dict(preset)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
 
 
 def plot_curve(history: list[dict], path: Path, title: str) -> bool:
@@ -99,7 +105,19 @@ def plot_curve(history: list[dict], path: Path, title: str) -> bool:
     return True
 
 
+def list_presets() -> int:
+    for algo, env_id in presets.names():
+        settings = ", ".join(f"{k}={v!r}" for k, v in presets.get(algo, env_id).items())
+        print(f"{algo:9s} {env_id:28s} {settings}")
+    return 0
+
+
 def train(opts) -> int:
+    if opts.list_presets:
+        return list_presets()
+    if opts.algo is None or opts.env is None:
+        raise SystemExit("pyrl train: give an algorithm and --env (or --list-presets), e.g. "
+                         "pyrl train ppo --env CartPole-v1")
     import torch
 
     from pyrl.agents import ALGORITHMS
@@ -129,8 +147,7 @@ def train(opts) -> int:
     else:
         if opts.resume:
             print(f"pyrl train: no checkpoint in {out}; starting fresh")
-        settings = {} if opts.no_preset else dict(PRESETS.get((algo, opts.env), {}))
-        settings.update(overrides)
+        settings = merge_settings({} if opts.no_preset else presets.get(algo, opts.env), overrides)
         settings["seed"] = seed
         env_kwargs = settings.pop("env_kwargs", None)
         try:
@@ -186,8 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyrl", description="pyrl: train agents, run the benchmark tables")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("train", help="train an agent; writes CSV, PNG and a checkpoint")
-    p.add_argument("algo", choices=["reinforce", "ppo", "ddpg"], type=str.lower)
-    p.add_argument("--env", required=True, help="gymnasium env id (pyrl/PointReach-v0, CartPole-v1, ...)")
+    p.add_argument("algo", nargs="?", choices=["reinforce", "ppo", "ddpg", "coop"], type=str.lower)
+    p.add_argument("--env", help="gymnasium env id (pyrl/PointReach-v0, CartPole-v1, ...)")
+    p.add_argument("--list-presets", action="store_true", help="print the presets and exit")
     p.add_argument("--steps", type=int, default=100_000, help="environment steps in all")
     p.add_argument("--seed", type=int, default=None,
                    help="seeds the agent and the envs (default 0; or --set seed=S, not both)")

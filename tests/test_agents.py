@@ -300,7 +300,7 @@ def test_ddpg_save_load_restores_everything(tmp_path):
     assert restored.steps == 400 and restored.updates == agent.updates and restored.history == agent.history
     for name in ("actor", "critic", "actor_target", "critic_target"):
         assert same_parameters(getattr(agent, name), getattr(restored, name))
-    np.testing.assert_array_equal(restored.norms["observation"].mean, agent.norms["observation"].mean)
+    np.testing.assert_array_equal(restored.obs_norm.mean, agent.obs_norm.mean)
     assert len(restored.buffer) == len(agent.buffer)
     torch.testing.assert_close(restored.buffer.priorities(), agent.buffer.priorities())
     a, b = agent.buffer.sample(64), restored.buffer.sample(64)  # same generator state: same batch
@@ -340,8 +340,12 @@ def test_bad_settings_name_what_came_in():
         DDPG("Pendulum-v1", noise="pink")
     with pytest.raises(ValueError, match="baseline should be"):
         REINFORCE("CartPole-v1", baseline="mean")
-    with pytest.raises(ValueError, match="observations should be a Box"):
-        PPO("pyrl/PointReach-v0")
+    with pytest.raises(ValueError, match="observations should be a Box or a goal Dict"):
+        PPO("Blackjack-v1")
+    with pytest.raises(ValueError, match="n_critics should be an int >= 1"):
+        DDPG("Pendulum-v1", n_critics=0)
+    with pytest.raises(ValueError, match="target_noise should be a finite number >= 0"):
+        DDPG("Pendulum-v1", target_noise=-0.1)
     with pytest.raises(ValueError, match="strategy"):
         DDPG("pyrl/PointReach-v0", her_strategy="past")
 

@@ -88,8 +88,8 @@ def test_ddpg_checkpoint_round_trips_through_weights_only(tmp_path):
     agent.save(tmp_path / "ddpg.pt")
     again = pyrl.agents.DDPG.load(tmp_path / "ddpg.pt")
     assert np.array_equal(again.noise_state, agent.noise_state)
-    for key, norm in agent.norms.items():
-        assert np.array_equal(again.norms[key].mean, norm.mean)
+    assert np.array_equal(again.obs_norm.mean, agent.obs_norm.mean)
+    assert np.array_equal(again.obs_norm.var, agent.obs_norm.var)
     again.buffer.check()
 
 

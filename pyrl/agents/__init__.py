@@ -6,10 +6,11 @@ Every agent is ``Agent(env, **hyperparameters)`` with ``.learn(total_steps, call
 """
 
 from pyrl.agents.common import Agent, evaluate
+from pyrl.agents.coop import Coop
 from pyrl.agents.ddpg import DDPG
 from pyrl.agents.ppo import PPO
 from pyrl.agents.reinforce import REINFORCE
 
-ALGORITHMS = {"reinforce": REINFORCE, "ppo": PPO, "ddpg": DDPG}
+ALGORITHMS = {"reinforce": REINFORCE, "ppo": PPO, "ddpg": DDPG, "coop": Coop}
 
-__all__ = ["Agent", "REINFORCE", "PPO", "DDPG", "ALGORITHMS", "evaluate"]
+__all__ = ["Agent", "REINFORCE", "PPO", "DDPG", "Coop", "ALGORITHMS", "evaluate"]

@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import math
 import time
+from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Callable, Optional, Union
 
@@ -89,6 +90,43 @@ def is_goal_space(space: gym.Space) -> bool:
     return isinstance(space, gym.spaces.Dict) and all(k in space.spaces for k in GOAL_KEYS)
 
 
+class ObsLayout:
+    """How an observation becomes a network input ``[N, dim]``: a Box flattened, or a goal
+    dict's ``observation`` and ``desired_goal`` flattened side by side (what a goal-conditioned
+    policy reads). Works on numpy arrays (acting) and on torch tensors (sampled batches)."""
+
+    def __init__(self, space: gym.Space, algo: str):
+        if is_goal_space(space):
+            self.keys: Optional[tuple] = ("observation", "desired_goal")
+            shapes = {key: space[key].shape for key in GOAL_KEYS}
+            self.single_ndim = len(shapes["observation"])
+        elif isinstance(space, gym.spaces.Box):
+            self.keys, shapes = None, {"obs": space.shape}
+            self.single_ndim = len(space.shape)
+        else:
+            raise ValueError(f"{algo}: observations should be a Box or a goal Dict space "
+                             f"({', '.join(GOAL_KEYS)}), got {space}")
+        self.shapes = shapes
+        self.dims = {key: int(np.prod(shape)) for key, shape in shapes.items()}
+        self.dim = sum(self.dims[key] for key in (self.keys or ("obs",)))
+
+    def is_single(self, obs) -> bool:
+        """Whether ``obs`` is one observation rather than a batch."""
+        first = obs["observation"] if self.keys else obs
+        return np.ndim(first) == self.single_ndim
+
+    def __call__(self, obs):
+        if self.keys is None:
+            if isinstance(obs, torch.Tensor):
+                return obs.reshape(-1, self.dim)
+            return np.asarray(obs, np.float32).reshape(-1, self.dim)
+        parts = [obs[key] for key in self.keys]
+        if isinstance(parts[0], torch.Tensor):
+            return torch.cat([x.reshape(-1, self.dims[key]) for key, x in zip(self.keys, parts)], 1)
+        return np.concatenate([np.asarray(x, np.float32).reshape(-1, self.dims[key])
+                               for key, x in zip(self.keys, parts)], axis=1)
+
+
 def final_observations(obs, info: dict, done: np.ndarray):
     """The true next observation of each env: ``obs``, with the episode's final observation
     where it ended (``obs`` then already holds the reset one)."""
@@ -169,23 +207,76 @@ def mlp(sizes: list[int], activation: str = "tanh", out_gain: Optional[float] = 
     return nn.Sequential(*layers)
 
 
+def actor_net(sizes: list[int], activation: str, out_gain: Optional[float] = None,
+              squash: bool = False) -> nn.Sequential:
+    """A policy MLP in named parts: ``body`` (the hidden layers, each followed by the
+    activation), ``head`` (the output layer) and, with ``squash``, a final tanh. The names are
+    what a cooperative sync copies by (the body) and keeps (the head); see agents.coop."""
+    layers = mlp(sizes, activation, out_gain)
+    parts = {"body": nn.Sequential(*layers[:-1]), "head": layers[-1]}
+    if squash:
+        parts["squash"] = nn.Tanh()
+    return nn.Sequential(OrderedDict(parts))
+
+
 class NumpyMLP:
     """``net(x)`` in numpy, on views of the parameters of a Sequential of Linear, ReLU and Tanh
-    layers (nested Sequentials allowed): acting with a small net without torch's per-call cost."""
+    layers (nested Sequentials allowed): acting with a small net without torch's per-call cost.
+
+    The module stays the one definition: every call first checks that each view still aliases
+    the parameter the module holds now (the same Parameter, the same storage) and takes fresh
+    views when not, so a weight change that replaces tensors (``load_state_dict(assign=True)``,
+    ``.to()``, ``share_memory()``, a sync that assigns) reaches acting as surely as an in-place
+    optimizer step. Parameters numpy cannot view (off the CPU, half precision) run the module.
+    """
 
     def __init__(self, net: nn.Module):
-        self.layers = []
+        self.net = net
+        self.steps: list = []  # ("linear", layer) or an elementwise numpy function, in order
         for layer in net.modules():
             if isinstance(layer, nn.Linear):
-                self.layers.append((layer.weight.detach().numpy().T, layer.bias.detach().numpy()))
+                self.steps.append(("linear", layer))
             elif isinstance(layer, (nn.ReLU, nn.Tanh)):
-                self.layers.append(np.tanh if isinstance(layer, nn.Tanh) else relu)
+                self.steps.append(np.tanh if isinstance(layer, nn.Tanh) else relu)
             elif not isinstance(layer, nn.Sequential):
                 raise ValueError(f"NumpyMLP: unsupported layer {layer}")
+        self.linears = [step[1] for step in self.steps if isinstance(step, tuple)]
+        self.seen: list = []  # (parameter, data_ptr) per weight and bias the views were taken of
+        self.views: Optional[list] = None  # (weight.T, bias) per Linear, or None: run the module
+
+    def _current_views(self) -> Optional[list]:
+        seen = iter(self.seen)
+        for layer in self.linears:
+            for name in ("weight", "bias"):
+                p = layer._parameters[name]
+                known = next(seen, None)
+                if known is None or p is not known[0] or (p is not None and p.data_ptr() != known[1]):
+                    return self._take_views()
+        return self.views
+
+    def _take_views(self) -> Optional[list]:
+        params = [(layer._parameters["weight"], layer._parameters["bias"]) for layer in self.linears]
+        self.seen = [(p, p.data_ptr() if p is not None else 0) for pair in params for p in pair]
+        viewable = all(p.device.type == "cpu" and p.dtype in (torch.float32, torch.float64)
+                       for pair in params for p in pair if p is not None)
+        self.views = [(w.detach().numpy().T, b.detach().numpy() if b is not None else 0.0)
+                      for w, b in params] if viewable else None
+        return self.views
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        for layer in self.layers:
-            x = layer(x) if callable(layer) else x @ layer[0] + layer[1]
+        views = self._current_views()
+        if views is None:
+            first = self.linears[0].weight
+            with torch.no_grad():
+                out = self.net(torch.as_tensor(x).to(device=first.device, dtype=first.dtype))
+            return out.float().cpu().numpy()
+        linear = iter(views)
+        for step in self.steps:
+            if isinstance(step, tuple):
+                weight_t, bias = next(linear)
+                x = x @ weight_t + bias
+            else:
+                x = step(x)
         return x
 
 
@@ -252,10 +343,12 @@ class CommonArgs:
 
 # What each numeric hyperparameter may be, by name (any agent); every other float must be finite.
 AT_LEAST_ONE = {"n_envs", "n_steps", "batch_size", "n_epochs", "buffer_size", "train_every",
-                "gradient_steps", "nstep", "log_every", "eval_episodes", "per_beta_steps"}
+                "gradient_steps", "nstep", "log_every", "eval_episodes", "per_beta_steps",
+                "n_critics", "policy_delay"}
+# lr 0 freezes a network, which tests use
 NOT_NEGATIVE = {"seed", "eval_every", "learning_starts", "her_k", "ent_anneal_updates",
                 "ent_coef", "ent_coef_final", "vf_coef", "action_l2", "noise_sigma",
-                "lr", "actor_lr", "critic_lr"}  # lr 0 freezes a network, which tests use
+                "lr", "actor_lr", "critic_lr", "target_noise", "target_noise_clip"}
 POSITIVE = {"clip_range", "clip_range_vf", "max_grad_norm", "target_kl"}
 UNIT_INTERVAL = {"gamma", "gae_lambda", "tau", "per_alpha", "per_beta", "random_eps"}
 
@@ -350,8 +443,7 @@ class Agent:
         a multiple of ``eval_every``; returns False when the callback asks to stop."""
         every = self.args.eval_every
         if every and self.steps // every != steps_before // every:
-            result = self.evaluate(self.args.eval_episodes, seed=10_000 + self.steps)
-            row.update(eval_return=result["return"], eval_success=result["success"])
+            row.update(self._eval_row(self.evaluate(self.args.eval_episodes, seed=10_000 + self.steps)))
         row = {"step": self.steps, "time": round(time.perf_counter() - self._start, 3), **row}
         self.history.append(row)
         if progress is not None:
@@ -360,6 +452,10 @@ class Agent:
                      if k in row and row[k] == row[k]}
             progress.set_postfix(shown, refresh=False)
         return not (callback is not None and callback(self, row) is False)
+
+    def _eval_row(self, result: dict) -> dict:
+        """The history columns of an evaluation result."""
+        return {"eval_return": result["return"], "eval_success": result["success"]}
 
     def _begin_learning(self, total_steps: int, show_progress: Optional[bool]):
         """Episode statistics and a progress bar (or None) for one learn() call; the envs are
@@ -429,7 +525,11 @@ class Agent:
         env = env if env is not None else checkpoint["env_id"]
         if env is None:
             raise ValueError(f"{cls.algo}.load: {path} was trained on an unregistered env; pass env=")
-        agent = cls(env, env_kwargs=checkpoint["env_kwargs"], **{**checkpoint["args"], **overrides})
+        args = dict(checkpoint["args"])
+        for key, value in overrides.items():  # a dict-valued setting (Coop's ppo=...) merges
+            both = isinstance(value, dict) and isinstance(args.get(key), dict)
+            args[key] = {**args[key], **value} if both else value
+        agent = cls(env, env_kwargs=checkpoint["env_kwargs"], **args)
         agent.steps, agent.updates = checkpoint["steps"], checkpoint["updates"]
         agent.history, agent.timers = checkpoint["history"], checkpoint["timers"]
         if agent.history:  # the time column runs on across the resume

@@ -10,12 +10,20 @@ step, and every ``train_every`` steps runs ``gradient_steps`` updates of batch `
     actor  = -mean Q(s, mu(s)) + action_l2 * mean (mu(s) / a_max)^2
 
 then moves the target networks by ``tau`` and gives the buffer ``|Q - y|`` as new priorities.
+
+Twin-critic options (Fujimoto et al. 2018, https://arxiv.org/abs/1802.09477): ``n_critics``
+Q networks trained on one target built from their minimum (clipped double-Q), actor and target
+updates every ``policy_delay`` critic updates, and target policy smoothing (``target_noise``,
+clipped to ``target_noise_clip``, added to mu'(s')). With ``n_critics=2, policy_delay=2,
+target_noise=0.2`` this agent is TD3 (the actor then follows the first critic, as TD3's does).
 ``D`` is gamma^k for a k-step window (0 after a true terminal), so n-step, HER and episode ends
 need nothing else here. Goal environments (dict observations ``observation``, ``achieved_goal``,
 ``desired_goal``) feed ``[observation, desired_goal]`` to both networks; with ``her_strategy``
 set the buffer relabels goals, computing rewards with the env's compiled reward when it has one
 (the pyrl envs do) and with its ``compute_reward`` otherwise. ``normalize_obs`` keeps running
 statistics of observations and goals (clipped to +-5, as the HER paper's implementation).
+Acting runs the actor in numpy on views of the module's current weights (common.NumpyMLP): the
+module stays the policy's one definition.
 
 Example (SPEC 8.2 H1)::
 
@@ -35,9 +43,9 @@ import torch
 from torch import nn
 
 from pyrl import replay
-from pyrl.agents.common import (GOAL_KEYS, Agent, CommonArgs, EnvLike, NumpyMLP, float64_array,
-                                RunningNorm, final_observations, is_goal_space, make_vec_env, mlp,
-                                parse_args)
+from pyrl.agents.common import (GOAL_KEYS, Agent, CommonArgs, EnvLike, NumpyMLP, ObsLayout,
+                                RunningNorm, actor_net, final_observations, float64_array,
+                                make_vec_env, mlp, parse_args)
 
 
 @dataclass
@@ -64,6 +72,17 @@ class Args(CommonArgs):
     """critic Adam learning rate"""
     hidden: tuple = (256, 256)
     """hidden layers of actor and critic"""
+    activation: str = "relu"
+    """'relu' or 'tanh' between the hidden layers"""
+    n_critics: int = 1
+    """Q networks trained side by side; targets use their minimum (TD3's clipped double-Q: 2)"""
+    policy_delay: int = 1
+    """critic updates per actor and target-network update (TD3: 2)"""
+    target_noise: float = 0.0
+    """std of the Gaussian noise added to mu'(s') in the target, on actions scaled to [-1, 1]
+    (TD3's target policy smoothing: 0.2)"""
+    target_noise_clip: float = 0.5
+    """the target noise is clipped to +-this"""
     noise: str = "gaussian"
     """exploration noise: 'gaussian' or 'ou'"""
     noise_sigma: float = 0.1
@@ -109,50 +128,54 @@ def as_tensors(fields: dict) -> dict:
     return {key: as_tensor(value) for key, value in fields.items()}
 
 
+class Critics(nn.Module):
+    """``n`` Q(s, a) networks side by side: ``critics(s, a)`` is ``[B, n]``."""
+
+    def __init__(self, in_dim: int, hidden: tuple, n: int, activation: str):
+        super().__init__()
+        self.nets = nn.ModuleList(mlp([in_dim, *hidden, 1], activation) for _ in range(n))
+
+    def forward(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([s, a], 1)
+        return torch.cat([net(x) for net in self.nets], 1)
+
+
 class DDPG(Agent):
-    """DDPG with pyrl's replay buffer; see the module docstring."""
+    """DDPG (TD3 with the twin-critic options) with pyrl's replay buffer; see the module docstring."""
 
     algo = "ddpg"
 
     def __init__(self, env: EnvLike, env_kwargs: Optional[dict] = None, **hyperparameters):
         args = parse_args(Args, "DDPG", hyperparameters)
-        if args.noise not in ("gaussian", "ou"):
-            raise ValueError(f"DDPG: noise should be 'gaussian' or 'ou', got {args.noise!r}")
-        if args.clip_target not in (None, "goal"):
-            raise ValueError(f"DDPG: clip_target should be None or 'goal', got {args.clip_target!r}")
+        for name, allowed in (("noise", ("gaussian", "ou")), ("clip_target", (None, "goal")),
+                              ("activation", ("relu", "tanh"))):
+            if getattr(args, name) not in allowed:
+                raise ValueError(f"DDPG: {name} should be one of {allowed}, got {getattr(args, name)!r}")
         super().__init__(env, args, env_kwargs)
         self.env = make_vec_env(env, args.n_envs, env_kwargs)
         obs_space, self.action_space = self.env.single_observation_space, self.env.single_action_space
         if not isinstance(self.action_space, gym.spaces.Box):
             raise ValueError(f"DDPG: actions should be a Box space, got {self.action_space}")
-        self.goal_env = is_goal_space(obs_space)
+        self.layout = ObsLayout(obs_space, "DDPG")
+        self.goal_env = self.layout.keys is not None
         if args.her_strategy is not None and not self.goal_env:
             raise ValueError(f"DDPG: her_strategy={args.her_strategy!r} needs a goal env (dict "
                              f"observations {GOAL_KEYS}), got {obs_space}")
-        if self.goal_env:
-            shapes = {key: obs_space[key].shape for key in GOAL_KEYS}
-            self.obs_dim = int(np.prod(shapes["observation"]) + np.prod(shapes["desired_goal"]))
-        else:
-            shapes = {"obs": obs_space.shape}
-            self.obs_dim = int(np.prod(obs_space.shape))
-        self.input_dims = {key: int(np.prod(shape)) for key, shape in shapes.items()}
-        self.norms = {key: RunningNorm((self.input_dims[key],), clip=5.0) for key in shapes
-                      if key != "achieved_goal"} if args.normalize_obs else None
+        self.obs_dim = self.layout.dim
+        self.obs_norm = RunningNorm((self.obs_dim,), clip=5.0) if args.normalize_obs else None
         self.act_dim = int(np.prod(self.action_space.shape))
         self.act_low, self.act_high = self.action_space.low, self.action_space.high
 
-        self.actor = nn.Sequential(mlp([self.obs_dim, *args.hidden, self.act_dim], "relu"), nn.Tanh())
-        self.critic = mlp([self.obs_dim + self.act_dim, *args.hidden, 1], "relu")
+        self.actor = actor_net([self.obs_dim, *args.hidden, self.act_dim], args.activation, squash=True)
+        self.critic = Critics(self.obs_dim + self.act_dim, args.hidden, args.n_critics, args.activation)
         self.actor_target, self.critic_target = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
         for p in (*self.actor_target.parameters(), *self.critic_target.parameters()):
             p.requires_grad_(False)
-        # Acting runs the actor in numpy on views of its weights (always current: the optimizer
-        # and load_state_dict write in place): a few µs a step instead of tens in module calls.
         self.actor_numpy = NumpyMLP(self.actor)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=args.actor_lr, fused=True)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=args.critic_lr, fused=True)
 
-        spec = dict(shapes, action=self.action_space.shape)
+        spec = dict(self.layout.shapes, action=self.action_space.shape)
         her = None
         if args.her_strategy is not None:
             unwrapped = self._single_env()
@@ -176,42 +199,37 @@ class DDPG(Agent):
         raise ValueError("DDPG: HER needs the env's compute_reward; use a sync vector env")
 
     # ---- observations and acting ------------------------------------------------------------
-    def _input(self, obs: dict) -> torch.Tensor:
-        """The network input of a sampled batch: ``obs`` (or ``observation`` + ``desired_goal``)."""
-        keys = ("observation", "desired_goal") if self.goal_env else ("obs",)
-        parts = [obs[key].reshape(-1, self.input_dims[key]) for key in keys]
-        if self.norms is not None:
-            parts = [self.norms[key](x) for key, x in zip(keys, parts)]
-        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+    def _input(self, obs):
+        """The network input: ``obs`` (or ``observation`` + ``desired_goal``), normalized."""
+        x = self.layout(obs)
+        return self.obs_norm(x) if self.obs_norm is not None else x
 
     def _fields(self, obs) -> dict:
         return {key: obs[key] for key in GOAL_KEYS} if self.goal_env else {"obs": obs}
 
     def _act(self, obs) -> np.ndarray:
         """mu(s) in [-1, 1], ``[N, act_dim]``, from environment observations (numpy)."""
-        keys = ("observation", "desired_goal") if self.goal_env else ("obs",)
-        fields = self._fields(obs)
-        parts = [np.asarray(fields[key], np.float32).reshape(-1, self.input_dims[key]) for key in keys]
-        if self.norms is not None:
-            parts = [self.norms[key](x) for key, x in zip(keys, parts)]
-        return self.actor_numpy(np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0])
+        return self.actor_numpy(self._input(obs))
 
     def _scale(self, unit_action: np.ndarray) -> np.ndarray:
         return self.act_low + (unit_action + 1.0) * 0.5 * (self.act_high - self.act_low)
 
+    def _unscale(self, action: np.ndarray) -> np.ndarray:
+        """The inverse of _scale: env actions to [-1, 1] (what the buffer and the critic hold)."""
+        action = np.clip(action, self.act_low, self.act_high)
+        return 2.0 * (action - self.act_low) / (self.act_high - self.act_low) - 1.0
+
     def predict(self, obs, deterministic: bool = True) -> np.ndarray:
-        first = self._fields(obs)["observation" if self.goal_env else "obs"]
-        single = np.asarray(first).ndim == len(self.env.single_observation_space[
-            "observation"].shape if self.goal_env else self.env.single_observation_space.shape)
         action = self._act(obs)
         if not deterministic:
             action = np.clip(action + self.args.noise_sigma * self.rng.standard_normal(action.shape), -1, 1)
         action = self._scale(action)
-        return action[0] if single else action
+        return action[0] if self.layout.is_single(obs) else action
 
-    def _explore(self, obs) -> np.ndarray:
+    def _explore(self, obs, warmup: bool) -> np.ndarray:
+        """Exploratory actions in [-1, 1]: uniform during warm-up, else mu(s) plus noise."""
         a, n = self.args, self.args.n_envs
-        if self.steps < a.learning_starts:
+        if warmup:
             return self.rng.uniform(-1, 1, (n, self.act_dim))
         action = self._act(obs)
         if a.noise == "ou":  # Ornstein-Uhlenbeck, theta 0.15, dt 1e-2, as in the DDPG paper
@@ -225,40 +243,38 @@ class DDPG(Agent):
         action[random] = self.rng.uniform(-1, 1, (int(random.sum()), self.act_dim))
         return action
 
+    def _store(self, obs, unit_action, real_next, reward, term, trunc) -> None:
+        """One step of N envs into the normalizer and the replay buffer (``real_next``: the final
+        observation where an episode ended)."""
+        if self.obs_norm is not None:
+            self.obs_norm.update(self.layout(obs))
+        # Tensors of the stored dtypes take the buffer's pybind11 fast path.
+        obs_t, next_t = as_tensors(self._fields(obs)), as_tensors(self._fields(real_next))
+        with self.timer("replay"):
+            self.buffer.add(obs=obs_t if self.goal_env else obs_t["obs"],
+                            next_obs=next_t if self.goal_env else next_t["obs"],
+                            reward=as_tensor(reward), terminated=torch.from_numpy(np.asarray(term)),
+                            truncated=torch.from_numpy(np.asarray(trunc)), action=as_tensor(unit_action))
+
     # ---- learning -----------------------------------------------------------------------------
     def learn(self, total_steps: int, callback=None, progress: Optional[bool] = None) -> list[dict]:
         a, n = self.args, self.args.n_envs
         stats, bar = self._begin_learning(total_steps, progress)
-        losses = {"critic_loss": [], "actor_loss": [], "q": []}
+        losses: dict[str, list] = {"critic_loss": [], "actor_loss": [], "q": []}
         try:
             while self.steps < total_steps:
-                unit_action = self._explore(self.obs)
-                action = self._scale(unit_action)
-                next_obs, reward, term, trunc, info = self.env.step(action)
+                unit_action = self._explore(self.obs, warmup=self.steps < a.learning_starts)
+                next_obs, reward, term, trunc, info = self.env.step(self._scale(unit_action))
                 done = term | trunc
                 stats.update(reward, done, info)
-                real_next = final_observations(next_obs, info, done)
-                fields, next_fields = self._fields(self.obs), self._fields(real_next)
-                if self.norms is not None:
-                    for key, norm in self.norms.items():
-                        norm.update(np.asarray(fields[key]).reshape(n, -1))
-                # Tensors of the stored dtypes take the buffer's pybind11 fast path.
-                obs_t, next_t = as_tensors(fields), as_tensors(next_fields)
-                with self.timer("replay"):
-                    self.buffer.add(obs=obs_t if self.goal_env else obs_t["obs"],
-                                    next_obs=next_t if self.goal_env else next_t["obs"],
-                                    reward=as_tensor(reward), terminated=torch.from_numpy(term),
-                                    truncated=torch.from_numpy(trunc), action=as_tensor(unit_action))
+                self._store(self.obs, unit_action, final_observations(next_obs, info, done), reward, term, trunc)
                 self.noise_state[done] = 0.0
                 self.obs = next_obs
                 before = self.steps
                 self.steps += n
 
-                if self.steps >= a.learning_starts and self.steps // a.train_every != before // a.train_every \
-                        and self.buffer.num_episodes > 0:
-                    for _ in range(a.gradient_steps):
-                        for key, value in self._update().items():
-                            losses[key].append(value)
+                if self.steps >= a.learning_starts and self.steps // a.train_every != before // a.train_every:
+                    self._train_round(losses)
                 if self.steps // a.log_every != before // a.log_every or self.steps >= total_steps:
                     row = {**stats.drain(), **{k: float(np.mean(v)) if v else float("nan")
                                                for k, v in losses.items()}}
@@ -270,45 +286,59 @@ class DDPG(Agent):
                 bar.close()
         return self.history
 
+    def _train_round(self, losses: dict) -> None:
+        """``gradient_steps`` updates (once the buffer holds an episode), their losses appended."""
+        if self.buffer.num_episodes == 0:
+            return
+        for _ in range(self.args.gradient_steps):
+            for key, value in self._update().items():
+                losses[key].append(value)
+
     def _update(self) -> dict:
         a = self.args
         with self.timer("replay"):
             batch = self.buffer.sample(a.batch_size)
-        obs = batch.obs if self.goal_env else {"obs": batch.obs}
-        next_obs = batch.next_obs if self.goal_env else {"obs": batch.next_obs}
-        s, s_next = self._input(obs), self._input(next_obs)
+        s, s_next = self._input(batch.obs), self._input(batch.next_obs)
         reward = batch.reward.reshape(-1, 1)
         with torch.no_grad():
-            next_q = self.critic_target(torch.cat([s_next, self.actor_target(s_next)], 1))
+            next_action = self.actor_target(s_next)
+            if a.target_noise > 0:  # target policy smoothing (TD3)
+                noise = (torch.randn_like(next_action) * a.target_noise).clamp(-a.target_noise_clip,
+                                                                                a.target_noise_clip)
+                next_action = (next_action + noise).clamp(-1.0, 1.0)
+            next_q = self.critic_target(s_next, next_action).min(dim=1, keepdim=True).values
             target = reward + batch.discount.reshape(-1, 1).to(torch.float32) * next_q
             if a.clip_target == "goal":
                 target = target.clamp(-1.0 / (1.0 - a.gamma), 0.0)
-        q = self.critic(torch.cat([s, batch.action], 1))
+        q = self.critic(s, batch.action)  # [B, n_critics]
         td = q - target
-        critic_loss = (batch.weight.reshape(-1, 1).to(torch.float32) * td.pow(2)).mean()
+        critic_loss = (batch.weight.reshape(-1, 1).to(torch.float32) * td.pow(2)).mean(0).sum()
         self.critic_opt.zero_grad()
         critic_loss.backward()
         if a.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(self.critic.parameters(), a.max_grad_norm)
         self.critic_opt.step()
+        self.updates += 1
+        out = {"critic_loss": critic_loss.item(), "q": q[:, 0].mean().item()}
 
-        mu = self.actor(s)
-        actor_loss = -self.critic(torch.cat([s, mu], 1)).mean() + a.action_l2 * mu.pow(2).mean()
-        self.actor_opt.zero_grad()
-        actor_loss.backward()
-        if a.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.actor.parameters(), a.max_grad_norm)
-        self.actor_opt.step()
-
-        with torch.no_grad():
-            for net, target_net in ((self.actor, self.actor_target), (self.critic, self.critic_target)):
-                for p, p_target in zip(net.parameters(), target_net.parameters()):
-                    p_target.lerp_(p, a.tau)
+        if self.updates % a.policy_delay == 0:
+            mu = self.actor(s)
+            q_mu = self.critic.nets[0](torch.cat([s, mu], 1))
+            actor_loss = -q_mu.mean() + a.action_l2 * mu.pow(2).mean()
+            self.actor_opt.zero_grad()
+            actor_loss.backward()
+            if a.max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(self.actor.parameters(), a.max_grad_norm)
+            self.actor_opt.step()
+            with torch.no_grad():
+                for net, target_net in ((self.actor, self.actor_target), (self.critic, self.critic_target)):
+                    for p, p_target in zip(net.parameters(), target_net.parameters()):
+                        p_target.lerp_(p, a.tau)
+            out["actor_loss"] = actor_loss.item()
         if a.per:
             with self.timer("replay"):
-                self.buffer.update_priorities(batch.index, batch.generation, td.detach().abs().reshape(-1))
-        self.updates += 1
-        return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(), "q": q.mean().item()}
+                self.buffer.update_priorities(batch.index, batch.generation, td[:, 0].detach().abs())
+        return out
 
     # ---- checkpoints --------------------------------------------------------------------------
     def _state(self) -> dict:
@@ -316,16 +346,15 @@ class DDPG(Agent):
                 "actor_target": self.actor_target.state_dict(),
                 "critic_target": self.critic_target.state_dict(),
                 "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
-                "norms": {k: v.state_dict() for k, v in self.norms.items()} if self.norms else None,
+                "obs_norm": self.obs_norm.state_dict() if self.obs_norm else None,
                 "buffer": self.buffer.state_dict(), "rng": self.rng.bit_generator.state,
                 "noise_state": self.noise_state.copy()}
 
     def _load_state(self, state: dict) -> None:
         for name in ("actor", "critic", "actor_target", "critic_target", "actor_opt", "critic_opt"):
             getattr(self, name).load_state_dict(state[name])
-        if self.norms is not None:
-            for key, norm in self.norms.items():
-                norm.load_state_dict(state["norms"][key])
+        if self.obs_norm is not None:
+            self.obs_norm.load_state_dict(state["obs_norm"])
         self.buffer.load_state_dict(state["buffer"])
         self.rng.bit_generator.state = state["rng"]
         self.noise_state = float64_array(state["noise_state"])

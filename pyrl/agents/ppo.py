@@ -11,7 +11,13 @@ with ``r = pi(a|s) / pi_old(a|s)``. Discrete (Categorical) and continuous (diago
 state-independent log std, actions clipped to the bounds) action spaces; optional running
 observation normalization and reward scaling (by the std of the discounted return), optional
 value clipping, and linear annealing of the learning rate and clip range. Defaults follow
-Stable-Baselines3's PPO, so the same hyperparameters mean the same algorithm.
+Stable-Baselines3's PPO, so the same hyperparameters mean the same algorithm. Goal
+environments (dict observations) feed ``[observation, desired_goal]`` to both networks.
+
+The policy has one definition, the ``ActorCritic`` module. Acting runs its actor in numpy on
+views of the module's current weights (common.NumpyMLP) and only samples; the log-probabilities
+and values the update needs are computed after the rollout, in one batch, by the same module
+functions the loss uses (the weights do not change during a rollout).
 
 Example::
 
@@ -20,7 +26,7 @@ Example::
     agent.evaluate(episodes=10)
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import gymnasium as gym
@@ -30,8 +36,9 @@ from torch import nn
 from torch.distributions import Categorical, Normal
 
 from pyrl import returns
-from pyrl.agents.common import (Agent, CommonArgs, EnvLike, NumpyMLP, RunningNorm, float64_array,
-                                final_observations, make_vec_env, mlp, parse_args)
+from pyrl.agents.common import (Agent, CommonArgs, EnvLike, NumpyMLP, ObsLayout, RunningNorm,
+                                actor_net, float64_array, final_observations, make_vec_env, mlp,
+                                parse_args)
 
 
 @dataclass
@@ -83,7 +90,7 @@ class ActorCritic(nn.Module):
         super().__init__()
         self.discrete = hasattr(action_space, "n")
         out = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
-        self.actor = mlp([obs_dim, *args.hidden, out], args.activation, out_gain=0.01)
+        self.actor = actor_net([obs_dim, *args.hidden, out], args.activation, out_gain=0.01)
         self.critic = mlp([obs_dim, *args.hidden, 1], args.activation, out_gain=1.0)
         if not self.discrete:
             self.log_std = nn.Parameter(torch.full((out,), float(args.log_std_init)))
@@ -105,6 +112,27 @@ class ActorCritic(nn.Module):
         return dist.log_prob(action).sum(-1), dist.entropy().sum(-1)
 
 
+@dataclass
+class Rollout:
+    """``T`` steps of ``n`` envs, as the update reads them."""
+
+    obs: np.ndarray
+    """``[T, n, d]`` network inputs (normalized when the step was taken)"""
+    action: np.ndarray
+    """``[T, n]`` (discrete) or ``[T, n, *action shape]``, as sampled (before clipping)"""
+    reward: np.ndarray
+    """``[T, n]``, scaled where ``normalize_reward`` is on"""
+    terminated: np.ndarray
+    truncated: np.ndarray
+    last_obs: np.ndarray
+    """``[n, d]`` network inputs after the last step (their values bootstrap the rollout)"""
+    finals: list = field(default_factory=list)
+    """``(t, i, input)`` of each episode cut at step t in env i: V(final observation) bootstraps it"""
+    behaviour_log_prob: Optional[np.ndarray] = None
+    """``[T, n]`` log-probabilities where another policy acted (agents.coop), NaN where this
+    one did; None: this policy took every step"""
+
+
 class PPO(Agent):
     """Clipped-objective PPO with GAE; see the module docstring."""
 
@@ -112,16 +140,12 @@ class PPO(Agent):
 
     def __init__(self, env: EnvLike, env_kwargs: Optional[dict] = None, **hyperparameters):
         args = parse_args(Args, "PPO", hyperparameters)
-        if args.n_envs < 1 or args.n_steps < 1 or args.batch_size < 1 or args.n_epochs < 1:
-            raise ValueError(f"PPO: n_envs, n_steps, batch_size and n_epochs should be >= 1, got "
-                             f"{args.n_envs}, {args.n_steps}, {args.batch_size}, {args.n_epochs}")
+        if args.activation not in ("tanh", "relu"):
+            raise ValueError(f"PPO: activation should be 'tanh' or 'relu', got {args.activation!r}")
         super().__init__(env, args, env_kwargs)
         self.env = make_vec_env(env, args.n_envs, env_kwargs)
-        space = self.env.single_observation_space
-        if not isinstance(space, gym.spaces.Box):
-            raise ValueError(f"PPO: observations should be a Box space, got {space}")
-        self.obs_shape = space.shape
-        self.obs_dim = int(np.prod(space.shape))
+        self.layout = ObsLayout(self.env.single_observation_space, "PPO")
+        self.obs_dim = self.layout.dim
         self.action_space = self.env.single_action_space
         self.model = ActorCritic(self.obs_dim, self.action_space, args)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr, eps=1e-5, fused=True)
@@ -129,31 +153,27 @@ class PPO(Agent):
         self.return_norm = RunningNorm(()) if args.normalize_reward else None
         self.discounted = np.zeros(args.n_envs)  # running discounted return, for reward scaling
         self.rng = np.random.default_rng(args.seed)
-        # Acting runs the networks in numpy on views of their weights (always current: the
-        # optimizer and load_state_dict write in place): µs per step instead of module calls.
-        self.actor_numpy, self.critic_numpy = NumpyMLP(self.model.actor), NumpyMLP(self.model.critic)
+        self.actor_numpy = NumpyMLP(self.model.actor)
 
+    # ---- acting -------------------------------------------------------------------------------
     def _normalized(self, obs, update_norm: bool = False) -> np.ndarray:
-        x = np.asarray(obs, dtype=np.float32).reshape(-1, self.obs_dim)
+        x = self.layout(obs)
         if self.obs_norm is not None:
             if update_norm:
                 self.obs_norm.update(x)
             x = self.obs_norm(x)
         return x
 
-    def _act(self, x: np.ndarray, deterministic: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """An action of pi(.|x) for normalized observations ``x`` ``[N, d]``, and its log-probability."""
+    def _act(self, x: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """An action of pi(.|x) for network inputs ``x`` ``[N, d]``."""
         out = self.actor_numpy(x)
         if self.model.discrete:
-            top = out.max(axis=-1, keepdims=True)
-            log_p = out - top - np.log(np.exp(out - top).sum(axis=-1, keepdims=True))
-            # Gumbel-max: argmax(log p + Gumbel noise) is a draw from the categorical.
-            action = out.argmax(-1) if deterministic else (log_p + self.rng.gumbel(size=out.shape)).argmax(-1)
-            return action, np.take_along_axis(log_p, action[:, None], axis=1)[:, 0]
-        log_std = self.model.log_std.detach().numpy()
-        action = out if deterministic else out + np.exp(log_std) * self.rng.standard_normal(out.shape)
-        log_prob = -0.5 * ((action - out) / np.exp(log_std)) ** 2 - log_std - 0.5 * np.log(2 * np.pi)
-        return action.astype(np.float32), log_prob.sum(-1)
+            # Gumbel-max: argmax(logits + Gumbel noise) is a draw from the categorical.
+            return out.argmax(-1) if deterministic else (out + self.rng.gumbel(size=out.shape)).argmax(-1)
+        if deterministic:
+            return out.astype(np.float32)
+        std = np.exp(self.model.log_std.detach().cpu().numpy())
+        return (out + std * self.rng.standard_normal(out.shape)).astype(np.float32)
 
     def _env_action(self, action: np.ndarray) -> np.ndarray:
         if self.model.discrete:
@@ -161,9 +181,8 @@ class PPO(Agent):
         return np.clip(action, self.action_space.low, self.action_space.high)
 
     def predict(self, obs, deterministic: bool = True) -> np.ndarray:
-        single = np.asarray(obs).ndim == len(self.obs_shape)
-        action = self._env_action(self._act(self._normalized(obs), deterministic)[0])
-        return action[0] if single else action
+        action = self._env_action(self._act(self._normalized(obs), deterministic))
+        return action[0] if self.layout.is_single(obs) else action
 
     def _scale_reward(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
         if self.return_norm is None:
@@ -173,96 +192,111 @@ class PPO(Agent):
         self.discounted[done] = 0.0
         return np.clip(reward / np.sqrt(self.return_norm.var + self.return_norm.eps), -10, 10)
 
+    # ---- learning -----------------------------------------------------------------------------
     def learn(self, total_steps: int, callback=None, progress: Optional[bool] = None) -> list[dict]:
-        a, n, T = self.args, self.args.n_envs, self.args.n_steps
+        a = self.args
         stats, bar = self._begin_learning(total_steps, progress)
         try:
             while self.steps < total_steps:
                 # Annealed over absolute steps, so a resumed run continues the same schedule.
                 frac = 1.0 - self.steps / total_steps if a.anneal else 1.0
-                for group in self.optimizer.param_groups:
-                    group["lr"] = a.lr * frac
-                clip = a.clip_range * frac
-
-                # ---- rollout: T steps of n envs ----
-                obs_t = np.zeros((T, n, self.obs_dim), np.float32)
-                action_t = np.zeros((T, n), np.int64) if self.model.discrete \
-                    else np.zeros((T, n, *self.action_space.shape), np.float32)
-                logp_t, value_t, reward_t = (np.zeros((T, n), np.float32) for _ in range(3))
-                term_t, trunc_t = np.zeros((T, n), bool), np.zeros((T, n), bool)
-                finals: list[tuple[int, int, np.ndarray]] = []
-                for t in range(T):
-                    obs_t[t] = self._normalized(self.obs, update_norm=True)
-                    action_t[t], logp_t[t] = self._act(obs_t[t])
-                    value_t[t] = self.critic_numpy(obs_t[t])[:, 0]
-                    next_obs, reward, term, trunc, info = self.env.step(self._env_action(action_t[t]))
-                    done = term | trunc
-                    stats.update(reward, done, info)
-                    if trunc.any():
-                        real_next = final_observations(next_obs, info, trunc & ~term)
-                        finals += [(t, i, real_next[i]) for i in np.flatnonzero(trunc & ~term)]
-                    reward_t[t] = self._scale_reward(np.asarray(reward, np.float64), done)
-                    term_t[t], trunc_t[t] = term, trunc
-                    self.obs = next_obs
-                    self.steps += n
-
-                # ---- ALGO LOGIC: advantages ----
-                # next_value[t] = V(o_{t+1}); where an episode was cut, V of its final observation.
-                next_value = np.concatenate([value_t[1:], self.critic_numpy(self._normalized(self.obs)).T])
-                if finals:
-                    final_value = self.critic_numpy(self._normalized(np.stack([f for _, _, f in finals])))
-                    for (t, i, _), v in zip(finals, final_value[:, 0]):
-                        next_value[t, i] = v
-                obs_t, action_t, logp_t, value_t, reward_t, next_value, term_t, trunc_t = map(
-                    torch.from_numpy, (obs_t, action_t, logp_t, value_t, reward_t, next_value, term_t, trunc_t))
-                with self.timer("returns"):
-                    advantage, value_target = returns.gae(reward_t, value_t, next_value, term_t, trunc_t,
-                                                          a.gamma, a.gae_lambda)
-
-                # ---- ALGO LOGIC: clipped policy and value updates ----
-                b_obs = obs_t.reshape(-1, self.obs_dim)
-                b_action = action_t.reshape(T * n, *action_t.shape[2:])
-                b_logp, b_adv = logp_t.reshape(-1), advantage.reshape(-1)
-                b_target, b_value = value_target.reshape(-1), value_t.reshape(-1)
-                clip_fractions, approx_kl = [], 0.0
-                for _ in range(a.n_epochs):
-                    order = torch.randperm(T * n)
-                    for start in range(0, T * n, a.batch_size):
-                        mb = order[start:start + a.batch_size]
-                        logp, entropy = self.model.log_prob_entropy(b_obs[mb], b_action[mb])
-                        log_ratio = logp - b_logp[mb]
-                        ratio = log_ratio.exp()
-                        adv = b_adv[mb]
-                        if a.normalize_advantage and len(mb) > 1:
-                            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                        policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv).mean()
-                        value = self.model.value(b_obs[mb])
-                        if a.clip_range_vf is not None:
-                            value = b_value[mb] + (value - b_value[mb]).clamp(-a.clip_range_vf, a.clip_range_vf)
-                        value_loss = (b_target[mb] - value).pow(2).mean()
-                        entropy_loss = -entropy.mean()
-                        loss = policy_loss + a.vf_coef * value_loss + a.ent_coef * entropy_loss
-                        self.optimizer.zero_grad()
-                        loss.backward()
-                        nn.utils.clip_grad_norm_(self.model.parameters(), a.max_grad_norm)
-                        self.optimizer.step()
-                        with torch.no_grad():
-                            approx_kl = float(((ratio - 1) - log_ratio).mean())
-                            clip_fractions.append(float(((ratio - 1).abs() > clip).float().mean()))
-                    self.updates += 1
-                    if a.target_kl is not None and approx_kl > 1.5 * a.target_kl:
-                        break
-
-                row = {**stats.drain(), "policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
-                       "entropy": -entropy_loss.item(), "approx_kl": approx_kl,
-                       "clip_fraction": float(np.mean(clip_fractions)), "lr": a.lr * frac}
-                if not self._log(row, self.steps - T * n, callback, bar):
+                rollout = self._collect(stats)
+                row = {**stats.drain(), **self._train(rollout, frac)}
+                if not self._log(row, self.steps - a.n_steps * a.n_envs, callback, bar):
                     break
         finally:
             if bar is not None:
                 bar.close()
         return self.history
 
+    def _collect(self, stats) -> Rollout:
+        """``n_steps`` steps of the envs, acting with the current policy."""
+        n, T = self.args.n_envs, self.args.n_steps
+        obs_t = np.zeros((T, n, self.obs_dim), np.float32)
+        action_t = np.zeros((T, n), np.int64) if self.model.discrete \
+            else np.zeros((T, n, *self.action_space.shape), np.float32)
+        reward_t = np.zeros((T, n), np.float32)
+        term_t, trunc_t = np.zeros((T, n), bool), np.zeros((T, n), bool)
+        finals: list[tuple[int, int, np.ndarray]] = []
+        for t in range(T):
+            obs_t[t] = self._normalized(self.obs, update_norm=True)
+            action_t[t] = self._act(obs_t[t])
+            next_obs, reward, term, trunc, info = self.env.step(self._env_action(action_t[t]))
+            done = term | trunc
+            stats.update(reward, done, info)
+            cut = trunc & ~term
+            if cut.any():
+                real_next = self._normalized(final_observations(next_obs, info, cut))
+                finals += [(t, i, real_next[i]) for i in np.flatnonzero(cut)]
+            reward_t[t] = self._scale_reward(np.asarray(reward, np.float64), done)
+            term_t[t], trunc_t[t] = term, trunc
+            self.obs = next_obs
+            self.steps += n
+        return Rollout(obs_t, action_t, reward_t, term_t, trunc_t, self._normalized(self.obs), finals)
+
+    def _train(self, rollout: Rollout, frac: float = 1.0) -> dict:
+        """GAE and ``n_epochs`` of clipped updates on one rollout; returns the losses' row."""
+        a = self.args
+        for group in self.optimizer.param_groups:
+            group["lr"] = a.lr * frac
+        clip = a.clip_range * frac
+        T, n = rollout.reward.shape
+        b_obs = torch.from_numpy(rollout.obs.reshape(T * n, self.obs_dim))
+        b_action = torch.from_numpy(rollout.action.reshape(T * n, *rollout.action.shape[2:]))
+
+        # ---- ALGO LOGIC: old log-probabilities, values and advantages (one batch, the loss's functions) ----
+        with torch.no_grad():
+            b_logp = self.model.log_prob_entropy(b_obs, b_action)[0]
+            if rollout.behaviour_log_prob is not None:
+                behaviour = torch.from_numpy(rollout.behaviour_log_prob.reshape(-1)).to(b_logp.dtype)
+                b_logp = torch.where(behaviour.isnan(), b_logp, behaviour)
+            value_t = self.model.value(b_obs).reshape(T, n)
+            # next_value[t] = V(o_{t+1}); where an episode was cut, V of its final observation.
+            next_value = torch.cat([value_t[1:], self.model.value(torch.from_numpy(rollout.last_obs))[None]])
+            if rollout.finals:
+                final_value = self.model.value(torch.from_numpy(np.stack([f for _, _, f in rollout.finals])))
+                for (t, i, _), v in zip(rollout.finals, final_value):
+                    next_value[t, i] = v
+        reward_t, term_t, trunc_t = map(torch.from_numpy, (rollout.reward, rollout.terminated, rollout.truncated))
+        with self.timer("returns"):
+            advantage, value_target = returns.gae(reward_t, value_t, next_value, term_t, trunc_t,
+                                                  a.gamma, a.gae_lambda)
+
+        # ---- ALGO LOGIC: clipped policy and value updates ----
+        b_adv, b_target, b_value = advantage.reshape(-1), value_target.reshape(-1), value_t.reshape(-1)
+        clip_fractions, approx_kl = [], 0.0
+        for _ in range(a.n_epochs):
+            order = torch.randperm(T * n)
+            for start in range(0, T * n, a.batch_size):
+                mb = order[start:start + a.batch_size]
+                logp, entropy = self.model.log_prob_entropy(b_obs[mb], b_action[mb])
+                log_ratio = logp - b_logp[mb]
+                ratio = log_ratio.exp()
+                adv = b_adv[mb]
+                if a.normalize_advantage and len(mb) > 1:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv).mean()
+                value = self.model.value(b_obs[mb])
+                if a.clip_range_vf is not None:
+                    value = b_value[mb] + (value - b_value[mb]).clamp(-a.clip_range_vf, a.clip_range_vf)
+                value_loss = (b_target[mb] - value).pow(2).mean()
+                entropy_loss = -entropy.mean()
+                loss = policy_loss + a.vf_coef * value_loss + a.ent_coef * entropy_loss
+                self.optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.model.parameters(), a.max_grad_norm)
+                self.optimizer.step()
+                with torch.no_grad():
+                    approx_kl = float(((ratio - 1) - log_ratio).mean())
+                    clip_fractions.append(float(((ratio - 1).abs() > clip).float().mean()))
+            self.updates += 1
+            if a.target_kl is not None and approx_kl > 1.5 * a.target_kl:
+                break
+        return {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
+                "entropy": -entropy_loss.item(), "approx_kl": approx_kl,
+                "clip_fraction": float(np.mean(clip_fractions)), "lr": a.lr * frac}
+
+    # ---- checkpoints --------------------------------------------------------------------------
     def _state(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "obs_norm": self.obs_norm.state_dict() if self.obs_norm else None,

@@ -23,18 +23,24 @@ class PointReach(gym.Env):
     """Move a point in ``[-1, 1]^2`` to a goal: ``p' = clip(p + 0.1 a, -1, 1)``, 50 steps.
 
     Reward is 0 when ``||p' - g|| < 0.05`` and -1 otherwise; a random policy essentially never
-    succeeds, which is what makes it a test of relabeling (SPEC 8.2).
+    succeeds, which is what makes it a test of relabeling (SPEC 8.2). ``reward_type="dense"``
+    rewards ``-||p' - g||`` instead (success is still reaching the threshold).
     """
 
     metadata = {"render_modes": []}
 
-    def __init__(self, distance_threshold: float = 0.05, step_size: float = 0.1):
+    def __init__(self, distance_threshold: float = 0.05, step_size: float = 0.1,
+                 reward_type: str = "sparse"):
+        if reward_type not in ("sparse", "dense"):
+            raise ValueError(f"PointReach: reward_type should be 'sparse' or 'dense', got {reward_type!r}")
         self.distance_threshold, self.step_size = distance_threshold, step_size
+        self.reward_type = reward_type
         box = spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.observation_space = spaces.Dict({"observation": box, "achieved_goal": box,
                                               "desired_goal": box})
         self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
-        self.compiled_reward = replay.sparse_l2(distance_threshold)
+        # The dense reward has no compiled kind: HER then calls compute_reward.
+        self.compiled_reward = replay.sparse_l2(distance_threshold) if reward_type == "sparse" else None
         self.position = np.zeros(2, np.float32)
         self.goal = np.zeros(2, np.float32)
 
@@ -44,6 +50,8 @@ class PointReach(gym.Env):
 
     def compute_reward(self, achieved_goal, desired_goal, info=None) -> np.ndarray:
         distance = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
+        if self.reward_type == "dense":
+            return -distance.astype(np.float32)
         return -(distance >= self.distance_threshold).astype(np.float32)
 
     def reset(self, *, seed: Optional[int] = None, options=None):
@@ -56,7 +64,8 @@ class PointReach(gym.Env):
         action = np.clip(np.asarray(action, np.float32).reshape(2), -1.0, 1.0)
         self.position = np.clip(self.position + self.step_size * action, -1.0, 1.0).astype(np.float32)
         reward = float(self.compute_reward(self.position, self.goal))
-        return self._obs(), reward, False, False, {"is_success": reward == 0.0}
+        success = bool(np.linalg.norm(self.position - self.goal) < self.distance_threshold)
+        return self._obs(), reward, False, False, {"is_success": success}
 
 
 class BitFlip(gym.Env):
