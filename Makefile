@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: main test setup setup-bench setup-docs docs bench learning cuda-check sanitize fuzz clean
+.PHONY: main test setup setup-bench setup-docs docs bench learning bench-coop cuda-check sanitize fuzz clean
 
 main: setup-bench
 	$(PYTHON) -m pyrl.cli train ddpg --env pyrl/PointReach-v0 --steps 15000 --out runs/point-reach --no-progress
@@ -10,6 +10,7 @@ main: setup-bench
 	$(PYTHON) benchmarks/bench_returns.py --quick
 	$(PYTHON) benchmarks/bench_replay.py --quick
 	$(PYTHON) benchmarks/bench_her.py --quick
+	$(PYTHON) benchmarks/bench_coop.py --quick
 
 test: setup
 	$(PYTHON) -m pytest
@@ -35,6 +36,10 @@ bench: setup-bench
 
 learning: setup-bench
 	$(PYTHON) benchmarks/bench_learning.py --out runs/learning
+
+# Coop against PPO and DDPG alone, 4 envs x 5 seeds (about an hour on 2 cores; resumable).
+bench-coop: setup-bench
+	$(PYTHON) benchmarks/bench_coop.py
 
 cuda-check:
 	scripts/check_cuda.sh

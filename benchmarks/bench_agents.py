@@ -1,13 +1,17 @@
 """pyrl's agents beside Stable-Baselines3's with the same hyperparameters, in one process.
 
-    python benchmarks/bench_agents.py            # PPO CartPole 50k steps, DDPG+HER PointReach 30 epochs
-    python benchmarks/bench_agents.py --quick    # 10k and 10 epochs (CI)
+    python benchmarks/bench_agents.py            # PPO CartPole 50k, DDPG+HER PointReach 30 epochs, TD3 Pendulum 30k
+    python benchmarks/bench_agents.py --quick    # 10k, 10 epochs and 12k (CI)
 
 PPO on CartPole-v1: 8 envs, n_steps 32, batch 256, 20 epochs, gamma 0.98, GAE lambda 0.8, lr 1e-3
 and clip 0.2 both annealed linearly, 64-64 tanh actor and critic (rl-baselines3-zoo's tuning).
 DDPG + HER on pyrl/PointReach-v0: `future` k = 4, 64-64 ReLU actor and critic, gamma 0.98, tau
 0.05, Adam 1e-3, Gaussian noise 0.2, 10 episodes (500 steps) then 40 updates of batch 256 per
 epoch; no random actions, action penalty or target clipping, which SB3's DDPG does not have.
+TD3 on Pendulum-v1: pyrl's DDPG with n_critics=2, policy_delay=2, target_noise=0.2 (clip 0.5)
+beside SB3's TD3 (whose defaults those are), rl-baselines3-zoo's Pendulum settings: 400-300
+ReLU, gamma 0.98, 10k random steps first, then one update of batch 256 per step, Gaussian
+noise 0.1, Adam 1e-3.
 
 Columns: wall-clock of learn(), environment steps per second, seconds inside the replay calls
 (DDPG: add and sample) or the returns call (PPO: GAE), and the score after training (mean return
@@ -115,16 +119,46 @@ def ddpg_sb3(steps: int, seed: int) -> dict:
     return dict(seconds=wall, steps=model.num_timesteps, inside=totals.get("replay", 0.0), score=score)
 
 
+TD3_SETTINGS = dict(gamma=0.98, buffer_size=200_000, learning_starts=10_000, hidden=(400, 300),
+                    noise_sigma=0.1, actor_lr=1e-3, critic_lr=1e-3, batch_size=256)
+
+
+def td3_pyrl(steps: int, seed: int) -> dict:
+    agent = DDPG("Pendulum-v1", n_critics=2, policy_delay=2, target_noise=0.2, target_noise_clip=0.5,
+                 log_every=5000, seed=seed, **TD3_SETTINGS)
+    wall = seconds(agent.learn, steps)
+    return dict(seconds=wall, steps=agent.steps, inside=agent.timers.get("replay", 0.0),
+                score=agent.evaluate(20, seed=1_000_000)["return"])
+
+
+def td3_sb3(steps: int, seed: int) -> dict:
+    from stable_baselines3 import TD3 as SB3TD3
+    from stable_baselines3.common.noise import NormalActionNoise
+
+    s = TD3_SETTINGS
+    model = SB3TD3("MlpPolicy", "Pendulum-v1", gamma=s["gamma"], buffer_size=s["buffer_size"],
+                   learning_starts=s["learning_starts"], learning_rate=s["actor_lr"], batch_size=s["batch_size"],
+                   action_noise=NormalActionNoise(np.zeros(1), np.full(1, s["noise_sigma"])),
+                   policy_kwargs=dict(net_arch=list(s["hidden"])), seed=seed, device="cpu")
+    totals: dict = {}
+    timed(model.replay_buffer, "add", totals, "replay")
+    timed(model.replay_buffer, "sample", totals, "replay")
+    wall = seconds(model.learn, steps)
+    score = evaluate(SB3Predictor(model), "Pendulum-v1", 20, seed=1_000_000)["return"]
+    return dict(seconds=wall, steps=model.num_timesteps, inside=totals.get("replay", 0.0), score=score)
+
+
 def main() -> int:
     quick = is_quick(__doc__)
     torch.set_num_threads(1)
-    ppo_steps, ddpg_steps = (10_000, 5_000) if quick else (50_000, 15_000)
+    ppo_steps, ddpg_steps, td3_steps = (10_000, 5_000, 12_000) if quick else (50_000, 15_000, 30_000)
     print(f"torch {torch.__version__}, 1 thread, {'quick' if quick else 'full'} run; seed 0")
     header = (f"{'task':30} {'library':18} {'wall s':>8} {'steps/s':>9} {'in replay/returns s':>20} "
               f"{'score':>8} {'speedup':>8}")
     print(header)
     rows = [("PPO CartPole-v1 %dk" % (ppo_steps // 1000), "return", ppo_pyrl, ppo_sb3, ppo_steps),
-            ("DDPG+HER PointReach %d ep." % (ddpg_steps // 500), "success", ddpg_pyrl, ddpg_sb3, ddpg_steps)]
+            ("DDPG+HER PointReach %d ep." % (ddpg_steps // 500), "success", ddpg_pyrl, ddpg_sb3, ddpg_steps),
+            ("TD3 Pendulum-v1 %dk" % (td3_steps // 1000), "return", td3_pyrl, td3_sb3, td3_steps)]
     for task, _, ours, theirs, steps in rows:
         results = {"pyrl": ours(steps, 0)}
         try:

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pyrl.agents import DDPG, PPO, REINFORCE  # noqa: E402
-from pyrl.cli import PRESETS  # noqa: E402
+from pyrl.agents import DDPG, PPO, REINFORCE, Agent, evaluate  # noqa: E402
+from pyrl.agents.presets import PRESETS  # noqa: E402
 
 
 def bandit_accuracy(agent) -> tuple[float, float]:
@@ -58,6 +58,44 @@ def on_env(cls, algo, env_id, steps, **extra):
         agent.learn(steps)
         return agent, agent.evaluate(20, seed=1_000_000 + seed)["return"]
     return run
+
+
+TD3 = dict(n_critics=2, policy_delay=2, target_noise=0.2, target_noise_clip=0.5)
+
+
+class SB3Run:
+    """A Stable-Baselines3 model trained in chunks, evaluated between them with pyrl's evaluate,
+    so its history reads like an agent's (for the table, the CSV and the curve)."""
+
+    def __init__(self, model, env_id: str):
+        self.model, self.env_id, self.history = model, env_id, []
+
+    def predict(self, obs, deterministic=True):
+        return self.model.predict(obs, deterministic=deterministic)[0]
+
+    def learn(self, steps: int, every: int) -> None:
+        from pyrl.agents import evaluate
+        while self.model.num_timesteps < steps:
+            self.model.learn(every, reset_num_timesteps=False)
+            result = evaluate(self, self.env_id, 10, seed=10_000 + self.model.num_timesteps)
+            self.history.append({"step": self.model.num_timesteps, "eval_return": result["return"]})
+
+    def write_csv(self, path) -> None:
+        Agent.write_csv(self, path)
+
+
+def sb3_td3_pendulum(seed):
+    """SB3's TD3 with the settings of pyrl's td3-pendulum row (rl-baselines3-zoo's Pendulum)."""
+    from stable_baselines3 import TD3 as SB3TD3
+    from stable_baselines3.common.noise import NormalActionNoise
+    p = PRESETS[("ddpg", "Pendulum-v1")]
+    model = SB3TD3("MlpPolicy", "Pendulum-v1", gamma=p["gamma"], buffer_size=p["buffer_size"],
+                   learning_starts=p["learning_starts"], learning_rate=1e-3, batch_size=256,
+                   action_noise=NormalActionNoise(np.zeros(1), np.full(1, p["noise_sigma"])),
+                   policy_kwargs=dict(net_arch=list(p["hidden"])), seed=seed, device="cpu")
+    run = SB3Run(model, "Pendulum-v1")
+    run.learn(30_000, every=3000)
+    return run, evaluate(run, "Pendulum-v1", 20, seed=1_000_000 + seed)["return"]
 
 
 def point_reach(**variant):
@@ -105,6 +143,9 @@ TASKS = {
                      range(3)),
     "ddpg-pendulum": (on_env(DDPG, "ddpg", "Pendulum-v1", 30_000, log_every=1000),
                       ">= -200 in 30k", lambda s: min(s) >= -200, range(3)),
+    "td3-pendulum": (on_env(DDPG, "ddpg", "Pendulum-v1", 30_000, log_every=1000, **TD3),
+                     ">= -200 in 30k (TD3 options)", lambda s: min(s) >= -200, range(3)),
+    "sb3-td3-pendulum": (sb3_td3_pendulum, "reference: SB3's TD3, same settings", lambda s: True, range(3)),
     "pointreach-H1": (point_reach(), ">= 0.9 at epoch 30", lambda s: min(s) >= 0.9, range(3)),
     "pointreach-H2": (point_reach(nstep=5, nstep_floating=True), ">= 0.9 (HER + floating 5)",
                       lambda s: min(s) >= 0.9, range(3)),

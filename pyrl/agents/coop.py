@@ -162,9 +162,10 @@ class Coop(Agent):
         self.exclude = args.sync_exclude if args.sync_exclude is not None else default
         self.rounds = 0
         self.syncs = 0
-        # A sync that cannot work fails now, naming the parameter, not rounds into a run.
-        for direction in ("ppo<-ddpg", "ddpg<-ppo"):
-            self._sync_plan(direction)
+        # A scheduled sync that cannot work fails now, naming the parameter, not rounds into a run.
+        for direction, period in (("ppo<-ddpg", self.ppo_from_ddpg), ("ddpg<-ppo", self.ddpg_from_ppo)):
+            if period is not None:
+                self._sync_plan(direction)
         if args.sync_at_start and self.ppo_from_ddpg is not None:
             self.sync("ppo<-ddpg")
 
@@ -285,7 +286,7 @@ class Coop(Agent):
                 for t in range(T):
                     # ---- act: DDPG's arms with exploration noise, PPO's with its policy ----
                     warmup = self.steps < ddpg.args.learning_starts
-                    ddpg_obs, ppo_obs = arms(self.obs, 0, d), arms(self.obs, d, n)
+                    ddpg_obs = arms(self.obs, 0, d)
                     unit_action = ddpg._explore(ddpg_obs, warmup)
                     obs_t[t] = ppo._normalized(self.obs)
                     action_t[t, d:] = ppo._act(obs_t[t, d:])

@@ -29,7 +29,6 @@ Example::
 from dataclasses import dataclass, field
 from typing import Optional
 
-import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
