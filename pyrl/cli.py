@@ -1,9 +1,12 @@
-"""Command line: ``pyrl train`` runs an agent and writes its learning curve; ``pyrl bench`` runs the
-benchmark scripts of a source checkout.
+"""Command line: ``pyrl train`` runs an agent and writes its learning curve; ``pyrl eval``
+evaluates a run (and records videos); ``pyrl plot`` draws runs side by side; ``pyrl bench`` runs
+the benchmark scripts of a source checkout.
 
     pyrl train ppo --env CartPole-v1 --steps 100000 --seed 0 --out runs/ppo-cartpole
     pyrl train ddpg --env pyrl/PointReach-v0 --steps 15000 --set her_strategy=future
     pyrl train ppo --env CartPole-v1 --steps 200000 --out runs/ppo-cartpole --resume
+    pyrl eval runs/ppo-cartpole --episodes 10 --video runs/ppo-cartpole/video
+    pyrl plot runs/ppo-cartpole-s0 runs/ppo-cartpole-s1 --out cartpole.png
     pyrl bench --quick
 
 ``train`` writes to ``--out``: ``progress.csv`` (one row per log point), ``curve.png`` (needs
@@ -18,8 +21,10 @@ import argparse
 import ast
 import dataclasses
 import json
+import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 from pyrl.agents import presets
@@ -129,6 +134,8 @@ def train(opts) -> int:
     checkpoint = out / "checkpoint.pt"
     torch.set_num_threads(opts.threads)
     overrides = parse_settings(opts.set)
+    if opts.tensorboard:
+        overrides["tensorboard"] = opts.tensorboard
     if opts.seed is not None and overrides.get("seed", opts.seed) != opts.seed:
         raise SystemExit(f"pyrl train: --seed {opts.seed} and --set seed={overrides['seed']} "
                          f"disagree; give the seed once")
@@ -183,6 +190,119 @@ def train(opts) -> int:
     return 0
 
 
+def read_run(run: str) -> tuple[Path, dict]:
+    """A run directory and its config.json, or SystemExit saying what is missing."""
+    path = Path(run)
+    config = path / "config.json"
+    if not config.is_file():
+        raise SystemExit(f"pyrl: {run} is not a pyrl train run (no config.json)")
+    try:
+        return path, json.loads(config.read_text())
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"pyrl: {config} is not valid JSON: {err}")
+
+
+def video_env(env_id: str, env_kwargs: dict, folder: str):
+    """A callable making ``env_id`` envs that record their first episode to ``folder``."""
+    import itertools
+
+    import gymnasium as gym
+    from gymnasium.error import DependencyNotInstalled
+
+    from pyrl.agents.common import register_robotics
+    if env_id not in gym.registry:
+        register_robotics()
+    probe = gym.make(env_id, **env_kwargs)
+    modes = probe.metadata.get("render_modes", [])
+    probe.close()
+    if "rgb_array" not in modes:
+        raise SystemExit(f"pyrl eval: {env_id} does not render frames (render modes {modes}); "
+                         f"run without --video")
+    counter = itertools.count()
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame renders off-screen, no display needed
+    warnings.filterwarnings("ignore", message=".*Overwriting existing videos.*")
+
+    def make():
+        env = gym.make(env_id, render_mode="rgb_array", **env_kwargs)
+        try:
+            return gym.wrappers.RecordVideo(env, folder, episode_trigger=lambda episode: episode == 0,
+                                            name_prefix=f"env{next(counter)}", disable_logger=True)
+        except DependencyNotInstalled as err:
+            raise SystemExit(f"pyrl eval: --video needs moviepy (pip install 'pyrl[video]'): {err}")
+    return make
+
+
+def evaluate_run(opts) -> int:
+    from pyrl.agents import ALGORITHMS
+    run, config = read_run(opts.run)
+    checkpoint = run / "checkpoint.pt"
+    if not checkpoint.is_file():
+        raise SystemExit(f"pyrl eval: no checkpoint.pt in {run}")
+    if opts.episodes < 1:
+        raise SystemExit(f"pyrl eval: --episodes should be >= 1, got {opts.episodes}")
+    try:
+        agent = ALGORITHMS[config["algo"]].load(checkpoint)
+    except (KeyError, ValueError) as err:
+        raise SystemExit(f"pyrl eval: cannot load {checkpoint}: {err}")
+    env = video_env(config["env"], config.get("env_kwargs") or {}, opts.video) if opts.video else None
+    result = agent.evaluate(opts.episodes, seed=opts.seed, env=env, deterministic=opts.deterministic)
+    result.update(steps=agent.steps, episodes=opts.episodes, deterministic=opts.deterministic)
+    (run / "eval.json").write_text(json.dumps(result, indent=2))
+    success = "" if result["success"] != result["success"] else f", success {result['success']:.2f}"
+    print(f"return {result['return']:.1f} ± {result['return_std']:.1f}{success}")
+    if opts.video:
+        print(f"pyrl eval: videos in {opts.video}")
+    return 0
+
+
+def plot_runs(opts) -> list[str]:
+    """One line per (algorithm, env) over the runs, the mean across seeds with a band of one
+    standard deviation; returns the lines' labels (0 for the exit status is main's)."""
+    import csv
+
+    import numpy as np
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit("pyrl plot: needs matplotlib (pip install 'pyrl[plot]')")
+    groups: dict[str, list] = {}
+    column = opts.y
+    for run in opts.runs:
+        path, config = read_run(run)
+        progress = path / "progress.csv"
+        if not progress.is_file():
+            raise SystemExit(f"pyrl plot: no progress.csv in {run}")
+        with open(progress, newline="") as f:
+            rows = list(csv.DictReader(f))
+        logged = {k for row in rows for k, v in row.items() if v not in ("", "nan")}
+        if column is None:
+            column = next((k for k in ("eval_success", "eval_return", "return") if k in logged), None)
+        if column not in logged:
+            raise SystemExit(f"pyrl plot: {run} has no {column!r} column; it has {sorted(logged)}")
+        x_key = "step" if opts.x == "steps" else "time"
+        points = [(float(r[x_key]), float(r[column])) for r in rows if r.get(column) not in (None, "", "nan")]
+        groups.setdefault(f"{config['algo']} {config['env']}", []).append(np.array(points))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, curves in groups.items():
+        end = min(c[-1, 0] for c in curves)  # the span every seed covers
+        grid = np.linspace(max(c[0, 0] for c in curves), end, 200)
+        values = np.array([np.interp(grid, c[:, 0], c[:, 1]) for c in curves])
+        mean, std = values.mean(0), values.std(0)
+        ax.plot(grid, mean, label=f"{label} ({len(curves)} run{'s' if len(curves) > 1 else ''})")
+        ax.fill_between(grid, mean - std, mean + std, alpha=0.2)
+    ax.set_xlabel("environment steps" if opts.x == "steps" else "wall-clock seconds")
+    ax.set_ylabel(column.replace("_", " "))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(opts.out, dpi=100)
+    plt.close(fig)
+    print(f"pyrl plot: wrote {opts.out} ({len(groups)} line{'s' if len(groups) > 1 else ''})")
+    return list(groups)
+
+
 def bench(opts) -> int:
     root = Path(__file__).resolve().parent.parent / "benchmarks"
     if not root.is_dir():
@@ -218,6 +338,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--threads", type=int, default=1, help="torch threads (small nets run best on 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write the progress scalars as TensorBoard events to DIR")
+    e = commands.add_parser("eval", help="evaluate a trained run's checkpoint (and record videos)")
+    e.add_argument("run", help="a pyrl train --out directory")
+    e.add_argument("--episodes", type=int, default=20)
+    e.add_argument("--seed", type=int, default=1_000_000, help="seeds the evaluation envs")
+    e.add_argument("--video", metavar="DIR", help="record each env's first episode to DIR (the video extra)")
+    mode = e.add_mutually_exclusive_group()
+    mode.add_argument("--deterministic", dest="deterministic", action="store_true", default=True,
+                      help="the greedy / mean action (default)")
+    mode.add_argument("--stochastic", dest="deterministic", action="store_false",
+                      help="sample actions as in training")
+    g = commands.add_parser("plot", help="learning curves of several runs, mean and spread over seeds")
+    g.add_argument("runs", nargs="+", help="pyrl train --out directories")
+    g.add_argument("--out", default="curves.png", help="the PNG to write")
+    g.add_argument("--x", choices=["steps", "time"], default="steps", help="x axis: env steps or wall seconds")
+    g.add_argument("--y", default=None, help="the progress.csv column (default: eval_success, "
+                   "eval_return or return, the first the runs logged)")
     b = commands.add_parser("bench", help="run the benchmark tables (source checkout)")
     b.add_argument("names", nargs="*", help="returns, replay, her, agents (default: all four)")
     b.add_argument("--quick", action="store_true", help="small sizes, as CI runs them")
@@ -226,7 +364,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     opts = build_parser().parse_args(argv)
-    return train(opts) if opts.command == "train" else bench(opts)
+    if opts.command == "plot":
+        plot_runs(opts)
+        return 0
+    return {"train": train, "eval": evaluate_run, "bench": bench}[opts.command](opts)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import math
 import time
+import warnings
 from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Callable, Optional, Union
@@ -339,6 +340,8 @@ class CommonArgs:
     """steps between evaluations logged in the history (0: none)"""
     eval_episodes: int = 10
     """episodes per evaluation"""
+    tensorboard: Optional[str] = None
+    """a directory for TensorBoard event files with the history's scalars (the tensorboard extra)"""
 
 
 # What each numeric hyperparameter may be, by name (any agent); every other float must be finite.
@@ -413,9 +416,27 @@ class Agent:
     """
 
     algo = "agent"
+    single_env_ok = True  # a gym.Env instance may stand in for n_envs > 1 (run as one env)
 
     def __init__(self, env: EnvLike, args, env_kwargs: Optional[dict] = None):
+        if isinstance(env, gym.Env) and args.n_envs != 1:
+            # Stable-Baselines3 users pass one env instance; it cannot be copied safely.
+            if not self.single_env_ok:
+                raise ValueError(f"{self.algo}: a single gym.Env instance is one env, and this agent "
+                                 f"needs n_envs={args.n_envs}; pass an env id or a callable that "
+                                 f"makes one (env=lambda: MyEnv())")
+            warnings.warn(f"{self.algo}: a single gym.Env instance runs as one env (n_envs={args.n_envs} "
+                          f"asked); pass an env id or a callable (env=lambda: MyEnv()) to run "
+                          f"{args.n_envs} side by side", stacklevel=3)
+            args.n_envs = 1
         self.args = args
+        self._writer = None  # made at the first history row (a loaded agent that only acts writes none)
+        if args.tensorboard is not None:
+            try:
+                import tensorboard  # noqa: F401  (torch.utils.tensorboard needs it)
+            except ImportError as err:
+                raise ValueError(f"{self.algo}: tensorboard={args.tensorboard!r} needs the tensorboard "
+                                 f"package (pip install 'pyrl[tensorboard]'): {err}") from None
         self.env_id = env_id_of(env)
         self.env_kwargs = dict(env_kwargs or {})
         self._env_source = env
@@ -444,8 +465,21 @@ class Agent:
         every = self.args.eval_every
         if every and self.steps // every != steps_before // every:
             row.update(self._eval_row(self.evaluate(self.args.eval_episodes, seed=10_000 + self.steps)))
-        row = {"step": self.steps, "time": round(time.perf_counter() - self._start, 3), **row}
+        now = round(time.perf_counter() - self._start, 3)
+        if self.history:
+            previous = self.history[-1]
+            row["steps_per_second"] = (self.steps - previous["step"]) / max(now - previous["time"], 1e-9)
+        row.update({f"{name}_seconds": value for name, value in self.timers.items()})
+        row = {"step": self.steps, "time": now, **row}
         self.history.append(row)
+        if self.args.tensorboard is not None:
+            if self._writer is None:
+                from torch.utils.tensorboard import SummaryWriter
+                self._writer = SummaryWriter(self.args.tensorboard)
+            for key, value in row.items():
+                if key != "step" and isinstance(value, (int, float)) and value == value:
+                    self._writer.add_scalar(key, value, self.steps)
+            self._writer.flush()
         if progress is not None:
             progress.update(self.steps - progress.n)
             shown = {k: f"{row[k]:.3g}" for k in ("return", "success", "eval_return", "eval_success")

@@ -117,6 +117,7 @@ class Coop(Agent):
     """PPO and DDPG learning together; see the module docstring."""
 
     algo = "coop"
+    single_env_ok = False  # two learners need two arms at least
 
     def __init__(self, env: EnvLike, env_kwargs: Optional[dict] = None, **hyperparameters):
         args = parse_args(Args, "Coop", hyperparameters)
