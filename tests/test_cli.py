@@ -111,3 +111,13 @@ def test_a_single_env_instance_runs_as_one_env_with_a_note():
     assert any("runs as one env" in str(w.message) and "lambda: MyEnv()" in str(w.message) for w in caught)
     agent.learn(32)
     assert agent.steps == 32
+
+
+def test_fetch_reach_preset_alone_reaches_the_goal(tmp_path):
+    pytest.importorskip("gymnasium_robotics")
+    out = tmp_path / "fetch"
+    assert cli.main(["train", "ddpg", "--env", "FetchReach-v4", "--steps", "10000", "--seed", "0",
+                     "--out", str(out), "--no-progress", "--eval-episodes", "20"]) == 0
+    config = json.loads((out / "config.json").read_text())["args"]
+    assert config["her_strategy"] == "future" and config["normalize_obs"] is True
+    assert json.loads((out / "eval.json").read_text())["success"] >= 0.9
