@@ -41,17 +41,20 @@ ENVS = {
                              changes={"ddpg": dict(her_strategy=None, clip_target=None),
                                       "coop": dict(her_strategy=None, clip_target=None)}),
 }
-METHODS = ("coop", "ppo", "ddpg")
+METHODS = ("coop", "coop-nosync", "ppo", "ddpg")  # coop-nosync: the same Coop, schedule "none"
 
 
 def settings(method: str, spec: dict, seed: int) -> dict:
-    out = presets.get(method, spec["env"])
+    algo = method.split("-")[0]
+    out = presets.get(algo, spec["env"])
     for key in ("eval_every", "eval_episodes", "log_every"):
         out.pop(key, None)
-    changes = spec["changes"].get(method, {})
-    if method == "coop":
+    changes = spec["changes"].get(algo, {})
+    if algo == "coop":
         out["ddpg"] = {**out["ddpg"], **changes}
         out["hidden"] = HIDDEN
+        if method == "coop-nosync":
+            out.update(schedule="none", sync_at_start=False)
     else:
         out.update(changes, hidden=HIDDEN)
     out.update(seed=seed, eval_every=spec["eval_every"], eval_episodes=spec["eval_episodes"])
@@ -66,13 +69,13 @@ def run(name: str, method: str, seed: int, steps: int, out_dir: Path) -> dict:
         return json.loads(path.read_text())
     spec = ENVS[name]
     start = time.perf_counter()
-    agent = ALGORITHMS[method](spec["env"], env_kwargs=spec["kwargs"], **settings(method, spec, seed))
+    agent = ALGORITHMS[method.split("-")[0]](spec["env"], env_kwargs=spec["kwargs"], **settings(method, spec, seed))
     agent.learn(steps)
     key = f"eval_{spec['metric']}"
     curve = [(row["step"], row[key]) for row in agent.history if key in row]
     result = {"env": name, "method": method, "seed": seed, "steps": steps, "curve": curve,
               "seconds": time.perf_counter() - start}
-    if method == "coop":
+    if method.startswith("coop"):
         result["ppo_curve"] = [(row["step"], row[f"ppo_{key}"]) for row in agent.history if key in row]
         result["syncs"] = agent.syncs
     path.write_text(json.dumps(result))

@@ -37,10 +37,23 @@ def reinforce_A1(seed):
     return agent, bandit_accuracy(agent)[0]
 
 
-def reinforce_A2(seed):
-    agent = REINFORCE("pyrl/ContextualBandit-v0", **PRESETS[("reinforce", "pyrl/ContextualBandit-v0")], seed=seed)
+def reinforce_A2(seed):  # SPEC 8.1's fixed function-approximation setup
+    agent = REINFORCE("pyrl/ContextualBandit-v0", n_envs=256, n_steps=1, policy="mlp", hidden=(128,),
+                      activation="relu", baseline="state", lr=1e-3, ent_coef=0.1, ent_coef_final=0.0,
+                      ent_anneal_updates=2000, seed=seed)
     agent.learn(2000 * 256)
     return agent, bandit_accuracy(agent)[0]
+
+
+def bandit_preset(contexts: int, pulls: int):
+    """The REINFORCE preset with only env_kwargs changed (issue 14: it scales with the bandit)."""
+    def run(seed):
+        agent = REINFORCE("pyrl/ContextualBandit-v0", env_kwargs={"contexts": contexts, "arms": contexts},
+                          **PRESETS[("reinforce", "pyrl/ContextualBandit-v0")], seed=seed)
+        agent.learn(pulls)
+        greedy = agent.probabilities(np.eye(contexts, dtype=np.float32)).argmax(1)
+        return agent, float((greedy == np.arange(contexts)).mean())
+    return run
 
 
 def reinforce_A3(seed):  # the forum's configuration with its bugs fixed but its choices kept
@@ -136,6 +149,10 @@ TASKS = {
     "reinforce-A1": (reinforce_A1, "greedy acc = 1.0, all seeds", lambda s: min(s) == 1.0, range(5)),
     "reinforce-A2": (reinforce_A2, "mean >= 0.85, each >= 0.7", lambda s: np.mean(s) >= 0.85 and min(s) >= 0.7,
                      range(10)),
+    "bandit-10-preset": (bandit_preset(10, 2000 * 256), "greedy acc >= 0.9, all seeds (preset)",
+                         lambda s: min(s) >= 0.9, range(10)),
+    "bandit-100-preset": (bandit_preset(100, 2_000_000), ">= 0.9 in 2M pulls, all seeds (preset)",
+                          lambda s: min(s) >= 0.9, range(5)),
     "reinforce-A3 (neg.)": (reinforce_A3, "<= 0.7 (negative control)", lambda s: max(s) <= 0.7, range(3)),
     "ppo-cartpole": (on_env(PPO, "ppo", "CartPole-v1", 100_000), ">= 475 in 100k, all seeds",
                      lambda s: min(s) >= 475, range(3)),

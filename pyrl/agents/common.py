@@ -568,8 +568,12 @@ class Agent:
         agent.history, agent.timers = checkpoint["history"], checkpoint["timers"]
         if agent.history:  # the time column runs on across the resume
             agent._start -= agent.history[-1]["time"]
-        agent._load_state(checkpoint["state"])
-        torch.set_rng_state(checkpoint["torch_rng"])
+        try:
+            agent._load_state(checkpoint["state"])
+            torch.set_rng_state(checkpoint["torch_rng"])
+        except (KeyError, RuntimeError, TypeError) as err:  # other networks, or another pyrl's layout
+            raise ValueError(f"{cls.algo}.load: {path} does not fit this agent ({type(err).__name__}: "
+                             f"{err}); was it saved by another pyrl version?") from None
         return agent
 
     def _state(self) -> dict:
