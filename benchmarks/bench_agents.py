@@ -84,6 +84,17 @@ def ppo_sb3(steps: int, seed: int) -> dict:
     return dict(seconds=wall, steps=model.num_timesteps, inside=totals.get("returns", 0.0), score=score)
 
 
+def sb3_off_policy(model, steps: int, env_id: str, episodes: int, score: str) -> dict:
+    """Wall-clock of an SB3 off-policy model's learn(steps), its seconds in the replay buffer's
+    add and sample, and its score after training."""
+    totals: dict = {}
+    timed(model.replay_buffer, "add", totals, "replay")
+    timed(model.replay_buffer, "sample", totals, "replay")
+    wall = seconds(model.learn, steps)
+    result = evaluate(SB3Predictor(model), env_id, episodes, seed=1_000_000)[score]
+    return dict(seconds=wall, steps=model.num_timesteps, inside=totals.get("replay", 0.0), score=result)
+
+
 DDPG_SETTINGS = dict(her_k=4, hidden=(64, 64), gamma=0.98, tau=0.05, batch_size=256, actor_lr=1e-3,
                      critic_lr=1e-3, noise_sigma=0.2, train_every=500, gradient_steps=40)
 
@@ -111,12 +122,7 @@ def ddpg_sb3(steps: int, seed: int) -> dict:
                     gradient_steps=s["gradient_steps"],
                     action_noise=NormalActionNoise(np.zeros(2), np.full(2, s["noise_sigma"])),
                     policy_kwargs=dict(net_arch=list(s["hidden"])), seed=seed, device="cpu")
-    totals: dict = {}
-    timed(model.replay_buffer, "add", totals, "replay")
-    timed(model.replay_buffer, "sample", totals, "replay")
-    wall = seconds(model.learn, steps)
-    score = evaluate(SB3Predictor(model), "pyrl/PointReach-v0", 100, seed=1_000_000)["success"]
-    return dict(seconds=wall, steps=model.num_timesteps, inside=totals.get("replay", 0.0), score=score)
+    return sb3_off_policy(model, steps, "pyrl/PointReach-v0", 100, "success")
 
 
 TD3_SETTINGS = dict(gamma=0.98, buffer_size=200_000, learning_starts=10_000, hidden=(400, 300),
@@ -140,12 +146,7 @@ def td3_sb3(steps: int, seed: int) -> dict:
                    learning_starts=s["learning_starts"], learning_rate=s["actor_lr"], batch_size=s["batch_size"],
                    action_noise=NormalActionNoise(np.zeros(1), np.full(1, s["noise_sigma"])),
                    policy_kwargs=dict(net_arch=list(s["hidden"])), seed=seed, device="cpu")
-    totals: dict = {}
-    timed(model.replay_buffer, "add", totals, "replay")
-    timed(model.replay_buffer, "sample", totals, "replay")
-    wall = seconds(model.learn, steps)
-    score = evaluate(SB3Predictor(model), "Pendulum-v1", 20, seed=1_000_000)["return"]
-    return dict(seconds=wall, steps=model.num_timesteps, inside=totals.get("replay", 0.0), score=score)
+    return sb3_off_policy(model, steps, "Pendulum-v1", 20, "return")
 
 
 def main() -> int:

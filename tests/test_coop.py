@@ -259,26 +259,21 @@ def weight_changes(module: torch.nn.Module):
     module.float()
 
 
-def test_ppo_acting_follows_every_weight_change():
-    agent = PPO("pyrl/PointReach-v0", n_envs=2, n_steps=8, batch_size=8, n_epochs=1, normalize_obs=True)
-    rng = np.random.default_rng(0)
-    obs = goal_obs(rng, 5)
-    agent.learn(16)
-    for change in weight_changes(agent.model):
-        tol = 2e-2 if "bfloat16" in change else 1e-5
-        np.testing.assert_allclose(agent.predict(obs), ppo_torch_mean(agent, obs), atol=tol, err_msg=change)
-    agent.learn(32)  # training after the changes: the rollout's actions come from the module too
-    np.testing.assert_allclose(agent.predict(obs), ppo_torch_mean(agent, obs), atol=1e-5)
-
-
-def test_ddpg_acting_follows_every_weight_change():
-    agent = DDPG("pyrl/PointReach-v0", learning_starts=0, batch_size=8, hidden=(16,), normalize_obs=True)
-    rng = np.random.default_rng(1)
-    obs = goal_obs(rng, 5)
+@pytest.mark.parametrize("algo", ["ppo", "ddpg"])
+def test_acting_follows_every_weight_change(algo):
+    if algo == "ppo":
+        agent = PPO("pyrl/PointReach-v0", n_envs=2, n_steps=8, batch_size=8, n_epochs=1, normalize_obs=True)
+        module, torch_action = agent.model, ppo_torch_mean
+    else:
+        agent = DDPG("pyrl/PointReach-v0", learning_starts=0, batch_size=8, hidden=(16,), normalize_obs=True)
+        module, torch_action = agent.actor, ddpg_torch_action
+    obs = goal_obs(np.random.default_rng(0), 5)
     agent.learn(60)
-    for change in weight_changes(agent.actor):
+    for change in weight_changes(module):
         tol = 2e-2 if "bfloat16" in change else 1e-5
-        np.testing.assert_allclose(agent.predict(obs), ddpg_torch_action(agent, obs), atol=tol, err_msg=change)
+        np.testing.assert_allclose(agent.predict(obs), torch_action(agent, obs), atol=tol, err_msg=change)
+    agent.learn(120)  # training after the changes: the rollouts act with the module too
+    np.testing.assert_allclose(agent.predict(obs), torch_action(agent, obs), atol=1e-5)
 
 
 def test_coop_acting_follows_syncs():
