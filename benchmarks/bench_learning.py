@@ -111,10 +111,10 @@ def sb3_td3_pendulum(seed):
     return run, evaluate(run, "Pendulum-v1", 20, seed=1_000_000 + seed)["return"]
 
 
-def point_reach(**variant):
+def point_reach(epochs: int = 30, **variant):
     def run(seed):
         agent = DDPG("pyrl/PointReach-v0", **{**PRESETS[("ddpg", "pyrl/PointReach-v0")], **variant}, seed=seed)
-        agent.learn(30 * 500)
+        agent.learn(epochs * 500)
         return agent, agent.history[-1]["eval_success"]
     return run
 
@@ -171,7 +171,9 @@ TASKS = {
                                 range(3)),
     "pointreach-H3": (point_reach(her_k=1, nstep=5, nstep_floating=True), ">= 0.9 (ratio .5 + floating 5)",
                       lambda s: min(s) >= 0.9, range(3)),
-    "pointreach-H4": (point_reach(her_strategy="episode"), ">= 0.7 (episode)", lambda s: min(s) >= 0.7, range(3)),
+    "pointreach-H4": (point_reach(her_strategy="episode"), ">= 0.7 (episode)", lambda s: min(s) >= 0.7, range(6)),
+    "pointreach-H4-45": (point_reach(45, her_strategy="episode"), ">= 0.7 at epoch 45 (episode)",
+                         lambda s: min(s) >= 0.7, range(6)),
     "pointreach-H5": (point_reach(her_strategy=None), "<= 0.1 (no HER)", lambda s: max(s) <= 0.1, range(3)),
     "pointreach-final": (point_reach(her_strategy="final"), "report only", lambda s: True, range(3)),
 }
