@@ -1,5 +1,5 @@
 """Hyperparameters that work out of the box for known (algorithm, env) pairs, tuned as
-rl-baselines3-zoo's where it has them; ``pyrl train`` starts from these, then ``--set`` overrides.
+rl-baselines3-zoo's where it has them; ``pyrl train`` starts from these, then ``--set`` overrides::
 
     from pyrl.agents import DDPG, presets
     agent = DDPG("pyrl/PointReach-v0", **presets.get("ddpg", "pyrl/PointReach-v0"), seed=1)
