@@ -29,6 +29,22 @@ __all__ = ["gae", "discounted_return", "lambda_return", "nstep_return", "nstep_g
            "retrace"]
 
 
+def _require_tensors(op: str, **arguments) -> None:
+    """A one-line ValueError naming the argument for anything that is not a tensor (numpy
+    arrays, lists, None), before the compiled op would print the values."""
+    for name, value in arguments.items():
+        if isinstance(value, Tensor):
+            continue
+        if value is None:
+            got = "None"
+        elif hasattr(value, "shape") and hasattr(value, "dtype"):  # a numpy (or similar) array
+            got = (f"a {type(value).__module__.split('.')[0]} array {tuple(value.shape)} {value.dtype}; "
+                   f"torch.from_numpy({name}) wraps it without a copy")
+        else:
+            got = f"{type(value).__name__}; torch.as_tensor({name}) converts it"
+        raise ValueError(f"{op}: {name} should be a torch.Tensor, got {got}")
+
+
 def gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
         truncated: Tensor, gamma: float = 0.99, lmbda: float = 0.95) -> tuple[Tensor, Tensor]:
     """Generalized advantage estimation (Schulman et al., https://arxiv.org/abs/1506.02438).
@@ -48,6 +64,8 @@ def gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
     Returns:
         ``(advantage, value_target)``, both shaped like ``reward``; ``value_target = A + value``.
     """
+    _require_tensors("gae", reward=reward, value=value, next_value=next_value, terminated=terminated,
+                     truncated=truncated)
     return _ops.gae(reward, value, next_value, terminated, truncated, gamma, lmbda)
 
 
@@ -66,6 +84,8 @@ def discounted_return(reward: Tensor, next_value: Tensor, terminated: Tensor, tr
     Returns:
         ``[T, N]`` (or ``[T, N, m]``) returns.
     """
+    _require_tensors("discounted_return", reward=reward, next_value=next_value, terminated=terminated,
+                     truncated=truncated)
     return _ops.discounted_return(reward, next_value, terminated, truncated, gamma)
 
 
@@ -85,6 +105,8 @@ def lambda_return(reward: Tensor, next_value: Tensor, terminated: Tensor, trunca
     Returns:
         ``[T, N]`` (or ``[T, N, m]``) lambda-returns.
     """
+    _require_tensors("lambda_return", reward=reward, next_value=next_value, terminated=terminated,
+                     truncated=truncated)
     return _ops.lambda_return(reward, next_value, terminated, truncated, gamma, lmbda)
 
 
@@ -121,6 +143,8 @@ def nstep_return(reward: Tensor, terminated: Tensor, truncated: Tensor, n: int =
         ``D`` ``[T, N]``, ``gamma^k_eff`` or 0 when the window ends in a true terminal;
         ``boot`` ``[T, N]`` int64, ``t + k_eff - 1``, the step whose ``next_value`` bootstraps.
     """
+    _require_tensors("nstep_return", reward=reward, terminated=terminated, truncated=truncated,
+                     **({"uniform": uniform} if uniform is not None else {}))
     u = _uniform(reward, floating, uniform, generator)
     return _ops.nstep_return(reward, terminated, truncated, u, n, gamma)
 
@@ -146,6 +170,9 @@ def nstep_gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Ten
     Returns:
         ``(C, D, boot)`` shaped as in :func:`nstep_return`.
     """
+    _require_tensors("nstep_gae", reward=reward, value=value, next_value=next_value,
+                     terminated=terminated, truncated=truncated,
+                     **({"uniform": uniform} if uniform is not None else {}))
     u = _uniform(reward, floating, uniform, generator)
     return _ops.nstep_gae(reward, value, next_value, terminated, truncated, u, n, gamma, lmbda)
 
@@ -177,6 +204,8 @@ def vtrace(log_rho: Tensor, reward: Tensor, value: Tensor, next_value: Tensor,
     Returns:
         ``(vs, pg_advantage)``, both like ``reward``; targets, not differentiable.
     """
+    _require_tensors("vtrace", log_rho=log_rho, reward=reward, value=value, next_value=next_value,
+                     terminated=terminated, truncated=truncated)
     return _ops.vtrace(log_rho, reward, value, next_value, terminated, truncated, gamma, rho_bar,
                        c_bar, lmbda)
 
@@ -200,4 +229,6 @@ def retrace(log_rho: Tensor, reward: Tensor, q: Tensor, next_v: Tensor, terminat
     Returns:
         ``G`` like ``reward``; targets, not differentiable.
     """
+    _require_tensors("retrace", log_rho=log_rho, reward=reward, q=q, next_v=next_v,
+                     terminated=terminated, truncated=truncated)
     return _ops.retrace(log_rho, reward, q, next_v, terminated, truncated, gamma, lmbda)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from pyrl._io import atomic_save, load_data, plain
-import pyrl.envs  # noqa: F401  (registers the pyrl/ environments with gymnasium)
+from pyrl.envs import final_observations  # noqa: F401  (re-exported for the agents; registers the envs)
 
 GOAL_KEYS = ("observation", "achieved_goal", "desired_goal")
 EnvLike = Union[str, gym.Env, gym.vector.VectorEnv, Callable[[], gym.Env]]
@@ -126,25 +126,6 @@ class ObsLayout:
             return torch.cat([x.reshape(-1, self.dims[key]) for key, x in zip(self.keys, parts)], 1)
         return np.concatenate([np.asarray(x, np.float32).reshape(-1, self.dims[key])
                                for key, x in zip(self.keys, parts)], axis=1)
-
-
-def final_observations(obs, info: dict, done: np.ndarray):
-    """The true next observation of each env: ``obs``, with the episode's final observation
-    where it ended (``obs`` then already holds the reset one)."""
-    if not done.any():
-        return obs
-    rows = np.flatnonzero(done)
-    finals = info["final_obs"]
-    if isinstance(obs, dict):
-        out = {key: value.copy() for key, value in obs.items()}
-        for i in rows:
-            for key in out:
-                out[key][i] = finals[i][key]
-        return out
-    out = obs.copy()
-    for i in rows:
-        out[i] = finals[i]
-    return out
 
 
 def successes(info: dict, done: np.ndarray) -> list[float]:

@@ -165,11 +165,18 @@ class ReplayBuffer:
         buf.update_priorities(batch.index, batch.generation, (q - target).abs())
     """
 
-    def __init__(self, capacity: int, spec: Mapping[str, Any], device: Union[str, torch.device] = "cpu",
+    def __init__(self, capacity: int, spec: Mapping[str, Any], *positional,
+                 device: Union[str, torch.device] = "cpu",
                  prioritized: Optional[PER] = None, nstep: Optional[NStep] = None,
                  seed: Optional[int] = None, obs_keys: Optional[tuple[str, ...]] = None,
                  max_episode_steps: int = 1000, episode_mode: Optional[EpisodeMode] = None,
                  her: Optional[HER] = None):
+        if positional or _is_space(spec):  # a Stable-Baselines3-style call
+            raise ValueError(
+                f"ReplayBuffer(capacity, spec, **settings) takes a spec dict and keyword settings, "
+                f"got spec={type(spec).__name__} and {len(positional)} more positional argument(s); "
+                f"from gymnasium spaces: ReplayBuffer.from_spaces(capacity, observation_space, "
+                f"action_space, nstep=..., prioritized=...)")
         self._arguments = dict(capacity=capacity, spec=spec, device=device, prioritized=prioritized,
                                nstep=nstep, seed=seed, obs_keys=obs_keys,
                                max_episode_steps=max_episode_steps, episode_mode=episode_mode,
@@ -230,6 +237,29 @@ class ReplayBuffer:
         # The compiled host holds nothing beyond the settings and the state: copy.deepcopy and
         # pickle rebuild the buffer from them.
         return (_rebuild, (self._arguments, self.state_dict()))
+
+    @classmethod
+    def from_spaces(cls, capacity: int, observation_space, action_space, **settings) -> "ReplayBuffer":
+        """A buffer for a gymnasium env's spaces: ``obs`` (a Box, or a Discrete index as int64),
+        or one field per key of a Dict (goal dicts keep ``observation``, ``achieved_goal`` and
+        ``desired_goal``), and ``action`` (a Box as float32, a Discrete or MultiDiscrete as
+        int64). Float observations are stored as float32, integer ones (images) as they are.
+        ``settings`` are the constructor's keywords.
+
+        Example::
+
+            env = gymnasium.make("CartPole-v1")
+            buf = ReplayBuffer.from_spaces(100_000, env.observation_space, env.action_space,
+                                           nstep=NStep(3, gamma=0.99))
+        """
+        spec = {}
+        if isinstance(observation_space, _spaces().Dict):
+            for key, space in observation_space.spaces.items():
+                spec[key] = _space_field("observation_space", key, space)
+        else:
+            spec["obs"] = _space_field("observation_space", "obs", observation_space)
+        spec["action"] = _space_field("action_space", "action", action_space)
+        return cls(capacity, spec, **settings)
 
     # ---- adding --------------------------------------------------------------------------------
 
@@ -597,3 +627,31 @@ class ReplayBuffer:
         buf = cls(**kwargs)
         buf.load_state_dict(state)
         return buf
+
+
+def _spaces():
+    import gymnasium
+    return gymnasium.spaces
+
+
+def _is_space(value) -> bool:
+    try:
+        return isinstance(value, _spaces().Space)
+    except ImportError:
+        return False
+
+
+def _space_field(argument: str, name: str, space) -> tuple:
+    """The spec entry ``(shape, dtype)`` of one gymnasium space."""
+    spaces = _spaces()
+    if isinstance(space, spaces.Box):
+        dtype = torch.float32 if space.dtype.kind == "f" else getattr(torch, str(space.dtype))
+        return tuple(space.shape), dtype
+    if isinstance(space, spaces.Discrete):
+        return (), torch.int64
+    if isinstance(space, spaces.MultiDiscrete):
+        return tuple(space.shape), torch.int64
+    if isinstance(space, spaces.MultiBinary):
+        return tuple(space.shape), torch.bool
+    raise ValueError(f"ReplayBuffer.from_spaces: {argument} ({name}) should be a Box, Discrete, "
+                     f"MultiDiscrete or MultiBinary space (or a Dict of them), got {space}")

@@ -143,7 +143,15 @@ class ReplayStorage:
 
     def state_dict(self) -> dict:
         staged = self.host.stage()
-        return {"columns": dict(zip(self.names, self.columns)),
+        # The columns are views of one record buffer, and torch.save cannot write views of one
+        # storage as different dtypes: the dtype holding the most bytes stays a view (no copy of
+        # the observations), columns of the other dtypes (int64 actions, say) are copied.
+        size: dict = {}
+        for column in self.columns:
+            size[column.dtype] = size.get(column.dtype, 0) + column.numel() * column.element_size()
+        kept = max(size, key=size.get)
+        columns = {name: c if c.dtype == kept else c.clone() for name, c in zip(self.names, self.columns)}
+        return {"columns": columns,
                 **{name: getattr(self, name) for name in STATE_NAMES},
                 "draws": torch.tensor(self.host.draws(), dtype=torch.int64),
                 "stage": None if staged is None else dict(zip(self.names, staged[0])),

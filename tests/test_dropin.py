@@ -1,0 +1,121 @@
+"""pyrl inside other people's loops (issue 17, first part): the public gymnasium helper, buffers
+built from spaces, SB3-style calls and non-tensor inputs that get one-line errors."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from pyrl import replay, returns
+from pyrl.envs import final_observations
+
+
+def test_final_observations_under_both_autoreset_modes():
+    same = gym.make_vec("CartPole-v1", 3, vectorization_mode="sync",
+                        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
+    obs, _ = same.reset(seed=0)
+    for _ in range(500):
+        next_obs, _, term, trunc, infos = same.step(np.ones(3, dtype=np.int64))  # falls over soon
+        done = term | trunc
+        if done.any():
+            break
+    assert done.any()
+    real = final_observations(next_obs, infos, done)
+    for i in np.flatnonzero(done):
+        np.testing.assert_array_equal(real[i], infos["final_obs"][i])
+        assert not np.array_equal(real[i], next_obs[i])  # next_obs holds the reset observation
+    for i in np.flatnonzero(~done):
+        np.testing.assert_array_equal(real[i], next_obs[i])
+    assert final_observations(next_obs, infos, np.zeros(3, bool)) is next_obs
+
+    nxt = gym.make_vec("CartPole-v1", 2, vectorization_mode="sync")  # gymnasium's NEXT_STEP default
+    obs, _ = nxt.reset(seed=0)
+    next_obs, _, term, trunc, infos = nxt.step(np.zeros(2, dtype=np.int64))
+    assert final_observations(next_obs, infos, np.ones(2, bool)) is next_obs  # already final there
+
+    goal = {"observation": np.zeros((2, 3)), "desired_goal": np.zeros((2, 2))}
+    infos = {"final_obs": np.array([None, {"observation": np.ones(3), "desired_goal": np.ones(2)}])}
+    real = final_observations(goal, infos, np.array([False, True]))
+    assert real["observation"][1].tolist() == [1, 1, 1] and not real["observation"][0].any()
+    assert not goal["observation"].any()  # the input is not modified
+
+
+def fields(buf) -> dict:
+    return {f.name: (f.shape, f.dtype) for f in buf.fields}
+
+
+def test_from_spaces_box_discrete_goal_and_images():
+    cartpole = gym.make("CartPole-v1")
+    buf = replay.ReplayBuffer.from_spaces(100, cartpole.observation_space, cartpole.action_space, seed=0)
+    assert fields(buf)["obs"] == ((4,), torch.float32) and fields(buf)["action"] == ((), torch.int64)
+    for step in range(20):
+        buf.add(obs=np.random.rand(2, 4), next_obs=np.random.rand(2, 4), reward=np.ones(2),
+                terminated=np.array([step == 9, False]), truncated=np.array([False, step == 19]),
+                action=np.array([0, 1]))
+    batch = buf.sample(8)
+    assert batch.action.dtype == torch.int64 and set(batch.action.tolist()) <= {0, 1}
+
+    goal = gym.make("pyrl/PointReach-v0")
+    buf = replay.ReplayBuffer.from_spaces(100, goal.observation_space, goal.action_space,
+                                          her=replay.HER("future", k=4, reward=replay.sparse_l2(0.05)))
+    assert buf.obs_keys == ("observation", "achieved_goal", "desired_goal")
+    assert fields(buf)["action"] == ((2,), torch.float32)
+
+    images = gym.spaces.Box(0, 255, (3, 8, 8), np.uint8)
+    buf = replay.ReplayBuffer.from_spaces(10, images, gym.spaces.MultiDiscrete([3, 4]))
+    assert fields(buf)["obs"] == ((3, 8, 8), torch.uint8) and fields(buf)["action"] == ((2,), torch.int64)
+    with pytest.raises(ValueError, match=r"action_space \(action\) should be a Box, Discrete"):
+        replay.ReplayBuffer.from_spaces(10, images, gym.spaces.Text(5))
+
+
+def test_sb3_style_positional_call_shows_the_pyrl_call():
+    env = gym.make("Pendulum-v1")
+    with pytest.raises(ValueError, match=r"ReplayBuffer.from_spaces\(capacity, observation_space, action_space"):
+        replay.ReplayBuffer(1000, env.observation_space, env.action_space)
+    with pytest.raises(ValueError, match="got spec=Box"):
+        replay.ReplayBuffer(1000, env.observation_space)
+    with pytest.raises(ValueError, match="1 more positional argument"):
+        replay.ReplayBuffer(1000, {"obs": (3,)}, "cpu")
+
+
+@pytest.mark.parametrize("bad, says", [
+    (np.zeros((4, 2), np.float32), "got a numpy array (4, 2) float32; torch.from_numpy(reward) wraps it"),
+    (None, "got None"),
+    ([[0.0, 1.0]] * 4, "got list; torch.as_tensor(reward) converts it")])
+def test_returns_name_a_non_tensor_argument_in_one_line(bad, says):
+    ok = torch.zeros(4, 2)
+    flags = torch.zeros(4, 2, dtype=torch.bool)
+    calls = {
+        "gae": lambda r: returns.gae(r, ok, ok, flags, flags),
+        "discounted_return": lambda r: returns.discounted_return(r, ok, flags, flags),
+        "lambda_return": lambda r: returns.lambda_return(r, ok, flags, flags),
+        "nstep_return": lambda r: returns.nstep_return(r, flags, flags, n=2),
+        "nstep_gae": lambda r: returns.nstep_gae(r, ok, ok, flags, flags, n=2),
+        "vtrace": lambda r: returns.vtrace(ok, r, ok, ok, flags, flags),
+        "retrace": lambda r: returns.retrace(ok, r, ok, ok, flags, flags)}
+    for name, call in calls.items():
+        with pytest.raises(ValueError) as error:
+            call(bad)
+        message = str(error.value)
+        assert message.startswith(f"{name}: reward should be a torch.Tensor, ") and says in message
+        assert "\n" not in message
+    with pytest.raises(ValueError, match="gae: truncated should be a torch.Tensor, got None"):
+        returns.gae(ok, ok, ok, flags, None)
+
+
+def test_buffers_with_columns_of_several_dtypes_save_and_restore(tmp_path):
+    # The columns are views of one record buffer; torch.save refused views of several dtypes.
+    spec = {"obs": (3,), "action": ((), torch.int64), "mask": ((2,), torch.bool), "pixels": ((4,), torch.uint8)}
+    buf = replay.ReplayBuffer(64, spec, seed=3)
+    for step in range(23):  # stored episodes and steps still staged
+        buf.add(obs=torch.rand(2, 3), next_obs=torch.rand(2, 3), reward=torch.rand(2),
+                terminated=torch.tensor([step % 10 == 9, False]), truncated=torch.tensor([False, step == 19]),
+                action=torch.full((2,), step), mask=torch.rand(2, 2) < 0.5,
+                pixels=torch.randint(0, 255, (2, 4), dtype=torch.uint8))
+    buf.save(tmp_path / "mixed.pt")
+    again = replay.ReplayBuffer.load(tmp_path / "mixed.pt")
+    again.check()
+    assert again.pending_steps == buf.pending_steps
+    for a, b in ((buf.sample(32), again.sample(32)), (buf.sample(32), again.sample(32))):
+        for key in ("obs", "action", "mask", "pixels", "reward", "index"):
+            assert torch.equal(a[key], b[key]), key
