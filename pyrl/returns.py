@@ -45,6 +45,12 @@ def _require_tensors(op: str, **arguments) -> None:
         raise ValueError(f"{op}: {name} should be a torch.Tensor, got {got}")
 
 
+def _detached(*tensors):
+    """The inputs cut from the autograd graph: these are targets, so an output never looks
+    differentiable (a backward through it would silently give no gradient)."""
+    return tuple(t.detach() if isinstance(t, Tensor) and t.requires_grad else t for t in tensors)
+
+
 def gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
         truncated: Tensor, gamma: float = 0.99, lmbda: float = 0.95) -> tuple[Tensor, Tensor]:
     """Generalized advantage estimation (Schulman et al., https://arxiv.org/abs/1506.02438).
@@ -66,6 +72,7 @@ def gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
     """
     _require_tensors("gae", reward=reward, value=value, next_value=next_value, terminated=terminated,
                      truncated=truncated)
+    reward, value, next_value = _detached(reward, value, next_value)
     return _ops.gae(reward, value, next_value, terminated, truncated, gamma, lmbda)
 
 
@@ -86,6 +93,7 @@ def discounted_return(reward: Tensor, next_value: Tensor, terminated: Tensor, tr
     """
     _require_tensors("discounted_return", reward=reward, next_value=next_value, terminated=terminated,
                      truncated=truncated)
+    reward, next_value = _detached(reward, next_value)
     return _ops.discounted_return(reward, next_value, terminated, truncated, gamma)
 
 
@@ -107,6 +115,7 @@ def lambda_return(reward: Tensor, next_value: Tensor, terminated: Tensor, trunca
     """
     _require_tensors("lambda_return", reward=reward, next_value=next_value, terminated=terminated,
                      truncated=truncated)
+    reward, next_value = _detached(reward, next_value)
     return _ops.lambda_return(reward, next_value, terminated, truncated, gamma, lmbda)
 
 
@@ -145,6 +154,7 @@ def nstep_return(reward: Tensor, terminated: Tensor, truncated: Tensor, n: int =
     """
     _require_tensors("nstep_return", reward=reward, terminated=terminated, truncated=truncated,
                      **({"uniform": uniform} if uniform is not None else {}))
+    (reward,) = _detached(reward)
     u = _uniform(reward, floating, uniform, generator)
     return _ops.nstep_return(reward, terminated, truncated, u, n, gamma)
 
@@ -173,6 +183,7 @@ def nstep_gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Ten
     _require_tensors("nstep_gae", reward=reward, value=value, next_value=next_value,
                      terminated=terminated, truncated=truncated,
                      **({"uniform": uniform} if uniform is not None else {}))
+    reward, value, next_value = _detached(reward, value, next_value)
     u = _uniform(reward, floating, uniform, generator)
     return _ops.nstep_gae(reward, value, next_value, terminated, truncated, u, n, gamma, lmbda)
 
@@ -206,6 +217,7 @@ def vtrace(log_rho: Tensor, reward: Tensor, value: Tensor, next_value: Tensor,
     """
     _require_tensors("vtrace", log_rho=log_rho, reward=reward, value=value, next_value=next_value,
                      terminated=terminated, truncated=truncated)
+    log_rho, reward, value, next_value = _detached(log_rho, reward, value, next_value)
     return _ops.vtrace(log_rho, reward, value, next_value, terminated, truncated, gamma, rho_bar,
                        c_bar, lmbda)
 
@@ -231,4 +243,5 @@ def retrace(log_rho: Tensor, reward: Tensor, q: Tensor, next_v: Tensor, terminat
     """
     _require_tensors("retrace", log_rho=log_rho, reward=reward, q=q, next_v=next_v,
                      terminated=terminated, truncated=truncated)
+    log_rho, reward, q, next_v = _detached(log_rho, reward, q, next_v)
     return _ops.retrace(log_rho, reward, q, next_v, terminated, truncated, gamma, lmbda)

@@ -119,3 +119,20 @@ def test_buffers_with_columns_of_several_dtypes_save_and_restore(tmp_path):
     for a, b in ((buf.sample(32), again.sample(32)), (buf.sample(32), again.sample(32))):
         for key in ("obs", "action", "mask", "pixels", "reward", "index"):
             assert torch.equal(a[key], b[key]), key
+
+
+def test_returns_are_targets_outside_the_graph():
+    value = torch.randn(6, 3, requires_grad=True)
+    log_rho = torch.randn(6, 3, requires_grad=True)
+    reward, flags = torch.randn(6, 3), torch.zeros(6, 3, dtype=torch.bool)
+    outputs = [*returns.gae(reward, value, value, flags, flags),
+               returns.discounted_return(reward, value, flags, flags),
+               returns.lambda_return(reward, value, flags, flags),
+               *returns.nstep_gae(reward, value, value, flags, flags, n=2),
+               *returns.vtrace(log_rho, reward, value, value, flags, flags),
+               returns.retrace(log_rho, reward, value, value, flags, flags)]
+    assert not any(out.requires_grad for out in outputs)
+    advantage, _ = returns.gae(reward, value, value, flags, flags)
+    loss = (value * advantage).sum()  # the intended use: the advantage as a constant weight
+    loss.backward()
+    assert torch.equal(value.grad, advantage)
