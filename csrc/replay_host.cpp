@@ -63,7 +63,9 @@ class ReplayHost {
 
   // One step of N environments. `obs` and `next_obs` are a value, or a dict by observation
   // name; `fields` maps every other field (reward excluded) to its value.
-  void add(py::handle obs, py::handle next_obs, py::handle reward, py::handle terminated,
+  // Returns whether a stage filled up: an episode committed as truncated at max_episode_steps
+  // though neither flag was set (a loop that does not pass `truncated`, probably).
+  bool add(py::handle obs, py::handle next_obs, py::handle reward, py::handle terminated,
            py::handle truncated, const py::dict& fields) {
     Tensors step, final_obs;
     const int64_t envs = observations("add", "obs", obs, -1, step);
@@ -95,8 +97,16 @@ class ReplayHost {
     }
     TORCH_CHECK_VALUE(stage_length_.size(0) == envs, "ReplayBuffer.add: obs has ", envs,
                       " environments, but earlier steps had ", stage_length_.size(0));
+    bool filled = false;
+    const int64_t* length = stage_length_.const_data_ptr<int64_t>();
+    for (int64_t e = 0; e < envs && !filled; ++e) {
+      if (length[e] == horizon_ - 1) {  // rare: only then are the flags read
+        filled = !term[e].item().toBool() && !trunc[e].item().toBool();
+      }
+    }
     replay_add_cpu(state_, columns_, stage_, stage_length_, step, final_obs, term, trunc,
                    config_);
+    return filled;
   }
 
   void add_episode(const Tensors& values, bool terminated) {

@@ -136,3 +136,24 @@ def test_returns_are_targets_outside_the_graph():
     loss = (value * advantage).sum()  # the intended use: the advantage as a constant weight
     loss.backward()
     assert torch.equal(value.grad, advantage)
+
+
+def test_a_stage_filled_without_flags_warns_once():
+    buf = replay.ReplayBuffer(100, {"obs": (2,)}, max_episode_steps=5)
+    no = torch.zeros(2, dtype=torch.bool)
+    step = dict(obs=torch.zeros(2, 2), next_obs=torch.zeros(2, 2), reward=torch.zeros(2))
+    with pytest.warns(UserWarning, match="max_episode_steps=5 .* pass its truncated flags"):
+        for _ in range(5):
+            buf.add(**step, terminated=no, truncated=no)
+    assert buf.num_episodes == 2  # both envs' pieces were committed, as truncated
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once only, and never when the flags end episodes
+        for _ in range(5):
+            buf.add(**step, terminated=no, truncated=no)
+        flagged = replay.ReplayBuffer(100, {"obs": (2,)}, max_episode_steps=5)
+        for t in range(10):
+            flagged.add(**step, terminated=no, truncated=torch.full((2,), t % 5 == 4))
+        for t in range(5):  # uint8 flags are read the same way
+            flagged.add(**step, terminated=torch.zeros(2, dtype=torch.uint8),
+                        truncated=torch.full((2,), t == 4, dtype=torch.uint8))

@@ -232,6 +232,7 @@ class ReplayBuffer:
         self.inputs = Inputs(self.fields, obs_keys, self.device)
         self._host = self.storage.host
         self._warned_terminal = False
+        self._warned_cut = False  # add() warns once when a stage fills up without flags
 
     def __reduce__(self):
         # The compiled host holds nothing beyond the settings and the state: copy.deepcopy and
@@ -272,14 +273,22 @@ class ReplayBuffer:
                 ends, as its final observation (autoreset envs: pass the final observation).
             reward: ``[N]`` or ``[N, m]``.
             terminated: ``[N]`` bools, the episode reached a terminal state (no bootstrap).
-            truncated: ``[N]`` bools, the episode was cut (bootstrap from next_obs).
+            truncated: ``[N]`` bools, the episode was cut (bootstrap from next_obs). An episode
+                that reaches ``max_episode_steps`` with neither flag is stored as truncated,
+                with a warning the first time (a loop that does not pass ``truncated``).
             **fields: every other spec field, ``[N, *shape]`` (``action=...``).
 
         Tensors, numpy arrays and lists are accepted and converted to the field's dtype within
         their kind (floats or ints into float columns, ints into int columns, bools into bool
         columns). Bad input raises ValueError and leaves the buffer unchanged.
         """
-        self._host.add(obs, next_obs, reward, terminated, truncated, fields)
+        if self._host.add(obs, next_obs, reward, terminated, truncated, fields) and not self._warned_cut:
+            self._warned_cut = True
+            warnings.warn(f"ReplayBuffer.add: an episode reached max_episode_steps="
+                          f"{self.max_episode_steps} steps with neither terminated nor truncated "
+                          f"set, and was stored as truncated there. If the env has a time limit, "
+                          f"pass its truncated flags (from gymnasium's step); if its episodes are "
+                          f"this long, raise max_episode_steps", stacklevel=2)
 
     def add_episode(self, obs, reward, terminated: bool = False, **fields) -> None:
         """Adds a whole episode of T transitions.
