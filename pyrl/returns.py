@@ -29,26 +29,35 @@ __all__ = ["gae", "discounted_return", "lambda_return", "nstep_return", "nstep_g
            "retrace"]
 
 
-def _require_tensors(op: str, **arguments) -> None:
-    """A one-line ValueError naming the argument for anything that is not a tensor (numpy
-    arrays, lists, None), before the compiled op would print the values."""
-    for name, value in arguments.items():
-        if isinstance(value, Tensor):
-            continue
-        if value is None:
-            got = "None"
-        elif hasattr(value, "shape") and hasattr(value, "dtype"):  # a numpy (or similar) array
-            got = (f"a {type(value).__module__.split('.')[0]} array {tuple(value.shape)} {value.dtype}; "
-                   f"torch.from_numpy({name}) wraps it without a copy")
-        else:
-            got = f"{type(value).__name__}; torch.as_tensor({name}) converts it"
-        raise ValueError(f"{op}: {name} should be a torch.Tensor, got {got}")
+def _inputs(op: str, names: tuple, *values) -> tuple:
+    """``values`` as the op takes them: plain tensors pass straight through (this is every call's
+    cost); a tensor that requires grad is detached, since these are targets and an output that
+    looked differentiable would silently give no gradient; anything that is not a tensor (numpy,
+    lists, None) raises a one-line ValueError naming the argument, before the compiled op would
+    print its values."""
+    for value in values:
+        if type(value) is not Tensor or value.requires_grad:
+            break
+    else:
+        return values
+    out = []
+    for name, value in zip(names, values):
+        if not isinstance(value, Tensor):
+            if value is None:
+                got = "None"
+            elif hasattr(value, "shape") and hasattr(value, "dtype"):  # a numpy (or similar) array
+                got = (f"a {type(value).__module__.split('.')[0]} array {tuple(value.shape)} "
+                       f"{value.dtype}; torch.from_numpy({name}) wraps it without a copy")
+            else:
+                got = f"{type(value).__name__}; torch.as_tensor({name}) converts it"
+            raise ValueError(f"{op}: {name} should be a torch.Tensor, got {got}")
+        out.append(value.detach() if value.requires_grad else value)
+    return tuple(out)
 
 
-def _detached(*tensors):
-    """The inputs cut from the autograd graph: these are targets, so an output never looks
-    differentiable (a backward through it would silently give no gradient)."""
-    return tuple(t.detach() if isinstance(t, Tensor) and t.requires_grad else t for t in tensors)
+_REWARD_VALUES = ("reward", "value", "next_value", "terminated", "truncated")
+_REWARD_NEXT = ("reward", "next_value", "terminated", "truncated")
+_OFF_POLICY = ("log_rho", "reward", "value", "next_value", "terminated", "truncated")
 
 
 def gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
@@ -70,9 +79,8 @@ def gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
     Returns:
         ``(advantage, value_target)``, both shaped like ``reward``; ``value_target = A + value``.
     """
-    _require_tensors("gae", reward=reward, value=value, next_value=next_value, terminated=terminated,
-                     truncated=truncated)
-    reward, value, next_value = _detached(reward, value, next_value)
+    reward, value, next_value, terminated, truncated = _inputs(
+        "gae", _REWARD_VALUES, reward, value, next_value, terminated, truncated)
     return _ops.gae(reward, value, next_value, terminated, truncated, gamma, lmbda)
 
 
@@ -91,9 +99,8 @@ def discounted_return(reward: Tensor, next_value: Tensor, terminated: Tensor, tr
     Returns:
         ``[T, N]`` (or ``[T, N, m]``) returns.
     """
-    _require_tensors("discounted_return", reward=reward, next_value=next_value, terminated=terminated,
-                     truncated=truncated)
-    reward, next_value = _detached(reward, next_value)
+    reward, next_value, terminated, truncated = _inputs(
+        "discounted_return", _REWARD_NEXT, reward, next_value, terminated, truncated)
     return _ops.discounted_return(reward, next_value, terminated, truncated, gamma)
 
 
@@ -113,9 +120,8 @@ def lambda_return(reward: Tensor, next_value: Tensor, terminated: Tensor, trunca
     Returns:
         ``[T, N]`` (or ``[T, N, m]``) lambda-returns.
     """
-    _require_tensors("lambda_return", reward=reward, next_value=next_value, terminated=terminated,
-                     truncated=truncated)
-    reward, next_value = _detached(reward, next_value)
+    reward, next_value, terminated, truncated = _inputs(
+        "lambda_return", _REWARD_NEXT, reward, next_value, terminated, truncated)
     return _ops.lambda_return(reward, next_value, terminated, truncated, gamma, lmbda)
 
 
@@ -152,9 +158,10 @@ def nstep_return(reward: Tensor, terminated: Tensor, truncated: Tensor, n: int =
         ``D`` ``[T, N]``, ``gamma^k_eff`` or 0 when the window ends in a true terminal;
         ``boot`` ``[T, N]`` int64, ``t + k_eff - 1``, the step whose ``next_value`` bootstraps.
     """
-    _require_tensors("nstep_return", reward=reward, terminated=terminated, truncated=truncated,
-                     **({"uniform": uniform} if uniform is not None else {}))
-    (reward,) = _detached(reward)
+    reward, terminated, truncated, *rest = _inputs(
+        "nstep_return", ("reward", "terminated", "truncated", "uniform"), reward, terminated, truncated,
+        *([uniform] if uniform is not None else []))
+    uniform = rest[0] if rest else None
     u = _uniform(reward, floating, uniform, generator)
     return _ops.nstep_return(reward, terminated, truncated, u, n, gamma)
 
@@ -180,10 +187,10 @@ def nstep_gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Ten
     Returns:
         ``(C, D, boot)`` shaped as in :func:`nstep_return`.
     """
-    _require_tensors("nstep_gae", reward=reward, value=value, next_value=next_value,
-                     terminated=terminated, truncated=truncated,
-                     **({"uniform": uniform} if uniform is not None else {}))
-    reward, value, next_value = _detached(reward, value, next_value)
+    reward, value, next_value, terminated, truncated, *rest = _inputs(
+        "nstep_gae", (*_REWARD_VALUES, "uniform"), reward, value, next_value, terminated, truncated,
+        *([uniform] if uniform is not None else []))
+    uniform = rest[0] if rest else None
     u = _uniform(reward, floating, uniform, generator)
     return _ops.nstep_gae(reward, value, next_value, terminated, truncated, u, n, gamma, lmbda)
 
@@ -215,9 +222,8 @@ def vtrace(log_rho: Tensor, reward: Tensor, value: Tensor, next_value: Tensor,
     Returns:
         ``(vs, pg_advantage)``, both like ``reward``; targets, not differentiable.
     """
-    _require_tensors("vtrace", log_rho=log_rho, reward=reward, value=value, next_value=next_value,
-                     terminated=terminated, truncated=truncated)
-    log_rho, reward, value, next_value = _detached(log_rho, reward, value, next_value)
+    log_rho, reward, value, next_value, terminated, truncated = _inputs(
+        "vtrace", _OFF_POLICY, log_rho, reward, value, next_value, terminated, truncated)
     return _ops.vtrace(log_rho, reward, value, next_value, terminated, truncated, gamma, rho_bar,
                        c_bar, lmbda)
 
@@ -241,7 +247,7 @@ def retrace(log_rho: Tensor, reward: Tensor, q: Tensor, next_v: Tensor, terminat
     Returns:
         ``G`` like ``reward``; targets, not differentiable.
     """
-    _require_tensors("retrace", log_rho=log_rho, reward=reward, q=q, next_v=next_v,
-                     terminated=terminated, truncated=truncated)
-    log_rho, reward, q, next_v = _detached(log_rho, reward, q, next_v)
+    log_rho, reward, q, next_v, terminated, truncated = _inputs(
+        "retrace", ("log_rho", "reward", "q", "next_v", "terminated", "truncated"),
+        log_rho, reward, q, next_v, terminated, truncated)
     return _ops.retrace(log_rho, reward, q, next_v, terminated, truncated, gamma, lmbda)

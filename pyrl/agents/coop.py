@@ -218,10 +218,12 @@ class Coop(Agent):
             sources = {d: [src.clone() for _, src, _ in plan] for d, plan in plans.items()}
             for d, plan in plans.items():
                 receiver = d.split("<-")[0]
+                targets = self._parameters("ddpg", targets=True) \
+                    if receiver == "ddpg" and self.args.sync_targets else {}
                 for (name, _, dst), value in zip(plan, sources[d]):
                     dst.copy_(value)
-                    if receiver == "ddpg" and self.args.sync_targets and name.startswith("actor."):
-                        self._parameters("ddpg", targets=True)[name].copy_(value)
+                    if name.startswith("actor.") and name in targets:
+                        targets[name].copy_(value)
                 if self.args.reset_moments:
                     self._reset_moments(receiver, [dst for _, _, dst in plan])
         self.syncs += 1
@@ -277,11 +279,7 @@ class Coop(Agent):
             while self.steps < total_steps:
                 frac = 1.0 - self.steps / total_steps if ppo.args.anneal else 1.0
                 losses: dict[str, list] = {"critic_loss": [], "actor_loss": [], "q": []}
-                obs_t = np.zeros((T, n, ppo.obs_dim), np.float32)
-                action_t = np.zeros((T, n), np.int64) if ppo.model.discrete \
-                    else np.zeros((T, n, *ppo.action_space.shape), np.float32)
-                reward_t = np.zeros((T, n), np.float32)
-                term_t, trunc_t = np.zeros((T, n), bool), np.zeros((T, n), bool)
+                obs_t, action_t, reward_t, term_t, trunc_t = ppo._rollout_arrays(T, n)
                 behaviour_t = np.full((T, n), np.nan, np.float32)
                 finals: list[tuple[int, int, np.ndarray]] = []
                 for t in range(T):

@@ -211,11 +211,7 @@ class PPO(Agent):
     def _collect(self, stats) -> Rollout:
         """``n_steps`` steps of the envs, acting with the current policy."""
         n, T = self.args.n_envs, self.args.n_steps
-        obs_t = np.zeros((T, n, self.obs_dim), np.float32)
-        action_t = np.zeros((T, n), np.int64) if self.model.discrete \
-            else np.zeros((T, n, *self.action_space.shape), np.float32)
-        reward_t = np.zeros((T, n), np.float32)
-        term_t, trunc_t = np.zeros((T, n), bool), np.zeros((T, n), bool)
+        obs_t, action_t, reward_t, term_t, trunc_t = self._rollout_arrays(T, n)
         finals: list[tuple[int, int, np.ndarray]] = []
         for t in range(T):
             obs_t[t] = self._normalized(self.obs, update_norm=True)
@@ -232,6 +228,13 @@ class PPO(Agent):
             self.obs = next_obs
             self.steps += n
         return Rollout(obs_t, action_t, reward_t, term_t, trunc_t, self._normalized(self.obs), finals)
+
+    def _rollout_arrays(self, T: int, n: int) -> tuple:
+        """Zeroed ``obs, action, reward, terminated, truncated`` arrays for ``T`` steps of ``n`` envs."""
+        action = np.zeros((T, n), np.int64) if self.model.discrete \
+            else np.zeros((T, n, *self.action_space.shape), np.float32)
+        return (np.zeros((T, n, self.obs_dim), np.float32), action, np.zeros((T, n), np.float32),
+                np.zeros((T, n), bool), np.zeros((T, n), bool))
 
     def _train(self, rollout: Rollout, frac: float = 1.0) -> dict:
         """GAE and ``n_epochs`` of clipped updates on one rollout; returns the losses' row."""
