@@ -65,6 +65,26 @@ def replay_rebuild(state: list[Tensor], alpha: float) -> None:
     _ops.replay_rebuild.default(state, alpha)
 
 
+def replay_gather_episodes(state: list[Tensor], column: Tensor, episode_ids: Tensor, pad: int,
+                           positions: int) -> tuple[Tensor, Tensor]:
+    return _ops.replay_gather_episodes.default(state, column, episode_ids, pad, positions)
+
+
+def replay_scatter_episodes(state: list[Tensor], column: Tensor, episode_ids: Tensor,
+                            values: Tensor, offset: int) -> Tensor:
+    return _ops.replay_scatter_episodes.default(state, column, episode_ids, values, offset)
+
+
+def replay_write_rows(state: list[Tensor], column: Tensor, rows: Tensor, generation: Tensor,
+                      values: Tensor) -> Tensor:
+    return _ops.replay_write_rows.default(state, column, rows, generation, values)
+
+
+def replay_gather_windows(state: list[Tensor], columns: list[Tensor], start: Tensor, steps: int,
+                          obs_columns: int, n: int, gamma: float):
+    return _ops.replay_gather_windows.default(state, columns, start, steps, obs_columns, n, gamma)
+
+
 # ---- fakes -------------------------------------------------------------------------------------
 
 def _check_rollout(op: str, reward: Tensor, **others: Optional[Tensor]) -> None:
@@ -176,3 +196,29 @@ def _replay_sample_fake(state, columns, batch_size, rows, seed, call, config):
 @torch.library.register_fake("pyrl::replay_check")
 def _replay_check_fake(state):
     return state[0].new_empty(2)
+
+
+@torch.library.register_fake("pyrl::replay_gather_episodes")
+def _replay_gather_episodes_fake(state, column, episode_ids, pad, positions):
+    count = episode_ids.shape[0]
+    return column.new_empty((count, positions, *column.shape[1:])), episode_ids.new_empty(count)
+
+
+@torch.library.register_fake("pyrl::replay_scatter_episodes")
+def _replay_scatter_episodes_fake(state, column, episode_ids, values, offset):
+    return episode_ids.new_empty(episode_ids.shape[0], dtype=torch.bool)
+
+
+@torch.library.register_fake("pyrl::replay_write_rows")
+def _replay_write_rows_fake(state, column, rows, generation, values):
+    return rows.new_empty(rows.shape[0], dtype=torch.bool)
+
+
+@torch.library.register_fake("pyrl::replay_gather_windows")
+def _replay_gather_windows_fake(state, columns, start, steps, obs_columns, n, gamma):
+    count, reward = start.shape[0], columns[-1]
+    fields = [c.new_empty((count, steps + 1 if i < obs_columns else steps, *c.shape[1:]))
+              for i, c in enumerate(columns[:-1])]
+    return (fields, start.new_empty((count, steps), dtype=torch.bool),
+            reward.new_empty((count, steps, *reward.shape[1:])), reward.new_empty((count, steps)),
+            start.new_empty((count, steps)), start.new_empty(count))

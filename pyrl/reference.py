@@ -396,3 +396,80 @@ def per_dim(achieved_goal: Tensor, desired_goal: Tensor, thresholds, values) -> 
         passes = error < threshold if threshold > 0 else error > -threshold
         reward += value * passes
     return reward
+
+
+# ---- recurrent replay (SPEC 5) ----------------------------------------------------------------
+# `table` below is a buffer's episode table as ReplayBuffer.episodes() gives it: id, start,
+# length and terminated of every stored episode; ids not in it are evicted.
+
+def _record(table: dict, episode_id: int) -> Optional[tuple[int, int, bool]]:
+    ids = table["id"].tolist()
+    if episode_id not in ids:
+        return None
+    at = ids.index(episode_id)
+    return int(table["start"][at]), int(table["length"][at]), bool(table["terminated"][at])
+
+
+def gather_episodes(column: Tensor, table: dict, episode_ids, pad: int,
+                    positions: int) -> tuple[Tensor, Tensor]:
+    """Each episode's padded sequence: `pad` zeros, then rows start .. start + T (mod C)."""
+    capacity = column.shape[0]
+    out = torch.zeros((len(episode_ids), positions, *column.shape[1:]), dtype=column.dtype)
+    lengths = torch.zeros(len(episode_ids), dtype=torch.int64)
+    for e, episode_id in enumerate(episode_ids):
+        record = _record(table, int(episode_id))
+        if record is None:
+            continue
+        start, length, _ = record
+        lengths[e] = pad + length + 1
+        for t in range(length + 1):
+            if pad + t < positions:
+                out[e, pad + t] = column[(start + t) % capacity]
+    return out, lengths
+
+
+def online_hidden(cell, observations: Tensor, n_history: int, hidden: Tensor) -> list[Tensor]:
+    """hidden_in[0 .. T] of one episode as acting computes it (SPEC 5.1), one step at a time:
+    at step t the encoder reads the window o_{t-n_h+1} .. o_t (zeros before o_0) from
+    hidden_in[t], and hidden_in[t + 1] is its state after the window's oldest element.
+    `cell(h [d], x [d_o]) -> h'` is one encoder step; observations is [T + 1, d_o]."""
+    states = [hidden]
+    pads = torch.zeros((n_history - 1, observations.shape[1]), dtype=observations.dtype)
+    padded = torch.cat([pads, observations])
+    for t in range(observations.shape[0] - 1):
+        window = padded[t:t + n_history]
+        states.append(cell(states[-1], window[0]))
+    return states
+
+
+def gather_windows(columns: dict, reward: Tensor, obs_names: tuple, row_episode: Tensor,
+                   table: dict, start, steps: int, n: int, gamma: float) -> dict:
+    """sample_sequences' windows from start rows: observations at positions 0 .. steps, other
+    fields at 0 .. steps - 1 (zeros past the episode), and per step the n-step return, gamma^k
+    (0 at a terminal) and k = min(n, T - t_j, steps - j)."""
+    capacity = reward.shape[0]
+    count = len(start)
+    out = {name: torch.zeros((count, steps + (name in obs_names), *c.shape[1:]), dtype=c.dtype)
+           for name, c in columns.items()}
+    ret = torch.zeros((count, steps, *reward.shape[1:]), dtype=torch.float64)
+    discount = torch.zeros((count, steps), dtype=torch.float64)
+    k = torch.zeros((count, steps), dtype=torch.int64)
+    mask = torch.zeros((count, steps), dtype=torch.bool)
+    for b, row in enumerate(int(r) for r in start):
+        first, length, terminated = _record(table, int(row_episode[row]))
+        t0 = (row - first) % capacity
+        for name, column in columns.items():
+            for p in range(out[name].shape[1]):
+                if t0 + p <= length - (name not in obs_names):
+                    out[name][b, p] = column[(row + p) % capacity]
+        for j in range(steps):
+            if t0 + j >= length:
+                continue
+            mask[b, j] = True
+            k[b, j] = min(n, length - t0 - j, steps - j)
+            for step in range(int(k[b, j])):
+                ret[b, j] += gamma ** step * reward[(row + j + step) % capacity].double()
+            ends = terminated and t0 + j + int(k[b, j]) == length
+            discount[b, j] = 0.0 if ends else gamma ** int(k[b, j])
+    return {**out, "mask": mask, "reward": ret.to(reward.dtype),
+            "discount": discount.to(reward.dtype), "k": k}

@@ -70,6 +70,8 @@ uint8_t* writable_bytes(const at::Tensor& t) {
   return const_cast<uint8_t*>(static_cast<const uint8_t*>(t.const_data_ptr()));
 }
 
+}  // namespace
+
 // The state list, checked, as raw pointers for the kernels. Capacity is row_episode's length.
 Ring ring_of(const char* op, at::TensorList state) {
   using namespace kernels;
@@ -128,6 +130,8 @@ bool rows_contiguous(const at::Tensor& column) {
   }
   return column.stride(0) >= expected;
 }
+
+namespace {
 
 // The column list: CPU [C, ...] tensors with contiguous rows, at least one observation column
 // and the float reward column last.

@@ -12,6 +12,25 @@
 
 namespace pyrl {
 
+namespace kernels {
+struct Ring;
+}
+
+// The state list (kernels::StateSlot order), checked, as the kernels' Ring; the glue of every
+// op family on replay state starts here (csrc/torch/sequence.cpp too).
+kernels::Ring ring_of(const char* op, at::TensorList state);
+
+// The counters the ops index with, checked in O(1) (the rest of a state is validated when it
+// comes from outside, by replay_rebuild).
+void check_counters(const char* op, const kernels::Ring& ring);
+
+// Bytes of one row of a [C, ...] column.
+int64_t row_bytes(const at::Tensor& column);
+
+// Whether each row of `column` is contiguous and rows do not overlap: a contiguous [C, ...]
+// tensor, or a strided view of a row record.
+bool rows_contiguous(const at::Tensor& column);
+
 using SampleResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
                                 at::Tensor, at::Tensor, std::vector<at::Tensor>,
                                 std::vector<at::Tensor>>;

@@ -29,6 +29,7 @@ from pyrl import _C, _ops
 from pyrl._io import atomic_save, load_data
 from pyrl.replay.inputs import (Field, Inputs, check_goal_fields, default_obs_keys, parse_spec)
 from pyrl.replay.layout import DRAW_STREAMS, INVARIANTS, MAX_CAPACITY, tree_leaf_offset
+from pyrl.replay.recurrent import Encoder, Recurrent, encoder_states
 from pyrl.replay.settings import (HER, EpisodeMode, NStep, PER, PerDim, SparseL2, per_dim,
                                   sparse_l2)
 from pyrl.replay.storage import ReplayStorage, config_values, fresh_seed
@@ -100,6 +101,9 @@ def settings_from_file(where: str, state: Any, her: Optional[HER]) -> dict:
             spec[name] = (tuple(shape), kind)
         prioritized, episode_mode = config.pop("prioritized"), config.pop("episode_mode")
         saved_her = config.pop("her")
+        recurrent = config.pop("recurrent", None)
+        if recurrent is not None:
+            config["recurrent"] = Recurrent.from_description(recurrent)
         if her is None and saved_her is not None:
             her = her_from_description(saved_her)
         kwargs = dict(spec=spec, prioritized=PER(**prioritized) if prioritized else None,
@@ -170,7 +174,7 @@ class ReplayBuffer:
                  prioritized: Optional[PER] = None, nstep: Optional[NStep] = None,
                  seed: Optional[int] = None, obs_keys: Optional[tuple[str, ...]] = None,
                  max_episode_steps: int = 1000, episode_mode: Optional[EpisodeMode] = None,
-                 her: Optional[HER] = None):
+                 her: Optional[HER] = None, recurrent: Optional[Recurrent] = None):
         if positional or _is_space(spec):  # a Stable-Baselines3-style call
             raise ValueError(
                 f"ReplayBuffer(capacity, spec, **settings) takes a spec dict and keyword settings, "
@@ -180,12 +184,13 @@ class ReplayBuffer:
         self._arguments = dict(capacity=capacity, spec=spec, device=device, prioritized=prioritized,
                                nstep=nstep, seed=seed, obs_keys=obs_keys,
                                max_episode_steps=max_episode_steps, episode_mode=episode_mode,
-                               her=her)  # copies and pickles rebuild from these (__reduce__)
+                               her=her, recurrent=recurrent)  # copies and pickles rebuild from these
         if not (type(capacity) is int and 2 <= capacity <= MAX_CAPACITY):
             raise ValueError(f"ReplayBuffer: capacity should be an int >= 2 (an episode needs 2 "
                              f"rows) and at most 2^48, got {capacity!r}")
         for name, value, kind in (("prioritized", prioritized, PER), ("nstep", nstep, NStep),
-                                  ("episode_mode", episode_mode, EpisodeMode), ("her", her, HER)):
+                                  ("episode_mode", episode_mode, EpisodeMode), ("her", her, HER),
+                                  ("recurrent", recurrent, Recurrent)):
             if value is not None and not isinstance(value, kind):
                 raise ValueError(f"ReplayBuffer: {name} should be a replay.{kind.__name__} or "
                                  f"None, got {value!r}")
@@ -213,26 +218,44 @@ class ReplayBuffer:
                              f"of the spec {sorted(fields)}")
         if her is not None:
             check_goal_fields(fields, obs_keys, her)
+        # The stored state is one more observation column: it has a value at the final row.
+        column_keys = obs_keys
+        if recurrent is not None:
+            encoded = recurrent.key if recurrent.key is not None else obs_keys[0]
+            if encoded not in obs_keys or len(fields[encoded].shape) != 1 \
+                    or not fields[encoded].dtype.is_floating_point:
+                raise ValueError(f"ReplayBuffer: Recurrent.key should name a float [d_o] "
+                                 f"observation field of {obs_keys}, got {encoded!r}")
+            fields["hidden"] = Field("hidden", recurrent.hidden, recurrent.dtype)
+            column_keys = (*obs_keys, "hidden")
+            self._encoded = encoded
 
         self.capacity = capacity
         self.prioritized = prioritized
         self.her = her
+        self.recurrent = recurrent
         self.nstep = nstep if nstep is not None else NStep()
         self.episode_mode = episode_mode
         self.obs_keys = obs_keys
         self.max_episode_steps = min(max_episode_steps, capacity - 1)
         self.seed = seed
         # Column order (the ops rely on it): observation fields, the other fields, reward last.
-        others = [name for name in fields if name not in obs_keys and name != "reward"]
-        self.fields = [fields[name] for name in (*obs_keys, *others, "reward")]
-        self._config = config_values(prioritized, self.nstep, her, self.fields, obs_keys)
+        others = [name for name in fields if name not in column_keys and name != "reward"]
+        self.fields = [fields[name] for name in (*column_keys, *others, "reward")]
+        self._column_keys = column_keys
+        self._config = config_values(prioritized, self.nstep, her, self.fields, column_keys)
         self.storage = ReplayStorage(capacity, self.fields, self.device,
                                      seed if seed is not None else fresh_seed(), self._config,
-                                     len(obs_keys), self.max_episode_steps)
-        self.inputs = Inputs(self.fields, obs_keys, self.device)
+                                     len(column_keys), self.max_episode_steps)
+        self.inputs = Inputs(self.fields, column_keys, self.device)
         self._host = self.storage.host
         self._warned_terminal = False
         self._warned_cut = False  # add() warns once when a stage fills up without flags
+        # Per episode slot: the id last refreshed there and the sample call it was refreshed at
+        # (recalc_delta); not saved: after a load every episode is due once.
+        slots = self.storage.episodes.shape[0]
+        self._refreshed_id = torch.full((slots,), -1, dtype=torch.int64)
+        self._refreshed_at = torch.zeros(slots, dtype=torch.int64)
 
     def __reduce__(self):
         # The compiled host holds nothing beyond the settings and the state: copy.deepcopy and
@@ -276,12 +299,17 @@ class ReplayBuffer:
             truncated: ``[N]`` bools, the episode was cut (bootstrap from next_obs). An episode
                 that reaches ``max_episode_steps`` with neither flag is stored as truncated,
                 with a warning the first time (a loop that does not pass ``truncated``).
-            **fields: every other spec field, ``[N, *shape]`` (``action=...``).
+            **fields: every other spec field, ``[N, *shape]`` (``action=...``); a recurrent
+                buffer also takes ``hidden`` (the state fed into this step) and ``next_hidden``
+                (the state after it: stored as the final row's where the episode ends).
 
         Tensors, numpy arrays and lists are accepted and converted to the field's dtype within
         their kind (floats or ints into float columns, ints into int columns, bools into bool
         columns). Bad input raises ValueError and leaves the buffer unchanged.
         """
+        if self.recurrent is not None:
+            obs = self._with_hidden("add", "hidden", obs, fields)
+            next_obs = self._with_hidden("add", "next_hidden", next_obs, fields)
         if self._host.add(obs, next_obs, reward, terminated, truncated, fields) and not self._warned_cut:
             self._warned_cut = True
             warnings.warn(f"ReplayBuffer.add: an episode reached max_episode_steps="
@@ -299,8 +327,11 @@ class ReplayBuffer:
             reward: ``[T]`` or ``[T, m]``.
             terminated: True if the episode ended in a terminal state (no bootstrap from the
                 final observation); False for a cut (truncated) episode.
-            **fields: every other spec field, ``[T, *shape]``.
+            **fields: every other spec field, ``[T, *shape]``; a recurrent buffer also takes
+                ``hidden``, ``[T + 1, d]``: the state fed into every step, and the final one.
         """
+        if self.recurrent is not None:
+            obs = self._with_hidden("add_episode", "hidden", obs, fields)
         if not isinstance(terminated, bool):
             raise ValueError(f"ReplayBuffer.add_episode: terminated should be a bool, got {terminated!r}")
         rows = self.inputs.leading_size("add_episode", self.inputs.obs_values("add_episode", "obs", obs)[0])
@@ -312,6 +343,19 @@ class ReplayBuffer:
                              f"{rows} rows, more than the capacity {self.capacity}")
         _, values = self.inputs.columns("add_episode", obs, reward, fields, rows, rows - 1)
         self._host.add_episode(values, terminated)
+
+    def _with_hidden(self, where: str, name: str, obs, fields: dict) -> dict:
+        """obs with the recurrent state `name` (popped from fields) as its "hidden" entry."""
+        if name not in fields:
+            raise ValueError(f"ReplayBuffer.{where}: this buffer stores recurrent states; pass "
+                             f"{name}=[..., {self.recurrent.hidden[0]}] tensors")
+        hidden = fields.pop(name)
+        if self.obs_keys == ("obs",) and not isinstance(obs, Mapping):
+            return {"obs": obs, "hidden": hidden}
+        if not isinstance(obs, Mapping):
+            raise ValueError(f"ReplayBuffer.{where}: obs should be a dict with keys "
+                             f"{sorted(self.obs_keys)}, got {type(obs).__name__}")
+        return {**obs, "hidden": hidden}
 
     # ---- sampling ------------------------------------------------------------------------------
 
@@ -334,6 +378,8 @@ class ReplayBuffer:
         else:
             batch["obs"] = {key: batch.pop(key) for key in self.obs_keys}
             batch["next_obs"] = dict(zip(self.obs_keys, next_obs))
+        if self.recurrent is not None:
+            batch["next_hidden"] = next_obs[len(self.obs_keys)]
         batch.update(reward=ret, discount=discount, weight=weight, index=index,
                      generation=generation, boot=boot)
         if self.her is not None:
@@ -441,6 +487,8 @@ class ReplayBuffer:
             for key in self.obs_keys:
                 if key != "desired_goal":
                     batch.next_obs[key][where] = storage.column(key)[new_boot]
+            if self.recurrent is not None:
+                batch.next_hidden[where] = storage.column("hidden")[new_boot]
 
     def _episode_rows(self, batch_size: int) -> Tensor:
         """Episode mode (SPEC 1.2): rounds of select_count draws by priority, their distinct
@@ -474,6 +522,235 @@ class ReplayBuffer:
                 rows.append((start + steps) % self.capacity)
                 have += count
         return torch.cat(rows)[:batch_size].to(self.device)
+
+    # ---- recurrent replay (SPEC 5) ------------------------------------------------------------
+
+    def _require_recurrent(self, where: str) -> Recurrent:
+        if self.recurrent is None:
+            raise ValueError(f"ReplayBuffer.{where}: this buffer stores no hidden states; create "
+                             f"it with recurrent=replay.Recurrent(hidden=(d,))")
+        return self.recurrent
+
+    def _episode_ids(self, where: str, episodes) -> Tensor:
+        if episodes is None:
+            return self._locked(lambda: torch.arange(self.storage.counter("oldest_episode"),
+                                                     self.storage.counter("next_episode")))
+        try:
+            ids = torch.as_tensor(episodes)
+        except (TypeError, RuntimeError, ValueError):
+            ids = None
+        if ids is None or ids.dim() != 1 or ids.dtype.is_floating_point or ids.dtype == torch.bool:
+            raise ValueError(f"ReplayBuffer.{where}: episodes should be a 1-D list or tensor of "
+                             f"episode ids (episodes()['id']), got {episodes!r:.80}")
+        return ids.to(torch.int64).contiguous()
+
+    def gather_sequences(self, episodes=None, key: Optional[str] = None,
+                         positions: Optional[int] = None) -> tuple[Tensor, Tensor]:
+        """The observation sequences of stored episodes, for a recurrent encoder (SPEC 5.2).
+
+        Args:
+            episodes: episode ids (``episodes()["id"]``); None: every stored episode.
+            key: the observation field (default: the one the encoder reads).
+            positions: how many positions to return (default: the longest sequence's).
+
+        Returns:
+            ``(sequences [E, positions, d_o], lengths [E])``: each episode's observations
+            ``o_0 .. o_T`` after ``n_history - 1`` zero pads, zeros after the end; ``lengths``
+            is ``n_history - 1 + T + 1``, or 0 for an id no longer stored.
+        """
+        recurrent = self._require_recurrent("gather_sequences")
+        ids = self._episode_ids("gather_sequences", episodes)
+        column = self.storage.column(key if key is not None else self._encoded)
+        pad = recurrent.n_history - 1
+
+        def gather():
+            wanted = positions
+            if wanted is None:
+                wanted = pad + 1 + int(self._lengths(ids).max()) if ids.numel() else 0
+            return _ops.replay_gather_episodes(self.storage.state, column, ids, pad, wanted)
+
+        return self._locked(gather)
+
+    def _lengths(self, ids: Tensor) -> Tensor:
+        """T of each alive id, 0 for the others (call with the lock held)."""
+        storage = self.storage
+        alive = (ids >= storage.counter("oldest_episode")) & (ids < storage.counter("next_episode"))
+        slots = storage.episodes.shape[0]
+        return torch.where(alive, storage.episodes[ids % slots, 1], 0)
+
+    def recompute_hidden(self, encoder: Encoder, episodes=None, chunk: int = 2048) -> dict[str, int]:
+        """Refreshes the stored states of every episode, or of the ones given, with `encoder`
+        (under no_grad; pass the target encoder if the agent has one).
+
+        Episodes are run in batched calls of up to `chunk` episodes, grouped by length so
+        padding stays small. Each runs from its stored first state, which is zero for an episode
+        that began at a reset (what acting fed in) and the actor's carried state for a piece
+        continuing an episode cut by ``max_episode_steps``; every later state is rewritten
+        (``hidden_in[t]`` = the state after padded position ``t - 1``, SPEC 5.1). The buffer's
+        lock is held only to gather and to write back: other threads keep adding meanwhile, and
+        an episode evicted in between is skipped (its id is its generation).
+
+        Args:
+            encoder: a ``torch.nn.GRU``/``LSTM`` (batch_first) or a callable
+                ``encoder(x [E, L, d_o], h0 [E, d]) -> states [E, L, d]``
+                (see :mod:`pyrl.replay.recurrent`).
+            episodes: episode ids; None refreshes every stored episode.
+            chunk: episodes per encoder call.
+
+        Returns:
+            ``{"episodes": refreshed episodes, "rows": rows rewritten}``.
+        """
+        recurrent = self._require_recurrent("recompute_hidden")
+        if not (type(chunk) is int and chunk >= 1):
+            raise ValueError(f"ReplayBuffer.recompute_hidden: chunk should be an int >= 1, got {chunk!r}")
+        ids = self._episode_ids("recompute_hidden", episodes)
+        storage, pad = self.storage, recurrent.n_history - 1
+        observations, hidden = storage.column(self._encoded), storage.column("hidden")
+        lengths = self._locked(lambda: self._lengths(ids))
+        order = torch.argsort(lengths, descending=True, stable=True)
+        ids, lengths = ids[order], lengths[order]
+        ids, lengths = ids[lengths > 0], lengths[lengths > 0]
+        refreshed, rows = 0, 0
+        for first in range(0, ids.numel(), chunk):
+            part, steps = ids[first:first + chunk], int(lengths[first])
+
+            def gather():
+                seq, _ = _ops.replay_gather_episodes(storage.state, observations, part, pad, steps)
+                h0, _ = _ops.replay_gather_episodes(storage.state, hidden, part, 0, 1)
+                return seq, h0[:, 0]
+
+            seq, h0 = self._locked(gather)
+            with torch.no_grad():
+                states = encoder_states(encoder, seq, h0).contiguous()
+            applied = self._locked(lambda: _ops.replay_scatter_episodes(
+                storage.state, hidden, part, states, 1))
+            refreshed += int(applied.sum())
+            rows += int(lengths[first:first + chunk][applied].sum())
+            done = part[applied]
+            slot = done % self._refreshed_id.shape[0]
+            self._refreshed_id[slot] = done
+            self._refreshed_at[slot] = self.storage.calls
+        return {"episodes": refreshed, "rows": rows}
+
+    def episodes_due(self, episodes, recalc_delta: int) -> Tensor:
+        """Of the given episode ids, the distinct ones whose states were last refreshed at least
+        `recalc_delta` sample calls ago, or never (SPEC 5.1's ``recalc_delta`` rule)."""
+        ids = torch.unique(self._episode_ids("episodes_due", episodes))
+        slot = ids % self._refreshed_id.shape[0]
+        never = self._refreshed_id[slot] != ids
+        stale = self.storage.calls - self._refreshed_at[slot] >= recalc_delta
+        return ids[never | stale]
+
+    def sample_sequences(self, batch_size: int, length: int, burn_in: int = 0,
+                         encoder: Optional[Encoder] = None) -> Batch:
+        """Draws ``batch_size`` windows of ``burn_in + length`` consecutive steps, each inside one
+        episode, by the priority of its first step (see :meth:`update_sequence_priorities`:
+        R2D2's sequence priority) or uniformly.
+
+        Returns a :class:`Batch` with ``W = burn_in + length``:
+            ``obs`` (``[B, W + 1, ...]``: o_t .. o_{t+W}; a dict with several observation
+            fields), every other field ``[B, W, ...]``, ``hidden`` (``[B, d]``: the stored state
+            at the first step), ``mask`` (``[B, W]``: the step is inside the episode; windows
+            cut by an episode's end are zero past it), ``reward`` (``[B, W]`` n-step returns,
+            or ``[B, W, m]``), ``discount`` (gamma^k, 0 where the window reaches a terminal
+            state), ``k`` (step j bootstraps from position j + k, which stays inside the
+            window: its n-step window is cut at the window's end), ``weight`` (importance
+            weights), ``index`` and ``generation`` (for priority updates and
+            :meth:`store_hidden`), ``burn_in``.
+
+        With ``encoder`` and ``Recurrent(recalc_delta=...)``, the sampled episodes that are due
+        are recomputed first and ``hidden`` is read after the refresh. HER does not relabel
+        sequences (their goals are the stored ones).
+        """
+        recurrent = self._require_recurrent("sample_sequences")
+        for name, value, low in (("batch_size", batch_size, 1), ("length", length, 1),
+                                 ("burn_in", burn_in, 0)):
+            if not (type(value) is int and value >= low):
+                raise ValueError(f"ReplayBuffer.sample_sequences: {name} should be an int >= "
+                                 f"{low}, got {value!r}")
+        steps = burn_in + length
+        if steps > self.capacity - 1:
+            raise ValueError(f"ReplayBuffer.sample_sequences: burn_in + length = {steps} should "
+                             f"be below the capacity {self.capacity}")
+        storage, per = self.storage, self.prioritized
+
+        def draw():
+            seed, call = self._host.draws()
+            if storage.sum_tree[0] <= 0:
+                raise ValueError("ReplayBuffer.sample_sequences: the buffer is empty (an episode "
+                                 "is stored once it ends; no episode has ended yet)")
+            uniform = torch.tensor(_C.counter_uniforms(seed, call, DRAW_STREAMS["row"], batch_size),
+                                   dtype=torch.float64)
+            beta = per.beta_at(call) if per is not None else 0.0
+            rows, weight = _ops.tree_sample(storage.sum_tree, storage.min_tree, self.capacity,
+                                            uniform, beta, per is not None and per.weight_norm == "batch")
+            out = _ops.replay_gather_windows(storage.state, storage.columns, rows, steps,
+                                             len(self._column_keys), self.nstep.n, self.nstep.gamma)
+            self._host.set_draws(seed, call + 1)
+            return rows, weight, out
+
+        rows, weight, (fields, mask, ret, discount, k, generation) = self._locked(draw)
+        batch = Batch(zip(storage.names, fields))
+        hidden = batch.pop("hidden")[:, 0]
+        if not self.obs_keys == ("obs",):
+            batch["obs"] = {key: batch.pop(key) for key in self.obs_keys}
+        if encoder is not None and recurrent.recalc_delta is not None:
+            due = self.episodes_due(generation, recurrent.recalc_delta)
+            if due.numel():
+                self.recompute_hidden(encoder, due)
+                hidden = self._locked(lambda: torch.where(
+                    (storage.row_episode[rows] == generation)[:, None],
+                    storage.column("hidden")[rows], hidden))
+        batch.update(hidden=hidden, mask=mask, reward=ret, discount=discount, k=k, weight=weight,
+                     index=rows, generation=generation, burn_in=burn_in)
+        return batch
+
+    def update_sequence_priorities(self, index, generation, td_abs, mask=None,
+                                   eta: float = 0.9) -> Tensor:
+        """Sets each sampled window's priority from the absolute TD errors of its steps, as R2D2
+        does: ``eta * max + (1 - eta) * mean`` over the steps in `mask` (``eta=0`` is the mean,
+        1 the max). The priority is its first row's, which is what ``sample_sequences`` draws
+        by. Returns :meth:`update_priorities`' applied mask.
+
+        Args:
+            index, generation: ``[B]``, from the batch.
+            td_abs: ``[B, W]`` absolute TD errors (>= 0).
+            mask: ``[B, W]`` bools, the steps to count (the batch's ``mask``, with burn-in
+                steps removed); None counts every step.
+        """
+        if not (isinstance(eta, (int, float)) and 0.0 <= eta <= 1.0):
+            raise ValueError(f"ReplayBuffer.update_sequence_priorities: eta should be in [0, 1], "
+                             f"got {eta!r}")
+        td = torch.as_tensor(td_abs).detach().double()
+        if td.dim() != 2:
+            raise ValueError(f"ReplayBuffer.update_sequence_priorities: td_abs should be [B, W], "
+                             f"got shape {list(td.shape)}")
+        keep = torch.ones_like(td, dtype=torch.bool) if mask is None else torch.as_tensor(mask)
+        if keep.shape != td.shape or keep.dtype != torch.bool:
+            raise ValueError(f"ReplayBuffer.update_sequence_priorities: mask should be [B, W] "
+                             f"bools like td_abs {list(td.shape)}, got {keep.dtype} "
+                             f"{list(keep.shape)}")
+        counted = keep.sum(1).clamp(min=1)
+        mean = torch.where(keep, td, 0.0).sum(1) / counted
+        peak = torch.where(keep, td, 0.0).amax(1)
+        return self.update_priorities(index, generation, eta * peak + (1 - eta) * mean)
+
+    def store_hidden(self, index, generation, states, offset: int = 0) -> Tensor:
+        """Writes states back at row ``index + offset`` of each sampled window (the state the
+        burn-in reached, say: the refresh no other library does), where that row still belongs
+        to the episode of `generation`. Returns a ``[B]`` bool mask of the rows written."""
+        self._require_recurrent("store_hidden")
+        if not (type(offset) is int and 0 <= offset < self.capacity):
+            raise ValueError(f"ReplayBuffer.store_hidden: offset should be an int in [0, "
+                             f"{self.capacity}), got {offset!r}")
+        index = self.inputs.index("index", index)
+        generation = self.inputs.index("generation", generation, index.shape[0])
+        hidden = self.storage.column("hidden")
+        values = self.inputs.rows("store_hidden", "states", self.fields[len(self.obs_keys)],
+                                  states, index.shape[0]).contiguous()
+        rows = (index + offset) % self.capacity
+        return self._locked(lambda: _ops.replay_write_rows(self.storage.state, hidden, rows,
+                                                           generation, values))
 
     # ---- priorities ----------------------------------------------------------------------------
 
@@ -576,7 +853,7 @@ class ReplayBuffer:
         return {
             "capacity": self.capacity,
             "spec": {f.name: (list(f.shape), str(f.dtype).removeprefix("torch."))
-                     for f in self.fields},
+                     for f in self.fields if f.name != "hidden" or self.recurrent is None},
             "device": str(self.device),
             "prioritized": asdict(self.prioritized) if self.prioritized is not None else None,
             "nstep": asdict(self.nstep),
@@ -585,6 +862,8 @@ class ReplayBuffer:
             "max_episode_steps": self.max_episode_steps,
             "episode_mode": asdict(self.episode_mode) if self.episode_mode is not None else None,
             "her": describe_her(self.her),
+            # Only where set, so files saved before recurrent replay existed still load.
+            **({"recurrent": self.recurrent.describe()} if self.recurrent is not None else {}),
         }
 
     def state_dict(self) -> dict:

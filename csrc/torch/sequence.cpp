@@ -1,0 +1,207 @@
+// pyrl sequence ops (recurrent replay): schemas, argument checks and CPU dispatch. The rules live
+// in csrc/kernels/sequence.h; this file checks arguments, extracts pointers and allocates outputs.
+// Like the replay ops, they take a buffer's state list (kernels::StateSlot order) and columns,
+// validate every row or id they are given, and mutate only what their schema marks (a!).
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/util/SmallVector.h>
+#include <torch/library.h>
+
+#include <tuple>
+#include <vector>
+
+#include "../kernels/replay.h"
+#include "../kernels/sequence.h"
+#include "checks.h"
+#include "replay.h"
+
+namespace pyrl {
+namespace {
+
+using kernels::ColumnView;
+using kernels::Ring;
+
+ColumnView column_of(const char* op, const char* name, const at::Tensor& column,
+                     int64_t capacity) {
+  TORCH_CHECK_VALUE(column.device().is_cpu() && column.dim() >= 1 && column.size(0) == capacity &&
+                        rows_contiguous(column),
+                    op, ": ", name, " should be a CPU tensor [", capacity,
+                    ", ...] with contiguous rows, got ", column.device(), " ",
+                    checks::shape_of(column), " with strides ", column.strides());
+  return {const_cast<uint8_t*>(static_cast<const uint8_t*>(column.const_data_ptr())),
+          row_bytes(column), column.stride(0) * static_cast<int64_t>(column.element_size())};
+}
+
+void check_ids(const char* op, const char* name, const at::Tensor& ids) {
+  TORCH_CHECK_VALUE(ids.device().is_cpu() && ids.scalar_type() == at::kLong && ids.dim() == 1 &&
+                        ids.is_contiguous(),
+                    op, ": ", name, " should be a contiguous CPU int64 [E] tensor, got ",
+                    ids.device(), " ", ids.scalar_type(), " ", checks::shape_of(ids));
+}
+
+// `values` as rows of `column`: [lead..., *row shape] of its dtype, contiguous.
+void check_values(const char* op, const at::Tensor& values, const at::Tensor& column,
+                  std::vector<int64_t> lead) {
+  lead.insert(lead.end(), column.sizes().begin() + 1, column.sizes().end());
+  TORCH_CHECK_VALUE(values.device().is_cpu() && values.sizes() == at::IntArrayRef(lead), op,
+                    ": values should have shape ", at::IntArrayRef(lead), ", got ",
+                    values.sizes());
+  TORCH_CHECK_VALUE(values.scalar_type() == column.scalar_type(), op,
+                    ": values should have the column's dtype ", column.scalar_type(), ", got ",
+                    values.scalar_type());
+  TORCH_CHECK_VALUE(values.is_contiguous(), op, ": values should be contiguous");
+}
+
+std::tuple<at::Tensor, at::Tensor> replay_gather_episodes_cpu(at::TensorList state,
+                                                               const at::Tensor& column,
+                                                               const at::Tensor& episode_ids,
+                                                               int64_t pad, int64_t positions) {
+  constexpr const char* op = "pyrl::replay_gather_episodes";
+  const Ring ring = ring_of(op, state);
+  check_counters(op, ring);
+  const ColumnView view = column_of(op, "column", column, ring.capacity);
+  check_ids(op, "episode_ids", episode_ids);
+  TORCH_CHECK_VALUE(pad >= 0 && pad < ring.capacity, op, ": pad should be in [0, ",
+                    ring.capacity, "), got ", pad);
+  TORCH_CHECK_VALUE(positions >= 0 && positions <= ring.capacity + pad, op,
+                    ": positions should be in [0, capacity + pad], got ", positions);
+  const int64_t count = episode_ids.size(0);
+  std::vector<int64_t> shape{count, positions};
+  shape.insert(shape.end(), column.sizes().begin() + 1, column.sizes().end());
+  auto out = at::empty(shape, column.options().memory_format(at::MemoryFormat::Contiguous));
+  auto length = at::empty({count}, episode_ids.options());
+  kernels::gather_episodes(ring, view, episode_ids.const_data_ptr<int64_t>(), count, pad,
+                           positions, static_cast<uint8_t*>(out.mutable_data_ptr()),
+                           length.mutable_data_ptr<int64_t>());
+  return {out, length};
+}
+
+at::Tensor replay_scatter_episodes_cpu(at::TensorList state, const at::Tensor& column,
+                                       const at::Tensor& episode_ids, const at::Tensor& values,
+                                       int64_t offset) {
+  constexpr const char* op = "pyrl::replay_scatter_episodes";
+  const Ring ring = ring_of(op, state);
+  check_counters(op, ring);
+  const ColumnView view = column_of(op, "column", column, ring.capacity);
+  check_ids(op, "episode_ids", episode_ids);
+  const int64_t count = episode_ids.size(0);
+  TORCH_CHECK_VALUE(values.dim() >= 2, op, ": values should be [E, positions, ...], got ",
+                    checks::shape_of(values));
+  const int64_t positions = values.size(1);
+  check_values(op, values, column, {count, positions});
+  TORCH_CHECK_VALUE(offset >= 0 && offset <= 1, op, ": offset should be 0 or 1, got ", offset);
+  const int64_t* ids = episode_ids.const_data_ptr<int64_t>();
+  const int64_t bad = kernels::first_too_long(ring, ids, count, positions, offset);
+  TORCH_CHECK_VALUE(bad < 0, op, ": values hold ", positions, " positions, but episode ",
+                    bad < 0 ? 0 : ids[bad], " (episode_ids[", bad, "]) has ",
+                    bad < 0 ? 0 : ring.episode(ids[bad])[kernels::kEpisodeLength] + 1 - offset,
+                    " rows from offset ", offset);
+  auto applied = at::empty({count}, episode_ids.options().dtype(at::kBool));
+  kernels::scatter_episodes(ring, view, ids, count, positions, offset,
+                            static_cast<const uint8_t*>(values.const_data_ptr()),
+                            applied.mutable_data_ptr<bool>());
+  return applied;
+}
+
+at::Tensor replay_write_rows_cpu(at::TensorList state, const at::Tensor& column,
+                                 const at::Tensor& rows, const at::Tensor& generation,
+                                 const at::Tensor& values) {
+  constexpr const char* op = "pyrl::replay_write_rows";
+  const Ring ring = ring_of(op, state);
+  const ColumnView view = column_of(op, "column", column, ring.capacity);
+  check_ids(op, "rows", rows);
+  check_ids(op, "generation", generation);
+  const int64_t count = rows.size(0);
+  TORCH_CHECK_VALUE(generation.size(0) == count, op, ": generation should have rows' length ",
+                    count, ", got ", generation.size(0));
+  check_values(op, values, column, {count});
+  const int64_t bad = kernels::first_bad_row(ring, rows.const_data_ptr<int64_t>(), count);
+  TORCH_CHECK_VALUE(bad < 0, op, ": rows[", bad, "] should be in [0, ", ring.capacity, "), got ",
+                    bad < 0 ? 0 : rows.const_data_ptr<int64_t>()[bad]);
+  auto applied = at::empty({count}, rows.options().dtype(at::kBool));
+  kernels::write_rows(ring, view, rows.const_data_ptr<int64_t>(),
+                      generation.const_data_ptr<int64_t>(), count,
+                      static_cast<const uint8_t*>(values.const_data_ptr()),
+                      applied.mutable_data_ptr<bool>());
+  return applied;
+}
+
+using WindowsResult = std::tuple<std::vector<at::Tensor>, at::Tensor, at::Tensor, at::Tensor,
+                                 at::Tensor, at::Tensor>;
+
+WindowsResult replay_gather_windows_cpu(at::TensorList state, at::TensorList columns,
+                                        const at::Tensor& start, int64_t steps,
+                                        int64_t obs_columns, int64_t n, double gamma) {
+  constexpr const char* op = "pyrl::replay_gather_windows";
+  const Ring ring = ring_of(op, state);
+  check_counters(op, ring);
+  TORCH_CHECK_VALUE(columns.size() >= 2, op, ": columns should hold the fields and the reward "
+                    "last, got ", columns.size(), " columns");
+  TORCH_CHECK_VALUE(obs_columns >= 1 && obs_columns < static_cast<int64_t>(columns.size()), op,
+                    ": obs_columns should be in [1, ", columns.size() - 1, "], got ", obs_columns);
+  TORCH_CHECK_VALUE(steps >= 1 && steps <= ring.capacity, op, ": steps should be in [1, ",
+                    ring.capacity, "], got ", steps);
+  TORCH_CHECK_VALUE(n >= 1, op, ": n should be >= 1, got ", n);
+  checks::unit_interval(op, "gamma", gamma);
+  c10::SmallVector<ColumnView, 8> views;
+  for (const auto& column : columns) views.push_back(column_of(op, "columns[i]", column, ring.capacity));
+  const at::Tensor& reward = columns.back();
+  TORCH_CHECK_VALUE((reward.scalar_type() == at::kFloat || reward.scalar_type() == at::kDouble) &&
+                        reward.dim() <= 2,
+                    op, ": the last column (reward) should be float32 or float64 [C] or [C, m], "
+                    "got ", reward.scalar_type(), " ", reward.sizes());
+  check_ids(op, "start", start);
+  const int64_t count = start.size(0);
+  const int64_t bad = kernels::first_bad_start(ring, start.const_data_ptr<int64_t>(), count);
+  TORCH_CHECK_VALUE(bad < 0, op, ": start[", bad, "] should be a stored transition's row, got ",
+                    bad < 0 ? 0 : start.const_data_ptr<int64_t>()[bad]);
+  std::vector<at::Tensor> fields;
+  c10::SmallVector<uint8_t*, 8> field_data;
+  for (size_t i = 0; i + 1 < columns.size(); ++i) {
+    std::vector<int64_t> shape{count, static_cast<int64_t>(i) < obs_columns ? steps + 1 : steps};
+    shape.insert(shape.end(), columns[i].sizes().begin() + 1, columns[i].sizes().end());
+    fields.push_back(at::empty(shape, columns[i].options().memory_format(at::MemoryFormat::Contiguous)));
+    field_data.push_back(static_cast<uint8_t*>(fields.back().mutable_data_ptr()));
+  }
+  std::vector<int64_t> reward_shape{count, steps};
+  if (reward.dim() == 2) reward_shape.push_back(reward.size(1));
+  auto ret = at::empty(reward_shape, reward.options().memory_format(at::MemoryFormat::Contiguous));
+  auto discount = at::empty({count, steps}, reward.options().memory_format(at::MemoryFormat::Contiguous));
+  auto mask = at::empty({count, steps}, start.options().dtype(at::kBool));
+  auto k = at::empty({count, steps}, start.options());
+  auto generation = at::empty({count}, start.options());
+  AT_DISPATCH_FLOATING_TYPES(reward.scalar_type(), "replay_gather_windows", [&] {
+    kernels::WindowsOut<scalar_t> out{field_data.data(), mask.mutable_data_ptr<bool>(),
+                                      ret.mutable_data_ptr<scalar_t>(),
+                                      discount.mutable_data_ptr<scalar_t>(),
+                                      k.mutable_data_ptr<int64_t>(),
+                                      generation.mutable_data_ptr<int64_t>()};
+    kernels::gather_windows(ring, views.data(), static_cast<int64_t>(views.size()), obs_columns,
+                            start.const_data_ptr<int64_t>(), count, steps, n, gamma, out);
+  });
+  return {fields, mask, ret, discount, k, generation};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(pyrl, m) {
+  m.def("replay_gather_episodes(Tensor[] state, Tensor column, Tensor episode_ids, int pad, "
+        "int positions) -> (Tensor sequences, Tensor lengths)");
+  m.def("replay_scatter_episodes(Tensor[] state, Tensor(a!) column, Tensor episode_ids, "
+        "Tensor values, int offset) -> Tensor applied");
+  m.def("replay_write_rows(Tensor[] state, Tensor(a!) column, Tensor rows, Tensor generation, "
+        "Tensor values) -> Tensor applied");
+  m.def("replay_gather_windows(Tensor[] state, Tensor[] columns, Tensor start, int steps, "
+        "int obs_columns, int n, float gamma) -> (Tensor[] fields, Tensor mask, Tensor reward, "
+        "Tensor discount, Tensor k, Tensor generation)");
+}
+
+TORCH_LIBRARY_IMPL(pyrl, CPU, m) {
+  m.impl("replay_gather_episodes", &replay_gather_episodes_cpu);
+  m.impl("replay_scatter_episodes", &replay_scatter_episodes_cpu);
+  m.impl("replay_write_rows", &replay_write_rows_cpu);
+  m.impl("replay_gather_windows", &replay_gather_windows_cpu);
+}
+
+}  // namespace pyrl
