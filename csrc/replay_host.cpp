@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "torch/replay.h"
+#include "torch/sequence.h"
 
 namespace py = pybind11;
 
@@ -121,6 +122,20 @@ class ReplayHost {
     py::gil_scoped_release release;
     std::lock_guard<std::recursive_mutex> lock(mutex_);
     SampleResult out = replay_sample_cpu(state_, columns_, batch_size, rows, seed_, calls_, config_);
+    calls_ += 1;
+    return out;
+  }
+
+  // Windows of consecutive steps (recurrent replay), drawn like sample and counted with it;
+  // `columns` are the buffer's columns without the hidden one.
+  SequenceSample sample_windows(const Tensors& columns, const at::Tensor& hidden,
+                                int64_t batch_size, int64_t steps, int64_t obs_columns,
+                                int64_t n, double gamma, double beta, bool batch_max) {
+    py::gil_scoped_release release;
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    SequenceSample out = replay_sample_windows_cpu(state_, columns, hidden, batch_size, steps,
+                                                   obs_columns, n, gamma, seed_, calls_, beta,
+                                                   batch_max);
     calls_ += 1;
     return out;
   }
@@ -313,6 +328,7 @@ void bind_replay_host(py::module_& m) {
       .def("add", &ReplayHost::add)
       .def("add_episode", &ReplayHost::add_episode)
       .def("sample", &ReplayHost::sample)
+      .def("sample_windows", &ReplayHost::sample_windows)
       .def("update_priorities", &ReplayHost::update_priorities)
       .def("check", &ReplayHost::check)
       .def("draws", &ReplayHost::draws)

@@ -222,3 +222,17 @@ def _replay_gather_windows_fake(state, columns, start, steps, obs_columns, n, ga
     return (fields, start.new_empty((count, steps), dtype=torch.bool),
             reward.new_empty((count, steps, *reward.shape[1:])), reward.new_empty((count, steps)),
             start.new_empty((count, steps)), start.new_empty(count))
+
+
+@torch.library.register_fake("pyrl::replay_sample_windows")
+def _replay_sample_windows_fake(state, columns, hidden, batch_size, steps, obs_columns, n, gamma,
+                                seed, call, beta, batch_max):
+    fields, mask, reward, discount, k, generation = _replay_gather_windows_fake(
+        state, columns, generation_like(state, batch_size), steps, obs_columns, n, gamma)
+    return (generation.new_empty(batch_size), generation.new_empty(batch_size, dtype=torch.float32),
+            hidden.new_empty((batch_size, *hidden.shape[1:])), fields, mask, reward, discount, k,
+            generation)
+
+
+def generation_like(state, count):
+    return state[0].new_empty(count)

@@ -464,3 +464,24 @@ def test_opcheck_sequence_ops():
     opcheck(torch.ops.pyrl.replay_write_rows.default,
             (state, hidden.clone(), start, buf.storage.row_episode[start], torch.zeros(5, 5)),
             test_utils=("test_schema", "test_faketensor"))
+
+
+def test_host_and_dispatcher_routes_agree_and_empty_buffers_say_so():
+    buf = random_buffer(9, 80)
+    buf.nstep = replay.NStep(2, gamma=0.9)
+    names = [n for n in buf.storage.names if n != "hidden"]
+    columns = [buf.storage.column(n) for n in names]
+    args = (buf.storage.state, columns, buf.storage.column("hidden"), 16, 5, 1, 2, 0.9,
+            buf.storage.seed, buf.sample_calls, 0.0, False)
+    index, weight, hidden, fields, mask, ret, discount, k, generation = \
+        torch.ops.pyrl.replay_sample_windows(*args)
+    batch = buf.sample_sequences(16, length=4, burn_in=1)
+    assert torch.equal(batch.index, index) and torch.equal(batch.hidden, hidden)
+    assert torch.equal(batch.obs, fields[0]) and torch.equal(batch.action, fields[1])
+    for key, value in (("mask", mask), ("reward", ret), ("discount", discount), ("k", k),
+                       ("generation", generation), ("weight", weight)):
+        assert torch.equal(batch[key], value), key
+    torch.library.opcheck(torch.ops.pyrl.replay_sample_windows.default, args)
+    empty = replay.ReplayBuffer(10, {"obs": (3,)}, recurrent=replay.Recurrent((2,)))
+    with pytest.raises(ValueError, match="the buffer is empty"):
+        empty.sample_sequences(2, 2)

@@ -84,4 +84,16 @@ void gather_windows(const Ring& ring, const ColumnView* columns, int64_t column_
                     int64_t obs_columns, const int64_t* start, int64_t count, int64_t steps,
                     int64_t n, double gamma, const WindowsOut<T>& out);
 
+// The whole sequence sample: `count` start rows drawn from the sum tree (stratified, uniforms
+// keyed by (seed, call) on the row stream, as replay_sample draws), their IS weights
+// (tree_is_weights), the stored state at each start row into `hidden_out` (skipped when
+// hidden.data is null) and the windows. Returns -1, or the first sample whose drawn row is not
+// a stored transition (a tree inconsistent with the episode table): nothing is read past it.
+template <typename T>
+int64_t sample_windows(const Ring& ring, int64_t seed, int64_t call, double beta, bool batch_max,
+                       const ColumnView* columns, int64_t column_count, int64_t obs_columns,
+                       const ColumnView& hidden, int64_t count, int64_t steps, int64_t n,
+                       double gamma, int64_t* index, float* weight, uint8_t* hidden_out,
+                       const WindowsOut<T>& out);
+
 }  // namespace pyrl::kernels

@@ -1,7 +1,9 @@
 // Episode sequences, hidden-state write-back and step windows on the CPU (see sequence.h).
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
+#include "draws.h"
 #include "sequence.h"
 #include "window.h"
 
@@ -10,6 +12,15 @@ namespace {
 
 int64_t wrap(const Ring& ring, int64_t row) {
   return row >= ring.capacity ? row - ring.capacity : row;
+}
+
+// A row of a few dozen bytes, copied inline: a window is thousands of them, and a memcpy call
+// per row costs more than its bytes.
+inline void copy_row(uint8_t* dst, const uint8_t* src, int64_t bytes) {
+  int64_t i = 0;
+  for (; i + 16 <= bytes; i += 16) __builtin_memcpy(dst + i, src + i, 16);
+  for (; i + 4 <= bytes; i += 4) __builtin_memcpy(dst + i, src + i, 4);
+  for (; i < bytes; ++i) dst[i] = src[i];
 }
 
 }  // namespace
@@ -99,7 +110,19 @@ void gather_windows(const Ring& ring, const ColumnView* columns, int64_t column_
                     int64_t n, double gamma, const WindowsOut<T>& out) {
   const ColumnView& reward = columns[column_count - 1];
   const int64_t heads = reward.row_bytes / static_cast<int64_t>(sizeof(T));
+  // Windows start at scattered rows: the next window's rows are requested while this one is
+  // copied, so its misses overlap with the copying instead of following it.
+  auto prefetch_window = [&](int64_t row) {
+    for (int64_t p = 0; p <= steps; ++p) {
+      for (int64_t i = 0; i < column_count; ++i) {
+        prefetch_bytes(columns[i].at(row), columns[i].row_bytes);
+      }
+      row = wrap(ring, row + 1);
+    }
+  };
+  if (count > 0) prefetch_window(start[0]);
   for (int64_t b = 0; b < count; ++b) {
+    if (b + 1 < count) prefetch_window(start[b + 1]);
     const int64_t first = start[b];
     const int64_t id = ring.row_episode[first];
     const int64_t* record = ring.episode(id);
@@ -114,7 +137,7 @@ void gather_windows(const Ring& ring, const ColumnView* columns, int64_t column_
       uint8_t* dst = out.fields[i] + b * positions * column.row_bytes;
       int64_t row = first;
       for (int64_t p = 0; p < valid; ++p) {
-        std::memcpy(dst + p * column.row_bytes, column.at(row), static_cast<size_t>(column.row_bytes));
+        copy_row(dst + p * column.row_bytes, column.at(row), column.row_bytes);
         row = wrap(ring, row + 1);
       }
       std::memset(dst + valid * column.row_bytes, 0,
@@ -148,6 +171,39 @@ void gather_windows(const Ring& ring, const ColumnView* columns, int64_t column_
     }
   }
 }
+
+template <typename T>
+int64_t sample_windows(const Ring& ring, int64_t seed, int64_t call, double beta, bool batch_max,
+                       const ColumnView* columns, int64_t column_count, int64_t obs_columns,
+                       const ColumnView& hidden, int64_t count, int64_t steps, int64_t n,
+                       double gamma, int64_t* index, float* weight, uint8_t* hidden_out,
+                       const WindowsOut<T>& out) {
+  const uint64_t key = draw_key(static_cast<uint64_t>(seed), static_cast<uint64_t>(call));
+  thread_local std::vector<double> uniform;  // scratch reused across calls
+  uniform.resize(static_cast<size_t>(count));
+  for (int64_t j = 0; j < count; ++j) uniform[j] = counter_uniform(key, kDrawRow, j);
+  tree_sample_stratified(ring.layout, ring.sum_tree, nullptr, uniform.data(), count, index);
+  const int64_t bad = first_bad_start(ring, index, count);
+  if (bad >= 0) return bad;
+  tree_is_weights(ring.layout, ring.sum_tree, ring.min_tree, index, count, beta, batch_max, weight);
+  if (hidden.data != nullptr) {
+    for (int64_t j = 0; j < count; ++j) {
+      std::memcpy(hidden_out + j * hidden.row_bytes, hidden.at(index[j]),
+                  static_cast<size_t>(hidden.row_bytes));
+    }
+  }
+  gather_windows(ring, columns, column_count, obs_columns, index, count, steps, n, gamma, out);
+  return -1;
+}
+
+template int64_t sample_windows<float>(const Ring&, int64_t, int64_t, double, bool,
+                                       const ColumnView*, int64_t, int64_t, const ColumnView&,
+                                       int64_t, int64_t, int64_t, double, int64_t*, float*,
+                                       uint8_t*, const WindowsOut<float>&);
+template int64_t sample_windows<double>(const Ring&, int64_t, int64_t, double, bool,
+                                        const ColumnView*, int64_t, int64_t, const ColumnView&,
+                                        int64_t, int64_t, int64_t, double, int64_t*, float*,
+                                        uint8_t*, const WindowsOut<double>&);
 
 template void gather_windows<float>(const Ring&, const ColumnView*, int64_t, int64_t,
                                     const int64_t*, int64_t, int64_t, int64_t, double,

@@ -15,6 +15,7 @@
 #include "../kernels/sequence.h"
 #include "checks.h"
 #include "replay.h"
+#include "sequence.h"
 
 namespace pyrl {
 namespace {
@@ -130,60 +131,119 @@ at::Tensor replay_write_rows_cpu(at::TensorList state, const at::Tensor& column,
 using WindowsResult = std::tuple<std::vector<at::Tensor>, at::Tensor, at::Tensor, at::Tensor,
                                  at::Tensor, at::Tensor>;
 
+// The checked column views and the allocated outputs of a window gather.
+struct Windows {
+  c10::SmallVector<ColumnView, 8> views;
+  std::vector<at::Tensor> fields;
+  c10::SmallVector<uint8_t*, 8> field_data;
+  at::Tensor reward, discount, mask, k, generation;
+
+  template <typename T>
+  kernels::WindowsOut<T> out() {
+    return {field_data.data(), mask.mutable_data_ptr<bool>(), reward.mutable_data_ptr<T>(),
+            discount.mutable_data_ptr<T>(), k.mutable_data_ptr<int64_t>(),
+            generation.mutable_data_ptr<int64_t>()};
+  }
+};
+
+Windows windows_of(const char* op, const Ring& ring, at::TensorList columns, int64_t count,
+                   int64_t steps, int64_t obs_columns, int64_t n, double gamma,
+                   const at::TensorOptions& index_options) {
+  TORCH_CHECK_VALUE(columns.size() >= 2, op, ": columns should hold the fields and the reward "
+                    "last, got ", columns.size(), " columns");
+  TORCH_CHECK_VALUE(obs_columns >= 1 && obs_columns < static_cast<int64_t>(columns.size()), op,
+                    ": obs_columns should be in [1, ", columns.size() - 1, "], got ", obs_columns);
+  TORCH_CHECK_VALUE(steps >= 1 && steps < ring.capacity, op, ": steps should be in [1, ",
+                    ring.capacity, "), got ", steps);
+  TORCH_CHECK_VALUE(n >= 1, op, ": n should be >= 1, got ", n);
+  checks::unit_interval(op, "gamma", gamma);
+  const at::Tensor& reward = columns.back();
+  TORCH_CHECK_VALUE((reward.scalar_type() == at::kFloat || reward.scalar_type() == at::kDouble) &&
+                        reward.dim() <= 2,
+                    op, ": the last column (reward) should be float32 or float64 [C] or [C, m], "
+                    "got ", reward.scalar_type(), " ", reward.sizes());
+  Windows w;
+  for (size_t i = 0; i < columns.size(); ++i) {
+    const std::string name = "columns[" + std::to_string(i) + "]";
+    w.views.push_back(column_of(op, name.c_str(), columns[i], ring.capacity));
+  }
+  const auto contiguous = at::MemoryFormat::Contiguous;
+  for (size_t i = 0; i + 1 < columns.size(); ++i) {
+    std::vector<int64_t> shape{count, static_cast<int64_t>(i) < obs_columns ? steps + 1 : steps};
+    shape.insert(shape.end(), columns[i].sizes().begin() + 1, columns[i].sizes().end());
+    w.fields.push_back(at::empty(shape, columns[i].options().memory_format(contiguous)));
+    w.field_data.push_back(static_cast<uint8_t*>(w.fields.back().mutable_data_ptr()));
+  }
+  std::vector<int64_t> reward_shape{count, steps};
+  if (reward.dim() == 2) reward_shape.push_back(reward.size(1));
+  w.reward = at::empty(reward_shape, reward.options().memory_format(contiguous));
+  w.discount = at::empty({count, steps}, reward.options().memory_format(contiguous));
+  w.mask = at::empty({count, steps}, index_options.dtype(at::kBool));
+  w.k = at::empty({count, steps}, index_options);
+  w.generation = at::empty({count}, index_options);
+  return w;
+}
+
 WindowsResult replay_gather_windows_cpu(at::TensorList state, at::TensorList columns,
                                         const at::Tensor& start, int64_t steps,
                                         int64_t obs_columns, int64_t n, double gamma) {
   constexpr const char* op = "pyrl::replay_gather_windows";
   const Ring ring = ring_of(op, state);
   check_counters(op, ring);
-  TORCH_CHECK_VALUE(columns.size() >= 2, op, ": columns should hold the fields and the reward "
-                    "last, got ", columns.size(), " columns");
-  TORCH_CHECK_VALUE(obs_columns >= 1 && obs_columns < static_cast<int64_t>(columns.size()), op,
-                    ": obs_columns should be in [1, ", columns.size() - 1, "], got ", obs_columns);
-  TORCH_CHECK_VALUE(steps >= 1 && steps <= ring.capacity, op, ": steps should be in [1, ",
-                    ring.capacity, "], got ", steps);
-  TORCH_CHECK_VALUE(n >= 1, op, ": n should be >= 1, got ", n);
-  checks::unit_interval(op, "gamma", gamma);
-  c10::SmallVector<ColumnView, 8> views;
-  for (const auto& column : columns) views.push_back(column_of(op, "columns[i]", column, ring.capacity));
-  const at::Tensor& reward = columns.back();
-  TORCH_CHECK_VALUE((reward.scalar_type() == at::kFloat || reward.scalar_type() == at::kDouble) &&
-                        reward.dim() <= 2,
-                    op, ": the last column (reward) should be float32 or float64 [C] or [C, m], "
-                    "got ", reward.scalar_type(), " ", reward.sizes());
   check_ids(op, "start", start);
   const int64_t count = start.size(0);
+  Windows w = windows_of(op, ring, columns, count, steps, obs_columns, n, gamma, start.options());
   const int64_t bad = kernels::first_bad_start(ring, start.const_data_ptr<int64_t>(), count);
   TORCH_CHECK_VALUE(bad < 0, op, ": start[", bad, "] should be a stored transition's row, got ",
                     bad < 0 ? 0 : start.const_data_ptr<int64_t>()[bad]);
-  std::vector<at::Tensor> fields;
-  c10::SmallVector<uint8_t*, 8> field_data;
-  for (size_t i = 0; i + 1 < columns.size(); ++i) {
-    std::vector<int64_t> shape{count, static_cast<int64_t>(i) < obs_columns ? steps + 1 : steps};
-    shape.insert(shape.end(), columns[i].sizes().begin() + 1, columns[i].sizes().end());
-    fields.push_back(at::empty(shape, columns[i].options().memory_format(at::MemoryFormat::Contiguous)));
-    field_data.push_back(static_cast<uint8_t*>(fields.back().mutable_data_ptr()));
-  }
-  std::vector<int64_t> reward_shape{count, steps};
-  if (reward.dim() == 2) reward_shape.push_back(reward.size(1));
-  auto ret = at::empty(reward_shape, reward.options().memory_format(at::MemoryFormat::Contiguous));
-  auto discount = at::empty({count, steps}, reward.options().memory_format(at::MemoryFormat::Contiguous));
-  auto mask = at::empty({count, steps}, start.options().dtype(at::kBool));
-  auto k = at::empty({count, steps}, start.options());
-  auto generation = at::empty({count}, start.options());
-  AT_DISPATCH_FLOATING_TYPES(reward.scalar_type(), "replay_gather_windows", [&] {
-    kernels::WindowsOut<scalar_t> out{field_data.data(), mask.mutable_data_ptr<bool>(),
-                                      ret.mutable_data_ptr<scalar_t>(),
-                                      discount.mutable_data_ptr<scalar_t>(),
-                                      k.mutable_data_ptr<int64_t>(),
-                                      generation.mutable_data_ptr<int64_t>()};
-    kernels::gather_windows(ring, views.data(), static_cast<int64_t>(views.size()), obs_columns,
-                            start.const_data_ptr<int64_t>(), count, steps, n, gamma, out);
+  AT_DISPATCH_FLOATING_TYPES(w.reward.scalar_type(), "replay_gather_windows", [&] {
+    kernels::gather_windows(ring, w.views.data(), static_cast<int64_t>(w.views.size()),
+                            obs_columns, start.const_data_ptr<int64_t>(), count, steps, n, gamma,
+                            w.out<scalar_t>());
   });
-  return {fields, mask, ret, discount, k, generation};
+  return {w.fields, w.mask, w.reward, w.discount, w.k, w.generation};
 }
 
 }  // namespace
+
+SequenceSample replay_sample_windows_cpu(at::TensorList state, at::TensorList columns,
+                                         const at::Tensor& hidden, int64_t batch_size,
+                                         int64_t steps, int64_t obs_columns, int64_t n,
+                                         double gamma, int64_t seed, int64_t call, double beta,
+                                         bool batch_max) {
+  constexpr const char* op = "pyrl::replay_sample_windows";
+  const Ring ring = ring_of(op, state);
+  check_counters(op, ring);
+  TORCH_CHECK_VALUE(batch_size >= 1, op, ": batch_size should be >= 1, got ", batch_size);
+  TORCH_CHECK_VALUE(seed >= 0 && call >= 0, op, ": seed and call should be >= 0, got ", seed,
+                    " and ", call);
+  checks::unit_interval(op, "beta", beta);
+  TORCH_CHECK_VALUE(ring.sum_tree[0] > 0.0, op, ": the buffer is empty (an episode is stored "
+                    "once it ends; no episode has ended yet)");
+  const ColumnView hidden_view = column_of(op, "hidden", hidden, ring.capacity);
+  const auto index_options = state[kernels::kStateRowEpisode].options();
+  Windows w = windows_of(op, ring, columns, batch_size, steps, obs_columns, n, gamma,
+                         index_options);
+  auto index = at::empty({batch_size}, index_options);
+  auto weight = at::empty({batch_size}, index_options.dtype(at::kFloat));
+  std::vector<int64_t> hidden_shape{batch_size};
+  hidden_shape.insert(hidden_shape.end(), hidden.sizes().begin() + 1, hidden.sizes().end());
+  auto first_hidden = at::empty(hidden_shape, hidden.options().memory_format(at::MemoryFormat::Contiguous));
+  int64_t bad = -1;
+  AT_DISPATCH_FLOATING_TYPES(w.reward.scalar_type(), "replay_sample_windows", [&] {
+    bad = kernels::sample_windows(ring, seed, call, beta, batch_max, w.views.data(),
+                                  static_cast<int64_t>(w.views.size()), obs_columns, hidden_view,
+                                  batch_size, steps, n, gamma, index.mutable_data_ptr<int64_t>(),
+                                  weight.mutable_data_ptr<float>(),
+                                  static_cast<uint8_t*>(first_hidden.mutable_data_ptr()),
+                                  w.out<scalar_t>());
+  });
+  TORCH_CHECK_VALUE(bad < 0, op, ": sample ", bad, " drew a row that is not a stored "
+                    "transition: the sum tree does not match the episode table; "
+                    "ReplayBuffer.check() names what is broken");
+  return {index, weight, first_hidden, w.fields, w.mask, w.reward, w.discount, w.k, w.generation};
+}
+
 
 TORCH_LIBRARY_FRAGMENT(pyrl, m) {
   m.def("replay_gather_episodes(Tensor[] state, Tensor column, Tensor episode_ids, int pad, "
@@ -195,6 +255,10 @@ TORCH_LIBRARY_FRAGMENT(pyrl, m) {
   m.def("replay_gather_windows(Tensor[] state, Tensor[] columns, Tensor start, int steps, "
         "int obs_columns, int n, float gamma) -> (Tensor[] fields, Tensor mask, Tensor reward, "
         "Tensor discount, Tensor k, Tensor generation)");
+  m.def("replay_sample_windows(Tensor[] state, Tensor[] columns, Tensor hidden, int batch_size, "
+        "int steps, int obs_columns, int n, float gamma, int seed, int call, float beta, "
+        "bool batch_max) -> (Tensor index, Tensor weight, Tensor hidden_first, Tensor[] fields, "
+        "Tensor mask, Tensor reward, Tensor discount, Tensor k, Tensor generation)");
 }
 
 TORCH_LIBRARY_IMPL(pyrl, CPU, m) {
@@ -202,6 +266,7 @@ TORCH_LIBRARY_IMPL(pyrl, CPU, m) {
   m.impl("replay_scatter_episodes", &replay_scatter_episodes_cpu);
   m.impl("replay_write_rows", &replay_write_rows_cpu);
   m.impl("replay_gather_windows", &replay_gather_windows_cpu);
+  m.impl("replay_sample_windows", &replay_sample_windows_cpu);
 }
 
 }  // namespace pyrl

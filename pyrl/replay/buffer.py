@@ -668,30 +668,23 @@ class ReplayBuffer:
             if not (type(value) is int and value >= low):
                 raise ValueError(f"ReplayBuffer.sample_sequences: {name} should be an int >= "
                                  f"{low}, got {value!r}")
+        if "mask" in self.storage.names:
+            raise ValueError("ReplayBuffer.sample_sequences: the spec has a field 'mask', which "
+                             "sequence batches use for their validity mask; rename the field")
         steps = burn_in + length
         if steps > self.capacity - 1:
             raise ValueError(f"ReplayBuffer.sample_sequences: burn_in + length = {steps} should "
                              f"be below the capacity {self.capacity}")
         storage, per = self.storage, self.prioritized
-
-        def draw():
-            seed, call = self._host.draws()
-            if storage.sum_tree[0] <= 0:
-                raise ValueError("ReplayBuffer.sample_sequences: the buffer is empty (an episode "
-                                 "is stored once it ends; no episode has ended yet)")
-            uniform = torch.tensor(_C.counter_uniforms(seed, call, DRAW_STREAMS["row"], batch_size),
-                                   dtype=torch.float64)
-            beta = per.beta_at(call) if per is not None else 0.0
-            rows, weight = _ops.tree_sample(storage.sum_tree, storage.min_tree, self.capacity,
-                                            uniform, beta, per is not None and per.weight_norm == "batch")
-            out = _ops.replay_gather_windows(storage.state, storage.columns, rows, steps,
-                                             len(self._column_keys), self.nstep.n, self.nstep.gamma)
-            self._host.set_draws(seed, call + 1)
-            return rows, weight, out
-
-        rows, weight, (fields, mask, ret, discount, k, generation) = self._locked(draw)
-        batch = Batch(zip(storage.names, fields))
-        hidden = batch.pop("hidden")[:, 0]
+        names = [name for name in storage.names if name != "hidden"]
+        columns = [storage.column(name) for name in names]
+        # One compiled call draws the start rows, their weights and stored states, and the
+        # windows; only the first step's stored state is read: the rest are the learner's.
+        (rows, weight, hidden, fields, mask, ret, discount, k, generation) = self._host.sample_windows(
+            columns, storage.column("hidden"), batch_size, steps, len(self.obs_keys), self.nstep.n,
+            self.nstep.gamma, per.beta_at(storage.calls) if per is not None else 0.0,
+            per is not None and per.weight_norm == "batch")
+        batch = Batch(zip(names, fields))
         if not self.obs_keys == ("obs",):
             batch["obs"] = {key: batch.pop(key) for key in self.obs_keys}
         if encoder is not None and recurrent.recalc_delta is not None:

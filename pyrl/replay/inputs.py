@@ -19,7 +19,7 @@ GOAL_ENV_KEYS = ("observation", "achieved_goal", "desired_goal")  # gymnasium-ro
 # Names the sampled batch uses for its own outputs, so no spec field may take them.
 RESERVED = frozenset({"next_obs", "discount", "weight", "index", "generation", "boot",
                       "terminated", "truncated", "her_row", "is_her", "k", "hidden",
-                      "next_hidden", "mask"})
+                      "next_hidden"})
 
 
 @dataclass(frozen=True)

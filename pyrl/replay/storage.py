@@ -17,6 +17,11 @@ from pyrl.replay.settings import HER, NStep, PER, PerDim, SparseL2
 
 STATE_NAMES = tuple(sorted(STATE, key=STATE.get))  # row_episode, episodes, counters, ...
 
+# Columns kept in their own [C, ...] tensor instead of the row record: recurrent states are read
+# as whole episodes or at one row per window, never beside a sampled row's other fields, and
+# out of the record they leave a window's rows densely packed.
+SEPARATE_COLUMNS = frozenset({"hidden"})
+
 
 def config_values(prioritized: Optional[PER], nstep: NStep, her: Optional[HER],
                   fields: list[Field], obs_keys: tuple[str, ...]) -> list[float]:
@@ -71,6 +76,7 @@ class ReplayStorage:
             its element size), so a sampled row's fields share one or two cache lines.
         columns: one ``[C, *shape]`` view of ``records`` per field, in column order (observation
             fields, the other fields, reward last); rows are contiguous, ``record_bytes`` apart.
+            The recurrent ``hidden`` column is a tensor of its own (``SEPARATE_COLUMNS``).
         state: the bookkeeping tensors in the ops' order; also by name: ``row_episode`` ``[C]``
             (the owning episode id of each row, -1 if free: the row's generation), ``episodes``
             (start, length, terminated per slot), ``counters``, ``sum_tree``, ``min_tree``,
@@ -94,15 +100,20 @@ class ReplayStorage:
         size = tree_size(capacity)
         offsets, end = [], 0
         for f in fields:
+            if f.name in SEPARATE_COLUMNS:
+                offsets.append(None)
+                continue
             item = torch.empty((), dtype=f.dtype).element_size()
             end = (end + item - 1) // item * item
             offsets.append(end)
             end += item * math.prod(f.shape)
         self.records = torch.zeros(capacity, max(8, (end + 7) // 8 * 8), dtype=torch.uint8,
                                    device=device)
-        self.columns = [self.records[:, offset:offset + torch.empty((), dtype=f.dtype).element_size()
-                                     * math.prod(f.shape)].view(f.dtype).view(capacity, *f.shape)
-                        for f, offset in zip(fields, offsets)]
+        self.columns = [
+            full(capacity, *f.shape, dtype=f.dtype) if offset is None else
+            self.records[:, offset:offset + torch.empty((), dtype=f.dtype).element_size()
+                         * math.prod(f.shape)].view(f.dtype).view(capacity, *f.shape)
+            for f, offset in zip(fields, offsets)]
         self.row_episode = full(capacity, fill=-1)
         self.episodes = full(episode_slots(capacity), 3)
         self.counters = full(len(COUNTERS))
@@ -147,10 +158,12 @@ class ReplayStorage:
         # storage as different dtypes: the dtype holding the most bytes stays a view (no copy of
         # the observations), columns of the other dtypes (int64 actions, say) are copied.
         size: dict = {}
-        for column in self.columns:
-            size[column.dtype] = size.get(column.dtype, 0) + column.numel() * column.element_size()
+        for name, column in zip(self.names, self.columns):
+            if name not in SEPARATE_COLUMNS:
+                size[column.dtype] = size.get(column.dtype, 0) + column.numel() * column.element_size()
         kept = max(size, key=size.get)
-        columns = {name: c if c.dtype == kept else c.clone() for name, c in zip(self.names, self.columns)}
+        columns = {name: c if c.dtype == kept or name in SEPARATE_COLUMNS else c.clone()
+                   for name, c in zip(self.names, self.columns)}
         return {"columns": columns,
                 **{name: getattr(self, name) for name in STATE_NAMES},
                 "draws": torch.tensor(self.host.draws(), dtype=torch.int64),
