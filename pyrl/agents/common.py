@@ -468,6 +468,11 @@ class Agent:
             progress.set_postfix(shown, refresh=False)
         return not (callback is not None and callback(self, row) is False)
 
+    def initial_state(self, n: int) -> Optional[np.ndarray]:
+        """A recurrent policy's zero states for ``n`` envs (``predict`` then takes and returns
+        them); None for a feed-forward one."""
+        return None
+
     def _eval_row(self, result: dict) -> dict:
         """The history columns of an evaluation result."""
         return {"eval_return": result["return"], "eval_success": result["success"]}
@@ -477,6 +482,7 @@ class Agent:
         reset on the first call only, so later calls continue the episodes in progress."""
         if self.obs is None:
             self.obs, _ = self.env.reset(seed=self.args.seed + self.steps)
+            self.rnn_state = self.initial_state(self.args.n_envs)
         return EpisodeStats(self.args.n_envs), self._progress(total_steps, show_progress)
 
     def _progress(self, total_steps: int, show: Optional[bool]):
@@ -578,9 +584,15 @@ def evaluate(agent, env: EnvLike, episodes: int = 10, seed: Optional[int] = None
         length = np.zeros(episodes, dtype=np.int64)
         finished = np.zeros(episodes, dtype=bool)
         returns, lengths, success = np.zeros(episodes), np.zeros(episodes), np.full(episodes, np.nan)
+        state = agent.initial_state(episodes)
         while not finished.all():
-            action = agent.predict(obs, deterministic=deterministic)
+            if state is None:
+                action = agent.predict(obs, deterministic=deterministic)
+            else:
+                action, state = agent.predict(obs, deterministic=deterministic, state=state)
             obs, reward, terminated, truncated, info = vec.step(action)
+            if state is not None:
+                state = np.where((terminated | truncated)[:, None], 0.0, state).astype(state.dtype)
             running += np.asarray(reward, np.float64).reshape(episodes, -1).sum(axis=1)
             length += 1
             done = (terminated | truncated) & ~finished

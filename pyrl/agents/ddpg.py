@@ -25,6 +25,17 @@ statistics of observations and goals (clipped to +-5, as the HER paper's impleme
 Acting runs the actor in numpy on views of the module's current weights (common.NumpyMLP): the
 module stays the policy's one definition.
 
+Recurrent (``recurrent=True``, R2D2-style, Kapturowski et al. 2019): a GRU encoder reads the
+observations and actor and critic read its state. Acting carries each env's state and the buffer
+stores the state fed into every step (``replay.Recurrent``). Updates sample windows of
+``burn_in + seq_len`` steps (``sample_sequences``): the burn-in runs the online and target
+encoders from the stored state without gradients, then the critic's loss covers the next
+``seq_len`` steps, bootstrapping step j from the target's state k_j positions on. The encoder is
+trained through the critic loss only (the actor reads its state detached, SPEC 5.1), optionally
+frozen on a schedule (``encoder_freeze``); stored states are refreshed with the target encoder
+every ``recompute_every`` updates (``ReplayBuffer.recompute_hidden``), and the state the burn-in
+reached is written back to its row (``store_hidden``). Priorities are R2D2's per window.
+
 Example (SPEC 8.2 H1)::
 
     agent = DDPG("pyrl/PointReach-v0", her_strategy="future", her_k=4, hidden=(64, 64),
@@ -118,6 +129,19 @@ class Args(CommonArgs):
     """normalize observations and goals by running mean and std (clipped to +-5)"""
     log_every: int = 1000
     """steps between history rows"""
+    recurrent: bool = False
+    """a GRU encoder on the observations, trained on sampled sequences (module docstring)"""
+    rnn_hidden: int = 64
+    """units of the GRU encoder"""
+    seq_len: int = 20
+    """recurrent: steps of each sampled window that the loss covers"""
+    burn_in: int = 10
+    """recurrent: steps before them that only warm the encoder state up"""
+    recompute_every: int = 1000
+    """recurrent: updates between refreshes of every stored state with the target encoder (0: never)"""
+    encoder_freeze: Optional[tuple] = None
+    """recurrent: (delta, count) freezes the encoder for `count` updates after every `delta`
+    updates it trained (SPEC 5.1's freeze schedule); None trains it always"""
 
 
 def as_tensor(x) -> torch.Tensor:
@@ -166,14 +190,23 @@ class DDPG(Agent):
         self.act_dim = int(np.prod(self.action_space.shape))
         self.act_low, self.act_high = self.action_space.low, self.action_space.high
 
-        self.actor = actor_net([self.obs_dim, *args.hidden, self.act_dim], args.activation, squash=True)
-        self.critic = Critics(self.obs_dim + self.act_dim, args.hidden, args.n_critics, args.activation)
+        if args.recurrent:
+            self._check_recurrent(args)
+        features = args.rnn_hidden if args.recurrent else self.obs_dim
+        self.encoder = nn.GRU(self.obs_dim, args.rnn_hidden, batch_first=True) if args.recurrent else None
+        self.actor = actor_net([features, *args.hidden, self.act_dim], args.activation, squash=True)
+        self.critic = Critics(features + self.act_dim, args.hidden, args.n_critics, args.activation)
         self.actor_target, self.critic_target = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
-        for p in (*self.actor_target.parameters(), *self.critic_target.parameters()):
+        self.encoder_target = copy.deepcopy(self.encoder)
+        for p in (*self.actor_target.parameters(), *self.critic_target.parameters(),
+                  *(self.encoder_target.parameters() if args.recurrent else ())):
             p.requires_grad_(False)
         self.actor_numpy = NumpyMLP(self.actor)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=args.actor_lr, fused=True)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=args.critic_lr, fused=True)
+        # The encoder learns through the critic's loss only (SPEC 5.1).
+        critic_params = [*self.critic.parameters(), *(self.encoder.parameters() if args.recurrent else ())]
+        self.critic_opt = torch.optim.Adam(critic_params, lr=args.critic_lr, fused=True)
+        self.rnn_state = self.initial_state(args.n_envs)  # the state fed into each env's next step
 
         spec = dict(self.layout.shapes, action=self.action_space.shape)
         her = None
@@ -189,9 +222,28 @@ class DDPG(Agent):
             args.buffer_size, spec, seed=args.seed, her=her,
             prioritized=replay.PER(alpha=args.per_alpha, beta=args.per_beta,
                                    beta_steps=args.per_beta_steps) if args.per else None,
-            nstep=replay.NStep(n=args.nstep, gamma=args.gamma, floating=args.nstep_floating))
+            nstep=replay.NStep(n=args.nstep, gamma=args.gamma, floating=args.nstep_floating),
+            recurrent=replay.Recurrent((args.rnn_hidden,)) if args.recurrent else None)
         self.noise_state = np.zeros((args.n_envs, self.act_dim))
         self.rng = np.random.default_rng(args.seed)
+
+    def _check_recurrent(self, args: Args) -> None:
+        if self.goal_env:
+            raise ValueError("DDPG: recurrent=True reads Box observations; goal envs (dict "
+                             "observations) are not supported by the recurrent agent yet")
+        if args.nstep_floating:
+            raise ValueError("DDPG: recurrent=True samples fixed n-step windows; set nstep_floating=False")
+        for name, low in (("rnn_hidden", 1), ("seq_len", 1), ("burn_in", 0), ("recompute_every", 0)):
+            if not (type(getattr(args, name)) is int and getattr(args, name) >= low):
+                raise ValueError(f"DDPG: {name} should be an int >= {low}, got {getattr(args, name)!r}")
+        freeze = args.encoder_freeze
+        if freeze is not None and not (isinstance(freeze, (tuple, list)) and len(freeze) == 2
+                                       and all(type(x) is int and x >= 1 for x in freeze)):
+            raise ValueError(f"DDPG: encoder_freeze should be None or (delta, count) ints >= 1, got {freeze!r}")
+
+    def initial_state(self, n: int) -> Optional[np.ndarray]:
+        """Zero encoder states for ``n`` envs (recurrent); None for a feed-forward policy."""
+        return np.zeros((n, self.args.rnn_hidden), np.float32) if self.args.recurrent else None
 
     def _single_env(self):
         if hasattr(self.env, "envs"):
@@ -207,9 +259,19 @@ class DDPG(Agent):
     def _fields(self, obs) -> dict:
         return {key: obs[key] for key in GOAL_KEYS} if self.goal_env else {"obs": obs}
 
-    def _act(self, obs) -> np.ndarray:
-        """mu(s) in [-1, 1], ``[N, act_dim]``, from environment observations (numpy)."""
-        return self.actor_numpy(self._input(obs))
+    def _act(self, obs, state: Optional[np.ndarray] = None) -> np.ndarray:
+        """mu(s) in [-1, 1], ``[N, act_dim]``, from environment observations (numpy); recurrent:
+        from the encoder's state after reading them from ``state``."""
+        x = self._input(obs)
+        return self.actor_numpy(x if state is None else self._features(x, state))
+
+    def _features(self, x: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """The encoder's state after reading network inputs ``x`` ``[N, d]`` from ``state``:
+        the actor's input, and the state carried to the next step."""
+        with torch.no_grad():
+            h = self.encoder(torch.from_numpy(np.ascontiguousarray(x, np.float32))[:, None],
+                             torch.from_numpy(state)[None])[0]
+        return h[:, 0].numpy()
 
     def _scale(self, unit_action: np.ndarray) -> np.ndarray:
         return self.act_low + (unit_action + 1.0) * 0.5 * (self.act_high - self.act_low)
@@ -219,19 +281,30 @@ class DDPG(Agent):
         action = np.clip(action, self.act_low, self.act_high)
         return 2.0 * (action - self.act_low) / (self.act_high - self.act_low) - 1.0
 
-    def predict(self, obs, deterministic: bool = True) -> np.ndarray:
-        action = self._act(obs)
+    def predict(self, obs, deterministic: bool = True, state: Optional[np.ndarray] = None):
+        """The action for ``obs`` (one observation or a batch). A recurrent policy also takes
+        and returns the encoder state: ``action, state = predict(obs, state=state)``, starting
+        from ``initial_state(n)`` (or None, zeros) and zeroed by the caller at each reset."""
+        single = self.layout.is_single(obs)
+        if self.args.recurrent:
+            x = self._input(obs)
+            x = x[None] if single and x.ndim == 1 else x
+            state = self._features(x, state if state is not None else self.initial_state(x.shape[0]))
+            action = self.actor_numpy(state)
+        else:
+            action = self._act(obs)
         if not deterministic:
             action = np.clip(action + self.args.noise_sigma * self.rng.standard_normal(action.shape), -1, 1)
         action = self._scale(action)
-        return action[0] if self.layout.is_single(obs) else action
+        action = action[0] if single else action
+        return (action, state) if self.args.recurrent else action
 
     def _explore(self, obs, warmup: bool) -> np.ndarray:
         """Exploratory actions in [-1, 1]: uniform during warm-up, else mu(s) plus noise."""
         a, n = self.args, self.args.n_envs
         if warmup:
             return self.rng.uniform(-1, 1, (n, self.act_dim))
-        action = self._act(obs)
+        action = self.actor_numpy(self.next_state) if self.args.recurrent else self._act(obs)
         if a.noise == "ou":  # Ornstein-Uhlenbeck, theta 0.15, dt 1e-2, as in the DDPG paper
             self.noise_state += -0.15 * self.noise_state * 1e-2 + a.noise_sigma * np.sqrt(1e-2) \
                 * self.rng.standard_normal(self.noise_state.shape)
@@ -245,16 +318,21 @@ class DDPG(Agent):
 
     def _store(self, obs, unit_action, real_next, reward, term, trunc) -> None:
         """One step of N envs into the normalizer and the replay buffer (``real_next``: the final
-        observation where an episode ended)."""
+        observation where an episode ended; recurrent: with the states fed into and out of it)."""
         if self.obs_norm is not None:
             self.obs_norm.update(self.layout(obs))
         # Tensors of the stored dtypes take the buffer's pybind11 fast path.
         obs_t, next_t = as_tensors(self._fields(obs)), as_tensors(self._fields(real_next))
+        states = {}
+        if self.args.recurrent:
+            states = dict(hidden=torch.from_numpy(self.rnn_state),
+                          next_hidden=torch.from_numpy(self.next_state))
         with self.timer("replay"):
             self.buffer.add(obs=obs_t if self.goal_env else obs_t["obs"],
                             next_obs=next_t if self.goal_env else next_t["obs"],
                             reward=as_tensor(reward), terminated=torch.from_numpy(np.asarray(term)),
-                            truncated=torch.from_numpy(np.asarray(trunc)), action=as_tensor(unit_action))
+                            truncated=torch.from_numpy(np.asarray(trunc)), action=as_tensor(unit_action),
+                            **states)
 
     # ---- learning -----------------------------------------------------------------------------
     def learn(self, total_steps: int, callback=None, progress: Optional[bool] = None) -> list[dict]:
@@ -263,11 +341,15 @@ class DDPG(Agent):
         losses: dict[str, list] = {"critic_loss": [], "actor_loss": [], "q": []}
         try:
             while self.steps < total_steps:
+                if a.recurrent:  # the state after this step's observation (stored as next_hidden)
+                    self.next_state = self._features(self._input(self.obs), self.rnn_state)
                 unit_action = self._explore(self.obs, warmup=self.steps < a.learning_starts)
                 next_obs, reward, term, trunc, info = self.env.step(self._scale(unit_action))
                 done = term | trunc
                 stats.update(reward, done, info)
                 self._store(self.obs, unit_action, final_observations(next_obs, info, done), reward, term, trunc)
+                if a.recurrent:
+                    self.rnn_state = np.where(done[:, None], 0.0, self.next_state).astype(np.float32)
                 self.noise_state[done] = 0.0
                 self.obs = next_obs
                 before = self.steps
@@ -291,7 +373,8 @@ class DDPG(Agent):
         if self.buffer.num_episodes == 0:
             return
         for _ in range(self.args.gradient_steps):
-            for key, value in self._update().items():
+            update = self._update_sequences if self.args.recurrent else self._update
+            for key, value in update().items():
                 losses[key].append(value)
 
     def _update(self) -> dict:
@@ -340,6 +423,89 @@ class DDPG(Agent):
                 self.buffer.update_priorities(batch.index, batch.generation, td[:, 0].detach().abs())
         return out
 
+    def _update_sequences(self) -> dict:
+        """One recurrent update on windows of burn_in + seq_len steps (module docstring)."""
+        a = self.args
+        if a.recompute_every and self.updates % a.recompute_every == 0 and self.updates > 0:
+            with self.timer("recompute"):
+                self.buffer.recompute_hidden(self._stored_encoder(self.encoder_target))
+        with self.timer("replay"):
+            batch = self.buffer.sample_sequences(a.batch_size, a.seq_len, burn_in=a.burn_in)
+        obs = self._normalized_seq(batch.obs)                        # [B, W + 1, d]
+        burn, h0 = a.burn_in, batch.hidden
+        with torch.no_grad():
+            start, start_target = h0, h0
+            if burn:
+                start = self.encoder(obs[:, :burn], h0[None])[1][0]
+                start_target = self.encoder_target(obs[:, :burn], h0[None])[1][0]
+            # Target states after positions burn .. W (the bootstraps read them at j + k).
+            f_target = self.encoder_target(obs[:, burn:], start_target[None])[0]
+        frozen = self._encoder_frozen()
+        with torch.set_grad_enabled(not frozen):
+            f = self.encoder(obs[:, burn:-1], start[None])[0]         # [B, L, H], steps burn ..
+        L = a.seq_len
+        mask = batch.mask[:, burn:]
+        k = batch.k[:, burn:].clamp(min=1)                             # positions past the end: masked
+        boot = (torch.arange(L)[None, :] + k).clamp(max=L)             # index into f_target
+        f_boot = f_target.gather(1, boot[..., None].expand(-1, -1, f_target.shape[-1]))
+        action = batch.action[:, burn:]
+        with torch.no_grad():
+            next_q = self.critic_target(f_boot.reshape(-1, f_boot.shape[-1]),
+                                        self.actor_target(f_boot).reshape(-1, self.act_dim))
+            next_q = next_q.min(dim=1).values.reshape(-1, L)
+            target = batch.reward[:, burn:] + batch.discount[:, burn:].float() * next_q
+        q = self.critic(f.reshape(-1, f.shape[-1]), action.reshape(-1, self.act_dim)).reshape(
+            -1, L, a.n_critics)
+        td = (q - target[..., None]) * mask[..., None]
+        weight = batch.weight.reshape(-1, 1, 1)
+        critic_loss = (weight * td.pow(2)).sum((0, 1)).div(mask.sum().clamp(min=1)).sum()
+        self.critic_opt.zero_grad()
+        critic_loss.backward()
+        if a.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.critic.parameters(), a.max_grad_norm)
+        self.critic_opt.step()
+        self.updates += 1
+        out = {"critic_loss": critic_loss.item(), "q": q[..., 0][mask].mean().item()}
+        if self.updates % a.policy_delay == 0:
+            features = f.detach()[mask]
+            mu = self.actor(features)
+            actor_loss = -self.critic.nets[0](torch.cat([features, mu], 1)).mean() \
+                + a.action_l2 * mu.pow(2).mean()
+            self.actor_opt.zero_grad()
+            actor_loss.backward()
+            self.actor_opt.step()
+            with torch.no_grad():
+                for net, target_net in ((self.actor, self.actor_target), (self.critic, self.critic_target),
+                                        (self.encoder, self.encoder_target)):
+                    for p, p_target in zip(net.parameters(), target_net.parameters()):
+                        p_target.lerp_(p, a.tau)
+            out["actor_loss"] = actor_loss.item()
+        with self.timer("replay"):
+            if burn:  # the state the burn-in reached, written back to its row (R2D2's "stored state" refresh)
+                self.buffer.store_hidden(batch.index, batch.generation, start, offset=burn)
+            if a.per:
+                self.buffer.update_sequence_priorities(batch.index, batch.generation,
+                                                       td[..., 0].detach().abs(), mask)
+        return out
+
+    def _encoder_frozen(self) -> bool:
+        """SPEC 5.1's schedule: after every `delta` trained updates, `count` frozen ones."""
+        if self.args.encoder_freeze is None:
+            return False
+        delta, count = self.args.encoder_freeze
+        return self.updates % (delta + count) >= delta
+
+    def _normalized_seq(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.obs_norm is None:
+            return obs
+        return torch.from_numpy(self.obs_norm(obs.numpy()).astype(np.float32))
+
+    def _stored_encoder(self, encoder: nn.GRU):
+        """The recompute's encoder: the stored observations normalized as acting saw them now."""
+        if self.obs_norm is None:
+            return encoder
+        return lambda x, h0: encoder(self._normalized_seq(x), h0[None])[0]
+
     # ---- checkpoints --------------------------------------------------------------------------
     def _state(self) -> dict:
         return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
@@ -348,7 +514,9 @@ class DDPG(Agent):
                 "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
                 "obs_norm": self.obs_norm.state_dict() if self.obs_norm else None,
                 "buffer": self.buffer.state_dict(), "rng": self.rng.bit_generator.state,
-                "noise_state": self.noise_state.copy()}
+                "noise_state": self.noise_state.copy(),
+                **({"encoder": self.encoder.state_dict(), "encoder_target": self.encoder_target.state_dict(),
+                    "rnn_state": self.rnn_state} if self.args.recurrent else {})}
 
     def _load_state(self, state: dict) -> None:
         for name in ("actor", "critic", "actor_target", "critic_target", "actor_opt", "critic_opt"):
@@ -358,3 +526,11 @@ class DDPG(Agent):
         self.buffer.load_state_dict(state["buffer"])
         self.rng.bit_generator.state = state["rng"]
         self.noise_state = float64_array(state["noise_state"])
+        if self.args.recurrent:
+            self.encoder.load_state_dict(state["encoder"])
+            self.encoder_target.load_state_dict(state["encoder_target"])
+            rnn_state = np.asarray(state.get("rnn_state"), dtype=np.float32)
+            if rnn_state.shape != self.rnn_state.shape:
+                raise ValueError(f"DDPG.load: rnn_state should be {list(self.rnn_state.shape)}, "
+                                 f"got {list(rnn_state.shape)}")
+            self.rnn_state = rnn_state

@@ -19,6 +19,13 @@ views of the module's current weights (common.NumpyMLP) and only samples; the lo
 and values the update needs are computed after the rollout, in one batch, by the same module
 functions the loss uses (the weights do not change during a rollout).
 
+With ``recurrent=True`` a GRU encoder (``rnn_hidden`` units) reads the observations and both
+heads read its state. Acting carries each env's state (zeroed at a reset) and stores the state
+fed into every step; the update cuts the rollout into its episode pieces and, in every epoch,
+recomputes the states of each minibatch's pieces with the current weights, as whole sequences
+from their stored first state (zero at a reset, the carried state where the rollout began), so
+gradients flow through time (truncated at the rollout's edges).
+
 Example::
 
     agent = PPO("CartPole-v1", n_envs=8, n_steps=32, batch_size=256, n_epochs=20)
@@ -82,17 +89,31 @@ class Args(CommonArgs):
     """scale rewards by the running std of the discounted return"""
     target_kl: Optional[float] = None
     """stop the epochs of an update early when the approximate KL exceeds 1.5x this"""
+    recurrent: bool = False
+    """a GRU encoder on the observations, read by both heads (see the module docstring)"""
+    rnn_hidden: int = 64
+    """units of the GRU encoder"""
 
 
 class ActorCritic(nn.Module):
+    """The policy and value heads, on the observation or (recurrent) on the GRU encoder's state:
+    the heads' methods take those features."""
+
     def __init__(self, obs_dim: int, action_space, args: Args):
         super().__init__()
         self.discrete = hasattr(action_space, "n")
         out = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
-        self.actor = actor_net([obs_dim, *args.hidden, out], args.activation, out_gain=0.01)
-        self.critic = mlp([obs_dim, *args.hidden, 1], args.activation, out_gain=1.0)
+        self.encoder = nn.GRU(obs_dim, args.rnn_hidden, batch_first=True) if args.recurrent else None
+        features = args.rnn_hidden if args.recurrent else obs_dim
+        self.actor = actor_net([features, *args.hidden, out], args.activation, out_gain=0.01)
+        self.critic = mlp([features, *args.hidden, 1], args.activation, out_gain=1.0)
         if not self.discrete:
             self.log_std = nn.Parameter(torch.full((out,), float(args.log_std_init)))
+
+    def encode(self, obs: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """The encoder's state after each step of ``obs`` ``[B, L, d]`` from ``hidden``
+        ``[B, H]``: ``[B, L, H]``, the heads' input."""
+        return self.encoder(obs, hidden[None].contiguous())[0]
 
     def distribution(self, obs: torch.Tensor):
         out = self.actor(obs)
@@ -126,10 +147,47 @@ class Rollout:
     last_obs: np.ndarray
     """``[n, d]`` network inputs after the last step (their values bootstrap the rollout)"""
     finals: list = field(default_factory=list)
-    """``(t, i, input)`` of each episode cut at step t in env i: V(final observation) bootstraps it"""
+    """``(t, i, input)`` of each episode cut at step t in env i: V(final observation) bootstraps
+    it; recurrent: ``(t, i, input, state)``, the state to read the final observation from"""
     behaviour_log_prob: Optional[np.ndarray] = None
     """``[T, n]`` log-probabilities where another policy acted (agents.coop), NaN where this
     one did; None: this policy took every step"""
+    hidden: Optional[np.ndarray] = None
+    """recurrent: ``[T, n, H]`` the encoder state fed into each step (zero at a reset)"""
+    last_hidden: Optional[np.ndarray] = None
+    """recurrent: ``[n, H]`` the state fed into the step after the rollout"""
+
+
+class Pieces:
+    """A recurrent rollout cut into its episode pieces (an env's steps between resets and the
+    rollout's edges), padded to the longest: ``obs`` ``[S, L, d]``, ``h0`` ``[S, H]`` (the state
+    fed into each piece's first step), ``step`` ``[S, L]`` (the flat index ``t * n + env`` of
+    each position) and ``valid`` ``[S, L]``."""
+
+    def __init__(self, rollout: Rollout):
+        T, n = rollout.reward.shape
+        done = rollout.terminated | rollout.truncated
+        env, start, length = [], [], []
+        for i in range(n):
+            firsts = [0, *(np.flatnonzero(done[:-1, i]) + 1)]
+            for first, end in zip(firsts, [*firsts[1:], T]):
+                env.append(i), start.append(first), length.append(end - first)
+        env, start, length = (torch.tensor(v) for v in (env, start, length))
+        positions = torch.arange(int(length.max()))
+        self.valid = positions[None, :] < length[:, None]
+        time = (start[:, None] + positions[None, :]).clamp(max=T - 1)
+        self.step = time * n + env[:, None]
+        self.obs = torch.from_numpy(rollout.obs.reshape(T * n, -1))[self.step] * self.valid[..., None]
+        self.h0 = torch.from_numpy(rollout.hidden[start, env])
+        self.count = len(length)
+
+    def features(self, model: ActorCritic, pieces: Optional[torch.Tensor] = None):
+        """The encoder states over the pieces (all, or the ones given), from their first
+        states: ``(steps [k], features [k, H])`` for their k valid positions."""
+        pieces = torch.arange(self.count) if pieces is None else pieces
+        states = model.encode(self.obs[pieces], self.h0[pieces])
+        valid = self.valid[pieces]
+        return self.step[pieces][valid], states[valid]
 
 
 class PPO(Agent):
@@ -141,6 +199,8 @@ class PPO(Agent):
         args = parse_args(Args, "PPO", hyperparameters)
         if args.activation not in ("tanh", "relu"):
             raise ValueError(f"PPO: activation should be 'tanh' or 'relu', got {args.activation!r}")
+        if not (type(args.rnn_hidden) is int and args.rnn_hidden >= 1):
+            raise ValueError(f"PPO: rnn_hidden should be an int >= 1, got {args.rnn_hidden!r}")
         super().__init__(env, args, env_kwargs)
         self.env = make_vec_env(env, args.n_envs, env_kwargs)
         self.layout = ObsLayout(self.env.single_observation_space, "PPO")
@@ -153,6 +213,11 @@ class PPO(Agent):
         self.discounted = np.zeros(args.n_envs)  # running discounted return, for reward scaling
         self.rng = np.random.default_rng(args.seed)
         self.actor_numpy = NumpyMLP(self.model.actor)
+        self.rnn_state = self.initial_state(args.n_envs)  # the state fed into each env's next step
+
+    def initial_state(self, n: int) -> Optional[np.ndarray]:
+        """Zero encoder states for ``n`` envs (recurrent); None for a feed-forward policy."""
+        return np.zeros((n, self.args.rnn_hidden), np.float32) if self.args.recurrent else None
 
     # ---- acting -------------------------------------------------------------------------------
     def _normalized(self, obs, update_norm: bool = False) -> np.ndarray:
@@ -163,8 +228,16 @@ class PPO(Agent):
             x = self.obs_norm(x)
         return x
 
+    def _features(self, x: np.ndarray, state: Optional[np.ndarray]) -> np.ndarray:
+        """The heads' input for network inputs ``x`` ``[N, d]``: x itself, or (recurrent) the
+        encoder's state after reading x from ``state``, which is also the next step's state."""
+        if state is None:
+            return x
+        with torch.no_grad():
+            return self.model.encode(torch.from_numpy(x)[:, None], torch.from_numpy(state))[:, 0].numpy()
+
     def _act(self, x: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """An action of pi(.|x) for network inputs ``x`` ``[N, d]``."""
+        """An action of pi(.|x) for the heads' inputs ``x`` ``[N, d]``."""
         out = self.actor_numpy(x)
         if self.model.discrete:
             # Gumbel-max: argmax(logits + Gumbel noise) is a draw from the categorical.
@@ -179,9 +252,19 @@ class PPO(Agent):
             return action
         return np.clip(action, self.action_space.low, self.action_space.high)
 
-    def predict(self, obs, deterministic: bool = True) -> np.ndarray:
-        action = self._env_action(self._act(self._normalized(obs), deterministic))
-        return action[0] if self.layout.is_single(obs) else action
+    def predict(self, obs, deterministic: bool = True, state: Optional[np.ndarray] = None):
+        """The action for ``obs`` (one observation or a batch). A recurrent policy also takes
+        and returns the encoder state: ``action, state = predict(obs, state=state)``, starting
+        from ``initial_state(n)`` (or None, zeros) and zeroed by the caller at each reset."""
+        single = self.layout.is_single(obs)
+        x = self._normalized(obs)
+        x = x[None] if single and x.ndim == 1 else x
+        if self.args.recurrent and state is None:
+            state = self.initial_state(x.shape[0])
+        features = self._features(x, state if self.args.recurrent else None)
+        action = self._env_action(self._act(features, deterministic))
+        action = action[0] if single else action
+        return (action, features) if self.args.recurrent else action
 
     def _scale_reward(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
         if self.return_norm is None:
@@ -212,22 +295,30 @@ class PPO(Agent):
         """``n_steps`` steps of the envs, acting with the current policy."""
         n, T = self.args.n_envs, self.args.n_steps
         obs_t, action_t, reward_t, term_t, trunc_t = self._rollout_arrays(T, n)
-        finals: list[tuple[int, int, np.ndarray]] = []
+        hidden_t = np.zeros((T, n, self.args.rnn_hidden), np.float32) if self.args.recurrent else None
+        finals: list[tuple] = []
         for t in range(T):
             obs_t[t] = self._normalized(self.obs, update_norm=True)
-            action_t[t] = self._act(obs_t[t])
+            if hidden_t is not None:
+                hidden_t[t] = self.rnn_state
+            features = self._features(obs_t[t], self.rnn_state)
+            action_t[t] = self._act(features)
             next_obs, reward, term, trunc, info = self.env.step(self._env_action(action_t[t]))
             done = term | trunc
             stats.update(reward, done, info)
             cut = trunc & ~term
             if cut.any():
                 real_next = self._normalized(final_observations(next_obs, info, cut))
-                finals += [(t, i, real_next[i]) for i in np.flatnonzero(cut)]
+                finals += [(t, i, real_next[i], *((features[i],) if hidden_t is not None else ()))
+                           for i in np.flatnonzero(cut)]
             reward_t[t] = self._scale_reward(np.asarray(reward, np.float64), done)
             term_t[t], trunc_t[t] = term, trunc
+            if hidden_t is not None:
+                self.rnn_state = np.where(done[:, None], 0.0, features).astype(np.float32)
             self.obs = next_obs
             self.steps += n
-        return Rollout(obs_t, action_t, reward_t, term_t, trunc_t, self._normalized(self.obs), finals)
+        return Rollout(obs_t, action_t, reward_t, term_t, trunc_t, self._normalized(self.obs), finals,
+                       hidden=hidden_t, last_hidden=None if hidden_t is None else self.rnn_state.copy())
 
     def _rollout_arrays(self, T: int, n: int) -> tuple:
         """Zeroed ``obs, action, reward, terminated, truncated`` arrays for ``T`` steps of ``n`` envs."""
@@ -245,19 +336,28 @@ class PPO(Agent):
         T, n = rollout.reward.shape
         b_obs = torch.from_numpy(rollout.obs.reshape(T * n, self.obs_dim))
         b_action = torch.from_numpy(rollout.action.reshape(T * n, *rollout.action.shape[2:]))
+        pieces = Pieces(rollout) if a.recurrent else None
 
         # ---- ALGO LOGIC: old log-probabilities, values and advantages (one batch, the loss's functions) ----
         with torch.no_grad():
-            b_logp = self.model.log_prob_entropy(b_obs, b_action)[0]
+            b_features = b_obs
+            if pieces is not None:
+                steps, states = pieces.features(self.model)
+                b_features = states.new_empty((T * n, states.shape[1]))
+                b_features[steps] = states
+            b_logp = self.model.log_prob_entropy(b_features, b_action)[0]
             if rollout.behaviour_log_prob is not None:
                 behaviour = torch.from_numpy(rollout.behaviour_log_prob.reshape(-1)).to(b_logp.dtype)
                 b_logp = torch.where(behaviour.isnan(), b_logp, behaviour)
-            value_t = self.model.value(b_obs).reshape(T, n)
+            value_t = self.model.value(b_features).reshape(T, n)
             # next_value[t] = V(o_{t+1}); where an episode was cut, V of its final observation.
-            next_value = torch.cat([value_t[1:], self.model.value(torch.from_numpy(rollout.last_obs))[None]])
+            last = torch.from_numpy(self._features(rollout.last_obs, rollout.last_hidden))
+            next_value = torch.cat([value_t[1:], self.model.value(last)[None]])
             if rollout.finals:
-                final_value = self.model.value(torch.from_numpy(np.stack([f for _, _, f in rollout.finals])))
-                for (t, i, _), v in zip(rollout.finals, final_value):
+                inputs = np.stack([f[2] for f in rollout.finals])
+                states = np.stack([f[3] for f in rollout.finals]) if pieces is not None else None
+                final_value = self.model.value(torch.from_numpy(self._features(inputs, states)))
+                for (t, i, *_), v in zip(rollout.finals, final_value):
                     next_value[t, i] = v
         reward_t, term_t, trunc_t = map(torch.from_numpy, (rollout.reward, rollout.terminated, rollout.truncated))
         with self.timer("returns"):
@@ -268,17 +368,15 @@ class PPO(Agent):
         b_adv, b_target, b_value = advantage.reshape(-1), value_target.reshape(-1), value_t.reshape(-1)
         clip_fractions, approx_kl = [], 0.0
         for _ in range(a.n_epochs):
-            order = torch.randperm(T * n)
-            for start in range(0, T * n, a.batch_size):
-                mb = order[start:start + a.batch_size]
-                logp, entropy = self.model.log_prob_entropy(b_obs[mb], b_action[mb])
+            for mb, features in self._minibatches(b_obs, pieces):
+                logp, entropy = self.model.log_prob_entropy(features, b_action[mb])
                 log_ratio = logp - b_logp[mb]
                 ratio = log_ratio.exp()
                 adv = b_adv[mb]
                 if a.normalize_advantage and len(mb) > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv).mean()
-                value = self.model.value(b_obs[mb])
+                value = self.model.value(features)
                 if a.clip_range_vf is not None:
                     value = b_value[mb] + (value - b_value[mb]).clamp(-a.clip_range_vf, a.clip_range_vf)
                 value_loss = (b_target[mb] - value).pow(2).mean()
@@ -298,12 +396,28 @@ class PPO(Agent):
                 "entropy": -entropy_loss.item(), "approx_kl": approx_kl,
                 "clip_fraction": float(np.mean(clip_fractions)), "lr": a.lr * frac}
 
+    def _minibatches(self, b_obs: torch.Tensor, pieces: Optional[Pieces]):
+        """``(steps, heads' inputs)`` of each minibatch of one epoch: shuffled steps, or
+        (recurrent) shuffled episode pieces of about ``batch_size`` steps in all, their states
+        recomputed from their first states with the current weights."""
+        total = b_obs.shape[0]
+        if pieces is None:
+            order = torch.randperm(total)
+            for start in range(0, total, self.args.batch_size):
+                mb = order[start:start + self.args.batch_size]
+                yield mb, b_obs[mb]
+            return
+        groups = max(1, min(pieces.count, round(total / self.args.batch_size)))
+        for group in torch.randperm(pieces.count).tensor_split(groups):
+            yield pieces.features(self.model, group)
+
     # ---- checkpoints --------------------------------------------------------------------------
     def _state(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "obs_norm": self.obs_norm.state_dict() if self.obs_norm else None,
                 "return_norm": self.return_norm.state_dict() if self.return_norm else None,
-                "rng": self.rng.bit_generator.state, "discounted": self.discounted.copy()}
+                "rng": self.rng.bit_generator.state, "discounted": self.discounted.copy(),
+                "rnn_state": self.rnn_state}
 
     def _load_state(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -314,3 +428,9 @@ class PPO(Agent):
             self.return_norm.load_state_dict(state["return_norm"])
         self.rng.bit_generator.state = state["rng"]
         self.discounted = float64_array(state["discounted"])
+        if self.args.recurrent:
+            rnn_state = np.asarray(state.get("rnn_state"), dtype=np.float32)
+            if rnn_state.shape != self.rnn_state.shape:
+                raise ValueError(f"PPO.load: rnn_state should be {list(self.rnn_state.shape)}, got "
+                                 f"{list(rnn_state.shape)}")
+            self.rnn_state = rnn_state

@@ -10,14 +10,19 @@ from gymnasium.envs.registration import register, registry
 
 from pyrl.envs.bandit import ContextualBandit, ContextualBanditVector
 from pyrl.envs.goal import BitFlip, PointReach
+from pyrl.envs.masked import MaskVelocity
 
-__all__ = ["ContextualBandit", "ContextualBanditVector", "PointReach", "BitFlip", "final_observations"]
+__all__ = ["ContextualBandit", "ContextualBanditVector", "PointReach", "BitFlip", "MaskVelocity",
+           "final_observations"]
 
 _ENVS = {
     "pyrl/ContextualBandit-v0": dict(entry_point="pyrl.envs.bandit:ContextualBandit",
                                      vector_entry_point="pyrl.envs.bandit:ContextualBanditVector"),
     "pyrl/PointReach-v0": dict(entry_point="pyrl.envs.goal:PointReach", max_episode_steps=50),
     "pyrl/BitFlip-v0": dict(entry_point="pyrl.envs.goal:BitFlip"),  # truncates itself at n_bits steps
+    # The inner CartPole-v1 / Pendulum-v1 keep their own time limits (500 / 200 steps).
+    "pyrl/CartPoleNoVel-v0": dict(entry_point="pyrl.envs.masked:cartpole_novel"),
+    "pyrl/PendulumNoVel-v0": dict(entry_point="pyrl.envs.masked:pendulum_novel"),
 }
 for _id, _kwargs in _ENVS.items():
     if _id not in registry:
