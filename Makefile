@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: main test setup setup-bench setup-docs docs bench learning bench-coop cuda-check sanitize fuzz clean
+.PHONY: main test setup setup-bench setup-docs docs bench learning bench-coop bench-recurrent cuda-check sanitize fuzz clean
 
 main: setup-bench
 	$(PYTHON) -m pyrl.cli train ddpg --env pyrl/PointReach-v0 --steps 15000 --out runs/point-reach --no-progress
@@ -11,6 +11,8 @@ main: setup-bench
 	$(PYTHON) benchmarks/bench_replay.py --quick
 	$(PYTHON) benchmarks/bench_her.py --quick
 	$(PYTHON) benchmarks/bench_coop.py --quick
+	$(PYTHON) benchmarks/bench_recurrent.py --quick
+	$(PYTHON) benchmarks/bench_recurrent_learning.py --quick
 
 test: setup
 	$(PYTHON) -m pytest
@@ -32,6 +34,7 @@ bench: setup-bench
 	$(PYTHON) benchmarks/bench_returns.py
 	$(PYTHON) benchmarks/bench_replay.py
 	$(PYTHON) benchmarks/bench_her.py
+	$(PYTHON) benchmarks/bench_recurrent.py
 	$(PYTHON) benchmarks/bench_agents.py
 
 learning: setup-bench
@@ -40,6 +43,11 @@ learning: setup-bench
 # Coop against PPO and DDPG alone, 4 envs x 5 seeds (about an hour on 2 cores; resumable).
 bench-coop: setup-bench
 	$(PYTHON) benchmarks/bench_coop.py
+
+# Recurrent PPO and DDPG on the velocity-masked tasks beside feed-forward ones, 3 seeds
+# (about 1.5 h on 2 cores; resumable).
+bench-recurrent: setup-bench
+	$(PYTHON) benchmarks/bench_recurrent_learning.py
 
 cuda-check:
 	scripts/check_cuda.sh

@@ -357,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--y", default=None, help="the progress.csv column (default: eval_success, "
                    "eval_return or return, the first the runs logged)")
     b = commands.add_parser("bench", help="run the benchmark tables (source checkout)")
-    b.add_argument("names", nargs="*", help="returns, replay, her, agents, coop (default: the first four)")
+    b.add_argument("names", nargs="*", help="returns, replay, her, agents, coop, recurrent (default: the first four)")
     b.add_argument("--quick", action="store_true", help="small sizes, as CI runs them")
     return parser
 

@@ -51,6 +51,15 @@ PRESETS: dict[tuple[str, str], dict] = {
         lr=7.77e-5, ent_coef=0.00429, clip_range=0.1, max_grad_norm=5.0, vf_coef=0.19,
         normalize_obs=True, normalize_reward=True),
     ("ppo", "pyrl/PointReach-v0"): dict(n_envs=10, n_steps=50, batch_size=250, n_epochs=10, gamma=0.98),
+    # Recurrent agents on the velocity-masked tasks (benchmarks/bench_recurrent_learning.py);
+    # PPO's are rl-baselines3-zoo's RecurrentPPO settings for CartPoleNoVel, with a GRU.
+    ("ppo", "pyrl/CartPoleNoVel-v0"): dict(
+        recurrent=True, rnn_hidden=64, hidden=(64,), activation="relu", n_envs=8, n_steps=32,
+        batch_size=256, n_epochs=20, gae_lambda=0.8, gamma=0.98, lr=1e-3, anneal=True),
+    ("ddpg", "pyrl/PendulumNoVel-v0"): dict(
+        recurrent=True, rnn_hidden=64, seq_len=16, burn_in=8, recompute_every=2000,
+        hidden=(128, 128), batch_size=64, gamma=0.98, n_critics=2, policy_delay=2,
+        target_noise=0.2, noise_sigma=0.1, learning_starts=5000, buffer_size=200_000),
     # Coop: 10 arms, 1 DDPG + 9 PPO (COOP_v1's 1:10); DDPG takes as many updates per env step as
     # alone, its networks shaped like PPO's so the syncs can copy the hidden layers.
     ("coop", "pyrl/PointReach-v0"): dict(

@@ -2,7 +2,9 @@
 and the one gymnasium helper a training loop needs, :func:`final_observations`.
 
 ``gym.make("pyrl/PointReach-v0")``; ``gym.make_vec("pyrl/ContextualBandit-v0", num_envs=256)``
-steps all bandits as one numpy batch.
+steps all bandits as one numpy batch. ``pyrl/CartPoleNoVel-v0`` and ``pyrl/PendulumNoVel-v0``
+are CartPole-v1 and Pendulum-v1 with the velocities masked (:class:`MaskVelocity`), the tasks of
+the recurrent agents.
 """
 
 import numpy as np

@@ -1,0 +1,162 @@
+"""Recurrent agents on velocity-masked tasks, beside their feed-forward selves (issue 15).
+
+    python benchmarks/bench_recurrent_learning.py            # 2 tasks x methods x 3 seeds (~1.5 h)
+    python benchmarks/bench_recurrent_learning.py --quick    # short runs: the script works (CI)
+    python benchmarks/bench_recurrent_learning.py --only cartpole --seeds 0
+
+Tasks: recurrent PPO on ``pyrl/CartPoleNoVel-v0`` (cart position and pole angle only) against
+feed-forward PPO with the same settings; recurrent DDPG (TD3 options) on
+``pyrl/PendulumNoVel-v0`` (cos and sin of the angle only) against feed-forward DDPG and DDPG
+on the last 4 observations stacked. Every run evaluates deterministically every ``eval_every``
+steps; the table gives, per method, how many seeds reached the threshold, the median steps to
+reach it, the best evaluation and the final one. Each run's result is a JSON file under
+``--out`` (an interrupted table resumes where it stopped); the figures go to
+``docs/curves/recurrent-<task>.png``.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import pyrl.envs  # noqa: E402,F401  (registers the pyrl/ envs)
+from pyrl.agents import ALGORITHMS, presets  # noqa: E402
+
+
+def stacked_pendulum():
+    """PendulumNoVel with its last 4 observations stacked (zeros before the first): the classic
+    feed-forward fix for partial observability."""
+    return gym.wrappers.FlattenObservation(
+        gym.wrappers.FrameStackObservation(gym.make("pyrl/PendulumNoVel-v0"), 4))
+
+
+TASKS = {
+    "cartpole": dict(env="pyrl/CartPoleNoVel-v0", algo="ppo", steps=200_000, threshold=475.0,
+                     eval_every=10_000, eval_episodes=10, quick_steps=10_000,
+                     methods={"ppo-rnn": {}, "ppo": dict(recurrent=False)}),
+    "pendulum": dict(env="pyrl/PendulumNoVel-v0", algo="ddpg", steps=100_000, threshold=-300.0,
+                     eval_every=5_000, eval_episodes=10, quick_steps=1_000,
+                     methods={"ddpg-rnn": {}, "ddpg": dict(recurrent=False),
+                              "ddpg-stack4": dict(recurrent=False, env=stacked_pendulum)}),
+}
+
+
+def run(name: str, method: str, seed: int, steps: int, out_dir: Path) -> dict:
+    path = out_dir / f"{name}-{method}-s{seed}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    task = TASKS[name]
+    changes = dict(task["methods"][method])
+    env = changes.pop("env", task["env"])
+    quick = steps < task["steps"]
+    settings = {**presets.get(task["algo"], task["env"]), **changes, "seed": seed,
+                "eval_every": steps if quick else task["eval_every"],
+                "eval_episodes": 2 if quick else task["eval_episodes"]}
+    if quick and task["algo"] == "ddpg":
+        settings["learning_starts"] = steps // 2
+    if task["algo"] == "ddpg" and not settings.get("recurrent", False):
+        for key in ("seq_len", "burn_in", "recompute_every", "encoder_freeze", "rnn_hidden"):
+            settings.pop(key, None)
+    start = time.perf_counter()
+    agent = ALGORITHMS[task["algo"]](env, **settings)
+    agent.learn(steps)
+    curve = [(row["step"], row["eval_return"]) for row in agent.history if "eval_return" in row]
+    result = {"task": name, "method": method, "seed": seed, "steps": steps, "curve": curve,
+              "seconds": time.perf_counter() - start}
+    path.write_text(json.dumps(result))
+    return result
+
+
+def summarize(name: str, results: list[dict]) -> list[str]:
+    task = TASKS[name]
+    lines = []
+    for method in task["methods"]:
+        runs = [r for r in results if r["method"] == method]
+        if not runs:
+            continue
+        reached = [next((s for s, v in r["curve"] if v >= task["threshold"]), None) for r in runs]
+        hit = [s for s in reached if s is not None]
+        best = np.array([max(v for _, v in r["curve"]) for r in runs])
+        final = np.array([r["curve"][-1][1] for r in runs])
+        median = f"{int(np.median(hit)):,}" if hit else "-"
+        minutes = np.mean([r["seconds"] for r in runs]) / 60
+        lines.append(f"| {name} | {method} | {len(hit)}/{len(runs)} | {median} | "
+                     f"{' '.join(f'{v:.0f}' for v in best)} | {final.mean():.0f} ± {final.std():.0f} "
+                     f"({' '.join(f'{v:.0f}' for v in final)}) | {minutes:.1f} |")
+    return lines
+
+
+def plot(name: str, results: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    task = TASKS[name]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for method in task["methods"]:
+        curves = [r["curve"] for r in results if r["method"] == method]
+        if not curves:
+            continue
+        length = min(len(c) for c in curves)
+        steps = np.array([s for s, _ in curves[0][:length]])
+        values = np.array([[v for _, v in c[:length]] for c in curves])
+        mean, std = values.mean(0), values.std(0)
+        ax.plot(steps, mean, label=f"{method} ({len(curves)} seeds)")
+        ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+    ax.axhline(task["threshold"], color="gray", linestyle=":", label="threshold")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("deterministic evaluation return")
+    ax.set_title(f"{task['env']}: recurrent vs feed-forward (mean ± std)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", nargs="*", choices=sorted(TASKS), default=None)
+    parser.add_argument("--methods", nargs="*", default=None, help="a subset of the methods")
+    parser.add_argument("--seeds", nargs="*", type=int, default=None)
+    parser.add_argument("--out", default="runs/bench-recurrent")
+    parser.add_argument("--curves", default="docs/curves", help="where the PNGs go")
+    opts = parser.parse_args()
+    quick = opts.quick or bool(os.environ.get("CI"))
+    torch.set_num_threads(1)
+    names = opts.only or list(TASKS)
+    seeds = opts.seeds if opts.seeds is not None else ([0] if quick else [0, 1, 2])
+    out_dir = Path(opts.out) / ("quick" if quick else "full")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = ["| task | method | reached | median steps to reach | best per seed | final (mean ± std, per seed) | minutes per run |",
+             "|---|---|---|---|---|---|---|"]
+    for name in names:
+        task = TASKS[name]
+        steps = task["quick_steps"] if quick else task["steps"]
+        results = []
+        for seed in seeds:
+            for method in task["methods"]:
+                if opts.methods and method not in opts.methods:
+                    continue
+                result = run(name, method, seed, steps, out_dir)
+                results.append(result)
+                print(f"{name} {method} seed {seed}: final {result['curve'][-1][1]:.0f} "
+                      f"({result['seconds']:.0f} s)", flush=True)
+        table += summarize(name, results)
+        if not quick and results:
+            plot(name, results, Path(opts.curves) / f"recurrent-{name}.png")
+    thresholds = ", ".join(f"{n} return >= {TASKS[n]['threshold']:g}" for n in names)
+    print(f"\nRecurrent vs feed-forward, seeds {seeds}; thresholds: {thresholds}")
+    print("\n".join(table))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
