@@ -5,7 +5,8 @@
     python benchmarks/bench_recurrent_learning.py --only cartpole --seeds 0
 
 Tasks: recurrent PPO on ``pyrl/CartPoleNoVel-v0`` (cart position and pole angle only) against
-feed-forward PPO with the same settings; recurrent DDPG (TD3 options) on
+feed-forward PPO with the same settings and sb3-contrib's RecurrentPPO (LSTM, rl-zoo's settings;
+skipped when sb3-contrib is not installed); recurrent DDPG (TD3 options) on
 ``pyrl/PendulumNoVel-v0`` (cos and sin of the angle only) against feed-forward DDPG and DDPG
 on the last 4 observations stacked. Every run evaluates deterministically every ``eval_every``
 steps; the table gives, per method, how many seeds reached the threshold, the median steps to
@@ -37,10 +38,60 @@ def stacked_pendulum():
         gym.wrappers.FrameStackObservation(gym.make("pyrl/PendulumNoVel-v0"), 4))
 
 
+class SB3RecurrentPPO:
+    """sb3-contrib's RecurrentPPO (LSTM) with rl-baselines3-zoo's CartPoleNoVel settings, the same
+    as pyrl's preset but for the LSTM, evaluated every ``eval_every`` steps with pyrl's
+    ``evaluate`` (this class carries its LSTM state as pyrl's recurrent agents do)."""
+
+    def __init__(self, env_id: str, seed: int, eval_every: int, eval_episodes: int, **_):
+        from sb3_contrib import RecurrentPPO
+        from stable_baselines3.common.env_util import make_vec_env
+
+        def linear(start):
+            return lambda remaining: remaining * start
+
+        self.env_id, self.eval_every, self.eval_episodes = env_id, eval_every, eval_episodes
+        self.model = RecurrentPPO(
+            "MlpLstmPolicy", make_vec_env(env_id, n_envs=8, seed=seed), n_steps=32, batch_size=256,
+            gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0, learning_rate=linear(1e-3),
+            clip_range=linear(0.2), seed=seed, device="cpu",
+            policy_kwargs=dict(ortho_init=False, activation_fn=torch.nn.ReLU, lstm_hidden_size=64,
+                               enable_critic_lstm=True, net_arch=dict(pi=[64], vf=[64])))
+        self.size = 64
+        self.history = []
+
+    def initial_state(self, n: int) -> np.ndarray:
+        return np.zeros((n, 2 * self.size), np.float32)
+
+    def predict(self, obs, deterministic=True, state=None):
+        h, c = state[None, :, :self.size], state[None, :, self.size:]
+        starts = np.zeros(len(obs), dtype=bool)
+        action, (h, c) = self.model.predict(obs, state=(h, c), episode_start=starts,
+                                            deterministic=deterministic)
+        return action, np.concatenate([h[0], c[0]], 1)
+
+    def learn(self, steps: int) -> None:
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        from pyrl.agents import evaluate
+        run = self
+
+        class Evaluations(BaseCallback):
+            def _on_step(self) -> bool:
+                done = self.num_timesteps // run.eval_every
+                if done > len(run.history):
+                    result = evaluate(run, run.env_id, run.eval_episodes, seed=10_000 + self.num_timesteps)
+                    run.history.append({"step": self.num_timesteps, "eval_return": result["return"]})
+                return True
+
+        self.model.learn(steps, callback=Evaluations())
+
+
 TASKS = {
     "cartpole": dict(env="pyrl/CartPoleNoVel-v0", algo="ppo", steps=200_000, threshold=475.0,
-                     eval_every=10_000, eval_episodes=10, quick_steps=10_000,
-                     methods={"ppo-rnn": {}, "ppo": dict(recurrent=False)}),
+                     eval_every=10_000, eval_episodes=10, quick_steps=5_000,
+                     methods={"ppo-rnn": {}, "ppo": dict(recurrent=False),
+                              "sb3-contrib-rppo": dict(agent=SB3RecurrentPPO)}),
     "pendulum": dict(env="pyrl/PendulumNoVel-v0", algo="ddpg", steps=100_000, threshold=-300.0,
                      eval_every=5_000, eval_episodes=10, quick_steps=1_000,
                      methods={"ddpg-rnn": {}, "ddpg": dict(recurrent=False),
@@ -56,7 +107,8 @@ def run(name: str, method: str, seed: int, steps: int, out_dir: Path) -> dict:
     changes = dict(task["methods"][method])
     env = changes.pop("env", task["env"])
     quick = steps < task["steps"]
-    settings = {**presets.get(task["algo"], task["env"]), **changes, "seed": seed,
+    settings = {**presets.get(task["algo"], task["env"]),
+                **{k: v for k, v in changes.items() if k != "agent"}, "seed": seed,
                 "eval_every": steps if quick else task["eval_every"],
                 "eval_episodes": 2 if quick else task["eval_episodes"]}
     if quick and task["algo"] == "ddpg":
@@ -65,7 +117,11 @@ def run(name: str, method: str, seed: int, steps: int, out_dir: Path) -> dict:
         for key in ("seq_len", "burn_in", "recompute_every", "encoder_freeze", "rnn_hidden"):
             settings.pop(key, None)
     start = time.perf_counter()
-    agent = ALGORITHMS[task["algo"]](env, **settings)
+    try:
+        agent = changes.pop("agent", ALGORITHMS[task["algo"]])(env, **settings)
+    except ImportError as err:
+        print(f"skipped {method}: {err}")
+        return None
     agent.learn(steps)
     curve = [(row["step"], row["eval_return"]) for row in agent.history if "eval_return" in row]
     result = {"task": name, "method": method, "seed": seed, "steps": steps, "curve": curve,
@@ -146,6 +202,8 @@ def main() -> int:
                 if opts.methods and method not in opts.methods:
                     continue
                 result = run(name, method, seed, steps, out_dir)
+                if result is None:
+                    continue
                 results.append(result)
                 print(f"{name} {method} seed {seed}: final {result['curve'][-1][1]:.0f} "
                       f"({result['seconds']:.0f} s)", flush=True)

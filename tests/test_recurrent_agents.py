@@ -126,6 +126,10 @@ def test_recurrent_settings_are_checked():
         DDPG("pyrl/PendulumNoVel-v0", recurrent=True, seq_len=0)
     with pytest.raises(ValueError, match="rnn_hidden"):
         PPO("pyrl/CartPoleNoVel-v0", recurrent=True, rnn_hidden=0)
+    from pyrl.agents import Coop
+
+    with pytest.raises(ValueError, match="recurrent learners are not supported"):
+        Coop("pyrl/PointReach-v0", n_envs=4, ddpg_share=0.25, ppo={"recurrent": True})
 
 
 def test_cli_trains_a_recurrent_agent(tmp_path):

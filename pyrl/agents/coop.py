@@ -140,6 +140,9 @@ class Coop(Agent):
             if taken:
                 raise ValueError(f"Coop: {learner}={{...}} sets {taken}; those are the Coop's own "
                                  f"settings (n_envs, ddpg_share, seed, normalize_obs)")
+            if getattr(args, learner).get("recurrent"):
+                raise ValueError(f"Coop: {learner}={{'recurrent': True}}: the cooperative mode syncs "
+                                 f"feed-forward networks; recurrent learners are not supported in it")
         super().__init__(env, args, env_kwargs)
         self.env = make_vec_env(env, args.n_envs, env_kwargs)
         self.n_ddpg = n_ddpg

@@ -396,32 +396,44 @@ class DDPG(Agent):
         q = self.critic(s, batch.action)  # [B, n_critics]
         td = q - target
         critic_loss = (batch.weight.reshape(-1, 1).to(torch.float32) * td.pow(2)).mean(0).sum()
-        self.critic_opt.zero_grad()
-        critic_loss.backward()
-        if a.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.critic.parameters(), a.max_grad_norm)
-        self.critic_opt.step()
-        self.updates += 1
+        self._critic_step(critic_loss)
         out = {"critic_loss": critic_loss.item(), "q": q[:, 0].mean().item()}
-
         if self.updates % a.policy_delay == 0:
-            mu = self.actor(s)
-            q_mu = self.critic.nets[0](torch.cat([s, mu], 1))
-            actor_loss = -q_mu.mean() + a.action_l2 * mu.pow(2).mean()
-            self.actor_opt.zero_grad()
-            actor_loss.backward()
-            if a.max_grad_norm is not None:
-                nn.utils.clip_grad_norm_(self.actor.parameters(), a.max_grad_norm)
-            self.actor_opt.step()
-            with torch.no_grad():
-                for net, target_net in ((self.actor, self.actor_target), (self.critic, self.critic_target)):
-                    for p, p_target in zip(net.parameters(), target_net.parameters()):
-                        p_target.lerp_(p, a.tau)
-            out["actor_loss"] = actor_loss.item()
+            out["actor_loss"] = self._actor_step(s)
         if a.per:
             with self.timer("replay"):
                 self.buffer.update_priorities(batch.index, batch.generation, td[:, 0].detach().abs())
         return out
+
+    def _critic_step(self, critic_loss: torch.Tensor) -> None:
+        """One step of the critics (and the encoder, which learns through them)."""
+        self.critic_opt.zero_grad()
+        critic_loss.backward()
+        if self.args.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.critic_opt.param_groups[0]["params"], self.args.max_grad_norm)
+        self.critic_opt.step()
+        self.updates += 1
+
+    def _actor_step(self, s: torch.Tensor) -> float:
+        """The deterministic policy gradient through the first critic on inputs ``s``, then every
+        target network moves by ``tau``; returns the actor loss."""
+        a = self.args
+        mu = self.actor(s)
+        q_mu = self.critic.nets[0](torch.cat([s, mu], 1))
+        actor_loss = -q_mu.mean() + a.action_l2 * mu.pow(2).mean()
+        self.actor_opt.zero_grad()
+        actor_loss.backward()
+        if a.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.actor.parameters(), a.max_grad_norm)
+        self.actor_opt.step()
+        pairs = [(self.actor, self.actor_target), (self.critic, self.critic_target)]
+        if a.recurrent:
+            pairs.append((self.encoder, self.encoder_target))
+        with torch.no_grad():
+            for net, target_net in pairs:
+                for p, p_target in zip(net.parameters(), target_net.parameters()):
+                    p_target.lerp_(p, a.tau)
+        return actor_loss.item()
 
     def _update_sequences(self) -> dict:
         """One recurrent update on windows of burn_in + seq_len steps (module docstring)."""
@@ -459,27 +471,10 @@ class DDPG(Agent):
         td = (q - target[..., None]) * mask[..., None]
         weight = batch.weight.reshape(-1, 1, 1)
         critic_loss = (weight * td.pow(2)).sum((0, 1)).div(mask.sum().clamp(min=1)).sum()
-        self.critic_opt.zero_grad()
-        critic_loss.backward()
-        if a.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.critic.parameters(), a.max_grad_norm)
-        self.critic_opt.step()
-        self.updates += 1
+        self._critic_step(critic_loss)
         out = {"critic_loss": critic_loss.item(), "q": q[..., 0][mask].mean().item()}
         if self.updates % a.policy_delay == 0:
-            features = f.detach()[mask]
-            mu = self.actor(features)
-            actor_loss = -self.critic.nets[0](torch.cat([features, mu], 1)).mean() \
-                + a.action_l2 * mu.pow(2).mean()
-            self.actor_opt.zero_grad()
-            actor_loss.backward()
-            self.actor_opt.step()
-            with torch.no_grad():
-                for net, target_net in ((self.actor, self.actor_target), (self.critic, self.critic_target),
-                                        (self.encoder, self.encoder_target)):
-                    for p, p_target in zip(net.parameters(), target_net.parameters()):
-                        p_target.lerp_(p, a.tau)
-            out["actor_loss"] = actor_loss.item()
+            out["actor_loss"] = self._actor_step(f.detach()[mask])  # the encoder learns from Q only
         with self.timer("replay"):
             if burn:  # the state the burn-in reached, written back to its row (R2D2's "stored state" refresh)
                 self.buffer.store_hidden(batch.index, batch.generation, start, offset=burn)
