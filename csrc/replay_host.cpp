@@ -66,8 +66,9 @@ class ReplayHost {
   // name; `fields` maps every other field (reward excluded) to its value.
   // Returns whether a stage filled up: an episode committed as truncated at max_episode_steps
   // though neither flag was set (a loop that does not pass `truncated`, probably).
+  // `skip`: None, or [N] bools of the envs whose step is not stored (NEXT_STEP resets).
   bool add(py::handle obs, py::handle next_obs, py::handle reward, py::handle terminated,
-           py::handle truncated, const py::dict& fields) {
+           py::handle truncated, const py::dict& fields, py::handle skip) {
     Tensors step, final_obs;
     const int64_t envs = observations("add", "obs", obs, -1, step);
     TORCH_CHECK_VALUE(envs >= 1, "ReplayBuffer.add: obs should hold at least one environment, "
@@ -85,6 +86,8 @@ class ReplayHost {
     step.push_back(rows("add", "reward", reward, columns_.size() - 1, envs));
     const at::Tensor term = flags("terminated", terminated, envs);
     const at::Tensor trunc = flags("truncated", truncated, envs);
+    std::optional<at::Tensor> skipped;
+    if (!skip.is_none()) skipped = flags("skip", skip, envs).ne(0).contiguous();
     py::gil_scoped_release release;
     std::lock_guard<std::recursive_mutex> lock(mutex_);
     if (!stage_length_.defined()) {  // the first step: one stage per environment
@@ -100,13 +103,14 @@ class ReplayHost {
                       " environments, but earlier steps had ", stage_length_.size(0));
     bool filled = false;
     const int64_t* length = stage_length_.const_data_ptr<int64_t>();
+    const bool* skipping = skipped ? skipped->const_data_ptr<bool>() : nullptr;
     for (int64_t e = 0; e < envs && !filled; ++e) {
-      if (length[e] == horizon_ - 1) {  // rare: only then are the flags read
+      if (length[e] == horizon_ - 1 && !(skipping && skipping[e])) {  // rare: only then are the flags read
         filled = !term[e].item().toBool() && !trunc[e].item().toBool();
       }
     }
     replay_add_cpu(state_, columns_, stage_, stage_length_, step, final_obs, term, trunc,
-                   config_);
+                   config_, skipped);
     return filled;
   }
 

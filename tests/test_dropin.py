@@ -157,3 +157,63 @@ def test_a_stage_filled_without_flags_warns_once():
         for t in range(5):  # uint8 flags are read the same way
             flagged.add(**step, terminated=torch.zeros(2, dtype=torch.uint8),
                         truncated=torch.full((2,), t == 4, dtype=torch.uint8))
+
+
+def _run_autoreset(mode, steps=300, explicit=False):
+    """CartPole x3 under one autoreset mode, a deterministic policy, every step added with infos."""
+    import gymnasium as gym
+
+    kwargs = {} if mode is None else {"vector_kwargs": {"autoreset_mode": mode}}
+    env = gym.make_vec("CartPole-v1", num_envs=3, vectorization_mode="sync", **kwargs)
+    buf = replay.ReplayBuffer.from_spaces(5000, env.single_observation_space, env.single_action_space)
+    obs, _ = env.reset(seed=7)
+    for _ in range(steps):
+        action = (obs[:, 0] > 0).astype(np.int64)  # a poor policy: short episodes
+        next_obs, reward, term, trunc, infos = env.step(action)
+        buf.add(obs=obs, action=action, reward=reward, next_obs=next_obs, terminated=term,
+                truncated=trunc, infos=infos, autoreset_mode=mode if explicit else None)
+        obs = next_obs
+    return buf
+
+
+def test_add_with_infos_handles_both_autoreset_modes_alike():
+    import gymnasium as gym
+
+    same = _run_autoreset(gym.vector.AutoresetMode.SAME_STEP)
+    with pytest.warns(UserWarning, match="NEXT_STEP autoreset"):
+        nxt = _run_autoreset(None)  # gymnasium's default, detected from infos
+    told = _run_autoreset(gym.vector.AutoresetMode.NEXT_STEP, explicit=True)
+    # Each env's episodes are the same whichever mode steps it (same seeds, same policy); NEXT_STEP
+    # spends a step on each reset, so it stores fewer in 300 steps, and never the reset step.
+    a, b, c = (buf.episodes() for buf in (same, nxt, told))
+    assert torch.equal(b["length"], c["length"]) and len(b["length"]) >= 3
+    assert all(int(length) > 1 for length in b["length"])
+    for table_a, buf_a, table_b, buf_b in ((a, same, b, nxt),):
+        by_start = {}
+        for start, length in zip(table_a["start"].tolist(), table_a["length"].tolist()):
+            rows = buf_a.storage.column("obs")[start:start + length + 1]
+            by_start[tuple(rows[0].tolist())] = rows
+        matched = 0
+        for start, length in zip(table_b["start"].tolist(), table_b["length"].tolist()):
+            rows = buf_b.storage.column("obs")[start:start + length + 1]
+            twin = by_start.get(tuple(rows[0].tolist()))
+            if twin is not None:
+                assert torch.equal(twin, rows)  # the final observation included
+                matched += 1
+        assert matched == len(table_b["length"])
+    assert (a["length"].sum() + 0) >= b["length"].sum()
+
+
+def test_add_with_infos_refuses_what_it_cannot_handle():
+    buf = replay.ReplayBuffer(100, {"obs": (2,)})
+    step = dict(obs=np.zeros((2, 2), np.float32), next_obs=np.ones((2, 2), np.float32),
+                reward=np.zeros(2), terminated=np.array([True, False]), truncated=np.zeros(2, bool))
+    with pytest.raises(ValueError, match="autoreset_mode should be"):
+        buf.add(**step, infos={}, autoreset_mode="sometimes")
+    with pytest.raises(ValueError, match="infos should be the info dict"):
+        buf.add(**step, infos=[{}, {}])
+    with pytest.raises(ValueError, match="has no 'final_obs'"):
+        buf.add(**step, infos={}, autoreset_mode="same_step")
+    assert len(buf) == 0 and buf.pending_steps == 0
+    buf.add(**step, infos={}, autoreset_mode="disabled")  # you reset yourself: stored as given
+    assert len(buf) == 1 and torch.equal(buf.sample(1).next_obs, torch.ones(1, 2))

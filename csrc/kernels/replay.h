@@ -103,6 +103,8 @@ struct StepInput {
   const uint8_t* const* final_obs;  // per observation column, [envs, row]: o_T where it ends
   const bool* terminated;           // [envs]
   const bool* truncated;            // [envs]
+  const bool* skip;                 // [envs], or null: steps not stored at all (the reset step
+                                    // that gymnasium's NEXT_STEP autoreset returns after an end)
 };
 
 // Stages the step of each environment; an environment whose episode ends (or whose stage is

@@ -121,6 +121,7 @@ void replay_add_step(Ring& ring, const ReplayConfig& config, const Columns& colu
                      const Stage& stage, const StepInput& input) {
   const double leaf = priority_leaf(*ring.max_priority, config.alpha);
   for (int64_t e = 0; e < stage.envs; ++e) {
+    if (input.skip != nullptr && input.skip[e]) continue;
     const int64_t t = stage.length[e];
     for (int64_t i = 0; i < columns.count; ++i) {
       const int64_t rb = columns.row_bytes[i];

@@ -338,7 +338,7 @@ std::tuple<at::Tensor, at::Tensor> tree_sample_cpu(const at::Tensor& sum_tree,
 void replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList stage,
                     const at::Tensor& stage_length, at::TensorList step, at::TensorList final_obs,
                     const at::Tensor& terminated, const at::Tensor& truncated,
-                    at::ArrayRef<double> config_values) {
+                    at::ArrayRef<double> config_values, const std::optional<at::Tensor>& skip) {
   constexpr const char* op = "pyrl::replay_add";
   Ring ring = ring_of(op, state);
   check_counters(op, ring);
@@ -373,6 +373,7 @@ void replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList
   }
   const auto term = flags(op, "terminated", terminated, envs);
   const auto trunc = flags(op, "truncated", truncated, envs);
+  const at::Tensor skipped = skip ? flags(op, "skip", *skip, envs) : at::Tensor();
   int64_t* length = writable<int64_t>(stage_length);
   for (int64_t e = 0; e < envs; ++e) {
     TORCH_CHECK_VALUE(length[e] >= 0 && length[e] < horizon, op, ": stage_length[", e,
@@ -383,7 +384,8 @@ void replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList
   for (const auto& f : final_data) final_bytes.push_back(static_cast<const uint8_t*>(f.const_data_ptr()));
   kernels::replay_add_step(ring, config, cols, {envs, horizon, stage_data.data(), length},
                            {step_bytes.data(), final_bytes.data(), term.const_data_ptr<bool>(),
-                            trunc.const_data_ptr<bool>()});
+                            trunc.const_data_ptr<bool>(),
+                            skipped.defined() ? skipped.const_data_ptr<bool>() : nullptr});
 }
 
 void replay_add_episode_cpu(at::TensorList state, at::TensorList columns, at::TensorList values,
@@ -561,7 +563,7 @@ TORCH_LIBRARY_FRAGMENT(pyrl, m) {
         "bool batch_max) -> (Tensor index, Tensor weight)");
   m.def("replay_add(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor(c!)[] stage, "
         "Tensor(d!) stage_length, Tensor[] step, Tensor[] final_obs, Tensor terminated, "
-        "Tensor truncated, float[] config) -> ()");
+        "Tensor truncated, float[] config, Tensor? skip=None) -> ()");
   m.def("replay_add_episode(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor[] values, "
         "bool terminated, float[] config) -> ()");
   m.def("replay_sample(Tensor[] state, Tensor[] columns, int batch_size, Tensor? rows, int seed, "

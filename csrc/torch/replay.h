@@ -38,7 +38,7 @@ using SampleResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, 
 void replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList stage,
                     const at::Tensor& stage_length, at::TensorList step, at::TensorList final_obs,
                     const at::Tensor& terminated, const at::Tensor& truncated,
-                    at::ArrayRef<double> config);
+                    at::ArrayRef<double> config, const std::optional<at::Tensor>& skip);
 
 void replay_add_episode_cpu(at::TensorList state, at::TensorList columns, at::TensorList values,
                             bool terminated, at::ArrayRef<double> config);

@@ -22,6 +22,7 @@ import warnings
 from dataclasses import asdict
 from typing import Any, Mapping, Optional, Union
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -35,6 +36,9 @@ from pyrl.replay.settings import (HER, EpisodeMode, NStep, PER, PerDim, SparseL2
 from pyrl.replay.storage import ReplayStorage, config_values, fresh_seed
 
 __all__ = ["Batch", "Field", "InvariantError", "ReplayBuffer"]
+
+# autoreset_mode names (also gymnasium's AutoresetMode values, lower-cased without "_").
+AUTORESET_MODES = {"samestep": "same_step", "nextstep": "next_step", "disabled": "disabled"}
 
 
 class InvariantError(ValueError):
@@ -251,6 +255,10 @@ class ReplayBuffer:
         self._host = self.storage.host
         self._warned_terminal = False
         self._warned_cut = False  # add() warns once when a stage fills up without flags
+        # Autoreset handling (add with infos): the mode once given or detected, and under
+        # NEXT_STEP the envs that ended at the previous add (their next step is a reset).
+        self._autoreset: Optional[str] = None
+        self._after_end: Optional[np.ndarray] = None
         # Per episode slot: the id last refreshed there and the sample call it was refreshed at
         # (recalc_delta); not saved: after a load every episode is due once.
         slots = self.storage.episodes.shape[0]
@@ -287,18 +295,29 @@ class ReplayBuffer:
 
     # ---- adding --------------------------------------------------------------------------------
 
-    def add(self, obs, next_obs, reward, terminated, truncated, **fields) -> None:
+    def add(self, obs, next_obs, reward, terminated, truncated, infos=None, autoreset_mode=None,
+            **fields) -> None:
         """Adds one step of N environments; an environment's episode is stored when it ends.
 
         Args:
             obs: ``[N, *shape]`` (a dict of them with several ``obs_keys``).
             next_obs: the observations after the step, same layout; only read where the episode
-                ends, as its final observation (autoreset envs: pass the final observation).
+                ends, as its final observation (autoreset envs: pass the final observation, or
+                pass ``infos``).
             reward: ``[N]`` or ``[N, m]``.
             terminated: ``[N]`` bools, the episode reached a terminal state (no bootstrap).
             truncated: ``[N]`` bools, the episode was cut (bootstrap from next_obs). An episode
                 that reaches ``max_episode_steps`` with neither flag is stored as truncated,
                 with a warning the first time (a loop that does not pass ``truncated``).
+            infos: the info dict of a gymnasium 1.x vector env's step: with it the buffer
+                handles autoreset itself. Under ``SAME_STEP`` the final observations come from
+                ``infos["final_obs"]``; under ``NEXT_STEP`` (gymnasium's default: no
+                ``final_obs`` at an episode end, so it is detected, with a warning the first
+                time) the reset step that follows each end is not stored, since it is no
+                transition. Detection never looks at observation values.
+            autoreset_mode: ``"same_step"``, ``"next_step"`` or ``"disabled"`` (or gymnasium's
+                ``AutoresetMode``), to say it instead of detecting it; ``"disabled"``: you
+                reset envs yourself and pass true next observations.
             **fields: every other spec field, ``[N, *shape]`` (``action=...``); a recurrent
                 buffer also takes ``hidden`` (the state fed into this step) and ``next_hidden``
                 (the state after it: stored as the final row's where the episode ends).
@@ -307,10 +326,15 @@ class ReplayBuffer:
         their kind (floats or ints into float columns, ints into int columns, bools into bool
         columns). Bad input raises ValueError and leaves the buffer unchanged.
         """
+        skip = None
+        if infos is not None or autoreset_mode is not None or self._autoreset is not None:
+            next_obs, skip = self._autoreset_step(next_obs, terminated, truncated, infos,
+                                                  autoreset_mode)
         if self.recurrent is not None:
             obs = self._with_hidden("add", "hidden", obs, fields)
             next_obs = self._with_hidden("add", "next_hidden", next_obs, fields)
-        if self._host.add(obs, next_obs, reward, terminated, truncated, fields) and not self._warned_cut:
+        if self._host.add(obs, next_obs, reward, terminated, truncated, fields, skip) \
+                and not self._warned_cut:
             self._warned_cut = True
             warnings.warn(f"ReplayBuffer.add: an episode reached max_episode_steps="
                           f"{self.max_episode_steps} steps with neither terminated nor truncated "
@@ -343,6 +367,48 @@ class ReplayBuffer:
                              f"{rows} rows, more than the capacity {self.capacity}")
         _, values = self.inputs.columns("add_episode", obs, reward, fields, rows, rows - 1)
         self._host.add_episode(values, terminated)
+
+    def _autoreset_step(self, next_obs, terminated, truncated, infos, mode):
+        """(next_obs with final observations put back, the envs whose step is not stored) for
+        one step of a gymnasium autoreset vector env (see ``add``)."""
+        if infos is not None and not isinstance(infos, Mapping):
+            raise ValueError(f"ReplayBuffer.add: infos should be the info dict of a gymnasium "
+                             f"vector env's step, got {type(infos).__name__}")
+        if mode is not None:
+            name = str(getattr(mode, "value", mode)).replace("_", "").lower()
+            if name not in AUTORESET_MODES:
+                raise ValueError(f"ReplayBuffer.add: autoreset_mode should be 'same_step', "
+                                 f"'next_step' or 'disabled' (or gymnasium's AutoresetMode), got {mode!r}")
+            self._autoreset = AUTORESET_MODES[name]
+        try:
+            done = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
+        except (TypeError, ValueError):
+            return next_obs, None  # the host names the bad flags
+        infos = infos if infos is not None else {}
+        if self._autoreset is None and done.any():
+            self._autoreset = "same_step" if "final_obs" in infos else "next_step"
+            if self._autoreset == "next_step":
+                warnings.warn("ReplayBuffer.add: an episode ended and infos has no 'final_obs': "
+                              "treating the env as gymnasium's NEXT_STEP autoreset, so the reset "
+                              "step each env returns next is not stored (it is no transition). "
+                              "Pass autoreset_mode='disabled' if you reset envs yourself, or "
+                              "'next_step' to say so and silence this.", stacklevel=3)
+        skip = None
+        if self._autoreset == "same_step" and done.any():
+            if "final_obs" not in infos:
+                raise ValueError("ReplayBuffer.add: autoreset_mode is 'same_step' but infos has no "
+                                 "'final_obs' at an episode end; pass the step's infos (or use "
+                                 "autoreset_mode='next_step' for gymnasium's default)")
+            from pyrl.envs import final_observations
+
+            next_obs = final_observations(next_obs, infos, done)
+        elif self._autoreset == "next_step":
+            if self._after_end is not None and self._after_end.shape == done.shape \
+                    and self._after_end.any():
+                skip = torch.from_numpy(self._after_end)
+                done = done & ~self._after_end
+            self._after_end = done
+        return next_obs, skip
 
     def _with_hidden(self, where: str, name: str, obs, fields: dict) -> dict:
         """obs with the recurrent state `name` (popped from fields) as its "hidden" entry."""
