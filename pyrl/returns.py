@@ -8,6 +8,13 @@ Conventions shared by every function:
 * ``next_value[t]`` is the value of the observation that followed step ``t``. Where the
   environment auto-resets, pass the value of the *final* observation of the episode there (not
   of the reset observation): it is what a truncated episode bootstraps from.
+* Real rollouts (CleanRL's layout) have the value of the one observation after the rollout,
+  not a full ``next_value``: :func:`gae`, :func:`discounted_return`, :func:`nstep_gae` and
+  :func:`vtrace` also take ``next_value`` as ``[N]`` (or ``[1, N]``) and build the full one,
+  ``value[t + 1]`` inside the rollout and ``next_value`` after its last step, with
+  ``final_value`` (``[T, N]``, the value of each truncated step's final observation, read only
+  where ``truncated``) spliced in at time-limit cuts; truncated steps without ``final_value``
+  raise instead of bootstrapping from a reset observation.
 * ``terminated[t]``: the episode reached a true terminal state; nothing is bootstrapped.
   ``truncated[t]``: it was cut (time limit); it bootstraps from ``next_value[t]``. The two are
   never merged. The rollout's last step is cut by the collector, so it bootstraps too.
@@ -55,13 +62,51 @@ def _inputs(op: str, names: tuple, *values) -> tuple:
     return tuple(out)
 
 
+def _full_next_value(op: str, reward: Tensor, value: Optional[Tensor], next_value: Tensor,
+                     truncated: Tensor, final_value: Optional[Tensor]) -> Tensor:
+    """``next_value`` as the ops take it, ``[T, N]`` like ``reward``, from the bootstrap form
+    (the module docstring); a full one passes through, ``final_value`` spliced in if given."""
+    if final_value is None and next_value.shape == reward.shape:
+        return next_value
+    if final_value is not None:
+        if not isinstance(final_value, Tensor):
+            raise ValueError(f"{op}: final_value should be a torch.Tensor {list(reward.shape)}, "
+                             f"got {type(final_value).__name__}")
+        if final_value.shape != reward.shape:
+            raise ValueError(f"{op}: final_value should have reward's shape {list(reward.shape)} "
+                             f"(read only where truncated), got {list(final_value.shape)}")
+        final_value = final_value.detach()
+    full = next_value
+    if next_value.shape != reward.shape:
+        boot = next_value[None] if next_value.shape == reward.shape[1:] else next_value
+        if boot.shape != (1, *reward.shape[1:]):
+            raise ValueError(f"{op}: next_value should be {list(reward.shape)} (every step) or "
+                             f"{list(reward.shape[1:])} (the value after the rollout's last step), "
+                             f"got {list(next_value.shape)}")
+        # Rows before the last are read only at cuts (or, with a value, inside episodes).
+        rest = value[1:] if value is not None else boot.new_zeros((reward.shape[0] - 1, *boot.shape[1:]))
+        full = torch.cat([rest, boot.to(rest.dtype)])
+    cut = truncated != 0
+    if reward.dim() == 3:
+        cut = cut[..., None]
+    if final_value is not None:
+        return torch.where(cut, final_value.to(full.dtype), full)
+    if next_value.shape != reward.shape and bool(cut.any()):
+        raise ValueError(f"{op}: {int(cut.sum())} truncated step(s) bootstrap from the value of "
+                         f"their final observation, which a [N] next_value does not hold; pass "
+                         f"final_value=[T, N] (V of those final observations, read only where "
+                         f"truncated), or a full [T, N] next_value")
+    return full
+
+
 _REWARD_VALUES = ("reward", "value", "next_value", "terminated", "truncated")
 _REWARD_NEXT = ("reward", "next_value", "terminated", "truncated")
 _OFF_POLICY = ("log_rho", "reward", "value", "next_value", "terminated", "truncated")
 
 
 def gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
-        truncated: Tensor, gamma: float = 0.99, lmbda: float = 0.95) -> tuple[Tensor, Tensor]:
+        truncated: Tensor, gamma: float = 0.99, lmbda: float = 0.95, *,
+        final_value: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
     """Generalized advantage estimation (Schulman et al., https://arxiv.org/abs/1506.02438).
 
     ``delta_t = r_t + gamma * (0 if terminated_t else next_value_t) - value_t`` and
@@ -70,37 +115,47 @@ def gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
     Args:
         reward: ``[T, N]`` or ``[T, N, m]`` rewards.
         value: ``V(o_t)``, same shape and dtype as ``reward``.
-        next_value: ``V(o_{t+1})`` (final observation at episode ends), same shape as ``reward``.
+        next_value: ``V(o_{t+1})`` (final observation at episode ends), same shape as
+            ``reward``; or ``[N]``, the value after the rollout (module docstring).
         terminated: ``[T, N]`` true terminals.
         truncated: ``[T, N]`` time-limit cuts.
         gamma: discount in [0, 1].
         lmbda: GAE lambda in [0, 1]; 1 gives Monte-Carlo advantages, 0 the one-step TD error.
+        final_value: ``[T, N]``, V of each truncated step's final observation (read only where
+            ``truncated``).
 
     Returns:
         ``(advantage, value_target)``, both shaped like ``reward``; ``value_target = A + value``.
     """
     reward, value, next_value, terminated, truncated = _inputs(
         "gae", _REWARD_VALUES, reward, value, next_value, terminated, truncated)
+    if final_value is not None or next_value.shape != reward.shape:
+        next_value = _full_next_value("gae", reward, value, next_value, truncated, final_value)
     return _ops.gae(reward, value, next_value, terminated, truncated, gamma, lmbda)
 
 
 def discounted_return(reward: Tensor, next_value: Tensor, terminated: Tensor, truncated: Tensor,
-                      gamma: float = 0.99) -> Tensor:
+                      gamma: float = 0.99, *, final_value: Optional[Tensor] = None) -> Tensor:
     """Discounted return to the end of each episode, bootstrapped where it is cut.
 
     ``G_t = r_t + gamma * (0 if terminated_t else next_value_t if cut_t else G_{t+1})``.
 
     Args:
         reward: ``[T, N]`` or ``[T, N, m]``.
-        next_value: same shape as ``reward``; read only where a step is truncated or last.
+        next_value: same shape as ``reward``; read only where a step is truncated or last. Or
+            ``[N]``, the value after the rollout, with ``final_value`` at the cuts.
         terminated, truncated: ``[T, N]``.
         gamma: discount in [0, 1].
+        final_value: ``[T, N]``, V of each truncated step's final observation.
 
     Returns:
         ``[T, N]`` (or ``[T, N, m]``) returns.
     """
     reward, next_value, terminated, truncated = _inputs(
         "discounted_return", _REWARD_NEXT, reward, next_value, terminated, truncated)
+    if final_value is not None or next_value.shape != reward.shape:
+        next_value = _full_next_value("discounted_return", reward, None, next_value, truncated,
+                                      final_value)
     return _ops.discounted_return(reward, next_value, terminated, truncated, gamma)
 
 
@@ -169,7 +224,8 @@ def nstep_return(reward: Tensor, terminated: Tensor, truncated: Tensor, n: int =
 def nstep_gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
               truncated: Tensor, n: int = 5, gamma: float = 0.99, lmbda: float = 0.95, *,
               floating: bool = False, uniform: Optional[Tensor] = None,
-              generator: Optional[torch.Generator] = None) -> tuple[Tensor, Tensor, Tensor]:
+              generator: Optional[torch.Generator] = None,
+              final_value: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Tensor]:
     """The n-step-GAE credit: a lambda-return truncated after ``k`` steps (SPEC 4.2).
 
     With the windows of :func:`nstep_return`, ``A^(k)_t = sum_{l<k_eff} (gamma lmbda)^l delta_{t+l}``,
@@ -180,9 +236,11 @@ def nstep_gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Ten
     k-step return.
 
     Args:
-        reward, value, next_value: ``[T, N]`` or ``[T, N, m]``, same shape and dtype.
+        reward, value, next_value: ``[T, N]`` or ``[T, N, m]``, same shape and dtype
+            (``next_value`` may be ``[N]``, with ``final_value``, as in :func:`gae`).
         terminated, truncated: ``[T, N]``.
         n, gamma, lmbda, floating, uniform, generator: as in :func:`nstep_return`.
+        final_value: as in :func:`gae`.
 
     Returns:
         ``(C, D, boot)`` shaped as in :func:`nstep_return`.
@@ -191,6 +249,8 @@ def nstep_gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Ten
         "nstep_gae", (*_REWARD_VALUES, "uniform"), reward, value, next_value, terminated, truncated,
         *([uniform] if uniform is not None else []))
     uniform = rest[0] if rest else None
+    if final_value is not None or next_value.shape != reward.shape:
+        next_value = _full_next_value("nstep_gae", reward, value, next_value, truncated, final_value)
     u = _uniform(reward, floating, uniform, generator)
     return _ops.nstep_gae(reward, value, next_value, terminated, truncated, u, n, gamma, lmbda)
 
@@ -199,7 +259,8 @@ def nstep_gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Ten
 
 def vtrace(log_rho: Tensor, reward: Tensor, value: Tensor, next_value: Tensor,
            terminated: Tensor, truncated: Tensor, gamma: float = 0.99, rho_bar: float = 1.0,
-           c_bar: float = 1.0, lmbda: float = 1.0) -> tuple[Tensor, Tensor]:
+           c_bar: float = 1.0, lmbda: float = 1.0, *,
+           final_value: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
     """V-trace targets and policy-gradient advantages for data another (or an older) policy
     collected (Espeholt et al. 2018, https://arxiv.org/abs/1802.01561).
 
@@ -215,15 +276,19 @@ def vtrace(log_rho: Tensor, reward: Tensor, value: Tensor, next_value: Tensor,
         log_rho: ``[T, N]`` log importance ratios ``log pi(a_t|o_t) - log mu(a_t|o_t)``; -inf is
             allowed (a ratio of 0), NaN is not.
         reward, value: ``[T, N]``; ``value`` is ``V(o_t)``.
-        next_value: ``[T, N]``, ``V(o_{t+1})``, the final observation's where an episode was cut.
+        next_value: ``[T, N]``, ``V(o_{t+1})``, the final observation's where an episode was cut;
+            or ``[N]`` with ``final_value``, as in :func:`gae`.
         terminated, truncated: ``[T, N]`` flags, kept apart.
         gamma: discount in [0, 1]; rho_bar, c_bar: clipping thresholds > 0; lmbda in [0, 1].
+        final_value: as in :func:`gae`.
 
     Returns:
         ``(vs, pg_advantage)``, both like ``reward``; targets, not differentiable.
     """
     log_rho, reward, value, next_value, terminated, truncated = _inputs(
         "vtrace", _OFF_POLICY, log_rho, reward, value, next_value, terminated, truncated)
+    if final_value is not None or next_value.shape != reward.shape:
+        next_value = _full_next_value("vtrace", reward, value, next_value, truncated, final_value)
     return _ops.vtrace(log_rho, reward, value, next_value, terminated, truncated, gamma, rho_bar,
                        c_bar, lmbda)
 

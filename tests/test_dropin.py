@@ -217,3 +217,54 @@ def test_add_with_infos_refuses_what_it_cannot_handle():
     assert len(buf) == 0 and buf.pending_steps == 0
     buf.add(**step, infos={}, autoreset_mode="disabled")  # you reset yourself: stored as given
     assert len(buf) == 1 and torch.equal(buf.sample(1).next_obs, torch.ones(1, 2))
+
+
+@pytest.mark.parametrize("heads", [(), (2,)])
+@pytest.mark.parametrize("form", ["[N]", "[1, N]"])
+def test_returns_take_the_bootstrap_value_and_final_values(heads, form):
+    gen = torch.Generator().manual_seed(0)
+    T, N = 9, 3
+    reward, value = torch.randn(T, N, *heads, generator=gen), torch.randn(T, N, *heads, generator=gen)
+    log_rho = torch.randn(T, N, generator=gen)
+    terminated = torch.zeros(T, N, dtype=torch.bool)
+    truncated = torch.zeros(T, N, dtype=torch.bool)
+    terminated[2, 0], truncated[4, 1], truncated[T - 1, 2] = True, True, True
+    final_value = torch.randn(T, N, *heads, generator=gen)
+    boot = torch.randn(N, *heads, generator=gen)
+    given = boot if form == "[N]" else boot[None]
+    cut = truncated[..., None] if heads else truncated
+    full = torch.where(cut, final_value, torch.cat([value[1:], boot[None]]))
+    for ours, theirs in (
+            (returns.gae(reward, value, given, terminated, truncated, final_value=final_value),
+             returns.gae(reward, value, full, terminated, truncated)),
+            (returns.discounted_return(reward, given, terminated, truncated, final_value=final_value),
+             returns.discounted_return(reward, full, terminated, truncated)),
+            (returns.nstep_gae(reward, value, given, terminated, truncated, n=3, final_value=final_value),
+             returns.nstep_gae(reward, value, full, terminated, truncated, n=3))):
+        for a, b in zip(ours, theirs) if isinstance(ours, tuple) else ((ours, theirs),):
+            assert torch.equal(a, b)
+    if not heads:
+        assert all(torch.equal(a, b) for a, b in zip(
+            returns.vtrace(log_rho, reward, value, given, terminated, truncated, final_value=final_value),
+            returns.vtrace(log_rho, reward, value, full, terminated, truncated)))
+    # final_value is spliced into a full next_value too.
+    assert torch.equal(returns.gae(reward, value, torch.cat([value[1:], boot[None]]), terminated,
+                                   truncated, final_value=final_value)[0],
+                       returns.gae(reward, value, full, terminated, truncated)[0])
+
+
+def test_a_bootstrap_value_without_final_values_refuses_truncations():
+    T, N = 6, 2
+    reward, value = torch.randn(T, N), torch.randn(T, N)
+    none = torch.zeros(T, N, dtype=torch.bool)
+    cut = none.clone()
+    cut[2, 1] = True
+    returns.gae(reward, value, torch.randn(N), none, none)  # no cut: nothing is missing
+    with pytest.raises(ValueError, match=r"gae: 1 truncated step\(s\).*final_value"):
+        returns.gae(reward, value, torch.randn(N), none, cut)
+    with pytest.raises(ValueError, match=r"next_value should be \[6, 2\] \(every step\) or \[2\]"):
+        returns.gae(reward, value, torch.randn(3), none, none)
+    with pytest.raises(ValueError, match=r"final_value should have reward's shape \[6, 2\]"):
+        returns.gae(reward, value, torch.randn(N), none, cut, final_value=torch.randn(N))
+    with pytest.raises(ValueError, match="final_value should be a torch.Tensor"):
+        returns.discounted_return(reward, torch.randn(N), none, cut, final_value=np.zeros((T, N)))

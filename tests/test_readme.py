@@ -24,3 +24,18 @@ def test_agent_snippet_runs(tmp_path, monkeypatch):
     namespace = {}
     exec(compile(block, "README.md agents", "exec"), namespace)
     assert namespace["agent"].steps >= 20_000 and (tmp_path / "ppo.pt").exists()
+
+
+def test_own_loop_snippets_run(tmp_path, monkeypatch):
+    text = README.read_text()
+    section = re.search(r"## Use pyrl in your own loop\n(.*?)\n## ", text, re.S).group(1)
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(blocks[0], "README.md own-loop PPO", "exec"), namespace)
+    assert namespace["truncated"].any(), "the PPO snippet should meet time-limit cuts"
+    assert namespace["advantages"].shape == (64, 4)
+    exec(compile(blocks[1], "README.md own-loop DDPG", "exec"), namespace)
+    rb = namespace["rb"]  # 600 steps of 2 envs: two 200-step episodes each, the resets left out
+    assert rb.episodes()["length"].tolist() == [200] * 4 and rb.pending_steps == 2 * 198
