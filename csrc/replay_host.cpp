@@ -11,6 +11,7 @@
 #include <torch/csrc/utils/pybind.h>
 #include <torch/csrc/utils/tensor_numpy.h>
 
+#include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
 
 #include <mutex>
@@ -69,28 +70,161 @@ class ReplayHost {
   // `skip`: None, or [N] bools of the envs whose step is not stored (NEXT_STEP resets).
   bool add(py::handle obs, py::handle next_obs, py::handle reward, py::handle terminated,
            py::handle truncated, const py::dict& fields, py::handle skip) {
+    bool filled = false;
+    if (add_in_place(obs, next_obs, reward, terminated, truncated, fields, skip, filled)) {
+      return filled;
+    }
     Tensors step, final_obs;
     const int64_t envs = observations("add", "obs", obs, -1, step);
     TORCH_CHECK_VALUE(envs >= 1, "ReplayBuffer.add: obs should hold at least one environment, "
                                  "got 0 rows");
     observations("add", "next_obs", next_obs, envs, final_obs);
-    bool complete = static_cast<int64_t>(py::len(fields)) ==
-                    static_cast<int64_t>(columns_.size()) - obs_columns_ - 1;
-    for (size_t i = obs_columns_; complete && i + 1 < columns_.size(); ++i) {
-      complete = fields.contains(names_[i].c_str());
-    }
-    if (!complete) field_mismatch(fields);
+    check_fields(fields);
     for (size_t i = obs_columns_; i + 1 < columns_.size(); ++i) {
       step.push_back(rows("add", names_[i], fields[names_[i].c_str()], i, envs));
     }
     step.push_back(rows("add", "reward", reward, columns_.size() - 1, envs));
-    const at::Tensor term = flags("terminated", terminated, envs);
-    const at::Tensor trunc = flags("truncated", truncated, envs);
+    const at::Tensor term = flags("terminated", terminated, envs).ne(0).contiguous();
+    const at::Tensor trunc = flags("truncated", truncated, envs).ne(0).contiguous();
     std::optional<at::Tensor> skipped;
     if (!skip.is_none()) skipped = flags("skip", skip, envs).ne(0).contiguous();
     py::gil_scoped_release release;
     std::lock_guard<std::recursive_mutex> lock(mutex_);
-    if (!stage_length_.defined()) {  // the first step: one stage per environment
+    ensure_stage(envs);
+    filled = stage_fills(envs, term.const_data_ptr<bool>(), trunc.const_data_ptr<bool>(),
+                         skipped ? skipped->const_data_ptr<bool>() : nullptr);
+    replay_add_cpu(state_, columns_, stage_, stage_length_, step, final_obs, term, trunc,
+                   config_, skipped);
+    return filled;
+  }
+
+  // The common case read in place: every value a C-contiguous numpy array or contiguous CPU
+  // tensor of its column's dtype and shape (float64 into a float32 column converted in a plain
+  // loop), bool flags. No tensor is made for any of them: at a few µs per step, making six
+  // would cost more than the copy. Returns false, having changed nothing, when a value does not
+  // qualify; the general path then converts it or names what is wrong.
+  bool add_in_place(py::handle obs, py::handle next_obs, py::handle reward, py::handle terminated,
+                    py::handle truncated, const py::dict& fields, py::handle skip, bool& filled) {
+    const size_t count = columns_.size();
+    c10::SmallVector<py::handle, 8> values, finals;
+    if (!gather_observations(obs, values) || !gather_observations(next_obs, finals)) return false;
+    if (static_cast<int64_t>(py::len(fields)) != static_cast<int64_t>(count) - obs_columns_ - 1) {
+      return false;
+    }
+    for (size_t i = obs_columns_; i + 1 < count; ++i) {
+      PyObject* value = PyDict_GetItemString(fields.ptr(), names_[i].c_str());  // borrowed
+      if (value == nullptr) return false;
+      values.push_back(value);
+    }
+    values.push_back(reward);
+    int64_t envs = -1;
+    c10::SmallVector<const uint8_t*, 8> step, final_obs;
+    std::vector<std::vector<float>> converted;  // per call: another thread may add meanwhile
+    for (size_t i = 0; i < count; ++i) {
+      step.push_back(in_place(values[i], i, envs, converted));
+      if (step.back() == nullptr) return false;
+    }
+    for (size_t i = 0; i < static_cast<size_t>(obs_columns_); ++i) {
+      final_obs.push_back(in_place(finals[i], i, envs, converted));
+      if (final_obs.back() == nullptr) return false;
+    }
+    const bool* term = bool_flags(terminated, envs);
+    const bool* trunc = bool_flags(truncated, envs);
+    const bool* skipping = skip.is_none() ? nullptr : bool_flags(skip, envs);
+    if (envs < 1 || term == nullptr || trunc == nullptr || (!skip.is_none() && !skipping)) {
+      return false;
+    }
+    py::gil_scoped_release release;
+    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    ensure_stage(envs);
+    filled = stage_fills(envs, term, trunc, skipping);
+    replay_add_rows(state_, columns_, stage_, stage_length_, step.data(), final_obs.data(), term,
+                    trunc, skipping, config_);
+    return true;
+  }
+
+  // The observation values of `value` (one array, or a dict by observation name), or false.
+  bool gather_observations(py::handle value, c10::SmallVector<py::handle, 8>& out) const {
+    if (!py::isinstance<py::dict>(value)) {
+      if (obs_columns_ != 1) return false;
+      out.push_back(value);
+      return true;
+    }
+    if (static_cast<int64_t>(PyDict_Size(value.ptr())) != obs_columns_) return false;
+    for (int64_t i = 0; i < obs_columns_; ++i) {
+      PyObject* item = PyDict_GetItemString(value.ptr(), names_[i].c_str());  // borrowed
+      if (item == nullptr) return false;
+      out.push_back(item);
+    }
+    return true;
+  }
+
+  // The bytes of `value` as [envs, *row] rows of column i, read in place, or nullptr. `envs`
+  // is set by the first value (-1 before).
+  const uint8_t* in_place(py::handle value, size_t i, int64_t& envs,
+                          std::vector<std::vector<float>>& converted) const {
+    const at::Tensor& column = columns_[i];
+    const auto row = column.sizes().slice(1);
+    const void* data = nullptr;
+    at::ScalarType type;
+    c10::SmallVector<int64_t, 6> shape;
+    if (THPVariable_Check(value.ptr())) {
+      const at::Tensor& t = THPVariable_Unpack(value.ptr());
+      if (!t.device().is_cpu() || !t.is_contiguous()) return nullptr;
+      data = t.const_data_ptr();
+      type = t.scalar_type();
+      shape.assign(t.sizes().begin(), t.sizes().end());
+    } else if (py::isinstance(value, ndarray_)) {
+      const auto array = py::reinterpret_borrow<py::array>(value);
+      if (!(array.flags() & py::array::c_style)) return nullptr;
+      const int num = array.dtype().num();
+      if (num == py::detail::npy_api::NPY_DOUBLE_) {
+        type = at::kDouble;
+      } else if (num == py::detail::npy_api::NPY_FLOAT_) {
+        type = at::kFloat;
+      } else if (num == py::detail::npy_api::NPY_BOOL_) {
+        type = at::kBool;
+      } else {
+        return nullptr;  // the general path knows the other dtypes
+      }
+      data = array.data();
+      shape.assign(array.shape(), array.shape() + array.ndim());
+    } else {
+      return nullptr;
+    }
+    bool same = static_cast<int64_t>(shape.size()) == column.dim() && !shape.empty() &&
+                (envs < 0 || shape[0] == envs);
+    for (size_t d = 0; same && d < row.size(); ++d) same = shape[d + 1] == row[d];
+    if (!same) return nullptr;
+    envs = shape[0];
+    if (type == column.scalar_type()) return static_cast<const uint8_t*>(data);
+    if (type != at::kDouble || column.scalar_type() != at::kFloat) return nullptr;
+    int64_t numel = 1;
+    for (int64_t d : shape) numel *= d;
+    const double* src = static_cast<const double*>(data);
+    converted.emplace_back(src, src + numel);  // double -> float, element by element
+    return reinterpret_cast<const uint8_t*>(converted.back().data());
+  }
+
+  // `value` as [envs] bools read in place (a bool array or tensor), or nullptr.
+  const bool* bool_flags(py::handle value, int64_t envs) const {
+    if (THPVariable_Check(value.ptr())) {
+      const at::Tensor& t = THPVariable_Unpack(value.ptr());
+      const bool fits = t.device().is_cpu() && t.scalar_type() == at::kBool && t.dim() == 1 &&
+                        t.size(0) == envs && t.is_contiguous();
+      return fits ? t.const_data_ptr<bool>() : nullptr;
+    }
+    if (!py::isinstance(value, ndarray_)) return nullptr;
+    const auto array = py::reinterpret_borrow<py::array>(value);
+    const bool fits = (array.flags() & py::array::c_style) &&
+                      array.dtype().num() == py::detail::npy_api::NPY_BOOL_ && array.ndim() == 1 &&
+                      array.shape(0) == envs;
+    return fits ? static_cast<const bool*>(array.data()) : nullptr;
+  }
+
+  // The per-environment stage, allocated at the first step (call with the mutex held).
+  void ensure_stage(int64_t envs) {
+    if (!stage_length_.defined()) {
       for (const auto& column : columns_) {
         auto shape = column.sizes().vec();
         shape[0] = horizon_;
@@ -101,18 +235,28 @@ class ReplayHost {
     }
     TORCH_CHECK_VALUE(stage_length_.size(0) == envs, "ReplayBuffer.add: obs has ", envs,
                       " environments, but earlier steps had ", stage_length_.size(0));
-    bool filled = false;
+  }
+
+  // Whether a stage fills up at this step with neither flag set (call with the mutex held).
+  bool stage_fills(int64_t envs, const bool* term, const bool* trunc, const bool* skipping) const {
     const int64_t* length = stage_length_.const_data_ptr<int64_t>();
-    const bool* skipping = skipped ? skipped->const_data_ptr<bool>() : nullptr;
-    for (int64_t e = 0; e < envs && !filled; ++e) {
-      if (length[e] == horizon_ - 1 && !(skipping && skipping[e])) {  // rare: only then are the flags read
-        filled = !term[e].item().toBool() && !trunc[e].item().toBool();
+    for (int64_t e = 0; e < envs; ++e) {
+      if (length[e] == horizon_ - 1 && !(skipping && skipping[e]) && !term[e] && !trunc[e]) {
+        return true;
       }
     }
-    replay_add_cpu(state_, columns_, stage_, stage_length_, step, final_obs, term, trunc,
-                   config_, skipped);
-    return filled;
+    return false;
   }
+
+  void check_fields(const py::dict& fields) const {
+    bool complete = static_cast<int64_t>(py::len(fields)) ==
+                    static_cast<int64_t>(columns_.size()) - obs_columns_ - 1;
+    for (size_t i = obs_columns_; complete && i + 1 < columns_.size(); ++i) {
+      complete = fields.contains(names_[i].c_str());
+    }
+    if (!complete) field_mismatch(fields);
+  }
+
 
   void add_episode(const Tensors& values, bool terminated) {
     py::gil_scoped_release release;
@@ -285,7 +429,7 @@ class ReplayHost {
       TORCH_CHECK_VALUE(castable(t.scalar_type(), column.scalar_type()), "ReplayBuffer.", where,
                         ": ", name, " should be ", dtype_text(column.scalar_type()),
                         " (or convert to it within its kind), got ", dtype_text(t.scalar_type()));
-      t = t.to(column.scalar_type());
+      t = converted(t, column.scalar_type());
     }
     const auto row_shape = column.sizes().slice(1);
     bool same = t.dim() == column.dim() && (count < 0 || t.size(0) == count);
@@ -297,6 +441,22 @@ class ReplayHost {
                         shape_text(want), ", got ", shape_text(t.sizes()));
     }
     return t.detach();
+  }
+
+  // `t` in `type`. gymnasium's float64 rewards and observations meet float32 columns at every
+  // step: a small contiguous one converts in a plain loop, where a dispatched .to() would cost
+  // more than the rest of the add.
+  static at::Tensor converted(const at::Tensor& t, at::ScalarType type) {
+    constexpr int64_t kSmall = 4096;
+    if (t.scalar_type() == at::kDouble && type == at::kFloat && t.is_contiguous() &&
+        t.numel() <= kSmall) {
+      at::Tensor out = at::empty(t.sizes(), at::TensorOptions().dtype(at::kFloat));
+      const double* src = t.const_data_ptr<double>();
+      float* dst = out.mutable_data_ptr<float>();
+      for (int64_t i = 0; i < t.numel(); ++i) dst[i] = static_cast<float>(src[i]);
+      return out;
+    }
+    return t.to(type);
   }
 
   at::Tensor flags(const char* name, py::handle value, int64_t envs) {

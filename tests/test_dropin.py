@@ -268,3 +268,34 @@ def test_a_bootstrap_value_without_final_values_refuses_truncations():
         returns.gae(reward, value, torch.randn(N), none, cut, final_value=torch.randn(N))
     with pytest.raises(ValueError, match="final_value should be a torch.Tensor"):
         returns.discounted_return(reward, torch.randn(N), none, cut, final_value=np.zeros((T, N)))
+
+
+def test_numpy_steps_read_in_place_store_what_the_general_path_stores():
+    # Arrays of the columns' dtypes (and float64 into float32) are read in place; lists, ints
+    # and other dtypes take the converting path. Both must store the same bytes.
+    spec = {"observation": (3,), "achieved_goal": (2,), "desired_goal": (2,),
+            "action": ((2,), torch.int64)}
+    rng = np.random.default_rng(0)
+    fast, general = (replay.ReplayBuffer(64, spec, seed=1, max_episode_steps=5) for _ in range(2))
+    for step in range(12):
+        obs = {k: rng.standard_normal((2, *s)) for k, s in (("observation", (3,)),
+                                                             ("achieved_goal", (2,)),
+                                                             ("desired_goal", (2,)))}
+        nxt = {k: v + 1 for k, v in obs.items()}
+        action = rng.integers(0, 5, (2, 2))
+        reward = rng.standard_normal(2)                      # float64, as gymnasium gives it
+        term, trunc = np.array([step % 4 == 3, False]), np.array([False, step % 6 == 5])
+        fast.add(obs={k: v.astype(np.float32) for k, v in obs.items()},
+                 next_obs={k: v.astype(np.float32) for k, v in nxt.items()}, reward=reward,
+                 terminated=term, truncated=trunc, action=action)
+        general.add(obs={k: v.astype(np.float32).tolist() for k, v in obs.items()},
+                    next_obs={k: v.astype(np.float32).tolist() for k, v in nxt.items()},
+                    reward=reward.astype(np.float32).tolist(), terminated=term.astype(np.int64),
+                    truncated=trunc.tolist(), action=action.tolist())
+    a, b = fast.state_dict(), general.state_dict()
+    for key in ("row_episode", "episodes", "counters", "sum_tree", "stage_length"):
+        assert torch.equal(a[key], b[key]), key
+    for name in a["columns"]:
+        assert torch.equal(a["columns"][name], b["columns"][name]), name
+        assert torch.equal(a["stage"][name], b["stage"][name]), name
+    assert fast.num_episodes >= 3

@@ -335,10 +335,12 @@ std::tuple<at::Tensor, at::Tensor> tree_sample_cpu(const at::Tensor& sum_tree,
 
 // ---- the replay buffer ops --------------------------------------------------------------------
 
-void replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList stage,
-                    const at::Tensor& stage_length, at::TensorList step, at::TensorList final_obs,
-                    const at::Tensor& terminated, const at::Tensor& truncated,
-                    at::ArrayRef<double> config_values, const std::optional<at::Tensor>& skip) {
+// The state-level checks of an add and the kernel call, on steps already checked against the
+// columns (by replay_add_cpu below, or by ReplayHost's numpy path).
+void replay_add_rows(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                     const at::Tensor& stage_length, const uint8_t* const* step,
+                     const uint8_t* const* final_obs, const bool* terminated,
+                     const bool* truncated, const bool* skip, at::ArrayRef<double> config_values) {
   constexpr const char* op = "pyrl::replay_add";
   Ring ring = ring_of(op, state);
   check_counters(op, ring);
@@ -347,11 +349,8 @@ void replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList
   RowBytes bytes, strides;
   const kernels::Columns cols =
       columns_of(op, columns, ring.capacity, config.obs_columns, data, bytes, strides);
-  TORCH_CHECK_VALUE(stage.size() == columns.size() && step.size() == columns.size() &&
-                        final_obs.size() == static_cast<size_t>(config.obs_columns),
-                    op, ": stage and step should have one entry per column (", columns.size(),
-                    ") and final_obs one per observation column (", config.obs_columns,
-                    "), got ", stage.size(), ", ", step.size(), " and ", final_obs.size());
+  TORCH_CHECK_VALUE(stage.size() == columns.size(), op, ": stage should have one entry per column (",
+                    columns.size(), "), got ", stage.size());
   rank(op, "stage_length", stage_length, 1, "1-D [N]");
   const int64_t envs = stage_length.size(0);
   check_tensor(op, "stage_length", stage_length, at::kLong, {envs});
@@ -359,13 +358,40 @@ void replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList
   TORCH_CHECK_VALUE(horizon >= 1 && horizon + 1 <= ring.capacity, op,
                     ": stage should hold between 1 and capacity - 1 = ", ring.capacity - 1,
                     " steps per environment, got ", horizon);
-  c10::SmallVector<at::Tensor, 8> step_data, final_data;
   for (size_t i = 0; i < columns.size(); ++i) {
     check_rows(op, "stage", i, stage[i], columns[i], {envs, horizon});
     TORCH_CHECK_VALUE(stage[i].is_contiguous(), op, ": stage[", i, "] should be contiguous");
+    stage_data.push_back(writable_bytes(stage[i]));
+  }
+  int64_t* length = writable<int64_t>(stage_length);
+  for (int64_t e = 0; e < envs; ++e) {
+    TORCH_CHECK_VALUE(length[e] >= 0 && length[e] < horizon, op, ": stage_length[", e,
+                      "] should be in [0, ", horizon, "), got ", length[e]);
+  }
+  kernels::replay_add_step(ring, config, cols, {envs, horizon, stage_data.data(), length},
+                           {step, final_obs, terminated, truncated, skip});
+}
+
+void replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                    const at::Tensor& stage_length, at::TensorList step, at::TensorList final_obs,
+                    const at::Tensor& terminated, const at::Tensor& truncated,
+                    at::ArrayRef<double> config_values, const std::optional<at::Tensor>& skip) {
+  constexpr const char* op = "pyrl::replay_add";
+  const double announced =
+      config_values.size() > kernels::kConfigObsColumns ? config_values[kernels::kConfigObsColumns] : 0;
+  TORCH_CHECK_VALUE(integral(announced) && announced >= 1 && announced < columns.size(), op,
+                    ": config obs_columns should be in [1, ", columns.size(), "), got ", announced);
+  const auto obs_columns = static_cast<size_t>(announced);
+  TORCH_CHECK_VALUE(step.size() == columns.size() && final_obs.size() == obs_columns, op,
+                    ": step should have one entry per column (", columns.size(),
+                    ") and final_obs one per observation column (", obs_columns, "), got ",
+                    step.size(), " and ", final_obs.size());
+  rank(op, "stage_length", stage_length, 1, "1-D [N]");
+  const int64_t envs = stage_length.size(0);
+  c10::SmallVector<at::Tensor, 8> step_data, final_data;
+  for (size_t i = 0; i < columns.size(); ++i) {
     check_rows(op, "step", i, step[i], columns[i], {envs});
     step_data.push_back(step[i].contiguous());
-    stage_data.push_back(writable_bytes(stage[i]));
     if (i < final_obs.size()) {
       check_rows(op, "final_obs", i, final_obs[i], columns[i], {envs});
       final_data.push_back(final_obs[i].contiguous());
@@ -374,18 +400,12 @@ void replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList
   const auto term = flags(op, "terminated", terminated, envs);
   const auto trunc = flags(op, "truncated", truncated, envs);
   const at::Tensor skipped = skip ? flags(op, "skip", *skip, envs) : at::Tensor();
-  int64_t* length = writable<int64_t>(stage_length);
-  for (int64_t e = 0; e < envs; ++e) {
-    TORCH_CHECK_VALUE(length[e] >= 0 && length[e] < horizon, op, ": stage_length[", e,
-                      "] should be in [0, ", horizon, "), got ", length[e]);
-  }
   c10::SmallVector<const uint8_t*, 8> step_bytes, final_bytes;
   for (const auto& s : step_data) step_bytes.push_back(static_cast<const uint8_t*>(s.const_data_ptr()));
   for (const auto& f : final_data) final_bytes.push_back(static_cast<const uint8_t*>(f.const_data_ptr()));
-  kernels::replay_add_step(ring, config, cols, {envs, horizon, stage_data.data(), length},
-                           {step_bytes.data(), final_bytes.data(), term.const_data_ptr<bool>(),
-                            trunc.const_data_ptr<bool>(),
-                            skipped.defined() ? skipped.const_data_ptr<bool>() : nullptr});
+  replay_add_rows(state, columns, stage, stage_length, step_bytes.data(), final_bytes.data(),
+                  term.const_data_ptr<bool>(), trunc.const_data_ptr<bool>(),
+                  skipped.defined() ? skipped.const_data_ptr<bool>() : nullptr, config_values);
 }
 
 void replay_add_episode_cpu(at::TensorList state, at::TensorList columns, at::TensorList values,

@@ -40,6 +40,13 @@ void replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList
                     const at::Tensor& terminated, const at::Tensor& truncated,
                     at::ArrayRef<double> config, const std::optional<at::Tensor>& skip);
 
+// replay_add_cpu's state checks and kernel call, for steps already checked against the columns
+// (ReplayHost's numpy path: raw pointers into the caller's arrays, no tensors made).
+void replay_add_rows(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                     const at::Tensor& stage_length, const uint8_t* const* step,
+                     const uint8_t* const* final_obs, const bool* terminated,
+                     const bool* truncated, const bool* skip, at::ArrayRef<double> config);
+
 void replay_add_episode_cpu(at::TensorList state, at::TensorList columns, at::TensorList values,
                             bool terminated, at::ArrayRef<double> config);
 
