@@ -32,7 +32,7 @@ def build(steps: int, hidden: int, seed: int = 0):
     episodes = steps // EPISODE
     buf = replay.ReplayBuffer(episodes * (EPISODE + 1), {"obs": (OBS,), "action": (ACT,)},
                               recurrent=replay.Recurrent((hidden,)), seed=seed,
-                              max_episode_steps=EPISODE)
+                              max_episode_steps=EPISODE, nstep=replay.NStep(1, 0.99))
     gen = torch.Generator().manual_seed(seed)
     obs = torch.randn(episodes, EPISODE + 1, OBS, generator=gen)
     action = torch.randn(episodes, EPISODE, ACT, generator=gen)

@@ -190,7 +190,8 @@ def _replay_sample_fake(state, columns, batch_size, rows, seed, call, config):
     next_obs = [c.new_empty((batch_size, *c.shape[1:])) for c in columns[:_obs_columns(config)]]
     return (ids, ids.clone(), reward.new_empty(batch_size, dtype=torch.float32),
             reward.new_empty((batch_size, *reward.shape[1:])), reward.new_empty(batch_size),
-            ids.clone(), ids.clone(), fields, next_obs)
+            ids.clone(), ids.clone(), fields, next_obs, ids.clone(),
+            ids.new_empty(batch_size, dtype=torch.bool))
 
 
 @torch.library.register_fake("pyrl::replay_check")
@@ -221,17 +222,18 @@ def _replay_gather_windows_fake(state, columns, start, steps, obs_columns, n, ga
               for i, c in enumerate(columns[:-1])]
     return (fields, start.new_empty((count, steps), dtype=torch.bool),
             reward.new_empty((count, steps, *reward.shape[1:])), reward.new_empty((count, steps)),
-            start.new_empty((count, steps)), start.new_empty(count))
+            start.new_empty((count, steps)), start.new_empty((count, steps), dtype=torch.bool),
+            start.new_empty(count))
 
 
 @torch.library.register_fake("pyrl::replay_sample_windows")
 def _replay_sample_windows_fake(state, columns, hidden, batch_size, steps, obs_columns, n, gamma,
                                 seed, call, beta, batch_max):
-    fields, mask, reward, discount, k, generation = _replay_gather_windows_fake(
+    fields, mask, reward, discount, k, terminated, generation = _replay_gather_windows_fake(
         state, columns, generation_like(state, batch_size), steps, obs_columns, n, gamma)
     return (generation.new_empty(batch_size), generation.new_empty(batch_size, dtype=torch.float32),
             hidden.new_empty((batch_size, *hidden.shape[1:])), fields, mask, reward, discount, k,
-            generation)
+            terminated, generation)
 
 
 def generation_like(state, count):

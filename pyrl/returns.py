@@ -66,8 +66,9 @@ def _full_next_value(op: str, reward: Tensor, value: Optional[Tensor], next_valu
                      truncated: Tensor, final_value: Optional[Tensor]) -> Tensor:
     """``next_value`` as the ops take it, ``[T, N]`` like ``reward``, from the bootstrap form
     (the module docstring); a full one passes through, ``final_value`` spliced in if given."""
-    if final_value is None and next_value.shape == reward.shape:
-        return next_value
+    bootstrap_shapes = (reward.shape[1:], (1, *reward.shape[1:]))
+    if final_value is None and next_value.shape not in bootstrap_shapes:
+        return next_value  # the full form, or a shape the op itself names
     if final_value is not None:
         if not isinstance(final_value, Tensor):
             raise ValueError(f"{op}: final_value should be a torch.Tensor {list(reward.shape)}, "
@@ -77,7 +78,7 @@ def _full_next_value(op: str, reward: Tensor, value: Optional[Tensor], next_valu
                              f"(read only where truncated), got {list(final_value.shape)}")
         final_value = final_value.detach()
     full = next_value
-    if next_value.shape != reward.shape:
+    if next_value.shape != reward.shape and next_value.shape in bootstrap_shapes:
         boot = next_value[None] if next_value.shape == reward.shape[1:] else next_value
         if boot.shape != (1, *reward.shape[1:]):
             raise ValueError(f"{op}: next_value should be {list(reward.shape)} (every step) or "

@@ -262,8 +262,8 @@ def test_a_bootstrap_value_without_final_values_refuses_truncations():
     returns.gae(reward, value, torch.randn(N), none, none)  # no cut: nothing is missing
     with pytest.raises(ValueError, match=r"gae: 1 truncated step\(s\).*final_value"):
         returns.gae(reward, value, torch.randn(N), none, cut)
-    with pytest.raises(ValueError, match=r"next_value should be \[6, 2\] \(every step\) or \[2\]"):
-        returns.gae(reward, value, torch.randn(3), none, none)
+    with pytest.raises(RuntimeError, match=r"next_value should have reward's shape \[6, 2\]"):
+        returns.gae(reward, value, torch.randn(3), none, none)  # neither form: the op names it
     with pytest.raises(ValueError, match=r"final_value should have reward's shape \[6, 2\]"):
         returns.gae(reward, value, torch.randn(N), none, cut, final_value=torch.randn(N))
     with pytest.raises(ValueError, match="final_value should be a torch.Tensor"):
@@ -299,3 +299,24 @@ def test_numpy_steps_read_in_place_store_what_the_general_path_stores():
         assert torch.equal(a["columns"][name], b["columns"][name]), name
         assert torch.equal(a["stage"][name], b["stage"][name]), name
     assert fast.num_episodes >= 3
+
+
+def test_no_silent_gamma():
+    with pytest.raises(ValueError, match="gamma is required"):
+        replay.NStep(3)
+    episode = dict(obs=torch.arange(7.0)[:, None], reward=torch.ones(6))
+    plain = replay.ReplayBuffer(40, {"obs": (1,)}, seed=0)
+    plain.add_episode(**episode, terminated=True)
+    batch = plain.sample(64)
+    assert "discount" not in batch and batch.k.eq(1).all()
+    assert torch.equal(batch.terminated, batch.index == 5)  # only the last step ends the episode
+    with pytest.raises(AttributeError, match=r"gamma \*\* batch.k \* ~batch.terminated"):
+        batch.discount
+    for gamma in (0.9, 0.0):
+        buf = replay.ReplayBuffer(40, {"obs": (1,)}, seed=0, nstep=replay.NStep(3, gamma))
+        buf.add_episode(**episode, terminated=True)
+        batch = buf.sample(64)
+        assert torch.equal(batch.k, torch.clamp(6 - batch.index, max=3))
+        assert torch.equal(batch.terminated, batch.index + batch.k == 6)
+        want = torch.where(batch.terminated, 0.0, gamma ** batch.k.double()).float()
+        assert torch.allclose(batch.discount, want)

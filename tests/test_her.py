@@ -78,9 +78,11 @@ def sample_rows(buf, rows, her_draw=None, floating=None):
     call = call_drawing(buf, rows.tolist(), her_draw, floating)
     out = torch.ops.pyrl.replay_sample(buf.storage.state, buf.storage.columns, rows.shape[0], rows,
                                        buf.seed, call, buf.op_config)
-    index, generation, weight, ret, discount, boot, her_row, fields, next_obs = out
+    index, generation, weight, ret, discount, boot, her_row, fields, next_obs, k, terminated = out
+    assert torch.equal(k, (boot - index) % buf.capacity)  # the window's steps, as drawn
     names = [f.name for f in buf.fields]
-    return dict(reward=ret, discount=discount, boot=boot, her_row=her_row,
+    return dict(reward=ret, discount=discount, boot=boot, her_row=her_row, k=k,
+                terminated=terminated,
                 goal=fields[names.index("desired_goal")],
                 goal_boot=next_obs[names.index("desired_goal")])
 
@@ -253,7 +255,8 @@ def test_terminal_callable_and_warning():
     her = batch.is_her
     done = reached(batch.next_obs["achieved_goal"][her], batch.obs["desired_goal"][her])
     assert done.any() and (~done).any()
-    assert torch.equal(batch.discount[her], torch.where(done, 0.0, 0.99).to(batch.discount.dtype))
+    assert torch.equal(batch.terminated[her], done)  # the callable's ends are true terminals
+    assert "discount" not in batch  # the buffer was given no gamma: it shows none
     warned = goal_buffer(replay.HER("future", 4, replay.sparse_l2(0.5)), seed=1)
     with pytest.warns(UserWarning, match="relabels terminated episodes without a terminal"):
         warned.sample(8)
@@ -386,6 +389,8 @@ def test_recompute_spec_table_twin():
         assert out["reward"].tolist() == [0.0, -1.5, -1.5, -1.5]
         assert out["discount"].tolist() == [0.0, 0.0, 0.125, 0.0 if terminated else 0.25]
         assert out["boot"].tolist() == [2, 4, 3, 6]
+        assert out["k"].tolist() == [1, 3, 3, 2]
+        assert out["terminated"].tolist() == [True, True, False, terminated]
 
 
 RECOMPUTE = {

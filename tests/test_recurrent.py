@@ -159,11 +159,12 @@ def test_two_layer_rnn_recompute_agrees_with_stepping(kind):
 # ---- the ops against the reference -----------------------------------------------------------
 
 def random_buffer(seed, capacity, reward_shape=(), reward_dtype=torch.float32, n_history=1,
-                  episodes=30):
+                  episodes=30, nstep=None):
     gen = torch.Generator().manual_seed(seed)
     buf = replay.ReplayBuffer(capacity, {"obs": (3,), "action": ((2,), torch.int64),
                                          "reward": (reward_shape, reward_dtype)},
-                              recurrent=replay.Recurrent((5,), n_history=n_history), seed=seed)
+                              recurrent=replay.Recurrent((5,), n_history=n_history), seed=seed,
+                              nstep=nstep)
     for _ in range(episodes):
         length = int(torch.randint(1, capacity // 3, (1,), generator=gen))
         buf.add_episode(obs=torch.randn(length + 1, 3, generator=gen),
@@ -192,8 +193,7 @@ def test_gather_sequences_matches_reference(seed, capacity, n_history):
     (0, 41, (), torch.float32, 1, 5), (1, 64, (2,), torch.float64, 3, 8),
     (2, 23, (), torch.float64, 5, 3), (3, 100, (3,), torch.float32, 2, 1)])
 def test_sample_sequences_matches_reference(seed, capacity, reward_shape, reward_dtype, n, steps):
-    buf = random_buffer(seed, capacity, reward_shape, reward_dtype)
-    buf.nstep = replay.NStep(n, gamma=0.9)
+    buf = random_buffer(seed, capacity, reward_shape, reward_dtype, nstep=replay.NStep(n, gamma=0.9))
     burn_in = 1 if steps > 1 else 0
     batch = buf.sample_sequences(40, length=steps - burn_in, burn_in=burn_in)
     table = buf.episodes()
@@ -326,7 +326,7 @@ def test_recalc_delta_refreshes_sampled_episodes_when_due():
 
 def test_step_adds_store_hidden_and_the_final_state():
     buf = replay.ReplayBuffer(50, {"obs": (2,), "action": (1,)}, recurrent=replay.Recurrent((3,)),
-                              seed=0, nstep=replay.NStep(3))
+                              seed=0, nstep=replay.NStep(3, gamma=0.99))
     hidden = torch.zeros(2, 3)
     for t in range(4):
         buf.add(obs=np.full((2, 2), t, np.float32), next_obs=np.full((2, 2), t + 1, np.float32),
@@ -344,7 +344,7 @@ def test_her_samples_carry_hidden_at_the_bootstrap_row():
     spec = {"observation": (2,), "achieved_goal": (2,), "desired_goal": (2,), "action": (1,)}
     buf = replay.ReplayBuffer(200, spec, recurrent=replay.Recurrent((4,)), seed=0,
                               her=replay.HER("future", 4, replay.sparse_l2(0.05)),
-                              nstep=replay.NStep(3, floating=True))
+                              nstep=replay.NStep(3, gamma=0.98, floating=True))
     gen = torch.Generator().manual_seed(0)
     for _ in range(6):
         obs = {k: torch.randn(9, 2, generator=gen) for k in spec if k != "action"}
@@ -467,21 +467,31 @@ def test_opcheck_sequence_ops():
 
 
 def test_host_and_dispatcher_routes_agree_and_empty_buffers_say_so():
-    buf = random_buffer(9, 80)
-    buf.nstep = replay.NStep(2, gamma=0.9)
+    buf = random_buffer(9, 80, nstep=replay.NStep(2, gamma=0.9))
     names = [n for n in buf.storage.names if n != "hidden"]
     columns = [buf.storage.column(n) for n in names]
     args = (buf.storage.state, columns, buf.storage.column("hidden"), 16, 5, 1, 2, 0.9,
             buf.storage.seed, buf.sample_calls, 0.0, False)
-    index, weight, hidden, fields, mask, ret, discount, k, generation = \
+    index, weight, hidden, fields, mask, ret, discount, k, terminated, generation = \
         torch.ops.pyrl.replay_sample_windows(*args)
     batch = buf.sample_sequences(16, length=4, burn_in=1)
     assert torch.equal(batch.index, index) and torch.equal(batch.hidden, hidden)
     assert torch.equal(batch.obs, fields[0]) and torch.equal(batch.action, fields[1])
     for key, value in (("mask", mask), ("reward", ret), ("discount", discount), ("k", k),
-                       ("generation", generation), ("weight", weight)):
+                       ("terminated", terminated), ("generation", generation), ("weight", weight)):
         assert torch.equal(batch[key], value), key
     torch.library.opcheck(torch.ops.pyrl.replay_sample_windows.default, args)
     empty = replay.ReplayBuffer(10, {"obs": (3,)}, recurrent=replay.Recurrent((2,)))
     with pytest.raises(ValueError, match="the buffer is empty"):
         empty.sample_sequences(2, 2)
+
+
+def test_sequence_terminals_do_not_depend_on_gamma():
+    # With gamma 0 every discount is 0: terminated then comes from the episode table, and must
+    # match what a buffer with another gamma (same data, same draws) reports.
+    a, b = (random_buffer(11, 90, nstep=replay.NStep(2, gamma)) for gamma in (0.5, 0.0))
+    x, y = a.sample_sequences(32, length=5), b.sample_sequences(32, length=5)
+    assert torch.equal(x.index, y.index) and x.terminated.any()
+    assert torch.equal(x.terminated, y.terminated)
+    assert torch.equal(x.terminated, (x.discount == 0) & x.mask)
+    assert "discount" not in random_buffer(11, 90).sample_sequences(4, length=2)

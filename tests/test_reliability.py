@@ -308,7 +308,7 @@ def test_edge_settings_are_capped_or_refused():
     with pytest.raises(ValueError, match=r"p_max <= 1e100"):
         replay.PER(p_max=1e308)
     with pytest.raises(ValueError, match=r"n should be an int in \[1, 2\^48\]"):
-        replay.NStep(n=2 ** 60)
+        replay.NStep(n=2 ** 60, gamma=0.9)
     with pytest.raises(ValueError, match=r"capacity should be an int >= 2 .* at most 2\^48"):
         replay.ReplayBuffer(2 ** 62, {"obs": (1,)})
     big_n = replay.ReplayBuffer(64, {"obs": (3,)}, nstep=replay.NStep(n=2 ** 40, gamma=0.9))

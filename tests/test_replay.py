@@ -625,7 +625,9 @@ def test_bad_per_settings(kwargs, match):
         replay.PER(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs, match", [(dict(n=0), "n should be"), (dict(gamma=1.5), "gamma")])
+@pytest.mark.parametrize("kwargs, match", [(dict(n=0, gamma=0.9), "n should be"),
+                                           (dict(n=3, gamma=1.5), "gamma"),
+                                           (dict(n=3), "gamma is required")])
 def test_bad_nstep_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         replay.NStep(**kwargs)

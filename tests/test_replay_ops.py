@@ -112,10 +112,10 @@ def test_host_and_dispatcher_agree():
 
     batch = buf.sample(16)
     out = ops.replay_sample(state, columns, 16, None, seed, calls, config)
-    index, generation, weight, reward, discount, boot, her_row, fields, next_obs = out
+    index, generation, weight, reward, discount, boot, her_row, fields, next_obs, k, terminated = out
     for key, value in dict(index=index, generation=generation, weight=weight, reward=reward,
                            discount=discount, boot=boot, obs=fields[0], action=fields[1],
-                           next_obs=next_obs[0]).items():
+                           next_obs=next_obs[0], k=k, terminated=terminated).items():
         assert torch.equal(batch[key], value), key
     td = torch.rand(16)
     mask = buf.update_priorities(batch.index, batch.generation, td)

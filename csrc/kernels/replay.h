@@ -129,6 +129,8 @@ struct SampleOut {
   T* discount;               // [count] gamma^k, 0 after a true terminal
   uint8_t* const* fields;    // per column except the reward, [count, row]
   uint8_t* const* next_obs;  // per observation column, [count, row]
+  int64_t* steps;            // [count] k: the window's steps (boot - index, mod C)
+  bool* terminal;            // [count] the window reaches a true terminal
 };
 
 // Draws `count` transitions and fills `out`; with `given_rows` the rows are read as given

@@ -75,6 +75,7 @@ struct RingWindow {
   int64_t steps;
   int64_t boot;
   double discount;  // gamma^steps, 0 when the window's last step is a true terminal
+  bool terminal;
 };
 
 RingWindow ring_window(const Ring& ring, int64_t row, int64_t t, const int64_t* record,
@@ -84,7 +85,7 @@ RingWindow ring_window(const Ring& ring, int64_t row, int64_t t, const int64_t* 
   const bool terminal = record[kEpisodeTerminated] != 0 && t + steps == length;
   const int64_t boot = row + steps;
   return {steps, boot >= ring.capacity ? boot - ring.capacity : boot,
-          terminal ? 0.0 : power(gamma, steps)};
+          terminal ? 0.0 : power(gamma, steps), terminal};
 }
 
 }  // namespace
@@ -238,6 +239,8 @@ int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const Replay
     const RingWindow w = ring_window(ring, row, t, record, k, config.gamma);
     out.boot[j] = w.boot;
     out.discount[j] = static_cast<T>(w.discount);
+    out.steps[j] = w.steps;
+    out.terminal[j] = w.terminal;
     if (her_row >= 0 && her.reward != kRewardStored) {
       __builtin_prefetch(achieved + w.boot * achieved_stride);
       __builtin_prefetch(achieved + her_row * achieved_stride);
@@ -276,6 +279,8 @@ int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const Replay
         const int64_t end = row + taken;
         out.boot[j] = end >= ring.capacity ? end - ring.capacity : end;
         out.discount[j] = T(0);
+        out.steps[j] = taken;
+        out.terminal[j] = true;
       }
       continue;
     }

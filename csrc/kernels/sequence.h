@@ -71,6 +71,7 @@ struct WindowsOut {
   T* reward;               // [count, steps, heads] n-step returns
   T* discount;             // [count, steps] gamma^k, 0 where the window reaches a true terminal
   int64_t* k;              // [count, steps] steps to the bootstrap position j + k
+  bool* terminal;          // [count, steps] the step's window reaches a true terminal
   int64_t* generation;     // [count] the owner of each start row
 };
 

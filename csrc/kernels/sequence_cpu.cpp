@@ -151,6 +151,7 @@ void gather_windows(const Ring& ring, const ColumnView* columns, int64_t column_
         std::fill(ret, ret + heads, T(0));
         out.discount[at] = T(0);
         out.k[at] = 0;
+        out.terminal[at] = false;
         continue;
       }
       const int64_t k = std::min({n, remaining - j, steps - j});
@@ -168,6 +169,7 @@ void gather_windows(const Ring& ring, const ColumnView* columns, int64_t column_
       const bool terminal = terminated && j + k == remaining;
       out.discount[at] = terminal ? T(0) : static_cast<T>(power(gamma, k));
       out.k[at] = k;
+      out.terminal[at] = terminal;
     }
   }
 }

@@ -476,6 +476,8 @@ SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int
   auto ret = reward.dim() == 2 ? at::empty({count, reward.size(1)}, reward.options())
                                : at::empty({count}, reward.options());
   auto discount = at::empty({count}, reward.options());
+  auto steps = at::empty({count}, ids);
+  auto terminal = at::empty({count}, ids.dtype(at::kBool));
   std::vector<at::Tensor> fields, next_obs;
   Pointers field_data, next_data;
   for (size_t i = 0; i + 1 < columns.size(); ++i) {
@@ -495,13 +497,15 @@ SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int
         index.mutable_data_ptr<int64_t>(),   generation.mutable_data_ptr<int64_t>(),
         weight.mutable_data_ptr<float>(),    boot.mutable_data_ptr<int64_t>(),
         her_row.mutable_data_ptr<int64_t>(), ret.mutable_data_ptr<scalar_t>(),
-        discount.mutable_data_ptr<scalar_t>(), field_data.data(), next_data.data()};
+        discount.mutable_data_ptr<scalar_t>(), field_data.data(), next_data.data(),
+        steps.mutable_data_ptr<int64_t>(), terminal.mutable_data_ptr<bool>()};
     bad = kernels::replay_sample<scalar_t>(ring, seed, call, config, cols, count, given, out);
   });
   TORCH_CHECK_VALUE(bad < 0, op, ": sample ", bad, " drew row ", index[bad].item<int64_t>(),
                     ", which is not a stored transition: the priority tree does not match the "
                     "episode table (ReplayBuffer.check() names what is broken)");
-  return {index, generation, weight, ret, discount, boot, her_row, fields, next_obs};
+  return {index, generation, weight, ret, discount, boot, her_row, fields, next_obs, steps,
+          terminal};
 }
 
 void replay_update_priorities_cpu(at::TensorList state, const at::Tensor& index,
@@ -589,7 +593,7 @@ TORCH_LIBRARY_FRAGMENT(pyrl, m) {
   m.def("replay_sample(Tensor[] state, Tensor[] columns, int batch_size, Tensor? rows, int seed, "
         "int call, float[] config) -> (Tensor index, Tensor generation, Tensor weight, "
         "Tensor reward, Tensor discount, Tensor boot, Tensor her_row, Tensor[] fields, "
-        "Tensor[] next_obs)");
+        "Tensor[] next_obs, Tensor k, Tensor terminated)");
   m.def("replay_update_priorities(Tensor(a!)[] state, Tensor index, Tensor generation, "
         "Tensor td_abs, float[] config, Tensor(b!) applied) -> ()");
   m.def("replay_check(Tensor[] state) -> Tensor report");

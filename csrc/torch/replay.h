@@ -33,7 +33,7 @@ bool rows_contiguous(const at::Tensor& column);
 
 using SampleResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
                                 at::Tensor, at::Tensor, std::vector<at::Tensor>,
-                                std::vector<at::Tensor>>;
+                                std::vector<at::Tensor>, at::Tensor, at::Tensor>;
 
 void replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList stage,
                     const at::Tensor& stage_length, at::TensorList step, at::TensorList final_obs,

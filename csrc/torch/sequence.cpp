@@ -129,20 +129,20 @@ at::Tensor replay_write_rows_cpu(at::TensorList state, const at::Tensor& column,
 }
 
 using WindowsResult = std::tuple<std::vector<at::Tensor>, at::Tensor, at::Tensor, at::Tensor,
-                                 at::Tensor, at::Tensor>;
+                                 at::Tensor, at::Tensor, at::Tensor>;
 
 // The checked column views and the allocated outputs of a window gather.
 struct Windows {
   c10::SmallVector<ColumnView, 8> views;
   std::vector<at::Tensor> fields;
   c10::SmallVector<uint8_t*, 8> field_data;
-  at::Tensor reward, discount, mask, k, generation;
+  at::Tensor reward, discount, mask, k, terminal, generation;
 
   template <typename T>
   kernels::WindowsOut<T> out() {
     return {field_data.data(), mask.mutable_data_ptr<bool>(), reward.mutable_data_ptr<T>(),
             discount.mutable_data_ptr<T>(), k.mutable_data_ptr<int64_t>(),
-            generation.mutable_data_ptr<int64_t>()};
+            terminal.mutable_data_ptr<bool>(), generation.mutable_data_ptr<int64_t>()};
   }
 };
 
@@ -180,6 +180,7 @@ Windows windows_of(const char* op, const Ring& ring, at::TensorList columns, int
   w.discount = at::empty({count, steps}, reward.options().memory_format(contiguous));
   w.mask = at::empty({count, steps}, index_options.dtype(at::kBool));
   w.k = at::empty({count, steps}, index_options);
+  w.terminal = at::empty({count, steps}, index_options.dtype(at::kBool));
   w.generation = at::empty({count}, index_options);
   return w;
 }
@@ -201,7 +202,7 @@ WindowsResult replay_gather_windows_cpu(at::TensorList state, at::TensorList col
                             obs_columns, start.const_data_ptr<int64_t>(), count, steps, n, gamma,
                             w.out<scalar_t>());
   });
-  return {w.fields, w.mask, w.reward, w.discount, w.k, w.generation};
+  return {w.fields, w.mask, w.reward, w.discount, w.k, w.terminal, w.generation};
 }
 
 }  // namespace
@@ -241,7 +242,8 @@ SequenceSample replay_sample_windows_cpu(at::TensorList state, at::TensorList co
   TORCH_CHECK_VALUE(bad < 0, op, ": sample ", bad, " drew a row that is not a stored "
                     "transition: the sum tree does not match the episode table; "
                     "ReplayBuffer.check() names what is broken");
-  return {index, weight, first_hidden, w.fields, w.mask, w.reward, w.discount, w.k, w.generation};
+  return {index,    weight,     first_hidden, w.fields, w.mask,
+          w.reward, w.discount, w.k,          w.terminal, w.generation};
 }
 
 
@@ -254,11 +256,12 @@ TORCH_LIBRARY_FRAGMENT(pyrl, m) {
         "Tensor values) -> Tensor applied");
   m.def("replay_gather_windows(Tensor[] state, Tensor[] columns, Tensor start, int steps, "
         "int obs_columns, int n, float gamma) -> (Tensor[] fields, Tensor mask, Tensor reward, "
-        "Tensor discount, Tensor k, Tensor generation)");
+        "Tensor discount, Tensor k, Tensor terminated, Tensor generation)");
   m.def("replay_sample_windows(Tensor[] state, Tensor[] columns, Tensor hidden, int batch_size, "
         "int steps, int obs_columns, int n, float gamma, int seed, int call, float beta, "
         "bool batch_max) -> (Tensor index, Tensor weight, Tensor hidden_first, Tensor[] fields, "
-        "Tensor mask, Tensor reward, Tensor discount, Tensor k, Tensor generation)");
+        "Tensor mask, Tensor reward, Tensor discount, Tensor k, Tensor terminated, "
+        "Tensor generation)");
 }
 
 TORCH_LIBRARY_IMPL(pyrl, CPU, m) {

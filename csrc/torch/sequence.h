@@ -8,9 +8,11 @@
 
 namespace pyrl {
 
-// (index, weight, hidden at the start rows, fields, mask, reward, discount, k, generation)
+// (index, weight, hidden at the start rows, fields, mask, reward, discount, k, terminated,
+// generation)
 using SequenceSample = std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>,
-                                  at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+                                  at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
+                                  at::Tensor>;
 
 SequenceSample replay_sample_windows_cpu(at::TensorList state, at::TensorList columns,
                                          const at::Tensor& hidden, int64_t batch_size,

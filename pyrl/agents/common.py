@@ -584,7 +584,7 @@ def evaluate(agent, env: EnvLike, episodes: int = 10, seed: Optional[int] = None
         length = np.zeros(episodes, dtype=np.int64)
         finished = np.zeros(episodes, dtype=bool)
         returns, lengths, success = np.zeros(episodes), np.zeros(episodes), np.full(episodes, np.nan)
-        state = agent.initial_state(episodes)
+        state = agent.initial_state(episodes) if hasattr(agent, "initial_state") else None
         while not finished.all():
             if state is None:
                 action = agent.predict(obs, deterministic=deterministic)

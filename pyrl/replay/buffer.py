@@ -50,8 +50,10 @@ class Batch(dict):
 
     Keys: every spec field at the sampled rows (``obs``, ``action``, ...; ``obs`` is a dict when
     the buffer stores several observation keys), ``next_obs`` (at the bootstrap row), ``reward``
-    (the n-step return R, ``[B]`` or ``[B, m]``), ``discount`` (gamma^k, 0 after a true terminal),
-    ``weight`` (importance weights, 1 when uniform), ``index`` and ``generation`` (pass both to
+    (the n-step return R, ``[B]`` or ``[B, m]``), ``terminated`` (the window reaches a true
+    terminal: nothing to bootstrap), ``k`` (steps in the window, 1 without n-step),
+    ``discount`` (``gamma^k``, 0 after a true terminal: only when the buffer was given a gamma,
+    ``nstep=NStep(n, gamma)``; otherwise form ``gamma ** k * ~terminated`` with yours), ``weight`` (importance weights, 1 when uniform), ``index`` and ``generation`` (pass both to
     ``update_priorities``) and ``boot`` (the bootstrap row); with HER also ``her_row`` (the row
     whose achieved goal is the new goal, -1 if not relabeled) and ``is_her``.
     """
@@ -60,6 +62,10 @@ class Batch(dict):
         try:
             return self[name]
         except KeyError:
+            if name == "discount":
+                raise AttributeError("Batch has no discount: the buffer was made without a gamma "
+                                     "(nstep=None). Use gamma ** batch.k * ~batch.terminated with "
+                                     "your gamma, or make it with nstep=replay.NStep(n, gamma)") from None
             raise AttributeError(f"Batch has no field {name!r}; it has {sorted(self)}") from None
 
 
@@ -112,7 +118,8 @@ def settings_from_file(where: str, state: Any, her: Optional[HER]) -> dict:
             her = her_from_description(saved_her)
         kwargs = dict(spec=spec, prioritized=PER(**prioritized) if prioritized else None,
                       episode_mode=EpisodeMode(**episode_mode) if episode_mode else None, her=her,
-                      nstep=NStep(**config.pop("nstep")), obs_keys=tuple(config.pop("obs_keys")),
+                      nstep=NStep(**nstep) if (nstep := config.pop("nstep")) is not None else None,
+                      obs_keys=tuple(config.pop("obs_keys")),
                       **config)
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise ValueError(f"{where}: its config is not a buffer's ({err})") from None
@@ -149,7 +156,9 @@ class ReplayBuffer:
             m reward heads.
         device: where every tensor of the buffer lives.
         prioritized: a :class:`PER`, or None to sample uniformly.
-        nstep: an :class:`NStep`; None means one-step returns with gamma 0.99.
+        nstep: an :class:`NStep` (its gamma gives batches their ``discount``); None means
+            one-step returns, and batches without ``discount`` (``terminated`` and ``k`` are
+            always there).
         seed: the seed of the sample draws; the same seed and the same adds give the same
             batches, whatever the thread count. None draws one from the OS.
         obs_keys: the observation fields, whose final value comes from ``next_obs``; dict
@@ -238,7 +247,10 @@ class ReplayBuffer:
         self.prioritized = prioritized
         self.her = her
         self.recurrent = recurrent
-        self.nstep = nstep if nstep is not None else NStep()
+        self.nstep = nstep
+        # The windows the ops read: a buffer without a gamma samples one step with gamma 1,
+        # so its discount is exactly 0 (terminal) or 1, and only terminated and k are shown.
+        self._steps = nstep if nstep is not None else NStep(1, 1.0)
         self.episode_mode = episode_mode
         self.obs_keys = obs_keys
         self.max_episode_steps = min(max_episode_steps, capacity - 1)
@@ -247,7 +259,7 @@ class ReplayBuffer:
         others = [name for name in fields if name not in column_keys and name != "reward"]
         self.fields = [fields[name] for name in (*column_keys, *others, "reward")]
         self._column_keys = column_keys
-        self._config = config_values(prioritized, self.nstep, her, self.fields, column_keys)
+        self._config = config_values(prioritized, self._steps, her, self.fields, column_keys)
         self.storage = ReplayStorage(capacity, self.fields, self.device,
                                      seed if seed is not None else fresh_seed(), self._config,
                                      len(column_keys), self.max_episode_steps)
@@ -436,8 +448,8 @@ class ReplayBuffer:
         if not (type(batch_size) is int and batch_size >= 1):
             raise ValueError(f"ReplayBuffer.sample: batch_size should be an int >= 1, got {batch_size!r}")
         rows = self._episode_rows(batch_size) if self.episode_mode is not None else None
-        (index, generation, weight, ret, discount, boot, her_row, fields,
-         next_obs) = self._host.sample(batch_size, rows)
+        (index, generation, weight, ret, discount, boot, her_row, fields, next_obs, k,
+         terminated) = self._host.sample(batch_size, rows)
         batch = Batch(zip(self.storage.names, fields))
         if self.obs_keys == ("obs",):
             batch["next_obs"] = next_obs[0]
@@ -447,9 +459,11 @@ class ReplayBuffer:
         if self.recurrent is not None:
             batch["next_hidden"] = next_obs[len(self.obs_keys)]
         batch.update(reward=ret, discount=discount, weight=weight, index=index,
-                     generation=generation, boot=boot)
+                     generation=generation, boot=boot, k=k, terminated=terminated)
         if self.her is not None:
             self._finish_relabeling(batch, her_row)
+        if self.nstep is None:
+            del batch["discount"]
         return batch
 
     def next_uniforms(self, batch_size: int) -> dict[str, Tensor]:
@@ -499,8 +513,9 @@ class ReplayBuffer:
                 if ends.shape[0] != int(relabeled.sum()):
                     raise ValueError(f"ReplayBuffer.sample: the HER terminal callable should "
                                      f"return {int(relabeled.sum())} flags, got {ends.shape[0]}")
-                batch.discount[relabeled] = torch.where(ends, 0.0, self.nstep.gamma).to(
+                batch.discount[relabeled] = torch.where(ends, 0.0, self._steps.gamma).to(
                     batch.discount.dtype)
+                batch.terminated[relabeled] = ends
         if (her.terminal is None and not self._warned_terminal
                 and self.storage.counter("terminated_episodes") > 0):
             self._warned_terminal = True
@@ -539,12 +554,14 @@ class ReplayBuffer:
             raise ValueError(f"ReplayBuffer.sample: the HER reward callable should return one "
                              f"reward per step {list(heads)}, got shape {list(values.shape)}")
         rewards[kept] = values.reshape(-1, *heads)
-        weights = self.nstep.gamma ** torch.arange(valid.shape[1], dtype=torch.float64)
+        weights = self._steps.gamma ** torch.arange(valid.shape[1], dtype=torch.float64)
         weights = weights.reshape(1, -1, *([1] * len(heads)))
         batch.reward[relabeled] = (rewards * weights).sum(1).to(batch.reward.dtype)
         if her.terminal is not None:
-            discount = torch.where(ended, 0.0, self.nstep.gamma ** cut.double())
+            discount = torch.where(ended, 0.0, self._steps.gamma ** cut.double())
             batch.discount[relabeled] = discount.to(batch.discount.dtype)
+            batch.terminated[relabeled] = ended
+            batch.k[relabeled] = cut
         moved = cut < steps
         if bool(moved.any()):  # the window ends earlier: its bootstrap row is earlier too
             where = relabeled.nonzero()[:, 0][moved]
@@ -718,8 +735,8 @@ class ReplayBuffer:
             fields), every other field ``[B, W, ...]``, ``hidden`` (``[B, d]``: the stored state
             at the first step), ``mask`` (``[B, W]``: the step is inside the episode; windows
             cut by an episode's end are zero past it), ``reward`` (``[B, W]`` n-step returns,
-            or ``[B, W, m]``), ``discount`` (gamma^k, 0 where the window reaches a terminal
-            state), ``k`` (step j bootstraps from position j + k, which stays inside the
+            or ``[B, W, m]``), ``terminated`` (the step's window reaches a terminal state),
+            ``discount`` (gamma^k, 0 where terminated; only with a gamma, as in ``sample``), ``k`` (step j bootstraps from position j + k, which stays inside the
             window: its n-step window is cut at the window's end), ``weight`` (importance
             weights), ``index`` and ``generation`` (for priority updates and
             :meth:`store_hidden`), ``burn_in``.
@@ -746,9 +763,10 @@ class ReplayBuffer:
         columns = [storage.column(name) for name in names]
         # One compiled call draws the start rows, their weights and stored states, and the
         # windows; only the first step's stored state is read: the rest are the learner's.
-        (rows, weight, hidden, fields, mask, ret, discount, k, generation) = self._host.sample_windows(
-            columns, storage.column("hidden"), batch_size, steps, len(self.obs_keys), self.nstep.n,
-            self.nstep.gamma, per.beta_at(storage.calls) if per is not None else 0.0,
+        (rows, weight, hidden, fields, mask, ret, discount, k, terminated,
+         generation) = self._host.sample_windows(
+            columns, storage.column("hidden"), batch_size, steps, len(self.obs_keys), self._steps.n,
+            self._steps.gamma, per.beta_at(storage.calls) if per is not None else 0.0,
             per is not None and per.weight_norm == "batch")
         batch = Batch(zip(names, fields))
         if not self.obs_keys == ("obs",):
@@ -760,8 +778,11 @@ class ReplayBuffer:
                 hidden = self._locked(lambda: torch.where(
                     (storage.row_episode[rows] == generation)[:, None],
                     storage.column("hidden")[rows], hidden))
-        batch.update(hidden=hidden, mask=mask, reward=ret, discount=discount, k=k, weight=weight,
-                     index=rows, generation=generation, burn_in=burn_in)
+        batch.update(hidden=hidden, mask=mask, reward=ret, discount=discount, k=k,
+                     terminated=terminated, weight=weight, index=rows, generation=generation,
+                     burn_in=burn_in)
+        if self.nstep is None:
+            del batch["discount"]
         return batch
 
     def update_sequence_priorities(self, index, generation, td_abs, mask=None,
@@ -915,7 +936,7 @@ class ReplayBuffer:
                      for f in self.fields if f.name != "hidden" or self.recurrent is None},
             "device": str(self.device),
             "prioritized": asdict(self.prioritized) if self.prioritized is not None else None,
-            "nstep": asdict(self.nstep),
+            "nstep": asdict(self.nstep) if self.nstep is not None else None,
             "seed": self.seed,
             "obs_keys": list(self.obs_keys),
             "max_episode_steps": self.max_episode_steps,

@@ -72,17 +72,21 @@ class NStep:
 
     Args:
         n: the largest lookahead, >= 1 (1 is plain one-step TD).
-        gamma: the discount, in [0, 1].
+        gamma: the discount, in [0, 1]: required, the one your loop uses (a default would
+            silently discount with another).
         floating: draw ``k`` per sample instead of always using ``n``.
     """
 
     n: int = 1
-    gamma: float = 0.99
+    gamma: Optional[float] = None
     floating: bool = False
 
     def __post_init__(self):
         if not (type(self.n) is int and 1 <= self.n <= 2 ** 48):  # windows stop at episode ends
             raise ValueError(f"NStep: n should be an int in [1, 2^48], got {self.n!r}")
+        if self.gamma is None:
+            raise ValueError("NStep: gamma is required, NStep(n, gamma): batches discount by "
+                             "gamma^k, and a default would silently differ from your loop's")
         if not (isinstance(self.gamma, (int, float)) and 0.0 <= self.gamma <= 1.0):
             raise ValueError(f"NStep: gamma should be in [0, 1], got {self.gamma!r}")
 
