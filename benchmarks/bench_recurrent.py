@@ -97,7 +97,6 @@ def recompute_table(steps, quick):
             loop = seconds(lambda: per_episode_loop(buf, gru), 1)
             print(f"{size:>5} {'per-episode Python loop':<34} {loop:>11.2f} {ours:>8.2f} "
                   f"{loop / ours:>7.1f}x faster", flush=True)
-        del buf, obs
 
 
 def plain_torch_windows(buf):

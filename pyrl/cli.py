@@ -26,6 +26,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Optional
 
 from pyrl.agents import presets
 
@@ -303,11 +304,22 @@ def plot_runs(opts) -> list[str]:
     return list(groups)
 
 
+def benchmark_dir() -> Optional[Path]:
+    """Where the benchmark scripts are: a source checkout's ``benchmarks/``, or the copy an
+    installed package carries (``pyrl/benchmarks``); None if neither exists."""
+    here = Path(__file__).resolve().parent
+    for root in (here.parent / "benchmarks", here / "benchmarks"):
+        if (root / "common.py").is_file():
+            return root
+    return None
+
+
 def bench(opts) -> int:
-    root = Path(__file__).resolve().parent.parent / "benchmarks"
-    if not root.is_dir():
-        raise SystemExit("pyrl bench: the benchmark scripts live in a source checkout "
-                         f"(benchmarks/); none at {root}")
+    root = benchmark_dir()
+    if root is None:
+        raise SystemExit("pyrl bench: no benchmark scripts beside this pyrl (neither a source "
+                         "checkout's benchmarks/ nor an installed pyrl/benchmarks); reinstall pyrl "
+                         "from its source or wheel")
     scripts = [root / f"bench_{name}.py" for name in (opts.names or ["returns", "replay", "her", "agents"])]
     for script in scripts:
         if not script.exists():

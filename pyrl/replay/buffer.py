@@ -53,9 +53,12 @@ class Batch(dict):
     (the n-step return R, ``[B]`` or ``[B, m]``), ``terminated`` (the window reaches a true
     terminal: nothing to bootstrap), ``k`` (steps in the window, 1 without n-step),
     ``discount`` (``gamma^k``, 0 after a true terminal: only when the buffer was given a gamma,
-    ``nstep=NStep(n, gamma)``; otherwise form ``gamma ** k * ~terminated`` with yours), ``weight`` (importance weights, 1 when uniform), ``index`` and ``generation`` (pass both to
+    ``nstep=NStep(n, gamma)``; otherwise form ``gamma ** k * ~terminated`` with yours),
+    ``weight`` (importance weights, 1 when uniform), ``index`` and ``generation`` (pass both to
     ``update_priorities``) and ``boot`` (the bootstrap row); with HER also ``her_row`` (the row
-    whose achieved goal is the new goal, -1 if not relabeled) and ``is_her``.
+    whose achieved goal is the new goal, -1 if not relabeled) and ``is_her``; with
+    ``recurrent``, ``hidden`` and ``next_hidden`` (the stored states at the row and at the
+    bootstrap row).
     """
 
     def __getattr__(self, name: str) -> Any:
