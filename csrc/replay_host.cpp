@@ -176,7 +176,7 @@ class ReplayHost {
       shape.assign(t.sizes().begin(), t.sizes().end());
     } else if (py::isinstance(value, ndarray_)) {
       const auto array = py::reinterpret_borrow<py::array>(value);
-      if (!(array.flags() & py::array::c_style)) return nullptr;
+      if (!(array.flags() & py::array::c_style) || !native(array)) return nullptr;
       const int num = array.dtype().num();
       if (num == py::detail::npy_api::NPY_DOUBLE_) {
         type = at::kDouble;
@@ -216,10 +216,18 @@ class ReplayHost {
     }
     if (!py::isinstance(value, ndarray_)) return nullptr;
     const auto array = py::reinterpret_borrow<py::array>(value);
-    const bool fits = (array.flags() & py::array::c_style) &&
+    const bool fits = (array.flags() & py::array::c_style) && native(array) &&
                       array.dtype().num() == py::detail::npy_api::NPY_BOOL_ && array.ndim() == 1 &&
                       array.shape(0) == envs;
     return fits ? static_cast<const bool*>(array.data()) : nullptr;
+  }
+
+  // Whether the array's bytes are in this machine's order (numpy can hold either).
+  static bool native(const py::array& array) {
+    const char order = array.dtype().byteorder();
+    constexpr char kLittle = '<', kBig = '>';
+    return order == '=' || order == '|' ||
+           order == (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? kLittle : kBig);
   }
 
   // The per-environment stage, allocated at the first step (call with the mutex held).
@@ -397,6 +405,9 @@ class ReplayHost {
     if (THPVariable_Check(value.ptr())) return THPVariable_Unpack(value.ptr());
     if (py::isinstance(value, ndarray_)) {
       const auto array = py::reinterpret_borrow<py::array>(value);
+      TORCH_CHECK_VALUE(native(array), "ReplayBuffer.", where, ": ", name, " has a byte order "
+                        "other than this machine's (", array.dtype().byteorder(), "); convert it "
+                        "with .astype(its dtype.newbyteorder('='))");
       if (array.flags() & py::array::c_style) {
         // A view of the array's own bytes (it outlives the call): gymnasium's steps go in
         // without a copy, where torch.from_numpy would cost more than the whole add.

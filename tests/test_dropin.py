@@ -320,3 +320,16 @@ def test_no_silent_gamma():
         assert torch.equal(batch.terminated, batch.index + batch.k == 6)
         want = torch.where(batch.terminated, 0.0, gamma ** batch.k.double()).float()
         assert torch.allclose(batch.discount, want)
+
+
+def test_arrays_in_another_byte_order_are_refused_not_misread():
+    buf = replay.ReplayBuffer(20, {"obs": (2,)})
+    swapped = np.ones((1, 2), dtype=">f4")  # big-endian: read as native bytes it would be garbage
+    with pytest.raises(ValueError, match="obs has a byte order other than this machine's"):
+        buf.add(obs=swapped, next_obs=swapped, reward=np.zeros(1), terminated=np.ones(1, bool),
+                truncated=np.zeros(1, bool))
+    assert len(buf) == 0 and buf.pending_steps == 0
+    native = swapped.astype(swapped.dtype.newbyteorder("="))
+    buf.add(obs=native, next_obs=native, reward=np.zeros(1), terminated=np.ones(1, bool),
+            truncated=np.zeros(1, bool))
+    assert torch.equal(buf.sample(1).obs, torch.ones(1, 2))
