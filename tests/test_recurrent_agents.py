@@ -139,3 +139,19 @@ def test_cli_trains_a_recurrent_agent(tmp_path):
               "--set", "rnn_hidden=8"])
     loaded = PPO.load(out / "checkpoint.pt")
     assert loaded.args.recurrent and loaded.model.encoder is not None
+
+
+def test_recurrent_ddpg_bootstraps_through_the_smoothed_target_action(monkeypatch):
+    agent = DDPG("pyrl/PendulumNoVel-v0", recurrent=True, rnn_hidden=4, hidden=(8,),
+                 learning_starts=300, batch_size=4, seq_len=3, burn_in=1, target_noise=0.2,
+                 recompute_every=0, seed=0)
+    agent.learn(301)
+    seen = []
+    original = agent._target_action
+    monkeypatch.setattr(agent, "_target_action", lambda s: seen.append(tuple(s.shape)) or original(s))
+    agent._update_sequences()
+    assert seen == [(4 * 3, 4)]  # every trained step's bootstrap state, TD3-smoothed
+    torch.manual_seed(0)
+    a = original(torch.zeros(64, 4))
+    torch.manual_seed(0)
+    assert not torch.equal(a, agent.actor_target(torch.zeros(64, 4)))  # noise was added

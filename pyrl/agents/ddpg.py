@@ -384,12 +384,7 @@ class DDPG(Agent):
         s, s_next = self._input(batch.obs), self._input(batch.next_obs)
         reward = batch.reward.reshape(-1, 1)
         with torch.no_grad():
-            next_action = self.actor_target(s_next)
-            if a.target_noise > 0:  # target policy smoothing (TD3)
-                noise = (torch.randn_like(next_action) * a.target_noise).clamp(-a.target_noise_clip,
-                                                                                a.target_noise_clip)
-                next_action = (next_action + noise).clamp(-1.0, 1.0)
-            next_q = self.critic_target(s_next, next_action).min(dim=1, keepdim=True).values
+            next_q = self.critic_target(s_next, self._target_action(s_next)).min(dim=1, keepdim=True).values
             target = reward + batch.discount.reshape(-1, 1).to(torch.float32) * next_q
             if a.clip_target == "goal":
                 target = target.clamp(-1.0 / (1.0 - a.gamma), 0.0)
@@ -404,6 +399,16 @@ class DDPG(Agent):
             with self.timer("replay"):
                 self.buffer.update_priorities(batch.index, batch.generation, td[:, 0].detach().abs())
         return out
+
+    def _target_action(self, s_next: torch.Tensor) -> torch.Tensor:
+        """mu'(s'), with TD3's clipped target policy smoothing when ``target_noise`` > 0."""
+        a = self.args
+        next_action = self.actor_target(s_next)
+        if a.target_noise > 0:
+            noise = (torch.randn_like(next_action) * a.target_noise).clamp(-a.target_noise_clip,
+                                                                            a.target_noise_clip)
+            next_action = (next_action + noise).clamp(-1.0, 1.0)
+        return next_action
 
     def _critic_step(self, critic_loss: torch.Tensor) -> None:
         """One step of the critics (and the encoder, which learns through them)."""
@@ -462,8 +467,8 @@ class DDPG(Agent):
         f_boot = f_target.gather(1, boot[..., None].expand(-1, -1, f_target.shape[-1]))
         action = batch.action[:, burn:]
         with torch.no_grad():
-            next_q = self.critic_target(f_boot.reshape(-1, f_boot.shape[-1]),
-                                        self.actor_target(f_boot).reshape(-1, self.act_dim))
+            s_next = f_boot.reshape(-1, f_boot.shape[-1])
+            next_q = self.critic_target(s_next, self._target_action(s_next))
             next_q = next_q.min(dim=1).values.reshape(-1, L)
             target = batch.reward[:, burn:] + batch.discount[:, burn:].float() * next_q
         q = self.critic(f.reshape(-1, f.shape[-1]), action.reshape(-1, self.act_dim)).reshape(
