@@ -26,6 +26,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pyrl.agents import ALGORITHMS, presets  # noqa: E402
 
+from common import plot_mean_std  # noqa: E402
+
 HIDDEN = (64, 64)
 # name: env id, env kwargs, steps, evaluation metric, threshold, per-method preset changes
 ENVS = {
@@ -105,30 +107,10 @@ def summarize(name: str, results: list[dict]) -> list[str]:
 
 
 def plot(name: str, results: list[dict], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     spec = ENVS[name]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for method in METHODS:
-        curves = [r["curve"] for r in results if r["method"] == method]
-        if not curves:
-            continue
-        length = min(len(c) for c in curves)
-        steps = np.array([s for s, _ in curves[0][:length]])
-        values = np.array([[v for _, v in c[:length]] for c in curves])
-        mean, std = values.mean(0), values.std(0)
-        ax.plot(steps, mean, label=f"{method} ({len(curves)} seeds)")
-        ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
-    ax.axhline(spec["threshold"], color="gray", linestyle=":", label="threshold")
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel(f"deterministic evaluation {spec['metric']}")
-    ax.set_title(f"{spec['env']} {spec['kwargs'] or ''}: Coop vs PPO vs DDPG (mean ± std)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plot_mean_std({m: [r["curve"] for r in results if r["method"] == m] for m in METHODS},
+                  spec["threshold"], f"deterministic evaluation {spec['metric']}",
+                  f"{spec['env']} {spec['kwargs'] or ''}: Coop vs PPO vs DDPG (mean ± std)", path)
 
 
 def main() -> int:

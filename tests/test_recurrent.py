@@ -415,6 +415,8 @@ def test_bad_inputs_name_the_argument_and_change_nothing():
         buf.sample_sequences(4, 0)
     with pytest.raises(ValueError, match="states should have shape"):
         buf.store_hidden([0], [0], torch.zeros(2, 5))
+    with pytest.raises(ValueError, match=r"ReplayBuffer.store_hidden: index should be int64"):
+        buf.store_hidden([0.5], [0], torch.zeros(1, 5))
     with pytest.raises(ValueError, match="td_abs should be"):
         buf.update_sequence_priorities([0], [0], torch.zeros(3))
     unchanged()

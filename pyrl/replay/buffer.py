@@ -826,8 +826,8 @@ class ReplayBuffer:
         if not (type(offset) is int and 0 <= offset < self.capacity):
             raise ValueError(f"ReplayBuffer.store_hidden: offset should be an int in [0, "
                              f"{self.capacity}), got {offset!r}")
-        index = self.inputs.index("index", index)
-        generation = self.inputs.index("generation", generation, index.shape[0])
+        index = self.inputs.index("index", index, where="store_hidden")
+        generation = self.inputs.index("generation", generation, index.shape[0], "store_hidden")
         hidden = self.storage.column("hidden")
         values = self.inputs.rows("store_hidden", "states", self.fields[len(self.obs_keys)],
                                   states, index.shape[0]).contiguous()

@@ -180,20 +180,21 @@ class Inputs:
                              f"got {list(value.shape)}")
         return value.to(self.device).detach()
 
-    def index(self, name: str, value, count: Optional[int] = None) -> Tensor:
+    def index(self, name: str, value, count: Optional[int] = None,
+              where: str = "update_priorities") -> Tensor:
         """An int64 ``[B]`` tensor of rows or generations, from a tensor, array or list."""
         if not (type(value) is Tensor and value.dtype is torch.int64):
             try:
                 value = torch.as_tensor(value)
             except (TypeError, RuntimeError, ValueError):
-                raise ValueError(f"ReplayBuffer.update_priorities: {name} should be an int64 [B] "
+                raise ValueError(f"ReplayBuffer.{where}: {name} should be an int64 [B] "
                                  f"tensor, got {type(value).__name__}") from None
             if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
-                raise ValueError(f"ReplayBuffer.update_priorities: {name} should be int64, got "
+                raise ValueError(f"ReplayBuffer.{where}: {name} should be int64, got "
                                  f"{value.dtype}")
             value = value.to(torch.int64)
         if value.dim() != 1 or (count is not None and value.shape[0] != count):
             want = "[B]" if count is None else f"[{count}]"
-            raise ValueError(f"ReplayBuffer.update_priorities: {name} should be 1-D {want}, got "
+            raise ValueError(f"ReplayBuffer.{where}: {name} should be 1-D {want}, got "
                              f"shape {list(value.shape)}")
         return value if value.device == self.device else value.to(self.device)
