@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: main test setup setup-bench setup-docs docs bench learning bench-coop bench-recurrent cuda-check sanitize fuzz clean
+.PHONY: main test setup setup-bench setup-docs docs bench learning bench-coop bench-recurrent bench-sb3 cuda-check sanitize fuzz clean
 
 main: setup-bench
 	$(PYTHON) -m pyrl.cli train ddpg --env pyrl/PointReach-v0 --steps 15000 --out runs/point-reach --no-progress
@@ -13,6 +13,7 @@ main: setup-bench
 	$(PYTHON) benchmarks/bench_coop.py --quick
 	$(PYTHON) benchmarks/bench_recurrent.py --quick
 	$(PYTHON) benchmarks/bench_recurrent_learning.py --quick
+	$(PYTHON) benchmarks/bench_sb3.py --quick
 
 test: setup
 	$(PYTHON) -m pytest
@@ -48,6 +49,10 @@ bench-coop: setup-bench
 # (about 1.5 h on 2 cores; resumable).
 bench-recurrent: setup-bench
 	$(PYTHON) benchmarks/bench_recurrent_learning.py
+
+# SB3's TD3+HER on FetchReach-v4 with its own and pyrl's buffers, 10k steps x 3 seeds (about 30 min).
+bench-sb3: setup-bench
+	$(PYTHON) benchmarks/bench_sb3.py
 
 cuda-check:
 	scripts/check_cuda.sh

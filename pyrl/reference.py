@@ -219,15 +219,19 @@ def tree_sample(leaves: Tensor, uniform: Tensor, beta: float,
     return index, weight.float()
 
 
-def direct_rows(leaves: Tensor, seed: int, call: int, count: int, tries: int = 16) -> Tensor:
+def direct_rows(leaves: Tensor, seed: int, call: int, count: int, tries: int = 16,
+                min_fill: int = 4) -> Tensor:
     """A uniform buffer's draw (alpha 0, every transition leaf 1): sample j tries rows
     floor(u * C) with u = counter_uniforms(seed, call, 0, ...)[a * count + j] for attempts
     a = 0, 1, ... until one is a transition; after `tries` misses it takes the stratified
-    draw of :func:`tree_sample` with its first uniform."""
+    draw of :func:`tree_sample` with its first uniform. A ring under 1/`min_fill` full takes
+    the stratified draw for every sample."""
     leaves = leaves.double()
     capacity = leaves.shape[0]
     u = counter_uniforms(seed, call, 0, tries * count).tolist()
     fallback = tree_sample(leaves, torch.tensor(u[:count], dtype=torch.float64), 0.0)[0].tolist()
+    if float(leaves.sum()) * min_fill < capacity:
+        return torch.tensor(fallback, dtype=torch.int64)
     rows = []
     for j in range(count):
         candidates = (min(int(u[a * count + j] * capacity), capacity - 1) for a in range(tries))

@@ -3,6 +3,8 @@
 import pathlib
 import re
 
+import pytest
+
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -30,7 +32,7 @@ def test_own_loop_snippets_run(tmp_path, monkeypatch):
     text = README.read_text()
     section = re.search(r"## Use pyrl in your own loop\n(.*?)\n## ", text, re.S).group(1)
     blocks = re.findall(r"```python\n(.*?)```", section, re.S)
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     monkeypatch.chdir(tmp_path)
     namespace = {}
     exec(compile(blocks[0], "README.md own-loop PPO", "exec"), namespace)
@@ -39,3 +41,7 @@ def test_own_loop_snippets_run(tmp_path, monkeypatch):
     exec(compile(blocks[1], "README.md own-loop DDPG", "exec"), namespace)
     rb = namespace["rb"]  # 600 steps of 2 envs: two 200-step episodes each, the resets left out
     assert rb.episodes()["length"].tolist() == [200] * 4 and rb.pending_steps == 2 * 198
+    pytest.importorskip("stable_baselines3")
+    exec(compile(blocks[2], "README.md own-loop SB3", "exec"), namespace)
+    assert len(namespace["model"].replay_buffer.replay) == 200
+    assert namespace["dqn"].replay_buffer.replay.priority_updates["applied"] > 0

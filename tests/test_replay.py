@@ -836,3 +836,26 @@ def test_deepcopy_and_pickle_continue_exactly():
         assert torch.equal(clone.sample(8).index, copy.deepcopy(buf).sample(8).index)
         clone.add_episode(**episode(3))  # independent storage
         assert len(clone) != len(buf)
+
+
+@pytest.mark.parametrize("episodes", [3, 40])  # under and over a quarter of the ring
+def test_uniform_draws_follow_the_reference_at_low_and_high_fill(episodes):
+    """A ring under a quarter full descends the tree for every sample (direct draws would miss
+    most attempts there); a fuller one draws rows directly. Both are uniform over the
+    transitions and are exactly what reference.direct_rows says."""
+    buf = replay.ReplayBuffer(500, {"obs": (1,)}, seed=5)
+    for e in range(episodes):
+        buf.add_episode(obs=torch.arange(11.0)[:, None] + 100 * e, reward=torch.zeros(10))
+    assert (len(buf) * 4 < 500) == (episodes == 3)
+    counts = torch.zeros(500)
+    for _ in range(200):
+        expected = reference.direct_rows(buf.priorities(), buf.seed, buf.sample_calls, 64)
+        batch = buf.sample(64)
+        assert torch.equal(batch.index, expected)
+        counts += torch.bincount(batch.index, minlength=500)
+    stored = buf.priorities() > 0
+    assert counts[~stored].sum() == 0
+    mean = counts[stored].mean()
+    chi2 = float(((counts[stored] - mean) ** 2 / mean).sum())
+    dof = int(stored.sum()) - 1
+    assert chi2 < dof + 5 * (2 * dof) ** 0.5

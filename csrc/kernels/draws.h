@@ -24,8 +24,11 @@ enum DrawStream : uint64_t {
   kDrawStreams
 };
 
-// Direct draws of a uniform buffer: attempts per sample before it falls back to the descent.
+// Direct draws of a uniform buffer: attempts per sample before it falls back to the descent,
+// and the fill below which it descends at once: under 1/kDirectMinFill of the ring holding
+// transitions, most attempts would miss (each a cache miss in a large ring).
 constexpr int64_t kDirectTries = 16;
+constexpr int64_t kDirectMinFill = 4;
 
 PYRL_HD inline uint64_t mix64(uint64_t z) {
   z += 0x9E3779B97F4A7C15ull;

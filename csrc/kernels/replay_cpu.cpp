@@ -43,11 +43,25 @@ int64_t random_stored_row(const Ring& ring, double u) {
 
 // A uniform buffer (alpha 0: every transition row has leaf 1) draws rows directly: a row drawn
 // uniformly from the ring, drawn again while it is not a transition, is uniform over the
-// transitions, without a tree descent. A sample that finds none in kDirectTries attempts (a
-// nearly empty ring) falls back to the stratified descent with its first uniform.
+// transitions, without a tree descent. A sample that finds none in kDirectTries attempts
+// falls back to the stratified descent with its first uniform; a ring less than
+// 1/kDirectMinFill full (where most attempts miss) descends for every sample.
 void direct_uniform_rows(const Ring& ring, uint64_t key, int64_t count, int64_t* index) {
   const double* leaves = ring.sum_tree + ring.layout.leaf_offset();
   const double capacity = static_cast<double>(ring.capacity);
+  const double total = ring.sum_tree[0];
+  auto descend = [&](int64_t j) {
+    const double u = counter_uniform(key, kDrawRow, j);
+    const double mass = (static_cast<double>(j) + u) * total / static_cast<double>(count);
+    return tree_descend(ring.layout, ring.sum_tree, std::min(mass, std::nextafter(total, 0.0)));
+  };
+  if (total * static_cast<double>(kDirectMinFill) < capacity) {
+    thread_local std::vector<double> uniform;  // scratch reused across calls
+    uniform.resize(static_cast<size_t>(count));
+    for (int64_t j = 0; j < count; ++j) uniform[j] = counter_uniform(key, kDrawRow, j);
+    tree_sample_stratified(ring.layout, ring.sum_tree, nullptr, uniform.data(), count, index);
+    return;
+  }
   auto row_of = [&](double u) {
     return std::min(static_cast<int64_t>(u * capacity), ring.capacity - 1);
   };
@@ -55,18 +69,13 @@ void direct_uniform_rows(const Ring& ring, uint64_t key, int64_t count, int64_t*
     index[j] = row_of(counter_uniform(key, kDrawRow, j));
     __builtin_prefetch(leaves + index[j]);
   }
-  const double total = ring.sum_tree[0];
   for (int64_t j = 0; j < count; ++j) {
     int64_t attempt = 1;
     while (leaves[index[j]] <= 0.0 && attempt < kDirectTries) {
       index[j] = row_of(counter_uniform(key, kDrawRow, attempt * count + j));
       ++attempt;
     }
-    if (leaves[index[j]] <= 0.0) {
-      const double u = counter_uniform(key, kDrawRow, j);
-      const double mass = (static_cast<double>(j) + u) * total / static_cast<double>(count);
-      index[j] = tree_descend(ring.layout, ring.sum_tree, std::min(mass, std::nextafter(total, 0.0)));
-    }
+    if (leaves[index[j]] <= 0.0) index[j] = descend(j);
   }
 }
 

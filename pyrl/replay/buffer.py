@@ -383,6 +383,33 @@ class ReplayBuffer:
         _, values = self.inputs.columns("add_episode", obs, reward, fields, rows, rows - 1)
         self._host.add_episode(values, terminated)
 
+    def end_running_episodes(self) -> int:
+        """Stores every running episode now, as truncated at its newest observation, and drops
+        its newest step (whose next observation has not come yet); the next ``add`` of each
+        environment starts a new episode. For a loop that stops or switches envs mid-episode
+        (Stable-Baselines3's ``truncate_last_trajectory``). Returns the episodes stored; a
+        running episode of one step is dropped whole."""
+
+        def end() -> int:
+            staged = self._host.stage()
+            if staged is None:
+                return 0
+            stage, lengths = staged
+            stored = 0
+            obs_columns = len(self._column_keys)
+            for env, length in enumerate(lengths.tolist()):
+                if length >= 2:
+                    values = [column[env, :length if i < obs_columns else length - 1].clone()
+                              for i, column in enumerate(stage)]
+                    self._host.add_episode(values, False)
+                    stored += 1
+            lengths.zero_()
+            if self._after_end is not None:
+                self._after_end[:] = False  # no reset step follows a cut
+            return stored
+
+        return self._locked(end)
+
     def _autoreset_step(self, next_obs, terminated, truncated, infos, mode):
         """(next_obs with final observations put back, the envs whose step is not stored) for
         one step of a gymnasium autoreset vector env (see ``add``)."""

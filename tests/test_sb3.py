@@ -1,0 +1,265 @@
+"""pyrl.compat.sb3 (issue 17): the Stable-Baselines3 drop-ins sample what SB3's own buffers hold
+for the same adds, SB3's algorithms train on them, and PER reaches SB3's DQN and TD3."""
+
+import collections
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+sb3 = pytest.importorskip("stable_baselines3")
+
+from stable_baselines3 import TD3  # noqa: E402
+from stable_baselines3.common import buffers as sb3_buffers  # noqa: E402
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize  # noqa: E402
+from stable_baselines3.her import HerReplayBuffer as SB3HerReplayBuffer  # noqa: E402
+
+import pyrl.envs  # noqa: E402,F401  (registers pyrl/PointReach-v0)
+from pyrl import replay  # noqa: E402
+from pyrl.compat import sb3 as compat  # noqa: E402
+
+
+def sb3_style_steps(rng, n_envs, steps, obs_of, ends, action_dim=1):
+    """What SB3's off-policy loop passes to add(): next_obs holds the final observation where an
+    episode ended (the env resets after), a time limit is flagged in infos."""
+    obs = obs_of(rng, n_envs)
+    for step in range(steps):
+        action = rng.uniform(-1, 1, (n_envs, action_dim)).astype(np.float32)
+        next_obs = obs_of(rng, n_envs)
+        if isinstance(next_obs, dict):  # a goal stays until the episode ends
+            next_obs["desired_goal"] = obs["desired_goal"].copy()
+        reward = rng.normal(size=n_envs).astype(np.float32)
+        done, timeout = ends(rng, step, n_envs)
+        infos = [{"TimeLimit.truncated": bool(t)} for t in timeout]
+        yield obs, next_obs, action, reward, done, infos
+        obs = {k: v.copy() for k, v in next_obs.items()} if isinstance(next_obs, dict) else next_obs.copy()
+        for i in np.flatnonzero(done):  # the reset observation replaces the final one
+            fresh = obs_of(rng, 1)
+            if isinstance(obs, dict):
+                for k in obs:
+                    obs[k][i] = fresh[k][0]
+            else:
+                obs[i] = fresh[0]
+
+
+def box_obs(rng, n):
+    return rng.normal(size=(n, 3)).astype(np.float32)
+
+
+def random_ends(last):
+    def ends(rng, step, n_envs):
+        if step == last:  # every episode ends, so nothing is left staged
+            done = np.ones(n_envs, bool)
+        else:
+            done = rng.random(n_envs) < 0.08
+        return done, done & (rng.random(n_envs) < 0.5)
+    return ends
+
+
+def pendulum_spaces():
+    env = gym.make("Pendulum-v1")
+    return env.observation_space, env.action_space
+
+
+def test_uniform_samples_are_sb3s_stored_transitions_drawn_uniformly():
+    obs_space, act_space = pendulum_spaces()
+    ours = compat.ReplayBuffer(1000, obs_space, act_space, device="cpu", n_envs=2, seed=0)
+    theirs = sb3_buffers.ReplayBuffer(1000, obs_space, act_space, device="cpu", n_envs=2)
+    for step in sb3_style_steps(np.random.default_rng(0), 2, 120, box_obs, random_ends(119)):
+        ours.add(*step)
+        theirs.add(*step)
+    assert (ours.pos, ours.full, ours.size()) == (theirs.pos, theirs.full, theirs.size())
+    assert len(ours.replay) == 240 and ours.replay.pending_steps == 0
+
+    stored = {}
+    for t in range(theirs.pos):
+        for e in range(2):
+            done = theirs.dones[t, e] * (1 - theirs.timeouts[t, e])
+            key = (theirs.observations[t, e].tobytes(), theirs.actions[t, e].tobytes())
+            stored[key] = (theirs.next_observations[t, e], theirs.rewards[t, e], done)
+    counts = collections.Counter()
+    reference = theirs.sample(64)
+    for _ in range(200):
+        batch = ours.sample(64)
+        assert type(batch) is type(reference)
+        for name in ("observations", "actions", "next_observations", "dones", "rewards"):
+            mine, sb3s = getattr(batch, name), getattr(reference, name)
+            assert (mine.shape, mine.dtype) == (sb3s.shape, sb3s.dtype), name
+        assert batch.discounts is None
+        for i in range(64):
+            key = (batch.observations[i].numpy().tobytes(), batch.actions[i].numpy().tobytes())
+            next_obs, reward, done = stored[key]  # a KeyError would be a made-up transition
+            np.testing.assert_array_equal(batch.next_observations[i].numpy(), next_obs)
+            assert float(batch.rewards[i, 0]) == reward and float(batch.dones[i, 0]) == done
+            counts[key] += 1
+    assert len(counts) == len(stored)  # every stored transition is drawn ...
+    expected = 200 * 64 / len(stored)
+    chi2 = sum((c - expected) ** 2 / expected for c in counts.values())
+    assert chi2 < len(stored) + 5 * np.sqrt(2 * len(stored))  # ... uniformly (df = 239)
+
+
+def goal_obs(rng, n):
+    return {"observation": rng.normal(size=(n, 2)), "achieved_goal": rng.normal(size=(n, 2)),
+            "desired_goal": rng.normal(size=(n, 2))}
+
+
+def test_her_samples_relabel_like_sb3s_future_strategy():
+    env = DummyVecEnv([lambda: gym.make("pyrl/PointReach-v0")])
+    obs_space, act_space = env.observation_space, env.action_space
+    ours = compat.HerReplayBuffer(2000, obs_space, act_space, env, device="cpu", seed=1)
+    theirs = SB3HerReplayBuffer(2000, obs_space, act_space, env, device="cpu")
+
+    def ends(rng, step, n_envs):  # time limits every 10 steps, as a goal env's
+        done = np.array([step % 10 == 9])
+        return done, done
+
+    for step in sb3_style_steps(np.random.default_rng(2), 1, 300, goal_obs, ends, action_dim=2):
+        ours.add(*step)
+        theirs.add(*step)
+    # Where each stored transition is: its episode, its step, and the step of every achieved goal.
+    position = {}
+    reached = {}
+    for t in range(300):
+        position[theirs.observations["observation"][t, 0].astype(np.float32).tobytes()] = (t // 10, t % 10)
+        reached[theirs.next_observations["achieved_goal"][t, 0].astype(np.float32).tobytes()] = (t // 10, t % 10)
+
+    def offsets(batch):
+        real, future = 0, []
+        for i in range(batch.rewards.shape[0]):
+            episode, t = position[batch.observations["observation"][i].numpy().tobytes()]
+            goal = batch.observations["desired_goal"][i].numpy()
+            stored_goal = theirs.observations["desired_goal"][episode * 10 + t, 0].astype(np.float32)
+            np.testing.assert_array_equal(batch.next_observations["desired_goal"][i].numpy(), goal)
+            if np.array_equal(goal, stored_goal):
+                real += 1
+                continue
+            goal_episode, goal_t = reached[goal.tobytes()]
+            assert goal_episode == episode and goal_t >= t  # SB3's inclusive future
+            future.append((goal_t - t) / (10 - t))
+            achieved = batch.next_observations["achieved_goal"][i].numpy()[None]
+            expected = env.env_method("compute_reward", achieved, goal[None], [{}], indices=[0])[0]
+            assert float(batch.rewards[i, 0]) == float(expected[0])
+        return real, future
+
+    ours_real, ours_future = zip(*(offsets(ours.sample(100)) for _ in range(40)))
+    relabeled = 1 - sum(ours_real) / 4000
+    assert abs(relabeled - theirs.her_ratio) < 0.03
+    # Goals drawn uniformly over the rest of the episode: SB3's virtual samples, matched the same
+    # way, place them alike.
+    theirs_future = []
+    for _ in range(40):
+        batch = theirs.sample(100)
+        batch = batch._replace(observations={k: v.float() for k, v in batch.observations.items()},
+                               next_observations={k: v.float() for k, v in batch.next_observations.items()})
+        theirs_future += offsets(batch)[1]
+    ours_future = [x for part in ours_future for x in part]
+    assert abs(np.mean(ours_future) - np.mean(theirs_future)) < 0.03
+
+
+def test_sb3_td3_trains_on_the_drop_in_and_the_buffer_pickles_exactly(tmp_path):
+    model = TD3("MlpPolicy", "Pendulum-v1", replay_buffer_class=compat.ReplayBuffer,
+                learning_starts=50, batch_size=32, seed=0, policy_kwargs=dict(net_arch=[32]))
+    model.learn(300)
+    buf = model.replay_buffer
+    assert isinstance(buf, sb3_buffers.ReplayBuffer) and buf.size() == 300
+    # The first episode is stored in cuts while it would outnumber what is stored, so sampling
+    # started at learning_starts; everything but the newest steps is sampleable.
+    assert len(buf.replay) + buf.replay.pending_steps == 300
+    assert buf.replay.pending_steps <= len(buf.replay)
+    model.save_replay_buffer(tmp_path / "buffer.pkl")
+    model.load_replay_buffer(tmp_path / "buffer.pkl")
+    loaded = model.replay_buffer
+    assert loaded is not buf and loaded.size() == 300
+    for _ in range(3):
+        a, b = buf.sample(16), loaded.sample(16)
+        for x, y in zip(a, b):
+            if x is not None:
+                assert torch.equal(x, y)
+    model.learn(100, reset_num_timesteps=False)
+
+
+def test_sb3_td3_with_her_runs_saves_and_resumes(tmp_path):
+    model = TD3("MultiInputPolicy", "pyrl/PointReach-v0", replay_buffer_class=compat.HerReplayBuffer,
+                replay_buffer_kwargs=dict(n_sampled_goal=4, goal_selection_strategy="future"),
+                learning_starts=100, batch_size=32, seed=0, policy_kwargs=dict(net_arch=[32]))
+    model.learn(230)  # ends mid-episode
+    buf = model.replay_buffer
+    assert len(buf.replay) == 200 and buf.replay.pending_steps == 30
+    model.save_replay_buffer(tmp_path / "her.pkl")
+    model.load_replay_buffer(tmp_path / "her.pkl")  # SB3 truncates the running episode
+    loaded = model.replay_buffer
+    assert loaded.env is model.env and len(loaded.replay) == 229 and loaded.replay.pending_steps == 0
+    loaded.replay.check()
+    model.learn(100, reset_num_timesteps=False)  # the env's episode goes on: 20, 50 and 30 steps
+    assert len(loaded.replay) == 229 + 20 + 50 and loaded.replay.pending_steps == 30
+
+
+@pytest.mark.parametrize("algorithm", [compat.PrioritizedDQN, compat.PrioritizedTD3])
+def test_prioritized_sb3_algorithms_weight_losses_and_update_priorities(algorithm):
+    env = "CartPole-v1" if algorithm is compat.PrioritizedDQN else "Pendulum-v1"
+    model = algorithm("MlpPolicy", env, learning_starts=50, batch_size=32, seed=0,
+                      train_freq=1, gradient_steps=1, policy_kwargs=dict(net_arch=[32]))
+    assert isinstance(model.replay_buffer, compat.PrioritizedReplayBuffer)
+    model.learn(300)
+    updates = model.replay_buffer.replay.priority_updates
+    assert updates["applied"] == 32 * (300 - 50) and updates["dropped"] == 0
+    leaves = model.replay_buffer.replay.priorities()
+    assert leaves[leaves > 0].unique().numel() > 100  # priorities follow the TD errors
+    samples = model.replay_buffer.sample(8)
+    assert samples.weights.shape == (8, 1) and float(samples.weights.max()) <= 1.0
+    with pytest.raises(ValueError, match="needs a prioritized pyrl buffer"):
+        algorithm("MlpPolicy", env, replay_buffer_class=compat.ReplayBuffer, learning_starts=10,
+                  seed=0, policy_kwargs=dict(net_arch=[8])).learn(30)
+
+
+def test_nstep_discounts_and_normalization_follow_sb3():
+    obs_space, act_space = pendulum_spaces()
+    buf = compat.ReplayBuffer(500, obs_space, act_space, device="cpu", n_steps=3, gamma=0.9, seed=0)
+    for step in sb3_style_steps(np.random.default_rng(3), 1, 100, box_obs, random_ends(99)):
+        buf.add(*step)
+    batch = buf.sample(256)
+    # gamma^k with k the window's steps, as SB3's NStepReplayBuffer: dones mark the terminals
+    k = np.round(np.log(batch.discounts.flatten().numpy()) / np.log(0.9))
+    np.testing.assert_allclose(batch.discounts.flatten().numpy(), 0.9 ** k, rtol=1e-6)
+    assert set(k) == {1, 2, 3}  # windows clipped at episode ends
+    venv = VecNormalize(DummyVecEnv([lambda: gym.make("Pendulum-v1")]))
+    venv.obs_rms.mean[:] = 1.0
+    normalized = buf.sample(8, env=venv)
+    assert normalized.observations.dtype == torch.float32
+    with pytest.raises(ValueError, match=r"n_steps=3 needs the algorithm's gamma"):
+        compat.ReplayBuffer(500, obs_space, act_space, n_steps=3)
+
+
+def test_drop_ins_refuse_what_they_cannot_do_in_one_line():
+    obs_space, act_space = pendulum_spaces()
+    with pytest.raises(ValueError, match="optimize_memory_usage=True is not needed"):
+        compat.ReplayBuffer(100, obs_space, act_space, optimize_memory_usage=True,
+                            handle_timeout_termination=False)
+    env = DummyVecEnv([lambda: gym.make("pyrl/PointReach-v0")])
+    with pytest.raises(ValueError, match="copy_info_dict=True is not supported"):
+        compat.HerReplayBuffer(100, env.observation_space, env.action_space, env, copy_info_dict=True)
+    with pytest.raises(ValueError, match="should be a goal env's Dict"):
+        compat.HerReplayBuffer(100, obs_space, act_space, env)
+    buf = compat.HerReplayBuffer(100, env.observation_space, env.action_space, env)
+    with pytest.raises(RuntimeError, match="learning_starts greater than"):
+        buf.sample(4)
+    assert pickle.loads(pickle.dumps(buf)).env is None  # envs are not pickled, as SB3's
+
+
+def test_end_running_episodes_stores_them_cut_at_the_newest_observation():
+    buf = replay.ReplayBuffer(100, {"obs": (2,), "action": ()}, seed=0)
+    obs = torch.arange(2.0).repeat(2, 1)
+    for t in range(4):
+        buf.add(obs=obs + t, next_obs=obs + t + 1, reward=torch.ones(2) * t,
+                terminated=torch.tensor([False, t == 1]), truncated=torch.zeros(2, dtype=torch.bool),
+                action=torch.tensor([t, t]))
+    # env 0 runs 4 steps; env 1 ended after 2 and runs 2 more
+    assert buf.pending_steps == 6 and buf.num_episodes == 1
+    assert buf.end_running_episodes() == 2
+    assert buf.pending_steps == 0 and len(buf) == 2 + 3 + 1
+    table = buf.episodes()
+    assert table["length"].tolist() == [2, 3, 1] and table["terminated"].tolist() == [True, False, False]
+    buf.check()
+    assert buf.end_running_episodes() == 0
