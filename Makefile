@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: main test setup setup-bench setup-docs docs bench learning bench-coop bench-recurrent bench-sb3 cuda-check sanitize fuzz clean
+.PHONY: main test setup setup-bench setup-docs docs bench learning bench-coop bench-recurrent bench-sb3 bench-distributed bench-mmap cuda-check sanitize fuzz clean
 
 main: setup-bench
 	$(PYTHON) -m pyrl.cli train ddpg --env pyrl/PointReach-v0 --steps 15000 --out runs/point-reach --no-progress
@@ -14,6 +14,8 @@ main: setup-bench
 	$(PYTHON) benchmarks/bench_recurrent.py --quick
 	$(PYTHON) benchmarks/bench_recurrent_learning.py --quick
 	$(PYTHON) benchmarks/bench_sb3.py --quick
+	$(PYTHON) benchmarks/bench_distributed.py --quick
+	$(PYTHON) benchmarks/bench_memory_mapped.py --quick
 
 test: setup
 	$(PYTHON) -m pytest
@@ -50,9 +52,18 @@ bench-coop: setup-bench
 bench-recurrent: setup-bench
 	$(PYTHON) benchmarks/bench_recurrent_learning.py
 
-# SB3's TD3+HER on FetchReach-v4 with its own and pyrl's buffers, 10k steps x 3 seeds (about 30 min).
+# SB3's TD3+HER on FetchReach-v4 with its own and pyrl's buffers, 10k steps x 5 seeds (about 45 min).
 bench-sb3: setup-bench
 	$(PYTHON) benchmarks/bench_sb3.py
+
+# Ray actors: env steps/s and learner updates/s for 1, 2 and 4 actors on a 1 ms-per-step env.
+bench-distributed: setup-bench
+	$(PYTHON) benchmarks/bench_distributed.py
+
+# 10 GB of memory-mapped replay columns sampled with RssAnon under 1 GB (needs ~11 GB of disk;
+# PYRL_BENCH_DIR picks where the files go, default the temp directory).
+bench-mmap: setup-bench
+	$(PYTHON) benchmarks/bench_memory_mapped.py
 
 cuda-check:
 	scripts/check_cuda.sh

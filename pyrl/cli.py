@@ -5,6 +5,7 @@ the benchmark scripts of a source checkout.
     pyrl train ppo --env CartPole-v1 --steps 100000 --seed 0 --out runs/ppo-cartpole
     pyrl train ddpg --env pyrl/PointReach-v0 --steps 15000 --set her_strategy=future
     pyrl train ppo --env CartPole-v1 --steps 200000 --out runs/ppo-cartpole --resume
+    pyrl train ddpg --env FetchReach-v4 --actors 4 --envs-per-actor 2   # Ray actors (pyrl[ray])
     pyrl eval runs/ppo-cartpole --episodes 10 --video runs/ppo-cartpole/video
     pyrl plot runs/ppo-cartpole-s0 runs/ppo-cartpole-s1 --out cartpole.png
     pyrl bench --quick
@@ -167,6 +168,9 @@ def train(opts) -> int:
         (out / "config.json").write_text(json.dumps(config, indent=2, default=str))
     save_every = opts.save_every or max(1, opts.steps // 10)
     last_save = [agent.steps]
+    runner = agent
+    if opts.actors:
+        runner = distributed_runner(agent, opts)
 
     def save_now(agent, row):
         if agent.steps - last_save[0] >= save_every:
@@ -174,7 +178,11 @@ def train(opts) -> int:
             agent.write_csv(out / "progress.csv")
             last_save[0] = agent.steps
 
-    agent.learn(opts.steps, callback=save_now, progress=not opts.no_progress)
+    try:
+        runner.learn(opts.steps, callback=save_now, progress=not opts.no_progress)
+    finally:
+        if runner is not agent:
+            runner.close()
     agent.save(checkpoint)
     agent.write_csv(out / "progress.csv")
     title = f"{algo.upper()} on {opts.env} (seed {agent.args.seed})"
@@ -189,6 +197,19 @@ def train(opts) -> int:
     print(f"pyrl train: wrote {out}/progress.csv, checkpoint.pt, eval.json"
           + (", curve.png" if plotted else " (no curve.png: matplotlib is not installed)"))
     return 0
+
+
+def distributed_runner(agent, opts):
+    """``--actors N``: the agent learns from N Ray actor processes (pyrl.distributed)."""
+    if opts.actors < 1 or opts.envs_per_actor < 1:
+        raise SystemExit(f"pyrl train: --actors and --envs-per-actor should be >= 1, got "
+                         f"{opts.actors} and {opts.envs_per_actor}")
+    try:
+        from pyrl.distributed import Distributed
+        return Distributed(agent, actors=opts.actors, envs_per_actor=opts.envs_per_actor,
+                           ray_address=opts.ray_address, samples_per_insert=opts.samples_per_insert)
+    except (ImportError, ValueError) as err:
+        raise SystemExit(f"pyrl train: --actors: {err}")
 
 
 def read_run(run: str) -> tuple[Path, dict]:
@@ -352,6 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--tensorboard", metavar="DIR",
                    help="also write the progress scalars as TensorBoard events to DIR")
+    p.add_argument("--actors", type=int, default=0,
+                   help="Ray actor processes stepping envs for the learner (ddpg; the ray extra)")
+    p.add_argument("--envs-per-actor", type=int, default=1, help="envs each actor steps")
+    p.add_argument("--ray-address", help="a Ray cluster's address (default: a local cluster)")
+    p.add_argument("--samples-per-insert", type=float, default=None,
+                   help="transitions sampled per env step (default: the agent's own ratio)")
     e = commands.add_parser("eval", help="evaluate a trained run's checkpoint (and record videos)")
     e.add_argument("run", help="a pyrl train --out directory")
     e.add_argument("--episodes", type=int, default=20)

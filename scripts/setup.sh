@@ -27,6 +27,9 @@ pip_install -c "$constraints" "gymnasium-robotics==1.4.2" "mujoco==3.3.7" \
 # Optional: Stable-Baselines3, for pyrl.compat.sb3's drop-ins and their tests (the sb3 extra).
 pip_install -c "$constraints" stable-baselines3==2.9.2 \
   || echo "setup: stable-baselines3 did not install; the pyrl.compat.sb3 tests will be skipped"
+# Optional: Ray, for pyrl.distributed's actor processes and their tests (the ray extra).
+pip_install -c "$constraints" ray==2.60.0 \
+  || echo "setup: ray did not install; the distributed tests will be skipped"
 # Optional: TensorBoard logging and video recording (the tensorboard and video extras).
 pip_install -c "$constraints" tensorboard moviepy pygame \
   || echo "setup: tensorboard/moviepy/pygame did not install; their tests will be skipped"

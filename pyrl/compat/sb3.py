@@ -267,7 +267,9 @@ class _CompiledStorage:
 class ReplayBuffer(_CompiledStorage, sb3_buffers.ReplayBuffer):
     """SB3's ``ReplayBuffer`` (Box, Discrete or Dict observations) on pyrl's compiled buffer.
 
-    Args (beyond SB3's):
+    SB3's arguments, and these keywords:
+
+    Args:
         n_steps, gamma: n-step returns (``gamma`` required when ``n_steps > 1``; the samples
             then carry ``discounts``).
         prioritized: a :class:`pyrl.replay.PER` for prioritized samples.
@@ -299,7 +301,9 @@ class HerReplayBuffer(_CompiledStorage, _SB3HerReplayBuffer):
     (``future`` draws from the later steps of the episode, the current transition's next
     observation included, as SB3's inclusive ``future``).
 
-    Args (beyond SB3's):
+    SB3's arguments, and these keywords:
+
+    Args:
         compute_reward: None to recompute relabeled rewards with the env's ``compute_reward``
             (as SB3 does, without infos), or a pyrl HER reward: ``replay.sparse_l2(eps)`` (in
             C++), ``replay.per_dim(...)`` or a callable ``(achieved_goal, desired_goal)``.

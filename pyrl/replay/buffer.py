@@ -31,8 +31,8 @@ from pyrl._io import atomic_save, load_data
 from pyrl.replay.inputs import (Field, Inputs, check_goal_fields, default_obs_keys, parse_spec)
 from pyrl.replay.layout import DRAW_STREAMS, INVARIANTS, MAX_CAPACITY, tree_leaf_offset
 from pyrl.replay.recurrent import Encoder, Recurrent, encoder_states
-from pyrl.replay.settings import (HER, EpisodeMode, NStep, PER, PerDim, SparseL2, per_dim,
-                                  sparse_l2)
+from pyrl.replay.settings import (HER, EpisodeMode, MemoryMapped, NStep, PER, PerDim, SparseL2,
+                                  per_dim, sparse_l2)
 from pyrl.replay.storage import ReplayStorage, config_values, fresh_seed
 
 __all__ = ["Batch", "Field", "InvariantError", "ReplayBuffer"]
@@ -115,6 +115,9 @@ def settings_from_file(where: str, state: Any, her: Optional[HER]) -> dict:
         prioritized, episode_mode = config.pop("prioritized"), config.pop("episode_mode")
         saved_her = config.pop("her")
         recurrent = config.pop("recurrent", None)
+        mapped = config.pop("storage", None)
+        if mapped is not None:
+            config["storage"] = MemoryMapped(mapped["memory_mapped"], reopen=True)
         if recurrent is not None:
             config["recurrent"] = Recurrent.from_description(recurrent)
         if her is None and saved_her is not None:
@@ -133,6 +136,8 @@ def settings_from_file(where: str, state: Any, her: Optional[HER]) -> dict:
     row_episode = state.get("row_episode")
     if not (isinstance(row_episode, Tensor) and row_episode.shape == (capacity,)):
         raise ValueError(f"{where}: row_episode should hold the capacity's {capacity} rows")
+    if kwargs.get("storage") is not None and columns is None:
+        return kwargs  # memory-mapped: the column files are checked when they are mapped
     if not isinstance(columns, Mapping):
         raise ValueError(f"{where}: columns should be a dict of tensors")
     for name, (shape, _) in spec.items():
@@ -175,6 +180,9 @@ class ReplayBuffer:
         her: a :class:`HER` to relabel goals at sample time. The buffer then needs observation
             fields ``achieved_goal`` and ``desired_goal`` (float32 ``[g]``), as goal-env dict
             observations (``observation``, ``achieved_goal``, ``desired_goal``) have.
+        recurrent: a :class:`Recurrent` to store the encoder state of every step.
+        storage: a :class:`MemoryMapped` to keep the columns in files (buffers larger than
+            RAM); None keeps them in memory.
 
     Example::
 
@@ -190,7 +198,8 @@ class ReplayBuffer:
                  prioritized: Optional[PER] = None, nstep: Optional[NStep] = None,
                  seed: Optional[int] = None, obs_keys: Optional[tuple[str, ...]] = None,
                  max_episode_steps: int = 1000, episode_mode: Optional[EpisodeMode] = None,
-                 her: Optional[HER] = None, recurrent: Optional[Recurrent] = None):
+                 her: Optional[HER] = None, recurrent: Optional[Recurrent] = None,
+                 storage: Optional[MemoryMapped] = None):
         if positional or _is_space(spec):  # a Stable-Baselines3-style call
             raise ValueError(
                 f"ReplayBuffer(capacity, spec, **settings) takes a spec dict and keyword settings, "
@@ -200,13 +209,15 @@ class ReplayBuffer:
         self._arguments = dict(capacity=capacity, spec=spec, device=device, prioritized=prioritized,
                                nstep=nstep, seed=seed, obs_keys=obs_keys,
                                max_episode_steps=max_episode_steps, episode_mode=episode_mode,
-                               her=her, recurrent=recurrent)  # copies and pickles rebuild from these
+                               her=her, recurrent=recurrent,
+                               storage=storage)  # copies and pickles rebuild from these
         if not (type(capacity) is int and 2 <= capacity <= MAX_CAPACITY):
             raise ValueError(f"ReplayBuffer: capacity should be an int >= 2 (an episode needs 2 "
                              f"rows) and at most 2^48, got {capacity!r}")
         for name, value, kind in (("prioritized", prioritized, PER), ("nstep", nstep, NStep),
                                   ("episode_mode", episode_mode, EpisodeMode), ("her", her, HER),
-                                  ("recurrent", recurrent, Recurrent)):
+                                  ("recurrent", recurrent, Recurrent),
+                                  ("storage", storage, MemoryMapped)):
             if value is not None and not isinstance(value, kind):
                 raise ValueError(f"ReplayBuffer: {name} should be a replay.{kind.__name__} or "
                                  f"None, got {value!r}")
@@ -263,9 +274,10 @@ class ReplayBuffer:
         self.fields = [fields[name] for name in (*column_keys, *others, "reward")]
         self._column_keys = column_keys
         self._config = config_values(prioritized, self._steps, her, self.fields, column_keys)
+        self.memory_mapped = storage
         self.storage = ReplayStorage(capacity, self.fields, self.device,
                                      seed if seed is not None else fresh_seed(), self._config,
-                                     len(column_keys), self.max_episode_steps)
+                                     len(column_keys), self.max_episode_steps, mapped=storage)
         self.inputs = Inputs(self.fields, column_keys, self.device)
         self._host = self.storage.host
         self._warned_terminal = False
@@ -974,6 +986,8 @@ class ReplayBuffer:
             "her": describe_her(self.her),
             # Only where set, so files saved before recurrent replay existed still load.
             **({"recurrent": self.recurrent.describe()} if self.recurrent is not None else {}),
+            **({"storage": {"memory_mapped": self.memory_mapped.path}}
+               if self.memory_mapped is not None else {}),
         }
 
     def state_dict(self) -> dict:
@@ -981,9 +995,11 @@ class ReplayBuffer:
         counter included).
 
         Like ``nn.Module.state_dict``, the tensors are the buffer's own (no copy): save them or
-        clone them before adding more.
+        clone them before adding more. A :class:`MemoryMapped` buffer's state leaves the columns
+        out: its files hold them (see ``save``).
         """
-        return self._locked(lambda: {"config": self.config(), **self.storage.state_dict()})
+        columns = self.memory_mapped is None
+        return self._locked(lambda: {"config": self.config(), **self.storage.state_dict(columns)})
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restores a state from :meth:`state_dict` of a buffer built with the same layout.
@@ -1006,10 +1022,18 @@ class ReplayBuffer:
     def save(self, path) -> None:
         """Writes the buffer to `path` (torch.save format), atomically: a consistent snapshot is
         written to a temporary file beside `path`, flushed to disk, then renamed over it, so a
-        process killed mid-save leaves the previous file intact."""
+        process killed mid-save leaves the previous file intact. A :class:`MemoryMapped`
+        buffer's columns are flushed to their files and referred to, not copied."""
         # The snapshot is taken and written under the buffer's mutex: no add or update can tear it.
-        atomic_save(lambda: {"config": self.config(), **self.storage.state_dict()}, path,
-                    under=self._locked)
+        # A memory-mapped buffer's columns are flushed to their files in place and referred to.
+        mapped = self.memory_mapped is not None
+
+        def snapshot():
+            if mapped:
+                self.storage.flush()
+            return {"config": self.config(), **self.storage.state_dict(not mapped)}
+
+        atomic_save(snapshot, path, under=self._locked)
 
     @classmethod
     def load(cls, path, her: Optional[HER] = None) -> "ReplayBuffer":

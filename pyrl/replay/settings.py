@@ -2,6 +2,7 @@
 n-step returns and hindsight relabeling (HER) with its reward kinds."""
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -237,3 +238,30 @@ class HER:
     @property
     def ratio(self) -> float:
         return self.k / (self.k + 1)
+
+
+@dataclass(frozen=True)
+class MemoryMapped:
+    """Keeps a buffer's columns in files under the directory ``path`` (memory-mapped, shared
+    with the page cache) instead of in process memory, for buffers larger than RAM; the sum and
+    min trees, the episode table and the counters stay in memory. The ops sample them as they
+    sample in-memory columns.
+
+    The files are the buffer's live data: ``save`` flushes them in place and writes the rest
+    atomically beside, referring to them (no copy); ``ReplayBuffer.load`` maps them again. Rows
+    written after a save are in the files when the checkpoint is loaded: restore a saved
+    buffer before adding to it again, or accept that its newest episodes' rows hold newer steps.
+
+    Args:
+        path: a directory (made if missing) that holds no buffer's columns yet.
+        reopen: map the column files a saved buffer left there instead (what
+            ``ReplayBuffer.load`` passes).
+    """
+
+    path: str
+    reopen: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.path, (str, os.PathLike)):
+            raise ValueError(f"MemoryMapped: path should be a directory path, got {self.path!r}")
+        object.__setattr__(self, "path", os.path.abspath(os.fspath(self.path)))

@@ -6,6 +6,7 @@ import math
 import os
 from typing import Any, Mapping, Optional
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -13,7 +14,7 @@ from pyrl import _C, _ops
 from pyrl.replay.inputs import Field
 from pyrl.replay.layout import (CONFIG, COUNTERS, HER_OFF, HER_REWARDS, HER_STRATEGIES, STATE,
                                 episode_slots, tree_size)
-from pyrl.replay.settings import HER, NStep, PER, PerDim, SparseL2
+from pyrl.replay.settings import HER, MemoryMapped, NStep, PER, PerDim, SparseL2
 
 STATE_NAMES = tuple(sorted(STATE, key=STATE.get))  # row_episode, episodes, counters, ...
 
@@ -21,6 +22,8 @@ STATE_NAMES = tuple(sorted(STATE, key=STATE.get))  # row_episode, episodes, coun
 # as whole episodes or at one row per window, never beside a sampled row's other fields, and
 # out of the record they leave a window's rows densely packed.
 SEPARATE_COLUMNS = frozenset({"hidden"})
+
+RECORDS_FILE = "records.bin"  # a memory-mapped buffer's row records, under its directory
 
 
 def config_values(prioritized: Optional[PER], nstep: NStep, her: Optional[HER],
@@ -89,8 +92,11 @@ class ReplayStorage:
     """
 
     def __init__(self, capacity: int, fields: list[Field], device: torch.device, seed: int,
-                 config: list[float], obs_columns: int, horizon: int):
+                 config: list[float], obs_columns: int, horizon: int,
+                 mapped: Optional[MemoryMapped] = None):
         self.capacity, self.fields, self.device = capacity, fields, device
+        self.mapped = mapped
+        self._maps: list = []  # the np.memmap arrays behind mapped columns (flushed by save)
         self._alpha = config[CONFIG["alpha"]]
         self.names = [f.name for f in fields]
 
@@ -107,10 +113,15 @@ class ReplayStorage:
             end = (end + item - 1) // item * item
             offsets.append(end)
             end += item * math.prod(f.shape)
-        self.records = torch.zeros(capacity, max(8, (end + 7) // 8 * 8), dtype=torch.uint8,
-                                   device=device)
+        record_bytes = max(8, (end + 7) // 8 * 8)
+        if mapped is None:
+            self.records = torch.zeros(capacity, record_bytes, dtype=torch.uint8, device=device)
+        else:
+            os.makedirs(mapped.path, exist_ok=True)
+            self.records = self._map(RECORDS_FILE, (capacity, record_bytes), torch.uint8)
         self.columns = [
-            full(capacity, *f.shape, dtype=f.dtype) if offset is None else
+            (full(capacity, *f.shape, dtype=f.dtype) if mapped is None else
+             self._map(f"column-{f.name}.bin", (capacity, *f.shape), f.dtype)) if offset is None else
             self.records[:, offset:offset + torch.empty((), dtype=f.dtype).element_size()
                          * math.prod(f.shape)].view(f.dtype).view(capacity, *f.shape)
             for f, offset in zip(fields, offsets)]
@@ -124,6 +135,32 @@ class ReplayStorage:
         self.horizon = horizon
         self.host = _C.ReplayHost(self.state, self.columns, config, self.names, obs_columns,
                                   horizon, seed)
+
+    def _map(self, name: str, shape: tuple, dtype: torch.dtype) -> Tensor:
+        """A tensor on the file ``name`` of the mapped directory: created (zeros, sparse) for a
+        new buffer, mapped as it is when reopening one, after checking its size."""
+        path = os.path.join(self.mapped.path, name)
+        kind = torch.empty((), dtype=dtype).numpy().dtype
+        size = math.prod(shape) * kind.itemsize
+        if self.mapped.reopen:
+            if not os.path.isfile(path) or os.path.getsize(path) != size:
+                got = os.path.getsize(path) if os.path.isfile(path) else "no file"
+                raise ValueError(f"ReplayBuffer: {path} should hold {size} bytes of columns "
+                                 f"{list(shape)} {dtype}, got {got}")
+            array = np.memmap(path, dtype=kind, mode="r+", shape=shape)
+        else:
+            if os.path.exists(path):
+                raise ValueError(f"ReplayBuffer: {self.mapped.path} already holds a buffer's "
+                                 f"columns ({name}); open that buffer with ReplayBuffer.load(its "
+                                 f"saved file), or give another directory")
+            array = np.memmap(path, dtype=kind, mode="w+", shape=shape)
+        self._maps.append(array)
+        return torch.from_numpy(array)
+
+    def flush(self) -> None:
+        """Writes a mapped buffer's dirty column pages to its files (msync)."""
+        for array in self._maps:
+            array.flush()
 
     def column(self, name: str) -> Tensor:
         return self.columns[self.names.index(name)]
@@ -152,7 +189,9 @@ class ReplayStorage:
 
     # ---- save and restore ----------------------------------------------------------------------
 
-    def state_dict(self) -> dict:
+    def state_dict(self, columns: bool = True) -> dict:
+        """The state's tensors; ``columns=False`` leaves the columns out (a mapped buffer's
+        files hold them)."""
         staged = self.host.stage()
         # The columns are views of one record buffer, and torch.save cannot write views of one
         # storage as different dtypes: the dtype holding the most bytes stays a view (no copy of
@@ -163,8 +202,8 @@ class ReplayStorage:
                 size[column.dtype] = size.get(column.dtype, 0) + column.numel() * column.element_size()
         kept = max(size, key=size.get)
         columns = {name: c if c.dtype == kept or name in SEPARATE_COLUMNS else c.clone()
-                   for name, c in zip(self.names, self.columns)}
-        return {"columns": columns,
+                   for name, c in zip(self.names, self.columns)} if columns else None
+        return {**({"columns": columns} if columns is not None else {}),
                 **{name: getattr(self, name) for name in STATE_NAMES},
                 "draws": torch.tensor(self.host.draws(), dtype=torch.int64),
                 "stage": None if staged is None else dict(zip(self.names, staged[0])),
@@ -176,9 +215,12 @@ class ReplayStorage:
         expected = {name: (getattr(self, name).shape, getattr(self, name).dtype)
                     for name in STATE_NAMES}
         expected["draws"] = ((2,), torch.int64)
-        expected.update({f"columns.{f.name}": (c.shape, c.dtype)
-                         for f, c in zip(self.fields, self.columns)})
         columns = state.get("columns")
+        if columns is None and self.mapped is not None:
+            columns = {}  # a mapped buffer's saved state: its files hold the columns
+        else:
+            expected.update({f"columns.{f.name}": (c.shape, c.dtype)
+                             for f, c in zip(self.fields, self.columns)})
         if not isinstance(columns, Mapping):
             raise ValueError(f"ReplayBuffer.load_state_dict: columns should be a dict of tensors, "
                              f"got {type(columns).__name__}")
@@ -226,7 +268,8 @@ class ReplayStorage:
         for name in STATE_NAMES:
             getattr(self, name).copy_(given[name])
         for f, column in zip(self.fields, self.columns):
-            column.copy_(given[f"columns.{f.name}"])
+            if f"columns.{f.name}" in given:
+                column.copy_(given[f"columns.{f.name}"])
         self.host.set_draws(*(int(x) for x in given["draws"].tolist()))
         if "stage_length" in given:
             self.host.set_stage([given[f"stage.{f.name}"].to(self.device, copy=True)

@@ -1,0 +1,361 @@
+"""Distributed acting on Ray (Ape-X style): actor processes step environments with a recent copy
+of the policy and send finished episodes to one learner, which owns the replay buffer.
+
+    from pyrl.agents import DDPG
+    from pyrl.distributed import Distributed
+
+    learner = DDPG("pyrl/PointReach-v0", her_strategy="future", ...)
+    Distributed(learner, actors=4, envs_per_actor=2).learn(100_000)
+
+Ray runs the same code on one machine (a local cluster, started here when none is running) and
+on a cluster (``ray_address=...``). It is optional: ``pip install 'pyrl[ray]'``.
+
+How it runs:
+
+- Each actor builds the same agent class as the learner, with its own seed, and acts through the
+  agent's own exploration code (``_explore``) on numpy copies of the policy; weights (and the
+  observation normalizer) are broadcast through the object store every ``sync_every`` updates.
+- The learner asks each actor for ``chunk`` steps at a time (two requests queued per actor, so an
+  actor never waits on the learner's reply) and adds the finished episodes it gets back, whole,
+  with ``add_episode``; an episode longer than ``max_episode_steps`` arrives in cut chunks.
+- Rate limiting follows Reverb's ``SampleToInsertRatio``: with ``d = samples_per_insert *
+  inserted - sampled`` (sampled counts transitions drawn by updates, inserted the transitions
+  added to the buffer; the steps of requests in flight count as inserted when asking for more),
+  the learner samples only while ``d`` stays above ``spi * min_size - error_buffer`` and actors
+  are only asked for more while it stays below ``spi * min_size + error_buffer``: the learner
+  waits for actors, or actors wait for the learner, whichever is faster.
+- An actor process that dies is restarted by Ray (``max_restarts``); the learner resends it the
+  current weights and asks again. What it had sent is in the buffer; the steps of the request it
+  died in are lost (they never reached the learner) and not counted.
+"""
+
+import os
+import time
+import warnings
+from typing import Optional
+
+import numpy as np
+import torch
+
+from pyrl.envs import final_observations
+
+RAY_VERSION = "2.60.0"
+
+
+def require_ray():
+    """The ray module, or ImportError saying how to install it."""
+    try:
+        import ray
+    except ImportError as err:
+        raise ImportError(f"pyrl.distributed needs Ray ({err}): pip install 'pyrl[ray]' "
+                          f"(ray=={RAY_VERSION})") from None
+    return ray
+
+
+class SampleToInsertRatio:
+    """Reverb's rate limiter: keeps ``samples_per_insert * inserted - sampled`` within
+    ``error_buffer`` of ``samples_per_insert * min_size``, and samples only from ``min_size``
+    inserts on."""
+
+    def __init__(self, samples_per_insert: float, min_size: int, error_buffer: float):
+        if not (isinstance(samples_per_insert, (int, float)) and samples_per_insert > 0):
+            raise ValueError(f"SampleToInsertRatio: samples_per_insert should be > 0, got "
+                             f"{samples_per_insert!r}")
+        if not (type(min_size) is int and min_size >= 1):
+            raise ValueError(f"SampleToInsertRatio: min_size should be an int >= 1, got {min_size!r}")
+        if not (isinstance(error_buffer, (int, float)) and error_buffer > 0):
+            raise ValueError(f"SampleToInsertRatio: error_buffer should be > 0, got {error_buffer!r}")
+        self.samples_per_insert, self.min_size, self.error_buffer = samples_per_insert, min_size, error_buffer
+        offset = samples_per_insert * min_size
+        self.min_diff, self.max_diff = offset - error_buffer, offset + error_buffer
+
+    def can_sample(self, inserted: int, sampled: int, count: int) -> bool:
+        return (inserted >= self.min_size
+                and self.samples_per_insert * inserted - (sampled + count) >= self.min_diff)
+
+    def can_insert(self, inserted: int, sampled: int, count: int) -> bool:
+        return self.samples_per_insert * (inserted + count) - sampled <= self.max_diff
+
+
+class Actor:
+    """One actor process's work: ``envs`` environments stepped with the agent's exploration,
+    finished episodes packed as arrays (Ray wraps this class as a remote actor)."""
+
+    def __init__(self, algo: str, env, env_kwargs: Optional[dict], args: dict, seed: int,
+                 envs: int, noise_sigma: float, warmup_steps: int, max_episode_steps: int):
+        from pyrl.agents import ALGORITHMS
+
+        import ray
+
+        torch.set_num_threads(1)
+        if ray.get_runtime_context().was_current_actor_reconstructed:
+            seed += 7919 * os.getpid()  # a restarted actor does not replay its first episodes
+        # The learner's agent class and settings: acting is its code, on a buffer it never uses.
+        settings = dict(args, seed=seed, n_envs=envs, noise_sigma=noise_sigma, buffer_size=2,
+                        progress=False, eval_every=0, tensorboard=None)
+        self.agent = ALGORITHMS[algo](env, env_kwargs=env_kwargs, **settings)
+        self.obs, _ = self.agent.env.reset(seed=seed)
+        self.warmup_steps, self.max_episode_steps = warmup_steps, max_episode_steps
+        self.steps = 0
+        self.episodes = [self._new_episode() for _ in range(envs)]
+        self.returns, self.lengths = np.zeros(envs), np.zeros(envs, dtype=np.int64)
+
+    def _new_episode(self) -> dict:
+        return {"obs": [], "action": [], "reward": [], "terminated": []}
+
+    def set_policy(self, state: dict) -> None:
+        with torch.no_grad():
+            self.agent.actor.load_state_dict({k: torch.from_numpy(v) for k, v in state["actor"].items()})
+        if self.agent.obs_norm is not None:
+            self.agent.obs_norm.load_state_dict(state["obs_norm"])
+
+    def collect(self, steps: int) -> dict:
+        """``steps`` steps of every env; returns the episodes that ended (or were cut) in them,
+        their returns and successes, and the steps taken."""
+        agent, done_episodes = self.agent, []
+        returns, lengths, successes = [], [], []
+        for _ in range(steps):
+            unit_action = agent._explore(self.obs, warmup=self.steps < self.warmup_steps)
+            next_obs, reward, term, trunc, info = agent.env.step(agent._scale(unit_action))
+            done = term | trunc
+            final = final_observations(next_obs, info, done)
+            fields = agent._fields(self.obs)
+            for i, episode in enumerate(self.episodes):
+                episode["obs"].append({k: v[i] for k, v in fields.items()})
+                episode["action"].append(unit_action[i])
+                episode["reward"].append(reward[i])
+                cut = len(episode["action"]) >= self.max_episode_steps
+                if done[i] or cut:
+                    last = agent._fields(final)
+                    episode["obs"].append({k: v[i] for k, v in last.items()})
+                    done_episodes.append(self._pack(episode, bool(term[i])))
+                    self.episodes[i] = self._new_episode()
+            self.returns += reward
+            self.lengths += 1
+            for i in np.flatnonzero(done):
+                returns.append(float(self.returns[i]))
+                lengths.append(int(self.lengths[i]))
+                self.returns[i], self.lengths[i] = 0.0, 0
+            successes += _successes(info, done)
+            agent.noise_state[done] = 0.0
+            self.obs = next_obs
+            self.steps += len(self.episodes)
+        return {"episodes": done_episodes, "steps": steps * len(self.episodes),
+                "returns": returns, "lengths": lengths, "successes": successes}
+
+    @staticmethod
+    def _pack(episode: dict, terminated: bool) -> dict:
+        keys = episode["obs"][0].keys()
+        return {"obs": {k: np.stack([o[k] for o in episode["obs"]]).astype(np.float32) for k in keys},
+                "action": np.asarray(episode["action"], np.float32),
+                "reward": np.asarray(episode["reward"], np.float32), "terminated": terminated}
+
+
+def _successes(info: dict, done: np.ndarray) -> list:
+    from pyrl.agents.common import successes
+    return successes(info, done)
+
+
+class Distributed:
+    """Trains an off-policy learner (DDPG) on episodes from Ray actors; see the module docstring.
+
+    Args:
+        agent: the learner (``pyrl.agents.DDPG``); its buffer, networks, steps and history are
+            the run's, so its ``save``/``load`` checkpoint (the buffer included) resumes it.
+        actors: actor processes.
+        envs_per_actor: environments each actor steps side by side.
+        ray_address: a Ray cluster's address; None starts a local one (or joins the running one).
+        samples_per_insert: transitions sampled per env step; default the agent's own ratio,
+            ``gradient_steps * batch_size / train_every``.
+        error_buffer: the rate limiter's tolerance, in sampled transitions; default one round of
+            requests from every actor (or two batches, whichever is larger).
+        min_size: env steps before learning starts; default the agent's ``learning_starts``
+            (at least one request's steps).
+        sync_every: updates between weight broadcasts.
+        chunk: steps per env in one actor request.
+        noise_ladder: per-actor exploration noise from 0.5x to 1.5x the agent's ``noise_sigma``
+            (Ape-X's spread of exploration); False gives every actor the agent's.
+        max_restarts: restarts Ray grants a dying actor process (-1: unlimited).
+    """
+
+    def __init__(self, agent, actors: int = 2, envs_per_actor: int = 1,
+                 ray_address: Optional[str] = None, samples_per_insert: Optional[float] = None,
+                 error_buffer: Optional[float] = None, min_size: Optional[int] = None,
+                 sync_every: int = 100, chunk: int = 50, noise_ladder: bool = False,
+                 max_restarts: int = -1):
+        ray = require_ray()
+        a = agent.args
+        if agent.algo != "ddpg":
+            raise ValueError(f"Distributed: actors feed an off-policy learner (ddpg); got "
+                             f"{agent.algo} (distributed PPO is not built yet)")
+        if a.recurrent:
+            raise ValueError("Distributed: a recurrent DDPG learner is not supported with actors yet")
+        if agent.env_id is None:
+            raise ValueError("Distributed: actors make their envs from a registered env id; the "
+                             "learner's env has none")
+        for name, value, low in (("actors", actors, 1), ("envs_per_actor", envs_per_actor, 1),
+                                 ("sync_every", sync_every, 1), ("chunk", chunk, 1)):
+            if not (type(value) is int and value >= low):
+                raise ValueError(f"Distributed: {name} should be an int >= {low}, got {value!r}")
+        self.agent, self.actors, self.envs_per_actor = agent, actors, envs_per_actor
+        self.chunk, self.sync_every = chunk, sync_every
+        request_steps = chunk * envs_per_actor
+        spi = samples_per_insert if samples_per_insert is not None else \
+            a.gradient_steps * a.batch_size / a.train_every
+        buffer = error_buffer if error_buffer is not None else \
+            max(spi * request_steps * actors, 2 * a.batch_size)
+        size = min_size if min_size is not None else max(a.learning_starts, request_steps)
+        self.limiter = SampleToInsertRatio(spi, size, buffer)
+        if buffer < max(a.batch_size, spi * request_steps):
+            raise ValueError(f"Distributed: error_buffer should hold at least one batch and one "
+                             f"request (max({a.batch_size}, {spi:g} * {request_steps})), got "
+                             f"{buffer!r}: with less, neither side could move")
+
+        if not ray.is_initialized():
+            if ray_address is None:
+                ray.init(num_cpus=max(2, actors), include_dashboard=False, log_to_driver=False,
+                         configure_logging=False)
+            else:
+                ray.init(address=ray_address, log_to_driver=False, configure_logging=False)
+        self.ray = ray
+        remote = ray.remote(num_cpus=1, max_restarts=max_restarts, max_task_retries=0)(Actor)
+        args = {k: v for k, v in vars(a).items()}
+        self.workers = []
+        for i in range(actors):
+            sigma = a.noise_sigma * (0.5 + i / max(actors - 1, 1)) if noise_ladder else a.noise_sigma
+            self.workers.append(remote.remote(
+                agent.algo, agent.env_id, agent.env_kwargs, args, a.seed + 1 + i, envs_per_actor,
+                sigma, a.learning_starts // actors, agent.buffer.max_episode_steps))
+        self.inserted = 0        # env steps received from actors
+        self.sampled = 0         # transitions drawn by updates
+        self.restarts = 0
+        self.steps_by_actor = [0] * actors
+        self._failed = [False] * actors  # a request of this actor failed since its last result
+        self.waits = {"learner": 0.0, "actors": 0.0}
+
+    # ---- weights ---------------------------------------------------------------------------------
+
+    def _policy(self) -> dict:
+        agent = self.agent
+        return {"actor": {k: v.detach().cpu().numpy().copy() for k, v in agent.actor.state_dict().items()},
+                "obs_norm": agent.obs_norm.state_dict() if agent.obs_norm is not None else None}
+
+    def _broadcast(self) -> None:
+        state = self.ray.put(self._policy())
+        for worker in self.workers:
+            worker.set_policy.remote(state)
+
+    # ---- the learner's loop ------------------------------------------------------------------------
+
+    def learn(self, total_steps: int, callback=None, progress: Optional[bool] = None) -> list[dict]:
+        """Trains until the agent has ``total_steps`` env steps (over all actors); returns the
+        history. ``callback(agent, row)`` runs at each log point, as in ``agent.learn``."""
+        ray, agent, a = self.ray, self.agent, self.agent.args
+        stats, bar = agent._begin_learning(total_steps, progress)
+        losses: dict[str, list] = {"critic_loss": [], "actor_loss": [], "q": []}
+        request_steps = self.chunk * self.envs_per_actor
+        in_flight: dict = {}  # request ref -> worker index
+        queued = [0] * self.actors
+        requested = 0  # env steps asked for and not yet received
+        self._broadcast()
+        log_mark = (agent.steps, agent.updates, time.perf_counter())
+        try:
+            while agent.steps < total_steps:
+                # Keep every actor busy (two requests queued) while inserting keeps the ratio.
+                for i in range(self.actors):
+                    while (queued[i] < 2 and agent.steps + requested < total_steps
+                           and self.limiter.can_insert(self.inserted + requested, self.sampled,
+                                                       request_steps)):
+                        in_flight[self.workers[i].collect.remote(self.chunk)] = i
+                        queued[i] += 1
+                        requested += request_steps
+                trained = self._train(losses)
+                if not in_flight:
+                    if trained:
+                        continue
+                    raise RuntimeError(f"Distributed: the rate limiter stalled (inserted "
+                                       f"{self.inserted}, sampled {self.sampled}); report this")
+                start = time.perf_counter()
+                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0 if trained else None)
+                if not trained:
+                    self.waits["learner"] += time.perf_counter() - start
+                for ref in ready:
+                    i = in_flight.pop(ref)
+                    queued[i] -= 1
+                    requested -= request_steps
+                    try:
+                        result = ray.get(ref)
+                    except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+                        if not self._failed[i]:  # its queued requests fail too: one restart
+                            self.restarts += 1  # Ray restarts the process; it needs the weights
+                            self._failed[i] = True
+                            self.workers[i].set_policy.remote(self.ray.put(self._policy()))
+                        continue
+                    self._failed[i] = False
+                    before = agent.steps
+                    self._insert(result, stats)
+                    self.steps_by_actor[i] += result["steps"]
+                    if agent.steps // a.log_every != before // a.log_every or agent.steps >= total_steps:
+                        row = {**stats.drain(), **{k: float(np.mean(v)) if v else float("nan")
+                                                   for k, v in losses.items()},
+                               **self._rates(log_mark)}
+                        log_mark = (agent.steps, agent.updates, time.perf_counter())
+                        losses = {k: [] for k in losses}
+                        if not agent._log(row, before, callback, bar):
+                            return agent.history
+        finally:
+            if bar is not None:
+                bar.close()
+        return agent.history
+
+    def _train(self, losses: dict) -> int:
+        """Updates while the rate limiter allows (at most one chunk's worth, so results keep
+        flowing in); returns how many ran."""
+        agent, a = self.agent, self.agent.args
+        if agent.buffer.num_episodes == 0:
+            return 0
+        ran = 0
+        limit = max(1, int(self.limiter.samples_per_insert * self.chunk * self.envs_per_actor / a.batch_size))
+        while ran < limit and self.limiter.can_sample(self.inserted, self.sampled, a.batch_size):
+            for key, value in agent._update().items():
+                losses[key].append(value)
+            self.sampled += a.batch_size
+            ran += 1
+            if agent.updates % self.sync_every == 0:
+                self._broadcast()
+        return ran
+
+    def _insert(self, result: dict, stats) -> None:
+        agent = self.agent
+        with agent.timer("replay"), warnings.catch_warnings():
+            # Ray hands arrays over read-only (zero copy); the buffer only reads them.
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            for episode in result["episodes"]:
+                self.inserted += len(episode["reward"])
+                obs = episode["obs"]
+                if agent.obs_norm is not None:
+                    agent.obs_norm.update(agent.layout(obs if agent.goal_env else obs["obs"])[:-1])
+                agent.buffer.add_episode(obs=obs if agent.goal_env else obs["obs"],
+                                         action=episode["action"], reward=episode["reward"],
+                                         terminated=episode["terminated"])
+        agent.steps += result["steps"]
+        stats.returns += result["returns"]
+        stats.lengths += result["lengths"]
+        stats.successes += result["successes"]
+
+    def _rates(self, mark: tuple) -> dict:
+        steps, updates, start = mark
+        seconds = max(time.perf_counter() - start, 1e-9)
+        counts = self.agent.buffer.priority_updates if self.agent.buffer.prioritized else None
+        stale = (counts["dropped"] / max(1, counts["applied"] + counts["dropped"])) if counts else 0.0
+        return {"actors": self.actors, "env_steps_per_s": (self.agent.steps - steps) / seconds,
+                "updates_per_s": (self.agent.updates - updates) / seconds,
+                "samples_per_insert": self.sampled / max(1, self.inserted),
+                "stale_update_share": stale, "actor_restarts": self.restarts,
+                "learner_wait_s": self.waits["learner"]}
+
+    def close(self) -> None:
+        """Stops the actor processes (the Ray cluster stays up)."""
+        for worker in self.workers:
+            self.ray.kill(worker, no_restart=True)
+        self.workers = []
