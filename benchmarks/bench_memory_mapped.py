@@ -58,13 +58,14 @@ def main() -> None:
     root = tempfile.mkdtemp(prefix="pyrl-mmap-", dir=os.environ.get("PYRL_BENCH_DIR"))
     print(f"\nMemory-mapped replay columns: rows of {ROW_BYTES:,} bytes (4x84x84 uint8 frames), "
           f"sample({BATCH}), files in {root}\n")
-    print(f"{'buffer':<34}{'columns':>10}{'fill s':>9}{'sample µs':>12}{'RssAnon MB':>12}")
+    print(f"{'buffer':<20}{'columns':>10}{'fill s':>9}{'sample µs':>12}{'RssAnon MB':>12}"
+          f"{'of it, growth':>15}")
     try:
         base = rss_anon_mb()
         buf, seconds = filled(small)
         sample = median_us(lambda: buf.sample(BATCH), min_run_time)
-        print(f"{'in memory':<34}{small * ROW_BYTES / 2 ** 30:>9.2f}G{seconds:>9.1f}{sample:>12.0f}"
-              f"{rss_anon_mb() - base:>12.0f}")
+        print(f"{'in memory':<20}{small * ROW_BYTES / 1e9:>8.2f}GB{seconds:>9.1f}{sample:>12.0f}"
+              f"{rss_anon_mb():>12.0f}{rss_anon_mb() - base:>15.0f}")
         buf = None
         gc.collect()
         for rows in sorted({small, big}):
@@ -75,15 +76,16 @@ def main() -> None:
             start = time.perf_counter()
             buf.save(os.path.join(root, f"buffer-{rows}.pt"))
             saved = time.perf_counter() - start
-            print(f"{'memory-mapped':<34}{rows * ROW_BYTES / 2 ** 30:>9.2f}G{seconds:>9.1f}"
-                  f"{sample:>12.0f}{rss_anon_mb() - base:>12.0f}   (save: {saved:.1f} s, "
+            print(f"{'memory-mapped':<20}{rows * ROW_BYTES / 1e9:>8.2f}GB{seconds:>9.1f}"
+                  f"{sample:>12.0f}{rss_anon_mb():>12.0f}{rss_anon_mb() - base:>15.0f}   (save: {saved:.1f} s, "
                   f"checkpoint {os.path.getsize(os.path.join(root, f'buffer-{rows}.pt')) / 2 ** 20:.0f} MB)")
             buf = None
             gc.collect()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print("\nRssAnon: growth of the process's anonymous memory while the buffer was built and "
-          "sampled (its trees, episode table and stage; the columns are file pages).")
+    print("\nRssAnon: the process's anonymous memory after the buffer was built and sampled, and "
+          "its growth meanwhile (a mapped buffer's trees, episode table and stage; its columns "
+          "are file pages, in the page cache while RAM allows)")
 
 
 if __name__ == "__main__":

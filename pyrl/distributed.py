@@ -37,6 +37,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from pyrl.agents.common import successes as episode_successes
 from pyrl.envs import final_observations
 
 RAY_VERSION = "2.60.0"
@@ -101,7 +102,7 @@ class Actor:
         self.returns, self.lengths = np.zeros(envs), np.zeros(envs, dtype=np.int64)
 
     def _new_episode(self) -> dict:
-        return {"obs": [], "action": [], "reward": [], "terminated": []}
+        return {"obs": [], "action": [], "reward": []}
 
     def set_policy(self, state: dict) -> None:
         with torch.no_grad():
@@ -136,7 +137,7 @@ class Actor:
                 returns.append(float(self.returns[i]))
                 lengths.append(int(self.lengths[i]))
                 self.returns[i], self.lengths[i] = 0.0, 0
-            successes += _successes(info, done)
+            successes += episode_successes(info, done)
             agent.noise_state[done] = 0.0
             self.obs = next_obs
             self.steps += len(self.episodes)
@@ -145,15 +146,13 @@ class Actor:
 
     @staticmethod
     def _pack(episode: dict, terminated: bool) -> dict:
-        keys = episode["obs"][0].keys()
-        return {"obs": {k: np.stack([o[k] for o in episode["obs"]]).astype(np.float32) for k in keys},
-                "action": np.asarray(episode["action"], np.float32),
+        """One episode as arrays; float observations as float32, what the buffer stores."""
+        obs = {}
+        for key in episode["obs"][0]:
+            column = np.stack([o[key] for o in episode["obs"]])
+            obs[key] = column.astype(np.float32) if column.dtype.kind == "f" else column
+        return {"obs": obs, "action": np.asarray(episode["action"], np.float32),
                 "reward": np.asarray(episode["reward"], np.float32), "terminated": terminated}
-
-
-def _successes(info: dict, done: np.ndarray) -> list:
-    from pyrl.agents.common import successes
-    return successes(info, done)
 
 
 class Distributed:
@@ -169,8 +168,8 @@ class Distributed:
             ``gradient_steps * batch_size / train_every``.
         error_buffer: the rate limiter's tolerance, in sampled transitions; default one round of
             requests from every actor (or two batches, whichever is larger).
-        min_size: env steps before learning starts; default the agent's ``learning_starts``
-            (at least one request's steps).
+        min_size: transitions in the buffer before learning starts; default the agent's
+            ``learning_starts`` (at least one request's steps).
         sync_every: updates between weight broadcasts.
         chunk: steps per env in one actor request.
         noise_ladder: per-actor exploration noise from 0.5x to 1.5x the agent's ``noise_sigma``
