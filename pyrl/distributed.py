@@ -25,8 +25,9 @@ How it runs:
   are only asked for more while it stays below ``spi * min_size + error_buffer``: the learner
   waits for actors, or actors wait for the learner, whichever is faster.
 - An actor process that dies is restarted by Ray (``max_restarts``); the learner resends it the
-  current weights and asks again. What it had sent is in the buffer; the steps of the request it
-  died in are lost (they never reached the learner) and not counted.
+  current weights and asks again (an actor whose requests keep failing is left out). What it
+  had sent is in the buffer; the steps of the request it died in never reached the learner and
+  are not counted.
 """
 
 import os
@@ -41,6 +42,7 @@ from pyrl.agents.common import successes as episode_successes
 from pyrl.envs import final_observations
 
 RAY_VERSION = "2.60.0"
+MAX_FAILURES = 8  # failed requests in a row after which an actor is left out
 
 
 def require_ray():
@@ -141,7 +143,7 @@ class Actor:
             agent.noise_state[done] = 0.0
             self.obs = next_obs
             self.steps += len(self.episodes)
-        return {"episodes": done_episodes, "steps": steps * len(self.episodes),
+        return {"episodes": done_episodes, "steps": steps * len(self.episodes), "pid": os.getpid(),
                 "returns": returns, "lengths": lengths, "successes": successes}
 
     @staticmethod
@@ -227,9 +229,11 @@ class Distributed:
                 sigma, a.learning_starts // actors, agent.buffer.max_episode_steps))
         self.inserted = 0        # env steps received from actors
         self.sampled = 0         # transitions drawn by updates
-        self.restarts = 0
+        self.restarts = 0  # actor processes seen coming back (a new process id in its results)
         self.steps_by_actor = [0] * actors
-        self._failed = [False] * actors  # a request of this actor failed since its last result
+        self.active = [True] * actors  # False once an actor failed MAX_FAILURES requests in a row
+        self._failures = [0] * actors   # requests failed since the actor's last result
+        self._pids: list = [None] * actors
         self.waits = {"learner": 0.0, "actors": 0.0}
 
     # ---- weights ---------------------------------------------------------------------------------
@@ -262,7 +266,7 @@ class Distributed:
             while agent.steps < total_steps:
                 # Keep every actor busy (two requests queued) while inserting keeps the ratio.
                 for i in range(self.actors):
-                    while (queued[i] < 2 and agent.steps + requested < total_steps
+                    while (self.active[i] and queued[i] < 2 and agent.steps + requested < total_steps
                            and self.limiter.can_insert(self.inserted + requested, self.sampled,
                                                        request_steps)):
                         in_flight[self.workers[i].collect.remote(self.chunk)] = i
@@ -285,12 +289,14 @@ class Distributed:
                     try:
                         result = ray.get(ref)
                     except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
-                        if not self._failed[i]:  # its queued requests fail too: one restart
-                            self.restarts += 1  # Ray restarts the process; it needs the weights
-                            self._failed[i] = True
-                            self.workers[i].set_policy.remote(self.ray.put(self._policy()))
+                        self._failed(i)
                         continue
-                    self._failed[i] = False
+                    self._failures[i] = 0
+                    if result["pid"] != self._pids[i]:
+                        if self._pids[i] is not None:  # Ray restarted it: it needs the weights
+                            self.restarts += 1
+                            self.workers[i].set_policy.remote(self.ray.put(self._policy()))
+                        self._pids[i] = result["pid"]
                     before = agent.steps
                     self._insert(result, stats)
                     self.steps_by_actor[i] += result["steps"]
@@ -306,6 +312,21 @@ class Distributed:
             if bar is not None:
                 bar.close()
         return agent.history
+
+    def _failed(self, i: int) -> None:
+        """A request of actor i failed (its process died; Ray restarts it): the restarted
+        process gets the current weights; an actor failing MAX_FAILURES requests in a row (its
+        restarts are used up) is left out, and the run stops when none is left."""
+        self._failures[i] += 1
+        if self._failures[i] == 1:
+            self.workers[i].set_policy.remote(self.ray.put(self._policy()))
+        if self._failures[i] >= MAX_FAILURES:
+            self.active[i] = False
+            warnings.warn(f"Distributed: actor {i} failed {MAX_FAILURES} requests in a row and is "
+                          f"left out ({sum(self.active)} of {self.actors} actors left)", stacklevel=3)
+            if not any(self.active):
+                raise RuntimeError("Distributed: every actor failed; see the Ray logs "
+                                   "(/tmp/ray/session_latest/logs)")
 
     def _train(self, losses: dict) -> int:
         """Updates while the rate limiter allows (at most one chunk's worth, so results keep
