@@ -95,7 +95,7 @@ class Actor:
             seed += 7919 * os.getpid()  # a restarted actor does not replay its first episodes
         # The learner's agent class and settings: acting is its code, on a buffer it never uses.
         settings = dict(args, seed=seed, n_envs=envs, noise_sigma=noise_sigma, buffer_size=2,
-                        progress=False, eval_every=0, tensorboard=None)
+                        buffer_dir=None, progress=False, eval_every=0, tensorboard=None)
         self.agent = ALGORITHMS[algo](env, env_kwargs=env_kwargs, **settings)
         self.obs, _ = self.agent.env.reset(seed=seed)
         self.warmup_steps, self.max_episode_steps = warmup_steps, max_episode_steps

@@ -68,3 +68,19 @@ def test_mapped_directories_are_not_overwritten_and_bad_files_refused(tmp_path):
         replay.ReplayBuffer(50, SPEC, storage=str(tmp_path))
     with pytest.raises(ValueError, match="path should be a directory path"):
         replay.MemoryMapped(3)
+
+
+def test_ddpg_keeps_its_buffer_in_files_and_its_checkpoint_refers_to_them(tmp_path):
+    from pyrl.agents import DDPG
+    settings = dict(buffer_dir=str(tmp_path / "replay"), buffer_size=5000, learning_starts=100,
+                    hidden=(16,), log_every=200, seed=0)
+    agent = DDPG("Pendulum-v1", **settings)
+    agent.learn(400)
+    agent.save(tmp_path / "agent.pt")
+    saved = torch.load(tmp_path / "agent.pt", weights_only=True)
+    assert "columns" not in saved["state"]["buffer"]  # the rows stay in the files
+    loaded = DDPG.load(tmp_path / "agent.pt")  # maps the files again
+    assert len(loaded.buffer) == len(agent.buffer) == 400 and loaded.buffer.memory_mapped
+    assert torch.equal(loaded.buffer.sample(16).obs, agent.buffer.sample(16).obs)
+    loaded.learn(600)
+    loaded.buffer.check()

@@ -65,6 +65,9 @@ class Args(CommonArgs):
     """environments stepped together"""
     buffer_size: int = 1_000_000
     """replay capacity in rows"""
+    buffer_dir: Optional[str] = None
+    """keep the replay columns in memory-mapped files in this directory (buffers larger than
+    RAM, replay.MemoryMapped); checkpoints then refer to the files instead of copying them"""
     batch_size: int = 256
     """transitions per update"""
     learning_starts: int = 1000
@@ -223,7 +226,8 @@ class DDPG(Agent):
             prioritized=replay.PER(alpha=args.per_alpha, beta=args.per_beta,
                                    beta_steps=args.per_beta_steps) if args.per else None,
             nstep=replay.NStep(n=args.nstep, gamma=args.gamma, floating=args.nstep_floating),
-            recurrent=replay.Recurrent((args.rnn_hidden,)) if args.recurrent else None)
+            recurrent=replay.Recurrent((args.rnn_hidden,)) if args.recurrent else None,
+            storage=replay.MemoryMapped.reuse(args.buffer_dir) if args.buffer_dir else None)
         self.noise_state = np.zeros((args.n_envs, self.act_dim))
         self.rng = np.random.default_rng(args.seed)
 

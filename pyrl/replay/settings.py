@@ -265,3 +265,10 @@ class MemoryMapped:
         if not isinstance(self.path, (str, os.PathLike)):
             raise ValueError(f"MemoryMapped: path should be a directory path, got {self.path!r}")
         object.__setattr__(self, "path", os.path.abspath(os.fspath(self.path)))
+
+    @classmethod
+    def reuse(cls, path) -> "MemoryMapped":
+        """The column files a buffer left in ``path`` if there are any (a run resumed from its
+        checkpoint maps them again; a new run overwrites them as it fills), else new ones."""
+        found = os.path.isfile(os.path.join(os.fspath(path), "records.bin"))
+        return cls(path, reopen=found)

@@ -23,7 +23,7 @@ STATE_NAMES = tuple(sorted(STATE, key=STATE.get))  # row_episode, episodes, coun
 # out of the record they leave a window's rows densely packed.
 SEPARATE_COLUMNS = frozenset({"hidden"})
 
-RECORDS_FILE = "records.bin"  # a memory-mapped buffer's row records, under its directory
+RECORDS_FILE = "records.bin"  # a memory-mapped buffer's row records (MemoryMapped.reuse looks for it)
 
 
 def config_values(prioritized: Optional[PER], nstep: NStep, her: Optional[HER],
