@@ -16,6 +16,7 @@ in for a simulator that waits on something else), with the PointReach DDPG+HER p
                 measured per-update cost and per-actor step rate (see the README)
 """
 
+import os
 import sys
 import time
 import warnings
@@ -74,22 +75,17 @@ def single_process_rate(steps: int) -> float:
 
 def ingestion_rate(episodes: int) -> float:
     """Transitions/s of the learner's insert of actor results (50-step PointReach episodes)."""
-    from pyrl.agents.common import EpisodeStats
-    from pyrl.distributed import Distributed
+    from pyrl.distributed import add_episodes
     agent = preset(buffer_size=1_000_000)
     rng = np.random.default_rng(0)
-    result = {"episodes": [{"obs": {k: rng.normal(size=(51, 2)).astype(np.float32)
-                                    for k in ("observation", "achieved_goal", "desired_goal")},
-                            "action": rng.uniform(-1, 1, (50, 2)).astype(np.float32),
-                            "reward": -np.ones(50, np.float32), "terminated": False}] * 20,
-              "steps": 1000, "returns": [], "lengths": [], "successes": []}
-    runner = Distributed.__new__(Distributed)  # the learner's insert alone, no actors
-    runner.agent, runner.inserted = agent, 0
-    stats = EpisodeStats(1)
-    start = time.perf_counter()
+    result = [{"obs": {k: rng.normal(size=(51, 2)).astype(np.float32)
+                       for k in ("observation", "achieved_goal", "desired_goal")},
+               "action": rng.uniform(-1, 1, (50, 2)).astype(np.float32),
+               "reward": -np.ones(50, np.float32), "terminated": False}] * 20
+    added, start = 0, time.perf_counter()
     for _ in range(episodes // 20):
-        runner._insert(result, stats)
-    return (episodes // 20) * 1000 / (time.perf_counter() - start)
+        added += add_episodes(agent, result)
+    return added / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -104,7 +100,7 @@ def main() -> None:
     counts = [1, 2] if quick else [1, 2, 4]
     steps = 3000 if quick else 15_000
     print(f"\nDistributed DDPG+HER on {ENV} (1 ms per step), {steps:,} env steps per row; "
-          f"this machine has {len(__import__('os').sched_getaffinity(0))} cores\n")
+          f"this machine has {len(os.sched_getaffinity(0))} cores\n")
     alone = update_rate(2.0 if quick else 10.0)
     single = single_process_rate(steps // 3)
     print(f"{'setup':<28}{'env steps/s':>14}{'updates/s':>12}{'vs 1 actor':>12}{'updates vs alone':>18}")

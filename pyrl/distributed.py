@@ -157,6 +157,23 @@ class Actor:
                 "reward": np.asarray(episode["reward"], np.float32), "terminated": terminated}
 
 
+def add_episodes(agent, episodes: list) -> int:
+    """Adds actors' episodes (:meth:`Actor._pack`'s arrays) to a DDPG learner's buffer, its
+    observation normalizer updated with their steps; returns the transitions added."""
+    added = 0
+    with warnings.catch_warnings():
+        # Ray hands arrays over read-only (zero copy); the buffer only reads them.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        for episode in episodes:
+            obs = episode["obs"] if agent.goal_env else episode["obs"]["obs"]
+            if agent.obs_norm is not None:
+                agent.obs_norm.update(agent.layout(obs)[:-1])
+            agent.buffer.add_episode(obs=obs, action=episode["action"], reward=episode["reward"],
+                                     terminated=episode["terminated"])
+            added += len(episode["reward"])
+    return added
+
+
 class Distributed:
     """Trains an off-policy learner (DDPG) on episodes from Ray actors; see the module docstring.
 
@@ -200,7 +217,7 @@ class Distributed:
                 raise ValueError(f"Distributed: {name} should be an int >= {low}, got {value!r}")
         self.agent, self.actors, self.envs_per_actor = agent, actors, envs_per_actor
         self.chunk, self.sync_every = chunk, sync_every
-        request_steps = chunk * envs_per_actor
+        self.request_steps = request_steps = chunk * envs_per_actor  # env steps per request
         spi = samples_per_insert if samples_per_insert is not None else \
             a.gradient_steps * a.batch_size / a.train_every
         buffer = error_buffer if error_buffer is not None else \
@@ -220,21 +237,21 @@ class Distributed:
                 ray.init(address=ray_address, log_to_driver=False, configure_logging=False)
         self.ray = ray
         remote = ray.remote(num_cpus=1, max_restarts=max_restarts, max_task_retries=0)(Actor)
-        args = {k: v for k, v in vars(a).items()}
+        args = dict(vars(a))
         self.workers = []
         for i in range(actors):
             sigma = a.noise_sigma * (0.5 + i / max(actors - 1, 1)) if noise_ladder else a.noise_sigma
             self.workers.append(remote.remote(
                 agent.algo, agent.env_id, agent.env_kwargs, args, a.seed + 1 + i, envs_per_actor,
                 sigma, a.learning_starts // actors, agent.buffer.max_episode_steps))
-        self.inserted = 0        # env steps received from actors
+        self.inserted = 0        # transitions added to the buffer from actors' episodes
         self.sampled = 0         # transitions drawn by updates
         self.restarts = 0  # actor processes seen coming back (a new process id in its results)
         self.steps_by_actor = [0] * actors
         self.active = [True] * actors  # False once an actor failed MAX_FAILURES requests in a row
         self._failures = [0] * actors   # requests failed since the actor's last result
         self._pids: list = [None] * actors
-        self.waits = {"learner": 0.0, "actors": 0.0}
+        self.learner_wait = 0.0  # seconds the learner waited for actors with nothing to train
 
     # ---- weights ---------------------------------------------------------------------------------
 
@@ -256,7 +273,7 @@ class Distributed:
         ray, agent, a = self.ray, self.agent, self.agent.args
         stats, bar = agent._begin_learning(total_steps, progress)
         losses: dict[str, list] = {"critic_loss": [], "actor_loss": [], "q": []}
-        request_steps = self.chunk * self.envs_per_actor
+        request_steps = self.request_steps
         in_flight: dict = {}  # request ref -> worker index
         queued = [0] * self.actors
         requested = 0  # env steps asked for and not yet received
@@ -281,7 +298,7 @@ class Distributed:
                 start = time.perf_counter()
                 ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0 if trained else None)
                 if not trained:
-                    self.waits["learner"] += time.perf_counter() - start
+                    self.learner_wait += time.perf_counter() - start
                 for ref in ready:
                     i = in_flight.pop(ref)
                     queued[i] -= 1
@@ -335,7 +352,7 @@ class Distributed:
         if agent.buffer.num_episodes == 0:
             return 0
         ran = 0
-        limit = max(1, int(self.limiter.samples_per_insert * self.chunk * self.envs_per_actor / a.batch_size))
+        limit = max(1, int(self.limiter.samples_per_insert * self.request_steps / a.batch_size))
         while ran < limit and self.limiter.can_sample(self.inserted, self.sampled, a.batch_size):
             for key, value in agent._update().items():
                 losses[key].append(value)
@@ -347,17 +364,8 @@ class Distributed:
 
     def _insert(self, result: dict, stats) -> None:
         agent = self.agent
-        with agent.timer("replay"), warnings.catch_warnings():
-            # Ray hands arrays over read-only (zero copy); the buffer only reads them.
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            for episode in result["episodes"]:
-                self.inserted += len(episode["reward"])
-                obs = episode["obs"]
-                if agent.obs_norm is not None:
-                    agent.obs_norm.update(agent.layout(obs if agent.goal_env else obs["obs"])[:-1])
-                agent.buffer.add_episode(obs=obs if agent.goal_env else obs["obs"],
-                                         action=episode["action"], reward=episode["reward"],
-                                         terminated=episode["terminated"])
+        with agent.timer("replay"):
+            self.inserted += add_episodes(agent, result["episodes"])
         agent.steps += result["steps"]
         stats.returns += result["returns"]
         stats.lengths += result["lengths"]
@@ -372,7 +380,7 @@ class Distributed:
                 "updates_per_s": (self.agent.updates - updates) / seconds,
                 "samples_per_insert": self.sampled / max(1, self.inserted),
                 "stale_update_share": stale, "actor_restarts": self.restarts,
-                "learner_wait_s": self.waits["learner"]}
+                "learner_wait_s": self.learner_wait}
 
     def close(self) -> None:
         """Stops the actor processes (the Ray cluster stays up)."""

@@ -244,9 +244,6 @@ class _CompiledStorage:
         self._buffer = self._make_buffer()
         self._cutting = self._cut_early
 
-    def size(self) -> int:
-        return sb3_buffers.BaseBuffer.size(self)
-
     # ---- pickling (SB3's save_replay_buffer / load_replay_buffer) -------------------------------
 
     def __getstate__(self) -> dict:

@@ -274,7 +274,6 @@ class ReplayBuffer:
         self.fields = [fields[name] for name in (*column_keys, *others, "reward")]
         self._column_keys = column_keys
         self._config = config_values(prioritized, self._steps, her, self.fields, column_keys)
-        self.memory_mapped = storage
         self.storage = ReplayStorage(capacity, self.fields, self.device,
                                      seed if seed is not None else fresh_seed(), self._config,
                                      len(column_keys), self.max_episode_steps, mapped=storage)
@@ -917,6 +916,11 @@ class ReplayBuffer:
                 "dropped": self.storage.counter("updates_dropped")}
 
     # ---- inspection ----------------------------------------------------------------------------
+
+    @property
+    def memory_mapped(self) -> Optional[MemoryMapped]:
+        """Where the columns' files are (:class:`MemoryMapped`), or None for columns in memory."""
+        return self.storage.mapped
 
     def __len__(self) -> int:
         """Transitions that can be sampled (staged steps of running episodes not included)."""
