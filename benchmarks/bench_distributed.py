@@ -14,6 +14,9 @@ in for a simulator that waits on something else), with the PointReach DDPG+HER p
   ingestion     transitions/s the learner adds from actor results (50-step episodes)
   model         at what actor count the learner's updates become the limit, from the
                 measured per-update cost and per-actor step rate (see the README)
+  PPO           env steps/s of synchronous PPO rollouts (the PointReach PPO preset, its 10 envs
+                split over the actors) against the single-process agent, and the share of each
+                iteration the learner spends training (collection stops meanwhile)
 """
 
 import os
@@ -88,6 +91,34 @@ def ingestion_rate(episodes: int) -> float:
     return added / (time.perf_counter() - start)
 
 
+def ppo_rate(actors: int, steps: int) -> tuple[float, float]:
+    """(env steps/s, the learner's training share of the wall time) of PPO on the slow env."""
+    from pyrl.agents import PPO
+    from pyrl.cli import PRESETS
+    from pyrl.distributed import Distributed
+    agent = PPO(ENV, **{**PRESETS[("ppo", "pyrl/PointReach-v0")], "eval_every": 0})
+    runner = Distributed(agent, actors=actors) if actors else agent
+    train = agent._train
+    training = [0.0]
+
+    def timed_train(*args):
+        start = time.perf_counter()
+        out = train(*args)
+        training[0] += time.perf_counter() - start
+        return out
+
+    agent._train = timed_train
+    try:
+        runner.learn(1000)  # the actors start and the first rollouts run
+        steps0, training[0], start = agent.steps, 0.0, time.perf_counter()
+        runner.learn(steps0 + steps)
+        seconds = time.perf_counter() - start
+    finally:
+        if actors:
+            runner.close()
+    return (agent.steps - steps0) / seconds, training[0] / seconds
+
+
 def main() -> None:
     quick = is_quick(__doc__)
     warnings.filterwarnings("ignore")
@@ -130,6 +161,18 @@ def main() -> None:
           f"(batch {batch}) the learner keeps up with {limit:,.0f} env steps/s; one actor "
           f"delivers {per_actor:,.0f}/s, so the learner becomes the limit from about "
           f"{limit / per_actor:.1f} actors (more learner threads or a GPU learner move it)")
+
+    print(f"\nDistributed PPO on {ENV} (1 ms per step), synchronous rollouts of 10 envs x 50 "
+          f"steps, {steps:,} env steps per row\n")
+    print(f"{'setup':<28}{'env steps/s':>14}{'vs single':>12}{'training share':>16}")
+    single_ppo = None
+    for n in [0, *counts]:
+        rate, share = ppo_rate(n, steps)
+        single_ppo = single_ppo or rate
+        name = "single process (10 envs)" if n == 0 else f"{n} actor(s), {max(1, round(10 / n))} envs each"
+        print(f"{name:<28}{rate:>14.0f}{rate / single_ppo:>11.2f}x{share:>16.2f}")
+        if n:
+            ray.shutdown()
 
 
 if __name__ == "__main__":

@@ -266,10 +266,10 @@ class ReplayHost {
   }
 
 
-  void add_episode(const Tensors& values, bool terminated) {
+  void add_episode(const Tensors& values, bool terminated, const std::optional<at::Tensor>& td_abs) {
     py::gil_scoped_release release;
     std::lock_guard<std::recursive_mutex> lock(mutex_);
-    replay_add_episode_cpu(state_, columns_, values, terminated, config_);
+    replay_add_episode_cpu(state_, columns_, values, terminated, config_, td_abs);
   }
 
   // A sample keyed by the seed and the count of earlier sample calls, which only a sample

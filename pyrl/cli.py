@@ -201,13 +201,14 @@ def train(opts) -> int:
 
 def distributed_runner(agent, opts):
     """``--actors N``: the agent learns from N Ray actor processes (pyrl.distributed)."""
-    if opts.actors < 1 or opts.envs_per_actor < 1:
+    if opts.actors < 1 or (opts.envs_per_actor is not None and opts.envs_per_actor < 1):
         raise SystemExit(f"pyrl train: --actors and --envs-per-actor should be >= 1, got "
                          f"{opts.actors} and {opts.envs_per_actor}")
     try:
         from pyrl.distributed import Distributed
         return Distributed(agent, actors=opts.actors, envs_per_actor=opts.envs_per_actor,
-                           ray_address=opts.ray_address, samples_per_insert=opts.samples_per_insert)
+                           ray_address=opts.ray_address, samples_per_insert=opts.samples_per_insert,
+                           initial_priorities=opts.initial_priorities)
     except (ImportError, ValueError) as err:
         raise SystemExit(f"pyrl train: --actors: {err}")
 
@@ -374,11 +375,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tensorboard", metavar="DIR",
                    help="also write the progress scalars as TensorBoard events to DIR")
     p.add_argument("--actors", type=int, default=0,
-                   help="Ray actor processes stepping envs for the learner (ddpg; the ray extra)")
-    p.add_argument("--envs-per-actor", type=int, default=1, help="envs each actor steps")
+                   help="Ray actor processes stepping envs for the learner (ddpg, ppo; the ray extra)")
+    p.add_argument("--envs-per-actor", type=int, default=None,
+                   help="envs each actor steps (default: ddpg 1; ppo n_envs / actors)")
     p.add_argument("--ray-address", help="a Ray cluster's address (default: a local cluster)")
     p.add_argument("--samples-per-insert", type=float, default=None,
-                   help="transitions sampled per env step (default: the agent's own ratio)")
+                   help="ddpg: transitions sampled per env step (default: the agent's own ratio)")
+    p.add_argument("--initial-priorities", action="store_true",
+                   help="ddpg with per: actors compute their episodes' initial priorities (Ape-X)")
     e = commands.add_parser("eval", help="evaluate a trained run's checkpoint (and record videos)")
     e.add_argument("run", help="a pyrl train --out directory")
     e.add_argument("--episodes", type=int, default=20)

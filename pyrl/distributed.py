@@ -1,5 +1,5 @@
 """Distributed acting on Ray (Ape-X style): actor processes step environments with a recent copy
-of the policy and send finished episodes to one learner, which owns the replay buffer.
+of the policy and send their experience to one learner.
 
     from pyrl.agents import DDPG
     from pyrl.distributed import Distributed
@@ -13,21 +13,31 @@ on a cluster (``ray_address=...``). It is optional: ``pip install 'pyrl[ray]'``.
 How it runs:
 
 - Each actor builds the same agent class as the learner, with its own seed, and acts through the
-  agent's own exploration code (``_explore``) on numpy copies of the policy; weights (and the
-  observation normalizer) are broadcast through the object store every ``sync_every`` updates.
-- The learner asks each actor for ``chunk`` steps at a time (two requests queued per actor, so an
-  actor never waits on the learner's reply) and adds the finished episodes it gets back, whole,
-  with ``add_episode``; an episode longer than ``max_episode_steps`` arrives in cut chunks.
-- Rate limiting follows Reverb's ``SampleToInsertRatio``: with ``d = samples_per_insert *
+  agent's own acting code on numpy copies of the policy (``acting_state``).
+- DDPG (off-policy, asynchronous): weights and observation statistics are broadcast every
+  ``sync_every`` updates. The learner asks each actor for ``chunk`` steps at a time (two requests
+  queued per actor, so an actor never waits on the learner's reply) and adds the finished
+  episodes it gets back, whole, with ``add_episode``; an episode longer than
+  ``max_episode_steps`` arrives in cut chunks. With ``initial_priorities`` (prioritized replay)
+  each actor also computes its episodes' |TD| with its copy of the critics (Ape-X), and they
+  enter the buffer at those priorities instead of the largest one.
+- Rate limiting (DDPG) follows Reverb's ``SampleToInsertRatio``: with ``d = samples_per_insert *
   inserted - sampled`` (sampled counts transitions drawn by updates, inserted the transitions
   added to the buffer; the steps of requests in flight count as inserted when asking for more),
   the learner samples only while ``d`` stays above ``spi * min_size - error_buffer`` and actors
   are only asked for more while it stays below ``spi * min_size + error_buffer``: the learner
   waits for actors, or actors wait for the learner, whichever is faster.
+- PPO (on-policy, synchronous): every iteration sends the current weights and normalizer
+  statistics with the request, each actor collects ``n_steps`` steps of its envs (the agent's
+  own ``_collect``), and the learner joins the rollouts along the env axis (a rollout of
+  ``actors * envs_per_actor * n_steps`` steps), computes GAE and runs its epochs. Actors keep
+  their episodes, running discounted returns and recurrent states across iterations; the moments
+  of the observations and returns they normalized with are merged into the learner's
+  normalizers, so the statistics cover every actor's data.
 - An actor process that dies is restarted by Ray (``max_restarts``); the learner resends it the
   current weights and asks again (an actor whose requests keep failing is left out). What it
-  had sent is in the buffer; the steps of the request it died in never reached the learner and
-  are not counted.
+  had sent is kept; the steps of the request it died in never reached the learner and are not
+  counted.
 """
 
 import os
@@ -38,6 +48,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from pyrl.agents.common import EpisodeStats, RunningNorm
 from pyrl.agents.common import successes as episode_successes
 from pyrl.envs import final_observations
 
@@ -80,25 +91,39 @@ class SampleToInsertRatio:
         return self.samples_per_insert * (inserted + count) - sampled <= self.max_diff
 
 
-class Actor:
-    """One actor process's work: ``envs`` environments stepped with the agent's exploration,
-    finished episodes packed as arrays (Ray wraps this class as a remote actor)."""
+def actor_agent(algo: str, env, env_kwargs: Optional[dict], args: dict, seed: int, envs: int,
+                **settings):
+    """The learner's agent class and settings, built in an actor process with its own seed and
+    ``envs`` environments (reset), for acting only."""
+    from pyrl.agents import ALGORITHMS
+
+    import ray
+
+    torch.set_num_threads(1)
+    if ray.get_runtime_context().was_current_actor_reconstructed:
+        seed += 7919 * os.getpid()  # a restarted actor does not replay its first episodes
+    settings = dict(args, seed=seed, n_envs=envs, progress=False, eval_every=0, tensorboard=None,
+                    **settings)
+    agent = ALGORITHMS[algo](env, env_kwargs=env_kwargs, **settings)
+    agent.obs, _ = agent.env.reset(seed=seed)
+    agent.rnn_state = agent.initial_state(envs)
+    return agent
+
+
+class EpisodeActor:
+    """One actor process of an off-policy learner: ``envs`` environments stepped with the
+    agent's exploration, finished episodes packed as arrays (Ray wraps this class as a remote
+    actor)."""
 
     def __init__(self, algo: str, env, env_kwargs: Optional[dict], args: dict, seed: int,
-                 envs: int, noise_sigma: float, warmup_steps: int, max_episode_steps: int):
-        from pyrl.agents import ALGORITHMS
-
-        import ray
-
-        torch.set_num_threads(1)
-        if ray.get_runtime_context().was_current_actor_reconstructed:
-            seed += 7919 * os.getpid()  # a restarted actor does not replay its first episodes
-        # The learner's agent class and settings: acting is its code, on a buffer it never uses.
-        settings = dict(args, seed=seed, n_envs=envs, noise_sigma=noise_sigma, buffer_size=2,
-                        buffer_dir=None, progress=False, eval_every=0, tensorboard=None)
-        self.agent = ALGORITHMS[algo](env, env_kwargs=env_kwargs, **settings)
-        self.obs, _ = self.agent.env.reset(seed=seed)
+                 envs: int, noise_sigma: float, warmup_steps: int, max_episode_steps: int,
+                 priorities: bool):
+        # Acting is the learner's code, on a buffer it never uses.
+        self.agent = actor_agent(algo, env, env_kwargs, args, seed, envs, noise_sigma=noise_sigma,
+                                 buffer_size=2, buffer_dir=None)
+        self.obs = self.agent.obs
         self.warmup_steps, self.max_episode_steps = warmup_steps, max_episode_steps
+        self.priorities = priorities
         self.steps = 0
         self.episodes = [self._new_episode() for _ in range(envs)]
         self.returns, self.lengths = np.zeros(envs), np.zeros(envs, dtype=np.int64)
@@ -107,10 +132,7 @@ class Actor:
         return {"obs": [], "action": [], "reward": []}
 
     def set_policy(self, state: dict) -> None:
-        with torch.no_grad():
-            self.agent.actor.load_state_dict({k: torch.from_numpy(v) for k, v in state["actor"].items()})
-        if self.agent.obs_norm is not None:
-            self.agent.obs_norm.load_state_dict(state["obs_norm"])
+        self.agent.load_acting_state(state)
 
     def collect(self, steps: int) -> dict:
         """``steps`` steps of every env; returns the episodes that ended (or were cut) in them,
@@ -146,15 +168,88 @@ class Actor:
         return {"episodes": done_episodes, "steps": steps * len(self.episodes), "pid": os.getpid(),
                 "returns": returns, "lengths": lengths, "successes": successes}
 
-    @staticmethod
-    def _pack(episode: dict, terminated: bool) -> dict:
-        """One episode as arrays; float observations as float32, what the buffer stores."""
+    def _pack(self, episode: dict, terminated: bool) -> dict:
+        """One episode as arrays; float observations as float32, what the buffer stores; with
+        ``priorities``, its transitions' |TD| by this actor's copy of the critics."""
         obs = {}
         for key in episode["obs"][0]:
             column = np.stack([o[key] for o in episode["obs"]])
             obs[key] = column.astype(np.float32) if column.dtype.kind == "f" else column
-        return {"obs": obs, "action": np.asarray(episode["action"], np.float32),
-                "reward": np.asarray(episode["reward"], np.float32), "terminated": terminated}
+        packed = {"obs": obs, "action": np.asarray(episode["action"], np.float32),
+                  "reward": np.asarray(episode["reward"], np.float32), "terminated": terminated}
+        if self.priorities:
+            packed["td_abs"] = self.agent.initial_priorities(
+                obs if self.agent.goal_env else obs["obs"], packed["action"], packed["reward"],
+                terminated)
+        return packed
+
+
+class TalliedNorm(RunningNorm):
+    """An actor's copy of a learner's normalizer: normalizes and updates as the learner's would,
+    and tallies the moments of what it was updated with since :meth:`reset_tally`, for the
+    learner to merge into its own."""
+
+    def __init__(self, norm: RunningNorm):
+        super().__init__(norm.mean.shape, norm.clip, norm.eps)
+        self.reset_tally()
+
+    def reset_tally(self) -> None:
+        self.tally = RunningNorm(self.mean.shape)
+        self.tally.var[...], self.tally.count = 0.0, 0.0  # no prior: merges exactly
+
+    def update(self, x: np.ndarray) -> None:
+        super().update(x)
+        self.tally.update(x)
+
+    def moments(self) -> tuple:
+        return self.tally.mean, self.tally.var, self.tally.count
+
+
+class RolloutActor:
+    """One actor process of an on-policy learner (PPO): ``envs`` environments, ``steps`` steps
+    of each per request, collected with the agent's own rollout code."""
+
+    NORMS = ("obs_norm", "return_norm")
+
+    def __init__(self, algo: str, env, env_kwargs: Optional[dict], args: dict, seed: int,
+                 envs: int, steps: int):
+        self.agent = actor_agent(algo, env, env_kwargs, args, seed, envs, n_steps=steps)
+        for name in self.NORMS:
+            if getattr(self.agent, name) is not None:
+                setattr(self.agent, name, TalliedNorm(getattr(self.agent, name)))
+        self.stats = EpisodeStats(envs)
+
+    def rollout(self, state: dict) -> dict:
+        """A rollout with the learner's current policy ``state`` (``acting_state``), the
+        episodes that ended in it, and the moments its normalizers were updated with."""
+        agent, stats = self.agent, self.stats
+        agent.load_acting_state(state)
+        norms = {name: getattr(agent, name) for name in self.NORMS if getattr(agent, name) is not None}
+        for norm in norms.values():
+            norm.reset_tally()
+        rollout = agent._collect(stats)
+        result = {"rollout": rollout, "steps": rollout.reward.size, "pid": os.getpid(),
+                  "returns": stats.returns, "lengths": stats.lengths, "successes": stats.successes,
+                  "moments": {name: norm.moments() for name, norm in norms.items()}}
+        stats.returns, stats.lengths, stats.successes = [], [], []
+        return result
+
+
+def join_rollouts(rollouts: list):
+    """Actors' rollouts ``[T, n_i, ...]`` as one ``[T, sum n_i, ...]`` rollout, envs in order."""
+    first = rollouts[0]
+    joined = {}
+    for name in ("obs", "action", "reward", "terminated", "truncated", "hidden"):
+        parts = [getattr(r, name) for r in rollouts]
+        joined[name] = None if parts[0] is None else np.concatenate(parts, axis=1)
+    for name in ("last_obs", "last_hidden"):
+        parts = [getattr(r, name) for r in rollouts]
+        joined[name] = None if parts[0] is None else np.concatenate(parts, axis=0)
+    finals, offset = [], 0
+    for r in rollouts:
+        finals += [(t, i + offset, *rest) for t, i, *rest in r.finals]
+        offset += r.reward.shape[1]
+    return type(first)(finals=finals, **joined)
 
 
 def add_episodes(agent, episodes: list) -> int:
@@ -169,65 +264,91 @@ def add_episodes(agent, episodes: list) -> int:
             if agent.obs_norm is not None:
                 agent.obs_norm.update(agent.layout(obs)[:-1])
             agent.buffer.add_episode(obs=obs, action=episode["action"], reward=episode["reward"],
-                                     terminated=episode["terminated"])
+                                     terminated=episode["terminated"], td_abs=episode.get("td_abs"))
             added += len(episode["reward"])
     return added
 
 
 class Distributed:
-    """Trains an off-policy learner (DDPG) on episodes from Ray actors; see the module docstring.
+    """Trains a DDPG or PPO learner on experience from Ray actors; see the module docstring.
 
     Args:
-        agent: the learner (``pyrl.agents.DDPG``); its buffer, networks, steps and history are
-            the run's, so its ``save``/``load`` checkpoint (the buffer included) resumes it.
+        agent: the learner (``pyrl.agents.DDPG`` or ``PPO``); its buffer, networks, steps and
+            history are the run's, so its ``save``/``load`` checkpoint (the buffer included)
+            resumes it.
         actors: actor processes.
-        envs_per_actor: environments each actor steps side by side.
+        envs_per_actor: environments each actor steps side by side; default 1 (DDPG), or the
+            agent's ``n_envs / actors`` (PPO: the rollout keeps the single-process size).
         ray_address: a Ray cluster's address; None starts a local one (or joins the running one).
+        max_restarts: restarts Ray grants a dying actor process (-1: unlimited).
+
+    DDPG only (PPO's rollouts are synchronous: each step is used by one iteration's epochs):
         samples_per_insert: transitions sampled per env step; default the agent's own ratio,
             ``gradient_steps * batch_size / train_every``.
         error_buffer: the rate limiter's tolerance, in sampled transitions; default one round of
             requests from every actor (or two batches, whichever is larger).
         min_size: transitions in the buffer before learning starts; default the agent's
             ``learning_starts`` (at least one request's steps).
-        sync_every: updates between weight broadcasts.
-        chunk: steps per env in one actor request.
+        sync_every: updates between weight broadcasts (default 100).
+        chunk: steps per env in one actor request (default 50).
         noise_ladder: per-actor exploration noise from 0.5x to 1.5x the agent's ``noise_sigma``
             (Ape-X's spread of exploration); False gives every actor the agent's.
-        max_restarts: restarts Ray grants a dying actor process (-1: unlimited).
+        initial_priorities: actors compute their episodes' |TD| (prioritized replay), and the
+            episodes enter the buffer at those priorities.
     """
 
-    def __init__(self, agent, actors: int = 2, envs_per_actor: int = 1,
-                 ray_address: Optional[str] = None, samples_per_insert: Optional[float] = None,
-                 error_buffer: Optional[float] = None, min_size: Optional[int] = None,
-                 sync_every: int = 100, chunk: int = 50, noise_ladder: bool = False,
-                 max_restarts: int = -1):
+    def __init__(self, agent, actors: int = 2, envs_per_actor: Optional[int] = None,
+                 ray_address: Optional[str] = None, max_restarts: int = -1,
+                 samples_per_insert: Optional[float] = None, error_buffer: Optional[float] = None,
+                 min_size: Optional[int] = None, sync_every: Optional[int] = None,
+                 chunk: Optional[int] = None, noise_ladder: bool = False,
+                 initial_priorities: bool = False):
         ray = require_ray()
         a = agent.args
-        if agent.algo != "ddpg":
-            raise ValueError(f"Distributed: actors feed an off-policy learner (ddpg); got "
-                             f"{agent.algo} (distributed PPO is not built yet)")
-        if a.recurrent:
+        if agent.algo not in ("ddpg", "ppo"):
+            raise ValueError(f"Distributed: actors feed a DDPG learner (replay) or a PPO learner "
+                             f"(rollouts); got {agent.algo}")
+        if agent.algo == "ddpg" and a.recurrent:
             raise ValueError("Distributed: a recurrent DDPG learner is not supported with actors yet")
         if agent.env_id is None:
             raise ValueError("Distributed: actors make their envs from a registered env id; the "
                              "learner's env has none")
+        self.on_policy = agent.algo == "ppo"
+        if self.on_policy:
+            given = [name for name, value in (
+                ("samples_per_insert", samples_per_insert), ("error_buffer", error_buffer),
+                ("min_size", min_size), ("sync_every", sync_every), ("chunk", chunk),
+                ("noise_ladder", noise_ladder or None), ("initial_priorities", initial_priorities or None))
+                if value is not None]
+            if given:
+                raise ValueError(f"Distributed: {', '.join(given)} apply to a DDPG learner; PPO "
+                                 f"gathers one synchronous rollout per iteration")
+            if envs_per_actor is None and type(actors) is int and actors >= 1:
+                envs_per_actor = max(1, round(a.n_envs / actors))
+        envs_per_actor = 1 if envs_per_actor is None else envs_per_actor
+        sync_every = 100 if sync_every is None else sync_every
+        chunk = 50 if chunk is None else chunk
         for name, value, low in (("actors", actors, 1), ("envs_per_actor", envs_per_actor, 1),
-                                 ("sync_every", sync_every, 1), ("chunk", chunk, 1)):
+                                 ("sync_every", sync_every, 1), ("chunk", chunk, 1),
+                                 ("max_restarts", max_restarts, -1)):
             if not (type(value) is int and value >= low):
                 raise ValueError(f"Distributed: {name} should be an int >= {low}, got {value!r}")
+        if initial_priorities and not a.per:
+            raise ValueError("Distributed: initial_priorities needs a prioritized learner (per=True)")
         self.agent, self.actors, self.envs_per_actor = agent, actors, envs_per_actor
         self.chunk, self.sync_every = chunk, sync_every
-        self.request_steps = request_steps = chunk * envs_per_actor  # env steps per request
-        spi = samples_per_insert if samples_per_insert is not None else \
-            a.gradient_steps * a.batch_size / a.train_every
-        buffer = error_buffer if error_buffer is not None else \
-            max(spi * request_steps * actors, 2 * a.batch_size)
-        size = min_size if min_size is not None else max(a.learning_starts, request_steps)
-        self.limiter = SampleToInsertRatio(spi, size, buffer)
-        if buffer < max(a.batch_size, spi * request_steps):
-            raise ValueError(f"Distributed: error_buffer should hold at least one batch and one "
-                             f"request (max({a.batch_size}, {spi:g} * {request_steps})), got "
-                             f"{buffer!r}: with less, neither side could move")
+        self.request_steps = request_steps = (a.n_steps if self.on_policy else chunk) * envs_per_actor
+        if not self.on_policy:
+            spi = samples_per_insert if samples_per_insert is not None else \
+                a.gradient_steps * a.batch_size / a.train_every
+            buffer = error_buffer if error_buffer is not None else \
+                max(spi * request_steps * actors, 2 * a.batch_size)
+            size = min_size if min_size is not None else max(a.learning_starts, request_steps)
+            self.limiter = SampleToInsertRatio(spi, size, buffer)
+            if buffer < max(a.batch_size, spi * request_steps):
+                raise ValueError(f"Distributed: error_buffer should hold at least one batch and one "
+                                 f"request (max({a.batch_size}, {spi:g} * {request_steps})), got "
+                                 f"{buffer!r}: with less, neither side could move")
 
         if not ray.is_initialized():
             if ray_address is None:
@@ -236,16 +357,25 @@ class Distributed:
             else:
                 ray.init(address=ray_address, log_to_driver=False, configure_logging=False)
         self.ray = ray
-        remote = ray.remote(num_cpus=1, max_restarts=max_restarts, max_task_retries=0)(Actor)
         args = dict(vars(a))
         self.workers = []
+        remote = ray.remote(num_cpus=1, max_restarts=max_restarts, max_task_retries=0)
         for i in range(actors):
+            if self.on_policy:
+                # Actor 0 steps the learner's own seed: one actor with the learner's n_envs
+                # collects what the single-process agent would.
+                self.workers.append(remote(RolloutActor).remote(
+                    agent.algo, agent.env_id, agent.env_kwargs, args, a.seed + i, envs_per_actor,
+                    a.n_steps))
+                continue
             sigma = a.noise_sigma * (0.5 + i / max(actors - 1, 1)) if noise_ladder else a.noise_sigma
-            self.workers.append(remote.remote(
+            self.workers.append(remote(EpisodeActor).remote(
                 agent.algo, agent.env_id, agent.env_kwargs, args, a.seed + 1 + i, envs_per_actor,
-                sigma, a.learning_starts // actors, agent.buffer.max_episode_steps))
-        self.inserted = 0        # transitions added to the buffer from actors' episodes
-        self.sampled = 0         # transitions drawn by updates
+                sigma, a.learning_starts // actors, agent.buffer.max_episode_steps,
+                initial_priorities))
+        self.initial_priorities = initial_priorities
+        self.inserted = 0        # transitions added to the buffer (or rollouts) from actors
+        self.sampled = 0         # transitions drawn by updates (PPO: rollout steps x epochs)
         self.restarts = 0  # actor processes seen coming back (a new process id in its results)
         self.steps_by_actor = [0] * actors
         self.active = [True] * actors  # False once an actor failed MAX_FAILURES requests in a row
@@ -256,87 +386,30 @@ class Distributed:
     # ---- weights ---------------------------------------------------------------------------------
 
     def _policy(self) -> dict:
-        agent = self.agent
-        return {"actor": {k: v.detach().cpu().numpy().copy() for k, v in agent.actor.state_dict().items()},
-                "obs_norm": agent.obs_norm.state_dict() if agent.obs_norm is not None else None}
+        if self.on_policy:
+            return self.agent.acting_state()
+        return self.agent.acting_state(critics=self.initial_priorities)
 
     def _broadcast(self) -> None:
         state = self.ray.put(self._policy())
         for worker in self.workers:
             worker.set_policy.remote(state)
 
-    # ---- the learner's loop ------------------------------------------------------------------------
-
-    def learn(self, total_steps: int, callback=None, progress: Optional[bool] = None) -> list[dict]:
-        """Trains until the agent has ``total_steps`` env steps (over all actors); returns the
-        history. ``callback(agent, row)`` runs at each log point, as in ``agent.learn``."""
-        ray, agent, a = self.ray, self.agent, self.agent.args
-        stats, bar = agent._begin_learning(total_steps, progress)
-        losses: dict[str, list] = {"critic_loss": [], "actor_loss": [], "q": []}
-        request_steps = self.request_steps
-        in_flight: dict = {}  # request ref -> worker index
-        queued = [0] * self.actors
-        requested = 0  # env steps asked for and not yet received
-        self._broadcast()
-        log_mark = (agent.steps, agent.updates, time.perf_counter())
-        try:
-            while agent.steps < total_steps:
-                # Keep every actor busy (two requests queued) while inserting keeps the ratio.
-                for i in range(self.actors):
-                    while (self.active[i] and queued[i] < 2 and agent.steps + requested < total_steps
-                           and self.limiter.can_insert(self.inserted + requested, self.sampled,
-                                                       request_steps)):
-                        in_flight[self.workers[i].collect.remote(self.chunk)] = i
-                        queued[i] += 1
-                        requested += request_steps
-                trained = self._train(losses)
-                if not in_flight:
-                    if trained:
-                        continue
-                    raise RuntimeError(f"Distributed: the rate limiter stalled (inserted "
-                                       f"{self.inserted}, sampled {self.sampled}); report this")
-                start = time.perf_counter()
-                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0 if trained else None)
-                if not trained:
-                    self.learner_wait += time.perf_counter() - start
-                for ref in ready:
-                    i = in_flight.pop(ref)
-                    queued[i] -= 1
-                    requested -= request_steps
-                    try:
-                        result = ray.get(ref)
-                    except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
-                        self._failed(i)
-                        continue
-                    self._failures[i] = 0
-                    if result["pid"] != self._pids[i]:
-                        if self._pids[i] is not None:  # Ray restarted it: it needs the weights
-                            self.restarts += 1
-                            self.workers[i].set_policy.remote(self.ray.put(self._policy()))
-                        self._pids[i] = result["pid"]
-                    before = agent.steps
-                    self._insert(result, stats)
-                    self.steps_by_actor[i] += result["steps"]
-                    if agent.steps // a.log_every != before // a.log_every or agent.steps >= total_steps:
-                        row = {**stats.drain(), **{k: float(np.mean(v)) if v else float("nan")
-                                                   for k, v in losses.items()},
-                               **self._rates(log_mark)}
-                        log_mark = (agent.steps, agent.updates, time.perf_counter())
-                        losses = {k: [] for k in losses}
-                        if not agent._log(row, before, callback, bar):
-                            return agent.history
-        finally:
-            if bar is not None:
-                bar.close()
-        return agent.history
+    def _received(self, i: int, result: dict) -> bool:
+        """Bookkeeping of a result from actor i; True when it comes from a new process (Ray
+        restarted the actor)."""
+        self._failures[i] = 0
+        self.steps_by_actor[i] += result["steps"]
+        restarted = self._pids[i] is not None and result["pid"] != self._pids[i]
+        self.restarts += restarted
+        self._pids[i] = result["pid"]
+        return restarted
 
     def _failed(self, i: int) -> None:
-        """A request of actor i failed (its process died; Ray restarts it): the restarted
-        process gets the current weights; an actor failing MAX_FAILURES requests in a row (its
-        restarts are used up) is left out, and the run stops when none is left."""
+        """A request of actor i failed (its process died; Ray restarts it); an actor failing
+        MAX_FAILURES requests in a row (its restarts are used up) is left out, and the run
+        stops when none is left."""
         self._failures[i] += 1
-        if self._failures[i] == 1:
-            self.workers[i].set_policy.remote(self.ray.put(self._policy()))
         if self._failures[i] >= MAX_FAILURES:
             self.active[i] = False
             warnings.warn(f"Distributed: actor {i} failed {MAX_FAILURES} requests in a row and is "
@@ -344,6 +417,124 @@ class Distributed:
             if not any(self.active):
                 raise RuntimeError("Distributed: every actor failed; see the Ray logs "
                                    "(/tmp/ray/session_latest/logs)")
+
+    # ---- the learner's loop ------------------------------------------------------------------------
+
+    def learn(self, total_steps: int, callback=None, progress: Optional[bool] = None) -> list[dict]:
+        """Trains until the agent has ``total_steps`` env steps (over all actors); returns the
+        history. ``callback(agent, row)`` runs at each log point, as in ``agent.learn``."""
+        stats, bar = self.agent._begin_learning(total_steps, progress)
+        try:
+            if self.on_policy:
+                self._learn_rollouts(total_steps, callback, stats, bar)
+            else:
+                self._learn_replay(total_steps, callback, stats, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.agent.history
+
+    def _learn_rollouts(self, total_steps: int, callback, stats, bar) -> None:
+        """PPO: one synchronous rollout from every actor per iteration, trained on here."""
+        agent, a = self.agent, self.agent.args
+        while agent.steps < total_steps:
+            # Annealed over absolute steps, so a resumed run continues the same schedule.
+            frac = 1.0 - agent.steps / total_steps if a.anneal else 1.0
+            mark = (agent.steps, agent.updates, time.perf_counter())
+            results = self._gather_rollouts()
+            for result in results:
+                for name, (mean, var, count) in result["moments"].items():
+                    if count > 0:
+                        getattr(agent, name).merge(mean, var, count)
+                stats.returns += result["returns"]
+                stats.lengths += result["lengths"]
+                stats.successes += result["successes"]
+            rollout = join_rollouts([result["rollout"] for result in results])
+            steps = rollout.reward.size
+            before, updates = agent.steps, agent.updates
+            agent.steps += steps
+            self.inserted += steps
+            row = {**stats.drain(), **agent._train(rollout, frac)}
+            self.sampled += (agent.updates - updates) * steps  # each epoch reads every step
+            row.update(self._rates(mark))
+            if not agent._log(row, before, callback, bar):
+                return
+
+    def _gather_rollouts(self) -> list[dict]:
+        """A rollout from every active actor with the current policy, in actor order; an actor
+        whose process died is asked again (Ray restarts it) until it answers or is left out."""
+        ray = self.ray
+        state = ray.put(self._policy())
+        pending = {self.workers[i].rollout.remote(state): i for i in range(self.actors) if self.active[i]}
+        results = {}
+        start = time.perf_counter()
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            i = pending.pop(ready[0])
+            try:
+                result = ray.get(ready[0])
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+                self._failed(i)
+                if self.active[i]:
+                    pending[self.workers[i].rollout.remote(state)] = i
+                continue
+            self._received(i, result)
+            results[i] = result
+        self.learner_wait += time.perf_counter() - start
+        return [results[i] for i in sorted(results)]
+
+    def _learn_replay(self, total_steps: int, callback, stats, bar) -> None:
+        """DDPG: actors' episodes into the buffer, updates as the rate limiter allows."""
+        ray, agent, a = self.ray, self.agent, self.agent.args
+        losses: dict[str, list] = {"critic_loss": [], "actor_loss": [], "q": []}
+        request_steps = self.request_steps
+        in_flight: dict = {}  # request ref -> worker index
+        queued = [0] * self.actors
+        requested = 0  # env steps asked for and not yet received
+        self._broadcast()
+        log_mark = (agent.steps, agent.updates, time.perf_counter())
+        while agent.steps < total_steps:
+            # Keep every actor busy (two requests queued) while inserting keeps the ratio.
+            for i in range(self.actors):
+                while (self.active[i] and queued[i] < 2 and agent.steps + requested < total_steps
+                       and self.limiter.can_insert(self.inserted + requested, self.sampled,
+                                                   request_steps)):
+                    in_flight[self.workers[i].collect.remote(self.chunk)] = i
+                    queued[i] += 1
+                    requested += request_steps
+            trained = self._train(losses)
+            if not in_flight:
+                if trained:
+                    continue
+                raise RuntimeError(f"Distributed: the rate limiter stalled (inserted "
+                                   f"{self.inserted}, sampled {self.sampled}); report this")
+            start = time.perf_counter()
+            ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0 if trained else None)
+            if not trained:
+                self.learner_wait += time.perf_counter() - start
+            for ref in ready:
+                i = in_flight.pop(ref)
+                queued[i] -= 1
+                requested -= request_steps
+                try:
+                    result = ray.get(ref)
+                except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
+                    self._failed(i)
+                    if self._failures[i] == 1:  # the restarted process needs the weights
+                        self.workers[i].set_policy.remote(ray.put(self._policy()))
+                    continue
+                if self._received(i, result):  # restarted: it needs the weights
+                    self.workers[i].set_policy.remote(ray.put(self._policy()))
+                before = agent.steps
+                self._insert(result, stats)
+                if agent.steps // a.log_every != before // a.log_every or agent.steps >= total_steps:
+                    row = {**stats.drain(), **{k: float(np.mean(v)) if v else float("nan")
+                                               for k, v in losses.items()},
+                           **self._rates(log_mark)}
+                    log_mark = (agent.steps, agent.updates, time.perf_counter())
+                    losses = {k: [] for k in losses}
+                    if not agent._log(row, before, callback, bar):
+                        return
 
     def _train(self, losses: dict) -> int:
         """Updates while the rate limiter allows (at most one chunk's worth, so results keep
@@ -374,7 +565,8 @@ class Distributed:
     def _rates(self, mark: tuple) -> dict:
         steps, updates, start = mark
         seconds = max(time.perf_counter() - start, 1e-9)
-        counts = self.agent.buffer.priority_updates if self.agent.buffer.prioritized else None
+        buffer = getattr(self.agent, "buffer", None)
+        counts = buffer.priority_updates if buffer is not None and buffer.prioritized else None
         stale = (counts["dropped"] / max(1, counts["applied"] + counts["dropped"])) if counts else 0.0
         return {"actors": self.actors, "env_steps_per_s": (self.agent.steps - steps) / seconds,
                 "updates_per_s": (self.agent.updates - updates) / seconds,

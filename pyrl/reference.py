@@ -261,13 +261,19 @@ class ReplayBuffer:
         self.next_id, self.cursor, self.max_priority = 0, 0, 1.0
         self.staged: dict[int, list[dict]] = {}
 
-    def add_episode(self, obs: dict, fields: dict, terminated: bool) -> None:
-        """obs: key -> [T + 1, ...]; fields (reward included): key -> [T, ...]."""
+    def add_episode(self, obs: dict, fields: dict, terminated: bool, td_abs=None) -> None:
+        """obs: key -> [T + 1, ...]; fields (reward included): key -> [T, ...]; td_abs: [T]
+        initial priorities (as an update would set them), or None for the largest so far."""
         steps = next(iter(obs.values())).shape[0] - 1
         rows = [{**{k: v[t] for k, v in obs.items()},
                  **{k: (v[t] if t < steps else torch.zeros_like(v[0])) for k, v in fields.items()}}
                 for t in range(steps + 1)]
+        start = self.cursor
         self._commit(rows, terminated)
+        for t, delta in enumerate([] if td_abs is None else td_abs.tolist()):
+            p = min(max(delta + self.eps, self.p_min), self.p_max)
+            self.max_priority = max(self.max_priority, p)
+            self.leaves[(start + t) % self.capacity] = p ** self.alpha
 
     def add(self, obs: dict, next_obs: dict, fields: dict, terminated, truncated) -> None:
         """One step of N environments: obs/next_obs key -> [N, ...], fields key -> [N, ...]."""

@@ -1,16 +1,20 @@
 """Distributed acting on Ray (issue 18): DDPG+HER fed by actor processes learns as one process
 does, the rate limiter holds its ratio, a killed actor is restarted without losing what it sent,
-and the learner's checkpoint resumes. A local Ray cluster (2 CPUs) is started and stopped here."""
+actors' initial priorities are the learner's TD errors, PPO with one actor replays the
+single-process run exactly and with two learns as it does, and the learner's checkpoint resumes.
+A local Ray cluster (2 CPUs) is started and stopped here."""
 
 import sys
 
 import numpy as np
 import pytest
+import torch
 
 from pyrl import cli
-from pyrl.agents import DDPG, PPO
+from pyrl.agents import DDPG, PPO, Coop
+from pyrl.agents.ppo import Rollout
 from pyrl.cli import PRESETS
-from pyrl.distributed import SampleToInsertRatio
+from pyrl.distributed import SampleToInsertRatio, join_rollouts
 
 ray = pytest.importorskip("ray")
 
@@ -113,13 +117,135 @@ def test_cli_trains_with_actors_and_resumes_from_the_checkpoint(cluster, tmp_pat
 
 
 def test_what_cannot_run_distributed_says_so(cluster):
-    with pytest.raises(ValueError, match="off-policy learner"):
-        Distributed(PPO("CartPole-v1", n_envs=1, n_steps=8, batch_size=8), actors=1)
+    with pytest.raises(ValueError, match="actors feed a DDPG learner .* or a PPO learner"):
+        Distributed(Coop("pyrl/PointReach-v0"), actors=1)
     with pytest.raises(ValueError, match="actors should be an int >= 1"):
         Distributed(point_reach(), actors=0)
-    with pytest.raises(SystemExit, match="--actors: Distributed: actors feed an off-policy"):
+    ppo = PPO("CartPole-v1", n_envs=1, n_steps=8, batch_size=8)
+    with pytest.raises(ValueError, match="samples_per_insert, chunk apply to a DDPG learner"):
+        Distributed(ppo, actors=1, samples_per_insert=2.0, chunk=10)
+    with pytest.raises(ValueError, match="initial_priorities needs a prioritized learner"):
+        Distributed(point_reach(), actors=1, initial_priorities=True)
+    with pytest.raises(SystemExit, match="--actors: Distributed: samples_per_insert apply to a DDPG"):
         cli.main(["train", "ppo", "--env", "CartPole-v1", "--actors", "2", "--steps", "10",
-                  "--no-progress"])
+                  "--samples-per-insert", "2", "--no-progress"])
+
+
+# ---- actors' initial priorities (Ape-X) -------------------------------------------------------------
+
+def test_actors_initial_priorities_are_the_learners_td_errors(cluster):
+    """With no update yet (min_size above the run), every stored transition sits at the priority
+    the learner's own critics give its episode: the actors computed it with the same weights."""
+    agent = point_reach(seed=2, per=True, per_alpha=0.6, nstep=3, eval_every=0, log_every=500)
+    runner = Distributed(agent, actors=2, chunk=25, min_size=5000, initial_priorities=True)
+    try:
+        runner.learn(1000)
+    finally:
+        runner.close()
+    assert agent.updates == 0 and agent.buffer.priority_updates == {"applied": 0, "dropped": 0}
+    table, columns = agent.buffer.episodes(), agent.buffer.state_dict()["columns"]
+    leaves = agent.buffer.priorities()
+    assert len(table["id"]) >= 10
+    eps = agent.buffer.prioritized.eps
+    for start, length, terminated in zip(*(table[k].tolist() for k in ("start", "length", "terminated"))):
+        rows = torch.arange(start, start + length + 1) % agent.buffer.capacity
+        obs = {k: columns[k][rows].numpy() for k in ("observation", "achieved_goal", "desired_goal")}
+        td = agent.initial_priorities(obs, columns["action"][rows[:-1]].numpy(),
+                                      columns["reward"][rows[:-1]].numpy(), terminated)
+        expected = torch.from_numpy(td + eps) ** 0.6
+        torch.testing.assert_close(leaves[rows[:-1]], expected, rtol=1e-5, atol=1e-7)
+    assert leaves[leaves > 0].std() > 0  # not the uniform max priority
+    agent.buffer.check()
+
+
+# ---- PPO: synchronous rollouts from actors ----------------------------------------------------------
+
+def ppo_settings(**overrides):
+    return {**dict(n_envs=2, n_steps=32, batch_size=32, n_epochs=2, eval_every=0, seed=3), **overrides}
+
+
+def test_ppo_with_one_actor_replays_the_single_process_run(cluster):
+    """Actor 0 steps the learner's seed with its n_envs: the same rollouts, the same updates."""
+    single = PPO("CartPole-v1", **ppo_settings())
+    single.learn(640)
+    learner = PPO("CartPole-v1", **ppo_settings())
+    runner = Distributed(learner, actors=1)
+    try:
+        assert runner.envs_per_actor == 2  # n_envs / actors
+        runner.learn(640)
+    finally:
+        runner.close()
+    assert [row["policy_loss"] for row in learner.history] == [row["policy_loss"] for row in single.history]
+    assert [row["return"] for row in learner.history] == [row["return"] for row in single.history]
+    for key, value in single.model.state_dict().items():
+        assert torch.equal(learner.model.state_dict()[key], value), key
+    assert learner.history[-1]["actors"] == 1 and learner.history[-1]["samples_per_insert"] == 2.0
+
+
+def test_ppo_normalizers_merge_the_actors_statistics(cluster):
+    """The actor's observation and return moments merged into the learner's equal the
+    statistics one process keeps step by step (to rounding)."""
+    settings = ppo_settings(normalize_obs=True, normalize_reward=True)
+    single = PPO("Pendulum-v1", **settings)
+    single.learn(640)
+    learner = PPO("Pendulum-v1", **settings)
+    runner = Distributed(learner, actors=1)
+    try:
+        runner.learn(640)
+    finally:
+        runner.close()
+    for name in ("obs_norm", "return_norm"):
+        ours, theirs = getattr(learner, name), getattr(single, name)
+        assert ours.count == theirs.count
+        np.testing.assert_allclose(ours.mean, theirs.mean, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(ours.var, theirs.var, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose([row["value_loss"] for row in learner.history],
+                               [row["value_loss"] for row in single.history], rtol=1e-4)
+
+
+def test_joined_rollouts_keep_each_actors_envs_and_cut_episodes():
+    def rollout(n, value, finals):
+        T = 3
+        return Rollout(obs=np.full((T, n, 2), value, np.float32), action=np.full((T, n), value),
+                       reward=np.full((T, n), value, np.float32), terminated=np.zeros((T, n), bool),
+                       truncated=np.zeros((T, n), bool), last_obs=np.full((n, 2), value, np.float32),
+                       finals=finals, hidden=np.full((T, n, 4), value, np.float32),
+                       last_hidden=np.full((n, 4), value, np.float32))
+
+    joined = join_rollouts([rollout(2, 1.0, [(0, 1, "a", "h")]), rollout(3, 2.0, [(2, 0, "b", "k")])])
+    assert joined.obs.shape == (3, 5, 2) and joined.hidden.shape == (3, 5, 4)
+    assert joined.reward[0].tolist() == [1, 1, 2, 2, 2] and joined.last_obs[:, 0].tolist() == [1, 1, 2, 2, 2]
+    assert joined.last_hidden.shape == (5, 4) and joined.behaviour_log_prob is None
+    assert joined.finals == [(0, 1, "a", "h"), (2, 2, "b", "k")]  # env indices shifted per actor
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_ppo_with_two_actors_learns_cartpole_as_one_process_does(cluster, seed):
+    """test_agents' single-process bar (return > 100 after 15k steps), the preset's 8 envs
+    split over 2 actors."""
+    agent = PPO("CartPole-v1", **PRESETS[("ppo", "CartPole-v1")], seed=seed)
+    runner = Distributed(agent, actors=2)
+    try:
+        runner.learn(15_000)
+    finally:
+        runner.close()
+    assert agent.evaluate(5, seed=1)["return"] > 100
+    assert agent.history[-1]["actors"] == 2
+
+
+def test_recurrent_ppo_runs_with_actors_and_the_cli_resumes(cluster, tmp_path):
+    out = tmp_path / "ppo"
+    common = ["train", "ppo", "--env", "pyrl/CartPoleNoVel-v0", "--actors", "2", "--out", str(out),
+              "--no-progress", "--eval-episodes", "2", "--set", "recurrent=True", "--set", "n_steps=32",
+              "--set", "n_envs=4", "--set", "n_epochs=2", "--set", "eval_every=0"]
+    assert cli.main([*common, "--steps", "512"]) == 0
+    first = PPO.load(out / "checkpoint.pt")
+    assert first.steps == 512 and first.args.recurrent
+    assert cli.main([*common, "--steps", "1024", "--resume"]) == 0
+    resumed = PPO.load(out / "checkpoint.pt")
+    assert resumed.steps == 1024 and resumed.updates == 2 * first.updates
+    rows = (out / "progress.csv").read_text().splitlines()
+    assert "actors" in rows[0].split(",") and len(rows) == 1 + 1024 // 128
 
 
 def test_without_ray_the_error_says_how_to_install_it(monkeypatch):

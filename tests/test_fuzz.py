@@ -81,8 +81,12 @@ class ReplayMachine(RuleBasedStateMachine):
             except ValueError:
                 return
             raise AssertionError("an episode longer than the buffer was accepted")
-        self.buf.add_episode(obs=obs, action=action, reward=reward, terminated=terminated)
-        self.ref.add_episode({"obs": obs}, {"action": action, "reward": reward}, terminated)
+        # Prioritized buffers get the episode's initial priorities half the time (Ape-X actors).
+        td_abs = torch.rand(length, dtype=torch.float64) * 3 \
+            if self.kwargs["prioritized"] is not None and self.rng.random() < 0.5 else None
+        self.buf.add_episode(obs=obs, action=action, reward=reward, terminated=terminated,
+                             td_abs=td_abs)
+        self.ref.add_episode({"obs": obs}, {"action": action, "reward": reward}, terminated, td_abs)
 
     # -- sampling and priorities -------------------------------------------------------------------
     @precondition(lambda self: len(self.buf) > 0)

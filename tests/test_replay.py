@@ -763,6 +763,33 @@ def test_update_priorities_returns_the_applied_mask():
     del batch
 
 
+def test_initial_priorities_of_an_episode_are_what_an_update_would_set():
+    """add_episode(td_abs=...): an actor's initial priorities (Ape-X), wrapped around the ring."""
+    per = replay.PER(alpha=0.5, eps=0.01)
+    given, updated = buffer(8, prioritized=per), buffer(8, prioritized=per)
+    for buf in (given, updated):
+        buf.add_episode(**episode(4))  # rows 0..4; the next episode wraps to rows 5..7, 0..1
+    td = torch.tensor([0.5, 4.0, 0.0, 2.5], dtype=torch.float64)
+    given.add_episode(**episode(4), td_abs=td)
+    updated.add_episode(**episode(4))
+    rows = torch.tensor([5, 6, 7, 0])
+    updated.update_priorities(rows, torch.full((4,), 1), td)
+    assert torch.equal(given.priorities(), updated.priorities())
+    assert float(given.storage.max_priority) == pytest.approx(4.01)  # later adds enter there
+    assert given.priority_updates == {"applied": 0, "dropped": 0}  # not an update
+    given.check()
+    before = snapshot(given)
+    for td_abs, match in ((torch.ones(3), r"td_abs should have shape \[4\], got \[3\]"),
+                          ([1.0, float("nan"), 0, 0], "td_abs should be >= 0 and not NaN, got nan"),
+                          ([1.0, 0, -1, 0], "got -1 at position 2; nothing was added"),
+                          ("high", "td_abs should be torch.float64")):
+        with pytest.raises(ValueError, match=match):
+            given.add_episode(**episode(4), td_abs=td_abs)
+    assert_unchanged(given, before)
+    with pytest.raises(ValueError, match="td_abs needs a prioritized buffer"):
+        buffer(8).add_episode(**episode(4), td_abs=td)
+
+
 def test_boot_rows_are_refused_as_priorities():
     """batch.boot passed instead of batch.index: final rows stay final, nothing becomes a
     transition with a zero action."""

@@ -114,9 +114,13 @@ void replay_add_step(Ring& ring, const ReplayConfig& config, const Columns& colu
                      const Stage& stage, const StepInput& input);
 
 // Writes one episode of `steps` transitions: `values[i]` holds steps + 1 rows for observation
-// columns and `steps` rows for the others.
+// columns and `steps` rows for the others. Its transitions enter at leaf max_priority^alpha, or,
+// with `td_abs` ([steps], >= 0, checked by the caller; null for none), at the priorities an
+// update with them would set (an actor's initial priorities, Ape-X): these are not counted as
+// updates.
 void replay_add_episode(Ring& ring, const ReplayConfig& config, const Columns& columns,
-                        const uint8_t* const* values, int64_t steps, bool terminated);
+                        const uint8_t* const* values, int64_t steps, bool terminated,
+                        const double* td_abs);
 
 template <typename T>
 struct SampleOut {

@@ -164,7 +164,8 @@ void replay_add_step(Ring& ring, const ReplayConfig& config, const Columns& colu
 }
 
 void replay_add_episode(Ring& ring, const ReplayConfig& config, const Columns& columns,
-                        const uint8_t* const* values, int64_t steps, bool terminated) {
+                        const uint8_t* const* values, int64_t steps, bool terminated,
+                        const double* td_abs) {
   const double leaf = priority_leaf(*ring.max_priority, config.alpha);
   const int64_t start = ring_claim_episode(ring, steps, terminated, leaf);
   for (int64_t i = 0; i < columns.count; ++i) {
@@ -174,6 +175,20 @@ void replay_add_episode(Ring& ring, const ReplayConfig& config, const Columns& c
                     obs ? steps + 1 : steps);
     if (!obs) std::memset(columns.at(i, (start + steps) % ring.capacity), 0, static_cast<size_t>(rb));
   }
+  if (td_abs == nullptr) return;
+  thread_local std::vector<int64_t> rows;  // scratch reused across calls
+  thread_local std::vector<double> leaves;
+  rows.resize(static_cast<size_t>(steps));
+  leaves.resize(static_cast<size_t>(steps));
+  double highest = *ring.max_priority;
+  for (int64_t t = 0; t < steps; ++t) {
+    const double p = clip_priority(td_abs[t], config.eps, config.p_min, config.p_max);
+    highest = std::max(highest, p);
+    rows[t] = (start + t) % ring.capacity;
+    leaves[t] = priority_leaf(p, config.alpha);
+  }
+  tree_set_leaves(ring.layout, ring.sum_tree, ring.min_tree, rows.data(), leaves.data(), steps);
+  *ring.max_priority = highest;
 }
 
 // ---- sampling ---------------------------------------------------------------------------------

@@ -409,7 +409,8 @@ void replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList
 }
 
 void replay_add_episode_cpu(at::TensorList state, at::TensorList columns, at::TensorList values,
-                            bool terminated, at::ArrayRef<double> config_values) {
+                            bool terminated, at::ArrayRef<double> config_values,
+                            const std::optional<at::Tensor>& td_abs) {
   constexpr const char* op = "pyrl::replay_add_episode";
   Ring ring = ring_of(op, state);
   check_counters(op, ring);
@@ -437,7 +438,21 @@ void replay_add_episode_cpu(at::TensorList state, at::TensorList columns, at::Te
     contiguous.push_back(values[i].contiguous());
     value_bytes.push_back(static_cast<const uint8_t*>(contiguous.back().const_data_ptr()));
   }
-  kernels::replay_add_episode(ring, config, cols, value_bytes.data(), steps, terminated);
+  const double* priorities = nullptr;
+  at::Tensor td;
+  if (td_abs) {
+    TORCH_CHECK_VALUE(config.alpha > 0.0, op, ": td_abs needs a prioritized buffer (alpha > 0), "
+                      "got alpha=", config.alpha);
+    check_tensor(op, "td_abs", *td_abs, at::kDouble, {steps});
+    td = td_abs->contiguous();
+    priorities = td.const_data_ptr<double>();
+    const int64_t bad = kernels::first_bad_priority(priorities, steps);
+    TORCH_CHECK_VALUE(bad < 0, op, ": td_abs should be >= 0 and not NaN, got ",
+                      bad < 0 ? 0.0 : priorities[bad], " at position ", bad,
+                      "; nothing was added");
+  }
+  kernels::replay_add_episode(ring, config, cols, value_bytes.data(), steps, terminated,
+                              priorities);
 }
 
 SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int64_t batch_size,
@@ -589,7 +604,7 @@ TORCH_LIBRARY_FRAGMENT(pyrl, m) {
         "Tensor(d!) stage_length, Tensor[] step, Tensor[] final_obs, Tensor terminated, "
         "Tensor truncated, float[] config, Tensor? skip=None) -> ()");
   m.def("replay_add_episode(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor[] values, "
-        "bool terminated, float[] config) -> ()");
+        "bool terminated, float[] config, Tensor? td_abs=None) -> ()");
   m.def("replay_sample(Tensor[] state, Tensor[] columns, int batch_size, Tensor? rows, int seed, "
         "int call, float[] config) -> (Tensor index, Tensor generation, Tensor weight, "
         "Tensor reward, Tensor discount, Tensor boot, Tensor her_row, Tensor[] fields, "

@@ -48,7 +48,8 @@ void replay_add_rows(at::TensorList state, at::TensorList columns, at::TensorLis
                      const bool* truncated, const bool* skip, at::ArrayRef<double> config);
 
 void replay_add_episode_cpu(at::TensorList state, at::TensorList columns, at::TensorList values,
-                            bool terminated, at::ArrayRef<double> config);
+                            bool terminated, at::ArrayRef<double> config,
+                            const std::optional<at::Tensor>& td_abs);
 
 SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int64_t batch_size,
                                const std::optional<at::Tensor>& rows, int64_t seed, int64_t call,

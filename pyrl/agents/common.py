@@ -278,7 +278,10 @@ class RunningNorm:
 
     def update(self, x: np.ndarray) -> None:
         x = np.asarray(x, np.float64).reshape(-1, *self.mean.shape)
-        batch_mean, batch_var, n = x.mean(axis=0), x.var(axis=0), x.shape[0]
+        self.merge(x.mean(axis=0), x.var(axis=0), x.shape[0])
+
+    def merge(self, batch_mean, batch_var, n: float) -> None:
+        """Adds the moments of ``n`` more samples (another normalizer's, or a batch's)."""
         delta, total = batch_mean - self.mean, self.count + n
         self.mean = self.mean + delta * n / total
         self.var = (self.var * self.count + batch_var * n + delta ** 2 * self.count * n / total) / total
@@ -297,6 +300,18 @@ class RunningNorm:
     def load_state_dict(self, state: dict) -> None:
         self.mean, self.var = float64_array(state["mean"]), float64_array(state["var"])
         self.count = float(state["count"])
+
+
+def numpy_weights(module: nn.Module) -> dict:
+    """A module's state as numpy copies (what goes to an actor process: pickles small, no torch
+    storage sharing)."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
+
+
+def load_numpy_weights(module: nn.Module, weights: dict) -> None:
+    """Loads :func:`numpy_weights` into ``module`` in place (NumpyMLP views stay valid)."""
+    with torch.no_grad():
+        module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
 
 
 def float64_array(value) -> np.ndarray:

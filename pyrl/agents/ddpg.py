@@ -53,10 +53,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from pyrl import replay
+from pyrl import replay, returns
 from pyrl.agents.common import (GOAL_KEYS, Agent, CommonArgs, EnvLike, NumpyMLP, ObsLayout,
                                 RunningNorm, actor_net, final_observations, float64_array,
-                                make_vec_env, mlp, parse_args)
+                                load_numpy_weights, make_vec_env, mlp, numpy_weights, parse_args)
 
 
 @dataclass
@@ -511,6 +511,45 @@ class DDPG(Agent):
         return lambda x, h0: encoder(self._normalized_seq(x), h0[None])[0]
 
     # ---- checkpoints --------------------------------------------------------------------------
+    # ---- actor processes (pyrl.distributed) -----------------------------------------------------
+    def acting_state(self, critics: bool = False) -> dict:
+        """What acting needs, as numpy arrays for another process: the actor's weights and the
+        observation statistics; with ``critics`` also the critics and target networks, for
+        :meth:`initial_priorities`."""
+        nets = ("actor", "critic", "actor_target", "critic_target") if critics else ("actor",)
+        return {**{name: numpy_weights(getattr(self, name)) for name in nets},
+                "obs_norm": self.obs_norm.state_dict() if self.obs_norm is not None else None}
+
+    def load_acting_state(self, state: dict) -> None:
+        for name in ("actor", "critic", "actor_target", "critic_target"):
+            if name in state:
+                load_numpy_weights(getattr(self, name), state[name])
+        if self.obs_norm is not None:
+            self.obs_norm.load_state_dict(state["obs_norm"])
+
+    def initial_priorities(self, obs, action, reward, terminated: bool) -> np.ndarray:
+        """``|Q(s, a) - y|`` of each transition of one finished episode (``add_episode``'s
+        arrays; actions in [-1, 1]), ``y`` the target an update builds, over fixed ``nstep``
+        windows with the stored goals and without target smoothing: the initial priorities an
+        Ape-X actor computes. (Floating windows and relabeled goals are drawn at sampling; the
+        learner's updates then set those samples' priorities.)"""
+        a = self.args
+        x = torch.from_numpy(np.ascontiguousarray(self._input(obs), np.float32))  # [T + 1, d]
+        reward = torch.as_tensor(np.asarray(reward, np.float32)).reshape(-1, 1)
+        steps = reward.shape[0]
+        ends = torch.zeros(steps, 1, dtype=torch.bool)
+        ends[-1] = True
+        ret, discount, boot = returns.nstep_return(reward, ends & terminated, ends & (not terminated),
+                                                   n=a.nstep, gamma=a.gamma)
+        with torch.no_grad():
+            s_next = x[boot[:, 0] + 1]
+            next_q = self.critic_target(s_next, self.actor_target(s_next)).min(dim=1).values
+            target = ret[:, 0] + discount[:, 0] * next_q
+            if a.clip_target == "goal":
+                target = target.clamp(-1.0 / (1.0 - a.gamma), 0.0)
+            q = self.critic(x[:-1], torch.as_tensor(np.asarray(action, np.float32)))[:, 0]
+        return (q - target).abs().double().numpy()
+
     def _state(self) -> dict:
         return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
                 "actor_target": self.actor_target.state_dict(),

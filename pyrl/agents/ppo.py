@@ -43,8 +43,8 @@ from torch.distributions import Categorical, Normal
 
 from pyrl import returns
 from pyrl.agents.common import (Agent, CommonArgs, EnvLike, NumpyMLP, ObsLayout, RunningNorm,
-                                actor_net, float64_array, final_observations, make_vec_env, mlp,
-                                parse_args)
+                                actor_net, float64_array, final_observations, load_numpy_weights,
+                                make_vec_env, mlp, numpy_weights, parse_args)
 
 
 @dataclass
@@ -410,6 +410,20 @@ class PPO(Agent):
         groups = max(1, min(pieces.count, round(total / self.args.batch_size)))
         for group in torch.randperm(pieces.count).tensor_split(groups):
             yield pieces.features(self.model, group)
+
+    # ---- actor processes (pyrl.distributed) -----------------------------------------------------
+    def acting_state(self) -> dict:
+        """What acting needs, as numpy arrays for another process: the model's weights and the
+        observation and return statistics."""
+        return {"model": numpy_weights(self.model),
+                "obs_norm": self.obs_norm.state_dict() if self.obs_norm is not None else None,
+                "return_norm": self.return_norm.state_dict() if self.return_norm is not None else None}
+
+    def load_acting_state(self, state: dict) -> None:
+        load_numpy_weights(self.model, state["model"])
+        for name in ("obs_norm", "return_norm"):
+            if getattr(self, name) is not None:
+                getattr(self, name).load_state_dict(state[name])
 
     # ---- checkpoints --------------------------------------------------------------------------
     def _state(self) -> dict:

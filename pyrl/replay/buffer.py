@@ -35,6 +35,8 @@ from pyrl.replay.settings import (HER, EpisodeMode, MemoryMapped, NStep, PER, Pe
                                   per_dim, sparse_l2)
 from pyrl.replay.storage import ReplayStorage, config_values, fresh_seed
 
+TD_ABS = Field("td_abs", (), torch.float64)  # add_episode's initial priorities, as the op takes them
+
 __all__ = ["Batch", "Field", "InvariantError", "ReplayBuffer"]
 
 # autoreset_mode names (also gymnasium's AutoresetMode values, lower-cased without "_").
@@ -368,7 +370,7 @@ class ReplayBuffer:
                           f"pass its truncated flags (from gymnasium's step); if its episodes are "
                           f"this long, raise max_episode_steps", stacklevel=2)
 
-    def add_episode(self, obs, reward, terminated: bool = False, **fields) -> None:
+    def add_episode(self, obs, reward, terminated: bool = False, td_abs=None, **fields) -> None:
         """Adds a whole episode of T transitions.
 
         Args:
@@ -377,6 +379,10 @@ class ReplayBuffer:
             reward: ``[T]`` or ``[T, m]``.
             terminated: True if the episode ended in a terminal state (no bootstrap from the
                 final observation); False for a cut (truncated) episode.
+            td_abs: prioritized buffers: ``[T]`` absolute TD errors of the transitions, which
+                then enter at the priorities :meth:`update_priorities` would give them (an
+                actor's initial priorities, as in Ape-X) instead of the largest priority so
+                far. They are not counted in :attr:`priority_updates`.
             **fields: every other spec field, ``[T, *shape]``; a recurrent buffer also takes
                 ``hidden``, ``[T + 1, d]``: the state fed into every step, and the final one.
         """
@@ -392,7 +398,12 @@ class ReplayBuffer:
             raise ValueError(f"ReplayBuffer.add_episode: an episode of {rows - 1} transitions needs "
                              f"{rows} rows, more than the capacity {self.capacity}")
         _, values = self.inputs.columns("add_episode", obs, reward, fields, rows, rows - 1)
-        self._host.add_episode(values, terminated)
+        if td_abs is not None:
+            if self.prioritized is None:
+                raise ValueError("ReplayBuffer.add_episode: td_abs needs a prioritized buffer "
+                                 "(prioritized=replay.PER(...)); this one samples uniformly")
+            td_abs = self.inputs.rows("add_episode", "td_abs", TD_ABS, td_abs, rows - 1)
+        self._host.add_episode(values, terminated, td_abs)
 
     def end_running_episodes(self) -> int:
         """Stores every running episode now, as truncated at its newest observation, and drops
@@ -412,7 +423,7 @@ class ReplayBuffer:
                 if length >= 2:
                     values = [column[env, :length if i < obs_columns else length - 1].clone()
                               for i, column in enumerate(stage)]
-                    self._host.add_episode(values, False)
+                    self._host.add_episode(values, False, None)
                     stored += 1
             lengths.zero_()
             if self._after_end is not None:
