@@ -129,7 +129,7 @@ class EpisodeActor:
         self.returns, self.lengths = np.zeros(envs), np.zeros(envs, dtype=np.int64)
 
     def _new_episode(self) -> dict:
-        return {"obs": [], "action": [], "reward": []}
+        return {"obs": [], "action": [], "reward": [], "hidden": []}
 
     def set_policy(self, state: dict) -> None:
         self.agent.load_acting_state(state)
@@ -139,7 +139,10 @@ class EpisodeActor:
         their returns and successes, and the steps taken."""
         agent, done_episodes = self.agent, []
         returns, lengths, successes = [], [], []
+        recurrent = agent.args.recurrent
         for _ in range(steps):
+            if recurrent:  # the state after this step's observation, as agent.learn keeps it
+                agent.next_state = agent._features(agent._input(self.obs), agent.rnn_state)
             unit_action = agent._explore(self.obs, warmup=self.steps < self.warmup_steps)
             next_obs, reward, term, trunc, info = agent.env.step(agent._scale(unit_action))
             done = term | trunc
@@ -149,10 +152,14 @@ class EpisodeActor:
                 episode["obs"].append({k: v[i] for k, v in fields.items()})
                 episode["action"].append(unit_action[i])
                 episode["reward"].append(reward[i])
+                if recurrent:
+                    episode["hidden"].append(agent.rnn_state[i])
                 cut = len(episode["action"]) >= self.max_episode_steps
                 if done[i] or cut:
                     last = agent._fields(final)
                     episode["obs"].append({k: v[i] for k, v in last.items()})
+                    if recurrent:
+                        episode["hidden"].append(agent.next_state[i])
                     done_episodes.append(self._pack(episode, bool(term[i])))
                     self.episodes[i] = self._new_episode()
             self.returns += reward
@@ -162,6 +169,8 @@ class EpisodeActor:
                 lengths.append(int(self.lengths[i]))
                 self.returns[i], self.lengths[i] = 0.0, 0
             successes += episode_successes(info, done)
+            if recurrent:  # a cut episode's next piece goes on from the carried state
+                agent.rnn_state = np.where(done[:, None], 0.0, agent.next_state).astype(np.float32)
             agent.noise_state[done] = 0.0
             self.obs = next_obs
             self.steps += len(self.episodes)
@@ -177,6 +186,8 @@ class EpisodeActor:
             obs[key] = column.astype(np.float32) if column.dtype.kind == "f" else column
         packed = {"obs": obs, "action": np.asarray(episode["action"], np.float32),
                   "reward": np.asarray(episode["reward"], np.float32), "terminated": terminated}
+        if episode["hidden"]:  # recurrent: the state fed into every step, and the final one
+            packed["hidden"] = np.stack(episode["hidden"]).astype(np.float32)
         if self.priorities:
             packed["td_abs"] = self.agent.initial_priorities(
                 obs if self.agent.goal_env else obs["obs"], packed["action"], packed["reward"],
@@ -263,8 +274,10 @@ def add_episodes(agent, episodes: list) -> int:
             obs = episode["obs"] if agent.goal_env else episode["obs"]["obs"]
             if agent.obs_norm is not None:
                 agent.obs_norm.update(agent.layout(obs)[:-1])
+            hidden = {"hidden": episode["hidden"]} if "hidden" in episode else {}
             agent.buffer.add_episode(obs=obs, action=episode["action"], reward=episode["reward"],
-                                     terminated=episode["terminated"], td_abs=episode.get("td_abs"))
+                                     terminated=episode["terminated"], td_abs=episode.get("td_abs"),
+                                     **hidden)
             added += len(episode["reward"])
     return added
 
@@ -308,8 +321,9 @@ class Distributed:
         if agent.algo not in ("ddpg", "ppo"):
             raise ValueError(f"Distributed: actors feed a DDPG learner (replay) or a PPO learner "
                              f"(rollouts); got {agent.algo}")
-        if agent.algo == "ddpg" and a.recurrent:
-            raise ValueError("Distributed: a recurrent DDPG learner is not supported with actors yet")
+        if agent.algo == "ddpg" and a.recurrent and initial_priorities:
+            raise ValueError("Distributed: initial_priorities: a recurrent learner's priorities "
+                             "are per sampled window (R2D2), set by its updates")
         if agent.env_id is None:
             raise ValueError("Distributed: actors make their envs from a registered env id; the "
                              "learner's env has none")
@@ -544,8 +558,9 @@ class Distributed:
             return 0
         ran = 0
         limit = max(1, int(self.limiter.samples_per_insert * self.request_steps / a.batch_size))
+        update = agent._update_sequences if a.recurrent else agent._update
         while ran < limit and self.limiter.can_sample(self.inserted, self.sampled, a.batch_size):
-            for key, value in agent._update().items():
+            for key, value in update().items():
                 losses[key].append(value)
             self.sampled += a.batch_size
             ran += 1

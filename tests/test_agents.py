@@ -240,6 +240,30 @@ def test_ppo_cartpole_short_run_improves_and_continuous_runs():
 
 # ---- DDPG: SPEC 8.2 ----------------------------------------------------------------------------
 
+@pytest.mark.parametrize("terminated", [True, False])
+def test_ddpg_initial_priorities_are_the_td_errors_its_update_computes(terminated):
+    """An actor's initial priorities (pyrl.distributed) for one episode equal |Q - y| of the
+    learner's update on the same transitions, sampled from the buffer (fixed 3-step windows)."""
+    agent = DDPG("Pendulum-v1", nstep=3, per=True, gamma=0.9, n_critics=2, seed=0)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(21, 3)).astype(np.float32)
+    action = rng.uniform(-1, 1, (20, 1)).astype(np.float32)
+    reward = rng.normal(size=20).astype(np.float32)
+    td = torch.from_numpy(agent.initial_priorities(obs, action, reward, terminated))
+    agent.buffer.add_episode(obs=obs, action=action, reward=reward, terminated=terminated)
+    batch = agent.buffer.sample(64)
+    s, s_next = agent._input(batch.obs), agent._input(batch.next_obs)
+    with torch.no_grad():
+        next_q = agent.critic_target(s_next, agent.actor_target(s_next)).min(dim=1).values
+        target = batch.reward + batch.discount.float() * next_q
+        expected = (agent.critic(s, batch.action)[:, 0] - target).abs()
+    assert td.shape == (20,) and (batch.discount[batch.index == 19] == (0.0 if terminated else 0.9)).all()
+    torch.testing.assert_close(td[batch.index].float(), expected, rtol=1e-5, atol=1e-6)
+    recurrent = DDPG("pyrl/PendulumNoVel-v0", recurrent=True, nstep_floating=False)
+    with pytest.raises(ValueError, match="per sampled window"):
+        recurrent.initial_priorities(obs, action, reward, terminated)
+
+
 def point_reach(her_strategy, seed, **overrides):
     settings = {**PRESETS[("ddpg", "pyrl/PointReach-v0")], "her_strategy": her_strategy, "seed": seed,
                 **overrides}

@@ -158,6 +158,33 @@ def test_actors_initial_priorities_are_the_learners_td_errors(cluster):
     agent.buffer.check()
 
 
+def test_recurrent_ddpg_actors_store_the_states_they_acted_from(cluster):
+    """Each stored state is the encoder's state over its episode so far: recomputing them all
+    with the learner's encoder (the actors' weights: no update ran) changes nothing."""
+    settings = {**PRESETS[("ddpg", "pyrl/PendulumNoVel-v0")], "buffer_size": 5000, "seed": 0,
+                "eval_every": 0, "log_every": 500, "learning_starts": 0}
+    agent = DDPG("pyrl/PendulumNoVel-v0", **settings)
+    runner = Distributed(agent, actors=2, min_size=4000)
+    try:
+        runner.learn(1000)
+    finally:
+        runner.close()
+    assert agent.updates == 0 and agent.buffer.num_episodes >= 2
+    stored = agent.buffer.state_dict()["columns"]["hidden"].clone()
+    assert stored.abs().sum() > 0
+    agent.buffer.recompute_hidden(agent.encoder)
+    torch.testing.assert_close(agent.buffer.state_dict()["columns"]["hidden"], stored,
+                               rtol=1e-4, atol=1e-5)
+    first = agent.buffer.episodes()["start"][0]
+    assert stored[first].abs().sum() == 0  # an episode from a reset starts at zero
+    runner = Distributed(agent, actors=1, min_size=400)  # and the learner trains on windows
+    try:
+        runner.learn(2000)
+    finally:
+        runner.close()
+    assert agent.updates > 0 and np.isfinite(agent.history[-1]["critic_loss"])
+
+
 # ---- PPO: synchronous rollouts from actors ----------------------------------------------------------
 
 def ppo_settings(**overrides):
@@ -201,6 +228,26 @@ def test_ppo_normalizers_merge_the_actors_statistics(cluster):
         np.testing.assert_allclose(ours.var, theirs.var, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose([row["value_loss"] for row in learner.history],
                                [row["value_loss"] for row in single.history], rtol=1e-4)
+
+
+def test_ppo_goes_on_when_an_actor_is_killed(cluster):
+    agent = PPO("CartPole-v1", **ppo_settings(n_envs=4))
+    runner = Distributed(agent, actors=2)
+    seen = {}
+
+    def kill_once(agent, row):
+        if "steps" not in seen and agent.steps >= 256:
+            seen["steps"] = runner.steps_by_actor[0]
+            ray.kill(runner.workers[0], no_restart=False)  # the process dies; Ray restarts it
+
+    try:
+        runner.learn(1280, callback=kill_once)
+    finally:
+        runner.close()
+    # Every iteration has both actors' rollouts (2 x 2 envs x 32 steps): the restarted one
+    # answered again, with a new process.
+    assert agent.steps == 1280 and runner.restarts == 1
+    assert runner.steps_by_actor == [640, 640] and seen["steps"] == 128
 
 
 def test_joined_rollouts_keep_each_actors_envs_and_cut_episodes():

@@ -510,18 +510,19 @@ class DDPG(Agent):
             return encoder
         return lambda x, h0: encoder(self._normalized_seq(x), h0[None])[0]
 
-    # ---- checkpoints --------------------------------------------------------------------------
     # ---- actor processes (pyrl.distributed) -----------------------------------------------------
     def acting_state(self, critics: bool = False) -> dict:
-        """What acting needs, as numpy arrays for another process: the actor's weights and the
-        observation statistics; with ``critics`` also the critics and target networks, for
-        :meth:`initial_priorities`."""
+        """What acting needs, as numpy arrays for another process: the actor's (and encoder's)
+        weights and the observation statistics; with ``critics`` also the critics and target
+        networks, for :meth:`initial_priorities`."""
         nets = ("actor", "critic", "actor_target", "critic_target") if critics else ("actor",)
+        nets += ("encoder",) if self.args.recurrent else ()
         return {**{name: numpy_weights(getattr(self, name)) for name in nets},
                 "obs_norm": self.obs_norm.state_dict() if self.obs_norm is not None else None}
 
     def load_acting_state(self, state: dict) -> None:
-        for name in ("actor", "critic", "actor_target", "critic_target"):
+        """Loads :meth:`acting_state` (in place: the numpy acting views stay valid)."""
+        for name in ("actor", "critic", "actor_target", "critic_target", "encoder"):
             if name in state:
                 load_numpy_weights(getattr(self, name), state[name])
         if self.obs_norm is not None:
@@ -534,6 +535,9 @@ class DDPG(Agent):
         Ape-X actor computes. (Floating windows and relabeled goals are drawn at sampling; the
         learner's updates then set those samples' priorities.)"""
         a = self.args
+        if a.recurrent:
+            raise ValueError("DDPG.initial_priorities: a recurrent agent's priorities are per "
+                             "sampled window (R2D2), set by its updates")
         x = torch.from_numpy(np.ascontiguousarray(self._input(obs), np.float32))  # [T + 1, d]
         reward = torch.as_tensor(np.asarray(reward, np.float32)).reshape(-1, 1)
         steps = reward.shape[0]
@@ -550,6 +554,7 @@ class DDPG(Agent):
             q = self.critic(x[:-1], torch.as_tensor(np.asarray(action, np.float32)))[:, 0]
         return (q - target).abs().double().numpy()
 
+    # ---- checkpoints --------------------------------------------------------------------------
     def _state(self) -> dict:
         return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
                 "actor_target": self.actor_target.state_dict(),

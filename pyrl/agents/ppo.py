@@ -420,6 +420,7 @@ class PPO(Agent):
                 "return_norm": self.return_norm.state_dict() if self.return_norm is not None else None}
 
     def load_acting_state(self, state: dict) -> None:
+        """Loads :meth:`acting_state` (in place: the numpy acting views stay valid)."""
         load_numpy_weights(self.model, state["model"])
         for name in ("obs_norm", "return_norm"):
             if getattr(self, name) is not None:
