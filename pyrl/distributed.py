@@ -19,7 +19,7 @@ How it runs:
   queued per actor, so an actor never waits on the learner's reply) and adds the finished
   episodes it gets back, whole, with ``add_episode``; an episode longer than
   ``max_episode_steps`` arrives in cut chunks. With ``initial_priorities`` (prioritized replay)
-  each actor also computes its episodes' |TD| with its copy of the critics (Ape-X), and they
+  each actor also computes its episodes' ``|TD|`` with its copy of the critics (Ape-X), and they
   enter the buffer at those priorities instead of the largest one.
 - Rate limiting (DDPG) follows Reverb's ``SampleToInsertRatio``: with ``d = samples_per_insert *
   inserted - sampled`` (sampled counts transitions drawn by updates, inserted the transitions
@@ -179,7 +179,7 @@ class EpisodeActor:
 
     def _pack(self, episode: dict, terminated: bool) -> dict:
         """One episode as arrays; float observations as float32, what the buffer stores; with
-        ``priorities``, its transitions' |TD| by this actor's copy of the critics."""
+        ``priorities``, its transitions' ``|TD|`` by this actor's copy of the critics."""
         obs = {}
         for key in episode["obs"][0]:
             column = np.stack([o[key] for o in episode["obs"]])
@@ -294,20 +294,19 @@ class Distributed:
             agent's ``n_envs / actors`` (PPO: the rollout keeps the single-process size).
         ray_address: a Ray cluster's address; None starts a local one (or joins the running one).
         max_restarts: restarts Ray grants a dying actor process (-1: unlimited).
-
-    DDPG only (PPO's rollouts are synchronous: each step is used by one iteration's epochs):
-        samples_per_insert: transitions sampled per env step; default the agent's own ratio,
-            ``gradient_steps * batch_size / train_every``.
-        error_buffer: the rate limiter's tolerance, in sampled transitions; default one round of
-            requests from every actor (or two batches, whichever is larger).
-        min_size: transitions in the buffer before learning starts; default the agent's
+        samples_per_insert: (DDPG; PPO's rollouts are synchronous, each step used by one
+            iteration's epochs) transitions sampled per env step; default the agent's own
+            ratio, ``gradient_steps * batch_size / train_every``.
+        error_buffer: (DDPG) the rate limiter's tolerance, in sampled transitions; default one
+            round of requests from every actor (or two batches, whichever is larger).
+        min_size: (DDPG) transitions in the buffer before learning starts; default the agent's
             ``learning_starts`` (at least one request's steps).
-        sync_every: updates between weight broadcasts (default 100).
-        chunk: steps per env in one actor request (default 50).
-        noise_ladder: per-actor exploration noise from 0.5x to 1.5x the agent's ``noise_sigma``
-            (Ape-X's spread of exploration); False gives every actor the agent's.
-        initial_priorities: actors compute their episodes' |TD| (prioritized replay), and the
-            episodes enter the buffer at those priorities.
+        sync_every: (DDPG) updates between weight broadcasts (default 100).
+        chunk: (DDPG) steps per env in one actor request (default 50).
+        noise_ladder: (DDPG) per-actor exploration noise from 0.5x to 1.5x the agent's
+            ``noise_sigma`` (Ape-X's spread of exploration); False gives every actor the agent's.
+        initial_priorities: (DDPG with ``per``) actors compute their episodes' ``|TD|``, and
+            the episodes enter the buffer at those priorities.
     """
 
     def __init__(self, agent, actors: int = 2, envs_per_actor: Optional[int] = None,
