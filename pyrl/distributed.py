@@ -49,7 +49,6 @@ import numpy as np
 import torch
 
 from pyrl.agents.common import EpisodeStats, RunningNorm
-from pyrl.agents.common import successes as episode_successes
 from pyrl.envs import final_observations
 
 RAY_VERSION = "2.60.0"
@@ -121,12 +120,11 @@ class EpisodeActor:
         # Acting is the learner's code, on a buffer it never uses.
         self.agent = actor_agent(algo, env, env_kwargs, args, seed, envs, noise_sigma=noise_sigma,
                                  buffer_size=2, buffer_dir=None)
-        self.obs = self.agent.obs
         self.warmup_steps, self.max_episode_steps = warmup_steps, max_episode_steps
         self.priorities = priorities
         self.steps = 0
         self.episodes = [self._new_episode() for _ in range(envs)]
-        self.returns, self.lengths = np.zeros(envs), np.zeros(envs, dtype=np.int64)
+        self.stats = EpisodeStats(envs)
 
     def _new_episode(self) -> dict:
         return {"obs": [], "action": [], "reward": [], "hidden": []}
@@ -138,16 +136,16 @@ class EpisodeActor:
         """``steps`` steps of every env; returns the episodes that ended (or were cut) in them,
         their returns and successes, and the steps taken."""
         agent, done_episodes = self.agent, []
-        returns, lengths, successes = [], [], []
         recurrent = agent.args.recurrent
         for _ in range(steps):
             if recurrent:  # the state after this step's observation, as agent.learn keeps it
-                agent.next_state = agent._features(agent._input(self.obs), agent.rnn_state)
-            unit_action = agent._explore(self.obs, warmup=self.steps < self.warmup_steps)
+                agent.next_state = agent._features(agent._input(agent.obs), agent.rnn_state)
+            unit_action = agent._explore(agent.obs, warmup=self.steps < self.warmup_steps)
             next_obs, reward, term, trunc, info = agent.env.step(agent._scale(unit_action))
             done = term | trunc
-            final = final_observations(next_obs, info, done)
-            fields = agent._fields(self.obs)
+            self.stats.update(reward, done, info)
+            fields = agent._fields(agent.obs)
+            last = agent._fields(final_observations(next_obs, info, done))
             for i, episode in enumerate(self.episodes):
                 episode["obs"].append({k: v[i] for k, v in fields.items()})
                 episode["action"].append(unit_action[i])
@@ -156,26 +154,18 @@ class EpisodeActor:
                     episode["hidden"].append(agent.rnn_state[i])
                 cut = len(episode["action"]) >= self.max_episode_steps
                 if done[i] or cut:
-                    last = agent._fields(final)
                     episode["obs"].append({k: v[i] for k, v in last.items()})
                     if recurrent:
                         episode["hidden"].append(agent.next_state[i])
                     done_episodes.append(self._pack(episode, bool(term[i])))
                     self.episodes[i] = self._new_episode()
-            self.returns += reward
-            self.lengths += 1
-            for i in np.flatnonzero(done):
-                returns.append(float(self.returns[i]))
-                lengths.append(int(self.lengths[i]))
-                self.returns[i], self.lengths[i] = 0.0, 0
-            successes += episode_successes(info, done)
             if recurrent:  # a cut episode's next piece goes on from the carried state
                 agent.rnn_state = np.where(done[:, None], 0.0, agent.next_state).astype(np.float32)
             agent.noise_state[done] = 0.0
-            self.obs = next_obs
+            agent.obs = next_obs
             self.steps += len(self.episodes)
         return {"episodes": done_episodes, "steps": steps * len(self.episodes), "pid": os.getpid(),
-                "returns": returns, "lengths": lengths, "successes": successes}
+                **self.stats.take()}
 
     def _pack(self, episode: dict, terminated: bool) -> dict:
         """One episode as arrays; float observations as float32, what the buffer stores; with
@@ -239,11 +229,8 @@ class RolloutActor:
         for norm in norms.values():
             norm.reset_tally()
         rollout = agent._collect(stats)
-        result = {"rollout": rollout, "steps": rollout.reward.size, "pid": os.getpid(),
-                  "returns": stats.returns, "lengths": stats.lengths, "successes": stats.successes,
-                  "moments": {name: norm.moments() for name, norm in norms.items()}}
-        stats.returns, stats.lengths, stats.successes = [], [], []
-        return result
+        return {"rollout": rollout, "steps": rollout.reward.size, "pid": os.getpid(),
+                **stats.take(), "moments": {name: norm.moments() for name, norm in norms.items()}}
 
 
 def join_rollouts(rollouts: list):
@@ -459,9 +446,7 @@ class Distributed:
                 for name, (mean, var, count) in result["moments"].items():
                     if count > 0:
                         getattr(agent, name).merge(mean, var, count)
-                stats.returns += result["returns"]
-                stats.lengths += result["lengths"]
-                stats.successes += result["successes"]
+                stats.add(result)
             rollout = join_rollouts([result["rollout"] for result in results])
             steps = rollout.reward.size
             before, updates = agent.steps, agent.updates
@@ -572,9 +557,7 @@ class Distributed:
         with agent.timer("replay"):
             self.inserted += add_episodes(agent, result["episodes"])
         agent.steps += result["steps"]
-        stats.returns += result["returns"]
-        stats.lengths += result["lengths"]
-        stats.successes += result["successes"]
+        stats.add(result)
 
     def _rates(self, mark: tuple) -> dict:
         steps, updates, start = mark

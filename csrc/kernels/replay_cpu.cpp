@@ -28,6 +28,23 @@ void gather_rows(const Columns& columns, int64_t i, const int64_t* rows, int64_t
   }
 }
 
+// Gives `rows` the priorities of absolute TD errors `td_abs` (clipped, leaf priority^alpha; of
+// repeated rows the last wins) and raises max_priority to the largest: the one rule both
+// priority updates and an episode's initial priorities follow.
+void set_priorities(Ring& ring, const ReplayConfig& config, const int64_t* rows,
+                    const double* td_abs, int64_t count) {
+  thread_local std::vector<double> leaves;  // scratch reused across calls
+  leaves.resize(static_cast<size_t>(count));
+  double highest = *ring.max_priority;
+  for (int64_t j = 0; j < count; ++j) {
+    const double p = clip_priority(td_abs[j], config.eps, config.p_min, config.p_max);
+    highest = std::max(highest, p);
+    leaves[j] = priority_leaf(p, config.alpha);
+  }
+  tree_set_leaves(ring.layout, ring.sum_tree, ring.min_tree, rows, leaves.data(), count);
+  *ring.max_priority = highest;
+}
+
 // `random` HER goals: a uniformly drawn row, moved forward to the next stored one (rows are only
 // free at the start or behind an eviction, so this is uniform up to those gaps). -1 if the ring
 // holds no row at all, which a buffer with transitions never is; the walk is bounded regardless.
@@ -177,18 +194,9 @@ void replay_add_episode(Ring& ring, const ReplayConfig& config, const Columns& c
   }
   if (td_abs == nullptr) return;
   thread_local std::vector<int64_t> rows;  // scratch reused across calls
-  thread_local std::vector<double> leaves;
   rows.resize(static_cast<size_t>(steps));
-  leaves.resize(static_cast<size_t>(steps));
-  double highest = *ring.max_priority;
-  for (int64_t t = 0; t < steps; ++t) {
-    const double p = clip_priority(td_abs[t], config.eps, config.p_min, config.p_max);
-    highest = std::max(highest, p);
-    rows[t] = (start + t) % ring.capacity;
-    leaves[t] = priority_leaf(p, config.alpha);
-  }
-  tree_set_leaves(ring.layout, ring.sum_tree, ring.min_tree, rows.data(), leaves.data(), steps);
-  *ring.max_priority = highest;
+  for (int64_t t = 0; t < steps; ++t) rows[t] = (start + t) % ring.capacity;
+  set_priorities(ring, config, rows.data(), td_abs, steps);
 }
 
 // ---- sampling ---------------------------------------------------------------------------------
@@ -353,10 +361,9 @@ void replay_update_priorities(Ring& ring, const ReplayConfig& config, const int6
                               const int64_t* generation, const T* td_abs, int64_t count,
                               int64_t heads, bool* applied) {
   thread_local std::vector<int64_t> rows;  // scratch reused across calls
-  thread_local std::vector<double> leaves;
+  thread_local std::vector<double> means;
   rows.clear();
-  leaves.clear();
-  double highest = *ring.max_priority;
+  means.clear();
   for (int64_t j = 0; j < count; ++j) {
     const int64_t row = index[j];
     const int64_t id = generation[j];
@@ -372,15 +379,10 @@ void replay_update_priorities(Ring& ring, const ReplayConfig& config, const int6
     double mean = 0.0;
     for (int64_t h = 0; h < heads; ++h) mean += static_cast<double>(td_abs[j * heads + h]);
     mean /= static_cast<double>(heads);
-    const double p = clip_priority(mean, config.eps, config.p_min, config.p_max);
-    highest = std::max(highest, p);
     rows.push_back(row);
-    leaves.push_back(priority_leaf(p, config.alpha));
+    means.push_back(mean);
   }
-  // In order: of repeated rows, the last write wins.
-  tree_set_leaves(ring.layout, ring.sum_tree, ring.min_tree, rows.data(), leaves.data(),
-                  static_cast<int64_t>(rows.size()));
-  *ring.max_priority = highest;
+  set_priorities(ring, config, rows.data(), means.data(), static_cast<int64_t>(rows.size()));
   ring.counters[kUpdatesApplied] += static_cast<int64_t>(rows.size());
   ring.counters[kUpdatesDropped] += count - static_cast<int64_t>(rows.size());
 }

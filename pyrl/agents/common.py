@@ -160,14 +160,26 @@ class EpisodeStats:
         self.running_return[done] = 0.0
         self.running_length[done] = 0
 
+    def take(self) -> dict:
+        """The ``returns``, ``lengths`` and ``successes`` of the episodes ended since the last
+        take or drain, which start anew (what an actor process reports to its learner)."""
+        ended = {"returns": self.returns, "lengths": self.lengths, "successes": self.successes}
+        self.returns, self.lengths, self.successes = [], [], []
+        return ended
+
+    def add(self, ended: dict) -> None:
+        """Counts another env group's :meth:`take` (an actor's episodes) among these."""
+        self.returns += ended["returns"]
+        self.lengths += ended["lengths"]
+        self.successes += ended["successes"]
+
     def drain(self) -> dict:
         """Summary of the episodes since the last drain (NaN when none ended)."""
-        out = {"episodes": len(self.returns),
-               "return": float(np.mean(self.returns)) if self.returns else float("nan"),
-               "length": float(np.mean(self.lengths)) if self.lengths else float("nan"),
-               "success": float(np.mean(self.successes)) if self.successes else float("nan")}
-        self.returns, self.lengths, self.successes = [], [], []
-        return out
+        ended = self.take()
+        return {"episodes": len(ended["returns"]),
+                "return": float(np.mean(ended["returns"])) if ended["returns"] else float("nan"),
+                "length": float(np.mean(ended["lengths"])) if ended["lengths"] else float("nan"),
+                "success": float(np.mean(ended["successes"])) if ended["successes"] else float("nan")}
 
 
 # ---- networks and normalizers ----------------------------------------------------------------

@@ -386,12 +386,7 @@ class DDPG(Agent):
         with self.timer("replay"):
             batch = self.buffer.sample(a.batch_size)
         s, s_next = self._input(batch.obs), self._input(batch.next_obs)
-        reward = batch.reward.reshape(-1, 1)
-        with torch.no_grad():
-            next_q = self.critic_target(s_next, self._target_action(s_next)).min(dim=1, keepdim=True).values
-            target = reward + batch.discount.reshape(-1, 1).to(torch.float32) * next_q
-            if a.clip_target == "goal":
-                target = target.clamp(-1.0 / (1.0 - a.gamma), 0.0)
+        target = self._bootstrap_target(batch.reward.reshape(-1), batch.discount, s_next)[:, None]
         q = self.critic(s, batch.action)  # [B, n_critics]
         td = q - target
         critic_loss = (batch.weight.reshape(-1, 1).to(torch.float32) * td.pow(2)).mean(0).sum()
@@ -403,6 +398,19 @@ class DDPG(Agent):
             with self.timer("replay"):
                 self.buffer.update_priorities(batch.index, batch.generation, td[:, 0].detach().abs())
         return out
+
+    def _bootstrap_target(self, reward: torch.Tensor, discount: torch.Tensor, s_next: torch.Tensor,
+                          smooth: bool = True) -> torch.Tensor:
+        """``y = R + D * min_c Q'_c(s', mu'(s'))`` ``[B]`` (no gradient), clipped to the goal
+        range with ``clip_target="goal"``; ``smooth``: TD3's target policy smoothing on mu'."""
+        a = self.args
+        with torch.no_grad():
+            next_action = self._target_action(s_next) if smooth else self.actor_target(s_next)
+            next_q = self.critic_target(s_next, next_action).min(dim=1).values
+            target = reward + discount.to(torch.float32) * next_q
+            if a.clip_target == "goal":
+                target = target.clamp(-1.0 / (1.0 - a.gamma), 0.0)
+        return target
 
     def _target_action(self, s_next: torch.Tensor) -> torch.Tensor:
         """mu'(s'), with TD3's clipped target policy smoothing when ``target_noise`` > 0."""
@@ -545,12 +553,8 @@ class DDPG(Agent):
         ends[-1] = True
         ret, discount, boot = returns.nstep_return(reward, ends & terminated, ends & (not terminated),
                                                    n=a.nstep, gamma=a.gamma)
+        target = self._bootstrap_target(ret[:, 0], discount[:, 0], x[boot[:, 0] + 1], smooth=False)
         with torch.no_grad():
-            s_next = x[boot[:, 0] + 1]
-            next_q = self.critic_target(s_next, self.actor_target(s_next)).min(dim=1).values
-            target = ret[:, 0] + discount[:, 0] * next_q
-            if a.clip_target == "goal":
-                target = target.clamp(-1.0 / (1.0 - a.gamma), 0.0)
             q = self.critic(x[:-1], torch.as_tensor(np.asarray(action, np.float32)))[:, 0]
         return (q - target).abs().double().numpy()
 
