@@ -90,6 +90,15 @@ py::dict layout() {
   return out;
 }
 
+// The helpers below size and index allocations: what comes in is checked like an op's argument.
+int64_t checked_capacity(const char* helper, int64_t capacity) {
+  TORCH_CHECK_VALUE(capacity >= 1 && capacity <= pyrl::kernels::kMaxCapacity, "pyrl._C.", helper,
+                    ": capacity should be in [1, 2^48], got ", capacity);
+  return capacity;
+}
+
+constexpr int64_t kMaxUniforms = int64_t{1} << 31;
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -98,19 +107,30 @@ PYBIND11_MODULE(_C, m) {
         "How this extension was built: torch version, compiler, OpenMP, threads, CUDA kernels.");
   m.def("layout", &layout, "The replay layout: state, counter and config slots, codes, names.");
   m.def(
-      "tree_size", [](int64_t capacity) { return pyrl::kernels::tree_layout(capacity).size; },
+      "tree_size",
+      [](int64_t capacity) {
+        return pyrl::kernels::tree_layout(checked_capacity("tree_size", capacity)).size;
+      },
       py::arg("capacity"), "Length of the flat sum (or min) tree over `capacity` leaves.");
   m.def(
       "tree_leaf_offset",
-      [](int64_t capacity) { return pyrl::kernels::tree_layout(capacity).leaf_offset(); },
+      [](int64_t capacity) {
+        return pyrl::kernels::tree_layout(checked_capacity("tree_leaf_offset", capacity))
+            .leaf_offset();
+      },
       py::arg("capacity"), "Where the leaves start in that flat tree.");
   m.def(
-      "episode_slots", [](int64_t capacity) { return pyrl::kernels::episode_slots(capacity); },
+      "episode_slots",
+      [](int64_t capacity) {
+        return pyrl::kernels::episode_slots(checked_capacity("episode_slots", capacity));
+      },
       py::arg("capacity"), "Rows of the episode table of a buffer of `capacity` rows.");
   m.def(
       "counter_uniforms",
       [](uint64_t seed, uint64_t call, uint64_t stream, int64_t count) {
-        std::vector<double> out(static_cast<size_t>(count > 0 ? count : 0));
+        TORCH_CHECK_VALUE(count >= 0 && count <= kMaxUniforms,
+                          "pyrl._C.counter_uniforms: count should be in [0, 2^31], got ", count);
+        std::vector<double> out(static_cast<size_t>(count));
         const uint64_t key = pyrl::kernels::draw_key(seed, call);
         for (size_t j = 0; j < out.size(); ++j) {
           out[j] = pyrl::kernels::counter_uniform(key, stream, j);

@@ -4,6 +4,12 @@
 // takes, naming the field when something does not fit. Then it releases the GIL, takes the
 // buffer's mutex (which covers only the compiled work) and runs the very function the dispatcher
 // runs (csrc/torch/replay.h), so both routes share every rule and every check.
+//
+// One lock order (DESIGN.md 15): the buffer's mutex is only ever waited for with the GIL
+// released, and no thread holding it waits for the GIL (nor runs Python, nor drops the last
+// reference of a Python-made tensor). Python code that must see the state unchanged for a while
+// (a snapshot for save, the episode table) holds the buffer instead: a mark set under the mutex
+// that every other thread's call waits on, again with the GIL released.
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 #include <torch/csrc/DynamicTypes.h>
@@ -14,9 +20,12 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/from_blob.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "torch/replay.h"
@@ -43,6 +52,48 @@ bool castable(at::ScalarType from, at::ScalarType to) {
   if (to == at::kBool) return from == at::kBool;
   return !at::isFloatingType(from);
 }
+
+// The buffer's mutex and its hold mark (see the top of the file). Every method is called with
+// the GIL released.
+class BufferLock {
+ public:
+  // The mutex, once no other thread holds the buffer. A wait for a hold is checked for signals
+  // every 100 ms (Ctrl-C in the main thread raises there, the mutex not held).
+  std::unique_lock<std::mutex> acquire() {
+    const auto me = std::this_thread::get_id();
+    std::unique_lock<std::mutex> lock(mutex_);
+    const auto free = [&] { return depth_ == 0 || holder_ == me; };
+    while (!released_.wait_for(lock, std::chrono::milliseconds(100), free)) {
+      lock.unlock();
+      {
+        py::gil_scoped_acquire acquire;
+        if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+      }
+      lock.lock();
+    }
+    return lock;
+  }
+
+  // Marks the buffer held by this thread (reentrant): other threads' calls wait until release.
+  void hold() {
+    auto lock = acquire();
+    holder_ = std::this_thread::get_id();
+    ++depth_;
+  }
+
+  void release() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    TORCH_CHECK_VALUE(depth_ > 0 && holder_ == std::this_thread::get_id(),
+                      "ReplayHost.release: this thread does not hold the buffer");
+    if (--depth_ == 0) released_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable released_;
+  std::thread::id holder_;
+  int depth_ = 0;
+};
 
 class ReplayHost {
  public:
@@ -89,7 +140,7 @@ class ReplayHost {
     std::optional<at::Tensor> skipped;
     if (!skip.is_none()) skipped = flags("skip", skip, envs).ne(0).contiguous();
     py::gil_scoped_release release;
-    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    auto lock = lock_.acquire();
     ensure_stage(envs);
     filled = stage_fills(envs, term.const_data_ptr<bool>(), trunc.const_data_ptr<bool>(),
                          skipped ? skipped->const_data_ptr<bool>() : nullptr);
@@ -135,7 +186,7 @@ class ReplayHost {
       return false;
     }
     py::gil_scoped_release release;
-    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    auto lock = lock_.acquire();
     ensure_stage(envs);
     filled = stage_fills(envs, term, trunc, skipping);
     replay_add_rows(state_, columns_, stage_, stage_length_, step.data(), final_obs.data(), term,
@@ -268,7 +319,7 @@ class ReplayHost {
 
   void add_episode(const Tensors& values, bool terminated, const std::optional<at::Tensor>& td_abs) {
     py::gil_scoped_release release;
-    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    auto lock = lock_.acquire();
     replay_add_episode_cpu(state_, columns_, values, terminated, config_, td_abs);
   }
 
@@ -276,7 +327,7 @@ class ReplayHost {
   // that succeeds advances (so concurrent samples never share draws).
   SampleResult sample(int64_t batch_size, const std::optional<at::Tensor>& rows) {
     py::gil_scoped_release release;
-    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    auto lock = lock_.acquire();
     SampleResult out = replay_sample_cpu(state_, columns_, batch_size, rows, seed_, calls_, config_);
     calls_ += 1;
     return out;
@@ -288,7 +339,7 @@ class ReplayHost {
                                 int64_t batch_size, int64_t steps, int64_t obs_columns,
                                 int64_t n, double gamma, double beta, bool batch_max) {
     py::gil_scoped_release release;
-    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    auto lock = lock_.acquire();
     SequenceSample out = replay_sample_windows_cpu(state_, columns, hidden, batch_size, steps,
                                                    obs_columns, n, gamma, seed_, calls_, beta,
                                                    batch_max);
@@ -297,14 +348,16 @@ class ReplayHost {
   }
 
   std::pair<int64_t, int64_t> draws() {
-    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    py::gil_scoped_release release;
+    auto lock = lock_.acquire();
     return {seed_, calls_};
   }
 
   void set_draws(int64_t seed, int64_t calls) {
     TORCH_CHECK_VALUE(seed >= 0 && calls >= 0, "ReplayBuffer: draws should be [seed, calls], "
                       "both >= 0, got [", seed, ", ", calls, "]");
-    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    py::gil_scoped_release release;
+    auto lock = lock_.acquire();
     seed_ = seed;
     calls_ = calls;
   }
@@ -312,35 +365,51 @@ class ReplayHost {
   void update_priorities(const at::Tensor& index, const at::Tensor& generation,
                          const at::Tensor& td_abs, const at::Tensor& applied) {
     py::gil_scoped_release release;
-    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    auto lock = lock_.acquire();
     replay_update_priorities_cpu(state_, index, generation, td_abs, config_, applied);
   }
 
   at::Tensor check() {
     py::gil_scoped_release release;
-    std::lock_guard<std::recursive_mutex> lock(mutex_);
+    auto lock = lock_.acquire();
     return replay_check_cpu(state_);
   }
 
   // The staged episodes in progress (None before the first add), for saving and restoring.
   py::object stage() {
-    std::lock_guard<std::recursive_mutex> lock(mutex_);
-    if (!stage_length_.defined()) return py::none();
-    return py::make_tuple(stage_, stage_length_);
+    Tensors stage;
+    at::Tensor length;
+    {
+      py::gil_scoped_release release;
+      auto lock = lock_.acquire();
+      stage = stage_;
+      length = stage_length_;
+    }
+    if (!length.defined()) return py::none();
+    return py::make_tuple(stage, length);
   }
 
   void set_stage(const std::optional<Tensors>& stage, const std::optional<at::Tensor>& length) {
-    std::lock_guard<std::recursive_mutex> lock(mutex_);
-    stage_ = stage ? *stage : Tensors{};
-    stage_length_ = length ? *length : at::Tensor{};
+    // The stage replaced is dropped after the mutex is released, with the GIL held: its last
+    // reference may be a Python tensor's.
+    Tensors swapped_stage = stage ? *stage : Tensors{};
+    at::Tensor swapped_length = length ? *length : at::Tensor{};
+    py::gil_scoped_release release;
+    auto lock = lock_.acquire();
+    std::swap(stage_, swapped_stage);
+    std::swap(stage_length_, swapped_length);
   }
 
-  // Runs fn with the buffer's mutex held and the GIL released (snapshots for save()).
-  void locked(const py::function& fn) {
+  // Python sections that read or write the state between op calls run between hold() and
+  // release() (ReplayBuffer._locked): other threads' calls wait meanwhile.
+  void hold() {
     py::gil_scoped_release release;
-    std::lock_guard<std::recursive_mutex> lock(mutex_);
-    py::gil_scoped_acquire acquire;
-    fn();
+    lock_.hold();
+  }
+
+  void release() {
+    py::gil_scoped_release release;
+    lock_.release();
   }
 
  private:
@@ -488,7 +557,7 @@ class ReplayHost {
   Tensors stage_;
   at::Tensor stage_length_;
   py::object ndarray_, as_tensor_;
-  std::recursive_mutex mutex_;  // recursive: locked() callbacks read stage and draws
+  BufferLock lock_;
 };
 
 }  // namespace
@@ -510,7 +579,8 @@ void bind_replay_host(py::module_& m) {
       .def("set_draws", &ReplayHost::set_draws)
       .def("stage", &ReplayHost::stage)
       .def("set_stage", &ReplayHost::set_stage)
-      .def("locked", &ReplayHost::locked);
+      .def("hold", &ReplayHost::hold)
+      .def("release", &ReplayHost::release);
 }
 
 }  // namespace pyrl

@@ -3,7 +3,9 @@
 temporary file beside the target, is flushed to disk, then renamed over it, so a process killed
 mid-save leaves the previous file intact."""
 
+import errno
 import os
+import shutil
 import tempfile
 from typing import Any, Callable, Optional
 
@@ -25,20 +27,28 @@ def plain(value: Any) -> Any:
     return value
 
 
-def atomic_save(obj: Any, path, under: Optional[Callable] = None) -> None:
+def atomic_save(obj: Any, path, under: Optional[Callable] = None, where: str = "save") -> None:
     """torch.save(obj, path) through a temporary file, fsync and rename (then the directory is
     synced too). `under(write)` runs the write itself, say under a lock; a failed save removes its
-    temporary file and leaves `path` as it was."""
+    temporary file and leaves `path` as it was. A write that fails (a full disk, say) raises
+    OSError naming `where`, the file and the free space."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
                                          dir=directory)
 
     def write():
-        with os.fdopen(handle, "wb") as file:
-            torch.save(obj() if callable(obj) else obj, file)
-            file.flush()
-            os.fsync(file.fileno())
+        try:
+            with os.fdopen(handle, "wb") as file:
+                torch.save(obj() if callable(obj) else obj, file)
+                file.flush()
+                os.fsync(file.fileno())
+        except (OSError, RuntimeError) as err:  # torch's writer reports a short write as a
+            # RuntimeError ("unexpected pos ..."); the flush, fsync and close as OSError
+            free = shutil.disk_usage(directory).free
+            code = err.errno if isinstance(err, OSError) and err.errno else errno.EIO
+            raise OSError(code, f"{where}: writing {path!r} failed ({str(err)[:200]}); {free} "
+                                f"bytes free on its file system") from None
 
     try:
         (under or (lambda fn: fn()))(write)

@@ -75,9 +75,9 @@ def replay_scatter_episodes(state: list[Tensor], column: Tensor, episode_ids: Te
     return _ops.replay_scatter_episodes.default(state, column, episode_ids, values, offset)
 
 
-def replay_write_rows(state: list[Tensor], column: Tensor, rows: Tensor, generation: Tensor,
-                      values: Tensor) -> Tensor:
-    return _ops.replay_write_rows.default(state, column, rows, generation, values)
+def replay_write_rows(state: list[Tensor], column: Tensor, index: Tensor, generation: Tensor,
+                      values: Tensor, offset: int = 0) -> Tensor:
+    return _ops.replay_write_rows.default(state, column, index, generation, values, offset)
 
 
 def replay_gather_windows(state: list[Tensor], columns: list[Tensor], start: Tensor, steps: int,
@@ -211,8 +211,8 @@ def _replay_scatter_episodes_fake(state, column, episode_ids, values, offset):
 
 
 @torch.library.register_fake("pyrl::replay_write_rows")
-def _replay_write_rows_fake(state, column, rows, generation, values):
-    return rows.new_empty(rows.shape[0], dtype=torch.bool)
+def _replay_write_rows_fake(state, column, index, generation, values, offset=0):
+    return index.new_empty(index.shape[0], dtype=torch.bool)
 
 
 @torch.library.register_fake("pyrl::replay_gather_windows")

@@ -2,9 +2,12 @@
 does, the rate limiter holds its ratio, a killed actor is restarted without losing what it sent,
 actors' initial priorities are the learner's TD errors, PPO with one actor replays the
 single-process run exactly and with two learns as it does, and the learner's checkpoint resumes.
-A local Ray cluster (2 CPUs) is started and stopped here."""
+A local Ray cluster (2 CPUs) of this module's own is started and stopped here; the fault tests wait
+for the events they check (a restart seen, steps from the restarted process) with deadlines."""
 
+import os
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -21,12 +24,20 @@ ray = pytest.importorskip("ray")
 from pyrl.distributed import Distributed  # noqa: E402
 
 
+DEADLINE = 300  # seconds a fault test waits for the event it checks (a busy machine is slow)
+
+
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             ignore_reinit_error=True)
+    # address="local": a cluster of this module's own, never another one running on the machine
+    # (ray.init() alone joins the latest `ray start` cluster, or RAY_ADDRESS's).
+    address = os.environ.pop("RAY_ADDRESS", None)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False, ignore_reinit_error=True)
     yield
     ray.shutdown()
+    if address is not None:
+        os.environ["RAY_ADDRESS"] = address
 
 
 def point_reach(**overrides):
@@ -86,10 +97,12 @@ def test_ratio_holds_and_a_killed_actor_is_restarted_with_nothing_lost(cluster):
     try:
         runner.learn(3000, callback=kill_once)
         assert "killed" in seen and agent.steps >= 3000
-        for _ in range(20):  # a new process takes seconds to start: go on until it has sent
-            if runner.steps_by_actor[0] > seen["steps"]:
-                break
-            runner.learn(agent.steps + 500, callback=kill_once)
+        # A new process takes seconds to start (minutes on a busy machine): go on until the
+        # restart is seen and the new process has sent steps, or the deadline passes.
+        deadline = time.monotonic() + DEADLINE
+        while not (runner.restarts == 1 and runner.steps_by_actor[0] > seen["steps"]) \
+                and time.monotonic() < deadline:
+            runner.learn(agent.steps + 200, callback=kill_once)
     finally:
         runner.close()
     assert runner.steps_by_actor[0] > seen["steps"] and runner.restarts == 1  # it sends again
@@ -242,12 +255,17 @@ def test_ppo_goes_on_when_an_actor_is_killed(cluster):
 
     try:
         runner.learn(1280, callback=kill_once)
+        # The kill takes effect when Ray gets to it (late on a busy machine): iterate until the
+        # restarted process has answered, or the deadline passes.
+        deadline = time.monotonic() + DEADLINE
+        while runner.restarts == 0 and time.monotonic() < deadline:
+            runner.learn(agent.steps + 128, callback=kill_once)
     finally:
         runner.close()
     # Every iteration has both actors' rollouts (2 x 2 envs x 32 steps): the restarted one
     # answered again, with a new process.
-    assert agent.steps == 1280 and runner.restarts == 1
-    assert runner.steps_by_actor == [640, 640] and seen["steps"] == 128
+    assert runner.restarts == 1 and agent.steps >= 1280 and agent.steps % 128 == 0
+    assert runner.steps_by_actor == [agent.steps // 2] * 2 and seen["steps"] == 128
 
 
 def test_joined_rollouts_keep_each_actors_envs_and_cut_episodes():

@@ -47,9 +47,10 @@ def test_save_refers_to_the_files_and_load_maps_them_again(tmp_path):
     buf.save(tmp_path / "buffer.pt")
     # The checkpoint holds the trees, episode table and counters, not the columns.
     saved = torch.load(tmp_path / "buffer.pt", weights_only=True)
-    assert "columns" not in saved and saved["config"]["storage"] == {"memory_mapped": str(tmp_path / "cols")}
+    # The column directory relative to the checkpoint: a copied run maps its own copy.
+    assert "columns" not in saved and saved["config"]["storage"] == {"memory_mapped": "cols"}
     expected = buf.sample(32)
-    del buf
+    del buf  # releases the directory to the next opener
     loaded = replay.ReplayBuffer.load(tmp_path / "buffer.pt")
     assert loaded.memory_mapped.path == str(tmp_path / "cols")
     loaded.check()
@@ -79,8 +80,10 @@ def test_ddpg_keeps_its_buffer_in_files_and_its_checkpoint_refers_to_them(tmp_pa
     agent.save(tmp_path / "agent.pt")
     saved = torch.load(tmp_path / "agent.pt", weights_only=True)
     assert "columns" not in saved["state"]["buffer"]  # the rows stay in the files
+    expected, stored = agent.buffer.sample(16).obs, len(agent.buffer)
+    agent.close()  # one live buffer per directory: the first releases it
     loaded = DDPG.load(tmp_path / "agent.pt")  # maps the files again
-    assert len(loaded.buffer) == len(agent.buffer) == 400 and loaded.buffer.memory_mapped
-    assert torch.equal(loaded.buffer.sample(16).obs, agent.buffer.sample(16).obs)
+    assert len(loaded.buffer) == stored == 400 and loaded.buffer.memory_mapped
+    assert torch.equal(loaded.buffer.sample(16).obs, expected)
     loaded.learn(600)
     loaded.buffer.check()

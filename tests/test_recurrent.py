@@ -438,7 +438,7 @@ def test_ops_check_rows_and_ids():
     buf = random_buffer(7, 40)
     state, hidden = buf.storage.state, buf.storage.column("hidden")
     ops = torch.ops.pyrl
-    with pytest.raises(ValueError, match=r"rows\[1\] should be in \[0, 40\)"):
+    with pytest.raises(ValueError, match=r"index\[1\] should be in \[0, 40\)"):
         ops.replay_write_rows(state, hidden, torch.tensor([0, 40]), torch.tensor([0, 0]),
                               torch.zeros(2, 5))
     final_row = int(buf.episodes()["start"][0] + buf.episodes()["length"][0]) % 40

@@ -4,6 +4,7 @@ survive kill -9, and bad settings fail at construction with their name. Probes t
 run in subprocesses, so a crash fails the test instead of the run."""
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -440,3 +441,116 @@ def test_ops_refuse_counters_they_would_index_with():
         buf.sample(8)
     with pytest.raises(replay.InvariantError, match="'counters'"):
         buf.check()
+
+
+# ---- 8. the third probe (issue 27): descents, row indices, encoder outputs, damaged fields -------
+
+def test_helpers_and_tree_ops_validate_what_they_index_with():
+    # In a subprocess: before the checks these returned a negative size or segfaulted.
+    result = run_python("""
+        import torch
+        from pyrl import _C
+        for helper in (_C.tree_size, _C.tree_leaf_offset, _C.episode_slots):
+            for capacity in (2 ** 63 - 8, 2 ** 63 - 1, 2 ** 48 + 1, 0, -1):
+                try:
+                    helper(capacity)
+                    print("accepted", helper.__name__, capacity)
+                except ValueError as err:
+                    assert "capacity should be in [1, 2^48]" in str(err), err
+        try:
+            _C.counter_uniforms(0, 0, 0, 2 ** 40)
+            print("accepted counter_uniforms")
+        except ValueError as err:
+            assert "count should be in [0, 2^31]" in str(err), err
+        g = torch.Generator().manual_seed(0)
+        outcomes = set()
+        for trial in range(300):  # trees whose parents do not match their children
+            capacity = int(torch.randint(2, 3000, (1,), generator=g))
+            size = _C.tree_size(capacity)
+            scale = float(torch.rand(1, generator=g)) * 10 ** int(torch.randint(0, 12, (1,), generator=g))
+            sum_tree = (torch.rand(size, generator=g, dtype=torch.float64) - 0.3) * scale
+            sum_tree[0] = abs(float(sum_tree[0])) + 1.0
+            if trial % 3 == 0:
+                sum_tree[torch.randint(0, size, (size // 4,), generator=g)] = float("nan")
+            min_tree = torch.rand(size, generator=g, dtype=torch.float64)
+            try:
+                index, weight = torch.ops.pyrl.tree_sample(
+                    sum_tree, min_tree, capacity, torch.rand(64, generator=g, dtype=torch.float64),
+                    0.4, False)
+                assert bool(((index >= 0) & (index < capacity)).all())
+                outcomes.add("rows")
+            except ValueError as err:
+                assert "sum_tree's parents do not match" in str(err) or "no priority" in str(err), err
+                outcomes.add("refused")
+        print("ok", sorted(outcomes))
+    """)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "accepted" not in result.stdout and "ok" in result.stdout, result.stdout
+
+
+def recurrent_buffer():
+    buf = replay.ReplayBuffer(64, {"obs": (3,)}, seed=0, recurrent=replay.Recurrent((4,)))
+    for length in (5, 7, 9):
+        buf.add_episode(obs=torch.randn(length + 1, 3), reward=torch.randn(length),
+                        hidden=torch.randn(length + 1, 4))
+    return buf
+
+
+def test_store_hidden_refuses_rows_outside_the_buffer_like_update_priorities():
+    buf = recurrent_buffer()
+    batch = buf.sample_sequences(3, length=2)
+    before = buf.storage.column("hidden").clone()
+    for bad in (64, 512, -1, -512, 2 ** 62):
+        index = batch.index.clone()
+        index[1] = bad
+        with pytest.raises(ValueError, match=rf"index\[1\] should be in \[0, 64\), got {bad}"):
+            buf.store_hidden(index, batch.generation, torch.ones(3, 4))
+        assert torch.equal(buf.storage.column("hidden"), before)
+    # In range, the offset still wraps around the ring's end as a window does.
+    written = buf.store_hidden(batch.index, batch.generation, torch.ones(3, 4), offset=1)
+    rows = (batch.index + 1) % 64
+    assert torch.equal(buf.storage.column("hidden")[rows[written]], torch.ones(int(written.sum()), 4))
+
+
+@pytest.mark.parametrize("output, match", [
+    (lambda x, h0: torch.zeros(*x.shape[:2], h0.shape[-1], device="meta"), "on cpu .* got .* meta"),
+    (lambda x, h0: torch.zeros(*x.shape[:2], h0.shape[-1], dtype=torch.int64), "float states"),
+    (lambda x, h0: torch.full((*x.shape[:2], h0.shape[-1]), float("nan")), "not finite"),
+])
+def test_recompute_hidden_refuses_outputs_it_cannot_store(output, match):
+    buf = recurrent_buffer()
+    before = buf.storage.column("hidden").clone()
+    with pytest.raises(ValueError, match=match):
+        buf.recompute_hidden(output)
+    assert torch.equal(buf.storage.column("hidden"), before)
+    assert len(buf.episodes_due(buf.episodes()["id"], 1)) == 3  # none marked fresh
+
+
+def damaged(tmp_path, change):
+    agent = pyrl.agents.PPO("CartPole-v1", n_envs=1, n_steps=8, batch_size=8)
+    agent.learn(8)
+    agent.save(tmp_path / "good.pt")
+    checkpoint = torch.load(tmp_path / "good.pt", weights_only=True)
+    change(checkpoint)
+    torch.save(checkpoint, tmp_path / "bad.pt")
+    return tmp_path / "bad.pt"
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda c: c.update(steps="abc"), "steps"),
+    (lambda c: c.update(steps=-3), "steps"),
+    (lambda c: c.update(updates=2 ** 70), None),  # a big int is an int: loads
+    (lambda c: c.update(history={"not": "a list"}), "history"),
+    (lambda c: c.update(torch_rng=torch.zeros(3)), "torch_rng"),
+    (lambda c: c["state"].update(model={"weight": "text"}), "state.model"),
+    (lambda c: c["state"].pop("optimizer"), "state.optimizer"),
+    (lambda c: c["state"].update(rng={"state": {"state": 2 ** 200}}), "state.rng"),
+    (lambda c: c.update(args={"n_steps": "many"}), "args"),
+])
+def test_damaged_checkpoint_fields_are_value_errors_naming_file_and_field(tmp_path, change, field):
+    path = damaged(tmp_path, change)
+    if field is None:
+        pyrl.agents.PPO.load(path)
+        return
+    with pytest.raises(ValueError, match=rf"bad.pt.*field '{re.escape(field)}'"):
+        pyrl.agents.PPO.load(path)

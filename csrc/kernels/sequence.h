@@ -55,9 +55,10 @@ void scatter_episodes(const Ring& ring, const ColumnView& column, const int64_t*
 // The first row outside [0, C), or -1.
 int64_t first_bad_row(const Ring& ring, const int64_t* rows, int64_t count);
 
-// Writes values[j] over rows[j] where row_episode[rows[j]] == generation[j] (rows checked with
-// first_bad_row first); applied[j] says which were written.
-void write_rows(const Ring& ring, const ColumnView& column, const int64_t* rows,
+// Writes values[j] over row rows[j] + offset (modulo C: a window may cross the ring's end) where
+// that row still belongs to episode generation[j] (rows checked with first_bad_row first, and
+// 0 <= offset < C); applied[j] says which were written.
+void write_rows(const Ring& ring, const ColumnView& column, const int64_t* rows, int64_t offset,
                 const int64_t* generation, int64_t count, const uint8_t* values, bool* applied);
 
 // The first start row that is not a stored transition (a final or free row), or -1.

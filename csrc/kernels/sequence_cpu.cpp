@@ -83,12 +83,13 @@ int64_t first_bad_row(const Ring& ring, const int64_t* rows, int64_t count) {
   return -1;
 }
 
-void write_rows(const Ring& ring, const ColumnView& column, const int64_t* rows,
+void write_rows(const Ring& ring, const ColumnView& column, const int64_t* rows, int64_t offset,
                 const int64_t* generation, int64_t count, const uint8_t* values, bool* applied) {
   const int64_t rb = column.row_bytes;
   for (int64_t j = 0; j < count; ++j) {
-    applied[j] = ring.row_episode[rows[j]] == generation[j] && generation[j] >= 0;
-    if (applied[j]) std::memcpy(column.at(rows[j]), values + j * rb, static_cast<size_t>(rb));
+    const int64_t row = wrap(ring, rows[j] + offset);
+    applied[j] = ring.row_episode[row] == generation[j] && generation[j] >= 0;
+    if (applied[j]) std::memcpy(column.at(row), values + j * rb, static_cast<size_t>(rb));
   }
 }
 

@@ -99,10 +99,19 @@ PYRL_HD inline int tree_pick_child(const double* children, double& u) {
   return pick;
 }
 
+// `node` of `level`, kept to a node whose 8 children exist at level + 1. A consistent tree never
+// needs it (padding nodes hold 0 and are never picked); a tree whose parents do not match their
+// children (a caller's tensor) could otherwise lead a descent past the end of the next level.
+PYRL_HD inline int64_t tree_in_level(const TreeLayout& layout, int level, int64_t node) {
+  const int64_t last = layout.width[level + 1] / kTreeFanout - 1;
+  return node < last ? node : last;
+}
+
 // The leaf holding the mass `mass` (0 <= mass < the root's sum): one descent.
 PYRL_HD inline int64_t tree_descend(const TreeLayout& layout, const double* sum, double mass) {
   int64_t node = 0;
   for (int level = 0; level < layout.leaf_level(); ++level) {
+    node = tree_in_level(layout, level, node);
     node = kTreeFanout * node +
            tree_pick_child(sum + layout.offset[level + 1] + kTreeFanout * node, mass);
   }

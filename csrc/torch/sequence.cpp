@@ -106,22 +106,24 @@ at::Tensor replay_scatter_episodes_cpu(at::TensorList state, const at::Tensor& c
 }
 
 at::Tensor replay_write_rows_cpu(at::TensorList state, const at::Tensor& column,
-                                 const at::Tensor& rows, const at::Tensor& generation,
-                                 const at::Tensor& values) {
+                                 const at::Tensor& index, const at::Tensor& generation,
+                                 const at::Tensor& values, int64_t offset) {
   constexpr const char* op = "pyrl::replay_write_rows";
   const Ring ring = ring_of(op, state);
   const ColumnView view = column_of(op, "column", column, ring.capacity);
-  check_ids(op, "rows", rows);
+  check_ids(op, "index", index);
   check_ids(op, "generation", generation);
-  const int64_t count = rows.size(0);
-  TORCH_CHECK_VALUE(generation.size(0) == count, op, ": generation should have rows' length ",
+  const int64_t count = index.size(0);
+  TORCH_CHECK_VALUE(generation.size(0) == count, op, ": generation should have index's length ",
                     count, ", got ", generation.size(0));
   check_values(op, values, column, {count});
-  const int64_t bad = kernels::first_bad_row(ring, rows.const_data_ptr<int64_t>(), count);
-  TORCH_CHECK_VALUE(bad < 0, op, ": rows[", bad, "] should be in [0, ", ring.capacity, "), got ",
-                    bad < 0 ? 0 : rows.const_data_ptr<int64_t>()[bad]);
-  auto applied = at::empty({count}, rows.options().dtype(at::kBool));
-  kernels::write_rows(ring, view, rows.const_data_ptr<int64_t>(),
+  const int64_t bad = kernels::first_bad_row(ring, index.const_data_ptr<int64_t>(), count);
+  TORCH_CHECK_VALUE(bad < 0, op, ": index[", bad, "] should be in [0, ", ring.capacity, "), got ",
+                    bad < 0 ? 0 : index.const_data_ptr<int64_t>()[bad]);
+  TORCH_CHECK_VALUE(offset >= 0 && offset < ring.capacity, op, ": offset should be in [0, ",
+                    ring.capacity, "), got ", offset);
+  auto applied = at::empty({count}, index.options().dtype(at::kBool));
+  kernels::write_rows(ring, view, index.const_data_ptr<int64_t>(), offset,
                       generation.const_data_ptr<int64_t>(), count,
                       static_cast<const uint8_t*>(values.const_data_ptr()),
                       applied.mutable_data_ptr<bool>());
@@ -252,8 +254,8 @@ TORCH_LIBRARY_FRAGMENT(pyrl, m) {
         "int positions) -> (Tensor sequences, Tensor lengths)");
   m.def("replay_scatter_episodes(Tensor[] state, Tensor(a!) column, Tensor episode_ids, "
         "Tensor values, int offset) -> Tensor applied");
-  m.def("replay_write_rows(Tensor[] state, Tensor(a!) column, Tensor rows, Tensor generation, "
-        "Tensor values) -> Tensor applied");
+  m.def("replay_write_rows(Tensor[] state, Tensor(a!) column, Tensor index, Tensor generation, "
+        "Tensor values, int offset=0) -> Tensor applied");
   m.def("replay_gather_windows(Tensor[] state, Tensor[] columns, Tensor start, int steps, "
         "int obs_columns, int n, float gamma) -> (Tensor[] fields, Tensor mask, Tensor reward, "
         "Tensor discount, Tensor k, Tensor terminated, Tensor generation)");

@@ -6,6 +6,7 @@ one file each (reinforce.py, ppo.py, ddpg.py) and read top to bottom.
 import csv
 import dataclasses
 import math
+import os
 import time
 import warnings
 from collections import OrderedDict
@@ -546,49 +547,89 @@ class Agent:
     # -- checkpoints ----------------------------------------------------------------------------
     def save(self, path) -> None:
         """Everything needed to continue: hyperparameters, networks, optimizers, normalizers,
-        step counts, history, random generators (and the replay buffer for DDPG)."""
-        checkpoint = {"algo": self.algo, "args": dataclasses.asdict(self.args), "env_id": self.env_id,
+        step counts, history, random generators (and the replay buffer for DDPG). A
+        ``buffer_dir`` is stored relative to the checkpoint, so a copied run uses its own copy."""
+        where = os.path.dirname(os.path.abspath(os.fspath(path)))
+        args = _buffer_dirs(dataclasses.asdict(self.args),
+                            lambda d: os.path.relpath(os.path.abspath(d), where))
+        checkpoint = {"algo": self.algo, "args": args, "env_id": self.env_id,
                       "env_kwargs": self.env_kwargs, "steps": self.steps, "updates": self.updates,
                       "history": self.history, "timers": self.timers,
                       "torch_rng": torch.get_rng_state(), "state": self._state()}
-        atomic_save(plain(checkpoint), path)  # a run killed mid-save keeps its previous checkpoint
+        # A run killed mid-save keeps its previous checkpoint.
+        atomic_save(plain(checkpoint), path, where=f"{self.algo}.save")
 
     @classmethod
     def saved_env_id(cls, path) -> Optional[str]:
         """The env id a checkpoint was trained on (None for an unregistered env)."""
-        checkpoint = load_data(path, f"{cls.algo}.load")
-        if not isinstance(checkpoint, dict) or "algo" not in checkpoint:
-            raise ValueError(f"{cls.algo}.load: {path} is not an agent checkpoint")
-        return checkpoint.get("env_id")
+        return cls._read_checkpoint(path)["env_id"]
 
     @classmethod
-    def load(cls, path, env: Optional[EnvLike] = None, **overrides) -> "Agent":
-        """Rebuilds a saved agent; ``env`` defaults to the saved env id, ``overrides`` replace
-        saved hyperparameters (``total_steps`` and logging settings, say)."""
+    def _read_checkpoint(cls, path) -> dict:
+        """A checkpoint's fields, each checked for its type: a damaged one raises ValueError
+        naming the file and the field."""
         checkpoint = load_data(path, f"{cls.algo}.load")  # data only: no code runs from a file
         if not isinstance(checkpoint, dict) or "algo" not in checkpoint:
             raise ValueError(f"{cls.algo}.load: {path} is not an agent checkpoint")
         if checkpoint["algo"] != cls.algo:
-            raise ValueError(f"{cls.algo}.load: {path} holds a {checkpoint['algo']} checkpoint")
+            raise ValueError(f"{cls.algo}.load: {path} holds a {checkpoint['algo']!r} checkpoint")
+        fields = {"args": (dict,), "env_id": (str, type(None)), "env_kwargs": (dict, type(None)),
+                  "steps": (int,), "updates": (int,), "history": (list,), "timers": (dict,),
+                  "torch_rng": (torch.Tensor,), "state": (dict,)}
+        for name, kinds in fields.items():
+            value = checkpoint.get(name)
+            if type(value) not in kinds and not (name == "torch_rng" and isinstance(value, torch.Tensor)):
+                names = " or ".join(k.__name__ for k in kinds)
+                raise ValueError(f"{cls.algo}.load: {path}: field {name!r} should be {names}, got "
+                                 f"{type(value).__name__} {str(value)[:60]!r}")
+        for name in ("steps", "updates"):
+            if checkpoint[name] < 0:
+                raise ValueError(f"{cls.algo}.load: {path}: field {name!r} should be >= 0, got "
+                                 f"{checkpoint[name]}")
+        if not all(isinstance(row, dict) for row in checkpoint["history"]):
+            raise ValueError(f"{cls.algo}.load: {path}: field 'history' should be a list of dicts")
+        return checkpoint
+
+    @classmethod
+    def load(cls, path, env: Optional[EnvLike] = None, **overrides) -> "Agent":
+        """Rebuilds a saved agent; ``env`` defaults to the saved env id, ``overrides`` replace
+        saved hyperparameters (``total_steps`` and logging settings, say). A checkpoint that
+        does not fit raises ValueError naming the file and the field, and leaves no files
+        behind (a new ``buffer_dir`` made for it is removed again)."""
+        checkpoint = cls._read_checkpoint(path)
         env = env if env is not None else checkpoint["env_id"]
         if env is None:
             raise ValueError(f"{cls.algo}.load: {path} was trained on an unregistered env; pass env=")
-        args = dict(checkpoint["args"])
+        where = os.path.dirname(os.path.abspath(os.fspath(path)))
+        args = _buffer_dirs(dict(checkpoint["args"]), lambda d: os.path.join(where, d))
         for key, value in overrides.items():  # a dict-valued setting (Coop's ppo=...) merges
             both = isinstance(value, dict) and isinstance(args.get(key), dict)
             args[key] = {**args[key], **value} if both else value
-        agent = cls(env, env_kwargs=checkpoint["env_kwargs"], **args)
+        try:
+            agent = cls(env, env_kwargs=checkpoint["env_kwargs"], **args)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{cls.algo}.load: {path}: field 'args' does not make a {cls.algo} "
+                             f"agent ({err})") from None
+        state = _ReadFields(checkpoint["state"])
+        try:
+            agent._load_state(state)
+            state.last = "torch_rng"
+            torch.set_rng_state(checkpoint["torch_rng"])
+        except Exception as err:  # other networks, another pyrl's layout, or a damaged field
+            agent.close(remove_new_files=True)
+            field = "torch_rng" if state.last == "torch_rng" else f"state.{state.last}"
+            raise ValueError(f"{cls.algo}.load: {path}: field {field!r} does not fit this agent "
+                             f"({type(err).__name__}: {str(err)[:300]}); was it saved by another "
+                             f"pyrl version?") from None
         agent.steps, agent.updates = checkpoint["steps"], checkpoint["updates"]
         agent.history, agent.timers = checkpoint["history"], checkpoint["timers"]
         if agent.history:  # the time column runs on across the resume
-            agent._start -= agent.history[-1]["time"]
-        try:
-            agent._load_state(checkpoint["state"])
-            torch.set_rng_state(checkpoint["torch_rng"])
-        except (KeyError, RuntimeError, TypeError) as err:  # other networks, or another pyrl's layout
-            raise ValueError(f"{cls.algo}.load: {path} does not fit this agent ({type(err).__name__}: "
-                             f"{err}); was it saved by another pyrl version?") from None
+            agent._start -= agent.history[-1].get("time", 0.0)
         return agent
+
+    def close(self, remove_new_files: bool = False) -> None:
+        """Releases what the agent holds outside the process's memory (DDPG's ``buffer_dir``;
+        nothing for the others); ``remove_new_files`` also deletes files it created."""
 
     def _state(self) -> dict:
         raise NotImplementedError
@@ -631,3 +672,37 @@ def evaluate(agent, env: EnvLike, episodes: int = 10, seed: Optional[int] = None
     return {"return": float(returns.mean()), "return_std": float(returns.std()),
             "length": float(lengths.mean()),
             "success": float(np.nanmean(success)) if not np.isnan(success).all() else float("nan")}
+
+
+def counts(value, n: Optional[int] = None):
+    """A saved count (an int >= 0), or `n` of them; anything else raises ValueError."""
+    values = (value,) if n is None else value
+    if not (isinstance(values, (tuple, list)) and len(values) == (n or 1)
+            and all(type(v) is int and v >= 0 for v in values)):
+        raise ValueError(f"should be {'an int' if n is None else f'{n} ints'} >= 0, got {value!r:.60}")
+    return value if n is None else tuple(values)
+
+
+class _ReadFields(dict):
+    """A checkpoint's state that remembers the field read last (named when loading it fails)."""
+
+    last: Optional[str] = None
+
+    def __getitem__(self, key):
+        self.last = key
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self.last = key
+        return super().get(key, default)
+
+
+def _buffer_dirs(args: dict, move: Callable[[str], str]) -> dict:
+    """`args` with every ``buffer_dir`` (Coop's ``ddpg`` settings included) passed through `move`."""
+    out = dict(args)
+    for key, value in args.items():
+        if key == "buffer_dir" and isinstance(value, (str, os.PathLike)):
+            out[key] = move(os.fspath(value))
+        elif isinstance(value, dict):
+            out[key] = _buffer_dirs(value, move)
+    return out

@@ -46,8 +46,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from pyrl.agents.common import (Agent, CommonArgs, EnvLike, EpisodeStats, RunningNorm, evaluate,
-                                final_observations, make_vec_env, parse_args)
+from pyrl.agents.common import (Agent, CommonArgs, EnvLike, EpisodeStats, RunningNorm, counts,
+                                evaluate, final_observations, make_vec_env, parse_args)
 from pyrl.agents.ddpg import DDPG
 from pyrl.agents.ppo import PPO, Rollout
 
@@ -377,15 +377,19 @@ class Coop(Agent):
                 "obs_norm": self.obs_norm.state_dict() if self.obs_norm else None,
                 "rounds": self.rounds, "syncs": self.syncs}
 
+    def close(self, remove_new_files: bool = False) -> None:
+        """Releases the DDPG half's ``buffer_dir`` (see DDPG.close)."""
+        self.ddpg.close(remove_new_files=remove_new_files)
+
     def _load_state(self, state: dict) -> None:
         self.ppo._load_state(state["ppo"])
         self.ddpg._load_state(state["ddpg"])
         if self.obs_norm is not None:
             self.obs_norm.load_state_dict(state["obs_norm"])
-        self.ppo.steps, self.ppo.updates = state["ppo_counts"]
-        self.ddpg.steps, self.ddpg.updates = state["ddpg_counts"]
+        self.ppo.steps, self.ppo.updates = counts(state["ppo_counts"], 2)
+        self.ddpg.steps, self.ddpg.updates = counts(state["ddpg_counts"], 2)
         self.ppo.timers, self.ddpg.timers = dict(state["ppo_timers"]), dict(state["ddpg_timers"])
-        self.rounds, self.syncs = state["rounds"], state["syncs"]
+        self.rounds, self.syncs = counts(state["rounds"]), counts(state["syncs"])
 
 
 def arms(obs, start: int, stop: int):

@@ -570,6 +570,11 @@ class DDPG(Agent):
                 **({"encoder": self.encoder.state_dict(), "encoder_target": self.encoder_target.state_dict(),
                     "rnn_state": self.rnn_state} if self.args.recurrent else {})}
 
+    def close(self, remove_new_files: bool = False) -> None:
+        """Releases a ``buffer_dir`` to the next opener (ReplayBuffer.close); with
+        ``remove_new_files`` also deletes the column files this agent created."""
+        self.buffer.close(remove_new_files=remove_new_files)
+
     def _load_state(self, state: dict) -> None:
         for name in ("actor", "critic", "actor_target", "critic_target", "actor_opt", "critic_opt"):
             getattr(self, name).load_state_dict(state[name])

@@ -13,7 +13,10 @@ restores them) with the compiled host that runs the ops on them, :mod:`~pyrl.rep
 checks settings and turns what a caller passes into the tensors the ops take, and this facade
 makes one compiled call per ``add``, ``sample`` and ``update_priorities``. The host's mutex
 serialises those calls and covers only the compiled work (inputs are converted before it is
-taken, with the GIL released while it is held), so one thread may add while another samples.
+taken), so one thread may add while another samples. It is waited for only with the GIL
+released and never held while waiting for the GIL; Python sections that need the state
+unchanged (snapshots, the episode table) hold the buffer between two calls instead
+(``_locked``), which other threads' calls wait on with the GIL released too.
 """
 
 import math
@@ -101,9 +104,10 @@ def her_from_description(described: dict) -> HER:
                terminal_on_success=described.get("terminal_on_success", False))
 
 
-def settings_from_file(where: str, state: Any, her: Optional[HER]) -> dict:
+def settings_from_file(where: str, state: Any, her: Optional[HER], directory: str) -> dict:
     """The constructor arguments a saved state describes, checked against the tensors it holds
-    before anything is allocated (a small file must not make the loader allocate gigabytes)."""
+    before anything is allocated (a small file must not make the loader allocate gigabytes).
+    A memory-mapped buffer's column directory is relative to the file's `directory`."""
     if not isinstance(state, Mapping) or not isinstance(state.get("config"), Mapping):
         raise ValueError(f"{where} holds no buffer state (no 'config' entry)")
     config = dict(state["config"])
@@ -119,7 +123,10 @@ def settings_from_file(where: str, state: Any, her: Optional[HER]) -> dict:
         recurrent = config.pop("recurrent", None)
         mapped = config.pop("storage", None)
         if mapped is not None:
-            config["storage"] = MemoryMapped(mapped["memory_mapped"], reopen=True)
+            columns_dir = mapped["memory_mapped"]
+            if not isinstance(columns_dir, str):
+                raise ValueError(f"storage should name the column directory, got {columns_dir!r}")
+            config["storage"] = MemoryMapped(os.path.join(directory, columns_dir), reopen=True)
         if recurrent is not None:
             config["recurrent"] = Recurrent.from_description(recurrent)
         if her is None and saved_her is not None:
@@ -499,9 +506,12 @@ class ReplayBuffer:
         """
         if not (type(batch_size) is int and batch_size >= 1):
             raise ValueError(f"ReplayBuffer.sample: batch_size should be an int >= 1, got {batch_size!r}")
-        rows = self._episode_rows(batch_size) if self.episode_mode is not None else None
+        if self.episode_mode is None:
+            drawn = self._host.sample(batch_size, None)
+        else:  # the rows are drawn in Python: held, so no add evicts them before the sample
+            drawn = self._locked(lambda: self._host.sample(batch_size, self._episode_rows(batch_size)))
         (index, generation, weight, ret, discount, boot, her_row, fields, next_obs, k,
-         terminated) = self._host.sample(batch_size, rows)
+         terminated) = drawn
         batch = Batch(zip(self.storage.names, fields))
         if self.obs_keys == ("obs",):
             batch["next_obs"] = next_obs[0]
@@ -757,6 +767,10 @@ class ReplayBuffer:
             seq, h0 = self._locked(gather)
             with torch.no_grad():
                 states = encoder_states(encoder, seq, h0).contiguous()
+            if not bool(torch.isfinite(states).all()):
+                raise ValueError(f"ReplayBuffer.recompute_hidden: the encoder returned states that "
+                                 f"are not finite (NaN or inf) for episodes {part.tolist()[:8]}; "
+                                 f"nothing of them was written")
             applied = self._locked(lambda: _ops.replay_scatter_episodes(
                 storage.state, hidden, part, states, 1))
             refreshed += int(applied.sum())
@@ -880,9 +894,9 @@ class ReplayBuffer:
         hidden = self.storage.column("hidden")
         values = self.inputs.rows("store_hidden", "states", self.fields[len(self.obs_keys)],
                                   states, index.shape[0]).contiguous()
-        rows = (index + offset) % self.capacity
-        return self._locked(lambda: _ops.replay_write_rows(self.storage.state, hidden, rows,
-                                                           generation, values))
+        # The op checks index as update_priorities does (in [0, C)) and adds the offset itself.
+        return self._locked(lambda: _ops.replay_write_rows(self.storage.state, hidden, index,
+                                                           generation, values, offset))
 
     # ---- priorities ----------------------------------------------------------------------------
 
@@ -977,11 +991,23 @@ class ReplayBuffer:
             raise InvariantError(f"ReplayBuffer.check: invariant '{INVARIANTS[code]}' is broken "
                                  f"at index {index}")
 
+    def close(self, remove_new_files: bool = False) -> None:
+        """A :class:`MemoryMapped` buffer: flushes its files and releases its column directory,
+        so another buffer may open it (``ReplayBuffer.load`` of its checkpoint, say); the buffer
+        is not to be used afterwards. Garbage collection and the process's end release it too.
+        ``remove_new_files`` deletes the files this buffer created instead (and the directory,
+        if it made it), as after a failed load; files it reopened stay. Nothing to do for a
+        buffer in memory."""
+        self._locked(lambda: self.storage.close(remove_new_files))
+
     def _locked(self, fn):
-        """fn() with the buffer's mutex held (no op runs meanwhile); returns its value."""
-        result = []
-        self._host.locked(lambda: result.append(fn()))
-        return result[0]
+        """fn() with the buffer held: other threads' calls wait until it returns (with the GIL
+        released, so fn runs Python freely; see csrc/replay_host.cpp). Returns its value."""
+        self._host.hold()
+        try:
+            return fn()
+        finally:
+            self._host.release()
 
     # ---- save and restore ----------------------------------------------------------------------
 
@@ -1028,6 +1054,10 @@ class ReplayBuffer:
         ours, theirs = self.config(), dict(state["config"])
         for key in ("seed", "device"):
             ours.pop(key), theirs.pop(key, None)
+        # Where the column files are is this buffer's own setting (a copied run's directory);
+        # only whether there are files must match.
+        ours["storage"] = "storage" in ours
+        theirs["storage"] = "storage" in theirs
         if theirs != ours:
             raise ValueError(f"ReplayBuffer.load_state_dict: the state was saved from a buffer with "
                              f"{theirs}, this one has {ours}")
@@ -1044,11 +1074,15 @@ class ReplayBuffer:
         mapped = self.memory_mapped is not None
 
         def snapshot():
+            config = self.config()
             if mapped:
                 self.storage.flush()
-            return {"config": self.config(), **self.storage.state_dict(not mapped)}
+                # Relative to the checkpoint: a copied run (cp -r) maps its own copy of the files.
+                where = os.path.dirname(os.path.abspath(os.fspath(path)))
+                config["storage"] = {"memory_mapped": os.path.relpath(self.memory_mapped.path, where)}
+            return {"config": config, **self.storage.state_dict(not mapped)}
 
-        atomic_save(snapshot, path, under=self._locked)
+        atomic_save(snapshot, path, under=self._locked, where="ReplayBuffer.save")
 
     @classmethod
     def load(cls, path, her: Optional[HER] = None) -> "ReplayBuffer":
@@ -1060,7 +1094,7 @@ class ReplayBuffer:
         where = f"ReplayBuffer.load: {os.fspath(path)!r}"
         # mmap: the file's tensors are paged in while copying, never held twice in memory.
         state = load_data(path, "ReplayBuffer.load")
-        kwargs = settings_from_file(where, state, her)
+        kwargs = settings_from_file(where, state, her, os.path.dirname(os.path.abspath(os.fspath(path))))
         buf = cls(**kwargs)
         buf.load_state_dict(state)
         return buf

@@ -165,6 +165,10 @@ def encoder_states(encoder: Encoder, x: Tensor, h0: Tensor) -> Tensor:
         got = list(states.shape) if isinstance(states, Tensor) else type(states).__name__
         raise ValueError(f"encoder: should return the states after each position, "
                          f"{list(expected)}, got {got}")
+    # A meta or other-device tensor would "write" nothing; an integer one would be truncated.
+    if states.device != h0.device or not states.dtype.is_floating_point:
+        raise ValueError(f"encoder: should return float states on {h0.device} (the buffer's "
+                         f"device), got {states.dtype} on {states.device}")
     return states.to(h0.dtype)
 
 

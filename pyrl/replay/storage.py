@@ -6,7 +6,6 @@ import math
 import os
 from typing import Any, Mapping, Optional
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -14,6 +13,7 @@ from pyrl import _C, _ops
 from pyrl.replay.inputs import Field
 from pyrl.replay.layout import (CONFIG, COUNTERS, HER_OFF, HER_REWARDS, HER_STRATEGIES, STATE,
                                 episode_slots, tree_size)
+from pyrl.replay.mapped import ColumnDirectory
 from pyrl.replay.settings import HER, MemoryMapped, NStep, PER, PerDim, SparseL2
 
 STATE_NAMES = tuple(sorted(STATE, key=STATE.get))  # row_episode, episodes, counters, ...
@@ -97,6 +97,17 @@ class ReplayStorage:
         self.capacity, self.fields, self.device = capacity, fields, device
         self.mapped = mapped
         self._maps: list = []  # the np.memmap arrays behind mapped columns (flushed by save)
+        self.directory = ColumnDirectory(mapped.path) if mapped is not None else None
+        try:
+            self._allocate(capacity, fields, device, seed, config, obs_columns, horizon)
+        except BaseException:
+            if self.directory is not None:  # a failed creation leaves the disk as it was
+                self.directory.discard()
+            raise
+
+    def _allocate(self, capacity: int, fields: list[Field], device: torch.device, seed: int,
+                  config: list[float], obs_columns: int, horizon: int) -> None:
+        mapped = self.mapped
         self._alpha = config[CONFIG["alpha"]]
         self.names = [f.name for f in fields]
 
@@ -117,7 +128,6 @@ class ReplayStorage:
         if mapped is None:
             self.records = torch.zeros(capacity, record_bytes, dtype=torch.uint8, device=device)
         else:
-            os.makedirs(mapped.path, exist_ok=True)
             self.records = self._map(RECORDS_FILE, (capacity, record_bytes), torch.uint8)
         self.columns = [
             (full(capacity, *f.shape, dtype=f.dtype) if mapped is None else
@@ -137,23 +147,11 @@ class ReplayStorage:
                                   horizon, seed)
 
     def _map(self, name: str, shape: tuple, dtype: torch.dtype) -> Tensor:
-        """A tensor on the file ``name`` of the mapped directory: created (zeros, sparse) for a
-        new buffer, mapped as it is when reopening one, after checking its size."""
-        path = os.path.join(self.mapped.path, name)
+        """A tensor on the file ``name`` of the mapped directory: created (zeros, its space
+        reserved) for a new buffer, mapped as it is when reopening one."""
         kind = torch.empty((), dtype=dtype).numpy().dtype
-        size = math.prod(shape) * kind.itemsize
-        if self.mapped.reopen:
-            if not os.path.isfile(path) or os.path.getsize(path) != size:
-                got = os.path.getsize(path) if os.path.isfile(path) else "no file"
-                raise ValueError(f"ReplayBuffer: {path} should hold {size} bytes of columns "
-                                 f"{list(shape)} {dtype}, got {got}")
-            array = np.memmap(path, dtype=kind, mode="r+", shape=shape)
-        else:
-            if os.path.exists(path):
-                raise ValueError(f"ReplayBuffer: {self.mapped.path} already holds a buffer's "
-                                 f"columns ({name}); open that buffer with ReplayBuffer.load(its "
-                                 f"saved file), or give another directory")
-            array = np.memmap(path, dtype=kind, mode="w+", shape=shape)
+        open_file = self.directory.reopen if self.mapped.reopen else self.directory.create
+        array = open_file(name, shape, kind)
         self._maps.append(array)
         return torch.from_numpy(array)
 
@@ -161,6 +159,17 @@ class ReplayStorage:
         """Writes a mapped buffer's dirty column pages to its files (msync)."""
         for array in self._maps:
             array.flush()
+
+    def close(self, remove_new_files: bool = False) -> None:
+        """A mapped buffer: flushes its files (or removes the ones it created) and releases its
+        directory to the next buffer."""
+        if self.directory is None:
+            return
+        if remove_new_files:
+            self.directory.discard()
+        else:
+            self.flush()
+            self.directory.close()
 
     def column(self, name: str) -> Tensor:
         return self.columns[self.names.index(name)]
