@@ -2,23 +2,33 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: main test setup setup-bench setup-docs docs bench learning bench-coop bench-recurrent bench-sb3 bench-distributed bench-mmap cuda-check sanitize fuzz clean
+.PHONY: main test test-slow bench-quick cuda-build setup setup-bench setup-docs docs bench learning bench-coop bench-recurrent bench-sb3 bench-distributed bench-mmap cuda-check sanitize fuzz clean
 
 main: setup-bench
 	$(PYTHON) -m pyrl.cli train ddpg --env pyrl/PointReach-v0 --steps 15000 --out runs/point-reach --no-progress
-	$(PYTHON) benchmarks/bench_agents.py --quick
 	$(PYTHON) benchmarks/bench_returns.py --quick
 	$(PYTHON) benchmarks/bench_replay.py --quick
 	$(PYTHON) benchmarks/bench_her.py --quick
+
+# Every test but the long learning and scaling runs (marked slow), which test-slow runs.
+test: setup
+	$(PYTHON) -m pytest -m "not slow"
+
+# The long ones: SPEC 8.2's H1/H5 over seeds, the FetchReach and large-bandit presets, Ray actors
+# reaching the one-process bar, a 1M-transition save (about 7 minutes on 2 cores).
+test-slow: setup
+	$(PYTHON) -m pytest -m slow
+
+# The quick form of every benchmark table, the systems ones (agents, Coop, recurrent, SB3, Ray,
+# memory-mapped) included.
+bench-quick: main
+	$(PYTHON) benchmarks/bench_agents.py --quick
 	$(PYTHON) benchmarks/bench_coop.py --quick
 	$(PYTHON) benchmarks/bench_recurrent.py --quick
 	$(PYTHON) benchmarks/bench_recurrent_learning.py --quick
 	$(PYTHON) benchmarks/bench_sb3.py --quick
 	$(PYTHON) benchmarks/bench_distributed.py --quick
 	$(PYTHON) benchmarks/bench_memory_mapped.py --quick
-
-test: setup
-	$(PYTHON) -m pytest
 
 setup:
 	scripts/setup.sh
@@ -67,6 +77,11 @@ bench-mmap: setup-bench
 
 cuda-check:
 	scripts/check_cuda.sh
+
+# pyrl built with CUDA kernels against a CUDA torch in build/cuda-venv, its ops' CUDA
+# registrations checked, the CPU suite run against it (no GPU needed; about 10 minutes).
+cuda-build:
+	scripts/cuda_build.sh
 
 # The C++-facing tests against an ASan + UBSan build of the extension (build/sanitize).
 sanitize: setup

@@ -34,6 +34,8 @@ py::dict build_info() {
   info["parallel_backend"] = at::get_parallel_info();
 #if defined(PYRL_WITH_CUDA)
   info["cuda"] = true;
+  info["cuda_architectures"] = PYRL_CUDA_ARCHITECTURES;  // CMake's spelling: 80-real = sm_80 only
+  info["cuda_compiler"] = PYRL_CUDA_VERSION;
 #else
   info["cuda"] = false;
 #endif

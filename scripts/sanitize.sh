@@ -37,7 +37,7 @@ export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1
 if [[ $# -eq 0 ]]; then
   set -- tests/test_replay.py tests/test_replay_ops.py tests/test_her.py tests/test_fuzz.py \
     tests/test_reliability.py tests/test_locks_and_disks.py tests/test_returns.py \
-    tests/test_offpolicy.py tests/test_recurrent.py \
+    tests/test_offpolicy.py tests/test_recurrent.py tests/test_grid.py \
     -m "not slow"
 fi
 "$PY" -m pytest -p no:cacheprovider -q "$@"

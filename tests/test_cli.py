@@ -113,6 +113,7 @@ def test_a_single_env_instance_runs_as_one_env_with_a_note():
     assert agent.steps == 32
 
 
+@pytest.mark.slow
 def test_fetch_reach_preset_alone_reaches_the_goal(tmp_path):
     pytest.importorskip("gymnasium_robotics")
     out = tmp_path / "fetch"
@@ -123,7 +124,8 @@ def test_fetch_reach_preset_alone_reaches_the_goal(tmp_path):
     assert json.loads((out / "eval.json").read_text())["success"] >= 0.9
 
 
-@pytest.mark.parametrize("contexts, pulls", [(10, 512_000), (100, 2_000_000)])
+@pytest.mark.parametrize("contexts, pulls",
+                         [(10, 512_000), pytest.param(100, 2_000_000, marks=pytest.mark.slow)])
 def test_bandit_preset_scales_with_the_bandit(contexts, pulls):
     import numpy as np
 

@@ -186,6 +186,157 @@ struct WindowArgs {
   acc_t lmbda;
 };
 
+// ---- kernel bodies ------------------------------------------------------------------------
+//
+// One work item per thread: a column for the backward recurrences, a window start for the window
+// ops. `threads()` is the number of work items and `operator()(i)` does item i, touching only its
+// own outputs, so items run in any order. The CUDA launchers (csrc/cuda/returns.cu) run one per
+// GPU thread; the CPU grid runner (grid.h) runs every thread index of the same launch, in order
+// and shuffled, for the tests; the CPU window ops run them in a loop. The CPU recurrences keep
+// their vectorised scans (returns_cpu.cpp); the grid tests tie the two, bit for bit.
+
+inline namespace PYRL_CPU_ISA {
+
+template <typename T>
+struct GaeBody {
+  RolloutArgs<T> in;
+  T* advantage;
+  T* value_target;
+
+  PYRL_HD int64_t threads() const { return in.columns; }
+  PYRL_HD void operator()(int64_t c) const {
+    acc_t carry = 0;
+    for (int64_t t = in.steps - 1; t >= 0; --t) {
+      const int64_t i = t * in.columns + c;
+      const bool term = in.terminated[i] != 0;
+      const bool ends = term || in.truncated[i] != 0 || t == in.steps - 1;
+      const acc_t v = in.value[i];
+      carry = gae_step<acc_t, bool>(in.reward[i], v, in.next_value[i], term, ends, in.gamma,
+                                    in.gamma * in.lmbda, carry);
+      advantage[i] = T(carry);
+      value_target[i] = T(carry + v);
+    }
+  }
+};
+
+// discounted_return (lambda_form false) and lambda_return (true).
+template <typename T>
+struct ReturnBody {
+  RolloutArgs<T> in;
+  T* out;
+  bool lambda_form;
+
+  PYRL_HD int64_t threads() const { return in.columns; }
+  PYRL_HD void operator()(int64_t c) const {
+    acc_t carry = 0;
+    for (int64_t t = in.steps - 1; t >= 0; --t) {
+      const int64_t i = t * in.columns + c;
+      const bool term = in.terminated[i] != 0;
+      const bool ends = in.truncated[i] != 0 || t == in.steps - 1;
+      const acc_t r = in.reward[i], nv = in.next_value[i];
+      carry = lambda_form ? lambda_step<acc_t, bool>(r, nv, term, ends, in.gamma, in.lmbda, carry)
+                          : discounted_step<acc_t, bool>(r, nv, term, ends, in.gamma, carry);
+      out[i] = T(carry);
+    }
+  }
+};
+
+template <typename T>
+struct NstepReturnBody {
+  WindowArgs<T> in;
+  T* ret;
+  T* discount;
+  int64_t* boot;
+
+  PYRL_HD int64_t threads() const { return in.steps * in.envs; }
+  PYRL_HD void operator()(int64_t i) const {
+    const int64_t t = i / in.envs;
+    const int64_t k = in.uniform ? floating_k(acc_t(in.uniform[i]), in.n) : in.n;
+    const Window w = episode_window(in.terminated + i, in.truncated + i, in.envs, in.steps - t, k);
+    for (int64_t h = 0; h < in.heads; ++h) {
+      ret[i * in.heads + h] =
+          T(window_return(in.reward + i * in.heads + h, in.envs * in.heads, w.length, in.gamma));
+    }
+    discount[i] = w.terminal ? T(0) : T(power(in.gamma, w.length));
+    boot[i] = t + w.length - 1;
+  }
+};
+
+template <typename T>
+struct NstepGaeBody {
+  WindowArgs<T> in;
+  T* credit;
+  T* discount;
+  int64_t* boot;
+
+  PYRL_HD int64_t threads() const { return in.steps * in.envs; }
+  PYRL_HD void operator()(int64_t i) const {
+    const int64_t t = i / in.envs;
+    const acc_t gamma_lmbda = in.gamma * in.lmbda;
+    const int64_t k = in.uniform ? floating_k(acc_t(in.uniform[i]), in.n) : in.n;
+    const Window w = episode_window(in.terminated + i, in.truncated + i, in.envs, in.steps - t, k);
+    const acc_t d = in.gamma * power(gamma_lmbda, w.length - 1);
+    for (int64_t h = 0; h < in.heads; ++h) {
+      const int64_t j = i * in.heads + h;
+      credit[j] = T(window_gae_credit(in.reward + j, in.value + j, in.next_value + j,
+                                      in.envs * in.heads, w, in.gamma, gamma_lmbda, d));
+    }
+    discount[i] = w.terminal ? T(0) : T(d);
+    boot[i] = t + w.length - 1;
+  }
+};
+
+// V-trace: walks time backwards with d_{t+1} and vs_{t+1} = v_{t+1} + d_{t+1}.
+template <typename T>
+struct VtraceBody {
+  OffPolicyArgs<T> in;
+  T* vs;
+  T* pg_advantage;
+
+  PYRL_HD int64_t threads() const { return in.columns; }
+  PYRL_HD void operator()(int64_t c) const {
+    acc_t carry = 0;
+    for (int64_t t = in.steps - 1; t >= 0; --t) {
+      const int64_t i = t * in.columns + c;
+      const bool term = in.terminated[i] != 0;
+      const bool ends = term || in.truncated[i] != 0 || t == in.steps - 1;
+      const acc_t ratio = ::exp(acc_t(in.log_rho[i]));
+      const acc_t rho = clip(ratio, in.rho_bar), cc = in.lmbda * clip(ratio, in.c_bar);
+      const acc_t v = in.value[i], nv = in.next_value[i], r = in.reward[i];
+      const acc_t next_vs = t == in.steps - 1 ? acc_t(0) : acc_t(in.value[i + in.columns]) + carry;
+      const acc_t d = vtrace_diff<acc_t, bool>(r, v, nv, term, ends, rho, cc, in.gamma, carry);
+      vs[i] = T(v + d);
+      pg_advantage[i] = T(vtrace_pg<acc_t, bool>(r, v, nv, next_vs, term, ends, rho, in.gamma));
+      carry = d;
+    }
+  }
+};
+
+// Retrace: carries G_{t+1} - q_{t+1} and the ratio of step t + 1.
+template <typename T>
+struct RetraceBody {
+  OffPolicyArgs<T> in;
+  T* target;
+
+  PYRL_HD int64_t threads() const { return in.columns; }
+  PYRL_HD void operator()(int64_t c) const {
+    acc_t carry = 0, next_ratio = 0;
+    for (int64_t t = in.steps - 1; t >= 0; --t) {
+      const int64_t i = t * in.columns + c;
+      const bool term = in.terminated[i] != 0;
+      const bool ends = term || in.truncated[i] != 0 || t == in.steps - 1;
+      const acc_t next_c = in.lmbda * clip(next_ratio, acc_t(1));
+      const acc_t g = retrace_step<acc_t, bool>(acc_t(in.reward[i]), acc_t(in.next_value[i]), term,
+                                                ends, next_c, in.gamma, carry);
+      target[i] = T(g);
+      carry = g - acc_t(in.value[i]);
+      next_ratio = ::exp(acc_t(in.log_rho[i]));
+    }
+  }
+};
+
+}  // inline namespace PYRL_CPU_ISA
+
 // The CPU entry points; each handles work items [begin, end): columns for the rollout scans,
 // window starts (row-major over [T, N]) for the window ops.
 template <typename T>

@@ -209,37 +209,15 @@ void lambda_return_cpu(const RolloutArgs<T>& a, T* out, int64_t begin, int64_t e
 template <typename T>
 void nstep_return_cpu(const WindowArgs<T>& a, T* ret, T* discount, int64_t* boot, int64_t begin,
                       int64_t end) {
-  const int64_t stride = a.envs * a.heads;
-  for (int64_t i = begin; i < end; ++i) {
-    const int64_t t = i / a.envs;
-    const int64_t k = a.uniform ? floating_k(acc_t(a.uniform[i]), a.n) : a.n;
-    const Window w = episode_window(a.terminated + i, a.truncated + i, a.envs, a.steps - t, k);
-    for (int64_t h = 0; h < a.heads; ++h) {
-      ret[i * a.heads + h] = T(window_return(a.reward + i * a.heads + h, stride, w.length, a.gamma));
-    }
-    discount[i] = w.terminal ? T(0) : T(power(a.gamma, w.length));
-    boot[i] = t + w.length - 1;
-  }
+  const NstepReturnBody<T> body{a, ret, discount, boot};
+  for (int64_t i = begin; i < end; ++i) body(i);
 }
 
 template <typename T>
 void nstep_gae_cpu(const WindowArgs<T>& a, T* credit, T* discount, int64_t* boot, int64_t begin,
                    int64_t end) {
-  const int64_t stride = a.envs * a.heads;
-  const acc_t gamma_lmbda = a.gamma * a.lmbda;
-  for (int64_t i = begin; i < end; ++i) {
-    const int64_t t = i / a.envs;
-    const int64_t k = a.uniform ? floating_k(acc_t(a.uniform[i]), a.n) : a.n;
-    const Window w = episode_window(a.terminated + i, a.truncated + i, a.envs, a.steps - t, k);
-    const acc_t d = a.gamma * power(gamma_lmbda, w.length - 1);
-    for (int64_t h = 0; h < a.heads; ++h) {
-      const int64_t j = i * a.heads + h;
-      credit[j] = T(window_gae_credit(a.reward + j, a.value + j, a.next_value + j, stride, w,
-                                      a.gamma, gamma_lmbda, d));
-    }
-    discount[i] = w.terminal ? T(0) : T(d);
-    boot[i] = t + w.length - 1;
-  }
+  const NstepGaeBody<T> body{a, credit, discount, boot};
+  for (int64_t i = begin; i < end; ++i) body(i);
 }
 
 // The off-policy scans: time-outer over a block of up to kSweep columns, one carry per column.
