@@ -3,6 +3,8 @@
 # (build/cuda-venv) it installs a CUDA build of torch, builds pyrl with its CUDA kernels
 # (build/cuda), imports it, checks that build_info() reports CUDA and which ops have CUDA kernels,
 # and runs the CPU test suite against that build (CUDA tests skip: there is no GPU).
+# PYRL_CUDA_VENV puts the environment elsewhere (CI keeps it in ~/.cache, so a fresh clone does
+# not reinstall torch's 5 GB every run); it is created when missing or without a CUDA torch.
 #   scripts/cuda_build.sh          the whole CPU suite (make cuda-build)
 #   scripts/cuda_build.sh --quick  the returns, grid-runner and build tests only (CI)
 #
@@ -12,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TORCH_CUDA=${PYRL_CUDA_TORCH:-torch==2.14.1}
-VENV=build/cuda-venv
+VENV=${PYRL_CUDA_VENV:-build/cuda-venv}
 PY=$VENV/bin/python
 started=$(date +%s)
 pip_install() { "$PY" -m pip install --disable-pip-version-check --root-user-action=ignore -q "$@" 2>&1 \
