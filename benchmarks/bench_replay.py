@@ -30,6 +30,7 @@ import torch
 
 import pyrl
 from pyrl import replay
+from pyrl.replay.layout import OUTPUTS
 
 from common import is_quick, median_us  # benchmarks/common.py
 
@@ -263,12 +264,14 @@ def dispatcher_sample_update(buf):
     storage, config = buf.storage, buf.op_config
     seed, calls = buf.seed, iter(range(buf.sample_calls, 1 << 62))
     applied = torch.empty(BATCH, dtype=torch.bool)
+    slot = {name: i for i, name in enumerate(OUTPUTS["replay_sample"])}  # outputs by name
+    index, generation, reward = slot["index"], slot["generation"], slot["reward"]
 
     def run():
         out = torch.ops.pyrl.replay_sample(storage.state, storage.columns, BATCH, None, seed,
                                            next(calls), config)
-        torch.ops.pyrl.replay_update_priorities(storage.state, out[0], out[1], out[3].abs(),
-                                                config, applied)
+        torch.ops.pyrl.replay_update_priorities(storage.state, out[index], out[generation],
+                                                out[reward].abs(), config, applied)
     return run
 
 

@@ -4,6 +4,7 @@
 // buffer calls its replay ops directly (the same functions the dispatcher runs; see
 // torch/replay.h).
 #include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <pybind11/stl.h>
 #include <torch/csrc/utils/pybind.h>  // at::Tensor <-> torch.Tensor casters
 
@@ -88,6 +89,19 @@ py::dict layout() {
                        {"episode_fields", kEpisodeFields},
                        {"config", kConfigSlots}});
   out["column_order"] = "observation columns, other fields, reward (last)";
+  // Each op's outputs by name, in the order its schema returns them, so Python builds a batch
+  // by name and never by position (the schemas in csrc/torch/*.cpp are the one place they live).
+  py::dict outputs;
+  for (const auto& op : c10::Dispatcher::singleton().getAllOpNames()) {
+    const std::string& name = op.name;
+    if (name.rfind("pyrl::", 0) != 0 || !op.overload_name.empty()) continue;
+    const auto handle = c10::Dispatcher::singleton().findSchema(op);
+    if (!handle.has_value()) continue;
+    py::list names;
+    for (const auto& value : handle->schema().returns()) names.append(value.name());
+    outputs[py::str(name.substr(6))] = py::tuple(names);
+  }
+  out["outputs"] = outputs;
   out["max_capacity"] = kMaxCapacity;
   return out;
 }

@@ -229,11 +229,14 @@ def _replay_gather_windows_fake(state, columns, start, steps, obs_columns, n, ga
 @torch.library.register_fake("pyrl::replay_sample_windows")
 def _replay_sample_windows_fake(state, columns, hidden, batch_size, steps, obs_columns, n, gamma,
                                 seed, call, beta, batch_max):
-    fields, mask, reward, discount, k, terminated, generation = _replay_gather_windows_fake(
-        state, columns, generation_like(state, batch_size), steps, obs_columns, n, gamma)
-    return (generation.new_empty(batch_size), generation.new_empty(batch_size, dtype=torch.float32),
-            hidden.new_empty((batch_size, *hidden.shape[1:])), fields, mask, reward, discount, k,
-            terminated, generation)
+    from pyrl.replay.layout import named, ordered  # here: pyrl.replay imports this module
+    windows = named("replay_gather_windows", _replay_gather_windows_fake(
+        state, columns, generation_like(state, batch_size), steps, obs_columns, n, gamma))
+    generation = windows["generation"]
+    return ordered("replay_sample_windows", dict(
+        windows, index=generation.new_empty(batch_size),
+        weight=generation.new_empty(batch_size, dtype=torch.float32),
+        hidden_first=hidden.new_empty((batch_size, *hidden.shape[1:]))))
 
 
 def generation_like(state, count):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pyrl import reference, replay
-from pyrl.replay.layout import CONFIG
+from pyrl.replay.layout import CONFIG, named
 
 F64 = torch.float64
 # The test buffers hold terminated episodes on purpose; test_terminal_callable_and_warning checks
@@ -78,13 +78,13 @@ def sample_rows(buf, rows, her_draw=None, floating=None):
     call = call_drawing(buf, rows.tolist(), her_draw, floating)
     out = torch.ops.pyrl.replay_sample(buf.storage.state, buf.storage.columns, rows.shape[0], rows,
                                        buf.seed, call, buf.op_config)
-    index, generation, weight, ret, discount, boot, her_row, fields, next_obs, k, terminated = out
-    assert torch.equal(k, (boot - index) % buf.capacity)  # the window's steps, as drawn
+    out = named("replay_sample", out)
+    assert torch.equal(out["k"], (out["boot"] - out["index"]) % buf.capacity)  # the window's steps
     names = [f.name for f in buf.fields]
-    return dict(reward=ret, discount=discount, boot=boot, her_row=her_row, k=k,
-                terminated=terminated,
-                goal=fields[names.index("desired_goal")],
-                goal_boot=next_obs[names.index("desired_goal")])
+    return dict({key: out[key] for key in ("reward", "discount", "boot", "her_row", "k",
+                                           "terminated")},
+                goal=out["fields"][names.index("desired_goal")],
+                goal_boot=out["next_obs"][names.index("desired_goal")])
 
 
 @pytest.mark.parametrize("strategy, u, goal_row, reward", [
@@ -125,7 +125,7 @@ def test_ratio_and_future_histogram():
     rows = torch.ones(100_000, dtype=torch.int64)
     out = torch.ops.pyrl.replay_sample(buf.storage.state, buf.storage.columns, 100_000, rows,
                                        buf.seed, 0, buf.op_config)
-    her_row = out[6]
+    her_row = named("replay_sample", out)["her_row"]
     relabeled = her_row[her_row >= 0]
     assert abs(relabeled.shape[0] / 100_000 - 0.8) < 0.005
     offsets = relabeled - 1 - 1  # j - t - 1 at t = 1

@@ -8,6 +8,7 @@ from torch import nn
 
 from pyrl import reference, replay
 from pyrl.replay import recurrent as rec
+from pyrl.replay.layout import named
 
 F64 = torch.float64
 
@@ -474,14 +475,12 @@ def test_host_and_dispatcher_routes_agree_and_empty_buffers_say_so():
     columns = [buf.storage.column(n) for n in names]
     args = (buf.storage.state, columns, buf.storage.column("hidden"), 16, 5, 1, 2, 0.9,
             buf.storage.seed, buf.sample_calls, 0.0, False)
-    index, weight, hidden, fields, mask, ret, discount, k, terminated, generation = \
-        torch.ops.pyrl.replay_sample_windows(*args)
+    out = named("replay_sample_windows", torch.ops.pyrl.replay_sample_windows(*args))
     batch = buf.sample_sequences(16, length=4, burn_in=1)
-    assert torch.equal(batch.index, index) and torch.equal(batch.hidden, hidden)
-    assert torch.equal(batch.obs, fields[0]) and torch.equal(batch.action, fields[1])
-    for key, value in (("mask", mask), ("reward", ret), ("discount", discount), ("k", k),
-                       ("terminated", terminated), ("generation", generation), ("weight", weight)):
-        assert torch.equal(batch[key], value), key
+    assert torch.equal(batch.hidden, out["hidden_first"])
+    assert torch.equal(batch.obs, out["fields"][0]) and torch.equal(batch.action, out["fields"][1])
+    for key in ("index", "mask", "reward", "discount", "k", "terminated", "generation", "weight"):
+        assert torch.equal(batch[key], out[key]), key
     torch.library.opcheck(torch.ops.pyrl.replay_sample_windows.default, args)
     empty = replay.ReplayBuffer(10, {"obs": (3,)}, recurrent=replay.Recurrent((2,)))
     with pytest.raises(ValueError, match="the buffer is empty"):

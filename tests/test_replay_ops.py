@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pyrl import replay
-from pyrl.replay.layout import CONFIG, STATE
+from pyrl.replay.layout import CONFIG, STATE, named
 
 F64 = torch.float64
 
@@ -117,15 +117,15 @@ def test_host_and_dispatcher_agree():
 
     batch = buf.sample(16)
     out = ops.replay_sample(state, columns, 16, None, seed, calls, config)
-    index, generation, weight, reward, discount, boot, her_row, fields, next_obs, k, terminated = out
-    for key, value in dict(index=index, generation=generation, weight=weight, reward=reward,
-                           discount=discount, boot=boot, obs=fields[0], action=fields[1],
-                           next_obs=next_obs[0], k=k, terminated=terminated).items():
+    out = named("replay_sample", out)
+    fields, next_obs = out.pop("fields"), out.pop("next_obs")
+    del out["her_row"]
+    for key, value in dict(out, obs=fields[0], action=fields[1], next_obs=next_obs[0]).items():
         assert torch.equal(batch[key], value), key
     td = torch.rand(16)
     mask = buf.update_priorities(batch.index, batch.generation, td)
     applied = torch.zeros(16, dtype=torch.bool)
-    ops.replay_update_priorities(state, index, generation, td, config, applied)
+    ops.replay_update_priorities(state, out["index"], out["generation"], td, config, applied)
     assert torch.equal(mask, applied)
     assert_same(buf.storage.state, state)
     assert torch.equal(ops.replay_check(state), torch.tensor([0, -1]))
@@ -174,3 +174,18 @@ def test_ops_name_the_bad_argument():
     with pytest.raises(ValueError, match=rf"rows\[1\] should be a stored transition row, got {int(final)}"):
         torch.ops.pyrl.replay_sample(state, columns, 5, rows, seed, call, config)  # a final row
 
+
+
+def test_op_outputs_are_exported_by_name_from_their_schemas():
+    from pyrl.replay import layout
+    for op in ("replay_sample", "replay_sample_windows", "replay_gather_windows", "gae"):
+        schema = getattr(torch.ops.pyrl, op).default._schema
+        assert layout.OUTPUTS[op] == tuple(r.name for r in schema.returns)
+    values = tuple(range(len(layout.OUTPUTS["replay_sample"])))
+    out = layout.named("replay_sample", values)
+    assert layout.ordered("replay_sample", out) == values
+    assert layout.picker("replay_sample", "k", "index")(values) == (out["k"], out["index"])
+    with pytest.raises(ValueError, match=r"replay_sample has no outputs \['idx'\]"):
+        layout.picker("replay_sample", "idx")
+    with pytest.raises(ValueError, match="replay_sample returned 2 values, its schema names 11"):
+        layout.named("replay_sample", (1, 2))

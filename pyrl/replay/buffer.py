@@ -32,7 +32,7 @@ from torch import Tensor
 from pyrl import _C, _ops
 from pyrl._io import atomic_save, load_data
 from pyrl.replay.inputs import (Field, Inputs, check_goal_fields, default_obs_keys, parse_spec)
-from pyrl.replay.layout import DRAW_STREAMS, INVARIANTS, MAX_CAPACITY, tree_leaf_offset
+from pyrl.replay.layout import DRAW_STREAMS, INVARIANTS, MAX_CAPACITY, named, picker, tree_leaf_offset
 from pyrl.replay.recurrent import Encoder, Recurrent, encoder_states
 from pyrl.replay.settings import (HER, EpisodeMode, MemoryMapped, NStep, PER, PerDim, SparseL2,
                                   per_dim, sparse_l2)
@@ -45,6 +45,10 @@ __all__ = ["Batch", "Field", "InvariantError", "ReplayBuffer"]
 # autoreset_mode names (also gymnasium's AutoresetMode values, lower-cased without "_").
 AUTORESET_MODES = {"samestep": "same_step", "nextstep": "next_step", "disabled": "disabled"}
 
+
+# The fused sample's outputs, found by name in its schema (pyrl.replay.layout.OUTPUTS).
+_SAMPLE_OUTPUTS = picker("replay_sample", "fields", "next_obs", "her_row", "reward", "discount",
+                         "weight", "index", "generation", "boot", "k", "terminated")
 
 class InvariantError(ValueError):
     """A buffer's state breaks one of its invariants (:meth:`ReplayBuffer.check`)."""
@@ -510,8 +514,8 @@ class ReplayBuffer:
             drawn = self._host.sample(batch_size, None)
         else:  # the rows are drawn in Python: held, so no add evicts them before the sample
             drawn = self._locked(lambda: self._host.sample(batch_size, self._episode_rows(batch_size)))
-        (index, generation, weight, ret, discount, boot, her_row, fields, next_obs, k,
-         terminated) = drawn
+        (fields, next_obs, her_row, reward, discount, weight, index, generation, boot, k,
+         terminated) = _SAMPLE_OUTPUTS(drawn)
         batch = Batch(zip(self.storage.names, fields))
         if self.obs_keys == ("obs",):
             batch["next_obs"] = next_obs[0]
@@ -520,7 +524,7 @@ class ReplayBuffer:
             batch["next_obs"] = dict(zip(self.obs_keys, next_obs))
         if self.recurrent is not None:
             batch["next_hidden"] = next_obs[len(self.obs_keys)]
-        batch.update(reward=ret, discount=discount, weight=weight, index=index,
+        batch.update(reward=reward, discount=discount, weight=weight, index=index,
                      generation=generation, boot=boot, k=k, terminated=terminated)
         if self.her is not None:
             self._finish_relabeling(batch, her_row)
@@ -829,12 +833,12 @@ class ReplayBuffer:
         columns = [storage.column(name) for name in names]
         # One compiled call draws the start rows, their weights and stored states, and the
         # windows; only the first step's stored state is read: the rest are the learner's.
-        (rows, weight, hidden, fields, mask, ret, discount, k, terminated,
-         generation) = self._host.sample_windows(
+        out = named("replay_sample_windows", self._host.sample_windows(
             columns, storage.column("hidden"), batch_size, steps, len(self.obs_keys), self._steps.n,
             self._steps.gamma, per.beta_at(storage.calls) if per is not None else 0.0,
-            per is not None and per.weight_norm == "batch")
-        batch = Batch(zip(names, fields))
+            per is not None and per.weight_norm == "batch"))
+        rows, hidden, generation = out["index"], out["hidden_first"], out["generation"]
+        batch = Batch(zip(names, out["fields"]))
         if not self.obs_keys == ("obs",):
             batch["obs"] = {key: batch.pop(key) for key in self.obs_keys}
         if encoder is not None and recurrent.recalc_delta is not None:
@@ -844,9 +848,9 @@ class ReplayBuffer:
                 hidden = self._locked(lambda: torch.where(
                     (storage.row_episode[rows] == generation)[:, None],
                     storage.column("hidden")[rows], hidden))
-        batch.update(hidden=hidden, mask=mask, reward=ret, discount=discount, k=k,
-                     terminated=terminated, weight=weight, index=rows, generation=generation,
-                     burn_in=burn_in)
+        batch.update({key: out[key] for key in ("mask", "reward", "discount", "k", "terminated",
+                                                "weight", "index", "generation")},
+                     hidden=hidden, burn_in=burn_in)
         if self.nstep is None:
             del batch["discount"]
         return batch
