@@ -4,8 +4,8 @@ On the CPU, the grid runner (test-only ops ``torch.ops.pyrl_grid``, csrc/torch/g
 body over every thread index of the launch the CUDA backend makes, in launch order and in shuffled
 orders: a body whose result depended on the order its threads run in would race on the GPU. On a
 GPU (tests marked needs_cuda), the same ops run on CUDA tensors. Both are compared with the CPU ops
-bit for bit: every build compiles without contracted multiply-adds (-ffp-contract=off, nvcc
---fmad=false), so each step rounds the same way everywhere.
+bit for bit: the sources of these kernels build without contracted multiply-adds
+(-ffp-contract=off, nvcc --fmad=false), so each step rounds the same way everywhere.
 
 V-trace and Retrace take exp of the log-ratios: the CPU op vectorises it with glibc's libmvec
 (within 4 ulp), the bodies call the scalar exp (CUDA's own on a GPU), so those two are compared
