@@ -64,16 +64,9 @@ py::dict layout() {
                           {"updates_dropped", kUpdatesDropped}});
   out["episode_fields"] = dict({{"start", kEpisodeStart}, {"length", kEpisodeLength},
                                 {"terminated", kEpisodeTerminated}});
-  out["config"] = dict({{"alpha", kConfigAlpha}, {"eps", kConfigEps}, {"p_min", kConfigPMin},
-                        {"p_max", kConfigPMax}, {"beta", kConfigBeta},
-                        {"beta_steps", kConfigBetaSteps}, {"batch_max", kConfigBatchMax},
-                        {"n", kConfigN}, {"gamma", kConfigGamma}, {"floating", kConfigFloating},
-                        {"obs_columns", kConfigObsColumns}, {"her_strategy", kConfigHerStrategy},
-                        {"her_ratio", kConfigHerRatio}, {"her_reward", kConfigHerReward},
-                        {"achieved_goal", kConfigAchievedGoal},
-                        {"desired_goal", kConfigDesiredGoal}, {"her_recompute", kConfigHerRecompute},
-                        {"her_terminal_on_success", kConfigHerTerminalOnSuccess},
-                        {"her_params", kConfigHerParams}});
+  py::dict config;
+  for (int i = 0; i < kConfigSlots; ++i) config[kConfigNames[i]] = i;
+  out["config"] = config;
   out["her_strategies"] = dict({{"future", kHerFuture}, {"final", kHerFinal},
                                 {"episode", kHerEpisode}, {"random", kHerRandom}});
   out["her_off"] = static_cast<int>(kHerOff);

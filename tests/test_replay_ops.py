@@ -158,6 +158,12 @@ def test_ops_name_the_bad_argument():
     bad[CONFIG["n"]] = 0
     with pytest.raises(ValueError, match="n should be at least 1, got 0"):
         torch.ops.pyrl.replay_sample(state, columns, batch_size, None, seed, call, bad)
+    for slot, value, message in [("beta_steps", 2.5, "should be a whole number, got 2.5"),
+                                 ("her_recompute", 2.0, "should be 0 or 1, got 2")]:
+        bad = list(config)
+        bad[CONFIG[slot]] = value
+        with pytest.raises(ValueError, match=rf"config\[{CONFIG[slot]}\] \({slot}\) {message}"):
+            torch.ops.pyrl.replay_sample(state, columns, batch_size, None, seed, call, bad)
     bad = list(config)
     bad[CONFIG["her_params"]] = 3
     with pytest.raises(ValueError, match=f"config should hold {len(CONFIG)} values and the 3 HER reward"):

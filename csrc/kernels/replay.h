@@ -57,6 +57,13 @@ enum ConfigSlot : int {
   kConfigSlots
 };
 
+// The config slots' names, in slot order: what pyrl._C.layout() exports and messages say.
+constexpr const char* kConfigNames[kConfigSlots] = {
+    "alpha", "eps", "p_min", "p_max", "beta", "beta_steps", "batch_max", "n", "gamma", "floating",
+    "obs_columns", "her_strategy", "her_ratio", "her_reward", "achieved_goal", "desired_goal",
+    "her_recompute", "her_terminal_on_success", "her_params"};
+static_assert(kConfigNames[kConfigSlots - 1] != nullptr, "a config slot without a name");
+
 struct ReplayConfig {
   double alpha = 0.0, eps = 0.0, p_min = 1.0, p_max = 1.0;
   double beta = 0.0;

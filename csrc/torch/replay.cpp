@@ -179,8 +179,8 @@ kernels::ReplayConfig config_of(const char* op, at::ArrayRef<double> values,
                     " HER reward parameters it announces, got ", values.size(), " values");
   for (int slot : {kConfigBetaSteps, kConfigN, kConfigObsColumns, kConfigHerStrategy,
                    kConfigHerReward, kConfigAchievedGoal, kConfigDesiredGoal}) {
-    TORCH_CHECK_VALUE(integral(values[slot]), op, ": config[", slot,
-                      "] should be a whole number, got ", values[slot]);
+    TORCH_CHECK_VALUE(integral(values[slot]), op, ": config[", slot, "] (",
+                      kConfigNames[slot], ") should be a whole number, got ", values[slot]);
   }
   const ReplayConfig config = replay_config(values.data(), static_cast<int64_t>(values.size()));
   unit_interval(op, "alpha", config.alpha);
@@ -199,8 +199,8 @@ kernels::ReplayConfig config_of(const char* op, at::ArrayRef<double> values,
                     ": her strategy should be -1 (off), 0 (future), 1 (final), 2 (episode) or "
                     "3 (random), got ", her.strategy);
   for (int slot : {kConfigHerRecompute, kConfigHerTerminalOnSuccess}) {
-    TORCH_CHECK_VALUE(values[slot] == 0.0 || values[slot] == 1.0, op, ": config[", slot,
-                      "] should be 0 or 1, got ", values[slot]);
+    TORCH_CHECK_VALUE(values[slot] == 0.0 || values[slot] == 1.0, op, ": config[", slot, "] (",
+                      kConfigNames[slot], ") should be 0 or 1, got ", values[slot]);
   }
   if (her.strategy == kHerOff) return config;
   TORCH_CHECK_VALUE(!her.terminal_on_success || her.reward == kRewardSparseL2 ||

@@ -32,7 +32,8 @@ from torch import Tensor
 from pyrl import _C, _ops
 from pyrl._io import atomic_save, load_data
 from pyrl.replay.inputs import (Field, Inputs, check_goal_fields, default_obs_keys, parse_spec)
-from pyrl.replay.layout import DRAW_STREAMS, INVARIANTS, MAX_CAPACITY, named, picker, tree_leaf_offset
+from pyrl.replay.layout import (DRAW_STREAMS, EPISODE_SLOTS, INVARIANTS, MAX_CAPACITY, named,
+                               picker, tree_leaf_offset)
 from pyrl.replay.recurrent import Encoder, Recurrent, encoder_states
 from pyrl.replay.settings import (HER, EpisodeMode, MemoryMapped, NStep, PER, PerDim, SparseL2,
                                   per_dim, sparse_l2)
@@ -665,7 +666,9 @@ class ReplayBuffer:
             episodes = torch.unique(storage.row_episode[drawn]).tolist()
             counts = uniforms(len(episodes))
             for episode, u in zip(episodes, counts.tolist()):
-                start, length, _ = storage.episodes[episode % slots].tolist()
+                entry = storage.episodes[episode % slots]
+                start = int(entry[EPISODE_SLOTS["start"]])
+                length = int(entry[EPISODE_SLOTS["length"]])
                 count = 1 + int(u * min(length, mode.max_ep_draw))
                 steps = torch.argsort(uniforms(length))[:count]
                 rows.append((start + steps) % self.capacity)
@@ -725,7 +728,7 @@ class ReplayBuffer:
         storage = self.storage
         alive = (ids >= storage.counter("oldest_episode")) & (ids < storage.counter("next_episode"))
         slots = storage.episodes.shape[0]
-        return torch.where(alive, storage.episodes[ids % slots, 1], 0)
+        return torch.where(alive, storage.episodes[ids % slots, EPISODE_SLOTS["length"]], 0)
 
     def recompute_hidden(self, encoder: Encoder, episodes=None, chunk: int = 2048) -> dict[str, int]:
         """Refreshes the stored states of every episode, or of the ones given, with `encoder`
@@ -975,7 +978,9 @@ class ReplayBuffer:
             return ids, storage.episodes[ids % storage.episodes.shape[0]]
 
         ids, rows = self._locked(read)
-        return {"id": ids, "start": rows[:, 0], "length": rows[:, 1], "terminated": rows[:, 2].bool()}
+        table = {"id": ids, **{name: rows[:, slot] for name, slot in EPISODE_SLOTS.items()}}
+        table["terminated"] = table["terminated"].bool()
+        return table
 
     def priorities(self) -> Tensor:
         """The leaf of every row: priority^alpha (1 when uniform), 0 where no transition starts."""

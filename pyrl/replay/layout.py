@@ -10,7 +10,8 @@ _LAYOUT = _C.layout()
 
 STATE = dict(_LAYOUT["state"])                 # name -> position in the state list
 COUNTERS = dict(_LAYOUT["counters"])           # name -> slot of the int64 counters tensor
-EPISODE_FIELDS = tuple(sorted(_LAYOUT["episode_fields"], key=_LAYOUT["episode_fields"].get))
+EPISODE_SLOTS = dict(_LAYOUT["episode_fields"])  # name -> column of the [E, 3] episode table
+EPISODE_FIELDS = tuple(sorted(EPISODE_SLOTS, key=EPISODE_SLOTS.get))
 CONFIG = dict(_LAYOUT["config"])               # name -> slot of the float config list
 HER_STRATEGIES = dict(_LAYOUT["her_strategies"])
 HER_OFF = int(_LAYOUT["her_off"])
