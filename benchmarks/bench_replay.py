@@ -21,6 +21,7 @@ line saying why instead of a row. Each buffer's batch is checked (shapes, weight
 """
 
 import sys
+import statistics
 import threading
 import time
 import warnings
@@ -262,17 +263,28 @@ ROWS = [("add 1 step", "add_one"), ("add 1 step (numpy)", "add_numpy"), ("add 10
 def dispatcher_sample_update(buf):
     """sample+update through torch.ops.pyrl (what opcheck and torch.compile see)."""
     storage, config = buf.storage, buf.op_config
-    seed, calls = buf.seed, iter(range(buf.sample_calls, 1 << 62))
     applied = torch.empty(BATCH, dtype=torch.bool)
     slot = {name: i for i, name in enumerate(OUTPUTS["replay_sample"])}  # outputs by name
     index, generation, reward = slot["index"], slot["generation"], slot["reward"]
 
     def run():
-        out = torch.ops.pyrl.replay_sample(storage.state, storage.columns, BATCH, None, seed,
-                                           next(calls), config)
+        out = torch.ops.pyrl.replay_sample(storage.state, storage.columns, BATCH, None, config)
         torch.ops.pyrl.replay_update_priorities(storage.state, out[index], out[generation],
                                                 out[reward].abs(), config, applied)
     return run
+
+
+def sample_routes(buf):
+    """The one compiled sample(BATCH) call of a buffer by both routes: the host (the buffer's
+    own route: pybind11, no dispatcher) and torch.ops.pyrl."""
+    storage, config, host = buf.storage, buf.op_config, buf.storage.host
+
+    def direct():
+        host.sample(BATCH, None)
+
+    def dispatched():
+        torch.ops.pyrl.replay_sample(storage.state, storage.columns, BATCH, None, config)
+    return direct, dispatched
 
 
 def rate_per_s(fn, seconds):
@@ -314,6 +326,17 @@ def pyrl_only(ours, min_run_time):
     print(f"{'sample+update (PER), direct route (the buffer)':<52} {direct:>9.1f}")
     print(f"{'sample+update (PER), torch.ops.pyrl dispatcher':<52} {dispatched:>9.1f} "
           f"{dispatched / direct:.2f}x the direct route")
+    for prioritized in (False, True):
+        direct_op, dispatched_op = sample_routes(ours[prioritized]["buffer"])
+        kind = "PER" if prioritized else "uniform"
+        # Interleaved rounds: the routes meet the same machine state.
+        rounds = [(median_us(direct_op, min_run_time / 4), median_us(dispatched_op, min_run_time / 4))
+                  for _ in range(4)]
+        direct = statistics.median(r[0] for r in rounds)
+        dispatched = statistics.median(r[1] for r in rounds)
+        print(f"{f'sample({BATCH}) op call ({kind}), direct route':<52} {direct:>9.1f}")
+        print(f"{f'sample({BATCH}) op call ({kind}), torch.ops.pyrl':<52} {dispatched:>9.1f} "
+              f"direct saves {1 - direct / dispatched:.0%}")
     print(f"{'check() of the full 1M buffer':<52} {median_us(buf.check, min_run_time):>9.1f}")
     alone, shared, adds = concurrent_rates(ours[True], max(0.5, 3 * min_run_time))
     print(f"{'sample+update/s alone':<52} {alone:>9.0f}")

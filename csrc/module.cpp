@@ -56,7 +56,9 @@ py::dict layout() {
   py::dict out;
   out["state"] = dict({{"row_episode", kStateRowEpisode}, {"episodes", kStateEpisodes},
                        {"counters", kStateCounters}, {"sum_tree", kStateSumTree},
-                       {"min_tree", kStateMinTree}, {"max_priority", kStateMaxPriority}});
+                       {"min_tree", kStateMinTree}, {"max_priority", kStateMaxPriority},
+                       {"draws", kStateDraws}, {"stage_length", kStateStageLength}});
+  out["draws"] = dict({{"seed", kDrawSeed}, {"calls", kDrawCalls}});
   out["counters"] = dict({{"cursor", kCursor}, {"next_episode", kNextEpisode},
                           {"oldest_episode", kOldestEpisode}, {"transitions", kTransitions},
                           {"terminated_episodes", kTerminatedEpisodes},

@@ -1,5 +1,6 @@
-// pyrl._C.ReplayHost: the direct (pybind11) route of a CPU buffer's replay ops. It holds the
-// buffer's state, columns and settings, so a call converts only its own inputs, and turns what a
+// pyrl._C.ReplayHost: the direct (pybind11) route of a CPU buffer's replay ops. It keeps
+// references to the buffer's tensors (state, columns, stage) and its settings, and no state of
+// its own, so a call converts only its own inputs; it turns what a
 // caller passes (tensors, numpy arrays straight from gymnasium, lists) into the tensors the op
 // takes, naming the field when something does not fit. Then it releases the GIL, takes the
 // buffer's mutex (which covers only the compiled work) and runs the very function the dispatcher
@@ -97,15 +98,14 @@ class BufferLock {
 
 class ReplayHost {
  public:
-  ReplayHost(Tensors state, Tensors columns, std::vector<double> config,
-             std::vector<std::string> names, int64_t obs_columns, int64_t horizon, int64_t seed)
+  ReplayHost(Tensors state, Tensors columns, Tensors stage, std::vector<double> config,
+             std::vector<std::string> names, int64_t obs_columns)
       : state_(std::move(state)),
         columns_(std::move(columns)),
+        stage_(std::move(stage)),
         config_(std::move(config)),
         names_(std::move(names)),
-        obs_columns_(obs_columns),
-        horizon_(horizon),
-        seed_(seed) {
+        obs_columns_(obs_columns) {
     TORCH_CHECK_VALUE(names_.size() == columns_.size() && obs_columns_ >= 1 &&
                           obs_columns_ < static_cast<int64_t>(columns_.size()),
                       "ReplayHost: one name per column and 1 <= obs_columns < columns");
@@ -116,21 +116,21 @@ class ReplayHost {
 
   // One step of N environments. `obs` and `next_obs` are a value, or a dict by observation
   // name; `fields` maps every other field (reward excluded) to its value.
-  // Returns whether a stage filled up: an episode committed as truncated at max_episode_steps
-  // though neither flag was set (a loop that does not pass `truncated`, probably).
+  // Returns the pieces committed because their stage filled up: episodes committed as truncated
+  // at max_episode_steps though neither flag was set (a loop that does not pass `truncated`).
   // `skip`: None, or [N] bools of the envs whose step is not stored (NEXT_STEP resets).
-  bool add(py::handle obs, py::handle next_obs, py::handle reward, py::handle terminated,
-           py::handle truncated, const py::dict& fields, py::handle skip) {
-    bool filled = false;
-    if (add_in_place(obs, next_obs, reward, terminated, truncated, fields, skip, filled)) {
-      return filled;
+  int64_t add(py::handle obs, py::handle next_obs, py::handle reward, py::handle terminated,
+              py::handle truncated, const py::dict& fields, py::handle skip) {
+    int64_t cut = 0;
+    if (add_in_place(obs, next_obs, reward, terminated, truncated, fields, skip, cut)) {
+      return cut;
     }
     Tensors step, final_obs;
     const int64_t envs = observations("add", "obs", obs, -1, step);
     TORCH_CHECK_VALUE(envs >= 1, "ReplayBuffer.add: obs should hold at least one environment, "
                                  "got 0 rows");
     observations("add", "next_obs", next_obs, envs, final_obs);
-    check_fields(fields);
+    check_fields("add", fields);
     for (size_t i = obs_columns_; i + 1 < columns_.size(); ++i) {
       step.push_back(rows("add", names_[i], fields[names_[i].c_str()], i, envs));
     }
@@ -141,12 +141,8 @@ class ReplayHost {
     if (!skip.is_none()) skipped = flags("skip", skip, envs).ne(0).contiguous();
     py::gil_scoped_release release;
     auto lock = lock_.acquire();
-    ensure_stage(envs);
-    filled = stage_fills(envs, term.const_data_ptr<bool>(), trunc.const_data_ptr<bool>(),
-                         skipped ? skipped->const_data_ptr<bool>() : nullptr);
-    replay_add_cpu(state_, columns_, stage_, stage_length_, step, final_obs, term, trunc,
-                   config_, skipped);
-    return filled;
+    return replay_add_steps(state_, columns_, stage_, step, final_obs, term, trunc, config_,
+                            skipped);
   }
 
   // The common case read in place: every value a C-contiguous numpy array or contiguous CPU
@@ -155,7 +151,7 @@ class ReplayHost {
   // would cost more than the copy. Returns false, having changed nothing, when a value does not
   // qualify; the general path then converts it or names what is wrong.
   bool add_in_place(py::handle obs, py::handle next_obs, py::handle reward, py::handle terminated,
-                    py::handle truncated, const py::dict& fields, py::handle skip, bool& filled) {
+                    py::handle truncated, const py::dict& fields, py::handle skip, int64_t& cut) {
     const size_t count = columns_.size();
     c10::SmallVector<py::handle, 8> values, finals;
     if (!gather_observations(obs, values) || !gather_observations(next_obs, finals)) return false;
@@ -187,10 +183,8 @@ class ReplayHost {
     }
     py::gil_scoped_release release;
     auto lock = lock_.acquire();
-    ensure_stage(envs);
-    filled = stage_fills(envs, term, trunc, skipping);
-    replay_add_rows(state_, columns_, stage_, stage_length_, step.data(), final_obs.data(), term,
-                    trunc, skipping, config_);
+    cut = replay_add_rows(state_, columns_, stage_, envs, step.data(), final_obs.data(), term,
+                          trunc, skipping, config_);
     return true;
   }
 
@@ -281,85 +275,56 @@ class ReplayHost {
            order == (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? kLittle : kBig);
   }
 
-  // The per-environment stage, allocated at the first step (call with the mutex held).
-  void ensure_stage(int64_t envs) {
-    if (!stage_length_.defined()) {
-      for (const auto& column : columns_) {
-        auto shape = column.sizes().vec();
-        shape[0] = horizon_;
-        shape.insert(shape.begin(), envs);
-        stage_.push_back(at::zeros(shape, column.options()));
-      }
-      stage_length_ = at::zeros({envs}, state_[0].options());
-    }
-    TORCH_CHECK_VALUE(stage_length_.size(0) == envs, "ReplayBuffer.add: obs has ", envs,
-                      " environments, but earlier steps had ", stage_length_.size(0));
-  }
-
-  // Whether a stage fills up at this step with neither flag set (call with the mutex held).
-  bool stage_fills(int64_t envs, const bool* term, const bool* trunc, const bool* skipping) const {
-    const int64_t* length = stage_length_.const_data_ptr<int64_t>();
-    for (int64_t e = 0; e < envs; ++e) {
-      if (length[e] == horizon_ - 1 && !(skipping && skipping[e]) && !term[e] && !trunc[e]) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  void check_fields(const py::dict& fields) const {
+  void check_fields(const char* where, const py::dict& fields) const {
     bool complete = static_cast<int64_t>(py::len(fields)) ==
                     static_cast<int64_t>(columns_.size()) - obs_columns_ - 1;
     for (size_t i = obs_columns_; complete && i + 1 < columns_.size(); ++i) {
       complete = fields.contains(names_[i].c_str());
     }
-    if (!complete) field_mismatch(fields);
+    if (!complete) field_mismatch(where, fields);
   }
 
 
-  void add_episode(const Tensors& values, bool terminated, const std::optional<at::Tensor>& td_abs) {
+  // A whole episode: `obs` holds T + 1 rows (a value, or a dict by observation name), `reward`
+  // and every other field T rows; converted under add's rule.
+  void add_episode(py::handle obs, py::handle reward, const py::dict& fields, bool terminated,
+                   const std::optional<at::Tensor>& td_abs) {
+    constexpr const char* where = "add_episode";
+    Tensors values;
+    const int64_t rows = observations(where, "obs", obs, -1, values);
+    TORCH_CHECK_VALUE(rows >= 2, "ReplayBuffer.add_episode: an episode needs at least 1 "
+                      "transition (obs with 2 rows), got obs with ", rows, " rows");
+    check_fields(where, fields);
+    for (size_t i = obs_columns_; i + 1 < columns_.size(); ++i) {
+      values.push_back(this->rows(where, names_[i], fields[names_[i].c_str()], i, rows - 1));
+    }
+    values.push_back(this->rows(where, "reward", reward, columns_.size() - 1, rows - 1));
     py::gil_scoped_release release;
     auto lock = lock_.acquire();
     replay_add_episode_cpu(state_, columns_, values, terminated, config_, td_abs);
   }
 
-  // A sample keyed by the seed and the count of earlier sample calls, which only a sample
-  // that succeeds advances (so concurrent samples never share draws).
+  // Stores the running episodes (ReplayBuffer.end_running_episodes); returns how many.
+  int64_t end_episodes() {
+    py::gil_scoped_release release;
+    auto lock = lock_.acquire();
+    return replay_end_running(state_, columns_, stage_, config_);
+  }
+
+  // A sample keyed by the state's seed and count of sample calls, which the op advances.
   SampleResult sample(int64_t batch_size, const std::optional<at::Tensor>& rows) {
     py::gil_scoped_release release;
     auto lock = lock_.acquire();
-    SampleResult out = replay_sample_cpu(state_, columns_, batch_size, rows, seed_, calls_, config_);
-    calls_ += 1;
-    return out;
+    return replay_sample_cpu(state_, columns_, batch_size, rows, config_);
   }
 
   // Windows of consecutive steps (recurrent replay), drawn like sample and counted with it;
   // `columns` are the buffer's columns without the hidden one.
   SequenceSample sample_windows(const Tensors& columns, const at::Tensor& hidden,
-                                int64_t batch_size, int64_t steps, int64_t obs_columns,
-                                int64_t n, double gamma, double beta, bool batch_max) {
+                                int64_t batch_size, int64_t steps) {
     py::gil_scoped_release release;
     auto lock = lock_.acquire();
-    SequenceSample out = replay_sample_windows_cpu(state_, columns, hidden, batch_size, steps,
-                                                   obs_columns, n, gamma, seed_, calls_, beta,
-                                                   batch_max);
-    calls_ += 1;
-    return out;
-  }
-
-  std::pair<int64_t, int64_t> draws() {
-    py::gil_scoped_release release;
-    auto lock = lock_.acquire();
-    return {seed_, calls_};
-  }
-
-  void set_draws(int64_t seed, int64_t calls) {
-    TORCH_CHECK_VALUE(seed >= 0 && calls >= 0, "ReplayBuffer: draws should be [seed, calls], "
-                      "both >= 0, got [", seed, ", ", calls, "]");
-    py::gil_scoped_release release;
-    auto lock = lock_.acquire();
-    seed_ = seed;
-    calls_ = calls;
+    return replay_sample_windows_cpu(state_, columns, hidden, batch_size, steps, config_);
   }
 
   void update_priorities(const at::Tensor& index, const at::Tensor& generation,
@@ -375,31 +340,6 @@ class ReplayHost {
     return replay_check_cpu(state_);
   }
 
-  // The staged episodes in progress (None before the first add), for saving and restoring.
-  py::object stage() {
-    Tensors stage;
-    at::Tensor length;
-    {
-      py::gil_scoped_release release;
-      auto lock = lock_.acquire();
-      stage = stage_;
-      length = stage_length_;
-    }
-    if (!length.defined()) return py::none();
-    return py::make_tuple(stage, length);
-  }
-
-  void set_stage(const std::optional<Tensors>& stage, const std::optional<at::Tensor>& length) {
-    // The stage replaced is dropped after the mutex is released, with the GIL held: its last
-    // reference may be a Python tensor's.
-    Tensors swapped_stage = stage ? *stage : Tensors{};
-    at::Tensor swapped_length = length ? *length : at::Tensor{};
-    py::gil_scoped_release release;
-    auto lock = lock_.acquire();
-    std::swap(stage_, swapped_stage);
-    std::swap(stage_length_, swapped_length);
-  }
-
   // Python sections that read or write the state between op calls run between hold() and
   // release() (ReplayBuffer._locked): other threads' calls wait meanwhile.
   void hold() {
@@ -413,7 +353,7 @@ class ReplayHost {
   }
 
  private:
-  [[noreturn]] void field_mismatch(const py::dict& fields) const {
+  [[noreturn]] void field_mismatch(const char* where, const py::dict& fields) const {
     std::string missing, unexpected;
     for (size_t i = obs_columns_; i + 1 < columns_.size(); ++i) {
       if (!fields.contains(names_[i].c_str())) missing += " '" + names_[i] + "'";
@@ -424,7 +364,7 @@ class ReplayHost {
       for (size_t i = obs_columns_; i + 1 < columns_.size(); ++i) known |= key == names_[i];
       if (!known) unexpected += " '" + key + "'";
     }
-    TORCH_CHECK_VALUE(false, "ReplayBuffer.add: fields should be ", other_names(), "; missing [",
+    TORCH_CHECK_VALUE(false, "ReplayBuffer.", where, ": fields should be ", other_names(), "; missing [",
                       missing, " ], unexpected [", unexpected, " ]");
     __builtin_unreachable();
   }
@@ -549,13 +489,10 @@ class ReplayHost {
     return t;
   }
 
-  Tensors state_, columns_;
+  Tensors state_, columns_, stage_;
   std::vector<double> config_;
   std::vector<std::string> names_;
-  int64_t obs_columns_, horizon_;
-  int64_t seed_, calls_ = 0;
-  Tensors stage_;
-  at::Tensor stage_length_;
+  int64_t obs_columns_;
   py::object ndarray_, as_tensor_;
   BufferLock lock_;
 };
@@ -565,20 +502,17 @@ class ReplayHost {
 void bind_replay_host(py::module_& m) {
   py::class_<ReplayHost>(m, "ReplayHost",
                          "The direct route of a CPU buffer's replay ops (see replay_host.cpp).")
-      .def(py::init<Tensors, Tensors, std::vector<double>, std::vector<std::string>, int64_t,
-                    int64_t, int64_t>(),
-           py::arg("state"), py::arg("columns"), py::arg("config"), py::arg("names"),
-           py::arg("obs_columns"), py::arg("horizon"), py::arg("seed"))
+      .def(py::init<Tensors, Tensors, Tensors, std::vector<double>, std::vector<std::string>,
+                    int64_t>(),
+           py::arg("state"), py::arg("columns"), py::arg("stage"), py::arg("config"),
+           py::arg("names"), py::arg("obs_columns"))
       .def("add", &ReplayHost::add)
       .def("add_episode", &ReplayHost::add_episode)
+      .def("end_episodes", &ReplayHost::end_episodes)
       .def("sample", &ReplayHost::sample)
       .def("sample_windows", &ReplayHost::sample_windows)
       .def("update_priorities", &ReplayHost::update_priorities)
       .def("check", &ReplayHost::check)
-      .def("draws", &ReplayHost::draws)
-      .def("set_draws", &ReplayHost::set_draws)
-      .def("stage", &ReplayHost::stage)
-      .def("set_stage", &ReplayHost::set_stage)
       .def("hold", &ReplayHost::hold)
       .def("release", &ReplayHost::release);
 }

@@ -166,8 +166,19 @@ def _retrace_fake(log_rho, reward, q, next_v, terminated, truncated, gamma, lmbd
     return _like(reward)
 
 
-# The replay ops that only mutate their (a!) arguments (add, add_episode, update_priorities)
-# need no fake.
+# The replay ops that only mutate their (a!) arguments (add_episode, update_priorities) need no
+# fake; the add and end_episodes ops return a count (a 0-d int64 tensor).
+
+@torch.library.register_fake("pyrl::replay_add")
+def _replay_add_fake(state, columns, stage, step, final_obs, terminated, truncated, config,
+                     skip=None):
+    return state[0].new_empty(())
+
+
+@torch.library.register_fake("pyrl::replay_end_episodes")
+def _replay_end_episodes_fake(state, columns, stage, config):
+    return state[0].new_empty(())
+
 
 @torch.library.register_fake("pyrl::tree_sample")
 def _tree_sample_fake(sum_tree, min_tree, capacity, uniform, beta, batch_max):
@@ -183,7 +194,7 @@ def _obs_columns(config) -> int:
 
 
 @torch.library.register_fake("pyrl::replay_sample")
-def _replay_sample_fake(state, columns, batch_size, rows, seed, call, config):
+def _replay_sample_fake(state, columns, batch_size, rows, config):
     ids = state[0].new_empty(batch_size)
     reward = columns[-1]
     fields = [c.new_empty((batch_size, *c.shape[1:])) for c in columns[:-1]]
@@ -227,11 +238,12 @@ def _replay_gather_windows_fake(state, columns, start, steps, obs_columns, n, ga
 
 
 @torch.library.register_fake("pyrl::replay_sample_windows")
-def _replay_sample_windows_fake(state, columns, hidden, batch_size, steps, obs_columns, n, gamma,
-                                seed, call, beta, batch_max):
-    from pyrl.replay.layout import named, ordered  # here: pyrl.replay imports this module
+def _replay_sample_windows_fake(state, columns, hidden, batch_size, steps, config):
+    from pyrl.replay.layout import CONFIG, named, ordered  # here: pyrl.replay imports this module
+    # The buffer's settings; its hidden column (the last observation column) is passed apart.
     windows = named("replay_gather_windows", _replay_gather_windows_fake(
-        state, columns, generation_like(state, batch_size), steps, obs_columns, n, gamma))
+        state, columns, generation_like(state, batch_size), steps, _obs_columns(config) - 1,
+        int(config[CONFIG["n"]]), config[CONFIG["gamma"]]))
     generation = windows["generation"]
     return ordered("replay_sample_windows", dict(
         windows, index=generation.new_empty(batch_size),

@@ -239,6 +239,37 @@ def direct_rows(leaves: Tensor, seed: int, call: int, count: int, tries: int = 1
     return torch.tensor(rows, dtype=torch.int64)
 
 
+def episode_rows(leaves: Tensor, row_episode: Tensor, table: dict, seed: int, call: int,
+                 select_count: int, max_ep_draw: int, count: int) -> Tensor:
+    """Episode mode's rows of one sample call (SPEC 1.2): rounds of `select_count` stratified
+    draws by priority (:func:`tree_sample`), their distinct episodes in ascending id order, and
+    m = 1 + floor(u * min(T, max_ep_draw)) distinct steps of each (the first m of its steps
+    ordered by a uniform each), until `count` rows are drawn; cut to `count`. Every draw takes
+    the next stream past the fused sample's four (counter_uniforms). `table` is
+    ``ReplayBuffer.episodes()``."""
+    capacity = leaves.shape[0]
+    record = {int(i): (int(s), int(t)) for i, s, t in
+              zip(table["id"], table["start"], table["length"])}
+    stream = 4
+    rows: list[int] = []
+
+    def draw(n):
+        nonlocal stream
+        stream += 1
+        return counter_uniforms(seed, call, stream - 1, n)
+
+    while len(rows) < count:
+        drawn = tree_sample(leaves, draw(select_count), 0.0)[0]
+        episodes = sorted(set(row_episode[drawn].tolist()))
+        takes = draw(len(episodes)).tolist()
+        for episode, u in zip(episodes, takes):
+            start, length = record[episode]
+            take = 1 + int(u * min(length, max_ep_draw))
+            order = sorted(range(length), key=draw(length).tolist().__getitem__)
+            rows.extend((start + t) % capacity for t in order[:take])
+    return torch.tensor(rows[:count], dtype=torch.int64)
+
+
 class ReplayBuffer:
     """The replay storage of SPEC 1.2 in plain Python lists, one row at a time.
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pyrl import reference, replay
-from pyrl.replay.layout import CONFIG, named
+from pyrl.replay.layout import CONFIG, DRAWS, STATE, named
 
 F64 = torch.float64
 # The test buffers hold terminated episodes on purpose; test_terminal_callable_and_warning checks
@@ -35,6 +35,14 @@ def goal_step(strategy, t, length, u):
     step = {"future": t + 1 + int(u * (length - t)), "final": length,
             "episode": 1 + int(u * length)}[strategy]
     return min(step, length)
+
+
+def at_call(state, call):
+    """Copies of a buffer's state tensors whose draw counter says `call` sample calls were made:
+    an op then draws what that call of the buffer would."""
+    state = [t.clone() for t in state]
+    state[STATE["draws"]][DRAWS["calls"]] = call
+    return state
 
 
 def call_drawing(buf, rows, her_draw=None, floating=None, limit=200_000):
@@ -76,8 +84,8 @@ def sample_rows(buf, rows, her_draw=None, floating=None):
     (relabel, goal row) and floating k."""
     rows = torch.as_tensor(rows, dtype=torch.int64)
     call = call_drawing(buf, rows.tolist(), her_draw, floating)
-    out = torch.ops.pyrl.replay_sample(buf.storage.state, buf.storage.columns, rows.shape[0], rows,
-                                       buf.seed, call, buf.op_config)
+    out = torch.ops.pyrl.replay_sample(at_call(buf.storage.state, call), buf.storage.columns,
+                                       rows.shape[0], rows, buf.op_config)
     out = named("replay_sample", out)
     assert torch.equal(out["k"], (out["boot"] - out["index"]) % buf.capacity)  # the window's steps
     names = [f.name for f in buf.fields]
@@ -123,8 +131,8 @@ def test_ratio_and_future_histogram():
     relabeled = sum(int(buf.sample(1000).is_her.sum()) for _ in range(100))
     assert abs(relabeled / 100_000 - 0.8) < 0.005
     rows = torch.ones(100_000, dtype=torch.int64)
-    out = torch.ops.pyrl.replay_sample(buf.storage.state, buf.storage.columns, 100_000, rows,
-                                       buf.seed, 0, buf.op_config)
+    out = torch.ops.pyrl.replay_sample(at_call(buf.storage.state, 0), buf.storage.columns,
+                                       100_000, rows, buf.op_config)
     her_row = named("replay_sample", out)["her_row"]
     relabeled = her_row[her_row >= 0]
     assert abs(relabeled.shape[0] / 100_000 - 0.8) < 0.005
@@ -351,15 +359,15 @@ def test_goal_fields_missing_from_a_step():
                 reward=torch.zeros(1), terminated=[False], truncated=[True])
 
 
-def test_opcheck_with_relabeling():
+def test_opcheck_with_relabeling(sample_opchecks):
     buf = goal_buffer(replay.HER("future", 4, replay.per_dim([0.5], [1.0])), heads=2,
                       nstep=replay.NStep(3, 0.9, True))
-    args = (buf.storage.state, buf.storage.columns, 20, None, buf.seed, 5, buf.op_config)
-    torch.library.opcheck(torch.ops.pyrl.replay_sample.default, args)
+    args = (at_call(buf.storage.state, 5), buf.storage.columns, 20, None, buf.op_config)
+    torch.library.opcheck(torch.ops.pyrl.replay_sample.default, args, test_utils=sample_opchecks)
     bad = list(buf.op_config)
     bad[CONFIG["achieved_goal"]] = 7  # not an observation column
     with pytest.raises(ValueError, match=r"achieved_goal should index an observation column, in \[0, 3\), got 7"):
-        torch.ops.pyrl.replay_sample(*args[:6], bad)
+        torch.ops.pyrl.replay_sample(*args[:4], bad)
 
 
 # ---- HER(nstep="recompute"): relabeled windows keep k, rewards recomputed under the new goal --------

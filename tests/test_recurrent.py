@@ -469,19 +469,20 @@ def test_opcheck_sequence_ops():
             test_utils=("test_schema", "test_faketensor"))
 
 
-def test_host_and_dispatcher_routes_agree_and_empty_buffers_say_so():
+def test_host_and_dispatcher_routes_agree_and_empty_buffers_say_so(sample_opchecks):
     buf = random_buffer(9, 80, nstep=replay.NStep(2, gamma=0.9))
     names = [n for n in buf.storage.names if n != "hidden"]
     columns = [buf.storage.column(n) for n in names]
-    args = (buf.storage.state, columns, buf.storage.column("hidden"), 16, 5, 1, 2, 0.9,
-            buf.storage.seed, buf.sample_calls, 0.0, False)
+    state = [t.clone() for t in buf.storage.state]  # the buffer's next call draws the same
+    args = (state, columns, buf.storage.column("hidden"), 16, 5, buf.op_config)
     out = named("replay_sample_windows", torch.ops.pyrl.replay_sample_windows(*args))
     batch = buf.sample_sequences(16, length=4, burn_in=1)
     assert torch.equal(batch.hidden, out["hidden_first"])
     assert torch.equal(batch.obs, out["fields"][0]) and torch.equal(batch.action, out["fields"][1])
     for key in ("index", "mask", "reward", "discount", "k", "terminated", "generation", "weight"):
         assert torch.equal(batch[key], out[key]), key
-    torch.library.opcheck(torch.ops.pyrl.replay_sample_windows.default, args)
+    torch.library.opcheck(torch.ops.pyrl.replay_sample_windows.default, args,
+                          test_utils=sample_opchecks)
     empty = replay.ReplayBuffer(10, {"obs": (3,)}, recurrent=replay.Recurrent((2,)))
     with pytest.raises(ValueError, match="the buffer is empty"):
         empty.sample_sequences(2, 2)

@@ -357,6 +357,24 @@ def test_episode_mode_batches():
     assert set(n_step.tolist()) <= {0.25, 0.5}
 
 
+def test_episode_mode_rows_match_the_reference():
+    """The compiled sample draws episode mode's rows itself; pyrl.reference recomputes them
+    from the seed and the call count (a wrapped ring, priorities of every size)."""
+    mode = replay.EpisodeMode(select_count=3, max_ep_draw=4)
+    buf = replay.ReplayBuffer(61, {"obs": (3,), "action": (2,)}, seed=5, episode_mode=mode,
+                              prioritized=replay.PER(alpha=0.7))
+    for i in range(14):
+        buf.add_episode(**episode(3 + i % 5, seed=i))  # wraps and evicts
+    batch = buf.sample(8)
+    buf.update_priorities(batch.index, batch.generation, torch.rand(8) * 5)
+    for size in (1, 7, 40):
+        leaves = buf.priorities()
+        call = buf.sample_calls
+        expected = reference.episode_rows(leaves, buf.storage.row_episode, buf.episodes(),
+                                          buf.seed, call, 3, 4, size)
+        assert buf.sample(size).index.tolist() == expected.tolist()
+
+
 def test_episode_mode_is_reproducible_and_saved(tmp_path):
     def make():
         buf = buffer(100, episode_mode=replay.EpisodeMode(4, 5))

@@ -51,16 +51,18 @@ def op_samples():
         "tree_update": (sum_tree.clone(), min_tree.clone(), 4, torch.tensor([0, 2]),
                         torch.tensor([0.5, 3.0], dtype=F64)),
         "tree_sample": (sum_tree, min_tree, 4, torch.rand(5, dtype=F64), 0.5, False),
-        "replay_add": (state(), [c.clone() for c in st.columns], [s.clone() for s in st.stage],
-                       st.stage_length.clone(), step, step[:1], torch.tensor([True, False]),
-                       torch.tensor([False, False]), config),
+        "replay_add": (state(), [c.clone() for c in st.columns], [s.clone() for s in st.staged],
+                       step, step[:1], torch.tensor([True, False]), torch.tensor([False, False]),
+                       config),
+        "replay_end_episodes": (state(), [c.clone() for c in st.columns],
+                                [s.clone() for s in st.staged], config),
         "replay_add_episode": (state(), [c.clone() for c in st.columns],
                                [torch.zeros(4, 3), torch.zeros(3, 2), torch.ones(3)], True, config),
         "replay_add_episode_with_td_abs": (
             state(), [c.clone() for c in st.columns],
             [torch.zeros(4, 3), torch.zeros(3, 2), torch.ones(3)], True, config,
             torch.tensor([0.5, 2.0, 0.0], dtype=F64)),
-        "replay_sample": (state(), st.columns, 5, None, st.seed, 3, config),
+        "replay_sample": (state(), st.columns, 5, None, config),
         "replay_update_priorities": (state(), index, st.row_episode[index].clone(),
                                      torch.rand(5), config, torch.zeros(5, dtype=torch.bool)),
         "replay_check": (state(),),
@@ -68,16 +70,18 @@ def op_samples():
 
 
 @pytest.mark.parametrize("name", list(op_samples()))
-def test_opcheck(name):
+def test_opcheck(name, sample_opchecks):
     op = getattr(torch.ops.pyrl, name.removesuffix("_with_td_abs"))
-    torch.library.opcheck(op.default, op_samples()[name])
+    checks = {"test_utils": sample_opchecks} if name == "replay_sample" else {}
+    torch.library.opcheck(op.default, op_samples()[name], **checks)
 
 
-def test_opcheck_of_a_sample_with_given_rows():
+def test_opcheck_of_a_sample_with_given_rows(sample_opchecks):
     args = list(op_samples()["replay_sample"])
     leaves = args[0][STATE["sum_tree"]][-40:]
     args[3] = (leaves > 0).nonzero()[:5, 0].contiguous()
-    torch.library.opcheck(torch.ops.pyrl.replay_sample.default, tuple(args))
+    torch.library.opcheck(torch.ops.pyrl.replay_sample.default, tuple(args),
+                          test_utils=sample_opchecks)
 
 
 def clone_state(buf):
@@ -99,24 +103,23 @@ def test_host_and_dispatcher_agree():
     buf = filled()
     ops = torch.ops.pyrl
     config = buf.op_config
-    seed, calls = buf.seed, buf.sample_calls
     state, columns = clone_state(buf)
-    stage, length = [s.clone() for s in buf.storage.stage], buf.storage.stage_length.clone()
+    stage = [s.clone() for s in buf.storage.staged]
     step = dict(obs=torch.randn(2, 3), action=torch.randn(2, 2), reward=torch.randn(2),
                 next_obs=torch.randn(2, 3), terminated=torch.tensor([True, False]),
                 truncated=torch.tensor([False, False]))
     buf.add(**step)
-    ops.replay_add(state, columns, stage, length, [step["obs"], step["action"], step["reward"]],
-                   [step["next_obs"]], step["terminated"], step["truncated"], config)
+    assert ops.replay_add(state, columns, stage, [step["obs"], step["action"], step["reward"]],
+                          [step["next_obs"]], step["terminated"], step["truncated"], config) == 0
     ep = dict(obs=torch.randn(5, 3), action=torch.randn(4, 2), reward=torch.randn(4))
     buf.add_episode(**ep, terminated=True)
     ops.replay_add_episode(state, columns, [ep["obs"], ep["action"], ep["reward"]], True, config)
     assert_same(buf.storage.state, state)
     assert_same(buf.storage.columns, columns)
-    assert_same(buf.storage.stage + [buf.storage.stage_length], stage + [length])
+    assert_same(buf.storage.staged, stage)
 
     batch = buf.sample(16)
-    out = ops.replay_sample(state, columns, 16, None, seed, calls, config)
+    out = ops.replay_sample(state, columns, 16, None, config)
     out = named("replay_sample", out)
     fields, next_obs = out.pop("fields"), out.pop("next_obs")
     del out["her_row"]
@@ -130,6 +133,38 @@ def test_host_and_dispatcher_agree():
     assert_same(buf.storage.state, state)
     assert torch.equal(ops.replay_check(state), torch.tensor([0, -1]))
     buf.check()
+
+    buf.add(**dict(step, terminated=torch.tensor([False, False])))
+    ops.replay_add(state, columns, stage, [step["obs"], step["action"], step["reward"]],
+                   [step["next_obs"]], torch.tensor([False, False]), step["truncated"], config)
+    assert buf.end_running_episodes() == ops.replay_end_episodes(state, columns, stage, config) == 1
+    assert_same(buf.storage.state, state)
+    assert_same(buf.storage.columns, columns)
+    assert_same(buf.storage.staged, stage)
+
+
+def test_the_state_is_tensors_the_ops_advance():
+    """The draw counter and the stage are state tensors: a sample advances the counter, the
+    first add sizes the stage, a full stage's cut is the add's count, and state_dict holds
+    tensors only."""
+    buf = filled()
+    draws = buf.storage.state[STATE["draws"]]
+    assert draws.tolist() == [0, 0] and buf.storage.stage_length.tolist() == [3, 3]
+    buf.sample(4)
+    buf.sample(4)
+    assert draws.tolist() == [0, 2] == [buf.seed, buf.sample_calls]
+    fresh = replay.ReplayBuffer(10, {"obs": (3,)}, max_episode_steps=2)
+    assert fresh.storage.stage is None and fresh.storage.staged[0].shape == (0, 2, 3)
+    st, config = fresh.storage, fresh.op_config
+    step = [torch.zeros(3, 3), torch.zeros(3)]
+    no = torch.zeros(3, dtype=torch.bool)
+    cut = [int(torch.ops.pyrl.replay_add(st.state, st.columns, st.staged, step, step[:1], no, no,
+                                         config)) for _ in range(2)]
+    assert cut == [0, 3] and st.staged[0].shape == (3, 2, 3)  # sized at the first add
+    assert st.stage_length.tolist() == [0, 0, 0] and len(fresh) == 6
+    state = {k: v for k, v in buf.state_dict().items() if k != "config"}
+    flat = [t for v in state.values() for t in (v.values() if isinstance(v, dict) else [v])]
+    assert all(isinstance(t, torch.Tensor) for t in flat)
 
 
 def test_ops_name_the_bad_argument():
@@ -153,32 +188,37 @@ def test_ops_name_the_bad_argument():
     with pytest.raises(ValueError, match="no priority mass"):
         torch.ops.pyrl.tree_sample(empty_sum, min_tree, 4, torch.rand(2, dtype=F64), 1.0, False)
 
-    state, columns, batch_size, _, seed, call, config = op_samples()["replay_sample"]
+    state, columns, batch_size, _, config = op_samples()["replay_sample"]
     bad = list(config)
     bad[CONFIG["n"]] = 0
     with pytest.raises(ValueError, match="n should be at least 1, got 0"):
-        torch.ops.pyrl.replay_sample(state, columns, batch_size, None, seed, call, bad)
+        torch.ops.pyrl.replay_sample(state, columns, batch_size, None, bad)
     for slot, value, message in [("beta_steps", 2.5, "should be a whole number, got 2.5"),
                                  ("her_recompute", 2.0, "should be 0 or 1, got 2")]:
         bad = list(config)
         bad[CONFIG[slot]] = value
         with pytest.raises(ValueError, match=rf"config\[{CONFIG[slot]}\] \({slot}\) {message}"):
-            torch.ops.pyrl.replay_sample(state, columns, batch_size, None, seed, call, bad)
+            torch.ops.pyrl.replay_sample(state, columns, batch_size, None, bad)
     bad = list(config)
     bad[CONFIG["her_params"]] = 3
     with pytest.raises(ValueError, match=f"config should hold {len(CONFIG)} values and the 3 HER reward"):
-        torch.ops.pyrl.replay_sample(state, columns, batch_size, None, seed, call, bad)
-    with pytest.raises(ValueError, match="state should hold 6 tensors"):
-        torch.ops.pyrl.replay_sample(state[:5], columns, batch_size, None, seed, call, config)
+        torch.ops.pyrl.replay_sample(state, columns, batch_size, None, bad)
+    for slot, value in (("seed", -1), ("calls", -3)):
+        bad_draws = [t.clone() for t in state]
+        bad_draws[STATE["draws"]][replay.layout.DRAWS[slot]] = value
+        with pytest.raises(ValueError, match=r"draws should be \[seed, calls\], both >= 0"):
+            torch.ops.pyrl.replay_sample(bad_draws, columns, batch_size, None, config)
+    with pytest.raises(ValueError, match="state should hold 8 tensors"):
+        torch.ops.pyrl.replay_sample(state[:5], columns, batch_size, None, config)
     with pytest.raises(ValueError, match=r"counters should have shape \[7\], got \[5\]"):
         short = list(state)
         short[STATE["counters"]] = torch.zeros(5, dtype=torch.int64)
-        torch.ops.pyrl.replay_sample(short, columns, batch_size, None, seed, call, config)
+        torch.ops.pyrl.replay_sample(short, columns, batch_size, None, config)
     leaves = state[STATE["sum_tree"]][-40:]
     valid, final = (leaves > 0).nonzero()[:, 0], (leaves == 0).nonzero()[0, 0]
     rows = torch.stack([valid[0], final, valid[1], valid[2], valid[3]])
     with pytest.raises(ValueError, match=rf"rows\[1\] should be a stored transition row, got {int(final)}"):
-        torch.ops.pyrl.replay_sample(state, columns, 5, rows, seed, call, config)  # a final row
+        torch.ops.pyrl.replay_sample(state, columns, 5, rows, config)  # a final row
 
 
 

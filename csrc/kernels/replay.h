@@ -29,8 +29,13 @@ enum StateSlot : int {
   kStateSumTree,
   kStateMinTree,
   kStateMaxPriority,
+  kStateDraws,        // [2] int64: the seed and the count of sample calls (DrawCounter)
+  kStateStageLength,  // [N] int64: steps staged per environment; [0] before the first add
   kStateSlots
 };
+
+// The draw counter: a sample is keyed by (seed, calls) and advances calls (draws.h).
+enum DrawCounter : int { kDrawSeed = 0, kDrawCalls, kDrawCounters };
 
 // A buffer's settings, one float list in this order (ints and flags as exact small doubles);
 // the per_dim thresholds and values follow the fixed slots.
@@ -53,6 +58,8 @@ enum ConfigSlot : int {
   kConfigDesiredGoal,   // column of the desired goal
   kConfigHerRecompute,  // 1: relabeled windows keep their k, rewards recomputed under the goal
   kConfigHerTerminalOnSuccess,  // 1: reaching the new goal ends a relabeled window, terminal
+  kConfigEpisodeSelect,   // episode mode (SPEC 1.2): rows drawn per round; 0 samples transitions
+  kConfigEpisodeMaxDraw,  // episode mode: at most this many steps of one episode per round
   kConfigHerParams,     // how many reward parameters follow the fixed slots
   kConfigSlots
 };
@@ -61,7 +68,8 @@ enum ConfigSlot : int {
 constexpr const char* kConfigNames[kConfigSlots] = {
     "alpha", "eps", "p_min", "p_max", "beta", "beta_steps", "batch_max", "n", "gamma", "floating",
     "obs_columns", "her_strategy", "her_ratio", "her_reward", "achieved_goal", "desired_goal",
-    "her_recompute", "her_terminal_on_success", "her_params"};
+    "her_recompute", "her_terminal_on_success", "episode_select", "episode_max_draw",
+    "her_params"};
 static_assert(kConfigNames[kConfigSlots - 1] != nullptr, "a config slot without a name");
 
 struct ReplayConfig {
@@ -73,6 +81,7 @@ struct ReplayConfig {
   double gamma = 0.99;
   bool floating = false;
   int64_t obs_columns = 1;
+  int64_t episode_select = 0, episode_max_draw = 0;
   HerConfig her;
 };
 
@@ -116,8 +125,9 @@ struct StepInput {
 
 // Stages the step of each environment; an environment whose episode ends (or whose stage is
 // full: the piece is committed as truncated and the next step starts a new episode) has its
-// episode written to the ring. Transitions enter at leaf max_priority^alpha.
-void replay_add_step(Ring& ring, const ReplayConfig& config, const Columns& columns,
+// episode written to the ring. Transitions enter at leaf max_priority^alpha. Returns the pieces
+// committed because their stage was full, neither flag set (a loop that never truncates).
+int64_t replay_add_step(Ring& ring, const ReplayConfig& config, const Columns& columns,
                      const Stage& stage, const StepInput& input);
 
 // Writes one episode of `steps` transitions: `values[i]` holds steps + 1 rows for observation
@@ -128,6 +138,19 @@ void replay_add_step(Ring& ring, const ReplayConfig& config, const Columns& colu
 void replay_add_episode(Ring& ring, const ReplayConfig& config, const Columns& columns,
                         const uint8_t* const* values, int64_t steps, bool terminated,
                         const double* td_abs);
+
+// Stores every running episode as truncated at its newest observation, dropping its newest step
+// (whose next observation has not come), and empties every stage; a running episode of one step
+// is dropped whole. Returns the episodes stored.
+int64_t replay_end_episodes(Ring& ring, const ReplayConfig& config, const Columns& columns,
+                            const Stage& stage);
+
+// Episode mode (SPEC 1.2): the rows of one sample call. Rounds of episode_select stratified
+// draws by priority, their distinct episodes (ascending ids), and m ~ U{1..min(T, max_ep_draw)}
+// distinct steps of each, until `count` rows are drawn; `rows` gets the first `count`. Uniforms
+// come from the streams past the fused sample's own, one stream per draw of the call.
+void episode_rows(const Ring& ring, int64_t seed, int64_t call, const ReplayConfig& config,
+                  int64_t count, int64_t* rows);
 
 template <typename T>
 struct SampleOut {

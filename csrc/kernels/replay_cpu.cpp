@@ -129,6 +129,8 @@ ReplayConfig replay_config(const double* values, int64_t count) {
   config.gamma = values[kConfigGamma];
   config.floating = values[kConfigFloating] != 0.0;
   config.obs_columns = static_cast<int64_t>(values[kConfigObsColumns]);
+  config.episode_select = static_cast<int64_t>(values[kConfigEpisodeSelect]);
+  config.episode_max_draw = static_cast<int64_t>(values[kConfigEpisodeMaxDraw]);
   HerConfig& her = config.her;
   her.strategy = static_cast<int>(values[kConfigHerStrategy]);
   her.ratio = values[kConfigHerRatio];
@@ -144,9 +146,10 @@ ReplayConfig replay_config(const double* values, int64_t count) {
 
 // ---- adding -----------------------------------------------------------------------------------
 
-void replay_add_step(Ring& ring, const ReplayConfig& config, const Columns& columns,
-                     const Stage& stage, const StepInput& input) {
+int64_t replay_add_step(Ring& ring, const ReplayConfig& config, const Columns& columns,
+                        const Stage& stage, const StepInput& input) {
   const double leaf = priority_leaf(*ring.max_priority, config.alpha);
+  int64_t cut = 0;
   for (int64_t e = 0; e < stage.envs; ++e) {
     if (input.skip != nullptr && input.skip[e]) continue;
     const int64_t t = stage.length[e];
@@ -162,6 +165,7 @@ void replay_add_step(Ring& ring, const ReplayConfig& config, const Columns& colu
       stage.length[e] = t + 1;
       continue;
     }
+    cut += !terminated && !input.truncated[e];
     const int64_t steps = t + 1;
     const int64_t start = ring_claim_episode(ring, steps, terminated, leaf);
     const int64_t final_row = (start + steps) % ring.capacity;
@@ -178,6 +182,7 @@ void replay_add_step(Ring& ring, const ReplayConfig& config, const Columns& colu
     }
     stage.length[e] = 0;
   }
+  return cut;
 }
 
 void replay_add_episode(Ring& ring, const ReplayConfig& config, const Columns& columns,
@@ -199,7 +204,68 @@ void replay_add_episode(Ring& ring, const ReplayConfig& config, const Columns& c
   set_priorities(ring, config, rows.data(), td_abs, steps);
 }
 
+int64_t replay_end_episodes(Ring& ring, const ReplayConfig& config, const Columns& columns,
+                            const Stage& stage) {
+  int64_t stored = 0;
+  std::vector<const uint8_t*> values(static_cast<size_t>(columns.count));
+  for (int64_t e = 0; e < stage.envs; ++e) {
+    const int64_t length = stage.length[e];
+    stage.length[e] = 0;
+    if (length < 2) continue;
+    // The staged observations o_0 .. o_{T-1} are the episode's T rows; its last step is dropped.
+    for (int64_t i = 0; i < columns.count; ++i) {
+      values[i] = stage.data[i] + e * stage.horizon * columns.row_bytes[i];
+    }
+    replay_add_episode(ring, config, columns, values.data(), length - 1, false, nullptr);
+    ++stored;
+  }
+  return stored;
+}
+
 // ---- sampling ---------------------------------------------------------------------------------
+
+void episode_rows(const Ring& ring, int64_t seed, int64_t call, const ReplayConfig& config,
+                  int64_t count, int64_t* rows) {
+  const uint64_t key = draw_key(static_cast<uint64_t>(seed), static_cast<uint64_t>(call));
+  uint64_t stream = kDrawStreams;
+  std::vector<double> uniform;
+  const auto draw = [&](int64_t n) {
+    uniform.resize(static_cast<size_t>(n));
+    for (int64_t j = 0; j < n; ++j) uniform[j] = counter_uniform(key, stream, j);
+    ++stream;
+  };
+  std::vector<int64_t> drawn, episodes, order;
+  int64_t have = 0;
+  while (have < count) {
+    const int64_t select = config.episode_select;
+    draw(select);
+    drawn.resize(static_cast<size_t>(select));
+    tree_sample_stratified(ring.layout, ring.sum_tree, nullptr, uniform.data(), select,
+                           drawn.data());
+    episodes.clear();
+    for (int64_t row : drawn) episodes.push_back(ring.row_episode[row]);
+    std::sort(episodes.begin(), episodes.end());
+    episodes.erase(std::unique(episodes.begin(), episodes.end()), episodes.end());
+    draw(static_cast<int64_t>(episodes.size()));
+    const std::vector<double> counts = uniform;
+    for (size_t i = 0; i < episodes.size(); ++i) {
+      const int64_t* record = ring.episode(episodes[i]);
+      const int64_t start = record[kEpisodeStart], length = record[kEpisodeLength];
+      const int64_t take =
+          1 + static_cast<int64_t>(counts[i] * static_cast<double>(
+                                                   std::min(length, config.episode_max_draw)));
+      // `take` distinct steps: the first of the steps ordered by a uniform each.
+      draw(length);
+      order.resize(static_cast<size_t>(length));
+      for (int64_t t = 0; t < length; ++t) order[t] = t;
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int64_t a, int64_t b) { return uniform[a] < uniform[b]; });
+      for (int64_t t = 0; t < take && have < count; ++t) {
+        rows[have++] = (start + order[t]) % ring.capacity;
+      }
+    }
+  }
+}
 
 template <typename T>
 int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const ReplayConfig& config,

@@ -3,9 +3,10 @@
 // pointers and allocates outputs.
 //
 // The ops are stateless: a buffer's state is tensors that Python owns, passed as one list in
-// kernels::StateSlot order, and each op mutates only what its schema marks (a!). A sample only
-// reads: its draws are keyed by (seed, call), which the caller counts (draws.h). Settings are one
-// float list in kernels::ConfigSlot order. Both orders are exported by pyrl._C.layout().
+// kernels::StateSlot order (the draw counter and the stage lengths included), and each op
+// mutates only what its schema marks (a!). A sample's draws are keyed by the state's (seed,
+// calls), and the sample advances calls (draws.h). Settings are one float list in
+// kernels::ConfigSlot order. Both orders are exported by pyrl._C.layout().
 // Every check raises ValueError (TORCH_CHECK_VALUE) naming the argument and what came in.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
@@ -77,7 +78,7 @@ Ring ring_of(const char* op, at::TensorList state) {
   using namespace kernels;
   TORCH_CHECK_VALUE(state.size() == kStateSlots, op, ": state should hold ", kStateSlots,
                     " tensors (row_episode, episodes, counters, sum_tree, min_tree, "
-                    "max_priority), got ", state.size());
+                    "max_priority, draws, stage_length), got ", state.size());
   const at::Tensor& row_episode = state[kStateRowEpisode];
   rank(op, "row_episode", row_episode, 1, "1-D [C]");
   const int64_t capacity = row_episode.size(0);
@@ -89,6 +90,10 @@ Ring ring_of(const char* op, at::TensorList state) {
   const TreeLayout layout = tree_layout(capacity);
   check_trees(op, state[kStateSumTree], state[kStateMinTree], layout);
   check_tensor(op, "max_priority", state[kStateMaxPriority], at::kDouble, {1});
+  check_tensor(op, "draws", state[kStateDraws], at::kLong, {kDrawCounters});
+  rank(op, "stage_length", state[kStateStageLength], 1, "1-D [N]");
+  check_tensor(op, "stage_length", state[kStateStageLength], at::kLong,
+               {state[kStateStageLength].size(0)});
   return Ring{capacity,
               writable<int64_t>(row_episode),
               writable<int64_t>(state[kStateEpisodes]),
@@ -112,6 +117,15 @@ void check_counters(const char* op, const Ring& ring) {
                     op, ": counters are inconsistent (cursor ", c[kCursor], ", episodes [",
                     c[kOldestEpisode], ", ", c[kNextEpisode], ") in ", ring.capacity,
                     " rows); ReplayBuffer.check() names what is broken");
+}
+
+// The state's draw counter (seed, calls), checked: both >= 0.
+int64_t* draws_of(const char* op, at::TensorList state) {
+  int64_t* draws = writable<int64_t>(state[kernels::kStateDraws]);
+  TORCH_CHECK_VALUE(draws[kernels::kDrawSeed] >= 0 && draws[kernels::kDrawCalls] >= 0, op,
+                    ": draws should be [seed, calls], both >= 0, got [",
+                    draws[kernels::kDrawSeed], ", ", draws[kernels::kDrawCalls], "]");
+  return draws;
 }
 
 int64_t row_bytes(const at::Tensor& column) {
@@ -166,6 +180,8 @@ kernels::Columns columns_of(const char* op, at::TensorList columns, int64_t capa
 
 bool integral(double x) { return std::isfinite(x) && x == std::floor(x); }
 
+}  // namespace
+
 // The settings list, checked against the columns it will be applied to.
 kernels::ReplayConfig config_of(const char* op, at::ArrayRef<double> values,
                                 at::TensorList columns) {
@@ -178,7 +194,8 @@ kernels::ReplayConfig config_of(const char* op, at::ArrayRef<double> values,
                     op, ": config should hold ", kConfigSlots, " values and the ", params,
                     " HER reward parameters it announces, got ", values.size(), " values");
   for (int slot : {kConfigBetaSteps, kConfigN, kConfigObsColumns, kConfigHerStrategy,
-                   kConfigHerReward, kConfigAchievedGoal, kConfigDesiredGoal}) {
+                   kConfigHerReward, kConfigAchievedGoal, kConfigDesiredGoal,
+                   kConfigEpisodeSelect, kConfigEpisodeMaxDraw}) {
     TORCH_CHECK_VALUE(integral(values[slot]), op, ": config[", slot, "] (",
                       kConfigNames[slot], ") should be a whole number, got ", values[slot]);
   }
@@ -194,6 +211,12 @@ kernels::ReplayConfig config_of(const char* op, at::ArrayRef<double> values,
                     config.beta_steps);
   TORCH_CHECK_VALUE(config.n >= 1 && config.n <= kMaxCapacity, op,
                     ": n should be at least 1, got ", config.n);
+  TORCH_CHECK_VALUE(config.episode_select >= 0 && config.episode_select <= kMaxCapacity &&
+                        (config.episode_select == 0 ||
+                         (config.episode_max_draw >= 1 && config.episode_max_draw <= kMaxCapacity)),
+                    op, ": config episode_select should be >= 0 (0: no episode mode) and, with "
+                    "episode mode, episode_max_draw >= 1, got ", config.episode_select, " and ",
+                    config.episode_max_draw);
   const HerConfig& her = config.her;
   TORCH_CHECK_VALUE(her.strategy >= kHerOff && her.strategy <= kHerRandom, op,
                     ": her strategy should be -1 (off), 0 (future), 1 (final), 2 (episode) or "
@@ -242,6 +265,8 @@ kernels::ReplayConfig config_of(const char* op, at::ArrayRef<double> values,
   out.her.goal_dim = goal_dim;
   return out;
 }
+
+namespace {
 
 // `value` must be one row block of `column`: [leading..., *column.shape[1:]] with its dtype.
 void check_rows(const char* op, const char* name, size_t i, const at::Tensor& value,
@@ -335,12 +360,54 @@ std::tuple<at::Tensor, at::Tensor> tree_sample_cpu(const at::Tensor& sum_tree,
 
 // ---- the replay buffer ops --------------------------------------------------------------------
 
-// The state-level checks of an add and the kernel call, on steps already checked against the
-// columns (by replay_add_cpu below, or by ReplayHost's numpy path).
-void replay_add_rows(at::TensorList state, at::TensorList columns, at::TensorList stage,
-                     const at::Tensor& stage_length, const uint8_t* const* step,
-                     const uint8_t* const* final_obs, const bool* terminated,
-                     const bool* truncated, const bool* skip, at::ArrayRef<double> config_values) {
+namespace {
+
+// The stage of `envs` environments: each stage column [N, horizon, *row] beside its column,
+// checked, as the kernels' Stage. A buffer's stage starts with N = 0 and is allocated here at
+// the first step (zeros), after every other check has passed (`allocate`).
+kernels::Stage stage_of(const char* op, at::TensorList state, at::TensorList columns,
+                        at::TensorList stage, int64_t envs, int64_t capacity, bool allocate,
+                        Pointers& stage_data) {
+  TORCH_CHECK_VALUE(stage.size() == columns.size(), op, ": stage should have one entry per "
+                    "column (", columns.size(), "), got ", stage.size());
+  const at::Tensor& stage_length = state[kernels::kStateStageLength];
+  const int64_t staged = stage_length.size(0);
+  TORCH_CHECK_VALUE(staged == 0 || envs < 0 || staged == envs, op, ": the step has ", envs,
+                    " environments, but earlier steps had ", staged);
+  const int64_t horizon = stage[0].dim() >= 2 ? stage[0].size(1) : 0;
+  TORCH_CHECK_VALUE(horizon >= 1 && horizon + 1 <= capacity, op,
+                    ": stage should hold between 1 and capacity - 1 = ", capacity - 1,
+                    " steps per environment, got ", horizon);
+  for (size_t i = 0; i < columns.size(); ++i) {
+    check_rows(op, "stage", i, stage[i], columns[i], {staged, horizon});
+    TORCH_CHECK_VALUE(stage[i].is_contiguous(), op, ": stage[", i, "] should be contiguous");
+  }
+  const int64_t* length = stage_length.const_data_ptr<int64_t>();
+  for (int64_t e = 0; e < staged; ++e) {
+    TORCH_CHECK_VALUE(length[e] >= 0 && length[e] < horizon, op, ": stage_length[", e,
+                      "] should be in [0, ", horizon, "), got ", length[e]);
+  }
+  if (staged == 0 && allocate && envs > 0) {
+    // resize_ keeps each tensor itself (the buffer's and the host's references stay valid).
+    const_cast<at::Tensor&>(stage_length).resize_({envs}).zero_();
+    for (size_t i = 0; i < columns.size(); ++i) {
+      auto shape = stage[i].sizes().vec();
+      shape[0] = envs;
+      const_cast<at::Tensor&>(stage[i]).resize_(shape).zero_();
+    }
+  }
+  for (size_t i = 0; i < columns.size(); ++i) stage_data.push_back(writable_bytes(stage[i]));
+  return {stage_length.size(0), horizon, stage_data.data(), writable<int64_t>(stage_length)};
+}
+
+}  // namespace
+
+// The state-level checks of an add and the kernel call, on steps of `envs` environments
+// already checked against the columns (by replay_add_cpu below, or by ReplayHost's numpy path).
+int64_t replay_add_rows(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                        int64_t envs, const uint8_t* const* step, const uint8_t* const* final_obs,
+                        const bool* terminated, const bool* truncated, const bool* skip,
+                        at::ArrayRef<double> config_values) {
   constexpr const char* op = "pyrl::replay_add";
   Ring ring = ring_of(op, state);
   check_counters(op, ring);
@@ -349,33 +416,17 @@ void replay_add_rows(at::TensorList state, at::TensorList columns, at::TensorLis
   RowBytes bytes, strides;
   const kernels::Columns cols =
       columns_of(op, columns, ring.capacity, config.obs_columns, data, bytes, strides);
-  TORCH_CHECK_VALUE(stage.size() == columns.size(), op, ": stage should have one entry per column (",
-                    columns.size(), "), got ", stage.size());
-  rank(op, "stage_length", stage_length, 1, "1-D [N]");
-  const int64_t envs = stage_length.size(0);
-  check_tensor(op, "stage_length", stage_length, at::kLong, {envs});
-  const int64_t horizon = stage[0].dim() >= 2 ? stage[0].size(1) : 0;
-  TORCH_CHECK_VALUE(horizon >= 1 && horizon + 1 <= ring.capacity, op,
-                    ": stage should hold between 1 and capacity - 1 = ", ring.capacity - 1,
-                    " steps per environment, got ", horizon);
-  for (size_t i = 0; i < columns.size(); ++i) {
-    check_rows(op, "stage", i, stage[i], columns[i], {envs, horizon});
-    TORCH_CHECK_VALUE(stage[i].is_contiguous(), op, ": stage[", i, "] should be contiguous");
-    stage_data.push_back(writable_bytes(stage[i]));
-  }
-  int64_t* length = writable<int64_t>(stage_length);
-  for (int64_t e = 0; e < envs; ++e) {
-    TORCH_CHECK_VALUE(length[e] >= 0 && length[e] < horizon, op, ": stage_length[", e,
-                      "] should be in [0, ", horizon, "), got ", length[e]);
-  }
-  kernels::replay_add_step(ring, config, cols, {envs, horizon, stage_data.data(), length},
-                           {step, final_obs, terminated, truncated, skip});
+  TORCH_CHECK_VALUE(envs >= 1, op, ": a step should hold at least one environment, got ", envs);
+  const kernels::Stage staged =
+      stage_of(op, state, columns, stage, envs, ring.capacity, /*allocate=*/true, stage_data);
+  return kernels::replay_add_step(ring, config, cols, staged,
+                                  {step, final_obs, terminated, truncated, skip});
 }
 
-void replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList stage,
-                    const at::Tensor& stage_length, at::TensorList step, at::TensorList final_obs,
-                    const at::Tensor& terminated, const at::Tensor& truncated,
-                    at::ArrayRef<double> config_values, const std::optional<at::Tensor>& skip) {
+int64_t replay_add_steps(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                       at::TensorList step, at::TensorList final_obs,
+                       const at::Tensor& terminated, const at::Tensor& truncated,
+                       at::ArrayRef<double> config_values, const std::optional<at::Tensor>& skip) {
   constexpr const char* op = "pyrl::replay_add";
   const double announced =
       config_values.size() > kernels::kConfigObsColumns ? config_values[kernels::kConfigObsColumns] : 0;
@@ -386,8 +437,8 @@ void replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList
                     ": step should have one entry per column (", columns.size(),
                     ") and final_obs one per observation column (", obs_columns, "), got ",
                     step.size(), " and ", final_obs.size());
-  rank(op, "stage_length", stage_length, 1, "1-D [N]");
-  const int64_t envs = stage_length.size(0);
+  TORCH_CHECK_VALUE(step[0].dim() >= 1, op, ": step[0] should be [N, ...], got a scalar");
+  const int64_t envs = step[0].size(0);
   c10::SmallVector<at::Tensor, 8> step_data, final_data;
   for (size_t i = 0; i < columns.size(); ++i) {
     check_rows(op, "step", i, step[i], columns[i], {envs});
@@ -403,9 +454,25 @@ void replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList
   c10::SmallVector<const uint8_t*, 8> step_bytes, final_bytes;
   for (const auto& s : step_data) step_bytes.push_back(static_cast<const uint8_t*>(s.const_data_ptr()));
   for (const auto& f : final_data) final_bytes.push_back(static_cast<const uint8_t*>(f.const_data_ptr()));
-  replay_add_rows(state, columns, stage, stage_length, step_bytes.data(), final_bytes.data(),
-                  term.const_data_ptr<bool>(), trunc.const_data_ptr<bool>(),
-                  skipped.defined() ? skipped.const_data_ptr<bool>() : nullptr, config_values);
+  return replay_add_rows(state, columns, stage, envs, step_bytes.data(), final_bytes.data(),
+                         term.const_data_ptr<bool>(), trunc.const_data_ptr<bool>(),
+                         skipped.defined() ? skipped.const_data_ptr<bool>() : nullptr,
+                         config_values);
+}
+
+int64_t replay_end_running(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                           at::ArrayRef<double> config_values) {
+  constexpr const char* op = "pyrl::replay_end_episodes";
+  Ring ring = ring_of(op, state);
+  check_counters(op, ring);
+  const kernels::ReplayConfig config = config_of(op, config_values, columns);
+  Pointers data, stage_data;
+  RowBytes bytes, strides;
+  const kernels::Columns cols =
+      columns_of(op, columns, ring.capacity, config.obs_columns, data, bytes, strides);
+  const kernels::Stage staged =
+      stage_of(op, state, columns, stage, -1, ring.capacity, /*allocate=*/false, stage_data);
+  return kernels::replay_end_episodes(ring, config, cols, staged);
 }
 
 void replay_add_episode_cpu(at::TensorList state, at::TensorList columns, at::TensorList values,
@@ -455,13 +522,38 @@ void replay_add_episode_cpu(at::TensorList state, at::TensorList columns, at::Te
                               priorities);
 }
 
+namespace {
+
+// The dispatcher's form of a count: a 0-d int64 tensor (an int output has no fake value).
+at::Tensor count_tensor(const at::Tensor& like, int64_t count) {
+  auto out = at::empty({}, like.options());
+  out.mutable_data_ptr<int64_t>()[0] = count;
+  return out;
+}
+
+at::Tensor replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                          at::TensorList step, at::TensorList final_obs,
+                          const at::Tensor& terminated, const at::Tensor& truncated,
+                          at::ArrayRef<double> config, const std::optional<at::Tensor>& skip) {
+  return count_tensor(state[0], replay_add_steps(state, columns, stage, step, final_obs,
+                                                 terminated, truncated, config, skip));
+}
+
+at::Tensor replay_end_episodes_cpu(at::TensorList state, at::TensorList columns,
+                                   at::TensorList stage, at::ArrayRef<double> config) {
+  return count_tensor(state[0], replay_end_running(state, columns, stage, config));
+}
+
+}  // namespace
+
 SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int64_t batch_size,
-                               const std::optional<at::Tensor>& rows, int64_t seed, int64_t call,
+                               const std::optional<at::Tensor>& rows,
                                at::ArrayRef<double> config_values) {
   constexpr const char* op = "pyrl::replay_sample";
   const Ring ring = ring_of(op, state);
   check_counters(op, ring);
-  TORCH_CHECK_VALUE(call >= 0, op, ": call should be >= 0, got ", call);
+  int64_t* draws = draws_of(op, state);
+  const int64_t seed = draws[kernels::kDrawSeed], call = draws[kernels::kDrawCalls];
   const kernels::ReplayConfig config = config_of(op, config_values, columns);
   Pointers data;
   RowBytes bytes, strides;
@@ -506,6 +598,12 @@ SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int
     }
   }
   const int64_t* given = rows ? rows->const_data_ptr<int64_t>() : nullptr;
+  std::vector<int64_t> episode_rows;
+  if (!rows && config.episode_select > 0) {  // episode mode: groups of steps of drawn episodes
+    episode_rows.resize(static_cast<size_t>(count));
+    kernels::episode_rows(ring, seed, call, config, count, episode_rows.data());
+    given = episode_rows.data();
+  }
   int64_t bad = -1;
   AT_DISPATCH_FLOATING_TYPES(reward.scalar_type(), op, [&] {
     const kernels::SampleOut<scalar_t> out{
@@ -519,6 +617,7 @@ SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int
   TORCH_CHECK_VALUE(bad < 0, op, ": sample ", bad, " drew row ", index[bad].item<int64_t>(),
                     ", which is not a stored transition: the priority tree does not match the "
                     "episode table (ReplayBuffer.check() names what is broken)");
+  draws[kernels::kDrawCalls] = call + 1;
   return {index, generation, weight, ret, discount, boot, her_row, fields, next_obs, steps,
           terminal};
 }
@@ -601,12 +700,14 @@ TORCH_LIBRARY_FRAGMENT(pyrl, m) {
   m.def("tree_sample(Tensor sum_tree, Tensor min_tree, int capacity, Tensor uniform, float beta, "
         "bool batch_max) -> (Tensor index, Tensor weight)");
   m.def("replay_add(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor(c!)[] stage, "
-        "Tensor(d!) stage_length, Tensor[] step, Tensor[] final_obs, Tensor terminated, "
-        "Tensor truncated, float[] config, Tensor? skip=None) -> ()");
+        "Tensor[] step, Tensor[] final_obs, Tensor terminated, Tensor truncated, float[] config, "
+        "Tensor? skip=None) -> Tensor cut");
+  m.def("replay_end_episodes(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor[] stage, "
+        "float[] config) -> Tensor stored");
   m.def("replay_add_episode(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor[] values, "
         "bool terminated, float[] config, Tensor? td_abs=None) -> ()");
-  m.def("replay_sample(Tensor[] state, Tensor[] columns, int batch_size, Tensor? rows, int seed, "
-        "int call, float[] config) -> (Tensor index, Tensor generation, Tensor weight, "
+  m.def("replay_sample(Tensor(a!)[] state, Tensor[] columns, int batch_size, Tensor? rows, "
+        "float[] config) -> (Tensor index, Tensor generation, Tensor weight, "
         "Tensor reward, Tensor discount, Tensor boot, Tensor her_row, Tensor[] fields, "
         "Tensor[] next_obs, Tensor k, Tensor terminated)");
   m.def("replay_update_priorities(Tensor(a!)[] state, Tensor index, Tensor generation, "
@@ -619,6 +720,7 @@ TORCH_LIBRARY_IMPL(pyrl, CPU, m) {
   m.impl("tree_update", &tree_update_cpu);
   m.impl("tree_sample", &tree_sample_cpu);
   m.impl("replay_add", &replay_add_cpu);
+  m.impl("replay_end_episodes", &replay_end_episodes_cpu);
   m.impl("replay_add_episode", &replay_add_episode_cpu);
   m.impl("replay_sample", &replay_sample_cpu);
   m.impl("replay_update_priorities", &replay_update_priorities_cpu);

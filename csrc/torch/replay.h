@@ -14,6 +14,7 @@ namespace pyrl {
 
 namespace kernels {
 struct Ring;
+struct ReplayConfig;
 }
 
 // The state list (kernels::StateSlot order), checked, as the kernels' Ring; the glue of every
@@ -23,6 +24,14 @@ kernels::Ring ring_of(const char* op, at::TensorList state);
 // The counters the ops index with, checked in O(1) (the rest of a state is validated when it
 // comes from outside, by replay_rebuild).
 void check_counters(const char* op, const kernels::Ring& ring);
+
+// The state's draw counter (seed, calls; kernels::DrawCounter), checked >= 0, writable: a
+// sample advances calls.
+int64_t* draws_of(const char* op, at::TensorList state);
+
+// The settings list, checked against the columns it applies to.
+kernels::ReplayConfig config_of(const char* op, at::ArrayRef<double> values,
+                                at::TensorList columns);
 
 // Bytes of one row of a [C, ...] column.
 int64_t row_bytes(const at::Tensor& column);
@@ -35,25 +44,31 @@ using SampleResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, 
                                 at::Tensor, at::Tensor, std::vector<at::Tensor>,
                                 std::vector<at::Tensor>, at::Tensor, at::Tensor>;
 
-void replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList stage,
-                    const at::Tensor& stage_length, at::TensorList step, at::TensorList final_obs,
-                    const at::Tensor& terminated, const at::Tensor& truncated,
-                    at::ArrayRef<double> config, const std::optional<at::Tensor>& skip);
+// The add op's work (the op returns its count as a 0-d tensor): the pieces committed because a
+// stage filled up.
+int64_t replay_add_steps(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                       at::TensorList step, at::TensorList final_obs,
+                       const at::Tensor& terminated, const at::Tensor& truncated,
+                       at::ArrayRef<double> config, const std::optional<at::Tensor>& skip);
 
-// replay_add_cpu's state checks and kernel call, for steps already checked against the columns
-// (ReplayHost's numpy path: raw pointers into the caller's arrays, no tensors made).
-void replay_add_rows(at::TensorList state, at::TensorList columns, at::TensorList stage,
-                     const at::Tensor& stage_length, const uint8_t* const* step,
-                     const uint8_t* const* final_obs, const bool* terminated,
-                     const bool* truncated, const bool* skip, at::ArrayRef<double> config);
+// replay_add_cpu's state checks and kernel call, for steps of `envs` environments already
+// checked against the columns (ReplayHost's numpy path: raw pointers into the caller's arrays,
+// no tensors made). Returns the pieces committed because a stage filled up.
+int64_t replay_add_rows(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                        int64_t envs, const uint8_t* const* step, const uint8_t* const* final_obs,
+                        const bool* terminated, const bool* truncated, const bool* skip,
+                        at::ArrayRef<double> config);
+
+// The end_episodes op's work: stores the running episodes, returns how many.
+int64_t replay_end_running(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                           at::ArrayRef<double> config);
 
 void replay_add_episode_cpu(at::TensorList state, at::TensorList columns, at::TensorList values,
                             bool terminated, at::ArrayRef<double> config,
                             const std::optional<at::Tensor>& td_abs);
 
 SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int64_t batch_size,
-                               const std::optional<at::Tensor>& rows, int64_t seed, int64_t call,
-                               at::ArrayRef<double> config);
+                               const std::optional<at::Tensor>& rows, at::ArrayRef<double> config);
 
 void replay_update_priorities_cpu(at::TensorList state, const at::Tensor& index,
                                   const at::Tensor& generation, const at::Tensor& td_abs,

@@ -211,20 +211,24 @@ WindowsResult replay_gather_windows_cpu(at::TensorList state, at::TensorList col
 
 SequenceSample replay_sample_windows_cpu(at::TensorList state, at::TensorList columns,
                                          const at::Tensor& hidden, int64_t batch_size,
-                                         int64_t steps, int64_t obs_columns, int64_t n,
-                                         double gamma, int64_t seed, int64_t call, double beta,
-                                         bool batch_max) {
+                                         int64_t steps, at::ArrayRef<double> config_values) {
   constexpr const char* op = "pyrl::replay_sample_windows";
   const Ring ring = ring_of(op, state);
   check_counters(op, ring);
+  int64_t* draws = draws_of(op, state);
+  const int64_t seed = draws[kernels::kDrawSeed], call = draws[kernels::kDrawCalls];
   TORCH_CHECK_VALUE(batch_size >= 1, op, ": batch_size should be >= 1, got ", batch_size);
-  TORCH_CHECK_VALUE(seed >= 0 && call >= 0, op, ": seed and call should be >= 0, got ", seed,
-                    " and ", call);
-  checks::unit_interval(op, "beta", beta);
+  // The buffer's own settings: its hidden column, the last observation column, comes apart.
+  const kernels::ReplayConfig config = config_of(op, config_values, columns);
+  const int64_t obs_columns = config.obs_columns - 1;
+  const double beta = kernels::beta_at(config, call);
   TORCH_CHECK_VALUE(ring.sum_tree[0] > 0.0, op, ": the buffer is empty (an episode is stored "
                     "once it ends; no episode has ended yet)");
   const ColumnView hidden_view = column_of(op, "hidden", hidden, ring.capacity);
   const auto index_options = state[kernels::kStateRowEpisode].options();
+  const int64_t n = config.n;
+  const double gamma = config.gamma;
+  const bool batch_max = config.batch_max;
   Windows w = windows_of(op, ring, columns, batch_size, steps, obs_columns, n, gamma,
                          index_options);
   auto index = at::empty({batch_size}, index_options);
@@ -244,6 +248,7 @@ SequenceSample replay_sample_windows_cpu(at::TensorList state, at::TensorList co
   TORCH_CHECK_VALUE(bad < 0, op, ": sample ", bad, " drew a row that is not a stored "
                     "transition: the sum tree does not match the episode table; "
                     "ReplayBuffer.check() names what is broken");
+  draws[kernels::kDrawCalls] = call + 1;
   return {index,    weight,     first_hidden, w.fields, w.mask,
           w.reward, w.discount, w.k,          w.terminal, w.generation};
 }
@@ -259,9 +264,8 @@ TORCH_LIBRARY_FRAGMENT(pyrl, m) {
   m.def("replay_gather_windows(Tensor[] state, Tensor[] columns, Tensor start, int steps, "
         "int obs_columns, int n, float gamma) -> (Tensor[] fields, Tensor mask, Tensor reward, "
         "Tensor discount, Tensor k, Tensor terminated, Tensor generation)");
-  m.def("replay_sample_windows(Tensor[] state, Tensor[] columns, Tensor hidden, int batch_size, "
-        "int steps, int obs_columns, int n, float gamma, int seed, int call, float beta, "
-        "bool batch_max) -> (Tensor index, Tensor weight, Tensor hidden_first, Tensor[] fields, "
+  m.def("replay_sample_windows(Tensor(a!)[] state, Tensor[] columns, Tensor hidden, "
+        "int batch_size, int steps, float[] config) -> (Tensor index, Tensor weight, Tensor hidden_first, Tensor[] fields, "
         "Tensor mask, Tensor reward, Tensor discount, Tensor k, Tensor terminated, "
         "Tensor generation)");
 }

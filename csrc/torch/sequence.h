@@ -14,10 +14,10 @@ using SequenceSample = std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vecto
                                   at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
                                   at::Tensor>;
 
+// The windows of a recurrent buffer: `columns` are its columns without the hidden one (the
+// last observation column), passed as `hidden`; `config` is the buffer's own settings list.
 SequenceSample replay_sample_windows_cpu(at::TensorList state, at::TensorList columns,
                                          const at::Tensor& hidden, int64_t batch_size,
-                                         int64_t steps, int64_t obs_columns, int64_t n,
-                                         double gamma, int64_t seed, int64_t call, double beta,
-                                         bool batch_max);
+                                         int64_t steps, at::ArrayRef<double> config);
 
 }  // namespace pyrl

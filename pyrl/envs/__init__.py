@@ -8,13 +8,13 @@ the recurrent agents. ``pyrl/SlowPointReach-v0`` is PointReach with each step wa
 (``delay=``; :class:`SlowStep`), for distributed-acting benchmarks.
 """
 
-import numpy as np
 from gymnasium.envs.registration import register, registry
 
 from pyrl.envs.bandit import ContextualBandit, ContextualBanditVector
 from pyrl.envs.goal import BitFlip, PointReach
 from pyrl.envs.masked import MaskVelocity
 from pyrl.envs.slow import SlowStep
+from pyrl.replay.autoreset import final_observations
 
 __all__ = ["ContextualBandit", "ContextualBanditVector", "PointReach", "BitFlip", "MaskVelocity",
            "SlowStep", "final_observations"]
@@ -32,38 +32,3 @@ _ENVS = {
 for _id, _kwargs in _ENVS.items():
     if _id not in registry:
         register(id=_id, **_kwargs)
-
-
-def final_observations(next_obs, infos: dict, done):
-    """The true next observation of each env of a gymnasium vector env step: ``next_obs``, with
-    the episode's final observation where it ended.
-
-    Under ``AutoresetMode.SAME_STEP`` the env has already reset the ended envs, so ``next_obs``
-    holds their reset observations and the final ones are in ``infos["final_obs"]``; this puts
-    them back. Under gymnasium's default ``NEXT_STEP`` mode ``next_obs`` already is final where
-    ``done`` (the reset comes with the next step, whose transition is not a real one: skip it),
-    and ``infos`` has no ``final_obs``; ``next_obs`` is returned as it is.
-
-    Args:
-        next_obs: the step's observations, an array ``[N, ...]`` or a dict of them.
-        infos: the step's info dict.
-        done: ``[N]`` bools, ``terminated | truncated``.
-
-    Returns:
-        ``next_obs`` itself when nothing ended or there is nothing to restore, else a copy.
-    """
-    done = np.asarray(done, dtype=bool)
-    if not done.any() or "final_obs" not in infos:
-        return next_obs
-    rows = np.flatnonzero(done)
-    finals = infos["final_obs"]
-    if isinstance(next_obs, dict):
-        out = {key: np.array(value, copy=True) for key, value in next_obs.items()}
-        for i in rows:
-            for key in out:
-                out[key][i] = finals[i][key]
-        return out
-    out = np.array(next_obs, copy=True)
-    for i in rows:
-        out[i] = finals[i]
-    return out

@@ -1,6 +1,7 @@
-"""What a replay buffer accepts: the spec of its fields, and the normalisation of inputs to the
-tensors the compiled ops take (one pass, before the one op call; nothing is retried). ``add``'s
-per-step inputs are normalised by the compiled host (csrc/replay_host.cpp) under the same rule.
+"""What a replay buffer accepts: the spec of its fields, and the normalisation of the inputs that
+are not column values (indices, generations, TD errors, recurrent states) to the tensors the
+compiled ops take. Column values (``add``'s steps, ``add_episode``'s episodes) are converted by
+the compiled host (csrc/replay_host.cpp), under the same rule.
 
 Conversion rule: tensors, numpy arrays and lists convert to a field's dtype within their kind
 (floats or ints into float columns, ints into int columns, bools into bool columns); anything
@@ -109,8 +110,6 @@ class Inputs:
         self.fields = fields
         self.obs_keys = obs_keys
         self.device = device
-        self.n_obs = len(obs_keys)
-        self.other_names = tuple(f.name for f in fields[self.n_obs:-1])
         self._single_obs = obs_keys == ("obs",)
 
     def obs_values(self, where: str, name: str, obs) -> list:
@@ -133,26 +132,6 @@ class Inputs:
         if len(shape) == 0:
             raise ValueError(f"ReplayBuffer.{where}: {name} should have a leading dimension, got a scalar")
         return shape[0]
-
-    def columns(self, where: str, obs, reward, fields: Mapping, obs_rows: Optional[int],
-                rows: Optional[int]) -> tuple[int, list[Tensor]]:
-        """Every column's value, checked: observations with `obs_rows` rows, the others with
-        `rows` (None: the observations' row count, as in ``add``). Returns (obs rows, values)."""
-        if len(fields) != len(self.other_names) or any(n not in fields for n in self.other_names):
-            expected = set(self.other_names)
-            missing, extra = sorted(expected - set(fields)), sorted(set(fields) - expected)
-            raise ValueError(f"ReplayBuffer.{where}: fields should be {sorted(expected)}; "
-                             f"missing {missing}, unexpected {extra}")
-        obs_list = self.obs_values(where, "obs", obs)
-        if obs_rows is None:
-            obs_rows = self.leading_size(where, obs_list[0])
-        others = obs_rows if rows is None else rows
-        values = [self.rows(where, f.name, f, v, obs_rows)
-                  for f, v in zip(self.fields, obs_list)]
-        for f in self.fields[self.n_obs:-1]:
-            values.append(self.rows(where, f.name, f, fields[f.name], others))
-        values.append(self.rows(where, "reward", self.fields[-1], reward, others))
-        return obs_rows, values
 
     def rows(self, where: str, name: str, field: Field, value, count: int) -> Tensor:
         """`value` as ``[count, *field.shape]`` of the field's dtype on the buffer's device."""

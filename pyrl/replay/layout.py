@@ -19,6 +19,7 @@ HER_REWARDS = dict(_LAYOUT["her_rewards"])
 HER_MAX_PARAMS = int(_LAYOUT["her_max_params"])
 INVARIANTS = tuple(sorted(_LAYOUT["invariants"], key=_LAYOUT["invariants"].get))
 DRAW_STREAMS = dict(_LAYOUT["draw_streams"])
+DRAWS = dict(_LAYOUT["draws"])                 # seed, calls -> slot of the draws state tensor
 MAX_CAPACITY = int(_LAYOUT["max_capacity"])
 OUTPUTS = {op: tuple(names) for op, names in _LAYOUT["outputs"].items()}  # op -> output names
 

@@ -11,12 +11,14 @@ from torch import Tensor
 
 from pyrl import _C, _ops
 from pyrl.replay.inputs import Field
-from pyrl.replay.layout import (CONFIG, COUNTERS, HER_OFF, HER_REWARDS, HER_STRATEGIES, STATE,
-                                episode_slots, tree_size)
+from pyrl.replay.layout import (CONFIG, COUNTERS, DRAWS, HER_OFF, HER_REWARDS, HER_STRATEGIES,
+                                STATE, episode_slots, tree_size)
 from pyrl.replay.mapped import ColumnDirectory
 from pyrl.replay.settings import HER, MemoryMapped, NStep, PER, PerDim, SparseL2
 
 STATE_NAMES = tuple(sorted(STATE, key=STATE.get))  # row_episode, episodes, counters, ...
+# The state tensors whose shape is fixed by the capacity (stage_length's grows at the first add).
+FIXED_STATE = tuple(name for name in STATE_NAMES if name != "stage_length")
 
 # Columns kept in their own [C, ...] tensor instead of the row record: recurrent states are read
 # as whole episodes or at one row per window, never beside a sampled row's other fields, and
@@ -27,7 +29,8 @@ RECORDS_FILE = "records.bin"  # a memory-mapped buffer's row records (MemoryMapp
 
 
 def config_values(prioritized: Optional[PER], nstep: NStep, her: Optional[HER],
-                  fields: list[Field], obs_keys: tuple[str, ...]) -> list[float]:
+                  fields: list[Field], obs_keys: tuple[str, ...],
+                  episode_mode=None) -> list[float]:
     """The settings list of the ops (kernels::ConfigSlot), from a buffer's settings."""
     per = prioritized if prioritized is not None else PER()
     values = [0.0] * len(CONFIG)
@@ -47,6 +50,9 @@ def config_values(prioritized: Optional[PER], nstep: NStep, her: Optional[HER],
     put("floating", nstep.floating and nstep.n > 1)
     put("obs_columns", len(obs_keys))
     put("her_strategy", HER_OFF)
+    if episode_mode is not None:
+        put("episode_select", episode_mode.select_count)
+        put("episode_max_draw", episode_mode.max_ep_draw)
     params: list[float] = []
     if her is not None:
         column = {f.name: i for i, f in enumerate(fields)}
@@ -83,12 +89,13 @@ class ReplayStorage:
         state: the bookkeeping tensors in the ops' order; also by name: ``row_episode`` ``[C]``
             (the owning episode id of each row, -1 if free: the row's generation), ``episodes``
             (start, length, terminated per slot), ``counters``, ``sum_tree``, ``min_tree``,
-            ``max_priority``.
-        host: the ``pyrl._C.ReplayHost`` holding these tensors (and the per-environment stage of
-            episodes in progress, allocated at the first ``add``): it converts inputs, takes the
-            buffer's mutex and runs the compiled ops.
-        seed, calls: the key of the sample draws and the number of sample calls so far (a
-            sample is a pure function of the state, the seed and the call count).
+            ``max_priority``, ``draws`` (the seed of the sample draws and the count of sample
+            calls, which each sample advances: a sample is a pure function of the state) and
+            ``stage_length`` (``[N]`` steps staged per environment; ``[0]`` before the first add).
+        staged: per column, ``[N, horizon, *shape]``: the episodes in progress, one per
+            environment (``N`` = 0 until the first ``add`` sizes them).
+        host: the ``pyrl._C.ReplayHost`` on these tensors: it converts inputs, takes the buffer's
+            mutex and runs the compiled ops; it holds no state of its own.
     """
 
     def __init__(self, capacity: int, fields: list[Field], device: torch.device, seed: int,
@@ -141,10 +148,14 @@ class ReplayStorage:
         self.sum_tree = full(size, dtype=torch.float64)
         self.min_tree = full(size, dtype=torch.float64, fill=float("inf"))
         self.max_priority = torch.ones(1, dtype=torch.float64, device=device)
+        self.draws = torch.tensor([seed, 0], dtype=torch.int64, device=device)
+        self.stage_length = full(0)
+        self.staged = [torch.zeros(0, horizon, *f.shape, dtype=f.dtype, device=device)
+                       for f in fields]
         self.state = [getattr(self, name) for name in STATE_NAMES]
         self.horizon = horizon
-        self.host = _C.ReplayHost(self.state, self.columns, config, self.names, obs_columns,
-                                  horizon, seed)
+        self.host = _C.ReplayHost(self.state, self.columns, self.staged, config, self.names,
+                                  obs_columns)
 
     def _map(self, name: str, shape: tuple, dtype: torch.dtype) -> Tensor:
         """A tensor on the file ``name`` of the mapped directory: created (zeros, its space
@@ -180,28 +191,23 @@ class ReplayStorage:
 
     @property
     def seed(self) -> int:
-        return self.host.draws()[0]
+        return int(self.draws[DRAWS["seed"]])
 
     @property
     def calls(self) -> int:
-        return self.host.draws()[1]
+        return int(self.draws[DRAWS["calls"]])
 
     @property
     def stage(self) -> Optional[list[Tensor]]:
-        staged = self.host.stage()
-        return None if staged is None else staged[0]
-
-    @property
-    def stage_length(self) -> Optional[Tensor]:
-        staged = self.host.stage()
-        return None if staged is None else staged[1]
+        """The staged columns, or None before the first ``add``."""
+        return self.staged if self.stage_length.numel() else None
 
     # ---- save and restore ----------------------------------------------------------------------
 
     def state_dict(self, columns: bool = True) -> dict:
         """The state's tensors; ``columns=False`` leaves the columns out (a mapped buffer's
         files hold them)."""
-        staged = self.host.stage()
+        staged = self.stage_length.numel() > 0
         # The columns are views of one record buffer, and torch.save cannot write views of one
         # storage as different dtypes: the dtype holding the most bytes stays a view (no copy of
         # the observations), columns of the other dtypes (int64 actions, say) are copied.
@@ -213,17 +219,15 @@ class ReplayStorage:
         columns = {name: c if c.dtype == kept or name in SEPARATE_COLUMNS else c.clone()
                    for name, c in zip(self.names, self.columns)} if columns else None
         return {**({"columns": columns} if columns is not None else {}),
-                **{name: getattr(self, name) for name in STATE_NAMES},
-                "draws": torch.tensor(self.host.draws(), dtype=torch.int64),
-                "stage": None if staged is None else dict(zip(self.names, staged[0])),
-                "stage_length": None if staged is None else staged[1]}
+                **{name: getattr(self, name) for name in FIXED_STATE},
+                "stage": dict(zip(self.names, self.staged)) if staged else None,
+                "stage_length": self.stage_length if staged else None}
 
     def check_state(self, state: Mapping[str, Any]) -> dict[str, Tensor]:
         """Every tensor of `state` against this storage's shapes and dtypes, before anything
         changes; returns them by flat name."""
         expected = {name: (getattr(self, name).shape, getattr(self, name).dtype)
-                    for name in STATE_NAMES}
-        expected["draws"] = ((2,), torch.int64)
+                    for name in FIXED_STATE}
         columns = state.get("columns")
         if columns is None and self.mapped is not None:
             columns = {}  # a mapped buffer's saved state: its files hold the columns
@@ -233,7 +237,7 @@ class ReplayStorage:
         if not isinstance(columns, Mapping):
             raise ValueError(f"ReplayBuffer.load_state_dict: columns should be a dict of tensors, "
                              f"got {type(columns).__name__}")
-        given = {name: state.get(name) for name in (*STATE_NAMES, "draws")}
+        given = {name: state.get(name) for name in FIXED_STATE}
         given.update({f"columns.{k}": v for k, v in columns.items()})
         if state.get("stage") is not None:
             stage_length = state.get("stage_length")
@@ -265,6 +269,8 @@ class ReplayStorage:
             if bad.numel():
                 raise ValueError(f"ReplayBuffer.load_state_dict: stage_length[{int(bad[0])}] "
                                  f"should be in [0, {self.horizon}), got {int(length[bad[0]])}")
+        if "stage_length" not in given:  # nothing staged
+            given["stage_length"] = torch.zeros(0, dtype=torch.int64)
         # Counters and the episode table are validated value by value, and everything derived
         # from them (row owners, the leaf mask, every tree parent) is rebuilt from them on copies:
         # nothing stored is trusted as an index, and a rejected state changes nothing.
@@ -273,16 +279,16 @@ class ReplayStorage:
         return {**given, **dict(zip(STATE_NAMES, rebuilt))}
 
     def load(self, given: Mapping[str, Tensor]) -> None:
-        """Copies checked tensors (from :meth:`check_state`) in."""
-        for name in STATE_NAMES:
+        """Copies checked tensors (from :meth:`check_state`) in. Each tensor stays itself (the
+        host refers to them): the stage is resized in place to the saved number of envs."""
+        for name in FIXED_STATE:
             getattr(self, name).copy_(given[name])
         for f, column in zip(self.fields, self.columns):
             if f"columns.{f.name}" in given:
                 column.copy_(given[f"columns.{f.name}"])
-        self.host.set_draws(*(int(x) for x in given["draws"].tolist()))
-        if "stage_length" in given:
-            self.host.set_stage([given[f"stage.{f.name}"].to(self.device, copy=True)
-                                 for f in self.fields],
-                                given["stage_length"].to(self.device, copy=True))
-        else:
-            self.host.set_stage(None, None)
+        envs = given["stage_length"].shape[0]
+        self.stage_length.resize_(envs).copy_(given["stage_length"])
+        for f, stage in zip(self.fields, self.staged):
+            stage.resize_(envs, self.horizon, *f.shape)
+            if envs:
+                stage.copy_(given[f"stage.{f.name}"])
