@@ -1,4 +1,5 @@
-"""The CUDA kernel bodies against the CPU ops.
+"""The CUDA kernel bodies against the CPU ops: the returns ops, the fused replay sample and the
+priority update (their phases, csrc/kernels/replay_sample.h and replay_update.h).
 
 On the CPU, the grid runner (test-only ops ``torch.ops.pyrl_grid``, csrc/torch/grid.cpp) runs each
 body over every thread index of the launch the CUDA backend makes, in launch order and in shuffled
@@ -168,3 +169,222 @@ def test_gpu_takes_the_bootstrap_form_of_next_value():
     for fn in (lambda d: returns.gae(**d, gamma=0.97, lmbda=0.9),
                lambda d: returns.nstep_gae(**d, n=3, gamma=0.97, lmbda=0.9)):
         assert_same(fn(cpu), fn(gpu), True, "the [N] bootstrap form on CUDA")
+
+
+# ---- the priority update's phases (csrc/kernels/replay_update.h) ------------------------------
+
+def prioritized_buffer(capacity, seed, heads=None):
+    """A prioritized buffer with random episodes: wrapped around the ring, old ones evicted,
+    and priorities already set unevenly."""
+    from pyrl import replay
+
+    spec = {"obs": (2,), "action": (1,)}
+    if heads is not None:
+        spec["reward"] = (heads,)
+    buf = replay.ReplayBuffer(capacity, spec, seed=seed,
+                              prioritized=replay.PER(alpha=0.6, eps=1e-3, p_max=50.0))
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(3 * capacity // 5):
+        T = int(torch.randint(1, max(2, capacity // 4), (1,), generator=g))
+        reward = torch.zeros(T) if heads is None else torch.zeros(T, heads)
+        buf.add_episode(obs=torch.randn(T + 1, 2, generator=g), action=torch.zeros(T, 1),
+                        reward=reward)
+    batch = buf.sample(16)
+    buf.update_priorities(batch.index, batch.generation, torch.rand(16, generator=g) * 3)
+    return buf, g
+
+
+def update_cases(buf, g, batch_size, dtype, heads):
+    """(index, generation, td_abs) of a sampled batch with duplicate rows, rows overwritten since
+    the sample, final-observation rows and free rows mixed in."""
+    batch = buf.sample(batch_size)
+    index, generation = batch.index.clone(), batch.generation.clone()
+    repeat = torch.randint(0, batch_size, (batch_size // 3,), generator=g)
+    index[repeat] = index[torch.roll(repeat, 1)]  # the same row twice, its generation kept or not
+    generation[repeat] = buf.storage.row_episode[index[repeat]]
+    stale = torch.rand(batch_size, generator=g) < 0.15
+    generation[stale] += 1
+    shape = (batch_size,) if heads is None else (batch_size, heads)
+    td = (torch.rand(shape, generator=g, dtype=torch.float64) * 80).to(dtype)  # some above p_max
+    td[torch.rand(shape, generator=g) < 0.1] = 0.0
+    return index, generation, td
+
+
+@pytest.mark.parametrize("capacity", [2, 9, 37, 4099])
+@pytest.mark.parametrize("dtype, heads", [(torch.float32, None), (torch.float64, None),
+                                          (torch.float32, 3)])
+def test_priority_update_phases_equal_the_cpu_op_in_any_thread_order(capacity, dtype, heads):
+    buf, g = prioritized_buffer(capacity, seed=capacity, heads=heads)
+    for batch_size in (1, 5, 300):
+        index, generation, td = update_cases(buf, g, batch_size, dtype, heads)
+        want = [t.clone() for t in buf.storage.state]
+        applied = torch.zeros(batch_size, dtype=torch.bool)
+        torch.ops.pyrl.replay_update_priorities(want, index, generation, td, buf.op_config, applied)
+        for shuffle in SHUFFLES:
+            torch.ops.pyrl_grid.set_shuffle(shuffle)
+            got = [t.clone() for t in buf.storage.state]
+            mask = torch.ones(batch_size, dtype=torch.bool)  # every entry is written
+            torch.ops.pyrl_grid.replay_update_priorities(got, index, generation, td,
+                                                         buf.op_config, mask)
+            assert torch.equal(mask, applied), f"applied (shuffle {shuffle})"
+            for w, t in zip(want, got):
+                assert torch.equal(w, t), f"state (shuffle {shuffle}, batch {batch_size})"
+        assert 0 < int(applied.sum()) <= batch_size or batch_size == 1
+
+
+def test_priority_update_phases_check_their_arguments_as_the_op_does():
+    buf, _ = prioritized_buffer(20, seed=1)
+    state = [t.clone() for t in buf.storage.state]
+    with pytest.raises(ValueError, match=r"index\[1\] should be a row in \[0, 20\), got 20"):
+        torch.ops.pyrl_grid.replay_update_priorities(
+            state, torch.tensor([0, 20]), torch.tensor([0, 0]), torch.ones(2), buf.op_config,
+            torch.zeros(2, dtype=torch.bool))
+    assert all(torch.equal(a, b) for a, b in zip(state, buf.storage.state))
+
+
+# ---- the fused sample's phases (csrc/kernels/replay_sample.h) ---------------------------------
+
+def goal_buffer(capacity, seed, her=None, **settings):
+    """Random goal episodes (a wrapped ring with evictions), some terminated."""
+    from pyrl import replay
+
+    reward_shape = settings.pop("reward", ())
+    reward_dtype = settings.pop("reward_dtype", torch.float32)
+    spec = {"observation": (2,), "achieved_goal": (2,), "desired_goal": (2,), "action": (1,),
+            "reward": (reward_shape, reward_dtype)}
+    buf = replay.ReplayBuffer(capacity, spec, seed=seed, her=her, **settings)
+    g = torch.Generator().manual_seed(seed)
+    for e in range(2 * capacity // 5):
+        T = int(torch.randint(1, max(2, capacity // 5), (1,), generator=g))
+        goals = torch.randint(0, 3, (T + 1, 2), generator=g).float()
+        buf.add_episode(obs={"observation": torch.randn(T + 1, 2, generator=g),
+                             "achieved_goal": goals,
+                             "desired_goal": goals[-1:].expand(T + 1, 2).clone()},
+                        action=torch.zeros(T, 1),
+                        reward=torch.randn((T, *reward_shape), generator=g, dtype=reward_dtype),
+                        terminated=bool(e % 3 == 0))
+    return buf
+
+
+def sample_cases():
+    from pyrl import replay
+
+    nstep = replay.NStep(3, 0.9, floating=True)
+    yield "uniform, direct draws", dict(), 53
+    yield "uniform, nearly empty ring (descent)", dict(sparse=True), 401
+    yield "PER, batch max weights", dict(prioritized=replay.PER(alpha=0.7, beta=0.5,
+                                                                 weight_norm="batch")), 61
+    yield "PER, floating n-step, float64 rewards", dict(
+        prioritized=replay.PER(beta_steps=5), nstep=nstep, reward_dtype=torch.float64), 47
+    for strategy in ("future", "final", "episode", "random"):
+        yield f"HER {strategy}", dict(her=replay.HER(strategy, 4, replay.sparse_l2(0.5)),
+                                      nstep=replay.NStep(2, 0.8)), 59
+    yield "HER recompute, terminal on success", dict(
+        her=replay.HER("future", 4, replay.sparse_l2(0.5), nstep="recompute",
+                       terminal_on_success=True), nstep=nstep), 67
+    yield "HER per_dim, two heads", dict(
+        her=replay.HER("episode", 3, replay.per_dim([0.5], [1.0])), reward=(2,),
+        nstep=replay.NStep(2, 0.9)), 43
+    yield "HER with a Python reward (stored kind)", dict(
+        her=replay.HER("future", 4, lambda a, g: -(a - g).abs().sum(-1)), nstep=nstep), 41
+
+
+@pytest.mark.parametrize("case, settings, capacity", list(sample_cases()),
+                         ids=[c[0] for c in sample_cases()])
+def test_sample_phases_equal_the_cpu_op_in_any_thread_order(case, settings, capacity):
+    from pyrl.replay.layout import named
+
+    settings = dict(settings)
+    sparse = settings.pop("sparse", False)
+    if sparse:
+        from pyrl import replay
+        buf = replay.ReplayBuffer(capacity, {"obs": (2,), "action": (1,)}, seed=3)
+        buf.add_episode(obs=torch.randn(6, 2), action=torch.zeros(5, 1), reward=torch.randn(5))
+    else:
+        buf = goal_buffer(capacity, seed=capacity, **settings)
+    if buf.prioritized is not None:
+        batch = buf.sample(32)
+        buf.update_priorities(batch.index, batch.generation, torch.rand(32) * 4)
+    config, columns = buf.op_config, buf.storage.columns
+    for batch_size in (1, 7, 300):
+        for rows in (None, buf.sample(batch_size).index):  # drawn, or given (episode mode)
+            want_state = [t.clone() for t in buf.storage.state]
+            want = named("replay_sample", torch.ops.pyrl.replay_sample(
+                want_state, columns, batch_size, rows, config))
+            for shuffle in SHUFFLES:
+                torch.ops.pyrl_grid.set_shuffle(shuffle)
+                state = [t.clone() for t in buf.storage.state]
+                got = named("replay_sample", torch.ops.pyrl_grid.replay_sample(
+                    state, columns, batch_size, rows, config))
+                for name, value in want.items():
+                    for w, t in zip(*(v if isinstance(v, list) else [v] for v in (value, got[name]))):
+                        assert torch.equal(w, t), f"{case}: {name} (batch {batch_size}, shuffle {shuffle})"
+                assert all(torch.equal(a, b) for a, b in zip(want_state, state))  # draws advanced
+
+
+# ---- the window ops' bodies (csrc/kernels/sequence_windows.h) ---------------------------------
+
+def recurrent_buffer(capacity, seed, reward_shape=(), reward_dtype=torch.float32, **settings):
+    """Random episodes of a recurrent buffer, wrapped around the ring with evictions."""
+    from pyrl import replay
+
+    buf = replay.ReplayBuffer(capacity, {"obs": (3,), "action": ((2,), torch.int64),
+                                         "reward": (reward_shape, reward_dtype)},
+                              recurrent=replay.Recurrent((5,)), seed=seed, **settings)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(30):
+        T = int(torch.randint(1, max(2, capacity // 3), (1,), generator=g))
+        buf.add_episode(obs=torch.randn(T + 1, 3, generator=g),
+                        reward=torch.randn((T, *reward_shape), generator=g).to(reward_dtype),
+                        terminated=bool(torch.rand(1, generator=g) < 0.5),
+                        action=torch.randint(0, 9, (T, 2), generator=g),
+                        hidden=torch.randn(T + 1, 5, generator=g))
+    return buf
+
+
+def window_cases():
+    from pyrl import replay
+
+    yield "uniform, one-step", 37, dict(), ()
+    yield "PER, batch max, n-step 3, float64", 64, dict(
+        prioritized=replay.PER(alpha=0.6, beta_steps=4, weight_norm="batch"),
+        nstep=replay.NStep(3, 0.9), reward_dtype=torch.float64), ()
+    yield "n-step 2, three heads", 23, dict(nstep=replay.NStep(2, 0.8)), (3,)
+
+
+@pytest.mark.parametrize("case, capacity, settings, heads", list(window_cases()),
+                         ids=[c[0] for c in window_cases()])
+def test_window_bodies_equal_the_cpu_ops_in_any_thread_order(case, capacity, settings, heads):
+    from pyrl.replay.layout import named
+
+    settings = dict(settings)
+    dtype = settings.pop("reward_dtype", torch.float32)
+    buf = recurrent_buffer(capacity, capacity, heads, dtype, **settings)
+    if buf.prioritized is not None:
+        batch = buf.sample(16)
+        buf.update_priorities(batch.index, batch.generation, torch.rand(16) * 3)
+    names = [n for n in buf.storage.names if n != "hidden"]
+    columns = [buf.storage.column(n) for n in names]
+    hidden, config = buf.storage.column("hidden"), buf.op_config
+    n = buf.nstep.n if buf.nstep is not None else 1
+    gamma = buf.nstep.gamma if buf.nstep is not None else 1.0
+    for count, steps in ((1, 1), (9, 4), (200, capacity // 2)):
+        start = buf.sample(count).index
+        want = named("replay_gather_windows", torch.ops.pyrl.replay_gather_windows(
+            buf.storage.state, columns, start, steps, 1, n, gamma))
+        want_state = [t.clone() for t in buf.storage.state]
+        want_sample = named("replay_sample_windows", torch.ops.pyrl.replay_sample_windows(
+            want_state, columns, hidden, count, steps, config))
+        for shuffle in SHUFFLES:
+            torch.ops.pyrl_grid.set_shuffle(shuffle)
+            got = named("replay_gather_windows", torch.ops.pyrl_grid.replay_gather_windows(
+                buf.storage.state, columns, start, steps, 1, n, gamma))
+            state = [t.clone() for t in buf.storage.state]
+            got_sample = named("replay_sample_windows", torch.ops.pyrl_grid.replay_sample_windows(
+                state, columns, hidden, count, steps, config))
+            for expected, actual in ((want, got), (want_sample, got_sample)):
+                for name, value in expected.items():
+                    pairs = zip(value, actual[name]) if isinstance(value, list) else [(value, actual[name])]
+                    for w, t in pairs:
+                        assert torch.equal(w, t), f"{case}: {name} (count {count}, shuffle {shuffle})"
+            assert all(torch.equal(a, b) for a, b in zip(want_state, state))

@@ -102,7 +102,7 @@ struct Columns {
   const int64_t* row_bytes;  // [count] bytes of one row's value
   const int64_t* stride;     // [count] bytes from one row to the next
 
-  uint8_t* at(int64_t i, int64_t row) const { return data[i] + row * stride[i]; }
+  PYRL_HD uint8_t* at(int64_t i, int64_t row) const { return data[i] + row * stride[i]; }
 };
 
 // Episodes in progress, one per environment: `length[e]` steps staged so far.

@@ -7,6 +7,7 @@
 
 #include "draws.h"
 #include "replay.h"
+#include "replay_sample.h"
 #include "window.h"
 
 namespace pyrl::kernels {
@@ -45,18 +46,6 @@ void set_priorities(Ring& ring, const ReplayConfig& config, const int64_t* rows,
   *ring.max_priority = highest;
 }
 
-// `random` HER goals: a uniformly drawn row, moved forward to the next stored one (rows are only
-// free at the start or behind an eviction, so this is uniform up to those gaps). -1 if the ring
-// holds no row at all, which a buffer with transitions never is; the walk is bounded regardless.
-int64_t random_stored_row(const Ring& ring, double u) {
-  int64_t row = std::min(static_cast<int64_t>(u * static_cast<double>(ring.capacity)),
-                         ring.capacity - 1);
-  for (int64_t tries = 0; tries < ring.capacity; ++tries) {
-    if (ring.row_episode[row] >= 0) return row;
-    row = row + 1 == ring.capacity ? 0 : row + 1;
-  }
-  return -1;
-}
 
 // A uniform buffer (alpha 0: every transition row has leaf 1) draws rows directly: a row drawn
 // uniformly from the ring, drawn again while it is not a transition, is uniform over the
@@ -96,23 +85,6 @@ void direct_uniform_rows(const Ring& ring, uint64_t key, int64_t count, int64_t*
   }
 }
 
-// The window of up to k steps from `row`, clipped at its episode's end.
-struct RingWindow {
-  int64_t steps;
-  int64_t boot;
-  double discount;  // gamma^steps, 0 when the window's last step is a true terminal
-  bool terminal;
-};
-
-RingWindow ring_window(const Ring& ring, int64_t row, int64_t t, const int64_t* record,
-                       int64_t k, double gamma) {
-  const int64_t length = record[kEpisodeLength];
-  const int64_t steps = std::min(k, length - t);
-  const bool terminal = record[kEpisodeTerminated] != 0 && t + steps == length;
-  const int64_t boot = row + steps;
-  return {steps, boot >= ring.capacity ? boot - ring.capacity : boot,
-          terminal ? 0.0 : power(gamma, steps), terminal};
-}
 
 }  // namespace
 

@@ -11,8 +11,6 @@ namespace {
 // of queueing behind each other (DESIGN.md: 8-ary tree, level-synchronous descent).
 constexpr int64_t kDescentChunk = 256;
 
-double min_leaf(double leaf) { return leaf > 0.0 ? leaf : __builtin_huge_val(); }
-
 }  // namespace
 
 void tree_set_leaves(const TreeLayout& layout, double* sum, double* mn, const int64_t* index,
@@ -20,7 +18,7 @@ void tree_set_leaves(const TreeLayout& layout, double* sum, double* mn, const in
   const int64_t leaves = layout.leaf_offset();
   for (int64_t j = 0; j < count; ++j) {  // in order: of repeated rows, the last write wins
     sum[leaves + index[j]] = leaf[j];
-    mn[leaves + index[j]] = min_leaf(leaf[j]);
+    mn[leaves + index[j]] = tree_min_leaf(leaf[j]);
   }
   for (int level = layout.leaf_level() - 1; level >= 0; --level) {
     const int shift = 3 * (layout.leaf_level() - level);
@@ -39,7 +37,7 @@ void tree_fill_range(const TreeLayout& layout, double* sum, double* mn, int64_t 
   if (count <= 0) return;
   const int64_t leaves = layout.leaf_offset();
   std::fill(sum + leaves + first, sum + leaves + first + count, leaf);
-  std::fill(mn + leaves + first, mn + leaves + first + count, min_leaf(leaf));
+  std::fill(mn + leaves + first, mn + leaves + first + count, tree_min_leaf(leaf));
   int64_t lo = first;
   int64_t hi = first + count - 1;
   for (int level = layout.leaf_level() - 1; level >= 0; --level) {

@@ -3,13 +3,20 @@
 // the pyrl op does, then runs the op's kernel body over every thread index of the launch the CUDA
 // backend would make (csrc/kernels/grid.h), in launch order or shuffled. tests/test_grid.py
 // compares the results with the CPU ops, bit for bit.
+#include <ATen/Dispatch.h>
+#include <ATen/ops/empty.h>
 #include <torch/library.h>
 
 #include <atomic>
 #include <cstdint>
 
 #include "../kernels/grid.h"
+#include "../kernels/replay_sample.h"
+#include "../kernels/replay_update.h"
+#include "../kernels/sequence_windows.h"
+#include "replay.h"
 #include "returns.h"
+#include "sequence.h"
 
 namespace pyrl {
 namespace {
@@ -18,6 +25,7 @@ namespace {
 std::atomic<uint64_t> grid_shuffle{0};
 
 struct GridRun {
+  GridRun() = default;
   explicit GridRun(const at::Tensor&) {}
 
   template <typename Body>
@@ -28,14 +36,115 @@ struct GridRun {
 
 void set_shuffle(int64_t seed) { grid_shuffle.store(static_cast<uint64_t>(seed)); }
 
+// The priority update's CUDA phases (csrc/kernels/replay_update.h) on the CPU state.
+void replay_update_priorities_grid(at::TensorList state, const at::Tensor& index,
+                                   const at::Tensor& generation, const at::Tensor& td_abs,
+                                   at::ArrayRef<double> config, const at::Tensor& applied) {
+  constexpr const char* op = "pyrl::replay_update_priorities";
+  const UpdateArgs args = update_args(op, state, index, generation, td_abs, config, applied);
+  const kernels::PrioritySettings settings{args.config.alpha, args.config.eps, args.config.p_min,
+                                           args.config.p_max};
+  auto priority = at::empty({args.count}, args.td.options().dtype(at::kDouble));
+  AT_DISPATCH_FLOATING_TYPES(args.td.scalar_type(), op, [&] {
+    kernels::update_priorities_in_phases(
+        args.ring, settings, args.rows.const_data_ptr<int64_t>(),
+        args.generations.const_data_ptr<int64_t>(), args.td.const_data_ptr<scalar_t>(),
+        args.count, args.heads, applied.mutable_data_ptr<bool>(),
+        priority.mutable_data_ptr<double>(), GridRun{});
+  });
+}
+
+void check_column_count(const char* op, int64_t count) {
+  TORCH_CHECK_VALUE(count <= kernels::kMaxColumns, op, ": a kernel body carries at most ",
+                    kernels::kMaxColumns, " columns, got ", count);
+}
+
+// The fused sample's CUDA phases (csrc/kernels/replay_sample.h) on the CPU state.
+SampleResult replay_sample_grid(at::TensorList state, at::TensorList columns, int64_t batch_size,
+                                const std::optional<at::Tensor>& rows,
+                                at::ArrayRef<double> config) {
+  constexpr const char* op = "pyrl::replay_sample";
+  SampleCall s;
+  prepare_sample(s, op, state, columns, batch_size, rows, config);
+  check_column_count(op, s.cols.count);
+  auto bad = at::empty({s.count}, s.index.options().dtype(at::kBool));
+  auto largest = at::empty({1}, s.weight.options());
+  AT_DISPATCH_FLOATING_TYPES(s.ret.scalar_type(), op, [&] {
+    kernels::sample_in_phases(s.ring, s.seed, s.call, s.config, s.cols, s.count, s.given,
+                              s.out<scalar_t>(), bad.mutable_data_ptr<bool>(),
+                              largest.mutable_data_ptr<float>(), GridRun{});
+  });
+  const bool* flags = bad.const_data_ptr<bool>();
+  int64_t first = -1;
+  for (int64_t j = 0; j < s.count && first < 0; ++j) first = flags[j] ? j : -1;
+  return finish_sample(s, op, first);
+}
+
+
+// The window gather's CUDA body (csrc/kernels/sequence_windows.h) on the CPU state.
+WindowsResult replay_gather_windows_grid(at::TensorList state, at::TensorList columns,
+                                         const at::Tensor& start, int64_t steps,
+                                         int64_t obs_columns, int64_t n, double gamma) {
+  constexpr const char* op = "pyrl::replay_gather_windows";
+  GatherWindowsCall g = prepare_gather_windows(op, state, columns, start, steps, obs_columns, n,
+                                               gamma);
+  check_column_count(op, static_cast<int64_t>(g.w.views.size()));
+  AT_DISPATCH_FLOATING_TYPES(g.w.reward.scalar_type(), op, [&] {
+    GridRun{}(kernels::gather_windows_body(g.ring, g.w.views.data(),
+                                           static_cast<int64_t>(g.w.views.size()),
+                                           g.obs_columns, g.start, g.count, g.steps, g.n,
+                                           g.gamma, g.w.out<scalar_t>()));
+  });
+  return windows_result(g.w);
+}
+
+// The sequence sample's CUDA phases on the CPU state.
+SequenceSample replay_sample_windows_grid(at::TensorList state, at::TensorList columns,
+                                          const at::Tensor& hidden, int64_t batch_size,
+                                          int64_t steps, at::ArrayRef<double> config) {
+  constexpr const char* op = "pyrl::replay_sample_windows";
+  SampleWindowsCall s;
+  prepare_sample_windows(s, op, state, columns, hidden, batch_size, steps, config);
+  check_column_count(op, static_cast<int64_t>(s.w.views.size()));
+  auto bad = at::empty({s.count}, s.index.options().dtype(at::kBool));
+  auto largest = at::empty({1}, s.weight.options());
+  const bool* flags = bad.const_data_ptr<bool>();
+  const auto first_bad = [&] {
+    for (int64_t j = 0; j < s.count; ++j) {
+      if (flags[j]) return j;
+    }
+    return int64_t{-1};
+  };
+  AT_DISPATCH_FLOATING_TYPES(s.w.reward.scalar_type(), op, [&] {
+    kernels::sample_windows_in_phases(
+        s.ring, s.seed, s.call, s.beta, s.batch_max, s.w.views.data(),
+        static_cast<int64_t>(s.w.views.size()), s.obs_columns, s.hidden, s.count, s.steps, s.n,
+        s.gamma, s.index.mutable_data_ptr<int64_t>(), s.weight.mutable_data_ptr<float>(),
+        static_cast<uint8_t*>(s.first_hidden.mutable_data_ptr()), s.w.out<scalar_t>(),
+        bad.mutable_data_ptr<bool>(), largest.mutable_data_ptr<float>(), GridRun{},
+        [&] { return first_bad() >= 0; });
+  });
+  return finish_sample_windows(s, op, first_bad());
+}
+
 }  // namespace
 
 TORCH_LIBRARY(pyrl_grid, m) {
   for (const char* schema : returns_ops::kSchemas) m.def(schema);
+  m.def(kUpdatePrioritiesSchema);
+  m.def(kSampleSchema);
+  m.def(kGatherWindowsSchema);
+  m.def(kSampleWindowsSchema);
   m.def("set_shuffle(int seed) -> ()");
 }
 
-TORCH_LIBRARY_IMPL(pyrl_grid, CPU, m) { returns_ops::register_impls<GridRun>(m); }
+TORCH_LIBRARY_IMPL(pyrl_grid, CPU, m) {
+  returns_ops::register_impls<GridRun>(m);
+  m.impl("replay_update_priorities", &replay_update_priorities_grid);
+  m.impl("replay_sample", &replay_sample_grid);
+  m.impl("replay_gather_windows", &replay_gather_windows_grid);
+  m.impl("replay_sample_windows", &replay_sample_windows_grid);
+}
 
 TORCH_LIBRARY_IMPL(pyrl_grid, CompositeExplicitAutograd, m) { m.impl("set_shuffle", &set_shuffle); }
 

@@ -27,8 +27,6 @@ namespace {
 
 using kernels::Ring;
 using kernels::TreeLayout;
-using Pointers = c10::SmallVector<uint8_t*, 8>;
-using RowBytes = c10::SmallVector<int64_t, 8>;
 
 void check_tensor(const char* op, const char* name, const at::Tensor& t, at::ScalarType dtype,
                   at::IntArrayRef shape) {
@@ -90,10 +88,7 @@ Ring ring_of(const char* op, at::TensorList state) {
   const TreeLayout layout = tree_layout(capacity);
   check_trees(op, state[kStateSumTree], state[kStateMinTree], layout);
   check_tensor(op, "max_priority", state[kStateMaxPriority], at::kDouble, {1});
-  check_tensor(op, "draws", state[kStateDraws], at::kLong, {kDrawCounters});
-  rank(op, "stage_length", state[kStateStageLength], 1, "1-D [N]");
-  check_tensor(op, "stage_length", state[kStateStageLength], at::kLong,
-               {state[kStateStageLength].size(0)});
+  // draws and stage_length are checked by the ops that read them (draws_of, stage_of).
   return Ring{capacity,
               writable<int64_t>(row_episode),
               writable<int64_t>(state[kStateEpisodes]),
@@ -121,6 +116,7 @@ void check_counters(const char* op, const Ring& ring) {
 
 // The state's draw counter (seed, calls), checked: both >= 0.
 int64_t* draws_of(const char* op, at::TensorList state) {
+  check_tensor(op, "draws", state[kernels::kStateDraws], at::kLong, {kernels::kDrawCounters});
   int64_t* draws = writable<int64_t>(state[kernels::kStateDraws]);
   TORCH_CHECK_VALUE(draws[kernels::kDrawSeed] >= 0 && draws[kernels::kDrawCalls] >= 0, op,
                     ": draws should be [seed, calls], both >= 0, got [",
@@ -371,7 +367,9 @@ kernels::Stage stage_of(const char* op, at::TensorList state, at::TensorList col
   TORCH_CHECK_VALUE(stage.size() == columns.size(), op, ": stage should have one entry per "
                     "column (", columns.size(), "), got ", stage.size());
   const at::Tensor& stage_length = state[kernels::kStateStageLength];
+  rank(op, "stage_length", stage_length, 1, "1-D [N]");
   const int64_t staged = stage_length.size(0);
+  check_tensor(op, "stage_length", stage_length, at::kLong, {staged});
   TORCH_CHECK_VALUE(staged == 0 || envs < 0 || staged == envs, op, ": the step has ", envs,
                     " environments, but earlier steps had ", staged);
   const int64_t horizon = stage[0].dim() >= 2 ? stage[0].size(1) : 0;
@@ -546,24 +544,23 @@ at::Tensor replay_end_episodes_cpu(at::TensorList state, at::TensorList columns,
 
 }  // namespace
 
-SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int64_t batch_size,
-                               const std::optional<at::Tensor>& rows,
-                               at::ArrayRef<double> config_values) {
-  constexpr const char* op = "pyrl::replay_sample";
-  const Ring ring = ring_of(op, state);
+void prepare_sample(SampleCall& s, const char* op, at::TensorList state, at::TensorList columns,
+                    int64_t batch_size, const std::optional<at::Tensor>& rows,
+                    at::ArrayRef<double> config_values) {
+  s.ring = ring_of(op, state);
+  const Ring& ring = s.ring;
   check_counters(op, ring);
-  int64_t* draws = draws_of(op, state);
-  const int64_t seed = draws[kernels::kDrawSeed], call = draws[kernels::kDrawCalls];
-  const kernels::ReplayConfig config = config_of(op, config_values, columns);
-  Pointers data;
-  RowBytes bytes, strides;
-  const kernels::Columns cols =
-      columns_of(op, columns, ring.capacity, config.obs_columns, data, bytes, strides);
+  s.draws = draws_of(op, state);
+  s.seed = s.draws[kernels::kDrawSeed];
+  s.call = s.draws[kernels::kDrawCalls];
+  s.config = config_of(op, config_values, columns);
+  const kernels::ReplayConfig& config = s.config;
+  s.cols = columns_of(op, columns, ring.capacity, config.obs_columns, s.data, s.bytes, s.strides);
   TORCH_CHECK_VALUE(batch_size >= 1, op, ": batch_size should be at least 1, got ", batch_size);
   TORCH_CHECK_VALUE(ring.sum_tree[0] > 0.0, op,
                     ": the buffer is empty (an episode is stored once it ends; no episode has "
                     "ended yet)");
-  const int64_t count = batch_size;
+  const int64_t count = s.count = batch_size;
   if (rows) {
     check_tensor(op, "rows", *rows, at::kLong, {count});
     const double* leaves = ring.sum_tree + ring.layout.leaf_offset();
@@ -575,64 +572,69 @@ SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int
   }
   const at::Tensor& reward = columns.back();
   const auto ids = state[kernels::kStateRowEpisode].options();
-  auto index = at::empty({count}, ids);
-  auto generation = at::empty({count}, ids);
-  auto boot = at::empty({count}, ids);
-  auto her_row = at::empty({count}, ids);
-  auto weight = at::empty({count}, reward.options().dtype(at::kFloat));
-  auto ret = reward.dim() == 2 ? at::empty({count, reward.size(1)}, reward.options())
-                               : at::empty({count}, reward.options());
-  auto discount = at::empty({count}, reward.options());
-  auto steps = at::empty({count}, ids);
-  auto terminal = at::empty({count}, ids.dtype(at::kBool));
-  std::vector<at::Tensor> fields, next_obs;
-  Pointers field_data, next_data;
+  s.index = at::empty({count}, ids);
+  s.generation = at::empty({count}, ids);
+  s.boot = at::empty({count}, ids);
+  s.her_row = at::empty({count}, ids);
+  s.weight = at::empty({count}, reward.options().dtype(at::kFloat));
+  s.ret = reward.dim() == 2 ? at::empty({count, reward.size(1)}, reward.options())
+                            : at::empty({count}, reward.options());
+  s.discount = at::empty({count}, reward.options());
+  s.steps = at::empty({count}, ids);
+  s.terminal = at::empty({count}, ids.dtype(at::kBool));
   for (size_t i = 0; i + 1 < columns.size(); ++i) {
     auto shape = columns[i].sizes().vec();
     shape[0] = count;
-    fields.push_back(at::empty(shape, columns[i].options()));
-    field_data.push_back(writable_bytes(fields.back()));
+    s.fields.push_back(at::empty(shape, columns[i].options()));
+    s.field_data.push_back(writable_bytes(s.fields.back()));
     if (static_cast<int64_t>(i) < config.obs_columns) {
-      next_obs.push_back(at::empty(shape, columns[i].options()));
-      next_data.push_back(writable_bytes(next_obs.back()));
+      s.next_obs.push_back(at::empty(shape, columns[i].options()));
+      s.next_data.push_back(writable_bytes(s.next_obs.back()));
     }
   }
-  const int64_t* given = rows ? rows->const_data_ptr<int64_t>() : nullptr;
-  std::vector<int64_t> episode_rows;
+  s.given = rows ? rows->const_data_ptr<int64_t>() : nullptr;
   if (!rows && config.episode_select > 0) {  // episode mode: groups of steps of drawn episodes
-    episode_rows.resize(static_cast<size_t>(count));
-    kernels::episode_rows(ring, seed, call, config, count, episode_rows.data());
-    given = episode_rows.data();
+    s.episode_rows.resize(static_cast<size_t>(count));
+    kernels::episode_rows(ring, s.seed, s.call, config, count, s.episode_rows.data());
+    s.given = s.episode_rows.data();
   }
-  int64_t bad = -1;
-  AT_DISPATCH_FLOATING_TYPES(reward.scalar_type(), op, [&] {
-    const kernels::SampleOut<scalar_t> out{
-        index.mutable_data_ptr<int64_t>(),   generation.mutable_data_ptr<int64_t>(),
-        weight.mutable_data_ptr<float>(),    boot.mutable_data_ptr<int64_t>(),
-        her_row.mutable_data_ptr<int64_t>(), ret.mutable_data_ptr<scalar_t>(),
-        discount.mutable_data_ptr<scalar_t>(), field_data.data(), next_data.data(),
-        steps.mutable_data_ptr<int64_t>(), terminal.mutable_data_ptr<bool>()};
-    bad = kernels::replay_sample<scalar_t>(ring, seed, call, config, cols, count, given, out);
-  });
-  TORCH_CHECK_VALUE(bad < 0, op, ": sample ", bad, " drew row ", index[bad].item<int64_t>(),
-                    ", which is not a stored transition: the priority tree does not match the "
-                    "episode table (ReplayBuffer.check() names what is broken)");
-  draws[kernels::kDrawCalls] = call + 1;
-  return {index, generation, weight, ret, discount, boot, her_row, fields, next_obs, steps,
-          terminal};
 }
 
-void replay_update_priorities_cpu(at::TensorList state, const at::Tensor& index,
-                                  const at::Tensor& generation, const at::Tensor& td_abs,
-                                  at::ArrayRef<double> config_values, const at::Tensor& applied) {
-  constexpr const char* op = "pyrl::replay_update_priorities";
-  Ring ring = ring_of(op, state);
-  check_counters(op, ring);
+SampleResult finish_sample(SampleCall& s, const char* op, int64_t bad) {
+  TORCH_CHECK_VALUE(bad < 0, op, ": sample ", bad, " drew row ", s.index[bad].item<int64_t>(),
+                    ", which is not a stored transition: the priority tree does not match the "
+                    "episode table (ReplayBuffer.check() names what is broken)");
+  s.draws[kernels::kDrawCalls] = s.call + 1;
+  return {s.index, s.generation, s.weight, s.ret, s.discount, s.boot, s.her_row, s.fields,
+          s.next_obs, s.steps, s.terminal};
+}
+
+SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int64_t batch_size,
+                               const std::optional<at::Tensor>& rows,
+                               at::ArrayRef<double> config_values) {
+  constexpr const char* op = "pyrl::replay_sample";
+  SampleCall s;
+  prepare_sample(s, op, state, columns, batch_size, rows, config_values);
+  int64_t bad = -1;
+  AT_DISPATCH_FLOATING_TYPES(s.ret.scalar_type(), op, [&] {
+    bad = kernels::replay_sample<scalar_t>(s.ring, s.seed, s.call, s.config, s.cols, s.count,
+                                           s.given, s.out<scalar_t>());
+  });
+  return finish_sample(s, op, bad);
+}
+
+UpdateArgs update_args(const char* op, at::TensorList state, const at::Tensor& index,
+                       const at::Tensor& generation, const at::Tensor& td_abs,
+                       at::ArrayRef<double> config_values, const at::Tensor& applied) {
+  UpdateArgs args;
+  args.ring = ring_of(op, state);
+  check_counters(op, args.ring);
   TORCH_CHECK_VALUE(config_values.size() >= kernels::kConfigSlots, op,
                     ": config should hold at least ", kernels::kConfigSlots, " values, got ",
                     config_values.size());
-  const kernels::ReplayConfig config =
+  args.config =
       kernels::replay_config(config_values.data(), static_cast<int64_t>(config_values.size()));
+  const kernels::ReplayConfig& config = args.config;
   unit_interval(op, "alpha", config.alpha);
   TORCH_CHECK_VALUE(std::isfinite(config.eps) && config.eps >= 0.0 && config.p_min > 0.0 &&
                         config.p_min <= config.p_max && config.p_max <= 1e100,
@@ -653,25 +655,38 @@ void replay_update_priorities_cpu(at::TensorList state, const at::Tensor& index,
                         td_abs.size(0) == count && td_abs.device().is_cpu(),
                     op, ": td_abs should be a CPU tensor [", count, "] or [", count,
                     ", m], got ", td_abs.device(), " ", checks::shape_of(td_abs));
-  const int64_t heads = td_abs.dim() == 2 ? td_abs.size(1) : 1;
-  const auto rows = index.contiguous();
-  const auto gens = generation.contiguous();
-  const auto td = td_abs.contiguous();
-  const int64_t* r = rows.const_data_ptr<int64_t>();
+  args.count = count;
+  args.heads = td_abs.dim() == 2 ? td_abs.size(1) : 1;
+  args.rows = index.contiguous();
+  args.generations = generation.contiguous();
+  args.td = td_abs.contiguous();
+  const int64_t* r = args.rows.const_data_ptr<int64_t>();
   for (int64_t j = 0; j < count; ++j) {
-    TORCH_CHECK_VALUE(r[j] >= 0 && r[j] < ring.capacity, op, ": index[", j,
-                      "] should be a row in [0, ", ring.capacity, "), got ", r[j],
+    TORCH_CHECK_VALUE(r[j] >= 0 && r[j] < args.ring.capacity, op, ": index[", j,
+                      "] should be a row in [0, ", args.ring.capacity, "), got ", r[j],
                       "; nothing was updated");
   }
   check_tensor(op, "applied", applied, at::kBool, {count});
-  AT_DISPATCH_FLOATING_TYPES(td.scalar_type(), op, [&] {
-    const scalar_t* values = td.const_data_ptr<scalar_t>();
-    const int64_t bad = kernels::first_bad_priority(values, td.numel());
+  AT_DISPATCH_FLOATING_TYPES(args.td.scalar_type(), "replay_update_priorities", [&] {
+    const scalar_t* values = args.td.const_data_ptr<scalar_t>();
+    const int64_t bad = kernels::first_bad_priority(values, args.td.numel());
     TORCH_CHECK_VALUE(bad < 0, op, ": td_abs should be >= 0 and not NaN, got ",
                       bad < 0 ? 0.0 : static_cast<double>(values[bad]), " at flat position ",
                       bad, "; nothing was updated");
-    kernels::replay_update_priorities(ring, config, r, gens.const_data_ptr<int64_t>(), values,
-                                      count, heads, writable<bool>(applied));
+  });
+  return args;
+}
+
+void replay_update_priorities_cpu(at::TensorList state, const at::Tensor& index,
+                                  const at::Tensor& generation, const at::Tensor& td_abs,
+                                  at::ArrayRef<double> config_values, const at::Tensor& applied) {
+  constexpr const char* op = "pyrl::replay_update_priorities";
+  UpdateArgs args = update_args(op, state, index, generation, td_abs, config_values, applied);
+  AT_DISPATCH_FLOATING_TYPES(args.td.scalar_type(), op, [&] {
+    kernels::replay_update_priorities(args.ring, args.config, args.rows.const_data_ptr<int64_t>(),
+                                      args.generations.const_data_ptr<int64_t>(),
+                                      args.td.const_data_ptr<scalar_t>(), args.count, args.heads,
+                                      writable<bool>(applied));
   });
 }
 
@@ -706,12 +721,8 @@ TORCH_LIBRARY_FRAGMENT(pyrl, m) {
         "float[] config) -> Tensor stored");
   m.def("replay_add_episode(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor[] values, "
         "bool terminated, float[] config, Tensor? td_abs=None) -> ()");
-  m.def("replay_sample(Tensor(a!)[] state, Tensor[] columns, int batch_size, Tensor? rows, "
-        "float[] config) -> (Tensor index, Tensor generation, Tensor weight, "
-        "Tensor reward, Tensor discount, Tensor boot, Tensor her_row, Tensor[] fields, "
-        "Tensor[] next_obs, Tensor k, Tensor terminated)");
-  m.def("replay_update_priorities(Tensor(a!)[] state, Tensor index, Tensor generation, "
-        "Tensor td_abs, float[] config, Tensor(b!) applied) -> ()");
+  m.def(kSampleSchema);
+  m.def(kUpdatePrioritiesSchema);
   m.def("replay_check(Tensor[] state) -> Tensor report");
   m.def("replay_rebuild(Tensor(a!)[] state, float alpha) -> ()");
 }

@@ -5,6 +5,9 @@
 // its hot path, skipping the dispatcher's few microseconds per call.
 // tests/test_replay_ops.py::test_host_and_dispatcher_agree checks the two routes on every op.
 #include <ATen/core/Tensor.h>
+#include <c10/util/SmallVector.h>
+
+#include "../kernels/replay.h"
 
 #include <optional>
 #include <tuple>
@@ -12,10 +15,6 @@
 
 namespace pyrl {
 
-namespace kernels {
-struct Ring;
-struct ReplayConfig;
-}
 
 // The state list (kernels::StateSlot order), checked, as the kernels' Ring; the glue of every
 // op family on replay state starts here (csrc/torch/sequence.cpp too).
@@ -67,8 +66,73 @@ void replay_add_episode_cpu(at::TensorList state, at::TensorList columns, at::Te
                             bool terminated, at::ArrayRef<double> config,
                             const std::optional<at::Tensor>& td_abs);
 
+inline constexpr const char* kSampleSchema =
+    "replay_sample(Tensor(a!)[] state, Tensor[] columns, int batch_size, Tensor? rows, "
+    "float[] config) -> (Tensor index, Tensor generation, Tensor weight, Tensor reward, "
+    "Tensor discount, Tensor boot, Tensor her_row, Tensor[] fields, Tensor[] next_obs, "
+    "Tensor k, Tensor terminated)";
+
+using Pointers = c10::SmallVector<uint8_t*, 8>;
+using RowBytes = c10::SmallVector<int64_t, 8>;
+
+// One sample call: its checked inputs (the state's draw counter included) and its allocated
+// outputs. prepare_sample changes nothing; finish_sample reports a bad row or advances the
+// counter. Every backend's sample runs between the two (the CPU loops, the CPU grid runner of
+// the CUDA phases). Not copyable: `cols` points into its own vectors.
+struct SampleCall {
+  SampleCall() = default;
+  SampleCall(const SampleCall&) = delete;
+  SampleCall& operator=(const SampleCall&) = delete;
+
+  kernels::Ring ring;
+  kernels::ReplayConfig config;
+  int64_t* draws = nullptr;
+  int64_t seed = 0, call = 0, count = 0;
+  Pointers data;
+  RowBytes bytes, strides;
+  kernels::Columns cols;
+  std::vector<int64_t> episode_rows;
+  const int64_t* given = nullptr;  // the rows given, or drawn in episode mode; null otherwise
+  at::Tensor index, generation, boot, her_row, weight, ret, discount, steps, terminal;
+  std::vector<at::Tensor> fields, next_obs;
+  Pointers field_data, next_data;
+
+  template <typename T>
+  kernels::SampleOut<T> out() const {
+    return {index.mutable_data_ptr<int64_t>(),   generation.mutable_data_ptr<int64_t>(),
+            weight.mutable_data_ptr<float>(),    boot.mutable_data_ptr<int64_t>(),
+            her_row.mutable_data_ptr<int64_t>(), ret.mutable_data_ptr<T>(),
+            discount.mutable_data_ptr<T>(),      field_data.data(),
+            next_data.data(),                    steps.mutable_data_ptr<int64_t>(),
+            terminal.mutable_data_ptr<bool>()};
+  }
+};
+
+void prepare_sample(SampleCall& s, const char* op, at::TensorList state, at::TensorList columns,
+                    int64_t batch_size, const std::optional<at::Tensor>& rows,
+                    at::ArrayRef<double> config);
+
+SampleResult finish_sample(SampleCall& s, const char* op, int64_t bad);
+
 SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int64_t batch_size,
                                const std::optional<at::Tensor>& rows, at::ArrayRef<double> config);
+
+inline constexpr const char* kUpdatePrioritiesSchema =
+    "replay_update_priorities(Tensor(a!)[] state, Tensor index, Tensor generation, "
+    "Tensor td_abs, float[] config, Tensor(b!) applied) -> ()";
+
+// A priority update's inputs, checked (nothing changes when a check fails): every backend's
+// update starts here (the CPU loop, the CPU grid runner of the CUDA phases).
+struct UpdateArgs {
+  kernels::Ring ring;
+  kernels::ReplayConfig config;
+  at::Tensor rows, generations, td;  // contiguous
+  int64_t count = 0, heads = 1;
+};
+
+UpdateArgs update_args(const char* op, at::TensorList state, const at::Tensor& index,
+                       const at::Tensor& generation, const at::Tensor& td_abs,
+                       at::ArrayRef<double> config, const at::Tensor& applied);
 
 void replay_update_priorities_cpu(at::TensorList state, const at::Tensor& index,
                                   const at::Tensor& generation, const at::Tensor& td_abs,

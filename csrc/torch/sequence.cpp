@@ -130,24 +130,6 @@ at::Tensor replay_write_rows_cpu(at::TensorList state, const at::Tensor& column,
   return applied;
 }
 
-using WindowsResult = std::tuple<std::vector<at::Tensor>, at::Tensor, at::Tensor, at::Tensor,
-                                 at::Tensor, at::Tensor, at::Tensor>;
-
-// The checked column views and the allocated outputs of a window gather.
-struct Windows {
-  c10::SmallVector<ColumnView, 8> views;
-  std::vector<at::Tensor> fields;
-  c10::SmallVector<uint8_t*, 8> field_data;
-  at::Tensor reward, discount, mask, k, terminal, generation;
-
-  template <typename T>
-  kernels::WindowsOut<T> out() {
-    return {field_data.data(), mask.mutable_data_ptr<bool>(), reward.mutable_data_ptr<T>(),
-            discount.mutable_data_ptr<T>(), k.mutable_data_ptr<int64_t>(),
-            terminal.mutable_data_ptr<bool>(), generation.mutable_data_ptr<int64_t>()};
-  }
-};
-
 Windows windows_of(const char* op, const Ring& ring, at::TensorList columns, int64_t count,
                    int64_t steps, int64_t obs_columns, int64_t n, double gamma,
                    const at::TensorOptions& index_options) {
@@ -187,72 +169,110 @@ Windows windows_of(const char* op, const Ring& ring, at::TensorList columns, int
   return w;
 }
 
-WindowsResult replay_gather_windows_cpu(at::TensorList state, at::TensorList columns,
-                                        const at::Tensor& start, int64_t steps,
-                                        int64_t obs_columns, int64_t n, double gamma) {
-  constexpr const char* op = "pyrl::replay_gather_windows";
-  const Ring ring = ring_of(op, state);
-  check_counters(op, ring);
+}  // namespace
+
+GatherWindowsCall prepare_gather_windows(const char* op, at::TensorList state,
+                                         at::TensorList columns, const at::Tensor& start,
+                                         int64_t steps, int64_t obs_columns, int64_t n,
+                                         double gamma) {
+  GatherWindowsCall g;
+  g.ring = ring_of(op, state);
+  check_counters(op, g.ring);
   check_ids(op, "start", start);
-  const int64_t count = start.size(0);
-  Windows w = windows_of(op, ring, columns, count, steps, obs_columns, n, gamma, start.options());
-  const int64_t bad = kernels::first_bad_start(ring, start.const_data_ptr<int64_t>(), count);
+  g.count = start.size(0);
+  g.w = windows_of(op, g.ring, columns, g.count, steps, obs_columns, n, gamma, start.options());
+  g.start = start.const_data_ptr<int64_t>();
+  const int64_t bad = kernels::first_bad_start(g.ring, g.start, g.count);
   TORCH_CHECK_VALUE(bad < 0, op, ": start[", bad, "] should be a stored transition's row, got ",
-                    bad < 0 ? 0 : start.const_data_ptr<int64_t>()[bad]);
-  AT_DISPATCH_FLOATING_TYPES(w.reward.scalar_type(), "replay_gather_windows", [&] {
-    kernels::gather_windows(ring, w.views.data(), static_cast<int64_t>(w.views.size()),
-                            obs_columns, start.const_data_ptr<int64_t>(), count, steps, n, gamma,
-                            w.out<scalar_t>());
-  });
+                    bad < 0 ? 0 : g.start[bad]);
+  g.steps = steps;
+  g.obs_columns = obs_columns;
+  g.n = n;
+  g.gamma = gamma;
+  return g;
+}
+
+WindowsResult windows_result(const Windows& w) {
   return {w.fields, w.mask, w.reward, w.discount, w.k, w.terminal, w.generation};
 }
 
+namespace {
+
+WindowsResult replay_gather_windows_cpu(at::TensorList state, at::TensorList columns,
+                                        const at::Tensor& start, int64_t steps,
+                                        int64_t obs_columns, int64_t n, double gamma) {
+  GatherWindowsCall g = prepare_gather_windows("pyrl::replay_gather_windows", state, columns,
+                                               start, steps, obs_columns, n, gamma);
+  AT_DISPATCH_FLOATING_TYPES(g.w.reward.scalar_type(), "replay_gather_windows", [&] {
+    kernels::gather_windows(g.ring, g.w.views.data(), static_cast<int64_t>(g.w.views.size()),
+                            g.obs_columns, g.start, g.count, g.steps, g.n, g.gamma,
+                            g.w.out<scalar_t>());
+  });
+  return windows_result(g.w);
+}
+
 }  // namespace
+
+void prepare_sample_windows(SampleWindowsCall& s, const char* op, at::TensorList state,
+                            at::TensorList columns, const at::Tensor& hidden, int64_t batch_size,
+                            int64_t steps, at::ArrayRef<double> config_values) {
+  s.ring = ring_of(op, state);
+  check_counters(op, s.ring);
+  s.draws = draws_of(op, state);
+  s.seed = s.draws[kernels::kDrawSeed];
+  s.call = s.draws[kernels::kDrawCalls];
+  TORCH_CHECK_VALUE(batch_size >= 1, op, ": batch_size should be >= 1, got ", batch_size);
+  // The buffer's own settings: its hidden column, the last observation column, comes apart.
+  const kernels::ReplayConfig config = config_of(op, config_values, columns);
+  s.obs_columns = config.obs_columns - 1;
+  s.beta = kernels::beta_at(config, s.call);
+  TORCH_CHECK_VALUE(s.ring.sum_tree[0] > 0.0, op, ": the buffer is empty (an episode is stored "
+                    "once it ends; no episode has ended yet)");
+  s.hidden = column_of(op, "hidden", hidden, s.ring.capacity);
+  const auto index_options = state[kernels::kStateRowEpisode].options();
+  s.n = config.n;
+  s.gamma = config.gamma;
+  s.batch_max = config.batch_max;
+  s.count = batch_size;
+  s.steps = steps;
+  s.w = windows_of(op, s.ring, columns, batch_size, steps, s.obs_columns, s.n, s.gamma,
+                   index_options);
+  s.index = at::empty({batch_size}, index_options);
+  s.weight = at::empty({batch_size}, index_options.dtype(at::kFloat));
+  std::vector<int64_t> hidden_shape{batch_size};
+  hidden_shape.insert(hidden_shape.end(), hidden.sizes().begin() + 1, hidden.sizes().end());
+  s.first_hidden =
+      at::empty(hidden_shape, hidden.options().memory_format(at::MemoryFormat::Contiguous));
+}
+
+SequenceSample finish_sample_windows(SampleWindowsCall& s, const char* op, int64_t bad) {
+  TORCH_CHECK_VALUE(bad < 0, op, ": sample ", bad, " drew a row that is not a stored "
+                    "transition: the sum tree does not match the episode table; "
+                    "ReplayBuffer.check() names what is broken");
+  s.draws[kernels::kDrawCalls] = s.call + 1;
+  const Windows& w = s.w;
+  return {s.index,  s.weight,   s.first_hidden, w.fields, w.mask,
+          w.reward, w.discount, w.k,            w.terminal, w.generation};
+}
 
 SequenceSample replay_sample_windows_cpu(at::TensorList state, at::TensorList columns,
                                          const at::Tensor& hidden, int64_t batch_size,
                                          int64_t steps, at::ArrayRef<double> config_values) {
   constexpr const char* op = "pyrl::replay_sample_windows";
-  const Ring ring = ring_of(op, state);
-  check_counters(op, ring);
-  int64_t* draws = draws_of(op, state);
-  const int64_t seed = draws[kernels::kDrawSeed], call = draws[kernels::kDrawCalls];
-  TORCH_CHECK_VALUE(batch_size >= 1, op, ": batch_size should be >= 1, got ", batch_size);
-  // The buffer's own settings: its hidden column, the last observation column, comes apart.
-  const kernels::ReplayConfig config = config_of(op, config_values, columns);
-  const int64_t obs_columns = config.obs_columns - 1;
-  const double beta = kernels::beta_at(config, call);
-  TORCH_CHECK_VALUE(ring.sum_tree[0] > 0.0, op, ": the buffer is empty (an episode is stored "
-                    "once it ends; no episode has ended yet)");
-  const ColumnView hidden_view = column_of(op, "hidden", hidden, ring.capacity);
-  const auto index_options = state[kernels::kStateRowEpisode].options();
-  const int64_t n = config.n;
-  const double gamma = config.gamma;
-  const bool batch_max = config.batch_max;
-  Windows w = windows_of(op, ring, columns, batch_size, steps, obs_columns, n, gamma,
-                         index_options);
-  auto index = at::empty({batch_size}, index_options);
-  auto weight = at::empty({batch_size}, index_options.dtype(at::kFloat));
-  std::vector<int64_t> hidden_shape{batch_size};
-  hidden_shape.insert(hidden_shape.end(), hidden.sizes().begin() + 1, hidden.sizes().end());
-  auto first_hidden = at::empty(hidden_shape, hidden.options().memory_format(at::MemoryFormat::Contiguous));
+  SampleWindowsCall s;
+  prepare_sample_windows(s, op, state, columns, hidden, batch_size, steps, config_values);
   int64_t bad = -1;
-  AT_DISPATCH_FLOATING_TYPES(w.reward.scalar_type(), "replay_sample_windows", [&] {
-    bad = kernels::sample_windows(ring, seed, call, beta, batch_max, w.views.data(),
-                                  static_cast<int64_t>(w.views.size()), obs_columns, hidden_view,
-                                  batch_size, steps, n, gamma, index.mutable_data_ptr<int64_t>(),
-                                  weight.mutable_data_ptr<float>(),
-                                  static_cast<uint8_t*>(first_hidden.mutable_data_ptr()),
-                                  w.out<scalar_t>());
+  AT_DISPATCH_FLOATING_TYPES(s.w.reward.scalar_type(), "replay_sample_windows", [&] {
+    bad = kernels::sample_windows(s.ring, s.seed, s.call, s.beta, s.batch_max, s.w.views.data(),
+                                  static_cast<int64_t>(s.w.views.size()), s.obs_columns, s.hidden,
+                                  s.count, s.steps, s.n, s.gamma,
+                                  s.index.mutable_data_ptr<int64_t>(),
+                                  s.weight.mutable_data_ptr<float>(),
+                                  static_cast<uint8_t*>(s.first_hidden.mutable_data_ptr()),
+                                  s.w.out<scalar_t>());
   });
-  TORCH_CHECK_VALUE(bad < 0, op, ": sample ", bad, " drew a row that is not a stored "
-                    "transition: the sum tree does not match the episode table; "
-                    "ReplayBuffer.check() names what is broken");
-  draws[kernels::kDrawCalls] = call + 1;
-  return {index,    weight,     first_hidden, w.fields, w.mask,
-          w.reward, w.discount, w.k,          w.terminal, w.generation};
+  return finish_sample_windows(s, op, bad);
 }
-
 
 TORCH_LIBRARY_FRAGMENT(pyrl, m) {
   m.def("replay_gather_episodes(Tensor[] state, Tensor column, Tensor episode_ids, int pad, "
@@ -261,13 +281,8 @@ TORCH_LIBRARY_FRAGMENT(pyrl, m) {
         "Tensor values, int offset) -> Tensor applied");
   m.def("replay_write_rows(Tensor[] state, Tensor(a!) column, Tensor index, Tensor generation, "
         "Tensor values, int offset=0) -> Tensor applied");
-  m.def("replay_gather_windows(Tensor[] state, Tensor[] columns, Tensor start, int steps, "
-        "int obs_columns, int n, float gamma) -> (Tensor[] fields, Tensor mask, Tensor reward, "
-        "Tensor discount, Tensor k, Tensor terminated, Tensor generation)");
-  m.def("replay_sample_windows(Tensor(a!)[] state, Tensor[] columns, Tensor hidden, "
-        "int batch_size, int steps, float[] config) -> (Tensor index, Tensor weight, Tensor hidden_first, Tensor[] fields, "
-        "Tensor mask, Tensor reward, Tensor discount, Tensor k, Tensor terminated, "
-        "Tensor generation)");
+  m.def(kGatherWindowsSchema);
+  m.def(kSampleWindowsSchema);
 }
 
 TORCH_LIBRARY_IMPL(pyrl, CPU, m) {

@@ -49,15 +49,12 @@ def final_observations(next_obs, infos: dict, done):
 
 
 class Autoreset:
-    """The autoreset handling of one buffer's ``add`` calls."""
+    """The autoreset handling of one buffer's ``add`` calls, made at the first add with infos or
+    a mode; ``add`` runs :meth:`step` from then on."""
 
     def __init__(self):
         self.mode: Optional[str] = None  # given or detected: "same_step", "next_step", "disabled"
         self.after_end: Optional[np.ndarray] = None  # NEXT_STEP: the envs that ended last step
-
-    def wanted(self, infos, mode) -> bool:
-        """Whether this step needs the handling (infos or a mode given, or a mode known)."""
-        return infos is not None or mode is not None or self.mode is not None
 
     def cut(self) -> None:
         """Running episodes were stored as cut: no reset step follows them."""

@@ -187,7 +187,9 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
         self._host = self.storage.host
         self._warned_terminal = False
         self._warned_cut = False  # add() warns once when a stage fills up without flags
-        self._autoreset = Autoreset()  # add with infos: gymnasium's autoreset steps
+        # gymnasium's autoreset steps, from the first add with infos or a mode (None before:
+        # the hot path then tests one attribute)
+        self._autoreset: Optional[Autoreset] = None
         self._forget_refreshes()
 
     def __reduce__(self):
@@ -245,13 +247,16 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
         columns). Bad input raises ValueError and leaves the buffer unchanged.
         """
         skip = None
-        if self._autoreset.wanted(infos, autoreset_mode):
+        if infos is not None or autoreset_mode is not None or self._autoreset is not None:
+            if self._autoreset is None:
+                self._autoreset = Autoreset()
             next_obs, skip = self._autoreset.step(next_obs, terminated, truncated, infos,
                                                   autoreset_mode)
         if self.recurrent is not None:
             obs = self._with_hidden("add", "hidden", obs, fields)
             next_obs = self._with_hidden("add", "next_hidden", next_obs, fields)
-        if self._host.add(obs, next_obs, reward, terminated, truncated, fields, skip) > 0 \
+        # The count of pieces committed because their stage filled up (usually 0).
+        if self._host.add(obs, next_obs, reward, terminated, truncated, fields, skip) \
                 and not self._warned_cut:
             self._warned_cut = True
             warnings.warn(f"ReplayBuffer.add: an episode reached max_episode_steps="
@@ -300,7 +305,8 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
         running episode of one step is dropped whole."""
 
         stored = self._host.end_episodes()
-        self._autoreset.cut()
+        if self._autoreset is not None:
+            self._autoreset.cut()
         return stored
     # ---- sampling ------------------------------------------------------------------------------
 
