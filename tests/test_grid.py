@@ -317,12 +317,13 @@ def test_sample_phases_equal_the_cpu_op_in_any_thread_order(case, settings, capa
                 got = named("replay_sample", torch.ops.pyrl_grid.replay_sample(
                     state, columns, batch_size, rows, config))
                 for name, value in want.items():
-                    for w, t in zip(*(v if isinstance(v, list) else [v] for v in (value, got[name]))):
-                        assert torch.equal(w, t), f"{case}: {name} (batch {batch_size}, shuffle {shuffle})"
+                    pairs = zip(value, got[name]) if isinstance(value, list) else [(value, got[name])]
+                    for w, t in pairs:
+                        assert torch.equal(w, t), f"{case}: {name} (batch {batch_size}, {shuffle})"
                 assert all(torch.equal(a, b) for a, b in zip(want_state, state))  # draws advanced
 
 
-# ---- the window ops' bodies (csrc/kernels/sequence_windows.h) ---------------------------------
+# ---- the window ops' bodies (csrc/kernels/sequence_phases.h) ---------------------------------
 
 def recurrent_buffer(capacity, seed, reward_shape=(), reward_dtype=torch.float32, **settings):
     """Random episodes of a recurrent buffer, wrapped around the ring with evictions."""
@@ -384,7 +385,72 @@ def test_window_bodies_equal_the_cpu_ops_in_any_thread_order(case, capacity, set
                 state, columns, hidden, count, steps, config))
             for expected, actual in ((want, got), (want_sample, got_sample)):
                 for name, value in expected.items():
-                    pairs = zip(value, actual[name]) if isinstance(value, list) else [(value, actual[name])]
+                    pairs = zip(value, actual[name]) if isinstance(value, list) \
+                        else [(value, actual[name])]
                     for w, t in pairs:
-                        assert torch.equal(w, t), f"{case}: {name} (count {count}, shuffle {shuffle})"
+                        assert torch.equal(w, t), f"{case}: {name} (count {count}, {shuffle})"
             assert all(torch.equal(a, b) for a, b in zip(want_state, state))
+
+
+# ---- the episode, row and tree ops' bodies (sequence_phases.h, replay_update.h, replay_sample.h)
+
+def test_episode_and_row_bodies_equal_the_cpu_ops_in_any_thread_order():
+    buf = recurrent_buffer(41, 7)
+    table = buf.episodes()
+    state, hidden, obs = buf.storage.state, buf.storage.column("hidden"), buf.storage.column("obs")
+    g = torch.Generator().manual_seed(1)
+    ids = torch.cat([table["id"], table["id"][:3], torch.tensor([0, -4, 10 ** 6])])  # repeats, gone
+    longest = int(table["length"].max()) + 1
+    rows = buf.sample(60).index
+    generation = buf.storage.row_episode[rows].clone()
+    generation[::7] += 1  # some stale
+    rows[::5] = rows[0]   # the same row written by several entries
+    values = torch.randn(60, 5, generator=g)
+    for shuffle in SHUFFLES:
+        torch.ops.pyrl_grid.set_shuffle(shuffle)
+        for pad, positions in ((0, longest), (2, 3), (1, longest + 1)):
+            want = torch.ops.pyrl.replay_gather_episodes(state, obs, ids, pad, positions)
+            got = torch.ops.pyrl_grid.replay_gather_episodes(state, obs, ids, pad, positions)
+            assert all(torch.equal(w, t) for w, t in zip(want, got)), f"gather (shuffle {shuffle})"
+        scattered = torch.randn(len(ids), longest, 5, generator=g)
+        for offset in (0, 1):
+            want_column, got_column = hidden.clone(), hidden.clone()
+            part = scattered[:, offset:].contiguous()
+            want = torch.ops.pyrl.replay_scatter_episodes(state, want_column, ids, part, offset)
+            got = torch.ops.pyrl_grid.replay_scatter_episodes(state, got_column, ids, part, offset)
+            assert torch.equal(want, got) and torch.equal(want_column, got_column), "scatter"
+        for offset in (0, 3, 40):
+            want_column, got_column = hidden.clone(), hidden.clone()
+            want = torch.ops.pyrl.replay_write_rows(state, want_column, rows, generation, values,
+                                                    offset)
+            got = torch.ops.pyrl_grid.replay_write_rows(state, got_column, rows, generation,
+                                                        values, offset)
+            assert torch.equal(want, got) and torch.equal(want_column, got_column), "write rows"
+
+
+@pytest.mark.parametrize("capacity", [1, 8, 9, 1000])
+def test_tree_op_bodies_equal_the_cpu_ops_in_any_thread_order(capacity):
+    from pyrl.replay.layout import tree_size
+
+    g = torch.Generator().manual_seed(capacity)
+    size = tree_size(capacity)
+    sum_tree = torch.zeros(size, dtype=torch.float64)
+    min_tree = torch.full((size,), float("inf"), dtype=torch.float64)
+    index = torch.randint(0, capacity, (3 * capacity + 2,), generator=g)  # with repeats
+    leaf = torch.rand(index.shape[0], generator=g, dtype=torch.float64) * 5
+    leaf[::4] = 0.0
+    leaf[-1] = 1.0
+    torch.ops.pyrl.tree_update(sum_tree, min_tree, capacity, index, leaf)
+    uniform = torch.rand(77, generator=g, dtype=torch.float64)
+    for shuffle in SHUFFLES:
+        torch.ops.pyrl_grid.set_shuffle(shuffle)
+        grid_sum = torch.zeros(size, dtype=torch.float64)
+        grid_min = torch.full((size,), float("inf"), dtype=torch.float64)
+        torch.ops.pyrl_grid.tree_update(grid_sum, grid_min, capacity, index, leaf)
+        assert torch.equal(grid_sum, sum_tree) and torch.equal(grid_min, min_tree)
+        for beta, batch_max in ((0.0, False), (0.4, False), (0.7, True)):
+            want = torch.ops.pyrl.tree_sample(sum_tree, min_tree, capacity, uniform, beta,
+                                              batch_max)
+            got = torch.ops.pyrl_grid.tree_sample(sum_tree, min_tree, capacity, uniform, beta,
+                                                  batch_max)
+            assert all(torch.equal(w, t) for w, t in zip(want, got)), f"tree_sample {beta}"

@@ -1,8 +1,8 @@
 // CUDA launches of the replay bodies: the fused sample's phases (csrc/kernels/replay_sample.h,
 // one thread per sample), the priority update's (csrc/kernels/replay_update.h, one thread per
-// entry) and the window gather and sequence sample checks (csrc/kernels/sequence_windows.h, one
-// thread per window). Registered for the CUDA dispatch key with the GPU-resident buffer; compiled and linked
-// here so the CUDA build proves them.
+// entry), the exposed tree ops' and the sequence ops' (csrc/kernels/sequence_phases.h: one
+// thread per episode, entry or window). They are registered for the CUDA dispatch key with the
+// GPU-resident buffer; compiled and linked here so the CUDA build proves them.
 #include "launch.cuh"
 #include "replay.h"
 
@@ -14,6 +14,13 @@ template cudaError_t launch(const kernels::SampleWindowsBody<double>&, cudaStrea
 template cudaError_t launch(const kernels::SampleWeightsBody&, cudaStream_t);
 template cudaError_t launch(const kernels::LargestWeightBody&, cudaStream_t);
 template cudaError_t launch(const kernels::DivideWeightsBody&, cudaStream_t);
+template cudaError_t launch(const kernels::TreeDrawBody&, cudaStream_t);
+template cudaError_t launch(const kernels::TreeWeightsBody&, cudaStream_t);
+template cudaError_t launch(const kernels::TreeLeavesBody&, cudaStream_t);
+template cudaError_t launch(const kernels::TreeAncestorsBody&, cudaStream_t);
+template cudaError_t launch(const kernels::GatherEpisodesBody&, cudaStream_t);
+template cudaError_t launch(const kernels::ScatterEpisodesBody&, cudaStream_t);
+template cudaError_t launch(const kernels::WriteRowsBody&, cudaStream_t);
 template cudaError_t launch(const kernels::GatherWindowsBody<float>&, cudaStream_t);
 template cudaError_t launch(const kernels::GatherWindowsBody<double>&, cudaStream_t);
 template cudaError_t launch(const kernels::WindowStartsBody&, cudaStream_t);

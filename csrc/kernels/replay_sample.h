@@ -11,6 +11,9 @@
 //               writes the window (boot, k, discount, terminal), its return and every gather.
 //   3. weights: thread j writes its IS weight; with batch_max, one thread finds the largest
 //               (4) and thread j divides by it (5).
+// tree_sample (the exposed tree op) draws rows from given uniforms (TreeDrawBody) and weighs them
+// the same way (TreeWeightsBody; LargestWeightBody, DivideWeightsBody).
+//
 // A sample whose row is not a stored transition (an inconsistent tree) sets bad[j]; the caller
 // reports the first.
 //
@@ -284,7 +287,8 @@ struct SampleWindowsBody {
     if (her_row >= 0) {  // the new goal, at the sample's own step and at the bootstrap step
       const int64_t goal_bytes = her.goal_dim * static_cast<int64_t>(sizeof(float));
       const uint8_t* goal = reinterpret_cast<const uint8_t*>(achieved + her_row * achieved_stride);
-      ::memcpy(out.fields[her.desired_column] + j * goal_bytes, goal, static_cast<size_t>(goal_bytes));
+      ::memcpy(out.fields[her.desired_column] + j * goal_bytes, goal,
+               static_cast<size_t>(goal_bytes));
       ::memcpy(out.next_obs[her.desired_column] + j * goal_bytes, goal,
                static_cast<size_t>(goal_bytes));
     }
@@ -334,6 +338,42 @@ struct DivideWeightsBody {
   PYRL_HD int64_t threads() const { return count; }
   PYRL_HD void operator()(int64_t j) const {
     if (*largest > 0.0f) weight[j] /= *largest;
+  }
+};
+
+// tree_sample: the stratified draw of given uniforms (tree_sample_stratified's mass), then the
+// IS weights (tree_is_weights, in float). `largest` is [1] scratch.
+struct TreeDrawBody {
+  TreeLayout layout;
+  const double* sum_tree;
+  const double* uniform;
+  int64_t count;
+  int64_t* index;
+
+  PYRL_HD int64_t threads() const { return count; }
+  PYRL_HD void operator()(int64_t j) const {
+    const double total = sum_tree[0];
+    const double below_total = ::nextafter(total, 0.0);
+    const double mass = (static_cast<double>(j) + uniform[j]) * (total / static_cast<double>(count));
+    index[j] = tree_descend(layout, sum_tree, mass < below_total ? mass : below_total);
+  }
+};
+
+struct TreeWeightsBody {
+  TreeLayout layout;
+  const double* sum_tree;
+  const double* min_tree;
+  const int64_t* index;
+  int64_t count;
+  double beta;
+  float* weight;
+
+  PYRL_HD int64_t threads() const { return count; }
+  PYRL_HD void operator()(int64_t j) const {
+    const double leaf = sum_tree[layout.leaf_offset() + index[j]];
+    weight[j] = beta == 0.0 ? 1.0f
+                            : ::powf(static_cast<float>(min_tree[0] / leaf),
+                                     static_cast<float>(beta));
   }
 };
 

@@ -13,6 +13,9 @@
 //                 at that level from its 8 children unless an earlier applied entry shares it.
 //                 A level reads only the level below, which the previous launch finished.
 //
+// tree_update (the exposed tree op) is the same without the PER rules: leaves as given, last
+// wins, then the ancestors level by level (tree_update_in_phases).
+//
 // Only the paths of the updated leaves are touched: O(B log_8 C) node writes, no rebuild. The
 // duplicate tests cost O(B) per thread, O(B^2) per phase: fine for batches of hundreds to a few
 // thousand rows.
@@ -136,6 +139,55 @@ void update_priorities_in_phases(const Ring& ring, const PrioritySettings& setti
   for (int level = ring.layout.leaf_level() - 1; level >= 0; --level) {
     launch(RefreshAncestorsBody{ring.layout, ring.sum_tree, ring.min_tree, index, applied, count,
                                 level});
+  }
+}
+
+// tree_update's leaves: given values (already priority^alpha), the last of repeated rows wins.
+struct TreeLeavesBody {
+  TreeLayout layout;
+  double* sum_tree;
+  double* min_tree;
+  const int64_t* index;
+  const double* leaf;
+  int64_t count;
+
+  PYRL_HD int64_t threads() const { return count; }
+  PYRL_HD void operator()(int64_t j) const {
+    for (int64_t later = j + 1; later < count; ++later) {
+      if (index[later] == index[j]) return;
+    }
+    sum_tree[layout.leaf_offset() + index[j]] = leaf[j];
+    min_tree[layout.leaf_offset() + index[j]] = tree_min_leaf(leaf[j]);
+  }
+};
+
+// tree_update's ancestors at one level (RefreshAncestorsBody with every entry applied).
+struct TreeAncestorsBody {
+  TreeLayout layout;
+  double* sum_tree;
+  double* min_tree;
+  const int64_t* index;
+  int64_t count;
+  int level;
+
+  PYRL_HD int64_t threads() const { return count; }
+  PYRL_HD void operator()(int64_t j) const {
+    const int shift = 3 * (layout.leaf_level() - level);
+    const int64_t node = index[j] >> shift;
+    for (int64_t earlier = 0; earlier < j; ++earlier) {
+      if ((index[earlier] >> shift) == node) return;
+    }
+    tree_refresh_node(layout, sum_tree, min_tree, level, node);
+  }
+};
+
+template <typename Launch>
+void tree_update_in_phases(const TreeLayout& layout, double* sum_tree, double* min_tree,
+                           const int64_t* index, const double* leaf, int64_t count,
+                           const Launch& launch) {
+  launch(TreeLeavesBody{layout, sum_tree, min_tree, index, leaf, count});
+  for (int level = layout.leaf_level() - 1; level >= 0; --level) {
+    launch(TreeAncestorsBody{layout, sum_tree, min_tree, index, count, level});
   }
 }
 

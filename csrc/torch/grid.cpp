@@ -13,7 +13,7 @@
 #include "../kernels/grid.h"
 #include "../kernels/replay_sample.h"
 #include "../kernels/replay_update.h"
-#include "../kernels/sequence_windows.h"
+#include "../kernels/sequence_phases.h"
 #include "replay.h"
 #include "returns.h"
 #include "sequence.h"
@@ -81,7 +81,7 @@ SampleResult replay_sample_grid(at::TensorList state, at::TensorList columns, in
 }
 
 
-// The window gather's CUDA body (csrc/kernels/sequence_windows.h) on the CPU state.
+// The window gather's CUDA body (csrc/kernels/sequence_phases.h) on the CPU state.
 WindowsResult replay_gather_windows_grid(at::TensorList state, at::TensorList columns,
                                          const at::Tensor& start, int64_t steps,
                                          int64_t obs_columns, int64_t n, double gamma) {
@@ -127,12 +127,63 @@ SequenceSample replay_sample_windows_grid(at::TensorList state, at::TensorList c
   return finish_sample_windows(s, op, first_bad());
 }
 
+// The exposed tree ops' bodies.
+void tree_update_grid(const at::Tensor& sum_tree, const at::Tensor& min_tree, int64_t capacity,
+                      const at::Tensor& index, const at::Tensor& leaf) {
+  tree_update_with(sum_tree, min_tree, capacity, index, leaf, [](const kernels::TreeLeavesBody& b) {
+    kernels::tree_update_in_phases(b.layout, b.sum_tree, b.min_tree, b.index, b.leaf, b.count,
+                                   GridRun{});
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor> tree_sample_grid(const at::Tensor& sum_tree,
+                                                    const at::Tensor& min_tree, int64_t capacity,
+                                                    const at::Tensor& uniform, double beta,
+                                                    bool batch_max) {
+  return tree_sample_with(
+      sum_tree, min_tree, capacity, uniform, beta, batch_max,
+      [](const kernels::TreeDrawBody& b) { GridRun{}(b); },
+      [](const kernels::TreeWeightsBody& b, bool normalize) {
+        GridRun{}(b);
+        if (!normalize) return;
+        float largest = 0.0f;
+        GridRun{}(kernels::LargestWeightBody{b.weight, b.count, &largest});
+        GridRun{}(kernels::DivideWeightsBody{&largest, b.count, b.weight});
+      });
+}
+
+// The episode and row ops' bodies.
+std::tuple<at::Tensor, at::Tensor> replay_gather_episodes_grid(at::TensorList state,
+                                                                const at::Tensor& column,
+                                                                const at::Tensor& episode_ids,
+                                                                int64_t pad, int64_t positions) {
+  return gather_episodes_with(state, column, episode_ids, pad, positions,
+                              [](const kernels::GatherEpisodesBody& b) { GridRun{}(b); });
+}
+
+at::Tensor replay_scatter_episodes_grid(at::TensorList state, const at::Tensor& column,
+                                        const at::Tensor& episode_ids, const at::Tensor& values,
+                                        int64_t offset) {
+  return scatter_episodes_with(state, column, episode_ids, values, offset,
+                               [](const kernels::ScatterEpisodesBody& b) { GridRun{}(b); });
+}
+
+at::Tensor replay_write_rows_grid(at::TensorList state, const at::Tensor& column,
+                                  const at::Tensor& index, const at::Tensor& generation,
+                                  const at::Tensor& values, int64_t offset) {
+  return write_rows_with(state, column, index, generation, values, offset,
+                         [](const kernels::WriteRowsBody& b) { GridRun{}(b); });
+}
+
 }  // namespace
 
 TORCH_LIBRARY(pyrl_grid, m) {
   for (const char* schema : returns_ops::kSchemas) m.def(schema);
-  m.def(kUpdatePrioritiesSchema);
-  m.def(kSampleSchema);
+  for (const char* schema : {kTreeUpdateSchema, kTreeSampleSchema, kUpdatePrioritiesSchema,
+                             kSampleSchema, kGatherEpisodesSchema, kScatterEpisodesSchema,
+                             kWriteRowsSchema}) {
+    m.def(schema);
+  }
   m.def(kGatherWindowsSchema);
   m.def(kSampleWindowsSchema);
   m.def("set_shuffle(int seed) -> ()");
@@ -140,6 +191,11 @@ TORCH_LIBRARY(pyrl_grid, m) {
 
 TORCH_LIBRARY_IMPL(pyrl_grid, CPU, m) {
   returns_ops::register_impls<GridRun>(m);
+  m.impl("tree_update", &tree_update_grid);
+  m.impl("tree_sample", &tree_sample_grid);
+  m.impl("replay_gather_episodes", &replay_gather_episodes_grid);
+  m.impl("replay_scatter_episodes", &replay_scatter_episodes_grid);
+  m.impl("replay_write_rows", &replay_write_rows_grid);
   m.impl("replay_update_priorities", &replay_update_priorities_grid);
   m.impl("replay_sample", &replay_sample_grid);
   m.impl("replay_gather_windows", &replay_gather_windows_grid);

@@ -12,6 +12,7 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <c10/util/SmallVector.h>
+#include <c10/util/FunctionRef.h>
 #include <torch/library.h>
 
 #include <cmath>
@@ -294,8 +295,11 @@ at::Tensor flags(const char* op, const char* name, const at::Tensor& flag, int64
 
 // ---- stateless tree ops -----------------------------------------------------------------------
 
-void tree_update_cpu(const at::Tensor& sum_tree, const at::Tensor& min_tree, int64_t capacity,
-                     const at::Tensor& index, const at::Tensor& leaf) {
+}  // namespace
+
+void tree_update_with(const at::Tensor& sum_tree, const at::Tensor& min_tree, int64_t capacity,
+                      const at::Tensor& index, const at::Tensor& leaf,
+                      c10::function_ref<void(const kernels::TreeLeavesBody&)> run) {
   constexpr const char* op = "pyrl::tree_update";
   check_capacity(op, capacity);
   const TreeLayout layout = kernels::tree_layout(capacity);
@@ -313,14 +317,15 @@ void tree_update_cpu(const at::Tensor& sum_tree, const at::Tensor& min_tree, int
     TORCH_CHECK_VALUE(values[j] >= 0.0 && values[j] < __builtin_huge_val(), op, ": leaf[", j,
                       "] should be finite and >= 0, got ", values[j]);
   }
-  kernels::tree_set_leaves(layout, writable<double>(sum_tree), writable<double>(min_tree), rows,
-                           values, idx.numel());
+  run({layout, writable<double>(sum_tree), writable<double>(min_tree), rows, values,
+       idx.numel()});
 }
 
-std::tuple<at::Tensor, at::Tensor> tree_sample_cpu(const at::Tensor& sum_tree,
-                                                   const at::Tensor& min_tree, int64_t capacity,
-                                                   const at::Tensor& uniform, double beta,
-                                                   bool batch_max) {
+std::tuple<at::Tensor, at::Tensor> tree_sample_with(
+    const at::Tensor& sum_tree, const at::Tensor& min_tree, int64_t capacity,
+    const at::Tensor& uniform, double beta, bool batch_max,
+    c10::function_ref<void(const kernels::TreeDrawBody&)> draw,
+    c10::function_ref<void(const kernels::TreeWeightsBody&, bool batch_max)> weigh) {
   constexpr const char* op = "pyrl::tree_sample";
   check_capacity(op, capacity);
   const TreeLayout layout = kernels::tree_layout(capacity);
@@ -340,16 +345,42 @@ std::tuple<at::Tensor, at::Tensor> tree_sample_cpu(const at::Tensor& sum_tree,
   auto index = at::empty({count}, sum_tree.options().dtype(at::kLong));
   auto weight = at::empty({count}, sum_tree.options().dtype(at::kFloat));
   auto* rows = index.mutable_data_ptr<int64_t>();
-  kernels::tree_sample_stratified(layout, sum, nullptr, u, count, rows);
+  draw({layout, sum, u, count, rows});
   const double* leaves = sum + layout.leaf_offset();
   for (int64_t j = 0; j < count; ++j) {
     TORCH_CHECK_VALUE(rows[j] < capacity && leaves[rows[j]] > 0.0, op, ": sample ", j,
                       " reached leaf ", rows[j], " without priority: sum_tree's parents do not "
                       "match their children");
   }
-  kernels::tree_is_weights(layout, sum, min_tree.const_data_ptr<double>(), rows, count, beta,
-                           batch_max, weight.mutable_data_ptr<float>());
+  weigh({layout, sum, min_tree.const_data_ptr<double>(), rows, count, beta,
+         weight.mutable_data_ptr<float>()},
+        batch_max);
   return {index, weight};
+}
+
+namespace {
+
+void tree_update_cpu(const at::Tensor& sum_tree, const at::Tensor& min_tree, int64_t capacity,
+                     const at::Tensor& index, const at::Tensor& leaf) {
+  tree_update_with(sum_tree, min_tree, capacity, index, leaf, [](const kernels::TreeLeavesBody& b) {
+    kernels::tree_set_leaves(b.layout, b.sum_tree, b.min_tree, b.index, b.leaf, b.count);
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor> tree_sample_cpu(const at::Tensor& sum_tree,
+                                                   const at::Tensor& min_tree, int64_t capacity,
+                                                   const at::Tensor& uniform, double beta,
+                                                   bool batch_max) {
+  return tree_sample_with(
+      sum_tree, min_tree, capacity, uniform, beta, batch_max,
+      [](const kernels::TreeDrawBody& b) {
+        kernels::tree_sample_stratified(b.layout, b.sum_tree, nullptr, b.uniform, b.count,
+                                        b.index);
+      },
+      [](const kernels::TreeWeightsBody& b, bool batch_max) {
+        kernels::tree_is_weights(b.layout, b.sum_tree, b.min_tree, b.index, b.count, b.beta,
+                                 batch_max, b.weight);
+      });
 }
 
 }  // namespace
@@ -710,10 +741,8 @@ at::Tensor replay_check_cpu(at::TensorList state) {
 }
 
 TORCH_LIBRARY_FRAGMENT(pyrl, m) {
-  m.def("tree_update(Tensor(a!) sum_tree, Tensor(b!) min_tree, int capacity, Tensor index, "
-        "Tensor leaf) -> ()");
-  m.def("tree_sample(Tensor sum_tree, Tensor min_tree, int capacity, Tensor uniform, float beta, "
-        "bool batch_max) -> (Tensor index, Tensor weight)");
+  m.def(kTreeUpdateSchema);
+  m.def(kTreeSampleSchema);
   m.def("replay_add(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor(c!)[] stage, "
         "Tensor[] step, Tensor[] final_obs, Tensor terminated, Tensor truncated, float[] config, "
         "Tensor? skip=None) -> Tensor cut");

@@ -7,7 +7,11 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/SmallVector.h>
 
+#include <c10/util/FunctionRef.h>
+
 #include "../kernels/replay.h"
+#include "../kernels/replay_sample.h"
+#include "../kernels/replay_update.h"
 
 #include <optional>
 #include <tuple>
@@ -116,6 +120,26 @@ SampleResult finish_sample(SampleCall& s, const char* op, int64_t bad);
 
 SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int64_t batch_size,
                                const std::optional<at::Tensor>& rows, at::ArrayRef<double> config);
+
+inline constexpr const char* kTreeUpdateSchema =
+    "tree_update(Tensor(a!) sum_tree, Tensor(b!) min_tree, int capacity, Tensor index, "
+    "Tensor leaf) -> ()";
+
+inline constexpr const char* kTreeSampleSchema =
+    "tree_sample(Tensor sum_tree, Tensor min_tree, int capacity, Tensor uniform, float beta, "
+    "bool batch_max) -> (Tensor index, Tensor weight)";
+
+// The exposed tree ops: their checks and outputs, with `run` (or `draw`, then `weigh`) on the
+// checked arguments, which are the kernel bodies themselves (the CPU loops, or the grid runner).
+void tree_update_with(const at::Tensor& sum_tree, const at::Tensor& min_tree, int64_t capacity,
+                      const at::Tensor& index, const at::Tensor& leaf,
+                      c10::function_ref<void(const kernels::TreeLeavesBody&)> run);
+
+std::tuple<at::Tensor, at::Tensor> tree_sample_with(
+    const at::Tensor& sum_tree, const at::Tensor& min_tree, int64_t capacity,
+    const at::Tensor& uniform, double beta, bool batch_max,
+    c10::function_ref<void(const kernels::TreeDrawBody&)> draw,
+    c10::function_ref<void(const kernels::TreeWeightsBody&, bool batch_max)> weigh);
 
 inline constexpr const char* kUpdatePrioritiesSchema =
     "replay_update_priorities(Tensor(a!)[] state, Tensor index, Tensor generation, "

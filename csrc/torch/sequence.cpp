@@ -6,6 +6,7 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <c10/util/SmallVector.h>
+#include <c10/util/FunctionRef.h>
 #include <torch/library.h>
 
 #include <tuple>
@@ -54,10 +55,11 @@ void check_values(const char* op, const at::Tensor& values, const at::Tensor& co
   TORCH_CHECK_VALUE(values.is_contiguous(), op, ": values should be contiguous");
 }
 
-std::tuple<at::Tensor, at::Tensor> replay_gather_episodes_cpu(at::TensorList state,
-                                                               const at::Tensor& column,
-                                                               const at::Tensor& episode_ids,
-                                                               int64_t pad, int64_t positions) {
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> gather_episodes_with(
+    at::TensorList state, const at::Tensor& column, const at::Tensor& episode_ids, int64_t pad,
+    int64_t positions, c10::function_ref<void(const kernels::GatherEpisodesBody&)> run) {
   constexpr const char* op = "pyrl::replay_gather_episodes";
   const Ring ring = ring_of(op, state);
   check_counters(op, ring);
@@ -72,15 +74,15 @@ std::tuple<at::Tensor, at::Tensor> replay_gather_episodes_cpu(at::TensorList sta
   shape.insert(shape.end(), column.sizes().begin() + 1, column.sizes().end());
   auto out = at::empty(shape, column.options().memory_format(at::MemoryFormat::Contiguous));
   auto length = at::empty({count}, episode_ids.options());
-  kernels::gather_episodes(ring, view, episode_ids.const_data_ptr<int64_t>(), count, pad,
-                           positions, static_cast<uint8_t*>(out.mutable_data_ptr()),
-                           length.mutable_data_ptr<int64_t>());
+  run({ring, view, episode_ids.const_data_ptr<int64_t>(), count, pad, positions,
+       static_cast<uint8_t*>(out.mutable_data_ptr()), length.mutable_data_ptr<int64_t>()});
   return {out, length};
 }
 
-at::Tensor replay_scatter_episodes_cpu(at::TensorList state, const at::Tensor& column,
-                                       const at::Tensor& episode_ids, const at::Tensor& values,
-                                       int64_t offset) {
+at::Tensor scatter_episodes_with(at::TensorList state, const at::Tensor& column,
+                                 const at::Tensor& episode_ids, const at::Tensor& values,
+                                 int64_t offset,
+                                 c10::function_ref<void(const kernels::ScatterEpisodesBody&)> run) {
   constexpr const char* op = "pyrl::replay_scatter_episodes";
   const Ring ring = ring_of(op, state);
   check_counters(op, ring);
@@ -99,15 +101,15 @@ at::Tensor replay_scatter_episodes_cpu(at::TensorList state, const at::Tensor& c
                     bad < 0 ? 0 : ring.episode(ids[bad])[kernels::kEpisodeLength] + 1 - offset,
                     " rows from offset ", offset);
   auto applied = at::empty({count}, episode_ids.options().dtype(at::kBool));
-  kernels::scatter_episodes(ring, view, ids, count, positions, offset,
-                            static_cast<const uint8_t*>(values.const_data_ptr()),
-                            applied.mutable_data_ptr<bool>());
+  run({ring, view, ids, count, positions, offset,
+       static_cast<const uint8_t*>(values.const_data_ptr()), applied.mutable_data_ptr<bool>()});
   return applied;
 }
 
-at::Tensor replay_write_rows_cpu(at::TensorList state, const at::Tensor& column,
-                                 const at::Tensor& index, const at::Tensor& generation,
-                                 const at::Tensor& values, int64_t offset) {
+at::Tensor write_rows_with(at::TensorList state, const at::Tensor& column,
+                           const at::Tensor& index, const at::Tensor& generation,
+                           const at::Tensor& values, int64_t offset,
+                           c10::function_ref<void(const kernels::WriteRowsBody&)> run) {
   constexpr const char* op = "pyrl::replay_write_rows";
   const Ring ring = ring_of(op, state);
   const ColumnView view = column_of(op, "column", column, ring.capacity);
@@ -123,11 +125,44 @@ at::Tensor replay_write_rows_cpu(at::TensorList state, const at::Tensor& column,
   TORCH_CHECK_VALUE(offset >= 0 && offset < ring.capacity, op, ": offset should be in [0, ",
                     ring.capacity, "), got ", offset);
   auto applied = at::empty({count}, index.options().dtype(at::kBool));
-  kernels::write_rows(ring, view, index.const_data_ptr<int64_t>(), offset,
-                      generation.const_data_ptr<int64_t>(), count,
-                      static_cast<const uint8_t*>(values.const_data_ptr()),
-                      applied.mutable_data_ptr<bool>());
+  run({ring, view, index.const_data_ptr<int64_t>(), offset, generation.const_data_ptr<int64_t>(),
+       count, static_cast<const uint8_t*>(values.const_data_ptr()),
+       applied.mutable_data_ptr<bool>()});
   return applied;
+}
+
+namespace {
+
+std::tuple<at::Tensor, at::Tensor> replay_gather_episodes_cpu(at::TensorList state,
+                                                               const at::Tensor& column,
+                                                               const at::Tensor& episode_ids,
+                                                               int64_t pad, int64_t positions) {
+  return gather_episodes_with(state, column, episode_ids, pad, positions,
+                              [](const kernels::GatherEpisodesBody& b) {
+                                kernels::gather_episodes(b.ring, b.column, b.ids, b.count, b.pad,
+                                                         b.positions, b.out, b.length);
+                              });
+}
+
+at::Tensor replay_scatter_episodes_cpu(at::TensorList state, const at::Tensor& column,
+                                       const at::Tensor& episode_ids, const at::Tensor& values,
+                                       int64_t offset) {
+  return scatter_episodes_with(state, column, episode_ids, values, offset,
+                               [](const kernels::ScatterEpisodesBody& b) {
+                                 kernels::scatter_episodes(b.ring, b.column, b.ids, b.count,
+                                                           b.positions, b.offset, b.values,
+                                                           b.applied);
+                               });
+}
+
+at::Tensor replay_write_rows_cpu(at::TensorList state, const at::Tensor& column,
+                                 const at::Tensor& index, const at::Tensor& generation,
+                                 const at::Tensor& values, int64_t offset) {
+  return write_rows_with(state, column, index, generation, values, offset,
+                         [](const kernels::WriteRowsBody& b) {
+                           kernels::write_rows(b.ring, b.column, b.rows, b.offset, b.generation,
+                                               b.count, b.values, b.applied);
+                         });
 }
 
 Windows windows_of(const char* op, const Ring& ring, at::TensorList columns, int64_t count,
@@ -275,12 +310,9 @@ SequenceSample replay_sample_windows_cpu(at::TensorList state, at::TensorList co
 }
 
 TORCH_LIBRARY_FRAGMENT(pyrl, m) {
-  m.def("replay_gather_episodes(Tensor[] state, Tensor column, Tensor episode_ids, int pad, "
-        "int positions) -> (Tensor sequences, Tensor lengths)");
-  m.def("replay_scatter_episodes(Tensor[] state, Tensor(a!) column, Tensor episode_ids, "
-        "Tensor values, int offset) -> Tensor applied");
-  m.def("replay_write_rows(Tensor[] state, Tensor(a!) column, Tensor index, Tensor generation, "
-        "Tensor values, int offset=0) -> Tensor applied");
+  m.def(kGatherEpisodesSchema);
+  m.def(kScatterEpisodesSchema);
+  m.def(kWriteRowsSchema);
   m.def(kGatherWindowsSchema);
   m.def(kSampleWindowsSchema);
 }

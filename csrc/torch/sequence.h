@@ -5,6 +5,7 @@
 // backend's window gather and sequence sample start from (the CPU loops, the CPU grid runner of
 // the CUDA phases in csrc/torch/grid.cpp).
 #include <ATen/core/Tensor.h>
+#include <c10/util/FunctionRef.h>
 #include <c10/util/SmallVector.h>
 
 #include <tuple>
@@ -12,8 +13,21 @@
 
 #include "../kernels/replay.h"
 #include "../kernels/sequence.h"
+#include "../kernels/sequence_phases.h"
 
 namespace pyrl {
+
+inline constexpr const char* kGatherEpisodesSchema =
+    "replay_gather_episodes(Tensor[] state, Tensor column, Tensor episode_ids, int pad, "
+    "int positions) -> (Tensor sequences, Tensor lengths)";
+
+inline constexpr const char* kScatterEpisodesSchema =
+    "replay_scatter_episodes(Tensor[] state, Tensor(a!) column, Tensor episode_ids, "
+    "Tensor values, int offset) -> Tensor applied";
+
+inline constexpr const char* kWriteRowsSchema =
+    "replay_write_rows(Tensor[] state, Tensor(a!) column, Tensor index, Tensor generation, "
+    "Tensor values, int offset=0) -> Tensor applied";
 
 inline constexpr const char* kGatherWindowsSchema =
     "replay_gather_windows(Tensor[] state, Tensor[] columns, Tensor start, int steps, "
@@ -35,6 +49,22 @@ using WindowsResult = std::tuple<std::vector<at::Tensor>, at::Tensor, at::Tensor
 using SequenceSample = std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>,
                                   at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
                                   at::Tensor>;
+
+// The episode and row ops: their checks and outputs, then `run` (the CPU loop, or the CPU grid
+// runner of the CUDA body) on the checked arguments, which are the body itself.
+std::tuple<at::Tensor, at::Tensor> gather_episodes_with(
+    at::TensorList state, const at::Tensor& column, const at::Tensor& episode_ids, int64_t pad,
+    int64_t positions, c10::function_ref<void(const kernels::GatherEpisodesBody&)> run);
+
+at::Tensor scatter_episodes_with(at::TensorList state, const at::Tensor& column,
+                                 const at::Tensor& episode_ids, const at::Tensor& values,
+                                 int64_t offset,
+                                 c10::function_ref<void(const kernels::ScatterEpisodesBody&)> run);
+
+at::Tensor write_rows_with(at::TensorList state, const at::Tensor& column,
+                           const at::Tensor& index, const at::Tensor& generation,
+                           const at::Tensor& values, int64_t offset,
+                           c10::function_ref<void(const kernels::WriteRowsBody&)> run);
 
 // The checked column views and the allocated outputs of a window gather.
 struct Windows {

@@ -1,10 +1,13 @@
 #pragma once
-// The window ops of recurrent replay (replay_gather_windows, replay_sample_windows) as the
-// phases a GPU runs, each a kernel body (csrc/kernels/grid.h). The CPU ops keep their own loops
-// (sequence_cpu.cpp: the next window's rows prefetched while one is copied); tests/test_grid.py
-// runs these bodies through the CPU grid runner, in launch order and shuffled, against them,
-// bit for bit.
+// The sequence ops of recurrent replay (sequence.h) as the phases a GPU runs, each a kernel body
+// (csrc/kernels/grid.h). The CPU ops keep their own loops (sequence_cpu.cpp: the next window's
+// rows prefetched while one is copied); tests/test_grid.py runs these bodies through the CPU
+// grid runner, in launch order and shuffled, against them, bit for bit.
 //
+//   episodes: thread e gathers episode e's padded sequence, or scatters values over its rows
+//            (of an id given twice, the later values win, as in the CPU's in-order loop);
+//   rows:    thread j writes row index[j] + offset where it still belongs to generation[j] (of
+//            entries writing one row, the last wins);
 //   gather:  thread b copies window b (every column at its positions, zeros past the episode's
 //            end) and writes its steps' n-step returns, discounts, k and terminal flags.
 //   sample:  1. rows (the stratified descent, replay_sample.h's SampleRowsBody);
@@ -19,6 +22,97 @@
 #include "window.h"
 
 namespace pyrl::kernels {
+
+struct GatherEpisodesBody {
+  Ring ring;
+  ColumnView column;
+  const int64_t* ids;
+  int64_t count, pad, positions;
+  uint8_t* out;     // [count, positions, row]
+  int64_t* length;  // [count]
+
+  PYRL_HD int64_t threads() const { return count; }
+  PYRL_HD void operator()(int64_t e) const {
+    const int64_t rb = column.row_bytes;
+    uint8_t* dst = out + e * positions * rb;
+    if (!episode_alive(ring, ids[e])) {
+      length[e] = 0;
+      ::memset(dst, 0, static_cast<size_t>(positions * rb));
+      return;
+    }
+    const int64_t* record = ring.episode(ids[e]);
+    const int64_t rows = record[kEpisodeLength] + 1;
+    length[e] = pad + rows;
+    const int64_t leading = pad < positions ? pad : positions;
+    ::memset(dst, 0, static_cast<size_t>(leading * rb));
+    int64_t copied = positions - pad;
+    copied = copied < 0 ? 0 : (copied > rows ? rows : copied);
+    int64_t row = record[kEpisodeStart];
+    for (int64_t p = 0; p < copied; ++p) {
+      ::memcpy(dst + (pad + p) * rb, column.data + row * column.stride, static_cast<size_t>(rb));
+      row = row + 1 == ring.capacity ? 0 : row + 1;
+    }
+    const int64_t filled = leading + copied;
+    ::memset(dst + filled * rb, 0, static_cast<size_t>((positions - filled) * rb));
+  }
+};
+
+struct ScatterEpisodesBody {
+  Ring ring;
+  ColumnView column;
+  const int64_t* ids;
+  int64_t count, positions, offset;
+  const uint8_t* values;  // [count, positions, row]
+  bool* applied;          // [count] out
+
+  PYRL_HD int64_t threads() const { return count; }
+  PYRL_HD void operator()(int64_t e) const {
+    applied[e] = episode_alive(ring, ids[e]);
+    if (!applied[e]) return;
+    for (int64_t later = e + 1; later < count; ++later) {
+      if (ids[later] == ids[e]) return;  // the same episode again: the later values win
+    }
+    const int64_t* record = ring.episode(ids[e]);
+    const int64_t rb = column.row_bytes;
+    int64_t row = record[kEpisodeStart] + offset;
+    row = row >= ring.capacity ? row - ring.capacity : row;
+    const uint8_t* src = values + e * positions * rb;
+    for (int64_t p = 0; p < record[kEpisodeLength] + 1 - offset; ++p) {
+      ::memcpy(column.data + row * column.stride, src + p * rb, static_cast<size_t>(rb));
+      row = row + 1 == ring.capacity ? 0 : row + 1;
+    }
+  }
+};
+
+struct WriteRowsBody {
+  Ring ring;
+  ColumnView column;
+  const int64_t* rows;        // [count] in [0, C) (checked by the caller)
+  int64_t offset;             // in [0, C)
+  const int64_t* generation;  // [count]
+  int64_t count;
+  const uint8_t* values;      // [count, row]
+  bool* applied;              // [count] out
+
+  PYRL_HD int64_t target(int64_t j) const {
+    const int64_t row = rows[j] + offset;
+    return row >= ring.capacity ? row - ring.capacity : row;
+  }
+  PYRL_HD bool owned(int64_t j) const {
+    return generation[j] >= 0 && ring.row_episode[target(j)] == generation[j];
+  }
+  PYRL_HD int64_t threads() const { return count; }
+  PYRL_HD void operator()(int64_t j) const {
+    applied[j] = owned(j);
+    if (!applied[j]) return;
+    const int64_t row = target(j);
+    for (int64_t later = j + 1; later < count; ++later) {
+      if (target(later) == row && owned(later)) return;  // the last write wins
+    }
+    ::memcpy(column.data + row * column.stride, values + j * column.row_bytes,
+             static_cast<size_t>(column.row_bytes));
+  }
+};
 
 // WindowsOut (sequence.h) by value, for a launch's parameters.
 template <typename T>
