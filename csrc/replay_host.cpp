@@ -109,6 +109,9 @@ class ReplayHost {
     TORCH_CHECK_VALUE(names_.size() == columns_.size() && obs_columns_ >= 1 &&
                           obs_columns_ < static_cast<int64_t>(columns_.size()),
                       "ReplayHost: one name per column and 1 <= obs_columns < columns");
+    // The settings are checked once here, against the columns (a buffer whose settings do not
+    // fit them fails at creation, the slot named); every op call checks them again, cheaply.
+    config_of("ReplayBuffer", config_, columns_);
     py::object numpy = py::module_::import("numpy");
     ndarray_ = numpy.attr("ndarray");
     as_tensor_ = py::module_::import("torch").attr("as_tensor");

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from pyrl import replay
+from pyrl import _C, replay
 from pyrl.replay.layout import CONFIG, STATE, named
 
 F64 = torch.float64
@@ -165,6 +165,16 @@ def test_the_state_is_tensors_the_ops_advance():
     state = {k: v for k, v in buf.state_dict().items() if k != "config"}
     flat = [t for v in state.values() for t in (v.values() if isinstance(v, dict) else [v])]
     assert all(isinstance(t, torch.Tensor) for t in flat)
+
+
+def test_the_host_checks_the_settings_once_at_creation():
+    buf = filled()
+    st = buf.storage
+    bad = list(buf.op_config)
+    bad[CONFIG["beta_steps"]] = 2.5
+    slot = CONFIG["beta_steps"]
+    with pytest.raises(ValueError, match=rf"ReplayBuffer: config\[{slot}\] \(beta_steps\) should"):
+        _C.ReplayHost(st.state, st.columns, st.staged, bad, st.names, 1)
 
 
 def test_ops_name_the_bad_argument():

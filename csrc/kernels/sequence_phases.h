@@ -11,7 +11,8 @@
 //   gather:  thread b copies window b (every column at its positions, zeros past the episode's
 //            end) and writes its steps' n-step returns, discounts, k and terminal flags.
 //   sample:  1. rows (the stratified descent, replay_sample.h's SampleRowsBody);
-//            2. thread j checks its start row (a stored transition) and copies its stored state;
+//            2. thread j checks its start row (a stored transition: bad[j] otherwise, whose
+//               window phase 4 skips) and copies its stored state;
 //            3. weights (SampleWeightsBody; batch_max: LargestWeightBody, DivideWeightsBody);
 //            4. the gather above.
 #include <cstdint>
@@ -135,9 +136,12 @@ struct GatherWindowsBody {
   int64_t count, steps, n;
   double gamma;
   WindowsOutArrays<T> out;
+  const bool* bad;                  // [count] start rows that are not stored transitions: their
+                                    // windows are not read (null: every start row is checked)
 
   PYRL_HD int64_t threads() const { return count; }
   PYRL_HD void operator()(int64_t b) const {
+    if (bad != nullptr && bad[b]) return;  // the op reports it; nothing of it is read
     const int64_t first = start[b];
     const int64_t id = ring.row_episode[first];
     const int64_t* record = ring.episode(id);
@@ -230,37 +234,36 @@ template <typename T>
 GatherWindowsBody<T> gather_windows_body(const Ring& ring, const ColumnView* columns,
                                          int64_t column_count, int64_t obs_columns,
                                          const int64_t* start, int64_t count, int64_t steps,
-                                         int64_t n, double gamma, const WindowsOut<T>& out) {
+                                         int64_t n, double gamma, const WindowsOut<T>& out,
+                                         const bool* bad = nullptr) {
   GatherWindowsBody<T> body{ring, {}, column_count, obs_columns, start, count, steps, n, gamma,
                             {{}, out.mask, out.reward, out.discount, out.k, out.terminal,
-                             out.generation}};
+                             out.generation},
+                            bad};
   for (int64_t i = 0; i < column_count; ++i) body.columns[i] = columns[i];
   for (int64_t i = 0; i + 1 < column_count; ++i) body.out.fields[i] = out.fields[i];
   return body;
 }
 
-// The sequence sample as its launches. `bad` is [count] and `largest` [1] scratch; the gather
-// runs only when no start row is bad (`any_bad` reads the flags back: on a GPU, the caller's
-// one sync point, as in the CPU op, which stops there).
-template <typename T, typename Launch, typename AnyBad>
+// The sequence sample as its launches. `bad` is [count] (the caller reports the first bad start
+// row after the launches: no phase waits for the host) and `largest` [1] scratch.
+template <typename T, typename Launch>
 void sample_windows_in_phases(const Ring& ring, int64_t seed, int64_t call, double beta,
                               bool batch_max, const ColumnView* columns, int64_t column_count,
                               int64_t obs_columns, const ColumnView& hidden, int64_t count,
                               int64_t steps, int64_t n, double gamma, int64_t* index,
                               float* weight, uint8_t* hidden_out, const WindowsOut<T>& out,
-                              bool* bad, float* largest, const Launch& launch,
-                              const AnyBad& any_bad) {
+                              bool* bad, float* largest, const Launch& launch) {
   const uint64_t key = draw_key(static_cast<uint64_t>(seed), static_cast<uint64_t>(call));
   launch(SampleRowsBody{ring, key, count, kRowsStratified, nullptr, index});
   launch(WindowStartsBody{ring, index, count, hidden, hidden_out, bad});
-  if (any_bad()) return;
   launch(SampleWeightsBody{ring, beta, count, index, weight});
   if (batch_max) {
     launch(LargestWeightBody{weight, count, largest});
     launch(DivideWeightsBody{largest, count, weight});
   }
   launch(gather_windows_body(ring, columns, column_count, obs_columns, index, count, steps, n,
-                            gamma, out));
+                            gamma, out, bad));
 }
 
 }  // namespace pyrl::kernels

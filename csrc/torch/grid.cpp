@@ -121,8 +121,7 @@ SequenceSample replay_sample_windows_grid(at::TensorList state, at::TensorList c
         static_cast<int64_t>(s.w.views.size()), s.obs_columns, s.hidden, s.count, s.steps, s.n,
         s.gamma, s.index.mutable_data_ptr<int64_t>(), s.weight.mutable_data_ptr<float>(),
         static_cast<uint8_t*>(s.first_hidden.mutable_data_ptr()), s.w.out<scalar_t>(),
-        bad.mutable_data_ptr<bool>(), largest.mutable_data_ptr<float>(), GridRun{},
-        [&] { return first_bad() >= 0; });
+        bad.mutable_data_ptr<bool>(), largest.mutable_data_ptr<float>(), GridRun{});
   });
   return finish_sample_windows(s, op, first_bad());
 }
