@@ -1,13 +1,18 @@
-// CUDA launches of the replay bodies: the fused sample's phases (csrc/kernels/replay_sample.h,
-// one thread per sample), the priority update's (csrc/kernels/replay_update.h, one thread per
-// entry), the exposed tree ops' and the sequence ops' (csrc/kernels/sequence_phases.h: one
-// thread per episode, entry or window). They are registered for the CUDA dispatch key with the
-// GPU-resident buffer; compiled and linked here so the CUDA build proves them.
+// CUDA launches of the replay bodies: the adds' (csrc/kernels/replay_add.h), the fused sample's
+// (csrc/kernels/replay_sample.h, one thread per sample), the priority update's
+// (csrc/kernels/replay_update.h, one thread per entry), the exposed tree ops' and the sequence
+// ops' (csrc/kernels/sequence_phases.h: one thread per episode, entry or window). They are
+// registered for the CUDA dispatch key with the GPU-resident buffer; compiled and linked here
+// so the CUDA build proves them.
 #include "launch.cuh"
 #include "replay.h"
 
 namespace pyrl::cuda {
 
+template cudaError_t launch(const kernels::StageStepBody&, cudaStream_t);
+template cudaError_t launch(const kernels::CommitStepsBody&, cudaStream_t);
+template cudaError_t launch(const kernels::AddEpisodeBody&, cudaStream_t);
+template cudaError_t launch(const kernels::EndEpisodesBody&, cudaStream_t);
 template cudaError_t launch(const kernels::SampleRowsBody&, cudaStream_t);
 template cudaError_t launch(const kernels::SampleWindowsBody<float>&, cudaStream_t);
 template cudaError_t launch(const kernels::SampleWindowsBody<double>&, cudaStream_t);

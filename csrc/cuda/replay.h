@@ -4,6 +4,7 @@
 // in replay.cu.
 #include <cuda_runtime_api.h>
 
+#include "../kernels/replay_add.h"
 #include "../kernels/replay_sample.h"
 #include "../kernels/replay_update.h"
 #include "../kernels/sequence_phases.h"

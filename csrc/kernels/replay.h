@@ -127,7 +127,7 @@ struct StepInput {
 // full: the piece is committed as truncated and the next step starts a new episode) has its
 // episode written to the ring. Transitions enter at leaf max_priority^alpha. Returns the pieces
 // committed because their stage was full, neither flag set (a loop that never truncates).
-int64_t replay_add_step(Ring& ring, const ReplayConfig& config, const Columns& columns,
+int64_t replay_add_step(const Ring& ring, const ReplayConfig& config, const Columns& columns,
                      const Stage& stage, const StepInput& input);
 
 // Writes one episode of `steps` transitions: `values[i]` holds steps + 1 rows for observation
@@ -135,14 +135,14 @@ int64_t replay_add_step(Ring& ring, const ReplayConfig& config, const Columns& c
 // with `td_abs` ([steps], >= 0, checked by the caller; null for none), at the priorities an
 // update with them would set (an actor's initial priorities, Ape-X): these are not counted as
 // updates.
-void replay_add_episode(Ring& ring, const ReplayConfig& config, const Columns& columns,
+void replay_add_episode(const Ring& ring, const ReplayConfig& config, const Columns& columns,
                         const uint8_t* const* values, int64_t steps, bool terminated,
                         const double* td_abs);
 
 // Stores every running episode as truncated at its newest observation, dropping its newest step
 // (whose next observation has not come), and empties every stage; a running episode of one step
 // is dropped whole. Returns the episodes stored.
-int64_t replay_end_episodes(Ring& ring, const ReplayConfig& config, const Columns& columns,
+int64_t replay_end_episodes(const Ring& ring, const ReplayConfig& config, const Columns& columns,
                             const Stage& stage);
 
 // Episode mode (SPEC 1.2): the rows of one sample call. Rounds of episode_select stratified

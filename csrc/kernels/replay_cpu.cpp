@@ -32,7 +32,7 @@ void gather_rows(const Columns& columns, int64_t i, const int64_t* rows, int64_t
 // Gives `rows` the priorities of absolute TD errors `td_abs` (clipped, leaf priority^alpha; of
 // repeated rows the last wins) and raises max_priority to the largest: the one rule both
 // priority updates and an episode's initial priorities follow.
-void set_priorities(Ring& ring, const ReplayConfig& config, const int64_t* rows,
+void set_priorities(const Ring& ring, const ReplayConfig& config, const int64_t* rows,
                     const double* td_abs, int64_t count) {
   thread_local std::vector<double> leaves;  // scratch reused across calls
   leaves.resize(static_cast<size_t>(count));
@@ -118,7 +118,7 @@ ReplayConfig replay_config(const double* values, int64_t count) {
 
 // ---- adding -----------------------------------------------------------------------------------
 
-int64_t replay_add_step(Ring& ring, const ReplayConfig& config, const Columns& columns,
+int64_t replay_add_step(const Ring& ring, const ReplayConfig& config, const Columns& columns,
                         const Stage& stage, const StepInput& input) {
   const double leaf = priority_leaf(*ring.max_priority, config.alpha);
   int64_t cut = 0;
@@ -157,7 +157,7 @@ int64_t replay_add_step(Ring& ring, const ReplayConfig& config, const Columns& c
   return cut;
 }
 
-void replay_add_episode(Ring& ring, const ReplayConfig& config, const Columns& columns,
+void replay_add_episode(const Ring& ring, const ReplayConfig& config, const Columns& columns,
                         const uint8_t* const* values, int64_t steps, bool terminated,
                         const double* td_abs) {
   const double leaf = priority_leaf(*ring.max_priority, config.alpha);
@@ -176,7 +176,7 @@ void replay_add_episode(Ring& ring, const ReplayConfig& config, const Columns& c
   set_priorities(ring, config, rows.data(), td_abs, steps);
 }
 
-int64_t replay_end_episodes(Ring& ring, const ReplayConfig& config, const Columns& columns,
+int64_t replay_end_episodes(const Ring& ring, const ReplayConfig& config, const Columns& columns,
                             const Stage& stage) {
   int64_t stored = 0;
   std::vector<const uint8_t*> values(static_cast<size_t>(columns.count));

@@ -24,6 +24,7 @@
 // free rows, so a proportional draw only ever returns a row that starts a transition.
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "macros.h"
 #include "sum_tree.h"
@@ -85,16 +86,80 @@ PYRL_HD inline double priority_leaf(double priority, double alpha) {
   return alpha == 1.0 ? priority : ::pow(priority, alpha);
 }
 
-// ---- CPU entry points (ring_cpu.cpp) ----------------------------------------------------------
+// ---- claiming rows and writing them (the CPU ops and the kernel bodies alike) -----------------
+
+// Calls fn(first, count) for the one or two unwrapped pieces of rows [first, first + count).
+template <typename Fn>
+PYRL_HD inline void ring_for_each_piece(int64_t first, int64_t count, int64_t capacity,
+                                        const Fn& fn) {
+  const int64_t head = count < capacity - first ? count : capacity - first;
+  fn(first, head);
+  if (count > head) fn(int64_t{0}, count - head);
+}
+
+// Rows [first, first + count) (mod C) owned by `episode` (-1: free), their leaves `leaf`.
+PYRL_HD inline void ring_fill_rows(const Ring& ring, int64_t first, int64_t count,
+                                   int64_t episode, double leaf) {
+  ring_for_each_piece(first, count, ring.capacity, [&](int64_t lo, int64_t n) {
+    for (int64_t row = lo; row < lo + n; ++row) ring.row_episode[row] = episode;
+    tree_fill_range(ring.layout, ring.sum_tree, ring.min_tree, lo, n, leaf);
+  });
+}
+
+PYRL_HD inline void ring_evict_oldest(const Ring& ring) {
+  int64_t* c = ring.counters;
+  const int64_t* episode = ring.episode(c[kOldestEpisode]);
+  ring_fill_rows(ring, episode[kEpisodeStart], episode[kEpisodeLength] + 1, -1, 0.0);
+  c[kTransitions] -= episode[kEpisodeLength];
+  c[kOldestEpisode] += 1;
+}
 
 // Evicts what the new episode overwrites, records it and gives its transition rows the leaf
 // `leaf`. Returns its start row; the caller copies the T + 1 rows of data there (mod C).
-int64_t ring_claim_episode(Ring& ring, int64_t length, bool terminated, double leaf);
+PYRL_HD inline int64_t ring_claim_episode(const Ring& ring, int64_t length, bool terminated,
+                                          double leaf) {
+  int64_t* c = ring.counters;
+  const int64_t rows = length + 1;
+  // The free rows run from the cursor to the oldest alive episode's start.
+  while (c[kOldestEpisode] < c[kNextEpisode]) {
+    const int64_t oldest_start = ring.episode(c[kOldestEpisode])[kEpisodeStart];
+    const int64_t free_rows = (oldest_start - c[kCursor] + ring.capacity) % ring.capacity;
+    // With episodes alive, a start at the cursor means the ring is full, not empty.
+    if (free_rows >= rows) break;
+    ring_evict_oldest(ring);
+  }
+  const int64_t id = c[kNextEpisode];
+  const int64_t start = c[kCursor];
+  int64_t* episode = ring.episode(id);
+  episode[kEpisodeStart] = start;
+  episode[kEpisodeLength] = length;
+  episode[kEpisodeTerminated] = terminated ? 1 : 0;
+  ring_fill_rows(ring, start, length, id, leaf);
+  ring_fill_rows(ring, (start + length) % ring.capacity, 1, id, 0.0);  // the final observation row
+  c[kTransitions] += length;
+  c[kTerminatedEpisodes] += terminated ? 1 : 0;
+  c[kNextEpisode] = id + 1;
+  c[kCursor] = (start + rows) % ring.capacity;
+  return start;
+}
 
 // Copies `count` rows of `row_bytes` from `src` (back to back) into `column`, whose rows are
 // `stride` bytes apart, starting at row `first` (mod C).
-void ring_write_rows(uint8_t* column, int64_t row_bytes, int64_t stride, int64_t capacity,
-                     int64_t first, const uint8_t* src, int64_t count);
+PYRL_HD inline void ring_write_rows(uint8_t* column, int64_t row_bytes, int64_t stride,
+                                    int64_t capacity, int64_t first, const uint8_t* src,
+                                    int64_t count) {
+  if (row_bytes == 0) return;
+  ring_for_each_piece(first, count, capacity, [&](int64_t lo, int64_t n) {
+    if (stride == row_bytes) {  // a contiguous column: one copy per piece
+      ::memcpy(column + lo * row_bytes, src, static_cast<size_t>(n * row_bytes));
+      src += n * row_bytes;
+      return;
+    }
+    for (int64_t r = lo; r < lo + n; ++r, src += row_bytes) {
+      ::memcpy(column + r * stride, src, static_cast<size_t>(row_bytes));
+    }
+  });
+}
 
 // Sampled rows are scattered over the whole ring: the row passes ask for the cache lines of the
 // item kPrefetchAhead places on while they work on the current one, so the misses overlap instead

@@ -121,12 +121,27 @@ PYRL_HD inline int64_t tree_descend(const TreeLayout& layout, const double* sum,
   return node;
 }
 
+// Sets leaves [first, first + count) to `leaf` (no wrap) and refreshes their ancestors.
+PYRL_HD inline void tree_fill_range(const TreeLayout& layout, double* sum, double* mn,
+                                    int64_t first, int64_t count, double leaf) {
+  if (count <= 0) return;
+  const int64_t leaves = layout.leaf_offset();
+  for (int64_t row = first; row < first + count; ++row) {
+    sum[leaves + row] = leaf;
+    mn[leaves + row] = tree_min_leaf(leaf);
+  }
+  int64_t lo = first;
+  int64_t hi = first + count - 1;
+  for (int level = layout.leaf_level() - 1; level >= 0; --level) {
+    lo >>= 3;
+    hi >>= 3;
+    for (int64_t node = lo; node <= hi; ++node) tree_refresh_node(layout, sum, mn, level, node);
+  }
+}
+
 // Batched CPU entry points (sum_tree_cpu.cpp). `leaf` values are already priority^alpha.
 void tree_set_leaves(const TreeLayout& layout, double* sum, double* mn, const int64_t* index,
                      const double* leaf, int64_t count);
-// Sets leaves [first, first + count) to `leaf` (no wrap) and refreshes their ancestors.
-void tree_fill_range(const TreeLayout& layout, double* sum, double* mn, int64_t first,
-                     int64_t count, double leaf);
 // Stratified proportional draw: sample j takes the mass (j + uniform[j]) * S / count. With `mn`
 // given, the min tree's nodes along each path are prefetched for a priority update to come.
 void tree_sample_stratified(const TreeLayout& layout, const double* sum, const double* mn,

@@ -32,21 +32,6 @@ void tree_set_leaves(const TreeLayout& layout, double* sum, double* mn, const in
   }
 }
 
-void tree_fill_range(const TreeLayout& layout, double* sum, double* mn, int64_t first,
-                     int64_t count, double leaf) {
-  if (count <= 0) return;
-  const int64_t leaves = layout.leaf_offset();
-  std::fill(sum + leaves + first, sum + leaves + first + count, leaf);
-  std::fill(mn + leaves + first, mn + leaves + first + count, tree_min_leaf(leaf));
-  int64_t lo = first;
-  int64_t hi = first + count - 1;
-  for (int level = layout.leaf_level() - 1; level >= 0; --level) {
-    lo >>= 3;
-    hi >>= 3;
-    for (int64_t node = lo; node <= hi; ++node) tree_refresh_node(layout, sum, mn, level, node);
-  }
-}
-
 void tree_sample_stratified(const TreeLayout& layout, const double* sum, const double* mn,
                             const double* uniform, int64_t count, int64_t* index) {
   const double total = sum[0];

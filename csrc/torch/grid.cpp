@@ -9,8 +9,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 #include "../kernels/grid.h"
+#include "../kernels/replay_add.h"
 #include "../kernels/replay_sample.h"
 #include "../kernels/replay_update.h"
 #include "../kernels/sequence_phases.h"
@@ -126,6 +128,53 @@ SequenceSample replay_sample_windows_grid(at::TensorList state, at::TensorList c
   return finish_sample_windows(s, op, first_bad());
 }
 
+// The adds' bodies.
+at::Tensor replay_add_grid(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                           at::TensorList step, at::TensorList final_obs,
+                           const at::Tensor& terminated, const at::Tensor& truncated,
+                           at::ArrayRef<double> config, const std::optional<at::Tensor>& skip) {
+  constexpr const char* op = "pyrl::replay_add";
+  check_column_count(op, static_cast<int64_t>(columns.size()));
+  const int64_t cut = add_steps_with(
+      state, columns, stage, step, final_obs, terminated, truncated, config, skip,
+      [](const AddCall& a) {
+        std::vector<uint8_t> commit(static_cast<size_t>(a.stage.envs));
+        int64_t pieces = 0;
+        kernels::add_step_in_phases(a.ring, a.config, a.cols, a.stage, a.input,
+                                    reinterpret_cast<bool*>(commit.data()), &pieces, GridRun{});
+        return pieces;
+      });
+  auto out = at::empty({}, state[0].options());
+  out.mutable_data_ptr<int64_t>()[0] = cut;
+  return out;
+}
+
+at::Tensor replay_end_episodes_grid(at::TensorList state, at::TensorList columns,
+                                    at::TensorList stage, at::ArrayRef<double> config) {
+  check_column_count("pyrl::replay_end_episodes", static_cast<int64_t>(columns.size()));
+  const int64_t stored = end_running_with(state, columns, stage, config, [](const EndCall& a) {
+    int64_t count = 0;
+    GridRun{}(kernels::EndEpisodesBody{a.ring, a.config, kernels::column_arrays(a.cols),
+                                       kernels::stage_arrays(a.stage, a.cols.count), &count});
+    return count;
+  });
+  auto out = at::empty({}, state[0].options());
+  out.mutable_data_ptr<int64_t>()[0] = stored;
+  return out;
+}
+
+void replay_add_episode_grid(at::TensorList state, at::TensorList columns, at::TensorList values,
+                             bool terminated, at::ArrayRef<double> config,
+                             const std::optional<at::Tensor>& td_abs) {
+  check_column_count("pyrl::replay_add_episode", static_cast<int64_t>(columns.size()));
+  add_episode_with(state, columns, values, terminated, config, td_abs, [](const EpisodeCall& a) {
+    kernels::AddEpisodeBody body{a.ring, a.config, kernels::column_arrays(a.cols), {}, a.steps,
+                                 a.terminated, a.td_abs};
+    for (int64_t i = 0; i < a.cols.count; ++i) body.values[i] = a.values[i];
+    GridRun{}(body);
+  });
+}
+
 // The exposed tree ops' bodies.
 void tree_update_grid(const at::Tensor& sum_tree, const at::Tensor& min_tree, int64_t capacity,
                       const at::Tensor& index, const at::Tensor& leaf) {
@@ -178,7 +227,8 @@ at::Tensor replay_write_rows_grid(at::TensorList state, const at::Tensor& column
 
 TORCH_LIBRARY(pyrl_grid, m) {
   for (const char* schema : returns_ops::kSchemas) m.def(schema);
-  for (const char* schema : {kTreeUpdateSchema, kTreeSampleSchema, kUpdatePrioritiesSchema,
+  for (const char* schema : {kAddSchema, kEndEpisodesSchema, kAddEpisodeSchema,
+                             kTreeUpdateSchema, kTreeSampleSchema, kUpdatePrioritiesSchema,
                              kSampleSchema, kGatherEpisodesSchema, kScatterEpisodesSchema,
                              kWriteRowsSchema}) {
     m.def(schema);
@@ -190,6 +240,9 @@ TORCH_LIBRARY(pyrl_grid, m) {
 
 TORCH_LIBRARY_IMPL(pyrl_grid, CPU, m) {
   returns_ops::register_impls<GridRun>(m);
+  m.impl("replay_add", &replay_add_grid);
+  m.impl("replay_end_episodes", &replay_end_episodes_grid);
+  m.impl("replay_add_episode", &replay_add_episode_grid);
   m.impl("tree_update", &tree_update_grid);
   m.impl("tree_sample", &tree_sample_grid);
   m.impl("replay_gather_episodes", &replay_gather_episodes_grid);

@@ -431,12 +431,10 @@ kernels::Stage stage_of(const char* op, at::TensorList state, at::TensorList col
 
 }  // namespace
 
-// The state-level checks of an add and the kernel call, on steps of `envs` environments
-// already checked against the columns (by replay_add_cpu below, or by ReplayHost's numpy path).
-int64_t replay_add_rows(at::TensorList state, at::TensorList columns, at::TensorList stage,
-                        int64_t envs, const uint8_t* const* step, const uint8_t* const* final_obs,
-                        const bool* terminated, const bool* truncated, const bool* skip,
-                        at::ArrayRef<double> config_values) {
+int64_t add_rows_with(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                      int64_t envs, const uint8_t* const* step, const uint8_t* const* final_obs,
+                      const bool* terminated, const bool* truncated, const bool* skip,
+                      at::ArrayRef<double> config_values, AddRun run) {
   constexpr const char* op = "pyrl::replay_add";
   Ring ring = ring_of(op, state);
   check_counters(op, ring);
@@ -448,14 +446,25 @@ int64_t replay_add_rows(at::TensorList state, at::TensorList columns, at::Tensor
   TORCH_CHECK_VALUE(envs >= 1, op, ": a step should hold at least one environment, got ", envs);
   const kernels::Stage staged =
       stage_of(op, state, columns, stage, envs, ring.capacity, /*allocate=*/true, stage_data);
-  return kernels::replay_add_step(ring, config, cols, staged,
-                                  {step, final_obs, terminated, truncated, skip});
+  const kernels::StepInput input{step, final_obs, terminated, truncated, skip};
+  return run({ring, config, cols, staged, input});
 }
 
-int64_t replay_add_steps(at::TensorList state, at::TensorList columns, at::TensorList stage,
+int64_t replay_add_rows(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                        int64_t envs, const uint8_t* const* step, const uint8_t* const* final_obs,
+                        const bool* terminated, const bool* truncated, const bool* skip,
+                        at::ArrayRef<double> config_values) {
+  return add_rows_with(state, columns, stage, envs, step, final_obs, terminated, truncated, skip,
+                       config_values, [](const AddCall& a) {
+                         return kernels::replay_add_step(a.ring, a.config, a.cols, a.stage, a.input);
+                       });
+}
+
+int64_t add_steps_with(at::TensorList state, at::TensorList columns, at::TensorList stage,
                        at::TensorList step, at::TensorList final_obs,
                        const at::Tensor& terminated, const at::Tensor& truncated,
-                       at::ArrayRef<double> config_values, const std::optional<at::Tensor>& skip) {
+                       at::ArrayRef<double> config_values, const std::optional<at::Tensor>& skip,
+                       AddRun run) {
   constexpr const char* op = "pyrl::replay_add";
   const double announced =
       config_values.size() > kernels::kConfigObsColumns ? config_values[kernels::kConfigObsColumns] : 0;
@@ -483,14 +492,26 @@ int64_t replay_add_steps(at::TensorList state, at::TensorList columns, at::Tenso
   c10::SmallVector<const uint8_t*, 8> step_bytes, final_bytes;
   for (const auto& s : step_data) step_bytes.push_back(static_cast<const uint8_t*>(s.const_data_ptr()));
   for (const auto& f : final_data) final_bytes.push_back(static_cast<const uint8_t*>(f.const_data_ptr()));
-  return replay_add_rows(state, columns, stage, envs, step_bytes.data(), final_bytes.data(),
-                         term.const_data_ptr<bool>(), trunc.const_data_ptr<bool>(),
-                         skipped.defined() ? skipped.const_data_ptr<bool>() : nullptr,
-                         config_values);
+  return add_rows_with(state, columns, stage, envs, step_bytes.data(), final_bytes.data(),
+                       term.const_data_ptr<bool>(), trunc.const_data_ptr<bool>(),
+                       skipped.defined() ? skipped.const_data_ptr<bool>() : nullptr,
+                       config_values, run);
 }
 
-int64_t replay_end_running(at::TensorList state, at::TensorList columns, at::TensorList stage,
-                           at::ArrayRef<double> config_values) {
+int64_t replay_add_steps(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                         at::TensorList step, at::TensorList final_obs,
+                         const at::Tensor& terminated, const at::Tensor& truncated,
+                         at::ArrayRef<double> config_values,
+                         const std::optional<at::Tensor>& skip) {
+  return add_steps_with(state, columns, stage, step, final_obs, terminated, truncated,
+                        config_values, skip, [](const AddCall& a) {
+                          return kernels::replay_add_step(a.ring, a.config, a.cols, a.stage,
+                                                          a.input);
+                        });
+}
+
+int64_t end_running_with(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                         at::ArrayRef<double> config_values, EndRun run) {
   constexpr const char* op = "pyrl::replay_end_episodes";
   Ring ring = ring_of(op, state);
   check_counters(op, ring);
@@ -501,12 +522,19 @@ int64_t replay_end_running(at::TensorList state, at::TensorList columns, at::Ten
       columns_of(op, columns, ring.capacity, config.obs_columns, data, bytes, strides);
   const kernels::Stage staged =
       stage_of(op, state, columns, stage, -1, ring.capacity, /*allocate=*/false, stage_data);
-  return kernels::replay_end_episodes(ring, config, cols, staged);
+  return run({ring, config, cols, staged});
 }
 
-void replay_add_episode_cpu(at::TensorList state, at::TensorList columns, at::TensorList values,
-                            bool terminated, at::ArrayRef<double> config_values,
-                            const std::optional<at::Tensor>& td_abs) {
+int64_t replay_end_running(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                           at::ArrayRef<double> config_values) {
+  return end_running_with(state, columns, stage, config_values, [](const EndCall& a) {
+    return kernels::replay_end_episodes(a.ring, a.config, a.cols, a.stage);
+  });
+}
+
+void add_episode_with(at::TensorList state, at::TensorList columns, at::TensorList values,
+                      bool terminated, at::ArrayRef<double> config_values,
+                      const std::optional<at::Tensor>& td_abs, EpisodeRun run) {
   constexpr const char* op = "pyrl::replay_add_episode";
   Ring ring = ring_of(op, state);
   check_counters(op, ring);
@@ -547,8 +575,17 @@ void replay_add_episode_cpu(at::TensorList state, at::TensorList columns, at::Te
                       bad < 0 ? 0.0 : priorities[bad], " at position ", bad,
                       "; nothing was added");
   }
-  kernels::replay_add_episode(ring, config, cols, value_bytes.data(), steps, terminated,
-                              priorities);
+  run({ring, config, cols, value_bytes.data(), steps, terminated, priorities});
+}
+
+void replay_add_episode_cpu(at::TensorList state, at::TensorList columns, at::TensorList values,
+                            bool terminated, at::ArrayRef<double> config_values,
+                            const std::optional<at::Tensor>& td_abs) {
+  add_episode_with(state, columns, values, terminated, config_values, td_abs,
+                   [](const EpisodeCall& a) {
+                     kernels::replay_add_episode(a.ring, a.config, a.cols, a.values, a.steps,
+                                                 a.terminated, a.td_abs);
+                   });
 }
 
 namespace {
@@ -743,13 +780,9 @@ at::Tensor replay_check_cpu(at::TensorList state) {
 TORCH_LIBRARY_FRAGMENT(pyrl, m) {
   m.def(kTreeUpdateSchema);
   m.def(kTreeSampleSchema);
-  m.def("replay_add(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor(c!)[] stage, "
-        "Tensor[] step, Tensor[] final_obs, Tensor terminated, Tensor truncated, float[] config, "
-        "Tensor? skip=None) -> Tensor cut");
-  m.def("replay_end_episodes(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor[] stage, "
-        "float[] config) -> Tensor stored");
-  m.def("replay_add_episode(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor[] values, "
-        "bool terminated, float[] config, Tensor? td_abs=None) -> ()");
+  m.def(kAddSchema);
+  m.def(kEndEpisodesSchema);
+  m.def(kAddEpisodeSchema);
   m.def(kSampleSchema);
   m.def(kUpdatePrioritiesSchema);
   m.def("replay_check(Tensor[] state) -> Tensor report");

@@ -47,6 +47,66 @@ using SampleResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, 
                                 at::Tensor, at::Tensor, std::vector<at::Tensor>,
                                 std::vector<at::Tensor>, at::Tensor, at::Tensor>;
 
+// The adds' checked arguments, which every backend's add starts from (the CPU loops, the CPU
+// grid runner of the CUDA phases): the *_with functions check and prepare, then call `run`.
+// (References: an add is the hot path, and a config is half a kilobyte.)
+struct AddCall {
+  const kernels::Ring& ring;
+  const kernels::ReplayConfig& config;
+  const kernels::Columns& cols;
+  const kernels::Stage& stage;
+  const kernels::StepInput& input;
+};
+using AddRun = c10::function_ref<int64_t(const AddCall&)>;
+
+struct EndCall {
+  const kernels::Ring& ring;
+  const kernels::ReplayConfig& config;
+  const kernels::Columns& cols;
+  const kernels::Stage& stage;
+};
+using EndRun = c10::function_ref<int64_t(const EndCall&)>;
+
+struct EpisodeCall {
+  const kernels::Ring& ring;
+  const kernels::ReplayConfig& config;
+  const kernels::Columns& cols;
+  const uint8_t* const* values;
+  int64_t steps;
+  bool terminated;
+  const double* td_abs;  // or null
+};
+using EpisodeRun = c10::function_ref<void(const EpisodeCall&)>;
+
+int64_t add_rows_with(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                      int64_t envs, const uint8_t* const* step, const uint8_t* const* final_obs,
+                      const bool* terminated, const bool* truncated, const bool* skip,
+                      at::ArrayRef<double> config, AddRun run);
+
+int64_t add_steps_with(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                       at::TensorList step, at::TensorList final_obs,
+                       const at::Tensor& terminated, const at::Tensor& truncated,
+                       at::ArrayRef<double> config, const std::optional<at::Tensor>& skip,
+                       AddRun run);
+
+int64_t end_running_with(at::TensorList state, at::TensorList columns, at::TensorList stage,
+                         at::ArrayRef<double> config, EndRun run);
+
+void add_episode_with(at::TensorList state, at::TensorList columns, at::TensorList values,
+                      bool terminated, at::ArrayRef<double> config,
+                      const std::optional<at::Tensor>& td_abs, EpisodeRun run);
+
+inline constexpr const char* kAddSchema =
+    "replay_add(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor(c!)[] stage, Tensor[] step, "
+    "Tensor[] final_obs, Tensor terminated, Tensor truncated, float[] config, "
+    "Tensor? skip=None) -> Tensor cut";
+inline constexpr const char* kEndEpisodesSchema =
+    "replay_end_episodes(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor[] stage, "
+    "float[] config) -> Tensor stored";
+inline constexpr const char* kAddEpisodeSchema =
+    "replay_add_episode(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor[] values, "
+    "bool terminated, float[] config, Tensor? td_abs=None) -> ()";
+
 // The add op's work (the op returns its count as a 0-d tensor): the pieces committed because a
 // stage filled up.
 int64_t replay_add_steps(at::TensorList state, at::TensorList columns, at::TensorList stage,
