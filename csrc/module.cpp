@@ -150,6 +150,16 @@ PYBIND11_MODULE(_C, m) {
       },
       py::arg("seed"), py::arg("call"), py::arg("stream"), py::arg("count"),
       "The uniforms a replay sample call draws (draws.h), for episode mode and tests.");
+  m.def(
+      "beta_at",
+      [](double beta, int64_t beta_steps, int64_t calls) {
+        pyrl::kernels::ReplayConfig config;
+        config.beta = beta;
+        config.beta_steps = beta_steps;
+        return pyrl::kernels::beta_at(config, calls);
+      },
+      py::arg("beta"), py::arg("beta_steps"), py::arg("calls"),
+      "The IS exponent the sample ops use after `calls` sample calls (replay.h's beta_at).");
   // The replay ops' direct route for CPU buffers (replay_host.cpp).
   pyrl::bind_replay_host(m);
 }

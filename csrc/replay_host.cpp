@@ -1,6 +1,6 @@
 // pyrl._C.ReplayHost: the direct (pybind11) route of a CPU buffer's replay ops. It keeps
-// references to the buffer's tensors (state, columns, stage) and its settings, and no state of
-// its own, so a call converts only its own inputs; it turns what a
+// references to the buffer's tensors (the state, its stage included, and the columns) and its
+// settings, and no state of its own, so a call converts only its own inputs; it turns what a
 // caller passes (tensors, numpy arrays straight from gymnasium, lists) into the tensors the op
 // takes, naming the field when something does not fit. Then it releases the GIL, takes the
 // buffer's mutex (which covers only the compiled work) and runs the very function the dispatcher
@@ -98,11 +98,10 @@ class BufferLock {
 
 class ReplayHost {
  public:
-  ReplayHost(Tensors state, Tensors columns, Tensors stage, std::vector<double> config,
+  ReplayHost(Tensors state, Tensors columns, std::vector<double> config,
              std::vector<std::string> names, int64_t obs_columns)
       : state_(std::move(state)),
         columns_(std::move(columns)),
-        stage_(std::move(stage)),
         config_(std::move(config)),
         names_(std::move(names)),
         obs_columns_(obs_columns) {
@@ -144,7 +143,7 @@ class ReplayHost {
     if (!skip.is_none()) skipped = flags("skip", skip, envs).ne(0).contiguous();
     py::gil_scoped_release release;
     auto lock = lock_.acquire();
-    return replay_add_steps(state_, columns_, stage_, step, final_obs, term, trunc, config_,
+    return replay_add_steps(state_, columns_, step, final_obs, term, trunc, config_,
                             skipped);
   }
 
@@ -186,7 +185,7 @@ class ReplayHost {
     }
     py::gil_scoped_release release;
     auto lock = lock_.acquire();
-    cut = replay_add_rows(state_, columns_, stage_, envs, step.data(), final_obs.data(), term,
+    cut = replay_add_rows(state_, columns_, envs, step.data(), final_obs.data(), term,
                           trunc, skipping, config_);
     return true;
   }
@@ -311,7 +310,7 @@ class ReplayHost {
   int64_t end_episodes() {
     py::gil_scoped_release release;
     auto lock = lock_.acquire();
-    return replay_end_running(state_, columns_, stage_, config_);
+    return replay_end_running(state_, columns_, config_);
   }
 
   // A sample keyed by the state's seed and count of sample calls, which the op advances.
@@ -492,7 +491,7 @@ class ReplayHost {
     return t;
   }
 
-  Tensors state_, columns_, stage_;
+  Tensors state_, columns_;
   std::vector<double> config_;
   std::vector<std::string> names_;
   int64_t obs_columns_;
@@ -505,9 +504,8 @@ class ReplayHost {
 void bind_replay_host(py::module_& m) {
   py::class_<ReplayHost>(m, "ReplayHost",
                          "The direct route of a CPU buffer's replay ops (see replay_host.cpp).")
-      .def(py::init<Tensors, Tensors, Tensors, std::vector<double>, std::vector<std::string>,
-                    int64_t>(),
-           py::arg("state"), py::arg("columns"), py::arg("stage"), py::arg("config"),
+      .def(py::init<Tensors, Tensors, std::vector<double>, std::vector<std::string>, int64_t>(),
+           py::arg("state"), py::arg("columns"), py::arg("config"),
            py::arg("names"), py::arg("obs_columns"))
       .def("add", &ReplayHost::add)
       .def("add_episode", &ReplayHost::add_episode)

@@ -170,13 +170,12 @@ def _retrace_fake(log_rho, reward, q, next_v, terminated, truncated, gamma, lmbd
 # fake; the add and end_episodes ops return a count (a 0-d int64 tensor).
 
 @torch.library.register_fake("pyrl::replay_add")
-def _replay_add_fake(state, columns, stage, step, final_obs, terminated, truncated, config,
-                     skip=None):
+def _replay_add_fake(state, columns, step, final_obs, terminated, truncated, config, skip=None):
     return state[0].new_empty(())
 
 
 @torch.library.register_fake("pyrl::replay_end_episodes")
-def _replay_end_episodes_fake(state, columns, stage, config):
+def _replay_end_episodes_fake(state, columns, config):
     return state[0].new_empty(())
 
 

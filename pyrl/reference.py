@@ -239,6 +239,14 @@ def direct_rows(leaves: Tensor, seed: int, call: int, count: int, tries: int = 1
     return torch.tensor(rows, dtype=torch.int64)
 
 
+def beta_at(beta: float, beta_steps: Optional[int], calls: int) -> float:
+    """The IS exponent of the sample call after `calls` earlier ones: beta, rising linearly to
+    1 over `beta_steps` calls (None or 0: fixed)."""
+    if not beta_steps:
+        return beta
+    return beta + (1.0 - beta) * min(1.0, calls / beta_steps)
+
+
 def episode_rows(leaves: Tensor, row_episode: Tensor, table: dict, seed: int, call: int,
                  select_count: int, max_ep_draw: int, count: int) -> Tensor:
     """Episode mode's rows of one sample call (SPEC 1.2): rounds of `select_count` stratified

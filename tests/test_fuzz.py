@@ -96,7 +96,8 @@ class ReplayMachine(RuleBasedStateMachine):
         uniforms = buf.next_uniforms(batch)
         per = self.kwargs["prioritized"]
         nstep = self.kwargs["nstep"]
-        beta = per.beta_at(buf.sample_calls) if per is not None else 0.0
+        beta = (reference.beta_at(per.beta, per.beta_steps, buf.sample_calls)
+                if per is not None else 0.0)
         floating = uniforms["lookahead"] if nstep.floating and nstep.n > 1 else None
         direct = None if per is not None else reference.direct_rows(
             buf.priorities(), buf.seed, buf.sample_calls, batch)

@@ -469,12 +469,10 @@ def test_add_bodies_equal_the_cpu_ops_in_any_thread_order():
     config, envs = buf.op_config, 5
     g = torch.Generator().manual_seed(0)
     st = buf.storage
-    want = ([t.clone() for t in st.state], [c.clone() for c in st.columns],
-            [s.clone() for s in st.staged])
+    want = ([t.clone() for t in st.state], [c.clone() for c in st.columns])  # stage included
     for shuffle in SHUFFLES:
         torch.ops.pyrl_grid.set_shuffle(shuffle)
-        got = ([t.clone() for t in want[0]], [c.clone() for c in want[1]],
-               [s.clone() for s in want[2]])
+        got = ([t.clone() for t in want[0]], [c.clone() for c in want[1]])
         g.manual_seed(0)
         for call in range(60):
             if call % 9 == 8:
@@ -482,12 +480,12 @@ def test_add_bodies_equal_the_cpu_ops_in_any_thread_order():
                 values = [torch.randn(T + 1, 2, generator=g),
                           torch.randint(0, 5, (T, 1), generator=g), torch.randn(T, generator=g)]
                 td = torch.rand(T, generator=g, dtype=torch.float64) * 3 if call % 2 else None
-                for ops, (state, columns, _) in ((torch.ops.pyrl, want), (torch.ops.pyrl_grid, got)):
+                for ops, (state, columns) in ((torch.ops.pyrl, want), (torch.ops.pyrl_grid, got)):
                     ops.replay_add_episode(state, columns, values, bool(call % 3), config, td)
             elif call % 13 == 12:
-                stored = [int(ops.replay_end_episodes(state, columns, stage, config))
-                          for ops, (state, columns, stage) in ((torch.ops.pyrl, want),
-                                                               (torch.ops.pyrl_grid, got))]
+                stored = [int(ops.replay_end_episodes(state, columns, config))
+                          for ops, (state, columns) in ((torch.ops.pyrl, want),
+                                                        (torch.ops.pyrl_grid, got))]
                 assert stored[0] == stored[1]
             else:
                 step = [torch.randn(envs, 2, generator=g),
@@ -496,13 +494,12 @@ def test_add_bodies_equal_the_cpu_ops_in_any_thread_order():
                 terminated = torch.rand(envs, generator=g) < 0.2
                 truncated = (torch.rand(envs, generator=g) < 0.1) & ~terminated
                 skip = torch.rand(envs, generator=g) < 0.1
-                cuts = [int(ops.replay_add(state, columns, stage, step, final, terminated,
-                                           truncated, config, skip))
-                        for ops, (state, columns, stage) in ((torch.ops.pyrl, want),
-                                                             (torch.ops.pyrl_grid, got))]
+                cuts = [int(ops.replay_add(state, columns, step, final, terminated, truncated,
+                                           config, skip))
+                        for ops, (state, columns) in ((torch.ops.pyrl, want),
+                                                      (torch.ops.pyrl_grid, got))]
                 assert cuts[0] == cuts[1]
             for w_list, g_list in zip(want, got):
                 for w, t in zip(w_list, g_list):
                     assert torch.equal(w, t), f"call {call} (shuffle {shuffle})"
-        want = ([t.clone() for t in st.state], [c.clone() for c in st.columns],
-                [s.clone() for s in st.staged])  # the next order starts from the fresh buffer
+        want = ([t.clone() for t in st.state], [c.clone() for c in st.columns])  # afresh

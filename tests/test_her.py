@@ -225,7 +225,8 @@ def assert_samples_match_reference(buf, her, n, floating, prioritized, rounds=3)
     for _ in range(rounds):
         draws = [reference.counter_uniforms(buf.seed, buf.sample_calls, stream, 50)
                  for stream in range(4)]
-        beta = buf.prioritized.beta_at(buf.sample_calls) if prioritized else 0.0
+        per = buf.prioritized
+        beta = reference.beta_at(per.beta, per.beta_steps, buf.sample_calls) if prioritized else 0.0
         direct = None if prioritized else reference.direct_rows(buf.priorities(), buf.seed,
                                                                 buf.sample_calls, 50)
         batch = buf.sample(50)

@@ -169,7 +169,7 @@ def test_importance_weights_formula():
     for calls in range(1, 7):
         batch = buf.sample(16)
         beta = min(1.0, 0.3 + 0.7 * calls / 4)
-        assert per.beta_at(calls) == pytest.approx(beta)
+        assert per.beta_at(calls) == reference.beta_at(0.3, 4, calls) == pytest.approx(beta)
         expected = (smallest / leaves[batch.index]) ** beta
         torch.testing.assert_close(batch.weight, expected.float())
 
@@ -294,7 +294,7 @@ def test_matches_reference(capacity, envs, heads, prioritized, nstep):
         if len(buf) == 0:
             continue
         uniform, floating_uniform = twin_draws(buf, 33)
-        beta = per.beta_at(buf.sample_calls) if per else 0.0
+        beta = reference.beta_at(per.beta, per.beta_steps, buf.sample_calls) if per else 0.0
         direct = None if per else reference.direct_rows(buf.priorities(), buf.seed,
                                                         buf.sample_calls, 33)
         batch = buf.sample(33)

@@ -51,11 +51,9 @@ def op_samples():
         "tree_update": (sum_tree.clone(), min_tree.clone(), 4, torch.tensor([0, 2]),
                         torch.tensor([0.5, 3.0], dtype=F64)),
         "tree_sample": (sum_tree, min_tree, 4, torch.rand(5, dtype=F64), 0.5, False),
-        "replay_add": (state(), [c.clone() for c in st.columns], [s.clone() for s in st.staged],
-                       step, step[:1], torch.tensor([True, False]), torch.tensor([False, False]),
+        "replay_add": (state(), [c.clone() for c in st.columns], step, step[:1], torch.tensor([True, False]), torch.tensor([False, False]),
                        config),
-        "replay_end_episodes": (state(), [c.clone() for c in st.columns],
-                                [s.clone() for s in st.staged], config),
+        "replay_end_episodes": (state(), [c.clone() for c in st.columns], config),
         "replay_add_episode": (state(), [c.clone() for c in st.columns],
                                [torch.zeros(4, 3), torch.zeros(3, 2), torch.ones(3)], True, config),
         "replay_add_episode_with_td_abs": (
@@ -103,20 +101,18 @@ def test_host_and_dispatcher_agree():
     buf = filled()
     ops = torch.ops.pyrl
     config = buf.op_config
-    state, columns = clone_state(buf)
-    stage = [s.clone() for s in buf.storage.staged]
+    state, columns = clone_state(buf)  # the stage columns end the state list
     step = dict(obs=torch.randn(2, 3), action=torch.randn(2, 2), reward=torch.randn(2),
                 next_obs=torch.randn(2, 3), terminated=torch.tensor([True, False]),
                 truncated=torch.tensor([False, False]))
     buf.add(**step)
-    assert ops.replay_add(state, columns, stage, [step["obs"], step["action"], step["reward"]],
+    assert ops.replay_add(state, columns, [step["obs"], step["action"], step["reward"]],
                           [step["next_obs"]], step["terminated"], step["truncated"], config) == 0
     ep = dict(obs=torch.randn(5, 3), action=torch.randn(4, 2), reward=torch.randn(4))
     buf.add_episode(**ep, terminated=True)
     ops.replay_add_episode(state, columns, [ep["obs"], ep["action"], ep["reward"]], True, config)
     assert_same(buf.storage.state, state)
     assert_same(buf.storage.columns, columns)
-    assert_same(buf.storage.staged, stage)
 
     batch = buf.sample(16)
     out = ops.replay_sample(state, columns, 16, None, config)
@@ -135,12 +131,11 @@ def test_host_and_dispatcher_agree():
     buf.check()
 
     buf.add(**dict(step, terminated=torch.tensor([False, False])))
-    ops.replay_add(state, columns, stage, [step["obs"], step["action"], step["reward"]],
+    ops.replay_add(state, columns, [step["obs"], step["action"], step["reward"]],
                    [step["next_obs"]], torch.tensor([False, False]), step["truncated"], config)
-    assert buf.end_running_episodes() == ops.replay_end_episodes(state, columns, stage, config) == 1
+    assert buf.end_running_episodes() == ops.replay_end_episodes(state, columns, config) == 1
     assert_same(buf.storage.state, state)
     assert_same(buf.storage.columns, columns)
-    assert_same(buf.storage.staged, stage)
 
 
 def test_the_state_is_tensors_the_ops_advance():
@@ -158,8 +153,8 @@ def test_the_state_is_tensors_the_ops_advance():
     st, config = fresh.storage, fresh.op_config
     step = [torch.zeros(3, 3), torch.zeros(3)]
     no = torch.zeros(3, dtype=torch.bool)
-    cut = [int(torch.ops.pyrl.replay_add(st.state, st.columns, st.staged, step, step[:1], no, no,
-                                         config)) for _ in range(2)]
+    cut = [int(torch.ops.pyrl.replay_add(st.state, st.columns, step, step[:1], no, no, config))
+           for _ in range(2)]
     assert cut == [0, 3] and st.staged[0].shape == (3, 2, 3)  # sized at the first add
     assert st.stage_length.tolist() == [0, 0, 0] and len(fresh) == 6
     state = {k: v for k, v in buf.state_dict().items() if k != "config"}
@@ -174,7 +169,7 @@ def test_the_host_checks_the_settings_once_at_creation():
     bad[CONFIG["beta_steps"]] = 2.5
     slot = CONFIG["beta_steps"]
     with pytest.raises(ValueError, match=rf"ReplayBuffer: config\[{slot}\] \(beta_steps\) should"):
-        _C.ReplayHost(st.state, st.columns, st.staged, bad, st.names, 1)
+        _C.ReplayHost(st.state, st.columns, bad, st.names, 1)
 
 
 def test_ops_name_the_bad_argument():
@@ -218,7 +213,7 @@ def test_ops_name_the_bad_argument():
         bad_draws[STATE["draws"]][replay.layout.DRAWS[slot]] = value
         with pytest.raises(ValueError, match=r"draws should be \[seed, calls\], both >= 0"):
             torch.ops.pyrl.replay_sample(bad_draws, columns, batch_size, None, config)
-    with pytest.raises(ValueError, match="state should hold 8 tensors"):
+    with pytest.raises(ValueError, match="state should hold 8 tensors .*, then the stage columns"):
         torch.ops.pyrl.replay_sample(state[:5], columns, batch_size, None, config)
     with pytest.raises(ValueError, match=r"counters should have shape \[7\], got \[5\]"):
         short = list(state)

@@ -21,7 +21,8 @@
 
 namespace pyrl::kernels {
 
-// The state tensors of a buffer, one list in this order.
+// The state tensors of a buffer, one list in this order; the stage columns follow the fixed
+// slots, one per column in column order ([N, horizon, *row]: the running episodes).
 enum StateSlot : int {
   kStateRowEpisode = 0,
   kStateEpisodes,

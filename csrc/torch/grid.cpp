@@ -129,14 +129,14 @@ SequenceSample replay_sample_windows_grid(at::TensorList state, at::TensorList c
 }
 
 // The adds' bodies.
-at::Tensor replay_add_grid(at::TensorList state, at::TensorList columns, at::TensorList stage,
-                           at::TensorList step, at::TensorList final_obs,
-                           const at::Tensor& terminated, const at::Tensor& truncated,
-                           at::ArrayRef<double> config, const std::optional<at::Tensor>& skip) {
+at::Tensor replay_add_grid(at::TensorList state, at::TensorList columns, at::TensorList step,
+                           at::TensorList final_obs, const at::Tensor& terminated,
+                           const at::Tensor& truncated, at::ArrayRef<double> config,
+                           const std::optional<at::Tensor>& skip) {
   constexpr const char* op = "pyrl::replay_add";
   check_column_count(op, static_cast<int64_t>(columns.size()));
   const int64_t cut = add_steps_with(
-      state, columns, stage, step, final_obs, terminated, truncated, config, skip,
+      state, columns, step, final_obs, terminated, truncated, config, skip,
       [](const AddCall& a) {
         std::vector<uint8_t> commit(static_cast<size_t>(a.stage.envs));
         int64_t pieces = 0;
@@ -150,9 +150,9 @@ at::Tensor replay_add_grid(at::TensorList state, at::TensorList columns, at::Ten
 }
 
 at::Tensor replay_end_episodes_grid(at::TensorList state, at::TensorList columns,
-                                    at::TensorList stage, at::ArrayRef<double> config) {
+                                    at::ArrayRef<double> config) {
   check_column_count("pyrl::replay_end_episodes", static_cast<int64_t>(columns.size()));
-  const int64_t stored = end_running_with(state, columns, stage, config, [](const EndCall& a) {
+  const int64_t stored = end_running_with(state, columns, config, [](const EndCall& a) {
     int64_t count = 0;
     GridRun{}(kernels::EndEpisodesBody{a.ring, a.config, kernels::column_arrays(a.cols),
                                        kernels::stage_arrays(a.stage, a.cols.count), &count});

@@ -75,9 +75,10 @@ uint8_t* writable_bytes(const at::Tensor& t) {
 // The state list, checked, as raw pointers for the kernels. Capacity is row_episode's length.
 Ring ring_of(const char* op, at::TensorList state) {
   using namespace kernels;
-  TORCH_CHECK_VALUE(state.size() == kStateSlots, op, ": state should hold ", kStateSlots,
+  TORCH_CHECK_VALUE(state.size() >= kStateSlots, op, ": state should hold ", kStateSlots,
                     " tensors (row_episode, episodes, counters, sum_tree, min_tree, "
-                    "max_priority, draws, stage_length), got ", state.size());
+                    "max_priority, draws, stage_length), then the stage columns, got ",
+                    state.size());
   const at::Tensor& row_episode = state[kStateRowEpisode];
   rank(op, "row_episode", row_episode, 1, "1-D [C]");
   const int64_t capacity = row_episode.size(0);
@@ -393,10 +394,10 @@ namespace {
 // checked, as the kernels' Stage. A buffer's stage starts with N = 0 and is allocated here at
 // the first step (zeros), after every other check has passed (`allocate`).
 kernels::Stage stage_of(const char* op, at::TensorList state, at::TensorList columns,
-                        at::TensorList stage, int64_t envs, int64_t capacity, bool allocate,
-                        Pointers& stage_data) {
-  TORCH_CHECK_VALUE(stage.size() == columns.size(), op, ": stage should have one entry per "
-                    "column (", columns.size(), "), got ", stage.size());
+                        int64_t envs, int64_t capacity, bool allocate, Pointers& stage_data) {
+  const at::TensorList stage = state.slice(kernels::kStateSlots);
+  TORCH_CHECK_VALUE(stage.size() == columns.size(), op, ": state should end with one stage "
+                    "column per column (", columns.size(), "), got ", stage.size());
   const at::Tensor& stage_length = state[kernels::kStateStageLength];
   rank(op, "stage_length", stage_length, 1, "1-D [N]");
   const int64_t staged = stage_length.size(0);
@@ -431,7 +432,7 @@ kernels::Stage stage_of(const char* op, at::TensorList state, at::TensorList col
 
 }  // namespace
 
-int64_t add_rows_with(at::TensorList state, at::TensorList columns, at::TensorList stage,
+int64_t add_rows_with(at::TensorList state, at::TensorList columns,
                       int64_t envs, const uint8_t* const* step, const uint8_t* const* final_obs,
                       const bool* terminated, const bool* truncated, const bool* skip,
                       at::ArrayRef<double> config_values, AddRun run) {
@@ -445,22 +446,22 @@ int64_t add_rows_with(at::TensorList state, at::TensorList columns, at::TensorLi
       columns_of(op, columns, ring.capacity, config.obs_columns, data, bytes, strides);
   TORCH_CHECK_VALUE(envs >= 1, op, ": a step should hold at least one environment, got ", envs);
   const kernels::Stage staged =
-      stage_of(op, state, columns, stage, envs, ring.capacity, /*allocate=*/true, stage_data);
+      stage_of(op, state, columns, envs, ring.capacity, /*allocate=*/true, stage_data);
   const kernels::StepInput input{step, final_obs, terminated, truncated, skip};
   return run({ring, config, cols, staged, input});
 }
 
-int64_t replay_add_rows(at::TensorList state, at::TensorList columns, at::TensorList stage,
+int64_t replay_add_rows(at::TensorList state, at::TensorList columns,
                         int64_t envs, const uint8_t* const* step, const uint8_t* const* final_obs,
                         const bool* terminated, const bool* truncated, const bool* skip,
                         at::ArrayRef<double> config_values) {
-  return add_rows_with(state, columns, stage, envs, step, final_obs, terminated, truncated, skip,
+  return add_rows_with(state, columns, envs, step, final_obs, terminated, truncated, skip,
                        config_values, [](const AddCall& a) {
                          return kernels::replay_add_step(a.ring, a.config, a.cols, a.stage, a.input);
                        });
 }
 
-int64_t add_steps_with(at::TensorList state, at::TensorList columns, at::TensorList stage,
+int64_t add_steps_with(at::TensorList state, at::TensorList columns,
                        at::TensorList step, at::TensorList final_obs,
                        const at::Tensor& terminated, const at::Tensor& truncated,
                        at::ArrayRef<double> config_values, const std::optional<at::Tensor>& skip,
@@ -492,25 +493,25 @@ int64_t add_steps_with(at::TensorList state, at::TensorList columns, at::TensorL
   c10::SmallVector<const uint8_t*, 8> step_bytes, final_bytes;
   for (const auto& s : step_data) step_bytes.push_back(static_cast<const uint8_t*>(s.const_data_ptr()));
   for (const auto& f : final_data) final_bytes.push_back(static_cast<const uint8_t*>(f.const_data_ptr()));
-  return add_rows_with(state, columns, stage, envs, step_bytes.data(), final_bytes.data(),
+  return add_rows_with(state, columns, envs, step_bytes.data(), final_bytes.data(),
                        term.const_data_ptr<bool>(), trunc.const_data_ptr<bool>(),
                        skipped.defined() ? skipped.const_data_ptr<bool>() : nullptr,
                        config_values, run);
 }
 
-int64_t replay_add_steps(at::TensorList state, at::TensorList columns, at::TensorList stage,
+int64_t replay_add_steps(at::TensorList state, at::TensorList columns,
                          at::TensorList step, at::TensorList final_obs,
                          const at::Tensor& terminated, const at::Tensor& truncated,
                          at::ArrayRef<double> config_values,
                          const std::optional<at::Tensor>& skip) {
-  return add_steps_with(state, columns, stage, step, final_obs, terminated, truncated,
+  return add_steps_with(state, columns, step, final_obs, terminated, truncated,
                         config_values, skip, [](const AddCall& a) {
                           return kernels::replay_add_step(a.ring, a.config, a.cols, a.stage,
                                                           a.input);
                         });
 }
 
-int64_t end_running_with(at::TensorList state, at::TensorList columns, at::TensorList stage,
+int64_t end_running_with(at::TensorList state, at::TensorList columns,
                          at::ArrayRef<double> config_values, EndRun run) {
   constexpr const char* op = "pyrl::replay_end_episodes";
   Ring ring = ring_of(op, state);
@@ -521,13 +522,13 @@ int64_t end_running_with(at::TensorList state, at::TensorList columns, at::Tenso
   const kernels::Columns cols =
       columns_of(op, columns, ring.capacity, config.obs_columns, data, bytes, strides);
   const kernels::Stage staged =
-      stage_of(op, state, columns, stage, -1, ring.capacity, /*allocate=*/false, stage_data);
+      stage_of(op, state, columns, -1, ring.capacity, /*allocate=*/false, stage_data);
   return run({ring, config, cols, staged});
 }
 
-int64_t replay_end_running(at::TensorList state, at::TensorList columns, at::TensorList stage,
+int64_t replay_end_running(at::TensorList state, at::TensorList columns,
                            at::ArrayRef<double> config_values) {
-  return end_running_with(state, columns, stage, config_values, [](const EndCall& a) {
+  return end_running_with(state, columns, config_values, [](const EndCall& a) {
     return kernels::replay_end_episodes(a.ring, a.config, a.cols, a.stage);
   });
 }
@@ -597,17 +598,17 @@ at::Tensor count_tensor(const at::Tensor& like, int64_t count) {
   return out;
 }
 
-at::Tensor replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList stage,
+at::Tensor replay_add_cpu(at::TensorList state, at::TensorList columns,
                           at::TensorList step, at::TensorList final_obs,
                           const at::Tensor& terminated, const at::Tensor& truncated,
                           at::ArrayRef<double> config, const std::optional<at::Tensor>& skip) {
-  return count_tensor(state[0], replay_add_steps(state, columns, stage, step, final_obs,
+  return count_tensor(state[0], replay_add_steps(state, columns, step, final_obs,
                                                  terminated, truncated, config, skip));
 }
 
 at::Tensor replay_end_episodes_cpu(at::TensorList state, at::TensorList columns,
-                                   at::TensorList stage, at::ArrayRef<double> config) {
-  return count_tensor(state[0], replay_end_running(state, columns, stage, config));
+                                   at::ArrayRef<double> config) {
+  return count_tensor(state[0], replay_end_running(state, columns, config));
 }
 
 }  // namespace

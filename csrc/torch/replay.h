@@ -78,18 +78,18 @@ struct EpisodeCall {
 };
 using EpisodeRun = c10::function_ref<void(const EpisodeCall&)>;
 
-int64_t add_rows_with(at::TensorList state, at::TensorList columns, at::TensorList stage,
+int64_t add_rows_with(at::TensorList state, at::TensorList columns,
                       int64_t envs, const uint8_t* const* step, const uint8_t* const* final_obs,
                       const bool* terminated, const bool* truncated, const bool* skip,
                       at::ArrayRef<double> config, AddRun run);
 
-int64_t add_steps_with(at::TensorList state, at::TensorList columns, at::TensorList stage,
+int64_t add_steps_with(at::TensorList state, at::TensorList columns,
                        at::TensorList step, at::TensorList final_obs,
                        const at::Tensor& terminated, const at::Tensor& truncated,
                        at::ArrayRef<double> config, const std::optional<at::Tensor>& skip,
                        AddRun run);
 
-int64_t end_running_with(at::TensorList state, at::TensorList columns, at::TensorList stage,
+int64_t end_running_with(at::TensorList state, at::TensorList columns,
                          at::ArrayRef<double> config, EndRun run);
 
 void add_episode_with(at::TensorList state, at::TensorList columns, at::TensorList values,
@@ -97,19 +97,18 @@ void add_episode_with(at::TensorList state, at::TensorList columns, at::TensorLi
                       const std::optional<at::Tensor>& td_abs, EpisodeRun run);
 
 inline constexpr const char* kAddSchema =
-    "replay_add(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor(c!)[] stage, Tensor[] step, "
-    "Tensor[] final_obs, Tensor terminated, Tensor truncated, float[] config, "
-    "Tensor? skip=None) -> Tensor cut";
+    "replay_add(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor[] step, Tensor[] final_obs, "
+    "Tensor terminated, Tensor truncated, float[] config, Tensor? skip=None) -> Tensor cut";
 inline constexpr const char* kEndEpisodesSchema =
-    "replay_end_episodes(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor[] stage, "
-    "float[] config) -> Tensor stored";
+    "replay_end_episodes(Tensor(a!)[] state, Tensor(b!)[] columns, float[] config) "
+    "-> Tensor stored";
 inline constexpr const char* kAddEpisodeSchema =
     "replay_add_episode(Tensor(a!)[] state, Tensor(b!)[] columns, Tensor[] values, "
     "bool terminated, float[] config, Tensor? td_abs=None) -> ()";
 
 // The add op's work (the op returns its count as a 0-d tensor): the pieces committed because a
 // stage filled up.
-int64_t replay_add_steps(at::TensorList state, at::TensorList columns, at::TensorList stage,
+int64_t replay_add_steps(at::TensorList state, at::TensorList columns,
                        at::TensorList step, at::TensorList final_obs,
                        const at::Tensor& terminated, const at::Tensor& truncated,
                        at::ArrayRef<double> config, const std::optional<at::Tensor>& skip);
@@ -117,13 +116,13 @@ int64_t replay_add_steps(at::TensorList state, at::TensorList columns, at::Tenso
 // replay_add_cpu's state checks and kernel call, for steps of `envs` environments already
 // checked against the columns (ReplayHost's numpy path: raw pointers into the caller's arrays,
 // no tensors made). Returns the pieces committed because a stage filled up.
-int64_t replay_add_rows(at::TensorList state, at::TensorList columns, at::TensorList stage,
+int64_t replay_add_rows(at::TensorList state, at::TensorList columns,
                         int64_t envs, const uint8_t* const* step, const uint8_t* const* final_obs,
                         const bool* terminated, const bool* truncated, const bool* skip,
                         at::ArrayRef<double> config);
 
 // The end_episodes op's work: stores the running episodes, returns how many.
-int64_t replay_end_running(at::TensorList state, at::TensorList columns, at::TensorList stage,
+int64_t replay_end_running(at::TensorList state, at::TensorList columns,
                            at::ArrayRef<double> config);
 
 void replay_add_episode_cpu(at::TensorList state, at::TensorList columns, at::TensorList values,

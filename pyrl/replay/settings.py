@@ -56,10 +56,11 @@ class PER:
             raise ValueError(f"PER: weight_norm should be 'min' or 'batch', got {self.weight_norm!r}")
 
     def beta_at(self, calls: int) -> float:
-        """The IS exponent for the sample call after `calls` earlier ones."""
-        if self.beta_steps is None:
-            return self.beta
-        return self.beta + (1.0 - self.beta) * min(1.0, calls / self.beta_steps)
+        """The IS exponent for the sample call after `calls` earlier ones: the sample ops' own
+        rule (C++), beta rising linearly to 1 over ``beta_steps`` calls."""
+        from pyrl import _C
+
+        return _C.beta_at(float(self.beta), int(self.beta_steps or 0), int(calls))
 
 
 @dataclass(frozen=True)

@@ -86,14 +86,14 @@ class ReplayStorage:
         columns: one ``[C, *shape]`` view of ``records`` per field, in column order (observation
             fields, the other fields, reward last); rows are contiguous, ``record_bytes`` apart.
             The recurrent ``hidden`` column is a tensor of its own (``SEPARATE_COLUMNS``).
-        state: the bookkeeping tensors in the ops' order; also by name: ``row_episode`` ``[C]``
+        state: the bookkeeping tensors in the ops' order, then the stage columns; also by name: ``row_episode`` ``[C]``
             (the owning episode id of each row, -1 if free: the row's generation), ``episodes``
             (start, length, terminated per slot), ``counters``, ``sum_tree``, ``min_tree``,
             ``max_priority``, ``draws`` (the seed of the sample draws and the count of sample
             calls, which each sample advances: a sample is a pure function of the state) and
             ``stage_length`` (``[N]`` steps staged per environment; ``[0]`` before the first add).
         staged: per column, ``[N, horizon, *shape]``: the episodes in progress, one per
-            environment (``N`` = 0 until the first ``add`` sizes them).
+            environment (``N`` = 0 until the first ``add`` sizes them); the end of ``state``.
         host: the ``pyrl._C.ReplayHost`` on these tensors: it converts inputs, takes the buffer's
             mutex and runs the compiled ops; it holds no state of its own.
     """
@@ -152,10 +152,10 @@ class ReplayStorage:
         self.stage_length = full(0)
         self.staged = [torch.zeros(0, horizon, *f.shape, dtype=f.dtype, device=device)
                        for f in fields]
-        self.state = [getattr(self, name) for name in STATE_NAMES]
+        # The fixed slots, then the stage columns (kernels::StateSlot).
+        self.state = [getattr(self, name) for name in STATE_NAMES] + self.staged
         self.horizon = horizon
-        self.host = _C.ReplayHost(self.state, self.columns, self.staged, config, self.names,
-                                  obs_columns)
+        self.host = _C.ReplayHost(self.state, self.columns, config, self.names, obs_columns)
 
     def _map(self, name: str, shape: tuple, dtype: torch.dtype) -> Tensor:
         """A tensor on the file ``name`` of the mapped directory: created (zeros, its space
