@@ -317,7 +317,8 @@ def test_sample_phases_equal_the_cpu_op_in_any_thread_order(case, settings, capa
                 got = named("replay_sample", torch.ops.pyrl_grid.replay_sample(
                     state, columns, batch_size, rows, config))
                 for name, value in want.items():
-                    pairs = zip(value, got[name]) if isinstance(value, list) else [(value, got[name])]
+                    pairs = zip(value, got[name]) if isinstance(value, list) \
+                        else [(value, got[name])]
                     for w, t in pairs:
                         assert torch.equal(w, t), f"{case}: {name} (batch {batch_size}, {shuffle})"
                 assert all(torch.equal(a, b) for a, b in zip(want_state, state))  # draws advanced

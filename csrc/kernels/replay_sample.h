@@ -354,7 +354,8 @@ struct TreeDrawBody {
   PYRL_HD void operator()(int64_t j) const {
     const double total = sum_tree[0];
     const double below_total = ::nextafter(total, 0.0);
-    const double mass = (static_cast<double>(j) + uniform[j]) * (total / static_cast<double>(count));
+    const double stratum = total / static_cast<double>(count);
+    const double mass = (static_cast<double>(j) + uniform[j]) * stratum;
     index[j] = tree_descend(layout, sum_tree, mass < below_total ? mass : below_total);
   }
 };
@@ -378,8 +379,8 @@ struct TreeWeightsBody {
 };
 
 // The sample as its launches, in order (see the top of the file): `launch(body)` runs one body
-// over its grid; columns.count <= kMaxColumns (checked by the caller). `bad` is [count] and `largest` [1] scratch. Phases 2 and 3 read only phase 1's
-// rows.
+// over its grid; columns.count <= kMaxColumns (checked by the caller). `bad` is [count] and
+// `largest` [1] scratch. Phases 2 and 3 read only phase 1's rows.
 template <typename T, typename Launch>
 void sample_in_phases(const Ring& ring, int64_t seed, int64_t call, const ReplayConfig& config,
                       const Columns& columns, int64_t count, const int64_t* given_rows,

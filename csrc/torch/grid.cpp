@@ -9,7 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
-#include <vector>
+#include <memory>
 
 #include "../kernels/grid.h"
 #include "../kernels/replay_add.h"
@@ -138,10 +138,10 @@ at::Tensor replay_add_grid(at::TensorList state, at::TensorList columns, at::Ten
   const int64_t cut = add_steps_with(
       state, columns, step, final_obs, terminated, truncated, config, skip,
       [](const AddCall& a) {
-        std::vector<uint8_t> commit(static_cast<size_t>(a.stage.envs));
+        std::unique_ptr<bool[]> commit(new bool[static_cast<size_t>(a.stage.envs)]);
         int64_t pieces = 0;
-        kernels::add_step_in_phases(a.ring, a.config, a.cols, a.stage, a.input,
-                                    reinterpret_cast<bool*>(commit.data()), &pieces, GridRun{});
+        kernels::add_step_in_phases(a.ring, a.config, a.cols, a.stage, a.input, commit.get(),
+                                    &pieces, GridRun{});
         return pieces;
       });
   auto out = at::empty({}, state[0].options());

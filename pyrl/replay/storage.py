@@ -86,12 +86,13 @@ class ReplayStorage:
         columns: one ``[C, *shape]`` view of ``records`` per field, in column order (observation
             fields, the other fields, reward last); rows are contiguous, ``record_bytes`` apart.
             The recurrent ``hidden`` column is a tensor of its own (``SEPARATE_COLUMNS``).
-        state: the bookkeeping tensors in the ops' order, then the stage columns; also by name: ``row_episode`` ``[C]``
-            (the owning episode id of each row, -1 if free: the row's generation), ``episodes``
-            (start, length, terminated per slot), ``counters``, ``sum_tree``, ``min_tree``,
-            ``max_priority``, ``draws`` (the seed of the sample draws and the count of sample
-            calls, which each sample advances: a sample is a pure function of the state) and
-            ``stage_length`` (``[N]`` steps staged per environment; ``[0]`` before the first add).
+        state: the bookkeeping tensors in the ops' order, then the stage columns; also by
+            name: ``row_episode`` ``[C]`` (the owning episode id of each row, -1 if free: the
+            row's generation), ``episodes`` (start, length, terminated per slot),
+            ``counters``, ``sum_tree``, ``min_tree``, ``max_priority``, ``draws`` (the seed of
+            the sample draws and the count of sample calls, which each sample advances: a
+            sample is a pure function of the state) and ``stage_length`` (``[N]`` steps staged
+            per environment; ``[0]`` before the first add).
         staged: per column, ``[N, horizon, *shape]``: the episodes in progress, one per
             environment (``N`` = 0 until the first ``add`` sizes them); the end of ``state``.
         host: the ``pyrl._C.ReplayHost`` on these tensors: it converts inputs, takes the buffer's
