@@ -13,6 +13,7 @@
 // that every other thread's call waits on, again with the GIL released.
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
+#include <torch/csrc/Dtype.h>
 #include <torch/csrc/DynamicTypes.h>
 #include <torch/csrc/autograd/python_variable.h>
 #include <torch/csrc/utils/pybind.h>
@@ -306,6 +307,38 @@ class ReplayHost {
     replay_add_episode_cpu(state_, columns_, values, terminated, config_, td_abs);
   }
 
+  // An input that is no column's value (TD errors, recurrent states) as a `dtype` tensor of
+  // `shape`, under the columns' rule (castable): pyrl/replay/inputs.py calls it past its fast
+  // path, so the rule lives here only.
+  at::Tensor convert(const std::string& where, const std::string& name, py::handle value,
+                     py::handle dtype, const std::vector<int64_t>& shape) {
+    TORCH_CHECK_VALUE(THPDtype_Check(dtype.ptr()), "ReplayHost.convert: dtype should be a "
+                      "torch.dtype");
+    const at::ScalarType type = reinterpret_cast<THPDtype*>(dtype.ptr())->scalar_type;
+    at::Tensor t;
+    if (THPVariable_Check(value.ptr())) {
+      t = THPVariable_Unpack(value.ptr());
+    } else {
+      try {
+        t = THPVariable_Unpack(as_tensor_(value).ptr());
+      } catch (py::error_already_set& err) {
+        TORCH_CHECK_VALUE(false, "ReplayBuffer.", where, ": ", name, " should be ",
+                          dtype_text(type), " values of shape ", shape_text(shape), ", got ",
+                          py::str(py::type::of(value).attr("__name__")).cast<std::string>(),
+                          " (", err.what(), ")");
+      }
+    }
+    if (t.scalar_type() != type) {
+      TORCH_CHECK_VALUE(castable(t.scalar_type(), type), "ReplayBuffer.", where, ": ", name,
+                        " should be ", dtype_text(type), " (or convert to it within its kind), "
+                        "got ", dtype_text(t.scalar_type()));
+      t = t.to(type);
+    }
+    TORCH_CHECK_VALUE(t.sizes() == at::IntArrayRef(shape), "ReplayBuffer.", where, ": ", name,
+                      " should have shape ", shape_text(shape), ", got ", shape_text(t.sizes()));
+    return t.detach();
+  }
+
   // Stores the running episodes (ReplayBuffer.end_running_episodes); returns how many.
   int64_t end_episodes() {
     py::gil_scoped_release release;
@@ -510,6 +543,7 @@ void bind_replay_host(py::module_& m) {
       .def("add", &ReplayHost::add)
       .def("add_episode", &ReplayHost::add_episode)
       .def("end_episodes", &ReplayHost::end_episodes)
+      .def("convert", &ReplayHost::convert)
       .def("sample", &ReplayHost::sample)
       .def("sample_windows", &ReplayHost::sample_windows)
       .def("update_priorities", &ReplayHost::update_priorities)

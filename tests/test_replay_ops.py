@@ -172,6 +172,24 @@ def test_the_host_checks_the_settings_once_at_creation():
         _C.ReplayHost(st.state, st.columns, bad, st.names, 1)
 
 
+def test_one_conversion_rule_for_every_input():
+    """Inputs that are no column's values (TD errors, states) convert in the host under the
+    columns' rule: within their kind, or a ValueError naming the argument."""
+    host = filled().storage.host
+    out = host.convert("update_priorities", "td_abs", [1, 2], torch.float64, [2])
+    assert out.dtype == torch.float64 and out.tolist() == [1.0, 2.0]
+    import numpy as np
+    assert host.convert("store_hidden", "states", np.ones((2, 3)), torch.float32, [2, 3]).dtype \
+        == torch.float32
+    with pytest.raises(ValueError, match=r"ReplayBuffer.f: x should be torch.int64 \(or convert "
+                                         r"to it within its kind\), got torch.float32"):
+        host.convert("f", "x", torch.zeros(2), torch.int64, [2])
+    with pytest.raises(ValueError, match=r"ReplayBuffer.f: x should have shape \[3\], got \[2\]"):
+        host.convert("f", "x", [1.0, 2.0], torch.float64, [3])
+    with pytest.raises(ValueError, match="x should be torch.float64 values of shape \\[2\\], got str"):
+        host.convert("f", "x", "high", torch.float64, [2])
+
+
 def test_ops_name_the_bad_argument():
     sum_tree, min_tree = trees()
     with pytest.raises(ValueError, match=r"pyrl::tree_sample: sum_tree should have shape \[16\], got \[15\]"):

@@ -183,8 +183,8 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
         self.storage = ReplayStorage(capacity, self.fields, self.device,
                                      seed if seed is not None else fresh_seed(), self._config,
                                      len(column_keys), self.max_episode_steps, mapped=storage)
-        self.inputs = Inputs(self.fields, column_keys, self.device)
         self._host = self.storage.host
+        self.inputs = Inputs(self.fields, column_keys, self.device, self._host.convert)
         self._warned_terminal = False
         self._warned_cut = False  # add() warns once when a stage fills up without flags
         # gymnasium's autoreset steps, from the first add with infos or a mode (None before:

@@ -1,11 +1,12 @@
-"""What a replay buffer accepts: the spec of its fields, and the normalisation of the inputs that
-are not column values (indices, generations, TD errors, recurrent states) to the tensors the
-compiled ops take. Column values (``add``'s steps, ``add_episode``'s episodes) are converted by
-the compiled host (csrc/replay_host.cpp), under the same rule.
+"""What a replay buffer accepts: the spec of its fields, and the fast path of the inputs that are
+no column's values (indices, generations, TD errors, recurrent states). Every conversion is the
+compiled host's (csrc/replay_host.cpp): column values (``add``'s steps, ``add_episode``'s
+episodes) convert there, and the inputs here past their fast path (``ReplayHost.convert``).
 
-Conversion rule: tensors, numpy arrays and lists convert to a field's dtype within their kind
-(floats or ints into float columns, ints into int columns, bools into bool columns); anything
-else raises ValueError naming the argument."""
+Conversion rule (``castable`` there): tensors, numpy arrays and lists convert to a field's dtype
+within their kind (floats or ints into float columns, ints into int columns, bools into bool
+columns); anything else raises ValueError naming the argument. Indices are int64, from any
+integer input."""
 
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
@@ -87,17 +88,6 @@ def check_goal_fields(fields: Mapping[str, Field], obs_keys: tuple, her: HER) ->
                          f"be {list(achieved.shape)}, got {list(reward)}")
 
 
-def _castable(source: torch.dtype, target: torch.dtype) -> bool:
-    """Values convert to a column only within their kind: no float into an integer column."""
-    if source.is_complex:
-        return False
-    if target.is_floating_point:
-        return True
-    if target == torch.bool:
-        return source == torch.bool
-    return not source.is_floating_point
-
-
 class Inputs:
     """Normalises a buffer's inputs to the tensors its op takes, in column order.
 
@@ -106,7 +96,9 @@ class Inputs:
     naming the argument, before any op runs.
     """
 
-    def __init__(self, fields: list[Field], obs_keys: tuple[str, ...], device: torch.device):
+    def __init__(self, fields: list[Field], obs_keys: tuple[str, ...], device: torch.device,
+                 convert):
+        self._convert = convert  # ReplayHost.convert: the conversion rule, in C++
         self.fields = fields
         self.obs_keys = obs_keys
         self.device = device
@@ -139,25 +131,11 @@ class Inputs:
             if value.dim() == 1 + len(field.shape) and value.shape[0] == count \
                     and value.shape[1:] == field.shape:
                 return value
-        if not isinstance(value, Tensor):
-            try:
-                value = torch.as_tensor(value)
-            except (TypeError, RuntimeError, ValueError) as err:
-                raise ValueError(f"ReplayBuffer.{where}: {name} should be {field.dtype} values of "
-                                 f"shape {[count, *field.shape]}, got {type(value).__name__} "
-                                 f"({err})") from None
+        # The conversion rule (within a kind) and its messages are the host's, one for all inputs.
+        value = self._convert(where, name, value, field.dtype, [count, *field.shape])
         if value.device.type == "meta":
             raise ValueError(f"ReplayBuffer.{where}: {name} should hold data, got a meta tensor")
-        if value.dtype != field.dtype:
-            if not _castable(value.dtype, field.dtype):
-                raise ValueError(f"ReplayBuffer.{where}: {name} should be {field.dtype} "
-                                 f"(or convert to it within its kind), got {value.dtype}")
-            value = value.to(field.dtype)
-        shape = (count, *field.shape)
-        if value.shape != shape:
-            raise ValueError(f"ReplayBuffer.{where}: {name} should have shape {list(shape)}, "
-                             f"got {list(value.shape)}")
-        return value.to(self.device).detach()
+        return value.to(self.device)
 
     def index(self, name: str, value, count: Optional[int] = None,
               where: str = "update_priorities") -> Tensor:
