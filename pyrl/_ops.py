@@ -81,8 +81,8 @@ def replay_write_rows(state: list[Tensor], column: Tensor, index: Tensor, genera
 
 
 def replay_gather_windows(state: list[Tensor], columns: list[Tensor], start: Tensor, steps: int,
-                          obs_columns: int, n: int, gamma: float):
-    return _ops.replay_gather_windows.default(state, columns, start, steps, obs_columns, n, gamma)
+                          config: list[float]):
+    return _ops.replay_gather_windows.default(state, columns, start, steps, config)
 
 
 # ---- fakes -------------------------------------------------------------------------------------
@@ -226,7 +226,9 @@ def _replay_write_rows_fake(state, column, index, generation, values, offset=0):
 
 
 @torch.library.register_fake("pyrl::replay_gather_windows")
-def _replay_gather_windows_fake(state, columns, start, steps, obs_columns, n, gamma):
+def _replay_gather_windows_fake(state, columns, start, steps, config):
+    # The buffer's settings; its hidden column (the last observation column) is passed apart.
+    obs_columns = _obs_columns(config) - 1
     count, reward = start.shape[0], columns[-1]
     fields = [c.new_empty((count, steps + 1 if i < obs_columns else steps, *c.shape[1:]))
               for i, c in enumerate(columns[:-1])]
@@ -238,11 +240,10 @@ def _replay_gather_windows_fake(state, columns, start, steps, obs_columns, n, ga
 
 @torch.library.register_fake("pyrl::replay_sample_windows")
 def _replay_sample_windows_fake(state, columns, hidden, batch_size, steps, config):
-    from pyrl.replay.layout import CONFIG, named, ordered  # here: pyrl.replay imports this module
+    from pyrl.replay.layout import named, ordered  # here: pyrl.replay imports this module
     # The buffer's settings; its hidden column (the last observation column) is passed apart.
     windows = named("replay_gather_windows", _replay_gather_windows_fake(
-        state, columns, generation_like(state, batch_size), steps, _obs_columns(config) - 1,
-        int(config[CONFIG["n"]]), config[CONFIG["gamma"]]))
+        state, columns, generation_like(state, batch_size), steps, config))
     generation = windows["generation"]
     return ordered("replay_sample_windows", dict(
         windows, index=generation.new_empty(batch_size),

@@ -368,19 +368,17 @@ def test_window_bodies_equal_the_cpu_ops_in_any_thread_order(case, capacity, set
     names = [n for n in buf.storage.names if n != "hidden"]
     columns = [buf.storage.column(n) for n in names]
     hidden, config = buf.storage.column("hidden"), buf.op_config
-    n = buf.nstep.n if buf.nstep is not None else 1
-    gamma = buf.nstep.gamma if buf.nstep is not None else 1.0
     for count, steps in ((1, 1), (9, 4), (200, capacity // 2)):
         start = buf.sample(count).index
         want = named("replay_gather_windows", torch.ops.pyrl.replay_gather_windows(
-            buf.storage.state, columns, start, steps, 1, n, gamma))
+            buf.storage.state, columns, start, steps, config))
         want_state = [t.clone() for t in buf.storage.state]
         want_sample = named("replay_sample_windows", torch.ops.pyrl.replay_sample_windows(
             want_state, columns, hidden, count, steps, config))
         for shuffle in SHUFFLES:
             torch.ops.pyrl_grid.set_shuffle(shuffle)
             got = named("replay_gather_windows", torch.ops.pyrl_grid.replay_gather_windows(
-                buf.storage.state, columns, start, steps, 1, n, gamma))
+                buf.storage.state, columns, start, steps, config))
             state = [t.clone() for t in buf.storage.state]
             got_sample = named("replay_sample_windows", torch.ops.pyrl_grid.replay_sample_windows(
                 state, columns, hidden, count, steps, config))

@@ -444,7 +444,8 @@ def test_ops_check_rows_and_ids():
                               torch.zeros(2, 5))
     final_row = int(buf.episodes()["start"][0] + buf.episodes()["length"][0]) % 40
     with pytest.raises(ValueError, match=r"start\[0\] should be a stored transition's row"):
-        ops.replay_gather_windows(state, buf.storage.columns, torch.tensor([final_row]), 2, 2, 1, 0.9)
+        columns = [buf.storage.column(n) for n in buf.storage.names if n != "hidden"]
+        ops.replay_gather_windows(state, columns, torch.tensor([final_row]), 2, buf.op_config)
     with pytest.raises(ValueError, match="values hold 1 positions"):
         ops.replay_scatter_episodes(state, hidden, buf.episodes()["id"][:1], torch.zeros(1, 1, 5), 0)
     with pytest.raises(ValueError, match="values should have the column's dtype"):
@@ -454,13 +455,15 @@ def test_ops_check_rows_and_ids():
 
 def test_opcheck_sequence_ops():
     buf = random_buffer(8, 40)
-    state, columns = buf.storage.state, buf.storage.columns
+    state = buf.storage.state
     hidden = buf.storage.column("hidden")
     ids = buf.episodes()["id"]
     start = buf.sample(5).index
     opcheck = torch.library.opcheck
     opcheck(torch.ops.pyrl.replay_gather_episodes.default, (state, hidden, ids, 1, 9))
-    opcheck(torch.ops.pyrl.replay_gather_windows.default, (state, columns, start, 4, 2, 2, 0.9))
+    windowed = [buf.storage.column(n) for n in buf.storage.names if n != "hidden"]
+    opcheck(torch.ops.pyrl.replay_gather_windows.default,
+            (state, windowed, start, 4, buf.op_config))
     values = torch.zeros(len(ids), 40, 5)
     opcheck(torch.ops.pyrl.replay_scatter_episodes.default, (state, hidden.clone(), ids, values, 1),
             test_utils=("test_schema", "test_faketensor"))

@@ -86,10 +86,9 @@ SampleResult replay_sample_grid(at::TensorList state, at::TensorList columns, in
 // The window gather's CUDA body (csrc/kernels/sequence_phases.h) on the CPU state.
 WindowsResult replay_gather_windows_grid(at::TensorList state, at::TensorList columns,
                                          const at::Tensor& start, int64_t steps,
-                                         int64_t obs_columns, int64_t n, double gamma) {
+                                         at::ArrayRef<double> config) {
   constexpr const char* op = "pyrl::replay_gather_windows";
-  GatherWindowsCall g = prepare_gather_windows(op, state, columns, start, steps, obs_columns, n,
-                                               gamma);
+  GatherWindowsCall g = prepare_gather_windows(op, state, columns, start, steps, config);
   check_column_count(op, static_cast<int64_t>(g.w.views.size()));
   AT_DISPATCH_FLOATING_TYPES(g.w.reward.scalar_type(), op, [&] {
     GridRun{}(kernels::gather_windows_body(g.ring, g.w.views.data(),

@@ -208,13 +208,18 @@ Windows windows_of(const char* op, const Ring& ring, at::TensorList columns, int
 
 GatherWindowsCall prepare_gather_windows(const char* op, at::TensorList state,
                                          at::TensorList columns, const at::Tensor& start,
-                                         int64_t steps, int64_t obs_columns, int64_t n,
-                                         double gamma) {
+                                         int64_t steps, at::ArrayRef<double> config_values) {
   GatherWindowsCall g;
   g.ring = ring_of(op, state);
   check_counters(op, g.ring);
   check_ids(op, "start", start);
   g.count = start.size(0);
+  // The buffer's own settings, as the sequence sample takes them: its hidden column, the last
+  // observation column, comes apart.
+  const kernels::ReplayConfig config = config_of(op, config_values, columns);
+  const int64_t obs_columns = config.obs_columns - 1;
+  const int64_t n = config.n;
+  const double gamma = config.gamma;
   g.w = windows_of(op, g.ring, columns, g.count, steps, obs_columns, n, gamma, start.options());
   g.start = start.const_data_ptr<int64_t>();
   const int64_t bad = kernels::first_bad_start(g.ring, g.start, g.count);
@@ -235,9 +240,9 @@ namespace {
 
 WindowsResult replay_gather_windows_cpu(at::TensorList state, at::TensorList columns,
                                         const at::Tensor& start, int64_t steps,
-                                        int64_t obs_columns, int64_t n, double gamma) {
+                                        at::ArrayRef<double> config) {
   GatherWindowsCall g = prepare_gather_windows("pyrl::replay_gather_windows", state, columns,
-                                               start, steps, obs_columns, n, gamma);
+                                               start, steps, config);
   AT_DISPATCH_FLOATING_TYPES(g.w.reward.scalar_type(), "replay_gather_windows", [&] {
     kernels::gather_windows(g.ring, g.w.views.data(), static_cast<int64_t>(g.w.views.size()),
                             g.obs_columns, g.start, g.count, g.steps, g.n, g.gamma,

@@ -31,8 +31,8 @@ inline constexpr const char* kWriteRowsSchema =
 
 inline constexpr const char* kGatherWindowsSchema =
     "replay_gather_windows(Tensor[] state, Tensor[] columns, Tensor start, int steps, "
-    "int obs_columns, int n, float gamma) -> (Tensor[] fields, Tensor mask, Tensor reward, "
-    "Tensor discount, Tensor k, Tensor terminated, Tensor generation)";
+    "float[] config) -> (Tensor[] fields, Tensor mask, Tensor reward, Tensor discount, "
+    "Tensor k, Tensor terminated, Tensor generation)";
 
 inline constexpr const char* kSampleWindowsSchema =
     "replay_sample_windows(Tensor(a!)[] state, Tensor[] columns, Tensor hidden, "
@@ -90,10 +90,10 @@ struct GatherWindowsCall {
   double gamma = 1.0;
 };
 
+// `columns` and `config` as replay_sample_windows takes them (the hidden column apart).
 GatherWindowsCall prepare_gather_windows(const char* op, at::TensorList state,
                                          at::TensorList columns, const at::Tensor& start,
-                                         int64_t steps, int64_t obs_columns, int64_t n,
-                                         double gamma);
+                                         int64_t steps, at::ArrayRef<double> config);
 
 WindowsResult windows_result(const Windows& w);
 
