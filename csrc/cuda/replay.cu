@@ -21,8 +21,6 @@ template cudaError_t launch(const kernels::LargestWeightBody&, cudaStream_t);
 template cudaError_t launch(const kernels::DivideWeightsBody&, cudaStream_t);
 template cudaError_t launch(const kernels::TreeDrawBody&, cudaStream_t);
 template cudaError_t launch(const kernels::TreeWeightsBody&, cudaStream_t);
-template cudaError_t launch(const kernels::TreeLeavesBody&, cudaStream_t);
-template cudaError_t launch(const kernels::TreeAncestorsBody&, cudaStream_t);
 template cudaError_t launch(const kernels::GatherEpisodesBody&, cudaStream_t);
 template cudaError_t launch(const kernels::ScatterEpisodesBody&, cudaStream_t);
 template cudaError_t launch(const kernels::WriteRowsBody&, cudaStream_t);

@@ -124,6 +124,29 @@ struct StepInput {
                                     // that gymnasium's NEXT_STEP autoreset returns after an end)
 };
 
+// Commits env e's staged episode of `steps` transitions, its final observation from the step's
+// `final_obs`: the claim, the rows, the final row. The CPU add and its kernel body
+// (replay_add.h) both run it; `Cols` is Columns or its by-value copy.
+template <typename Cols, typename StageData, typename FinalObs>
+PYRL_HD inline void commit_staged_episode(const Ring& ring, double leaf, const Cols& columns,
+                                          const StageData& stage_data, int64_t horizon,
+                                          const FinalObs& final_obs, int64_t e, int64_t steps,
+                                          bool terminated) {
+  const int64_t start = ring_claim_episode(ring, steps, terminated, leaf);
+  const int64_t final_row = (start + steps) % ring.capacity;
+  for (int64_t i = 0; i < columns.count; ++i) {
+    const int64_t rb = columns.row_bytes[i];
+    ring_write_rows(columns.data[i], rb, columns.stride[i], ring.capacity, start,
+                    stage_data[i] + e * horizon * rb, steps);
+    uint8_t* final_slot = columns.at(i, final_row);
+    if (i < columns.obs) {
+      ::memcpy(final_slot, final_obs[i] + e * rb, static_cast<size_t>(rb));
+    } else {
+      ::memset(final_slot, 0, static_cast<size_t>(rb));  // no action or reward at o_T
+    }
+  }
+}
+
 // Stages the step of each environment; an environment whose episode ends (or whose stage is
 // full: the piece is committed as truncated and the next step starts a new episode) has its
 // episode written to the ring. Transitions enter at leaf max_priority^alpha. Returns the pieces

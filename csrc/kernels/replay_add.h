@@ -96,20 +96,8 @@ struct CommitStepsBody {
       if (!commit[e]) continue;
       const bool terminated = input.terminated[e];
       pieces += !terminated && !input.truncated[e];
-      const int64_t steps = stage.length[e] + 1;
-      const int64_t start = ring_claim_episode(ring, steps, terminated, leaf);
-      const int64_t final_row = (start + steps) % ring.capacity;
-      for (int64_t i = 0; i < columns.count; ++i) {
-        const int64_t rb = columns.row_bytes[i];
-        ring_write_rows(columns.data[i], rb, columns.stride[i], ring.capacity, start,
-                        stage.data[i] + e * stage.horizon * rb, steps);
-        uint8_t* final_slot = columns.at(i, final_row);
-        if (i < columns.obs) {
-          ::memcpy(final_slot, input.final_obs[i] + e * rb, static_cast<size_t>(rb));
-        } else {
-          ::memset(final_slot, 0, static_cast<size_t>(rb));  // no action or reward at o_T
-        }
-      }
+      commit_staged_episode(ring, leaf, columns, stage.data, stage.horizon, input.final_obs, e,
+                            stage.length[e] + 1, terminated);
       stage.length[e] = 0;
     }
     *cut = pieces;

@@ -138,20 +138,8 @@ int64_t replay_add_step(const Ring& ring, const ReplayConfig& config, const Colu
       continue;
     }
     cut += !terminated && !input.truncated[e];
-    const int64_t steps = t + 1;
-    const int64_t start = ring_claim_episode(ring, steps, terminated, leaf);
-    const int64_t final_row = (start + steps) % ring.capacity;
-    for (int64_t i = 0; i < columns.count; ++i) {
-      const int64_t rb = columns.row_bytes[i];
-      ring_write_rows(columns.data[i], rb, columns.stride[i], ring.capacity, start,
-                      stage.data[i] + e * stage.horizon * rb, steps);
-      uint8_t* final_slot = columns.at(i, final_row);
-      if (i < columns.obs) {
-        std::memcpy(final_slot, input.final_obs[i] + e * rb, static_cast<size_t>(rb));
-      } else {
-        std::memset(final_slot, 0, static_cast<size_t>(rb));  // no action or reward at o_T
-      }
-    }
+    commit_staged_episode(ring, leaf, columns, stage.data, stage.horizon, input.final_obs, e,
+                          t + 1, terminated);
     stage.length[e] = 0;
   }
   return cut;
@@ -321,47 +309,17 @@ int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const Replay
     const int64_t row = out.index[j];
     const int64_t boot = out.boot[j];
     T* ret = out.reward + j * heads;
-    if (out.her_row[j] >= 0 && her.reward != kRewardStored) {
-      // The rewards of reaching o_{t+1} .. o_{t+k}: their achieved goals against the new goal.
-      const float* goal = achieved + out.her_row[j] * achieved_stride;
-      auto reached = [&](int64_t l) {  // the achieved goal of o_{t+l+1}
-        const int64_t next = row + l + 1;
-        return achieved + (next >= ring.capacity ? next - ring.capacity : next) * achieved_stride;
-      };
-      int64_t taken = (boot - row + ring.capacity) % ring.capacity;
-      bool success = false;
-      for (int64_t l = 0; her.terminal_on_success && l < taken; ++l) {
-        if (sparse_l2_reward(reached(l), goal, her.goal_dim, her.params[0]) == 0.0) {
-          success = true;
-          taken = l + 1;
-          break;
-        }
-      }
-      for (int64_t h = 0; h < heads; ++h) {
-        acc_t sum = 0, discount = 1;
-        for (int64_t l = 0; l < taken; ++l) {
-          sum += discount * her_reward(her, reached(l), goal, h);
-          discount *= config.gamma;
-        }
-        ret[h] = static_cast<T>(sum);
-      }
-      if (success) {  // reaching the new goal ends the window: a true terminal there
-        const int64_t end = row + taken;
-        out.boot[j] = end >= ring.capacity ? end - ring.capacity : end;
-        out.discount[j] = T(0);
-        out.steps[j] = taken;
-        out.terminal[j] = true;
-      }
-      continue;
-    }
-    const int64_t steps = (boot - row + ring.capacity) % ring.capacity;
-    const int64_t head_piece = std::min(steps, ring.capacity - row);  // the rest wraps to row 0
-    for (int64_t h = 0; h < heads; ++h) {
-      WindowSum acc;
-      window_accumulate(acc, reward + row * reward_stride + h, reward_stride, head_piece,
-                        config.gamma);
-      window_accumulate(acc, reward + h, reward_stride, steps - head_piece, config.gamma);
-      ret[h] = static_cast<T>(acc.sum);
+    const float* goal = out.her_row[j] >= 0 && her.reward != kRewardStored
+                            ? achieved + out.her_row[j] * achieved_stride
+                            : nullptr;
+    const int64_t ended = window_return(ring, config, reward, reward_stride, heads, achieved,
+                                        achieved_stride, goal, row, boot, ret);
+    if (ended >= 0) {  // reaching the new goal ends the window: a true terminal there
+      const int64_t end = row + ended;
+      out.boot[j] = end >= ring.capacity ? end - ring.capacity : end;
+      out.discount[j] = T(0);
+      out.steps[j] = ended;
+      out.terminal[j] = true;
     }
   }
   // The gathers: every field at the sampled rows, observations also at the bootstrap rows; a

@@ -113,6 +113,53 @@ PYRL_HD inline int64_t random_stored_row(const Ring& ring, double u) {
   return -1;
 }
 
+// The return of a sample's window, from `row` to its bootstrap row `boot`, into ret[heads]:
+// the stored rewards summed, or, given a relabeled goal (`goal` non-null: a built-in reward),
+// the rewards of reaching o_{t+1} .. o_{t+k} recomputed against it, the window ending at the
+// first success with terminal_on_success. Returns the steps it took when it ended at the new
+// goal (a true terminal there), else -1. The CPU sample and SampleWindowsBody both use it.
+template <typename T>
+PYRL_HD inline int64_t window_return(const Ring& ring, const ReplayConfig& config,
+                                     const T* reward, int64_t reward_stride, int64_t heads,
+                                     const float* achieved, int64_t achieved_stride,
+                                     const float* goal, int64_t row, int64_t boot, T* ret) {
+  int64_t taken = (boot - row + ring.capacity) % ring.capacity;
+  if (goal == nullptr) {
+    const int64_t to_end = ring.capacity - row;
+    const int64_t head_piece = taken < to_end ? taken : to_end;  // the rest wraps to row 0
+    for (int64_t h = 0; h < heads; ++h) {
+      WindowSum acc;
+      window_accumulate(acc, reward + row * reward_stride + h, reward_stride, head_piece,
+                        config.gamma);
+      window_accumulate(acc, reward + h, reward_stride, taken - head_piece, config.gamma);
+      ret[h] = static_cast<T>(acc.sum);
+    }
+    return -1;
+  }
+  const HerConfig& her = config.her;
+  const auto reached = [&](int64_t l) {  // the achieved goal of o_{t+l+1}
+    const int64_t next = row + l + 1;
+    return achieved + (next >= ring.capacity ? next - ring.capacity : next) * achieved_stride;
+  };
+  bool success = false;
+  for (int64_t l = 0; her.terminal_on_success && l < taken; ++l) {
+    if (sparse_l2_reward(reached(l), goal, her.goal_dim, her.params[0]) == 0.0) {
+      success = true;
+      taken = l + 1;
+      break;
+    }
+  }
+  for (int64_t h = 0; h < heads; ++h) {
+    acc_t sum = 0, factor = 1;
+    for (int64_t l = 0; l < taken; ++l) {
+      sum += factor * her_reward(her, reached(l), goal, h);
+      factor *= config.gamma;
+    }
+    ret[h] = static_cast<T>(sum);
+  }
+  return success ? taken : -1;
+}
+
 // How phase 1 draws rows.
 enum SampleRows : int {
   kRowsGiven = 0,   // episode mode, or rows a caller gives: copied
@@ -229,48 +276,17 @@ struct SampleWindowsBody {
         relabels ? reinterpret_cast<const float*>(columns.data[her.achieved_column]) : nullptr;
     const int64_t achieved_stride =
         relabels ? columns.stride[her.achieved_column] / static_cast<int64_t>(sizeof(float)) : 0;
-    if (her_row >= 0 && her.reward != kRewardStored) {
-      // The rewards of reaching o_{t+1} .. o_{t+k}: their achieved goals against the new goal.
-      const float* goal = achieved + her_row * achieved_stride;
-      const auto reached = [&](int64_t l) {  // the achieved goal of o_{t+l+1}
-        const int64_t next = row + l + 1;
-        return achieved + (next >= ring.capacity ? next - ring.capacity : next) * achieved_stride;
-      };
-      int64_t taken = (boot - row + ring.capacity) % ring.capacity;
-      bool success = false;
-      for (int64_t l = 0; her.terminal_on_success && l < taken; ++l) {
-        if (sparse_l2_reward(reached(l), goal, her.goal_dim, her.params[0]) == 0.0) {
-          success = true;
-          taken = l + 1;
-          break;
-        }
-      }
-      for (int64_t h = 0; h < heads; ++h) {
-        acc_t sum = 0, factor = 1;
-        for (int64_t l = 0; l < taken; ++l) {
-          sum += factor * her_reward(her, reached(l), goal, h);
-          factor *= config.gamma;
-        }
-        ret[h] = static_cast<T>(sum);
-      }
-      if (success) {  // reaching the new goal ends the window: a true terminal there
-        const int64_t end = row + taken;
-        boot = end >= ring.capacity ? end - ring.capacity : end;
-        discount = T(0);
-        steps = taken;
-        terminal = true;
-      }
-    } else {
-      const int64_t window = (boot - row + ring.capacity) % ring.capacity;
-      const int64_t to_end = ring.capacity - row;
-      const int64_t head_piece = window < to_end ? window : to_end;  // the rest wraps to row 0
-      for (int64_t h = 0; h < heads; ++h) {
-        WindowSum acc;
-        window_accumulate(acc, reward + row * reward_stride + h, reward_stride, head_piece,
-                          config.gamma);
-        window_accumulate(acc, reward + h, reward_stride, window - head_piece, config.gamma);
-        ret[h] = static_cast<T>(acc.sum);
-      }
+    const float* goal = her_row >= 0 && her.reward != kRewardStored
+                            ? achieved + her_row * achieved_stride
+                            : nullptr;
+    const int64_t ended = window_return(ring, config, reward, reward_stride, heads, achieved,
+                                        achieved_stride, goal, row, boot, ret);
+    if (ended >= 0) {  // reaching the new goal ends the window: a true terminal there
+      const int64_t end = row + ended;
+      boot = end >= ring.capacity ? end - ring.capacity : end;
+      discount = T(0);
+      steps = ended;
+      terminal = true;
     }
     out.boot[j] = boot;
     out.discount[j] = discount;

@@ -13,8 +13,8 @@
 //                 at that level from its 8 children unless an earlier applied entry shares it.
 //                 A level reads only the level below, which the previous launch finished.
 //
-// tree_update (the exposed tree op) is the same without the PER rules: leaves as given, last
-// wins, then the ancestors level by level (tree_update_in_phases).
+// tree_update (the exposed tree op) is phases 2 and 4 without the PER rules: leaves as given,
+// every entry applied (tree_update_in_phases).
 //
 // Only the paths of the updated leaves are touched: O(B log_8 C) node writes, no rebuild. The
 // duplicate tests cost O(B) per thread, O(B^2) per phase: fine for batches of hundreds to a few
@@ -59,21 +59,24 @@ struct UpdateEntriesBody {
   }
 };
 
+// Also tree_update's leaves: alpha 1 (the leaves as given, priority_leaf passes them through)
+// and no `applied` (every entry applies).
 struct UpdateLeavesBody {
   TreeLayout layout;
   double* sum_tree;
   double* min_tree;
   double alpha;
   const int64_t* index;
-  const bool* applied;
+  const bool* applied;  // or null: all
   const double* priority;
   int64_t count;
 
+  PYRL_HD bool applies(int64_t j) const { return applied == nullptr || applied[j]; }
   PYRL_HD int64_t threads() const { return count; }
   PYRL_HD void operator()(int64_t j) const {
-    if (!applied[j]) return;
+    if (!applies(j)) return;
     for (int64_t later = j + 1; later < count; ++later) {
-      if (applied[later] && index[later] == index[j]) return;  // the last write wins
+      if (applies(later) && index[later] == index[j]) return;  // the last write wins
     }
     const double leaf = priority_leaf(priority[j], alpha);
     sum_tree[layout.leaf_offset() + index[j]] = leaf;
@@ -108,17 +111,18 @@ struct RefreshAncestorsBody {
   double* sum_tree;
   double* min_tree;
   const int64_t* index;
-  const bool* applied;
+  const bool* applied;  // or null: all (tree_update)
   int64_t count;
   int level;  // the level refreshed: its nodes are recomputed from level + 1
 
+  PYRL_HD bool applies(int64_t j) const { return applied == nullptr || applied[j]; }
   PYRL_HD int64_t threads() const { return count; }
   PYRL_HD void operator()(int64_t j) const {
-    if (!applied[j]) return;
+    if (!applies(j)) return;
     const int shift = 3 * (layout.leaf_level() - level);
     const int64_t node = index[j] >> shift;
     for (int64_t earlier = 0; earlier < j; ++earlier) {
-      if (applied[earlier] && (index[earlier] >> shift) == node) return;  // its thread does it
+      if (applies(earlier) && (index[earlier] >> shift) == node) return;  // its thread does it
     }
     tree_refresh_node(layout, sum_tree, min_tree, level, node);
   }
@@ -142,52 +146,14 @@ void update_priorities_in_phases(const Ring& ring, const PrioritySettings& setti
   }
 }
 
-// tree_update's leaves: given values (already priority^alpha), the last of repeated rows wins.
-struct TreeLeavesBody {
-  TreeLayout layout;
-  double* sum_tree;
-  double* min_tree;
-  const int64_t* index;
-  const double* leaf;
-  int64_t count;
-
-  PYRL_HD int64_t threads() const { return count; }
-  PYRL_HD void operator()(int64_t j) const {
-    for (int64_t later = j + 1; later < count; ++later) {
-      if (index[later] == index[j]) return;
-    }
-    sum_tree[layout.leaf_offset() + index[j]] = leaf[j];
-    min_tree[layout.leaf_offset() + index[j]] = tree_min_leaf(leaf[j]);
-  }
-};
-
-// tree_update's ancestors at one level (RefreshAncestorsBody with every entry applied).
-struct TreeAncestorsBody {
-  TreeLayout layout;
-  double* sum_tree;
-  double* min_tree;
-  const int64_t* index;
-  int64_t count;
-  int level;
-
-  PYRL_HD int64_t threads() const { return count; }
-  PYRL_HD void operator()(int64_t j) const {
-    const int shift = 3 * (layout.leaf_level() - level);
-    const int64_t node = index[j] >> shift;
-    for (int64_t earlier = 0; earlier < j; ++earlier) {
-      if ((index[earlier] >> shift) == node) return;
-    }
-    tree_refresh_node(layout, sum_tree, min_tree, level, node);
-  }
-};
-
+// tree_update as its launches: `leaves` is the checked call (UpdateLeavesBody with alpha 1 and
+// no applied mask, its `priority` the leaves).
 template <typename Launch>
-void tree_update_in_phases(const TreeLayout& layout, double* sum_tree, double* min_tree,
-                           const int64_t* index, const double* leaf, int64_t count,
-                           const Launch& launch) {
-  launch(TreeLeavesBody{layout, sum_tree, min_tree, index, leaf, count});
-  for (int level = layout.leaf_level() - 1; level >= 0; --level) {
-    launch(TreeAncestorsBody{layout, sum_tree, min_tree, index, count, level});
+void tree_update_in_phases(const UpdateLeavesBody& leaves, const Launch& launch) {
+  launch(leaves);
+  for (int level = leaves.layout.leaf_level() - 1; level >= 0; --level) {
+    launch(RefreshAncestorsBody{leaves.layout, leaves.sum_tree, leaves.min_tree, leaves.index,
+                                nullptr, leaves.count, level});
   }
 }
 

@@ -177,10 +177,10 @@ void replay_add_episode_grid(at::TensorList state, at::TensorList columns, at::T
 // The exposed tree ops' bodies.
 void tree_update_grid(const at::Tensor& sum_tree, const at::Tensor& min_tree, int64_t capacity,
                       const at::Tensor& index, const at::Tensor& leaf) {
-  tree_update_with(sum_tree, min_tree, capacity, index, leaf, [](const kernels::TreeLeavesBody& b) {
-    kernels::tree_update_in_phases(b.layout, b.sum_tree, b.min_tree, b.index, b.leaf, b.count,
-                                   GridRun{});
-  });
+  tree_update_with(sum_tree, min_tree, capacity, index, leaf,
+                   [](const kernels::UpdateLeavesBody& b) {
+                     kernels::tree_update_in_phases(b, GridRun{});
+                   });
 }
 
 std::tuple<at::Tensor, at::Tensor> tree_sample_grid(const at::Tensor& sum_tree,

@@ -300,7 +300,7 @@ at::Tensor flags(const char* op, const char* name, const at::Tensor& flag, int64
 
 void tree_update_with(const at::Tensor& sum_tree, const at::Tensor& min_tree, int64_t capacity,
                       const at::Tensor& index, const at::Tensor& leaf,
-                      c10::function_ref<void(const kernels::TreeLeavesBody&)> run) {
+                      c10::function_ref<void(const kernels::UpdateLeavesBody&)> run) {
   constexpr const char* op = "pyrl::tree_update";
   check_capacity(op, capacity);
   const TreeLayout layout = kernels::tree_layout(capacity);
@@ -318,8 +318,8 @@ void tree_update_with(const at::Tensor& sum_tree, const at::Tensor& min_tree, in
     TORCH_CHECK_VALUE(values[j] >= 0.0 && values[j] < __builtin_huge_val(), op, ": leaf[", j,
                       "] should be finite and >= 0, got ", values[j]);
   }
-  run({layout, writable<double>(sum_tree), writable<double>(min_tree), rows, values,
-       idx.numel()});
+  run({layout, writable<double>(sum_tree), writable<double>(min_tree), /*alpha=*/1.0, rows,
+       /*applied=*/nullptr, values, idx.numel()});
 }
 
 std::tuple<at::Tensor, at::Tensor> tree_sample_with(
@@ -363,9 +363,11 @@ namespace {
 
 void tree_update_cpu(const at::Tensor& sum_tree, const at::Tensor& min_tree, int64_t capacity,
                      const at::Tensor& index, const at::Tensor& leaf) {
-  tree_update_with(sum_tree, min_tree, capacity, index, leaf, [](const kernels::TreeLeavesBody& b) {
-    kernels::tree_set_leaves(b.layout, b.sum_tree, b.min_tree, b.index, b.leaf, b.count);
-  });
+  tree_update_with(sum_tree, min_tree, capacity, index, leaf,
+                   [](const kernels::UpdateLeavesBody& b) {
+                     kernels::tree_set_leaves(b.layout, b.sum_tree, b.min_tree, b.index,
+                                              b.priority, b.count);
+                   });
 }
 
 std::tuple<at::Tensor, at::Tensor> tree_sample_cpu(const at::Tensor& sum_tree,

@@ -192,7 +192,7 @@ inline constexpr const char* kTreeSampleSchema =
 // checked arguments, which are the kernel bodies themselves (the CPU loops, or the grid runner).
 void tree_update_with(const at::Tensor& sum_tree, const at::Tensor& min_tree, int64_t capacity,
                       const at::Tensor& index, const at::Tensor& leaf,
-                      c10::function_ref<void(const kernels::TreeLeavesBody&)> run);
+                      c10::function_ref<void(const kernels::UpdateLeavesBody&)> run);
 
 std::tuple<at::Tensor, at::Tensor> tree_sample_with(
     const at::Tensor& sum_tree, const at::Tensor& min_tree, int64_t capacity,
