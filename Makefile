@@ -2,13 +2,18 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: main test test-slow bench-quick cuda-build setup setup-bench setup-docs docs bench learning bench-coop bench-recurrent bench-sb3 bench-distributed bench-mmap cuda-check sanitize fuzz clean
+.PHONY: main test test-slow bench-quick cuda-build setup setup-main setup-bench setup-docs docs bench learning bench-coop bench-recurrent bench-sb3 bench-distributed bench-mmap cuda-check sanitize fuzz wheel-check lint clean
 
-main: setup-bench
-	$(PYTHON) -m pyrl.cli train ddpg --env pyrl/PointReach-v0 --steps 15000 --out runs/point-reach --no-progress
-	$(PYTHON) benchmarks/bench_returns.py --quick
-	$(PYTHON) benchmarks/bench_replay.py --quick
-	$(PYTHON) benchmarks/bench_her.py --quick
+# A short training run and the quick tables of the core ops, then the other targets named.
+main: setup-main
+	@$(PYTHON) -m pyrl.cli train ddpg --env pyrl/PointReach-v0 --steps 15000 --out runs/point-reach \
+	  --no-progress
+	@$(PYTHON) -m benchmarks.ops.returns --quick
+	@$(PYTHON) -m benchmarks.ops.replay --quick
+	@$(PYTHON) -m benchmarks.ops.her --quick
+	@echo "main: done. More: make test, make bench (full op tables), make bench-quick (every table,"
+	@echo "  quick), make learning / bench-coop / bench-recurrent / bench-sb3 / bench-distributed /"
+	@echo "  bench-mmap (hours), make docs, make sanitize, make cuda-build, make wheel-check."
 
 # Every test but the long learning and scaling runs (marked slow), which test-slow runs.
 test: setup
@@ -19,19 +24,17 @@ test: setup
 test-slow: setup
 	$(PYTHON) -m pytest -m slow
 
-# The quick form of every benchmark table, the systems ones (agents, Coop, recurrent, SB3, Ray,
-# memory-mapped) included.
-bench-quick: main
-	$(PYTHON) benchmarks/bench_agents.py --quick
-	$(PYTHON) benchmarks/bench_coop.py --quick
-	$(PYTHON) benchmarks/bench_recurrent.py --quick
-	$(PYTHON) benchmarks/bench_recurrent_learning.py --quick
-	$(PYTHON) benchmarks/bench_sb3.py --quick
-	$(PYTHON) benchmarks/bench_distributed.py --quick
-	$(PYTHON) benchmarks/bench_memory_mapped.py --quick
+# The quick form of every benchmark table: ops, systems and learning.
+bench-quick: setup-bench
+	for m in ops.returns ops.replay ops.her ops.recurrent systems.agents systems.sb3 \
+	    systems.distributed systems.memory_mapped learning.coop learning.recurrent; do \
+	  $(PYTHON) -m benchmarks.$$m --quick || exit 1; done
 
 setup:
 	scripts/setup.sh
+
+setup-main:
+	@scripts/setup.sh --main
 
 setup-bench:
 	scripts/setup.sh --bench
@@ -43,37 +46,35 @@ setup-docs:
 docs: setup-docs
 	$(PYTHON) -m sphinx -W --keep-going -b html docs docs/_build/html
 
+# The full op tables (add --publish to a command to rewrite its docs/results/ table).
 bench: setup-bench
-	$(PYTHON) benchmarks/bench_returns.py
-	$(PYTHON) benchmarks/bench_replay.py
-	$(PYTHON) benchmarks/bench_her.py
-	$(PYTHON) benchmarks/bench_recurrent.py
-	$(PYTHON) benchmarks/bench_agents.py
+	for m in returns replay her recurrent; do $(PYTHON) -m benchmarks.ops.$$m || exit 1; done
+	$(PYTHON) -m benchmarks.systems.agents
 
 learning: setup-bench
-	$(PYTHON) benchmarks/bench_learning.py --out runs/learning
+	$(PYTHON) -m benchmarks.learning.agents --out runs/learning
 
 # Coop against PPO and DDPG alone, 4 envs x 5 seeds (about an hour on 2 cores; resumable).
 bench-coop: setup-bench
-	$(PYTHON) benchmarks/bench_coop.py
+	$(PYTHON) -m benchmarks.learning.coop
 
 # Recurrent PPO and DDPG on the velocity-masked tasks beside feed-forward ones, 3 seeds
 # (about 1.5 h on 2 cores; resumable).
 bench-recurrent: setup-bench
-	$(PYTHON) benchmarks/bench_recurrent_learning.py
+	$(PYTHON) -m benchmarks.learning.recurrent
 
 # SB3's TD3+HER on FetchReach-v4 with its own and pyrl's buffers, 10k steps x 5 seeds (about 45 min).
 bench-sb3: setup-bench
-	$(PYTHON) benchmarks/bench_sb3.py
+	$(PYTHON) -m benchmarks.systems.sb3
 
 # Ray actors: env steps/s and learner updates/s for 1, 2 and 4 actors on a 1 ms-per-step env.
 bench-distributed: setup-bench
-	$(PYTHON) benchmarks/bench_distributed.py
+	$(PYTHON) -m benchmarks.systems.distributed
 
 # 10 GB of memory-mapped replay columns sampled with RssAnon under 1 GB (needs ~11 GB of disk;
 # PYRL_BENCH_DIR picks where the files go, default the temp directory).
 bench-mmap: setup-bench
-	$(PYTHON) benchmarks/bench_memory_mapped.py
+	$(PYTHON) -m benchmarks.systems.memory_mapped
 
 cuda-check:
 	scripts/check_cuda.sh

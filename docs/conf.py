@@ -27,7 +27,7 @@ extensions = [
     "_ext.schemas",
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
-exclude_patterns = ["_build", "curves/*.md"]
+exclude_patterns = ["_build", "curves/*.md", "results/*.md"]  # results: included by the pages
 myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 3
 

@@ -1,6 +1,6 @@
 """Command line: ``pyrl train`` runs an agent and writes its learning curve; ``pyrl eval``
 evaluates a run (and records videos); ``pyrl plot`` draws runs side by side; ``pyrl bench`` runs
-the benchmark scripts of a source checkout.
+the ops benchmark tables (pyrl beside its peers; shipped with the package).
 
     pyrl train ppo --env CartPole-v1 --steps 100000 --seed 0 --out runs/ppo-cartpole
     pyrl train ddpg --env pyrl/PointReach-v0 --steps 15000 --set her_strategy=future
@@ -326,27 +326,37 @@ def plot_runs(opts) -> list[str]:
     return list(groups)
 
 
-def benchmark_dir() -> Optional[Path]:
-    """Where the benchmark scripts are: a source checkout's ``benchmarks/``, or the copy an
-    installed package carries (``pyrl/benchmarks``); None if neither exists."""
+OP_BENCHMARKS = ("returns", "replay", "her", "recurrent", "gpu")
+
+
+def benchmark_package() -> Optional[tuple[str, Path]]:
+    """The ops benchmarks to run and where from: a source checkout's ``benchmarks`` package (run
+    from the checkout's root), else the copy an installed pyrl carries (``pyrl.benchmarks``);
+    None if neither exists."""
     here = Path(__file__).resolve().parent
-    for root in (here.parent / "benchmarks", here / "benchmarks"):
-        if (root / "common.py").is_file():
-            return root
+    if (here.parent / "benchmarks" / "ops" / "__init__.py").is_file():
+        return "benchmarks", here.parent
+    if (here / "benchmarks" / "ops" / "__init__.py").is_file():
+        return "pyrl.benchmarks", here.parent
     return None
 
 
 def bench(opts) -> int:
-    root = benchmark_dir()
-    if root is None:
-        raise SystemExit("pyrl bench: no benchmark scripts beside this pyrl (neither a source "
-                         "checkout's benchmarks/ nor an installed pyrl/benchmarks); reinstall pyrl "
-                         "from its source or wheel")
-    scripts = [root / f"bench_{name}.py" for name in (opts.names or ["returns", "replay", "her", "agents"])]
-    for script in scripts:
-        if not script.exists():
-            raise SystemExit(f"pyrl bench: no benchmark {script.name} in {root}")
-        code = subprocess.call([sys.executable, str(script), *(["--quick"] if opts.quick else [])])
+    found = benchmark_package()
+    if found is None:
+        raise SystemExit("pyrl bench: no benchmarks beside this pyrl (neither a source checkout's "
+                         "benchmarks/ nor an installed pyrl/benchmarks); reinstall pyrl from its "
+                         "source or wheel")
+    package, root = found
+    names = opts.names or ["returns", "replay", "her"]
+    for name in names:
+        if name not in OP_BENCHMARKS:
+            raise SystemExit(f"pyrl bench: no benchmark {name!r}; the ops benchmarks are "
+                             f"{', '.join(OP_BENCHMARKS)} (the systems and learning ones: "
+                             "python -m benchmarks.systems.<name> in a source checkout)")
+    for name in names:
+        command = [sys.executable, "-m", f"{package}.ops.{name}", *(["--quick"] if opts.quick else [])]
+        code = subprocess.call(command, cwd=root)
         if code:
             return code
     return 0
@@ -399,8 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--x", choices=["steps", "time"], default="steps", help="x axis: env steps or wall seconds")
     g.add_argument("--y", default=None, help="the progress.csv column (default: eval_success, "
                    "eval_return or return, the first the runs logged)")
-    b = commands.add_parser("bench", help="run the benchmark tables (source checkout)")
-    b.add_argument("names", nargs="*", help="returns, replay, her, agents, coop, recurrent (default: the first four)")
+    b = commands.add_parser("bench", help="run the ops benchmark tables (pyrl beside its peers)")
+    b.add_argument("names", nargs="*", help=f"{', '.join(OP_BENCHMARKS)} (default: the first three)")
     b.add_argument("--quick", action="store_true", help="small sizes, as CI runs them")
     return parser
 

@@ -72,8 +72,8 @@ if command -v compute-sanitizer >/dev/null && "$PY" -c "import torch, sys; sys.e
   say "compute-sanitizer memcheck (exit $code): $(grep -E "ERROR SUMMARY" "$OUT/sanitizer.log" | tail -1) | $(grep -E "passed|failed" "$OUT/sanitizer.log" | tail -1)"
 fi
 
-"$PY" benchmarks/bench_gpu.py >"$OUT/bench_gpu.txt" 2>&1 || rc=1
-say "bench_gpu.py: $(wc -l <"$OUT/bench_gpu.txt") lines (bench_gpu.txt)"
+"$PY" -m benchmarks.ops.gpu >"$OUT/bench_gpu.txt" 2>&1 || rc=1
+say "benchmarks.ops.gpu: $(wc -l <"$OUT/bench_gpu.txt") lines (bench_gpu.txt)"
 cat "$OUT/bench_gpu.txt"
 say "finished in $(( $(date +%s) - started )) s, status $rc"
 exit $rc

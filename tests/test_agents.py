@@ -429,4 +429,4 @@ def test_ddpg_her_on_gymnasium_robotics_fetch_reach():
 
 def test_cli_bench_rejects_unknown_benchmark(tmp_path):
     done = run_cli("bench", "nonesuch", cwd=tmp_path)
-    assert done.returncode != 0 and "no benchmark bench_nonesuch.py" in done.stderr
+    assert done.returncode != 0 and "no benchmark 'nonesuch'" in done.stderr

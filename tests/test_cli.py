@@ -134,19 +134,20 @@ def test_bandit_preset_scales_with_the_bandit(contexts, pulls):
                       **presets.get("reinforce", "pyrl/ContextualBandit-v0"), seed=0)
     agent.learn(pulls)
     greedy = agent.probabilities(np.eye(contexts, dtype=np.float32)).argmax(1)
-    assert (greedy == np.arange(contexts)).mean() >= 0.9  # 1.0 measured; seeds 0-4: bench_learning
+    assert (greedy == np.arange(contexts)).mean() >= 0.9  # 1.0 measured; seeds 0-4: benchmarks.learning.agents
 
 
 def test_bench_finds_its_scripts_installed_or_in_a_checkout(tmp_path, monkeypatch):
     from pathlib import Path
 
-    assert cli.benchmark_dir() == Path(cli.__file__).resolve().parent.parent / "benchmarks"
-    # An installed package carries them as pyrl/benchmarks (CMakeLists.txt installs them).
+    checkout = Path(cli.__file__).resolve().parent.parent
+    assert cli.benchmark_package() == ("benchmarks", checkout)
+    # An installed package carries the ops part as pyrl/benchmarks (CMakeLists.txt installs it).
     package = tmp_path / "site" / "pyrl"
-    (package / "benchmarks").mkdir(parents=True)
-    (package / "benchmarks" / "common.py").write_text("")
+    (package / "benchmarks" / "ops").mkdir(parents=True)
+    (package / "benchmarks" / "ops" / "__init__.py").write_text("")
     monkeypatch.setattr(cli, "__file__", str(package / "cli.py"))
-    assert cli.benchmark_dir() == package / "benchmarks"
-    (package / "benchmarks" / "common.py").unlink()
-    with pytest.raises(SystemExit, match="no benchmark scripts beside this pyrl"):
+    assert cli.benchmark_package() == ("pyrl.benchmarks", tmp_path / "site")
+    (package / "benchmarks" / "ops" / "__init__.py").unlink()
+    with pytest.raises(SystemExit, match="no benchmarks beside this pyrl"):
         cli.main(["bench"])

@@ -1,9 +1,7 @@
-"""The README's quickstart runs as written."""
+"""The README's quickstart runs as written (the guides' code runs in test_docs.py)."""
 
 import pathlib
 import re
-
-import pytest
 
 README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 
@@ -15,33 +13,12 @@ def test_quickstart_runs(tmp_path, monkeypatch):
     namespace = {}
     exec(compile(block, "README.md quickstart", "exec"), namespace)
     assert namespace["batch"].obs.shape == (256, 17)
-    assert namespace["relabeled"].is_her.float().mean() > 0.5
+    assert namespace["adv"].shape == (128, 8)
     assert (tmp_path / "buffer.pt").exists()
 
 
-def test_agent_snippet_runs(tmp_path, monkeypatch):
+def test_readme_fits_on_a_page_and_its_links_resolve():
     text = README.read_text()
-    block = re.search(r"## Train\s+```bash\n.*?```.*?```python\n(.*?)```", text, re.S).group(1)
-    monkeypatch.chdir(tmp_path)
-    namespace = {}
-    exec(compile(block, "README.md agents", "exec"), namespace)
-    assert namespace["agent"].steps >= 20_000 and (tmp_path / "ppo.pt").exists()
-
-
-def test_own_loop_snippets_run(tmp_path, monkeypatch):
-    text = README.read_text()
-    section = re.search(r"## Use pyrl in your own loop\n(.*?)\n## ", text, re.S).group(1)
-    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
-    assert len(blocks) == 3
-    monkeypatch.chdir(tmp_path)
-    namespace = {}
-    exec(compile(blocks[0], "README.md own-loop PPO", "exec"), namespace)
-    assert namespace["truncated"].any(), "the PPO snippet should meet time-limit cuts"
-    assert namespace["advantages"].shape == (64, 4)
-    exec(compile(blocks[1], "README.md own-loop DDPG", "exec"), namespace)
-    rb = namespace["rb"]  # 600 steps of 2 envs: two 200-step episodes each, the resets left out
-    assert rb.episodes()["length"].tolist() == [200] * 4 and rb.pending_steps == 2 * 198
-    pytest.importorskip("stable_baselines3")
-    exec(compile(blocks[2], "README.md own-loop SB3", "exec"), namespace)
-    assert len(namespace["model"].replay_buffer.replay) == 200
-    assert namespace["dqn"].replay_buffer.replay.priority_updates["applied"] > 0
+    assert len(text.splitlines()) < 250
+    for target in re.findall(r"\]\(([^)#]+)\)", text):
+        assert (README.parent / target).exists(), f"README links to a missing {target}"

@@ -51,7 +51,7 @@ PRESETS: dict[tuple[str, str], dict] = {
         lr=7.77e-5, ent_coef=0.00429, clip_range=0.1, max_grad_norm=5.0, vf_coef=0.19,
         normalize_obs=True, normalize_reward=True),
     ("ppo", "pyrl/PointReach-v0"): dict(n_envs=10, n_steps=50, batch_size=250, n_epochs=10, gamma=0.98),
-    # Recurrent agents on the velocity-masked tasks (benchmarks/bench_recurrent_learning.py);
+    # Recurrent agents on the velocity-masked tasks (benchmarks/learning/recurrent.py);
     # PPO's are rl-baselines3-zoo's RecurrentPPO settings for CartPoleNoVel, with a GRU.
     ("ppo", "pyrl/CartPoleNoVel-v0"): dict(
         recurrent=True, rnn_hidden=64, hidden=(64,), activation="relu", n_envs=8, n_steps=32,

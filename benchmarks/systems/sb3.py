@@ -1,7 +1,7 @@
 """Stable-Baselines3 with its own replay buffers and with pyrl's drop-ins (pyrl.compat.sb3).
 
-    python benchmarks/bench_sb3.py            # buffer table + TD3+HER on FetchReach-v4, 10k steps, 3 seeds
-    python benchmarks/bench_sb3.py --quick    # the buffer table with smaller buffers (CI)
+    python -m benchmarks.systems.sb3            # buffer table + TD3+HER on FetchReach-v4, 10k steps, 3 seeds
+    python -m benchmarks.systems.sb3 --quick    # the buffer table with smaller buffers (CI)
 
 Table 1, the buffer work of one SB3 training step: ``add`` of one step as SB3's loop passes it
 (numpy, infos with TimeLimit.truncated) then ``sample(256)`` as SB3's TD3 calls it, with the
@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 import torch
 
-from common import is_quick, median_us  # benchmarks/common.py
+from ..common import is_quick, median_us, run
 
 EPISODE, BATCH = 50, 256
 
@@ -188,4 +188,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main, "sb3"))

@@ -1,7 +1,7 @@
 """pyrl's agents beside Stable-Baselines3's with the same hyperparameters, in one process.
 
-    python benchmarks/bench_agents.py            # PPO CartPole 50k, DDPG+HER PointReach 30 epochs, TD3 Pendulum 30k
-    python benchmarks/bench_agents.py --quick    # 10k, 10 epochs and 12k (CI)
+    python -m benchmarks.systems.agents            # PPO CartPole 50k, DDPG+HER PointReach 30 epochs, TD3 Pendulum 30k
+    python -m benchmarks.systems.agents --quick    # 10k, 10 epochs and 12k (CI)
 
 PPO on CartPole-v1: 8 envs, n_steps 32, batch 256, 20 epochs, gamma 0.98, GAE lambda 0.8, lr 1e-3
 and clip 0.2 both annealed linearly, 64-64 tanh actor and critic (rl-baselines3-zoo's tuning).
@@ -25,7 +25,7 @@ import time
 import numpy as np
 import torch
 
-from common import is_quick  # benchmarks/common.py
+from ..common import is_quick, run
 
 import pyrl.envs  # noqa: F401  (registers pyrl/PointReach-v0)
 from pyrl.agents import DDPG, PPO, evaluate
@@ -176,4 +176,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main, "agents"))

@@ -1,8 +1,8 @@
 """pyrl's returns ops on a GPU beside the usual ways of computing them there, on the same inputs,
 in one process.
 
-    python benchmarks/bench_gpu.py            # full table
-    python benchmarks/bench_gpu.py --quick    # shorter timings
+    python -m benchmarks.ops.gpu            # full table
+    python -m benchmarks.ops.gpu --quick    # shorter timings
 
 For each op and shape: pyrl on CUDA tensors; the CleanRL-style torch loop over time on the same
 CUDA tensors (what GPU-resident PPO code does today); and pyrl on the CPU with the copies there and
@@ -19,8 +19,8 @@ import torch
 import pyrl
 from pyrl import returns
 
-import bench_returns  # benchmarks/bench_returns.py: the same rollouts
-from common import is_quick, median_us  # benchmarks/common.py
+from . import returns as bench_returns  # the same rollouts
+from ..common import is_quick, median_us, run
 
 SHAPES = [(2048, 1), (128, 64), (16, 4096), (32, 16384), (1000, 1000), (2048, 4096)]
 GAMMA, LMBDA = 0.99, 0.95
@@ -132,4 +132,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main, "gpu"))

@@ -1,8 +1,8 @@
 """Recurrent agents on velocity-masked tasks, beside their feed-forward selves (issue 15).
 
-    python benchmarks/bench_recurrent_learning.py            # 2 tasks x methods x 3 seeds (~1.5 h)
-    python benchmarks/bench_recurrent_learning.py --quick    # short runs: the script works (CI)
-    python benchmarks/bench_recurrent_learning.py --only cartpole --seeds 0
+    python -m benchmarks.learning.recurrent            # 2 tasks x methods x 3 seeds (~1.5 h)
+    python -m benchmarks.learning.recurrent --quick    # short runs: the script works (CI)
+    python -m benchmarks.learning.recurrent --only cartpole --seeds 0
 
 Tasks: recurrent PPO on ``pyrl/CartPoleNoVel-v0`` (cart position and pole angle only) against
 feed-forward PPO with the same settings and sb3-contrib's RecurrentPPO (LSTM, rl-zoo's settings;
@@ -26,11 +26,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import pyrl.envs  # noqa: E402,F401  (registers the pyrl/ envs)
-from pyrl.agents import ALGORITHMS, presets  # noqa: E402
+import pyrl.envs  # noqa: F401  (registers the pyrl/ envs)
+from pyrl.agents import ALGORITHMS, presets
 
-from common import plot_mean_std  # noqa: E402
+from .. import common
+from ..common import plot_mean_std
 
 
 def stacked_pendulum():
@@ -199,4 +199,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.run(main, "recurrent_learning"))

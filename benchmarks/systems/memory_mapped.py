@@ -1,8 +1,8 @@
 """Buffers larger than RAM: a replay buffer whose columns live in memory-mapped files
 (replay.MemoryMapped), sampled at batch 256, beside the same buffer in memory.
 
-    python benchmarks/bench_memory_mapped.py            # 10 GB of columns mapped (needs ~11 GB of disk)
-    python benchmarks/bench_memory_mapped.py --quick    # 256 MB (CI)
+    python -m benchmarks.systems.memory_mapped            # 10 GB of columns mapped (needs ~11 GB of disk)
+    python -m benchmarks.systems.memory_mapped --quick    # 256 MB (CI)
 
 Rows are Atari-like: 4 stacked 84x84 uint8 frames, an int64 action, a float32 reward (28,240
 bytes). The buffer is filled with 1000-step episodes, then sampled (uniform, 1-step) at batch
@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from common import is_quick, median_us  # benchmarks/common.py
+from ..common import is_quick, median_us, run
 
 FRAME, EPISODE, BATCH = (4, 84, 84), 1000, 256
 ROW_BYTES = 4 * 84 * 84 + 8 + 4 + 4  # frames, action, reward, padded to 8 bytes
@@ -89,4 +89,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main, "memory_mapped"))

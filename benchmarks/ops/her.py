@@ -1,7 +1,7 @@
 """pyrl's hindsight relabeling beside Stable-Baselines3's and cpprb's HER buffers, in one process.
 
-    python benchmarks/bench_her.py            # full timings
-    python benchmarks/bench_her.py --quick    # shorter timings (CI)
+    python -m benchmarks.ops.her            # full timings
+    python -m benchmarks.ops.her --quick    # shorter timings (CI)
 
 Every buffer holds 1,000,000 transitions of 50-step episodes: observation 10, achieved and desired
 goal 3, action 4 (float32); HER `future` with k = 4 and a sparse reward (0 within 0.05 of the goal,
@@ -25,7 +25,7 @@ import torch
 import pyrl
 from pyrl import replay
 
-from common import is_quick, median_us  # benchmarks/common.py
+from ..common import is_quick, median_us, run
 
 TRANSITIONS, EPISODE, OBS, GOAL, ACT, BATCH, K, EPS = 1_000_000, 50, 10, 3, 4, 256, 4, 0.05
 
@@ -221,4 +221,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main, "her"))

@@ -1,7 +1,7 @@
 """pyrl's replay buffer beside cpprb, Stable-Baselines3, TorchRL and a numpy sum tree, in one process.
 
-    python benchmarks/bench_replay.py            # full timings
-    python benchmarks/bench_replay.py --quick    # shorter timings (CI)
+    python -m benchmarks.ops.replay            # full timings
+    python -m benchmarks.ops.replay --quick    # shorter timings (CI)
 
 Every buffer holds 1,000,000 transitions of obs 17 and action 6 (float32), full before timing;
 prioritized ones use alpha 0.6 and beta 0.4; batches are 256. Rows:
@@ -33,7 +33,7 @@ import pyrl
 from pyrl import replay
 from pyrl.replay.layout import OUTPUTS
 
-from common import is_quick, median_us  # benchmarks/common.py
+from ..common import is_quick, median_us, run
 
 # The add timings step one long episode on purpose: its stage filling up is not a mistake here.
 warnings.filterwarnings("ignore", message="ReplayBuffer.add: an episode reached max_episode_steps")
@@ -381,4 +381,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main, "replay"))

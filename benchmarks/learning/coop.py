@@ -1,8 +1,8 @@
 """Cooperative PPO+DDPG against PPO alone and DDPG alone, at equal environment steps (issue 13).
 
-    python benchmarks/bench_coop.py                      # 4 envs x 3 methods x 5 seeds (~1 h)
-    python benchmarks/bench_coop.py --quick              # PointReach, 1 seed, short: the script works
-    python benchmarks/bench_coop.py --only pendulum --seeds 0 1
+    python -m benchmarks.learning.coop                      # 4 envs x 3 methods x 5 seeds (~1 h)
+    python -m benchmarks.learning.coop --quick              # PointReach, 1 seed, short: the script works
+    python -m benchmarks.learning.coop --only pendulum --seeds 0 1
 
 Every run evaluates deterministically every ``eval_every`` steps (Coop: the DDPG actor, what
 its ``predict`` uses; PPO's column is kept too). Per env the table gives, per method, how many
@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pyrl.agents import ALGORITHMS, presets  # noqa: E402
+from pyrl.agents import ALGORITHMS, presets
 
-from common import plot_mean_std  # noqa: E402
+from .. import common
+from ..common import plot_mean_std
 
 HIDDEN = (64, 64)
 # name: env id, env kwargs, steps, evaluation metric, threshold, per-method preset changes
@@ -148,4 +148,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(common.run(main, "coop"))

@@ -1,8 +1,8 @@
 """Learning acceptance over several seeds (SPEC 8.1, 8.2 and issue 5's bars), one table.
 
-    python benchmarks/bench_learning.py                 # everything (~20 min on one core)
-    python benchmarks/bench_learning.py --only ppo-cartpole pointreach-H1 --seeds 0 1 2
-    python benchmarks/bench_learning.py --out runs/learning     # also CSVs, and one PNG per task
+    python -m benchmarks.learning.agents                 # everything (~20 min on one core)
+    python -m benchmarks.learning.agents --only ppo-cartpole pointreach-H1 --seeds 0 1 2
+    python -m benchmarks.learning.agents --out runs/learning     # also CSVs, and one PNG per task
 
 Each row is one task: the bar it must clear, the per-seed scores, and whether every seed (or
 the mean, where the bar is on the mean) clears it. CartPole and Pendulum scores are the mean
@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from pyrl.agents import DDPG, PPO, REINFORCE, Agent, evaluate  # noqa: E402
-from pyrl.agents.presets import PRESETS  # noqa: E402
+from pyrl.agents import DDPG, PPO, REINFORCE, Agent, evaluate
+from pyrl.agents.presets import PRESETS
+
+from ..common import run
 
 
 def bandit_accuracy(agent) -> tuple[float, float]:
@@ -216,4 +217,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main, "learning"))

@@ -1,7 +1,7 @@
 """pyrl's returns ops beside the usual ways of computing them, on the same inputs, in one process.
 
-    python benchmarks/bench_returns.py            # full table
-    python benchmarks/bench_returns.py --quick    # shorter timings, slow baselines only on small shapes
+    python -m benchmarks.ops.returns            # full table
+    python -m benchmarks.ops.returns --quick    # shorter timings, three shapes, slow baselines on small ones
 
 Baselines: pyrl.reference (loop over time, torch ops over envs), a Stable-Baselines3-style numpy
 loop, Stable-Baselines3's RolloutBuffer.compute_returns_and_advantage, a CleanRL-style torch loop,
@@ -21,9 +21,10 @@ from torch.utils.benchmark import Timer
 import pyrl
 from pyrl import reference, returns
 
-from common import is_quick, median_us  # benchmarks/common.py
+from ..common import is_quick, median_us, run
 
 SHAPES = [(2048, 1), (2048, 8), (128, 64), (16, 4096), (1000, 1000)]
+QUICK_SHAPES = [(2048, 1), (128, 64), (16, 4096)]
 GAMMA, LMBDA = 0.99, 0.95
 
 
@@ -186,7 +187,7 @@ def main(argv=None):
     print(header)
     print("-" * len(header))
     failures = 0
-    for T, N in SHAPES:
+    for T, N in QUICK_SHAPES if quick else SHAPES:
         r = prepare(make_rollout(T, N))
         run_pyrl = lambda r: returns.gae(r["reward"], r["value"], r["next_value"],  # noqa: E731
                                          r["terminated"], r["truncated"], GAMMA, LMBDA)
@@ -217,7 +218,7 @@ def main(argv=None):
     print()
     print(other_ops_table(min_run_time))
     print()
-    failures += offpolicy_table(min_run_time, slow_limit)
+    failures += offpolicy_table(min_run_time, slow_limit, QUICK_SHAPES if quick else SHAPES)
     return 1 if failures else 0
 
 
@@ -375,7 +376,7 @@ def torchrl_vtrace():
     return run, None
 
 
-def offpolicy_table(min_run_time, slow_limit) -> int:
+def offpolicy_table(min_run_time, slow_limit, shapes) -> int:
     numba_vtrace, numba_retrace = offpolicy_numba()
     torchrl_run, skip = torchrl_vtrace()
     if skip:
@@ -384,7 +385,7 @@ def offpolicy_table(min_run_time, slow_limit) -> int:
     print(header)
     print("-" * len(header))
     failures = 0
-    for T, N in SHAPES:
+    for T, N in shapes:
         r = make_offpolicy(T, N)
         args = tuple(r[k] for k in ("log_rho", "reward", "value", "next_value", "terminated",
                                     "truncated"))
@@ -412,4 +413,4 @@ def offpolicy_table(min_run_time, slow_limit) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main, "returns"))

@@ -1,8 +1,8 @@
 """Distributed acting on Ray: env steps/s and learner updates/s against the number of actors,
 beside the single-process agent, and the learner's ingestion rate.
 
-    python benchmarks/bench_distributed.py            # 1, 2 and 4 actors, longer runs
-    python benchmarks/bench_distributed.py --quick    # 1 and 2 actors, short runs (CI)
+    python -m benchmarks.systems.distributed            # 1, 2 and 4 actors, longer runs
+    python -m benchmarks.systems.distributed --quick    # 1 and 2 actors, short runs (CI)
 
 The env is pyrl/SlowPointReach-v0: PointReach whose every step waits 1 ms (time.sleep, standing
 in for a simulator that waits on something else), with the PointReach DDPG+HER preset.
@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 import torch
 
-from common import is_quick  # benchmarks/common.py
+from ..common import is_quick, run
 
 ENV = "pyrl/SlowPointReach-v0"
 
@@ -176,4 +176,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main, "distributed"))

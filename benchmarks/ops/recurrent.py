@@ -1,7 +1,7 @@
 """Recurrent replay: refreshing every stored hidden state, and sampling sequences with burn-in.
 
-    python benchmarks/bench_recurrent.py            # 1M steps of 50-step episodes (obs 17)
-    python benchmarks/bench_recurrent.py --quick    # 100k steps, shorter timings (CI)
+    python -m benchmarks.ops.recurrent            # 1M steps of 50-step episodes (obs 17)
+    python -m benchmarks.ops.recurrent --quick    # 100k steps, shorter timings (CI)
 
 Recompute (GRU 64 and GRU 256, every state of the buffer): ``buf.recompute_hidden(gru)``
 against a per-episode Python loop (index the episode's rows, run the GRU, write the states
@@ -22,7 +22,7 @@ import torch
 import pyrl
 from pyrl import replay
 
-from common import is_quick, median_us
+from ..common import is_quick, median_us, run
 
 OBS, ACT, EPISODE = 17, 6, 50
 BATCH, LENGTH, BURN_IN = 64, 40, 20
@@ -182,4 +182,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main, "recurrent"))
