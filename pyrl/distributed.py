@@ -49,7 +49,6 @@ import numpy as np
 import torch
 
 from pyrl.agents.common import EpisodeStats, RunningNorm
-from pyrl.envs import final_observations
 
 RAY_VERSION = "2.60.0"
 MAX_FAILURES = 8  # failed requests in a row after which an actor is left out
@@ -138,31 +137,21 @@ class EpisodeActor:
         agent, done_episodes = self.agent, []
         recurrent = agent.args.recurrent
         for _ in range(steps):
-            if recurrent:  # the state after this step's observation, as agent.learn keeps it
-                agent.next_state = agent._features(agent._input(agent.obs), agent.rnn_state)
-            unit_action = agent._explore(agent.obs, warmup=self.steps < self.warmup_steps)
-            next_obs, reward, term, trunc, info = agent.env.step(agent._scale(unit_action))
-            done = term | trunc
-            self.stats.update(reward, done, info)
-            fields = agent._fields(agent.obs)
-            last = agent._fields(final_observations(next_obs, info, done))
+            step = agent.step(self.stats, store=False, warmup=self.steps < self.warmup_steps)
+            fields, last = agent.buffer_fields(step.obs), agent.buffer_fields(step.next_obs)
             for i, episode in enumerate(self.episodes):
                 episode["obs"].append({k: v[i] for k, v in fields.items()})
-                episode["action"].append(unit_action[i])
-                episode["reward"].append(reward[i])
+                episode["action"].append(step.action[i])
+                episode["reward"].append(step.reward[i])
                 if recurrent:
-                    episode["hidden"].append(agent.rnn_state[i])
+                    episode["hidden"].append(step.state[i])
                 cut = len(episode["action"]) >= self.max_episode_steps
-                if done[i] or cut:
+                if step.terminated[i] or step.truncated[i] or cut:
                     episode["obs"].append({k: v[i] for k, v in last.items()})
-                    if recurrent:
-                        episode["hidden"].append(agent.next_state[i])
-                    done_episodes.append(self._pack(episode, bool(term[i])))
+                    if recurrent:  # a cut episode's next piece goes on from the carried state
+                        episode["hidden"].append(step.next_state[i])
+                    done_episodes.append(self._pack(episode, bool(step.terminated[i])))
                     self.episodes[i] = self._new_episode()
-            if recurrent:  # a cut episode's next piece goes on from the carried state
-                agent.rnn_state = np.where(done[:, None], 0.0, agent.next_state).astype(np.float32)
-            agent.noise_state[done] = 0.0
-            agent.obs = next_obs
             self.steps += len(self.episodes)
         return {"episodes": done_episodes, "steps": steps * len(self.episodes), "pid": os.getpid(),
                 **self.stats.take()}
@@ -228,7 +217,7 @@ class RolloutActor:
         norms = {name: getattr(agent, name) for name in self.NORMS if getattr(agent, name) is not None}
         for norm in norms.values():
             norm.reset_tally()
-        rollout = agent._collect(stats)
+        rollout = agent.collect(stats)
         return {"rollout": rollout, "steps": rollout.reward.size, "pid": os.getpid(),
                 **stats.take(), "moments": {name: norm.moments() for name, norm in norms.items()}}
 
@@ -423,7 +412,7 @@ class Distributed:
     def learn(self, total_steps: int, callback=None, progress: Optional[bool] = None) -> list[dict]:
         """Trains until the agent has ``total_steps`` env steps (over all actors); returns the
         history. ``callback(agent, row)`` runs at each log point, as in ``agent.learn``."""
-        stats, bar = self.agent._begin_learning(total_steps, progress)
+        stats, bar = self.agent.begin_learning(total_steps, progress)
         try:
             if self.on_policy:
                 self._learn_rollouts(total_steps, callback, stats, bar)
@@ -452,10 +441,10 @@ class Distributed:
             before, updates = agent.steps, agent.updates
             agent.steps += steps
             self.inserted += steps
-            row = {**stats.drain(), **agent._train(rollout, frac)}
+            row = {**stats.drain(), **agent.train_round(rollout, frac)}
             self.sampled += (agent.updates - updates) * steps  # each epoch reads every step
             row.update(self._rates(mark))
-            if not agent._log(row, before, callback, bar):
+            if not agent.log(row, before, callback, bar):
                 return
 
     def _gather_rollouts(self) -> list[dict]:
@@ -531,7 +520,7 @@ class Distributed:
                            **self._rates(log_mark)}
                     log_mark = (agent.steps, agent.updates, time.perf_counter())
                     losses = {k: [] for k in losses}
-                    if not agent._log(row, before, callback, bar):
+                    if not agent.log(row, before, callback, bar):
                         return
 
     def _train(self, losses: dict) -> int:
@@ -542,9 +531,8 @@ class Distributed:
             return 0
         ran = 0
         limit = max(1, int(self.limiter.samples_per_insert * self.request_steps / a.batch_size))
-        update = agent._update_sequences if a.recurrent else agent._update
         while ran < limit and self.limiter.can_sample(self.inserted, self.sampled, a.batch_size):
-            for key, value in update().items():
+            for key, value in agent.update().items():
                 losses[key].append(value)
             self.sampled += a.batch_size
             ran += 1

@@ -252,7 +252,7 @@ def test_ddpg_initial_priorities_are_the_td_errors_its_update_computes(terminate
     td = torch.from_numpy(agent.initial_priorities(obs, action, reward, terminated))
     agent.buffer.add_episode(obs=obs, action=action, reward=reward, terminated=terminated)
     batch = agent.buffer.sample(64)
-    s, s_next = agent._input(batch.obs), agent._input(batch.next_obs)
+    s, s_next = agent.inputs(batch.obs), agent.inputs(batch.next_obs)
     with torch.no_grad():
         next_q = agent.critic_target(s_next, agent.actor_target(s_next)).min(dim=1).values
         target = batch.reward + batch.discount.float() * next_q
@@ -430,3 +430,50 @@ def test_ddpg_her_on_gymnasium_robotics_fetch_reach():
 def test_cli_bench_rejects_unknown_benchmark(tmp_path):
     done = run_cli("bench", "nonesuch", cwd=tmp_path)
     assert done.returncode != 0 and "no benchmark 'nonesuch'" in done.stderr
+
+
+def test_the_step_protocol_drives_an_agent_exactly_as_learn_does():
+    """A loop of public steps (DDPG: step and train_round; PPO: collect and train_round) trains
+    to the same weights as learn(): the agents' own loops are made of these steps."""
+    settings = dict(n_envs=2, hidden=(16,), learning_starts=100, train_every=50, gradient_steps=2,
+                    batch_size=32, eval_every=0, seed=0)
+    learned = DDPG("Pendulum-v1", **settings)
+    learned.learn(600)  # Pendulum's episodes end at 400 steps of the 2 envs
+    stepped = DDPG("Pendulum-v1", **settings)
+    while stepped.steps < 600:
+        before = stepped.steps
+        transition = stepped.step()
+        assert transition.action.shape == (2, 1) and np.all(np.abs(transition.action) <= 1)
+        if stepped.steps >= 100 and stepped.steps // 50 != before // 50:
+            losses = stepped.train_round()  # none until the buffer holds an episode (200 steps)
+            assert len(losses["critic_loss"]) == (2 if stepped.buffer.num_episodes else 0)
+    assert stepped.updates == learned.updates > 0
+    for ours, theirs in zip(learned.actor.parameters(), stepped.actor.parameters()):
+        assert torch.equal(ours, theirs)
+    assert torch.equal(learned.buffer.sample(8).obs, stepped.buffer.sample(8).obs)
+
+    settings = dict(n_envs=2, n_steps=32, batch_size=32, n_epochs=2, anneal=True, eval_every=0, seed=0)
+    learned = PPO("CartPole-v1", **settings)
+    learned.learn(128)
+    stepped = PPO("CartPole-v1", **settings)
+    while stepped.steps < 128:
+        frac = 1.0 - stepped.steps / 128  # anneal, as learn(128) does
+        row = stepped.train_round(stepped.collect(), frac)
+        assert {"policy_loss", "value_loss", "lr"} <= set(row)
+    for ours, theirs in zip(learned.model.parameters(), stepped.model.parameters()):
+        assert torch.equal(ours, theirs)
+
+
+def test_act_gives_the_agents_actions_and_env_action_the_envs():
+    ddpg = DDPG("Pendulum-v1", n_envs=3, hidden=(8,), seed=0)
+    obs = np.zeros((3, 3), np.float32)
+    greedy, state = ddpg.act(obs, explore=False)
+    assert state is None and greedy.shape == (3, 1)
+    np.testing.assert_allclose(ddpg.env_action(greedy), ddpg.predict(obs), rtol=1e-6)
+    np.testing.assert_allclose(ddpg.from_env_action(ddpg.env_action(greedy)), greedy, atol=1e-6)
+    explored, _ = ddpg.act(obs, warmup=True)  # uniform in [-1, 1]
+    assert np.all(np.abs(explored) <= 1) and not np.allclose(explored, greedy)
+    ppo = PPO("CartPole-v1", n_envs=2, seed=0)
+    action, state = ppo.act(np.zeros((2, 4), np.float32), explore=False)
+    assert state is None and action.shape == (2,)
+    np.testing.assert_array_equal(ppo.env_action(action), ppo.predict(np.zeros((2, 4), np.float32)))

@@ -163,10 +163,10 @@ def test_ppo_learns_from_ddpg_data_with_recomputed_behaviour():
     assert all(math.isfinite(row["ppo_policy_loss"]) for row in agent.history)
     # The behaviour density of DDPG's exploration: Gaussian around mu(s) mixed with uniform.
     obs = {k: np.zeros((1, 2), np.float32) for k in ("observation", "achieved_goal", "desired_goal")}
-    mu = agent.ddpg._act(obs)
+    mu = agent.ddpg.act(obs, explore=False)[0]
     grid = np.linspace(-1, 1, 2001)  # integrate over dim 1 (PointReach actions are [-1, 1]) at dim 0 = mu
     actions = np.stack([np.full_like(grid, mu[0, 0]), grid], 1)
-    density = np.exp([agent._ddpg_behaviour_log_prob(obs, a[None], warmup=False)[0] for a in actions])
+    density = np.exp([agent.behaviour_log_prob(obs, a[None], warmup=False)[0] for a in actions])
     # = 0.7 N(0; 0, 0.2) P(|N(mu_1, 0.2)| <= 1) + 0.3 (1/4) 2: Gaussian mixed with uniform on [-1, 1]^2.
     inside = 0.5 * (math.erf((1 - mu[0, 1]) / (0.2 * math.sqrt(2))) + math.erf((1 + mu[0, 1]) / (0.2 * math.sqrt(2))))
     expected = 0.7 / (0.2 * math.sqrt(2 * math.pi)) * inside + 0.3 / 4 * 2
@@ -222,7 +222,7 @@ def goal_obs(rng, n):
 
 
 def ppo_torch_mean(agent: PPO, obs) -> np.ndarray:
-    x = torch.as_tensor(agent._normalized(obs))
+    x = torch.as_tensor(agent.inputs(obs))
     first = agent.model.actor.head.weight
     with torch.no_grad():
         out = agent.model.actor(x.to(first.dtype))
@@ -230,11 +230,11 @@ def ppo_torch_mean(agent: PPO, obs) -> np.ndarray:
 
 
 def ddpg_torch_action(agent: DDPG, obs) -> np.ndarray:
-    x = torch.as_tensor(agent._input(obs))
+    x = torch.as_tensor(agent.inputs(obs))
     first = agent.actor.head.weight
     with torch.no_grad():
         out = agent.actor(x.to(first.dtype)).float().numpy()
-    return agent._scale(out)
+    return agent.env_action(out)
 
 
 def weight_changes(module: torch.nn.Module):
@@ -304,7 +304,7 @@ def test_td3_target_uses_the_minimum_of_smoothed_twin_critics():
     batch = buffer.sample(32)
     critic, critic_target, actor_target = map(copy.deepcopy, (agent.critic, agent.critic_target, agent.actor_target))
     torch_state = torch.get_rng_state()
-    s, s_next = agent._input(batch.obs), agent._input(batch.next_obs)
+    s, s_next = agent.inputs(batch.obs), agent.inputs(batch.next_obs)
     with torch.no_grad():
         next_action = actor_target(s_next)
         noise = (torch.randn_like(next_action) * 0.2).clamp(-0.5, 0.5)
@@ -312,7 +312,7 @@ def test_td3_target_uses_the_minimum_of_smoothed_twin_critics():
         target = batch.reward.reshape(-1, 1) + batch.discount.reshape(-1, 1).float() * next_q.min(1, keepdim=True).values
         expected = (critic(s, batch.action) - target).pow(2).mean(0).sum().item()
     torch.set_rng_state(torch_state)
-    loss = agent._update()
+    loss = agent.update()
     assert loss["critic_loss"] == pytest.approx(expected, rel=1e-5)
     assert "actor_loss" not in loss  # update 23: the actor waits for the even update
-    assert "actor_loss" in agent._update()
+    assert "actor_loss" in agent.update()

@@ -23,8 +23,8 @@ def test_novel_envs_mask_the_velocities():
 def test_recurrent_ppo_rollout_states_match_acting_and_pieces():
     agent = PPO("pyrl/CartPoleNoVel-v0", recurrent=True, n_envs=3, n_steps=40, rnn_hidden=8,
                 hidden=(8,), seed=0)
-    agent._begin_learning(120, False)
-    rollout = agent._collect(__import__("pyrl.agents.common", fromlist=["EpisodeStats"]).EpisodeStats(3))
+    agent.begin_learning(120, False)
+    rollout = agent.collect()
     T, n = rollout.reward.shape
     done = rollout.terminated | rollout.truncated
     assert done.any(), "the test needs resets inside the rollout"
@@ -111,7 +111,7 @@ def test_encoder_freeze_schedule_holds_the_encoder():
     for _ in range(10):
         before = [p.clone() for p in agent.encoder.parameters()]
         updates = agent.updates
-        agent._update_sequences()
+        agent.update()
         changed = any(not torch.equal(a, b) for a, b in zip(before, agent.encoder.parameters()))
         frozen_at.append((updates % 5 >= 2, changed))
     assert all(changed != frozen for frozen, changed in frozen_at)
@@ -147,9 +147,9 @@ def test_recurrent_ddpg_bootstraps_through_the_smoothed_target_action(monkeypatc
                  recompute_every=0, seed=0)
     agent.learn(301)
     seen = []
-    original = agent._target_action
-    monkeypatch.setattr(agent, "_target_action", lambda s: seen.append(tuple(s.shape)) or original(s))
-    agent._update_sequences()
+    original = agent.target_action
+    monkeypatch.setattr(agent, "target_action", lambda s: seen.append(tuple(s.shape)) or original(s))
+    agent.update()
     assert seen == [(4 * 3, 4)]  # every trained step's bootstrap state, TD3-smoothed
     torch.manual_seed(0)
     a = original(torch.zeros(64, 4))

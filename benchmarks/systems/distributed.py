@@ -60,10 +60,10 @@ def update_rate(seconds: float) -> float:
     agent = preset()
     agent.learn(2000)
     for _ in range(20):
-        agent._update()
+        agent.update()
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        agent._update()
+        agent.update()
         count += 1
     return count / (time.perf_counter() - start)
 
@@ -98,7 +98,7 @@ def ppo_rate(actors: int, steps: int) -> tuple[float, float]:
     from pyrl.distributed import Distributed
     agent = PPO(ENV, **{**PRESETS[("ppo", "pyrl/PointReach-v0")], "eval_every": 0})
     runner = Distributed(agent, actors=actors) if actors else agent
-    train = agent._train
+    train = agent.train_round
     training = [0.0]
 
     def timed_train(*args):
@@ -107,7 +107,7 @@ def ppo_rate(actors: int, steps: int) -> tuple[float, float]:
         training[0] += time.perf_counter() - start
         return out
 
-    agent._train = timed_train
+    agent.train_round = timed_train
     try:
         runner.learn(1000)  # the actors start and the first rollouts run
         steps0, training[0], start = agent.steps, 0.0, time.perf_counter()

@@ -214,71 +214,6 @@ def actor_net(sizes: list[int], activation: str, out_gain: Optional[float] = Non
     return nn.Sequential(OrderedDict(parts))
 
 
-class NumpyMLP:
-    """``net(x)`` in numpy, on views of the parameters of a Sequential of Linear, ReLU and Tanh
-    layers (nested Sequentials allowed): acting with a small net without torch's per-call cost.
-
-    The module stays the one definition: every call first checks that each view still aliases
-    the parameter the module holds now (the same Parameter, the same storage) and takes fresh
-    views when not, so a weight change that replaces tensors (``load_state_dict(assign=True)``,
-    ``.to()``, ``share_memory()``, a sync that assigns) reaches acting as surely as an in-place
-    optimizer step. Parameters numpy cannot view (off the CPU, half precision) run the module.
-    """
-
-    def __init__(self, net: nn.Module):
-        self.net = net
-        self.steps: list = []  # ("linear", layer) or an elementwise numpy function, in order
-        for layer in net.modules():
-            if isinstance(layer, nn.Linear):
-                self.steps.append(("linear", layer))
-            elif isinstance(layer, (nn.ReLU, nn.Tanh)):
-                self.steps.append(np.tanh if isinstance(layer, nn.Tanh) else relu)
-            elif not isinstance(layer, nn.Sequential):
-                raise ValueError(f"NumpyMLP: unsupported layer {layer}")
-        self.linears = [step[1] for step in self.steps if isinstance(step, tuple)]
-        self.seen: list = []  # (parameter, data_ptr) per weight and bias the views were taken of
-        self.views: Optional[list] = None  # (weight.T, bias) per Linear, or None: run the module
-
-    def _current_views(self) -> Optional[list]:
-        seen = iter(self.seen)
-        for layer in self.linears:
-            for name in ("weight", "bias"):
-                p = layer._parameters[name]
-                known = next(seen, None)
-                if known is None or p is not known[0] or (p is not None and p.data_ptr() != known[1]):
-                    return self._take_views()
-        return self.views
-
-    def _take_views(self) -> Optional[list]:
-        params = [(layer._parameters["weight"], layer._parameters["bias"]) for layer in self.linears]
-        self.seen = [(p, p.data_ptr() if p is not None else 0) for pair in params for p in pair]
-        viewable = all(p.device.type == "cpu" and p.dtype in (torch.float32, torch.float64)
-                       for pair in params for p in pair if p is not None)
-        self.views = [(w.detach().numpy().T, b.detach().numpy() if b is not None else 0.0)
-                      for w, b in params] if viewable else None
-        return self.views
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        views = self._current_views()
-        if views is None:
-            first = self.linears[0].weight
-            with torch.no_grad():
-                out = self.net(torch.as_tensor(x).to(device=first.device, dtype=first.dtype))
-            return out.float().cpu().numpy()
-        linear = iter(views)
-        for step in self.steps:
-            if isinstance(step, tuple):
-                weight_t, bias = next(linear)
-                x = x @ weight_t + bias
-            else:
-                x = step(x)
-        return x
-
-
-def relu(x: np.ndarray) -> np.ndarray:
-    return np.maximum(x, 0.0)
-
-
 class RunningNorm:
     """Running mean and variance (Chan et al. parallel update) to normalize inputs:
     ``clip((x - mean) / sqrt(var + eps), -clip, clip)``."""
@@ -313,18 +248,6 @@ class RunningNorm:
     def load_state_dict(self, state: dict) -> None:
         self.mean, self.var = float64_array(state["mean"]), float64_array(state["var"])
         self.count = float(state["count"])
-
-
-def numpy_weights(module: nn.Module) -> dict:
-    """A module's state as numpy copies (what goes to an actor process: pickles small, no torch
-    storage sharing)."""
-    return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
-
-
-def load_numpy_weights(module: nn.Module, weights: dict) -> None:
-    """Loads :func:`numpy_weights` into ``module`` in place (NumpyMLP views stay valid)."""
-    with torch.no_grad():
-        module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()})
 
 
 def float64_array(value) -> np.ndarray:
@@ -418,7 +341,7 @@ def parse_args(args_class, algo: str, hyperparameters: dict):
 
 class Agent:
     """The surface every agent shares. Subclasses set ``algo`` and implement ``learn``,
-    ``predict``, ``_state`` and ``_load_state``.
+    ``predict``, ``state_dict`` and ``load_state_dict``, and the public steps their loops are made of (see the API reference: the step protocol).
 
     ``learn(total_steps)`` trains until the agent has taken ``total_steps`` environment steps in
     all, so a loaded checkpoint continues the same run to the same total.
@@ -468,7 +391,7 @@ class Agent:
         finally:
             self.timers[name] = self.timers.get(name, 0.0) + time.perf_counter() - start
 
-    def _log(self, row: dict, steps_before: int, callback, progress) -> bool:
+    def log(self, row: dict, steps_before: int, callback, progress) -> bool:
         """Appends a history row, with an evaluation when the steps since ``steps_before`` crossed
         a multiple of ``eval_every``; returns False when the callback asks to stop."""
         every = self.args.eval_every
@@ -505,12 +428,17 @@ class Agent:
         """The history columns of an evaluation result."""
         return {"eval_return": result["return"], "eval_success": result["success"]}
 
-    def _begin_learning(self, total_steps: int, show_progress: Optional[bool]):
-        """Episode statistics and a progress bar (or None) for one learn() call; the envs are
-        reset on the first call only, so later calls continue the episodes in progress."""
+    def start(self) -> None:
+        """Resets the agent's envs (seeded) on the first call only, so later steps continue the
+        episodes in progress; the steps that act in them (``step``, ``collect``) call it."""
         if self.obs is None:
             self.obs, _ = self.env.reset(seed=self.args.seed + self.steps)
             self.rnn_state = self.initial_state(self.args.n_envs)
+
+    def begin_learning(self, total_steps: int, show_progress: Optional[bool]):
+        """Episode statistics and a progress bar (or None) for one learn() call, the envs
+        started (:meth:`start`)."""
+        self.start()
         return EpisodeStats(self.args.n_envs), self._progress(total_steps, show_progress)
 
     def _progress(self, total_steps: int, show: Optional[bool]):
@@ -555,7 +483,7 @@ class Agent:
         checkpoint = {"algo": self.algo, "args": args, "env_id": self.env_id,
                       "env_kwargs": self.env_kwargs, "steps": self.steps, "updates": self.updates,
                       "history": self.history, "timers": self.timers,
-                      "torch_rng": torch.get_rng_state(), "state": self._state()}
+                      "torch_rng": torch.get_rng_state(), "state": self.state_dict()}
         # A run killed mid-save keeps its previous checkpoint.
         atomic_save(plain(checkpoint), path, where=f"{self.algo}.save")
 
@@ -612,7 +540,7 @@ class Agent:
                              f"agent ({err})") from None
         state = _ReadFields(checkpoint["state"])
         try:
-            agent._load_state(state)
+            agent.load_state_dict(state)
             state.last = "torch_rng"
             torch.set_rng_state(checkpoint["torch_rng"])
         except Exception as err:  # other networks, another pyrl's layout, or a damaged field
@@ -631,10 +559,10 @@ class Agent:
         """Releases what the agent holds outside the process's memory (DDPG's ``buffer_dir``;
         nothing for the others); ``remove_new_files`` also deletes files it created."""
 
-    def _state(self) -> dict:
+    def state_dict(self) -> dict:
         raise NotImplementedError
 
-    def _load_state(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> None:
         raise NotImplementedError
 
 

@@ -275,28 +275,28 @@ class Coop(Agent):
     def learn(self, total_steps: int, callback=None, progress: Optional[bool] = None) -> list[dict]:
         a, ppo, ddpg, d = self.args, self.ppo, self.ddpg, self.n_ddpg
         n, T = a.n_envs, ppo.args.n_steps
-        stats, bar = self._begin_learning(total_steps, progress)
+        stats, bar = self.begin_learning(total_steps, progress)
         arm_stats = {"ddpg": EpisodeStats(d), "ppo": EpisodeStats(n - d)}
         ppo_rows = slice(n - ppo.args.n_envs, n)  # PPO's rollout columns: its arms (or all arms)
         try:
             while self.steps < total_steps:
                 frac = 1.0 - self.steps / total_steps if ppo.args.anneal else 1.0
                 losses: dict[str, list] = {"critic_loss": [], "actor_loss": [], "q": []}
-                obs_t, action_t, reward_t, term_t, trunc_t = ppo._rollout_arrays(T, n)
+                obs_t, action_t, reward_t, term_t, trunc_t = ppo.empty_rollout(T, n)
                 behaviour_t = np.full((T, n), np.nan, np.float32)
                 finals: list[tuple[int, int, np.ndarray]] = []
                 for t in range(T):
                     # ---- act: DDPG's arms with exploration noise, PPO's with its policy ----
                     warmup = self.steps < ddpg.args.learning_starts
                     ddpg_obs = arms(self.obs, 0, d)
-                    unit_action = ddpg._explore(ddpg_obs, warmup)
-                    obs_t[t] = ppo._normalized(self.obs)
-                    action_t[t, d:] = ppo._act(obs_t[t, d:])
-                    ppo_env_action = ppo._env_action(action_t[t, d:])
-                    env_action = np.concatenate([ddpg._scale(unit_action), ppo_env_action])
+                    unit_action = ddpg.act(ddpg_obs, warmup=warmup)[0]
+                    obs_t[t] = ppo.inputs(self.obs)
+                    action_t[t, d:] = ppo.act(arms(self.obs, d, n))[0]
+                    ppo_env_action = ppo.env_action(action_t[t, d:])
+                    env_action = np.concatenate([ddpg.env_action(unit_action), ppo_env_action])
                     if a.ppo_uses_ddpg_data:
                         action_t[t, :d] = env_action[:d]
-                        behaviour_t[t, :d] = self._ddpg_behaviour_log_prob(ddpg_obs, unit_action, warmup)
+                        behaviour_t[t, :d] = self.behaviour_log_prob(ddpg_obs, unit_action, warmup)
                     next_obs, reward, term, trunc, info = self.env.step(env_action)
                     done = term | trunc
                     stats.update(reward, done, info)
@@ -305,16 +305,16 @@ class Coop(Agent):
 
                     # ---- every arm's step into the shared pool (DDPG's buffer) ----
                     real_next = final_observations(next_obs, info, done)
-                    ddpg._store(self.obs, np.concatenate([unit_action, ddpg._unscale(ppo_env_action)]),
+                    ddpg.store(self.obs, np.concatenate([unit_action, ddpg.from_env_action(ppo_env_action)]),
                                 real_next, reward, term, trunc)
                     ddpg.noise_state[done[:d]] = 0.0
 
                     # ---- PPO's rollout ----
                     cut = trunc & ~term
                     for i in np.flatnonzero(cut[ppo_rows]):
-                        finals.append((t, int(i), ppo._normalized(arms(real_next, ppo_rows.start + i,
+                        finals.append((t, int(i), ppo.inputs(arms(real_next, ppo_rows.start + i,
                                                                          ppo_rows.start + i + 1))[0]))
-                    reward_t[t, ppo_rows] = ppo._scale_reward(np.asarray(reward, np.float64)[ppo_rows],
+                    reward_t[t, ppo_rows] = ppo.scale_reward(np.asarray(reward, np.float64)[ppo_rows],
                                                               done[ppo_rows])
                     term_t[t], trunc_t[t] = term, trunc
                     self.obs = next_obs
@@ -326,14 +326,14 @@ class Coop(Agent):
                     # ---- DDPG learns from the pool on its own schedule ----
                     if self.steps >= ddpg.args.learning_starts and \
                             self.steps // ddpg.args.train_every != before // ddpg.args.train_every:
-                        ddpg._train_round(losses)
+                        ddpg.train_round(losses)
 
                 # ---- end of round: PPO learns on-policy, then the scheduled syncs ----
                 rollout = Rollout(obs_t[:, ppo_rows], action_t[:, ppo_rows], reward_t[:, ppo_rows],
                                   term_t[:, ppo_rows], trunc_t[:, ppo_rows],
-                                  ppo._normalized(arms(self.obs, ppo_rows.start, n)), finals,
+                                  ppo.inputs(arms(self.obs, ppo_rows.start, n)), finals,
                                   behaviour_t[:, ppo_rows] if a.ppo_uses_ddpg_data else None)
-                ppo_losses = ppo._train(rollout, frac)
+                ppo_losses = ppo.train_round(rollout, frac)
                 self._scheduled_syncs(self.rounds)
                 self.rounds += 1
                 self.updates = ppo.updates + ddpg.updates
@@ -346,14 +346,14 @@ class Coop(Agent):
                 row.update({f"ppo_{k}": v for k, v in ppo_losses.items()})
                 row.update({f"ddpg_{k}": float(np.mean(v)) if v else float("nan") for k, v in losses.items()})
                 row.update(ppo_updates=ppo.updates, ddpg_updates=ddpg.updates, syncs=self.syncs)
-                if not self._log(row, self.steps - T * n, callback, bar):
+                if not self.log(row, self.steps - T * n, callback, bar):
                     break
         finally:
             if bar is not None:
                 bar.close()
         return self.history
 
-    def _ddpg_behaviour_log_prob(self, obs, unit_action: np.ndarray, warmup: bool) -> np.ndarray:
+    def behaviour_log_prob(self, obs, unit_action: np.ndarray, warmup: bool) -> np.ndarray:
         """log mu(a|s) of DDPG's exploration, in PPO's (env) action units: the actor's output with
         Gaussian noise, mixed with random_eps uniform actions (uniform during warm-up)."""
         ddpg = self.ddpg
@@ -362,7 +362,7 @@ class Coop(Agent):
             log_unit = np.full(len(unit_action), log_uniform)
         else:
             sigma = ddpg.args.noise_sigma
-            gauss = (-0.5 * ((unit_action - ddpg._act(obs)) / sigma) ** 2 - np.log(sigma)
+            gauss = (-0.5 * ((unit_action - ddpg.act(obs, explore=False)[0]) / sigma) ** 2 - np.log(sigma)
                      - 0.5 * np.log(2 * np.pi)).sum(-1)
             eps = ddpg.args.random_eps
             log_unit = np.logaddexp(np.log1p(-eps) + gauss, np.log(eps) + log_uniform) if eps > 0 else gauss
@@ -370,8 +370,8 @@ class Coop(Agent):
         return log_unit - np.log(0.5 * (ddpg.act_high - ddpg.act_low)).sum()
 
     # ---- checkpoints --------------------------------------------------------------------------
-    def _state(self) -> dict:
-        return {"ppo": self.ppo._state(), "ddpg": self.ddpg._state(),
+    def state_dict(self) -> dict:
+        return {"ppo": self.ppo.state_dict(), "ddpg": self.ddpg.state_dict(),
                 "ppo_counts": (self.ppo.steps, self.ppo.updates), "ddpg_counts": (self.ddpg.steps, self.ddpg.updates),
                 "ppo_timers": self.ppo.timers, "ddpg_timers": self.ddpg.timers,
                 "obs_norm": self.obs_norm.state_dict() if self.obs_norm else None,
@@ -381,9 +381,9 @@ class Coop(Agent):
         """Releases the DDPG half's ``buffer_dir`` (see DDPG.close)."""
         self.ddpg.close(remove_new_files=remove_new_files)
 
-    def _load_state(self, state: dict) -> None:
-        self.ppo._load_state(state["ppo"])
-        self.ddpg._load_state(state["ddpg"])
+    def load_state_dict(self, state: dict) -> None:
+        self.ppo.load_state_dict(state["ppo"])
+        self.ddpg.load_state_dict(state["ddpg"])
         if self.obs_norm is not None:
             self.obs_norm.load_state_dict(state["obs_norm"])
         self.ppo.steps, self.ppo.updates = counts(state["ppo_counts"], 2)

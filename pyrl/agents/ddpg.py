@@ -22,7 +22,7 @@ need nothing else here. Goal environments (dict observations ``observation``, ``
 set the buffer relabels goals, computing rewards with the env's compiled reward when it has one
 (the pyrl envs do) and with its ``compute_reward`` otherwise. ``normalize_obs`` keeps running
 statistics of observations and goals (clipped to +-5, as the HER paper's implementation).
-Acting runs the actor in numpy on views of the module's current weights (common.NumpyMLP): the
+Acting runs the actor in numpy on views of the module's current weights (numpy_acting.NumpyMLP): the
 module stays the policy's one definition.
 
 Recurrent (``recurrent=True``, R2D2-style, Kapturowski et al. 2019): a GRU encoder reads the
@@ -46,7 +46,7 @@ Example (SPEC 8.2 H1)::
 
 import copy
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import gymnasium as gym
 import numpy as np
@@ -54,9 +54,10 @@ import torch
 from torch import nn
 
 from pyrl import replay, returns
-from pyrl.agents.common import (GOAL_KEYS, Agent, CommonArgs, EnvLike, NumpyMLP, ObsLayout,
+from pyrl.agents.common import (GOAL_KEYS, Agent, CommonArgs, EnvLike, EpisodeStats, ObsLayout,
                                 RunningNorm, actor_net, final_observations, float64_array,
-                                load_numpy_weights, make_vec_env, mlp, numpy_weights, parse_args)
+                                make_vec_env, mlp, parse_args)
+from pyrl.agents.numpy_acting import NumpyMLP, load_numpy_weights, numpy_weights
 
 
 @dataclass
@@ -145,6 +146,25 @@ class Args(CommonArgs):
     encoder_freeze: Optional[tuple] = None
     """recurrent: (delta, count) freezes the encoder for `count` updates after every `delta`
     updates it trained (SPEC 5.1's freeze schedule); None trains it always"""
+
+
+LOSSES = ("critic_loss", "actor_loss", "q")  # the columns an update's losses log
+
+
+class Transition(NamedTuple):
+    """One step of N envs, as :meth:`DDPG.step` took it: actions in [-1, 1], ``next_obs`` the
+    final observation where an episode ended, the encoder states into and out of the step
+    (recurrent; else None)."""
+
+    obs: object
+    action: np.ndarray
+    next_obs: object
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    info: dict
+    state: Optional[np.ndarray]
+    next_state: Optional[np.ndarray]
 
 
 def as_tensor(x) -> torch.Tensor:
@@ -254,20 +274,112 @@ class DDPG(Agent):
             return self.env.envs[0].unwrapped
         raise ValueError("DDPG: HER needs the env's compute_reward; use a sync vector env")
 
-    # ---- observations and acting ------------------------------------------------------------
-    def _input(self, obs):
-        """The network input: ``obs`` (or ``observation`` + ``desired_goal``), normalized."""
+    # ---- the step protocol: act, store, step, update, train_round ----------------------------
+    def inputs(self, obs):
+        """The network inputs of environment observations: ``obs`` (or ``observation`` +
+        ``desired_goal``), normalized."""
         x = self.layout(obs)
         return self.obs_norm(x) if self.obs_norm is not None else x
 
-    def _fields(self, obs) -> dict:
+    def buffer_fields(self, obs) -> dict:
+        """Environment observations as the buffer's observation columns."""
         return {key: obs[key] for key in GOAL_KEYS} if self.goal_env else {"obs": obs}
 
-    def _act(self, obs, state: Optional[np.ndarray] = None) -> np.ndarray:
-        """mu(s) in [-1, 1], ``[N, act_dim]``, from environment observations (numpy); recurrent:
-        from the encoder's state after reading them from ``state``."""
-        x = self._input(obs)
-        return self.actor_numpy(x if state is None else self._features(x, state))
+    def act(self, obs, state: Optional[np.ndarray] = None, explore: bool = True,
+            warmup: Optional[bool] = None):
+        """Actions in [-1, 1] ``[N, act_dim]`` for a batch of environment observations, as the
+        buffer stores them (:meth:`env_action` maps them to the env's bounds): mu(s), plus
+        exploration noise and ``random_eps`` uniform actions with ``explore``, uniform during
+        the warm-up (``warmup``; by default while this agent has taken fewer than
+        ``learning_starts`` steps). Returns ``(action, state)``: recurrent, the encoder's state
+        after reading ``obs`` from ``state`` (zeros if None), the next step's state; None for a
+        feed-forward policy."""
+        x = self.inputs(obs)
+        if self.args.recurrent:
+            state = self._features(x, state if state is not None else self.initial_state(len(x)))
+            x = state
+        if not explore:
+            return self.actor_numpy(x), state
+        return self._explore(x, self.steps < self.args.learning_starts if warmup is None else warmup), state
+
+    def env_action(self, action: np.ndarray) -> np.ndarray:
+        """Actions in [-1, 1] as the environment takes them (its Box bounds)."""
+        return self.act_low + (action + 1.0) * 0.5 * (self.act_high - self.act_low)
+
+    def from_env_action(self, action: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`env_action`: env actions in [-1, 1] (what the buffer and the
+        critic hold)."""
+        action = np.clip(action, self.act_low, self.act_high)
+        return 2.0 * (action - self.act_low) / (self.act_high - self.act_low) - 1.0
+
+    def store(self, obs, action, next_obs, reward, terminated, truncated,
+              state: Optional[np.ndarray] = None, next_state: Optional[np.ndarray] = None) -> None:
+        """One step of N envs into the normalizer and the replay buffer: actions in [-1, 1],
+        ``next_obs`` the final observation where an episode ended (``final_observations``);
+        recurrent: with the states fed into the step and out of it (:meth:`act`'s)."""
+        if self.obs_norm is not None:
+            self.obs_norm.update(self.layout(obs))
+        # Tensors of the stored dtypes take the buffer's pybind11 fast path.
+        obs_t, next_t = as_tensors(self.buffer_fields(obs)), as_tensors(self.buffer_fields(next_obs))
+        states = {}
+        if self.args.recurrent:
+            states = dict(hidden=torch.from_numpy(state), next_hidden=torch.from_numpy(next_state))
+        with self.timer("replay"):
+            self.buffer.add(obs=obs_t if self.goal_env else obs_t["obs"],
+                            next_obs=next_t if self.goal_env else next_t["obs"],
+                            reward=as_tensor(reward), terminated=torch.from_numpy(np.asarray(terminated)),
+                            truncated=torch.from_numpy(np.asarray(truncated)), action=as_tensor(action),
+                            **states)
+
+    def step(self, stats: Optional[EpisodeStats] = None, store: bool = True,
+             warmup: Optional[bool] = None) -> "Transition":
+        """One exploring step of this agent's envs: :meth:`act`, ``env.step``, :meth:`store`
+        (``store=False``: only returned), then the encoder states and the noise carried over
+        episode ends; the episodes that end go into ``stats``. Returns the step's transition."""
+        self.start()
+        obs, state = self.obs, self.rnn_state
+        action, next_state = self.act(obs, state, warmup=warmup)
+        next_obs, reward, term, trunc, info = self.env.step(self.env_action(action))
+        done = term | trunc
+        if stats is not None:
+            stats.update(reward, done, info)
+        real_next = final_observations(next_obs, info, done)
+        if store:
+            self.store(obs, action, real_next, reward, term, trunc, state, next_state)
+        if self.args.recurrent:
+            self.rnn_state = np.where(done[:, None], 0.0, next_state).astype(np.float32)
+        self.noise_state[done] = 0.0
+        self.obs = next_obs
+        self.steps += self.args.n_envs
+        return Transition(obs, action, real_next, reward, term, trunc, info, state, next_state)
+
+    def update(self) -> dict:
+        """One gradient update on a sampled batch (recurrent: on sampled windows); its losses."""
+        return self._update_sequences() if self.args.recurrent else self._update()
+
+    def train_round(self, losses: Optional[dict] = None) -> dict:
+        """``gradient_steps`` updates (once the buffer holds an episode), each one's losses
+        appended to ``losses`` (a dict of lists; a new one if None), which it returns."""
+        losses = losses if losses is not None else {key: [] for key in LOSSES}
+        if self.buffer.num_episodes == 0:
+            return losses
+        for _ in range(self.args.gradient_steps):
+            for key, value in self.update().items():
+                losses.setdefault(key, []).append(value)
+        return losses
+
+    def predict(self, obs, deterministic: bool = True, state: Optional[np.ndarray] = None):
+        """The action for ``obs`` (one observation or a batch), in the env's bounds. A recurrent
+        policy also takes and returns the encoder state: ``action, state = predict(obs,
+        state=state)``, starting from ``initial_state(n)`` (or None, zeros) and zeroed by the
+        caller at each reset."""
+        single = self.layout.is_single(obs)
+        action, state = self.act(obs, state, explore=False)
+        if not deterministic:
+            action = np.clip(action + self.args.noise_sigma * self.rng.standard_normal(action.shape), -1, 1)
+        action = self.env_action(action)
+        action = action[0] if single else action
+        return (action, state) if self.args.recurrent else action
 
     def _features(self, x: np.ndarray, state: np.ndarray) -> np.ndarray:
         """The encoder's state after reading network inputs ``x`` ``[N, d]`` from ``state``:
@@ -277,39 +389,17 @@ class DDPG(Agent):
                              torch.from_numpy(state)[None])[0]
         return h[:, 0].numpy()
 
-    def _scale(self, unit_action: np.ndarray) -> np.ndarray:
-        return self.act_low + (unit_action + 1.0) * 0.5 * (self.act_high - self.act_low)
-
-    def _unscale(self, action: np.ndarray) -> np.ndarray:
-        """The inverse of _scale: env actions to [-1, 1] (what the buffer and the critic hold)."""
-        action = np.clip(action, self.act_low, self.act_high)
-        return 2.0 * (action - self.act_low) / (self.act_high - self.act_low) - 1.0
-
-    def predict(self, obs, deterministic: bool = True, state: Optional[np.ndarray] = None):
-        """The action for ``obs`` (one observation or a batch). A recurrent policy also takes
-        and returns the encoder state: ``action, state = predict(obs, state=state)``, starting
-        from ``initial_state(n)`` (or None, zeros) and zeroed by the caller at each reset."""
-        single = self.layout.is_single(obs)
-        if self.args.recurrent:
-            x = self._input(obs)
-            x = x[None] if single and x.ndim == 1 else x
-            state = self._features(x, state if state is not None else self.initial_state(x.shape[0]))
-            action = self.actor_numpy(state)
-        else:
-            action = self._act(obs)
-        if not deterministic:
-            action = np.clip(action + self.args.noise_sigma * self.rng.standard_normal(action.shape), -1, 1)
-        action = self._scale(action)
-        action = action[0] if single else action
-        return (action, state) if self.args.recurrent else action
-
-    def _explore(self, obs, warmup: bool) -> np.ndarray:
-        """Exploratory actions in [-1, 1]: uniform during warm-up, else mu(s) plus noise."""
-        a, n = self.args, self.args.n_envs
+    def _explore(self, x: np.ndarray, warmup: bool) -> np.ndarray:
+        """Exploratory actions in [-1, 1] for the actor's inputs ``x``: uniform during warm-up,
+        else mu plus noise."""
+        a, n = self.args, len(x)
         if warmup:
             return self.rng.uniform(-1, 1, (n, self.act_dim))
-        action = self.actor_numpy(self.next_state) if self.args.recurrent else self._act(obs)
+        action = self.actor_numpy(x)
         if a.noise == "ou":  # Ornstein-Uhlenbeck, theta 0.15, dt 1e-2, as in the DDPG paper
+            if n != len(self.noise_state):
+                raise ValueError(f"DDPG.act: noise='ou' keeps one process per env "
+                                 f"({len(self.noise_state)}); got a batch of {n}")
             self.noise_state += -0.15 * self.noise_state * 1e-2 + a.noise_sigma * np.sqrt(1e-2) \
                 * self.rng.standard_normal(self.noise_state.shape)
             noise = self.noise_state
@@ -320,72 +410,33 @@ class DDPG(Agent):
         action[random] = self.rng.uniform(-1, 1, (int(random.sum()), self.act_dim))
         return action
 
-    def _store(self, obs, unit_action, real_next, reward, term, trunc) -> None:
-        """One step of N envs into the normalizer and the replay buffer (``real_next``: the final
-        observation where an episode ended; recurrent: with the states fed into and out of it)."""
-        if self.obs_norm is not None:
-            self.obs_norm.update(self.layout(obs))
-        # Tensors of the stored dtypes take the buffer's pybind11 fast path.
-        obs_t, next_t = as_tensors(self._fields(obs)), as_tensors(self._fields(real_next))
-        states = {}
-        if self.args.recurrent:
-            states = dict(hidden=torch.from_numpy(self.rnn_state),
-                          next_hidden=torch.from_numpy(self.next_state))
-        with self.timer("replay"):
-            self.buffer.add(obs=obs_t if self.goal_env else obs_t["obs"],
-                            next_obs=next_t if self.goal_env else next_t["obs"],
-                            reward=as_tensor(reward), terminated=torch.from_numpy(np.asarray(term)),
-                            truncated=torch.from_numpy(np.asarray(trunc)), action=as_tensor(unit_action),
-                            **states)
-
     # ---- learning -----------------------------------------------------------------------------
     def learn(self, total_steps: int, callback=None, progress: Optional[bool] = None) -> list[dict]:
-        a, n = self.args, self.args.n_envs
-        stats, bar = self._begin_learning(total_steps, progress)
-        losses: dict[str, list] = {"critic_loss": [], "actor_loss": [], "q": []}
+        a = self.args
+        stats, bar = self.begin_learning(total_steps, progress)
+        losses = {key: [] for key in LOSSES}
         try:
             while self.steps < total_steps:
-                if a.recurrent:  # the state after this step's observation (stored as next_hidden)
-                    self.next_state = self._features(self._input(self.obs), self.rnn_state)
-                unit_action = self._explore(self.obs, warmup=self.steps < a.learning_starts)
-                next_obs, reward, term, trunc, info = self.env.step(self._scale(unit_action))
-                done = term | trunc
-                stats.update(reward, done, info)
-                self._store(self.obs, unit_action, final_observations(next_obs, info, done), reward, term, trunc)
-                if a.recurrent:
-                    self.rnn_state = np.where(done[:, None], 0.0, self.next_state).astype(np.float32)
-                self.noise_state[done] = 0.0
-                self.obs = next_obs
                 before = self.steps
-                self.steps += n
-
+                self.step(stats)
                 if self.steps >= a.learning_starts and self.steps // a.train_every != before // a.train_every:
-                    self._train_round(losses)
+                    self.train_round(losses)
                 if self.steps // a.log_every != before // a.log_every or self.steps >= total_steps:
                     row = {**stats.drain(), **{k: float(np.mean(v)) if v else float("nan")
                                                for k, v in losses.items()}}
-                    losses = {k: [] for k in losses}
-                    if not self._log(row, before, callback, bar):
+                    losses = {key: [] for key in LOSSES}
+                    if not self.log(row, before, callback, bar):
                         break
         finally:
             if bar is not None:
                 bar.close()
         return self.history
 
-    def _train_round(self, losses: dict) -> None:
-        """``gradient_steps`` updates (once the buffer holds an episode), their losses appended."""
-        if self.buffer.num_episodes == 0:
-            return
-        for _ in range(self.args.gradient_steps):
-            update = self._update_sequences if self.args.recurrent else self._update
-            for key, value in update().items():
-                losses[key].append(value)
-
     def _update(self) -> dict:
         a = self.args
         with self.timer("replay"):
             batch = self.buffer.sample(a.batch_size)
-        s, s_next = self._input(batch.obs), self._input(batch.next_obs)
+        s, s_next = self.inputs(batch.obs), self.inputs(batch.next_obs)
         target = self._bootstrap_target(batch.reward.reshape(-1), batch.discount, s_next)[:, None]
         q = self.critic(s, batch.action)  # [B, n_critics]
         td = q - target
@@ -405,14 +456,14 @@ class DDPG(Agent):
         range with ``clip_target="goal"``; ``smooth``: TD3's target policy smoothing on mu'."""
         a = self.args
         with torch.no_grad():
-            next_action = self._target_action(s_next) if smooth else self.actor_target(s_next)
+            next_action = self.target_action(s_next) if smooth else self.actor_target(s_next)
             next_q = self.critic_target(s_next, next_action).min(dim=1).values
             target = reward + discount.to(torch.float32) * next_q
             if a.clip_target == "goal":
                 target = target.clamp(-1.0 / (1.0 - a.gamma), 0.0)
         return target
 
-    def _target_action(self, s_next: torch.Tensor) -> torch.Tensor:
+    def target_action(self, s_next: torch.Tensor) -> torch.Tensor:
         """mu'(s'), with TD3's clipped target policy smoothing when ``target_noise`` > 0."""
         a = self.args
         next_action = self.actor_target(s_next)
@@ -480,7 +531,7 @@ class DDPG(Agent):
         action = batch.action[:, burn:]
         with torch.no_grad():
             s_next = f_boot.reshape(-1, f_boot.shape[-1])
-            next_q = self.critic_target(s_next, self._target_action(s_next))
+            next_q = self.critic_target(s_next, self.target_action(s_next))
             next_q = next_q.min(dim=1).values.reshape(-1, L)
             target = batch.reward[:, burn:] + batch.discount[:, burn:].float() * next_q
         q = self.critic(f.reshape(-1, f.shape[-1]), action.reshape(-1, self.act_dim)).reshape(
@@ -546,7 +597,7 @@ class DDPG(Agent):
         if a.recurrent:
             raise ValueError("DDPG.initial_priorities: a recurrent agent's priorities are per "
                              "sampled window (R2D2), set by its updates")
-        x = torch.from_numpy(np.ascontiguousarray(self._input(obs), np.float32))  # [T + 1, d]
+        x = torch.from_numpy(np.ascontiguousarray(self.inputs(obs), np.float32))  # [T + 1, d]
         reward = torch.as_tensor(np.asarray(reward, np.float32)).reshape(-1, 1)
         steps = reward.shape[0]
         ends = torch.zeros(steps, 1, dtype=torch.bool)
@@ -559,7 +610,7 @@ class DDPG(Agent):
         return (q - target).abs().double().numpy()
 
     # ---- checkpoints --------------------------------------------------------------------------
-    def _state(self) -> dict:
+    def state_dict(self) -> dict:
         return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
                 "actor_target": self.actor_target.state_dict(),
                 "critic_target": self.critic_target.state_dict(),
@@ -575,7 +626,7 @@ class DDPG(Agent):
         ``remove_new_files`` also deletes the column files this agent created."""
         self.buffer.close(remove_new_files=remove_new_files)
 
-    def _load_state(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> None:
         for name in ("actor", "critic", "actor_target", "critic_target", "actor_opt", "critic_opt"):
             getattr(self, name).load_state_dict(state[name])
         if self.obs_norm is not None:

@@ -15,7 +15,7 @@ Stable-Baselines3's PPO, so the same hyperparameters mean the same algorithm. Go
 environments (dict observations) feed ``[observation, desired_goal]`` to both networks.
 
 The policy has one definition, the ``ActorCritic`` module. Acting runs its actor in numpy on
-views of the module's current weights (common.NumpyMLP) and only samples; the log-probabilities
+views of the module's current weights (numpy_acting.NumpyMLP) and only samples; the log-probabilities
 and values the update needs are computed after the rollout, in one batch, by the same module
 functions the loss uses (the weights do not change during a rollout).
 
@@ -42,9 +42,10 @@ from torch import nn
 from torch.distributions import Categorical, Normal
 
 from pyrl import returns
-from pyrl.agents.common import (Agent, CommonArgs, EnvLike, NumpyMLP, ObsLayout, RunningNorm,
-                                actor_net, float64_array, final_observations, load_numpy_weights,
-                                make_vec_env, mlp, numpy_weights, parse_args)
+from pyrl.agents.common import (Agent, CommonArgs, EnvLike, EpisodeStats, ObsLayout, RunningNorm,
+                                actor_net, float64_array, final_observations, make_vec_env, mlp,
+                                parse_args)
+from pyrl.agents.numpy_acting import NumpyMLP, load_numpy_weights, numpy_weights
 
 
 @dataclass
@@ -220,7 +221,10 @@ class PPO(Agent):
         return np.zeros((n, self.args.rnn_hidden), np.float32) if self.args.recurrent else None
 
     # ---- acting -------------------------------------------------------------------------------
-    def _normalized(self, obs, update_norm: bool = False) -> np.ndarray:
+    def inputs(self, obs, update_norm: bool = False) -> np.ndarray:
+        """The network inputs of environment observations ``[N, d]``: flattened (goal envs:
+        observation and desired goal) and normalized (``update_norm``: the statistics first
+        take them in, as a rollout step does)."""
         x = self.layout(obs)
         if self.obs_norm is not None:
             if update_norm:
@@ -247,7 +251,18 @@ class PPO(Agent):
         std = np.exp(self.model.log_std.detach().cpu().numpy())
         return (out + std * self.rng.standard_normal(out.shape)).astype(np.float32)
 
-    def _env_action(self, action: np.ndarray) -> np.ndarray:
+    def act(self, obs, state: Optional[np.ndarray] = None, explore: bool = True):
+        """The policy's actions for a batch of environment observations: ``(action, state)``,
+        a draw of pi(.|s) (``explore=False``: its mode) as the rollout stores it, and (recurrent)
+        the encoder's state after reading ``obs`` from ``state``, the next step's state; None
+        for a feed-forward policy. ``env_action(action)`` is what ``env.step`` takes."""
+        if self.args.recurrent and state is None:
+            state = self.initial_state(len(self.layout(obs)))
+        features = self._features(self.inputs(obs), state if self.args.recurrent else None)
+        return self._act(features, deterministic=not explore), features if self.args.recurrent else None
+
+    def env_action(self, action: np.ndarray) -> np.ndarray:
+        """An action of :meth:`act` as the environment takes it (clipped to a Box's bounds)."""
         if self.model.discrete:
             return action
         return np.clip(action, self.action_space.low, self.action_space.high)
@@ -257,16 +272,18 @@ class PPO(Agent):
         and returns the encoder state: ``action, state = predict(obs, state=state)``, starting
         from ``initial_state(n)`` (or None, zeros) and zeroed by the caller at each reset."""
         single = self.layout.is_single(obs)
-        x = self._normalized(obs)
+        x = self.inputs(obs)
         x = x[None] if single and x.ndim == 1 else x
         if self.args.recurrent and state is None:
             state = self.initial_state(x.shape[0])
         features = self._features(x, state if self.args.recurrent else None)
-        action = self._env_action(self._act(features, deterministic))
+        action = self.env_action(self._act(features, deterministic))
         action = action[0] if single else action
         return (action, features) if self.args.recurrent else action
 
-    def _scale_reward(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+    def scale_reward(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        """One step's rewards as the rollout stores them: divided by the running std of the
+        discounted return with ``normalize_reward`` (which this step updates), else as given."""
         if self.return_norm is None:
             return reward
         self.discounted = self.discounted * self.args.gamma + reward
@@ -277,58 +294,62 @@ class PPO(Agent):
     # ---- learning -----------------------------------------------------------------------------
     def learn(self, total_steps: int, callback=None, progress: Optional[bool] = None) -> list[dict]:
         a = self.args
-        stats, bar = self._begin_learning(total_steps, progress)
+        stats, bar = self.begin_learning(total_steps, progress)
         try:
             while self.steps < total_steps:
                 # Annealed over absolute steps, so a resumed run continues the same schedule.
                 frac = 1.0 - self.steps / total_steps if a.anneal else 1.0
-                rollout = self._collect(stats)
-                row = {**stats.drain(), **self._train(rollout, frac)}
-                if not self._log(row, self.steps - a.n_steps * a.n_envs, callback, bar):
+                rollout = self.collect(stats)
+                row = {**stats.drain(), **self.train_round(rollout, frac)}
+                if not self.log(row, self.steps - a.n_steps * a.n_envs, callback, bar):
                     break
         finally:
             if bar is not None:
                 bar.close()
         return self.history
 
-    def _collect(self, stats) -> Rollout:
-        """``n_steps`` steps of the envs, acting with the current policy."""
+    def collect(self, stats: Optional[EpisodeStats] = None) -> Rollout:
+        """``n_steps`` steps of the envs, acting with the current policy (the episodes that end
+        go into ``stats``); the rollout :meth:`train_round` learns from."""
+        stats = stats if stats is not None else EpisodeStats(self.args.n_envs)
+        self.start()
         n, T = self.args.n_envs, self.args.n_steps
-        obs_t, action_t, reward_t, term_t, trunc_t = self._rollout_arrays(T, n)
+        obs_t, action_t, reward_t, term_t, trunc_t = self.empty_rollout(T, n)
         hidden_t = np.zeros((T, n, self.args.rnn_hidden), np.float32) if self.args.recurrent else None
         finals: list[tuple] = []
         for t in range(T):
-            obs_t[t] = self._normalized(self.obs, update_norm=True)
+            obs_t[t] = self.inputs(self.obs, update_norm=True)
             if hidden_t is not None:
                 hidden_t[t] = self.rnn_state
             features = self._features(obs_t[t], self.rnn_state)
             action_t[t] = self._act(features)
-            next_obs, reward, term, trunc, info = self.env.step(self._env_action(action_t[t]))
+            next_obs, reward, term, trunc, info = self.env.step(self.env_action(action_t[t]))
             done = term | trunc
             stats.update(reward, done, info)
             cut = trunc & ~term
             if cut.any():
-                real_next = self._normalized(final_observations(next_obs, info, cut))
+                real_next = self.inputs(final_observations(next_obs, info, cut))
                 finals += [(t, i, real_next[i], *((features[i],) if hidden_t is not None else ()))
                            for i in np.flatnonzero(cut)]
-            reward_t[t] = self._scale_reward(np.asarray(reward, np.float64), done)
+            reward_t[t] = self.scale_reward(np.asarray(reward, np.float64), done)
             term_t[t], trunc_t[t] = term, trunc
             if hidden_t is not None:
                 self.rnn_state = np.where(done[:, None], 0.0, features).astype(np.float32)
             self.obs = next_obs
             self.steps += n
-        return Rollout(obs_t, action_t, reward_t, term_t, trunc_t, self._normalized(self.obs), finals,
+        return Rollout(obs_t, action_t, reward_t, term_t, trunc_t, self.inputs(self.obs), finals,
                        hidden=hidden_t, last_hidden=None if hidden_t is None else self.rnn_state.copy())
 
-    def _rollout_arrays(self, T: int, n: int) -> tuple:
+    def empty_rollout(self, T: int, n: int) -> tuple:
         """Zeroed ``obs, action, reward, terminated, truncated`` arrays for ``T`` steps of ``n`` envs."""
         action = np.zeros((T, n), np.int64) if self.model.discrete \
             else np.zeros((T, n, *self.action_space.shape), np.float32)
         return (np.zeros((T, n, self.obs_dim), np.float32), action, np.zeros((T, n), np.float32),
                 np.zeros((T, n), bool), np.zeros((T, n), bool))
 
-    def _train(self, rollout: Rollout, frac: float = 1.0) -> dict:
-        """GAE and ``n_epochs`` of clipped updates on one rollout; returns the losses' row."""
+    def train_round(self, rollout: Rollout, frac: float = 1.0) -> dict:
+        """GAE and ``n_epochs`` of clipped updates on one rollout, learning rate and clip range
+        scaled by ``frac`` (the annealing); returns the losses' row."""
         a = self.args
         for group in self.optimizer.param_groups:
             group["lr"] = a.lr * frac
@@ -427,14 +448,14 @@ class PPO(Agent):
                 getattr(self, name).load_state_dict(state[name])
 
     # ---- checkpoints --------------------------------------------------------------------------
-    def _state(self) -> dict:
+    def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "obs_norm": self.obs_norm.state_dict() if self.obs_norm else None,
                 "return_norm": self.return_norm.state_dict() if self.return_norm else None,
                 "rng": self.rng.bit_generator.state, "discounted": self.discounted.copy(),
                 "rnn_state": self.rnn_state}
 
-    def _load_state(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.obs_norm is not None:

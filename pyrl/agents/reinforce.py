@@ -132,7 +132,7 @@ class REINFORCE(Agent):
 
     def learn(self, total_steps: int, callback=None, progress: Optional[bool] = None) -> list[dict]:
         a, n = self.args, self.args.n_envs
-        stats, bar = self._begin_learning(total_steps, progress)
+        stats, bar = self.begin_learning(total_steps, progress)
         try:
             while self.steps < total_steps:
                 # ---- collect n_steps x n_envs ----
@@ -216,7 +216,7 @@ class REINFORCE(Agent):
 
                 row = {**stats.drain(), "policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
                        "entropy": entropy_mean.item(), "ent_coef": ent_coef}
-                if not self._log(row, self.steps - a.n_steps * n, callback, bar):
+                if not self.log(row, self.steps - a.n_steps * n, callback, bar):
                     break
         finally:
             if bar is not None:
@@ -228,11 +228,11 @@ class REINFORCE(Agent):
         with torch.no_grad():
             return self.policy.distribution(self._tensor(obs)).probs.numpy()
 
-    def _state(self) -> dict:
+    def state_dict(self) -> dict:
         return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "value": self.value.state_dict() if self.value is not None else None}
 
-    def _load_state(self, state: dict) -> None:
+    def load_state_dict(self, state: dict) -> None:
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.value is not None:
