@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: main test test-slow bench-quick cuda-build setup setup-main setup-bench setup-docs docs bench learning bench-coop bench-recurrent bench-sb3 bench-distributed bench-mmap cuda-check sanitize fuzz wheel-check lint clean
+.PHONY: main test test-slow bench-quick cuda-build setup setup-main setup-bench setup-docs docs bench learning bench-coop bench-recurrent bench-sb3 bench-distributed bench-mmap cuda-check sanitize fuzz lint clean
 
 # A short training run and the quick tables of the core ops, then the other targets named.
 main: setup-main
@@ -13,7 +13,7 @@ main: setup-main
 	@$(PYTHON) -m benchmarks.ops.her --quick
 	@echo "main: done. More: make test, make bench (full op tables), make bench-quick (every table,"
 	@echo "  quick), make learning / bench-coop / bench-recurrent / bench-sb3 / bench-distributed /"
-	@echo "  bench-mmap (hours), make docs, make sanitize, make cuda-build, make wheel-check."
+	@echo "  bench-mmap (hours), make docs, make lint, make sanitize, make cuda-build."
 
 # Every test but the long learning and scaling runs (marked slow), which test-slow runs.
 test: setup
@@ -91,6 +91,11 @@ sanitize: setup
 # The long fuzz run (CI runs 25 examples within make test).
 fuzz: setup
 	PYRL_FUZZ_EXAMPLES=$${PYRL_FUZZ_EXAMPLES:-2000} $(PYTHON) -m pytest tests/test_fuzz.py -q
+
+# ruff over the Python tree, 100 columns (pyproject.toml's [tool.ruff]).
+lint: setup
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
 
 clean:
 	rm -rf build dist *.egg-info runs docs/_build

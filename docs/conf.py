@@ -35,7 +35,7 @@ html_theme = "furo"
 html_title = f"pyrl {release}"
 
 autodoc_member_order = "bysource"
-autodoc_default_options = {}      # each page names the members it documents
+autodoc_default_options = {}  # each page names the members it documents
 autodoc_inherit_docstrings = False  # gymnasium's and torch's own docstrings are theirs to render
 autodoc_typehints = "description"
 napoleon_google_docstring = True

@@ -4,7 +4,7 @@ from pyrl._loader import load_extension
 
 _C = load_extension()
 
-from pyrl import _ops, returns, reference, replay  # noqa: E402  (ops register once _C is loaded)
+from pyrl import _ops, returns, reference, replay  # noqa: E402, F401  (ops register once _C is loaded)
 
 
 def build_info() -> dict:
@@ -16,6 +16,7 @@ def __getattr__(name: str):
     # The agents and envs need gymnasium; `import pyrl` alone (ops, returns, replay) does not.
     if name in ("agents", "envs"):
         import importlib
+
         return importlib.import_module(f"pyrl.{name}")
     raise AttributeError(f"module 'pyrl' has no attribute {name!r}")
 

@@ -34,8 +34,9 @@ def atomic_save(obj: Any, path, under: Optional[Callable] = None, where: str = "
     OSError naming `where`, the file and the free space."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                                         dir=directory)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
+    )
 
     def write():
         try:
@@ -47,8 +48,11 @@ def atomic_save(obj: Any, path, under: Optional[Callable] = None, where: str = "
             # RuntimeError ("unexpected pos ..."); the flush, fsync and close as OSError
             free = shutil.disk_usage(directory).free
             code = err.errno if isinstance(err, OSError) and err.errno else errno.EIO
-            raise OSError(code, f"{where}: writing {path!r} failed ({str(err)[:200]}); {free} "
-                                f"bytes free on its file system") from None
+            raise OSError(
+                code,
+                f"{where}: writing {path!r} failed ({str(err)[:200]}); {free} "
+                f"bytes free on its file system",
+            ) from None
 
     try:
         (under or (lambda fn: fn()))(write)
@@ -75,5 +79,7 @@ def load_data(path, where: str, mmap: bool = True) -> Any:
     except FileNotFoundError:
         raise
     except Exception as err:  # truncated, corrupted, foreign or code-carrying files
-        raise ValueError(f"{where}: {os.fspath(path)!r} is not a readable pyrl file "
-                         f"({type(err).__name__}: {str(err)[:200]})") from None
+        raise ValueError(
+            f"{where}: {os.fspath(path)!r} is not a readable pyrl file "
+            f"({type(err).__name__}: {str(err)[:200]})"
+        ) from None

@@ -84,6 +84,7 @@ def plot_curve(history: list[dict], path: Path, title: str) -> bool:
     """Episode return (and evaluation return / success where logged) against steps."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -96,8 +97,11 @@ def plot_curve(history: list[dict], path: Path, title: str) -> bool:
     ax.set_xlabel("environment steps")
     ax.set_ylabel("mean episode return")
     ax.grid(alpha=0.3)
-    success = [(row["step"], row["eval_success"]) for row in history
-               if row.get("eval_success", float("nan")) == row.get("eval_success")]
+    success = [
+        (row["step"], row["eval_success"])
+        for row in history
+        if row.get("eval_success", float("nan")) == row.get("eval_success")
+    ]
     if success:
         ax2 = ax.twinx()
         ax2.plot(*zip(*success), color="tab:green", linestyle="--", label="eval success")
@@ -123,11 +127,14 @@ def train(opts) -> int:
     if opts.list_presets:
         return list_presets()
     if opts.algo is None or opts.env is None:
-        raise SystemExit("pyrl train: give an algorithm and --env (or --list-presets), e.g. "
-                         "pyrl train ppo --env CartPole-v1")
+        raise SystemExit(
+            "pyrl train: give an algorithm and --env (or --list-presets), e.g. "
+            "pyrl train ppo --env CartPole-v1"
+        )
     import torch
 
     from pyrl.agents import ALGORITHMS
+
     algo = opts.algo.lower()
     cls = ALGORITHMS[algo]
     seed_tag = opts.seed if opts.seed is not None else parse_settings(opts.set).get("seed", 0)
@@ -139,16 +146,20 @@ def train(opts) -> int:
     if opts.tensorboard:
         overrides["tensorboard"] = opts.tensorboard
     if opts.seed is not None and overrides.get("seed", opts.seed) != opts.seed:
-        raise SystemExit(f"pyrl train: --seed {opts.seed} and --set seed={overrides['seed']} "
-                         f"disagree; give the seed once")
+        raise SystemExit(
+            f"pyrl train: --seed {opts.seed} and --set seed={overrides['seed']} "
+            f"disagree; give the seed once"
+        )
     seed = opts.seed if opts.seed is not None else overrides.get("seed", 0)
     if opts.resume and checkpoint.exists():
         try:
             saved_env = cls.saved_env_id(checkpoint)
             if saved_env is not None and saved_env != opts.env:
-                raise SystemExit(f"pyrl train: {checkpoint} was trained on {saved_env}, but --env "
-                                 f"names {opts.env}; resume with --env {saved_env} or use "
-                                 f"another --out")
+                raise SystemExit(
+                    f"pyrl train: {checkpoint} was trained on {saved_env}, but --env "
+                    f"names {opts.env}; resume with --env {saved_env} or use "
+                    f"another --out"
+                )
             agent = cls.load(checkpoint, **overrides)
         except ValueError as err:
             raise SystemExit(f"pyrl train: cannot resume from {checkpoint}: {err}")
@@ -163,8 +174,13 @@ def train(opts) -> int:
             agent = cls(opts.env, env_kwargs=env_kwargs, **settings)
         except (TypeError, ValueError) as err:
             raise SystemExit(f"pyrl train: {err}")
-        config = {"algo": algo, "env": opts.env, "env_kwargs": env_kwargs,
-                  "args": dataclasses.asdict(agent.args), "steps": opts.steps}
+        config = {
+            "algo": algo,
+            "env": opts.env,
+            "env_kwargs": env_kwargs,
+            "args": dataclasses.asdict(agent.args),
+            "steps": opts.steps,
+        }
         (out / "config.json").write_text(json.dumps(config, indent=2, default=str))
     save_every = opts.save_every or max(1, opts.steps // 10)
     last_save = [agent.steps]
@@ -191,24 +207,38 @@ def train(opts) -> int:
     result.update(steps=agent.steps, timers=agent.timers)
     (out / "eval.json").write_text(json.dumps(result, indent=2))
     success = "" if result["success"] != result["success"] else f", success {result['success']:.2f}"
-    print(f"pyrl train: {algo} {opts.env} seed {agent.args.seed}: {agent.steps} steps; evaluation over "
-          f"{opts.eval_episodes} episodes: return {result['return']:.1f} +- {result['return_std']:.1f}"
-          f"{success}")
-    print(f"pyrl train: wrote {out}/progress.csv, checkpoint.pt, eval.json"
-          + (", curve.png" if plotted else " (no curve.png: matplotlib is not installed)"))
+    print(
+        f"pyrl train: {algo} {opts.env} seed {agent.args.seed}: {agent.steps} steps; "
+        "evaluation over "
+        f"{opts.eval_episodes} episodes: return {result['return']:.1f} "
+        f"+- {result['return_std']:.1f}"
+        f"{success}"
+    )
+    print(
+        f"pyrl train: wrote {out}/progress.csv, checkpoint.pt, eval.json"
+        + (", curve.png" if plotted else " (no curve.png: matplotlib is not installed)")
+    )
     return 0
 
 
 def distributed_runner(agent, opts):
     """``--actors N``: the agent learns from N Ray actor processes (pyrl.distributed)."""
     if opts.actors < 1 or (opts.envs_per_actor is not None and opts.envs_per_actor < 1):
-        raise SystemExit(f"pyrl train: --actors and --envs-per-actor should be >= 1, got "
-                         f"{opts.actors} and {opts.envs_per_actor}")
+        raise SystemExit(
+            f"pyrl train: --actors and --envs-per-actor should be >= 1, got "
+            f"{opts.actors} and {opts.envs_per_actor}"
+        )
     try:
         from pyrl.distributed import Distributed
-        return Distributed(agent, actors=opts.actors, envs_per_actor=opts.envs_per_actor,
-                           ray_address=opts.ray_address, samples_per_insert=opts.samples_per_insert,
-                           initial_priorities=opts.initial_priorities)
+
+        return Distributed(
+            agent,
+            actors=opts.actors,
+            envs_per_actor=opts.envs_per_actor,
+            ray_address=opts.ray_address,
+            samples_per_insert=opts.samples_per_insert,
+            initial_priorities=opts.initial_priorities,
+        )
     except (ImportError, ValueError) as err:
         raise SystemExit(f"pyrl train: --actors: {err}")
 
@@ -233,30 +263,42 @@ def video_env(env_id: str, env_kwargs: dict, folder: str):
     from gymnasium.error import DependencyNotInstalled
 
     from pyrl.agents.common import register_robotics
+
     if env_id not in gym.registry:
         register_robotics()
     probe = gym.make(env_id, **env_kwargs)
     modes = probe.metadata.get("render_modes", [])
     probe.close()
     if "rgb_array" not in modes:
-        raise SystemExit(f"pyrl eval: {env_id} does not render frames (render modes {modes}); "
-                         f"run without --video")
+        raise SystemExit(
+            f"pyrl eval: {env_id} does not render frames (render modes {modes}); "
+            f"run without --video"
+        )
     counter = itertools.count()
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame renders off-screen, no display needed
+    os.environ.setdefault(
+        "SDL_VIDEODRIVER", "dummy"
+    )  # pygame renders off-screen, no display needed
     warnings.filterwarnings("ignore", message=".*Overwriting existing videos.*")
 
     def make():
         env = gym.make(env_id, render_mode="rgb_array", **env_kwargs)
         try:
-            return gym.wrappers.RecordVideo(env, folder, episode_trigger=lambda episode: episode == 0,
-                                            name_prefix=f"env{next(counter)}", disable_logger=True)
+            return gym.wrappers.RecordVideo(
+                env,
+                folder,
+                episode_trigger=lambda episode: episode == 0,
+                name_prefix=f"env{next(counter)}",
+                disable_logger=True,
+            )
         except DependencyNotInstalled as err:
             raise SystemExit(f"pyrl eval: --video needs moviepy (pip install 'pyrl[video]'): {err}")
+
     return make
 
 
 def evaluate_run(opts) -> int:
     from pyrl.agents import ALGORITHMS
+
     run, config = read_run(opts.run)
     checkpoint = run / "checkpoint.pt"
     if not checkpoint.is_file():
@@ -267,8 +309,12 @@ def evaluate_run(opts) -> int:
         agent = ALGORITHMS[config["algo"]].load(checkpoint)
     except (KeyError, ValueError) as err:
         raise SystemExit(f"pyrl eval: cannot load {checkpoint}: {err}")
-    env = video_env(config["env"], config.get("env_kwargs") or {}, opts.video) if opts.video else None
-    result = agent.evaluate(opts.episodes, seed=opts.seed, env=env, deterministic=opts.deterministic)
+    env = (
+        video_env(config["env"], config.get("env_kwargs") or {}, opts.video) if opts.video else None
+    )
+    result = agent.evaluate(
+        opts.episodes, seed=opts.seed, env=env, deterministic=opts.deterministic
+    )
     result.update(steps=agent.steps, episodes=opts.episodes, deterministic=opts.deterministic)
     (run / "eval.json").write_text(json.dumps(result, indent=2))
     success = "" if result["success"] != result["success"] else f", success {result['success']:.2f}"
@@ -284,8 +330,10 @@ def plot_runs(opts) -> list[str]:
     import csv
 
     import numpy as np
+
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -301,11 +349,17 @@ def plot_runs(opts) -> list[str]:
             rows = list(csv.DictReader(f))
         logged = {k for row in rows for k, v in row.items() if v not in ("", "nan")}
         if column is None:
-            column = next((k for k in ("eval_success", "eval_return", "return") if k in logged), None)
+            column = next(
+                (k for k in ("eval_success", "eval_return", "return") if k in logged), None
+            )
         if column not in logged:
             raise SystemExit(f"pyrl plot: {run} has no {column!r} column; it has {sorted(logged)}")
         x_key = "step" if opts.x == "steps" else "time"
-        points = [(float(r[x_key]), float(r[column])) for r in rows if r.get(column) not in (None, "", "nan")]
+        points = [
+            (float(r[x_key]), float(r[column]))
+            for r in rows
+            if r.get(column) not in (None, "", "nan")
+        ]
         groups.setdefault(f"{config['algo']} {config['env']}", []).append(np.array(points))
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, curves in groups.items():
@@ -344,18 +398,27 @@ def benchmark_package() -> Optional[tuple[str, Path]]:
 def bench(opts) -> int:
     found = benchmark_package()
     if found is None:
-        raise SystemExit("pyrl bench: no benchmarks beside this pyrl (neither a source checkout's "
-                         "benchmarks/ nor an installed pyrl/benchmarks); reinstall pyrl from its "
-                         "source or wheel")
+        raise SystemExit(
+            "pyrl bench: no benchmarks beside this pyrl (neither a source checkout's "
+            "benchmarks/ nor an installed pyrl/benchmarks); reinstall pyrl from its "
+            "source or wheel"
+        )
     package, root = found
     names = opts.names or ["returns", "replay", "her"]
     for name in names:
         if name not in OP_BENCHMARKS:
-            raise SystemExit(f"pyrl bench: no benchmark {name!r}; the ops benchmarks are "
-                             f"{', '.join(OP_BENCHMARKS)} (the systems and learning ones: "
-                             "python -m benchmarks.systems.<name> in a source checkout)")
+            raise SystemExit(
+                f"pyrl bench: no benchmark {name!r}; the ops benchmarks are "
+                f"{', '.join(OP_BENCHMARKS)} (the systems and learning ones: "
+                "python -m benchmarks.systems.<name> in a source checkout)"
+            )
     for name in names:
-        command = [sys.executable, "-m", f"{package}.ops.{name}", *(["--quick"] if opts.quick else [])]
+        command = [
+            sys.executable,
+            "-m",
+            f"{package}.ops.{name}",
+            *(["--quick"] if opts.quick else []),
+        ]
         code = subprocess.call(command, cwd=root)
         if code:
             return code
@@ -364,53 +427,107 @@ def bench(opts) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``pyrl`` command line (the docs site renders it)."""
-    parser = argparse.ArgumentParser(prog="pyrl", description="pyrl: train agents, run the benchmark tables")
+    parser = argparse.ArgumentParser(
+        prog="pyrl", description="pyrl: train agents, run the benchmark tables"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("train", help="train an agent; writes CSV, PNG and a checkpoint")
     p.add_argument("algo", nargs="?", choices=["reinforce", "ppo", "ddpg", "coop"], type=str.lower)
     p.add_argument("--env", help="gymnasium env id (pyrl/PointReach-v0, CartPole-v1, ...)")
     p.add_argument("--list-presets", action="store_true", help="print the presets and exit")
     p.add_argument("--steps", type=int, default=100_000, help="environment steps in all")
-    p.add_argument("--seed", type=int, default=None,
-                   help="seeds the agent and the envs (default 0; or --set seed=S, not both)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seeds the agent and the envs (default 0; or --set seed=S, not both)",
+    )
     p.add_argument("--out", help="output directory (default runs/ALGO-ENV-sSEED)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a hyperparameter (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a hyperparameter (repeatable)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--no-preset", action="store_true", help="start from the agent's defaults")
-    p.add_argument("--save-every", type=int, default=0, help="steps between checkpoints (default steps/10)")
+    p.add_argument(
+        "--save-every", type=int, default=0, help="steps between checkpoints (default steps/10)"
+    )
     p.add_argument("--eval-episodes", type=int, default=20)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (small nets run best on 1)")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch threads (small nets run best on 1)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--tensorboard", metavar="DIR",
-                   help="also write the progress scalars as TensorBoard events to DIR")
-    p.add_argument("--actors", type=int, default=0,
-                   help="Ray actor processes stepping envs for the learner (ddpg, ppo; the ray extra)")
-    p.add_argument("--envs-per-actor", type=int, default=None,
-                   help="envs each actor steps (default: ddpg 1; ppo n_envs / actors)")
+    p.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="also write the progress scalars as TensorBoard events to DIR",
+    )
+    p.add_argument(
+        "--actors",
+        type=int,
+        default=0,
+        help="Ray actor processes stepping envs for the learner (ddpg, ppo; the ray extra)",
+    )
+    p.add_argument(
+        "--envs-per-actor",
+        type=int,
+        default=None,
+        help="envs each actor steps (default: ddpg 1; ppo n_envs / actors)",
+    )
     p.add_argument("--ray-address", help="a Ray cluster's address (default: a local cluster)")
-    p.add_argument("--samples-per-insert", type=float, default=None,
-                   help="ddpg: transitions sampled per env step (default: the agent's own ratio)")
-    p.add_argument("--initial-priorities", action="store_true",
-                   help="ddpg with per: actors compute their episodes' initial priorities (Ape-X)")
+    p.add_argument(
+        "--samples-per-insert",
+        type=float,
+        default=None,
+        help="ddpg: transitions sampled per env step (default: the agent's own ratio)",
+    )
+    p.add_argument(
+        "--initial-priorities",
+        action="store_true",
+        help="ddpg with per: actors compute their episodes' initial priorities (Ape-X)",
+    )
     e = commands.add_parser("eval", help="evaluate a trained run's checkpoint (and record videos)")
     e.add_argument("run", help="a pyrl train --out directory")
     e.add_argument("--episodes", type=int, default=20)
     e.add_argument("--seed", type=int, default=1_000_000, help="seeds the evaluation envs")
-    e.add_argument("--video", metavar="DIR", help="record each env's first episode to DIR (the video extra)")
+    e.add_argument(
+        "--video", metavar="DIR", help="record each env's first episode to DIR (the video extra)"
+    )
     mode = e.add_mutually_exclusive_group()
-    mode.add_argument("--deterministic", dest="deterministic", action="store_true", default=True,
-                      help="the greedy / mean action (default)")
-    mode.add_argument("--stochastic", dest="deterministic", action="store_false",
-                      help="sample actions as in training")
-    g = commands.add_parser("plot", help="learning curves of several runs, mean and spread over seeds")
+    mode.add_argument(
+        "--deterministic",
+        dest="deterministic",
+        action="store_true",
+        default=True,
+        help="the greedy / mean action (default)",
+    )
+    mode.add_argument(
+        "--stochastic",
+        dest="deterministic",
+        action="store_false",
+        help="sample actions as in training",
+    )
+    g = commands.add_parser(
+        "plot", help="learning curves of several runs, mean and spread over seeds"
+    )
     g.add_argument("runs", nargs="+", help="pyrl train --out directories")
     g.add_argument("--out", default="curves.png", help="the PNG to write")
-    g.add_argument("--x", choices=["steps", "time"], default="steps", help="x axis: env steps or wall seconds")
-    g.add_argument("--y", default=None, help="the progress.csv column (default: eval_success, "
-                   "eval_return or return, the first the runs logged)")
+    g.add_argument(
+        "--x", choices=["steps", "time"], default="steps", help="x axis: env steps or wall seconds"
+    )
+    g.add_argument(
+        "--y",
+        default=None,
+        help="the progress.csv column (default: eval_success, "
+        "eval_return or return, the first the runs logged)",
+    )
     b = commands.add_parser("bench", help="run the ops benchmark tables (pyrl beside its peers)")
-    b.add_argument("names", nargs="*", help=f"{', '.join(OP_BENCHMARKS)} (default: the first three)")
+    b.add_argument(
+        "names", nargs="*", help=f"{', '.join(OP_BENCHMARKS)} (default: the first three)"
+    )
     b.add_argument("--quick", action="store_true", help="small sizes, as CI runs them")
     return parser
 

@@ -59,8 +59,9 @@ def require_ray():
     try:
         import ray
     except ImportError as err:
-        raise ImportError(f"pyrl.distributed needs Ray ({err}): pip install 'pyrl[ray]' "
-                          f"(ray=={RAY_VERSION})") from None
+        raise ImportError(
+            f"pyrl.distributed needs Ray ({err}): pip install 'pyrl[ray]' (ray=={RAY_VERSION})"
+        ) from None
     return ray
 
 
@@ -71,26 +72,38 @@ class SampleToInsertRatio:
 
     def __init__(self, samples_per_insert: float, min_size: int, error_buffer: float):
         if not (isinstance(samples_per_insert, (int, float)) and samples_per_insert > 0):
-            raise ValueError(f"SampleToInsertRatio: samples_per_insert should be > 0, got "
-                             f"{samples_per_insert!r}")
+            raise ValueError(
+                f"SampleToInsertRatio: samples_per_insert should be > 0, got {samples_per_insert!r}"
+            )
         if not (type(min_size) is int and min_size >= 1):
-            raise ValueError(f"SampleToInsertRatio: min_size should be an int >= 1, got {min_size!r}")
+            raise ValueError(
+                f"SampleToInsertRatio: min_size should be an int >= 1, got {min_size!r}"
+            )
         if not (isinstance(error_buffer, (int, float)) and error_buffer > 0):
-            raise ValueError(f"SampleToInsertRatio: error_buffer should be > 0, got {error_buffer!r}")
-        self.samples_per_insert, self.min_size, self.error_buffer = samples_per_insert, min_size, error_buffer
+            raise ValueError(
+                f"SampleToInsertRatio: error_buffer should be > 0, got {error_buffer!r}"
+            )
+        self.samples_per_insert, self.min_size, self.error_buffer = (
+            samples_per_insert,
+            min_size,
+            error_buffer,
+        )
         offset = samples_per_insert * min_size
         self.min_diff, self.max_diff = offset - error_buffer, offset + error_buffer
 
     def can_sample(self, inserted: int, sampled: int, count: int) -> bool:
-        return (inserted >= self.min_size
-                and self.samples_per_insert * inserted - (sampled + count) >= self.min_diff)
+        return (
+            inserted >= self.min_size
+            and self.samples_per_insert * inserted - (sampled + count) >= self.min_diff
+        )
 
     def can_insert(self, inserted: int, sampled: int, count: int) -> bool:
         return self.samples_per_insert * (inserted + count) - sampled <= self.max_diff
 
 
-def actor_agent(algo: str, env, env_kwargs: Optional[dict], args: dict, seed: int, envs: int,
-                **settings):
+def actor_agent(
+    algo: str, env, env_kwargs: Optional[dict], args: dict, seed: int, envs: int, **settings
+):
     """The learner's agent class and settings, built in an actor process with its own seed and
     ``envs`` environments (reset), for acting only."""
     from pyrl.agents import ALGORITHMS
@@ -100,8 +113,9 @@ def actor_agent(algo: str, env, env_kwargs: Optional[dict], args: dict, seed: in
     torch.set_num_threads(1)
     if ray.get_runtime_context().was_current_actor_reconstructed:
         seed += 7919 * os.getpid()  # a restarted actor does not replay its first episodes
-    settings = dict(args, seed=seed, n_envs=envs, progress=False, eval_every=0, tensorboard=None,
-                    **settings)
+    settings = dict(
+        args, seed=seed, n_envs=envs, progress=False, eval_every=0, tensorboard=None, **settings
+    )
     agent = ALGORITHMS[algo](env, env_kwargs=env_kwargs, **settings)
     agent.obs, _ = agent.env.reset(seed=seed)
     agent.rnn_state = agent.initial_state(envs)
@@ -113,12 +127,31 @@ class EpisodeActor:
     agent's exploration, finished episodes packed as arrays (Ray wraps this class as a remote
     actor)."""
 
-    def __init__(self, algo: str, env, env_kwargs: Optional[dict], args: dict, seed: int,
-                 envs: int, noise_sigma: float, warmup_steps: int, max_episode_steps: int,
-                 priorities: bool):
+    def __init__(
+        self,
+        algo: str,
+        env,
+        env_kwargs: Optional[dict],
+        args: dict,
+        seed: int,
+        envs: int,
+        noise_sigma: float,
+        warmup_steps: int,
+        max_episode_steps: int,
+        priorities: bool,
+    ):
         # Acting is the learner's code, on a buffer it never uses.
-        self.agent = actor_agent(algo, env, env_kwargs, args, seed, envs, noise_sigma=noise_sigma,
-                                 buffer_size=2, buffer_dir=None)
+        self.agent = actor_agent(
+            algo,
+            env,
+            env_kwargs,
+            args,
+            seed,
+            envs,
+            noise_sigma=noise_sigma,
+            buffer_size=2,
+            buffer_dir=None,
+        )
         self.warmup_steps, self.max_episode_steps = warmup_steps, max_episode_steps
         self.priorities = priorities
         self.steps = 0
@@ -153,8 +186,12 @@ class EpisodeActor:
                     done_episodes.append(self._pack(episode, bool(step.terminated[i])))
                     self.episodes[i] = self._new_episode()
             self.steps += len(self.episodes)
-        return {"episodes": done_episodes, "steps": steps * len(self.episodes), "pid": os.getpid(),
-                **self.stats.take()}
+        return {
+            "episodes": done_episodes,
+            "steps": steps * len(self.episodes),
+            "pid": os.getpid(),
+            **self.stats.take(),
+        }
 
     def _pack(self, episode: dict, terminated: bool) -> dict:
         """One episode as arrays; float observations as float32, what the buffer stores; with
@@ -163,14 +200,21 @@ class EpisodeActor:
         for key in episode["obs"][0]:
             column = np.stack([o[key] for o in episode["obs"]])
             obs[key] = column.astype(np.float32) if column.dtype.kind == "f" else column
-        packed = {"obs": obs, "action": np.asarray(episode["action"], np.float32),
-                  "reward": np.asarray(episode["reward"], np.float32), "terminated": terminated}
+        packed = {
+            "obs": obs,
+            "action": np.asarray(episode["action"], np.float32),
+            "reward": np.asarray(episode["reward"], np.float32),
+            "terminated": terminated,
+        }
         if episode["hidden"]:  # recurrent: the state fed into every step, and the final one
             packed["hidden"] = np.stack(episode["hidden"]).astype(np.float32)
         if self.priorities:
             packed["td_abs"] = self.agent.initial_priorities(
-                obs if self.agent.goal_env else obs["obs"], packed["action"], packed["reward"],
-                terminated)
+                obs if self.agent.goal_env else obs["obs"],
+                packed["action"],
+                packed["reward"],
+                terminated,
+            )
         return packed
 
 
@@ -201,8 +245,16 @@ class RolloutActor:
 
     NORMS = ("obs_norm", "return_norm")
 
-    def __init__(self, algo: str, env, env_kwargs: Optional[dict], args: dict, seed: int,
-                 envs: int, steps: int):
+    def __init__(
+        self,
+        algo: str,
+        env,
+        env_kwargs: Optional[dict],
+        args: dict,
+        seed: int,
+        envs: int,
+        steps: int,
+    ):
         self.agent = actor_agent(algo, env, env_kwargs, args, seed, envs, n_steps=steps)
         for name in self.NORMS:
             if getattr(self.agent, name) is not None:
@@ -214,12 +266,19 @@ class RolloutActor:
         episodes that ended in it, and the moments its normalizers were updated with."""
         agent, stats = self.agent, self.stats
         agent.load_acting_state(state)
-        norms = {name: getattr(agent, name) for name in self.NORMS if getattr(agent, name) is not None}
+        norms = {
+            name: getattr(agent, name) for name in self.NORMS if getattr(agent, name) is not None
+        }
         for norm in norms.values():
             norm.reset_tally()
         rollout = agent.collect(stats)
-        return {"rollout": rollout, "steps": rollout.reward.size, "pid": os.getpid(),
-                **stats.take(), "moments": {name: norm.moments() for name, norm in norms.items()}}
+        return {
+            "rollout": rollout,
+            "steps": rollout.reward.size,
+            "pid": os.getpid(),
+            **stats.take(),
+            "moments": {name: norm.moments() for name, norm in norms.items()},
+        }
 
 
 def join_rollouts(rollouts: list):
@@ -251,9 +310,14 @@ def add_episodes(agent, episodes: list) -> int:
             if agent.obs_norm is not None:
                 agent.obs_norm.update(agent.layout(obs)[:-1])
             hidden = {"hidden": episode["hidden"]} if "hidden" in episode else {}
-            agent.buffer.add_episode(obs=obs, action=episode["action"], reward=episode["reward"],
-                                     terminated=episode["terminated"], td_abs=episode.get("td_abs"),
-                                     **hidden)
+            agent.buffer.add_episode(
+                obs=obs,
+                action=episode["action"],
+                reward=episode["reward"],
+                terminated=episode["terminated"],
+                td_abs=episode.get("td_abs"),
+                **hidden,
+            )
             added += len(episode["reward"])
     return added
 
@@ -285,64 +349,109 @@ class Distributed:
             the episodes enter the buffer at those priorities.
     """
 
-    def __init__(self, agent, actors: int = 2, envs_per_actor: Optional[int] = None,
-                 ray_address: Optional[str] = None, max_restarts: int = -1,
-                 samples_per_insert: Optional[float] = None, error_buffer: Optional[float] = None,
-                 min_size: Optional[int] = None, sync_every: Optional[int] = None,
-                 chunk: Optional[int] = None, noise_ladder: bool = False,
-                 initial_priorities: bool = False):
+    def __init__(
+        self,
+        agent,
+        actors: int = 2,
+        envs_per_actor: Optional[int] = None,
+        ray_address: Optional[str] = None,
+        max_restarts: int = -1,
+        samples_per_insert: Optional[float] = None,
+        error_buffer: Optional[float] = None,
+        min_size: Optional[int] = None,
+        sync_every: Optional[int] = None,
+        chunk: Optional[int] = None,
+        noise_ladder: bool = False,
+        initial_priorities: bool = False,
+    ):
         ray = require_ray()
         a = agent.args
         if agent.algo not in ("ddpg", "ppo"):
-            raise ValueError(f"Distributed: actors feed a DDPG learner (replay) or a PPO learner "
-                             f"(rollouts); got {agent.algo}")
+            raise ValueError(
+                f"Distributed: actors feed a DDPG learner (replay) or a PPO learner "
+                f"(rollouts); got {agent.algo}"
+            )
         if agent.algo == "ddpg" and a.recurrent and initial_priorities:
-            raise ValueError("Distributed: initial_priorities: a recurrent learner's priorities "
-                             "are per sampled window (R2D2), set by its updates")
+            raise ValueError(
+                "Distributed: initial_priorities: a recurrent learner's priorities "
+                "are per sampled window (R2D2), set by its updates"
+            )
         if agent.env_id is None:
-            raise ValueError("Distributed: actors make their envs from a registered env id; the "
-                             "learner's env has none")
+            raise ValueError(
+                "Distributed: actors make their envs from a registered env id; the "
+                "learner's env has none"
+            )
         self.on_policy = agent.algo == "ppo"
         if self.on_policy:
-            given = [name for name, value in (
-                ("samples_per_insert", samples_per_insert), ("error_buffer", error_buffer),
-                ("min_size", min_size), ("sync_every", sync_every), ("chunk", chunk),
-                ("noise_ladder", noise_ladder or None), ("initial_priorities", initial_priorities or None))
-                if value is not None]
+            given = [
+                name
+                for name, value in (
+                    ("samples_per_insert", samples_per_insert),
+                    ("error_buffer", error_buffer),
+                    ("min_size", min_size),
+                    ("sync_every", sync_every),
+                    ("chunk", chunk),
+                    ("noise_ladder", noise_ladder or None),
+                    ("initial_priorities", initial_priorities or None),
+                )
+                if value is not None
+            ]
             if given:
-                raise ValueError(f"Distributed: {', '.join(given)} apply to a DDPG learner; PPO "
-                                 f"gathers one synchronous rollout per iteration")
+                raise ValueError(
+                    f"Distributed: {', '.join(given)} apply to a DDPG learner; PPO "
+                    f"gathers one synchronous rollout per iteration"
+                )
             if envs_per_actor is None and type(actors) is int and actors >= 1:
                 envs_per_actor = max(1, round(a.n_envs / actors))
         envs_per_actor = 1 if envs_per_actor is None else envs_per_actor
         sync_every = 100 if sync_every is None else sync_every
         chunk = 50 if chunk is None else chunk
-        for name, value, low in (("actors", actors, 1), ("envs_per_actor", envs_per_actor, 1),
-                                 ("sync_every", sync_every, 1), ("chunk", chunk, 1),
-                                 ("max_restarts", max_restarts, -1)):
+        for name, value, low in (
+            ("actors", actors, 1),
+            ("envs_per_actor", envs_per_actor, 1),
+            ("sync_every", sync_every, 1),
+            ("chunk", chunk, 1),
+            ("max_restarts", max_restarts, -1),
+        ):
             if not (type(value) is int and value >= low):
                 raise ValueError(f"Distributed: {name} should be an int >= {low}, got {value!r}")
         if initial_priorities and not a.per:
-            raise ValueError("Distributed: initial_priorities needs a prioritized learner (per=True)")
+            raise ValueError(
+                "Distributed: initial_priorities needs a prioritized learner (per=True)"
+            )
         self.agent, self.actors, self.envs_per_actor = agent, actors, envs_per_actor
         self.chunk, self.sync_every = chunk, sync_every
-        self.request_steps = request_steps = (a.n_steps if self.on_policy else chunk) * envs_per_actor
+        self.request_steps = request_steps = (
+            a.n_steps if self.on_policy else chunk
+        ) * envs_per_actor
         if not self.on_policy:
-            spi = samples_per_insert if samples_per_insert is not None else \
-                a.gradient_steps * a.batch_size / a.train_every
-            buffer = error_buffer if error_buffer is not None else \
-                max(spi * request_steps * actors, 2 * a.batch_size)
+            spi = (
+                samples_per_insert
+                if samples_per_insert is not None
+                else a.gradient_steps * a.batch_size / a.train_every
+            )
+            buffer = (
+                error_buffer
+                if error_buffer is not None
+                else max(spi * request_steps * actors, 2 * a.batch_size)
+            )
             size = min_size if min_size is not None else max(a.learning_starts, request_steps)
             self.limiter = SampleToInsertRatio(spi, size, buffer)
             if buffer < max(a.batch_size, spi * request_steps):
-                raise ValueError(f"Distributed: error_buffer should hold at least one batch and one "
-                                 f"request (max({a.batch_size}, {spi:g} * {request_steps})), got "
-                                 f"{buffer!r}: with less, neither side could move")
+                raise ValueError(
+                    f"Distributed: error_buffer should hold at least one batch and one "
+                    f"request (max({a.batch_size}, {spi:g} * {request_steps})), got "
+                    f"{buffer!r}: with less, neither side could move"
+                )
 
         if not ray.is_initialized():
             if ray_address is None:
-                ray.init(num_cpus=max(2, actors), include_dashboard=False, log_to_driver=False,
-                         configure_logging=False)
+                ray.init(
+                    num_cpus=max(2, actors),
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
             else:
                 ray.init(address=ray_address, log_to_driver=False, configure_logging=False)
         self.ray = ray
@@ -353,22 +462,42 @@ class Distributed:
             if self.on_policy:
                 # Actor 0 steps the learner's own seed: one actor with the learner's n_envs
                 # collects what the single-process agent would.
-                self.workers.append(remote(RolloutActor).remote(
-                    agent.algo, agent.env_id, agent.env_kwargs, args, a.seed + i, envs_per_actor,
-                    a.n_steps))
+                self.workers.append(
+                    remote(RolloutActor).remote(
+                        agent.algo,
+                        agent.env_id,
+                        agent.env_kwargs,
+                        args,
+                        a.seed + i,
+                        envs_per_actor,
+                        a.n_steps,
+                    )
+                )
                 continue
-            sigma = a.noise_sigma * (0.5 + i / max(actors - 1, 1)) if noise_ladder else a.noise_sigma
-            self.workers.append(remote(EpisodeActor).remote(
-                agent.algo, agent.env_id, agent.env_kwargs, args, a.seed + 1 + i, envs_per_actor,
-                sigma, a.learning_starts // actors, agent.buffer.max_episode_steps,
-                initial_priorities))
+            sigma = (
+                a.noise_sigma * (0.5 + i / max(actors - 1, 1)) if noise_ladder else a.noise_sigma
+            )
+            self.workers.append(
+                remote(EpisodeActor).remote(
+                    agent.algo,
+                    agent.env_id,
+                    agent.env_kwargs,
+                    args,
+                    a.seed + 1 + i,
+                    envs_per_actor,
+                    sigma,
+                    a.learning_starts // actors,
+                    agent.buffer.max_episode_steps,
+                    initial_priorities,
+                )
+            )
         self.initial_priorities = initial_priorities
-        self.inserted = 0        # transitions added to the buffer (or rollouts) from actors
-        self.sampled = 0         # transitions drawn by updates (PPO: rollout steps x epochs)
+        self.inserted = 0  # transitions added to the buffer (or rollouts) from actors
+        self.sampled = 0  # transitions drawn by updates (PPO: rollout steps x epochs)
         self.restarts = 0  # actor processes seen coming back (a new process id in its results)
         self.steps_by_actor = [0] * actors
         self.active = [True] * actors  # False once an actor failed MAX_FAILURES requests in a row
-        self._failures = [0] * actors   # requests failed since the actor's last result
+        self._failures = [0] * actors  # requests failed since the actor's last result
         self._pids: list = [None] * actors
         self.learner_wait = 0.0  # seconds the learner waited for actors with nothing to train
 
@@ -401,13 +530,18 @@ class Distributed:
         self._failures[i] += 1
         if self._failures[i] >= MAX_FAILURES:
             self.active[i] = False
-            warnings.warn(f"Distributed: actor {i} failed {MAX_FAILURES} requests in a row and is "
-                          f"left out ({sum(self.active)} of {self.actors} actors left)", stacklevel=3)
+            warnings.warn(
+                f"Distributed: actor {i} failed {MAX_FAILURES} requests in a row and is "
+                f"left out ({sum(self.active)} of {self.actors} actors left)",
+                stacklevel=3,
+            )
             if not any(self.active):
-                raise RuntimeError("Distributed: every actor failed; see the Ray logs "
-                                   "(/tmp/ray/session_latest/logs)")
+                raise RuntimeError(
+                    "Distributed: every actor failed; see the Ray logs "
+                    "(/tmp/ray/session_latest/logs)"
+                )
 
-    # ---- the learner's loop ------------------------------------------------------------------------
+    # ---- the learner's loop ----------------------------------------------------------------------
 
     def learn(self, total_steps: int, callback=None, progress: Optional[bool] = None) -> list[dict]:
         """Trains until the agent has ``total_steps`` env steps (over all actors); returns the
@@ -452,7 +586,9 @@ class Distributed:
         whose process died is asked again (Ray restarts it) until it answers or is left out."""
         ray = self.ray
         state = ray.put(self._policy())
-        pending = {self.workers[i].rollout.remote(state): i for i in range(self.actors) if self.active[i]}
+        pending = {
+            self.workers[i].rollout.remote(state): i for i in range(self.actors) if self.active[i]
+        }
         results = {}
         start = time.perf_counter()
         while pending:
@@ -483,9 +619,14 @@ class Distributed:
         while agent.steps < total_steps:
             # Keep every actor busy (two requests queued) while inserting keeps the ratio.
             for i in range(self.actors):
-                while (self.active[i] and queued[i] < 2 and agent.steps + requested < total_steps
-                       and self.limiter.can_insert(self.inserted + requested, self.sampled,
-                                                   request_steps)):
+                while (
+                    self.active[i]
+                    and queued[i] < 2
+                    and agent.steps + requested < total_steps
+                    and self.limiter.can_insert(
+                        self.inserted + requested, self.sampled, request_steps
+                    )
+                ):
                     in_flight[self.workers[i].collect.remote(self.chunk)] = i
                     queued[i] += 1
                     requested += request_steps
@@ -493,8 +634,10 @@ class Distributed:
             if not in_flight:
                 if trained:
                     continue
-                raise RuntimeError(f"Distributed: the rate limiter stalled (inserted "
-                                   f"{self.inserted}, sampled {self.sampled}); report this")
+                raise RuntimeError(
+                    f"Distributed: the rate limiter stalled (inserted "
+                    f"{self.inserted}, sampled {self.sampled}); report this"
+                )
             start = time.perf_counter()
             ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0 if trained else None)
             if not trained:
@@ -514,10 +657,15 @@ class Distributed:
                     self.workers[i].set_policy.remote(ray.put(self._policy()))
                 before = agent.steps
                 self._insert(result, stats)
-                if agent.steps // a.log_every != before // a.log_every or agent.steps >= total_steps:
-                    row = {**stats.drain(), **{k: float(np.mean(v)) if v else float("nan")
-                                               for k, v in losses.items()},
-                           **self._rates(log_mark)}
+                if (
+                    agent.steps // a.log_every != before // a.log_every
+                    or agent.steps >= total_steps
+                ):
+                    row = {
+                        **stats.drain(),
+                        **{k: float(np.mean(v)) if v else float("nan") for k, v in losses.items()},
+                        **self._rates(log_mark),
+                    }
                     log_mark = (agent.steps, agent.updates, time.perf_counter())
                     losses = {k: [] for k in losses}
                     if not agent.log(row, before, callback, bar):
@@ -552,12 +700,18 @@ class Distributed:
         seconds = max(time.perf_counter() - start, 1e-9)
         buffer = getattr(self.agent, "buffer", None)
         counts = buffer.priority_updates if buffer is not None and buffer.prioritized else None
-        stale = (counts["dropped"] / max(1, counts["applied"] + counts["dropped"])) if counts else 0.0
-        return {"actors": self.actors, "env_steps_per_s": (self.agent.steps - steps) / seconds,
-                "updates_per_s": (self.agent.updates - updates) / seconds,
-                "samples_per_insert": self.sampled / max(1, self.inserted),
-                "stale_update_share": stale, "actor_restarts": self.restarts,
-                "learner_wait_s": self.learner_wait}
+        stale = (
+            (counts["dropped"] / max(1, counts["applied"] + counts["dropped"])) if counts else 0.0
+        )
+        return {
+            "actors": self.actors,
+            "env_steps_per_s": (self.agent.steps - steps) / seconds,
+            "updates_per_s": (self.agent.updates - updates) / seconds,
+            "samples_per_insert": self.sampled / max(1, self.inserted),
+            "stale_update_share": stale,
+            "actor_restarts": self.restarts,
+            "learner_wait_s": self.learner_wait,
+        }
 
     def close(self) -> None:
         """Stops the actor processes (the Ray cluster stays up)."""

@@ -18,8 +18,15 @@ def _flags(flag: Tensor, reward: Tensor) -> Tensor:
     return flag.unsqueeze(-1).expand(reward.shape) if reward.dim() == 3 else flag
 
 
-def gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor, truncated: Tensor,
-        gamma: float = 0.99, lmbda: float = 0.95) -> tuple[Tensor, Tensor]:
+def gae(
+    reward: Tensor,
+    value: Tensor,
+    next_value: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    gamma: float = 0.99,
+    lmbda: float = 0.95,
+) -> tuple[Tensor, Tensor]:
     r, v, nv = reward.double(), value.double(), next_value.double()
     term, trunc = _flags(terminated, reward), _flags(truncated, reward)
     advantage = torch.zeros_like(r)
@@ -33,8 +40,9 @@ def gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor, t
     return advantage.to(reward.dtype), (advantage + v).to(reward.dtype)
 
 
-def discounted_return(reward: Tensor, next_value: Tensor, terminated: Tensor, truncated: Tensor,
-                      gamma: float = 0.99) -> Tensor:
+def discounted_return(
+    reward: Tensor, next_value: Tensor, terminated: Tensor, truncated: Tensor, gamma: float = 0.99
+) -> Tensor:
     r, nv = reward.double(), next_value.double()
     term, trunc = _flags(terminated, reward), _flags(truncated, reward)
     out = torch.zeros_like(r)
@@ -47,8 +55,14 @@ def discounted_return(reward: Tensor, next_value: Tensor, terminated: Tensor, tr
     return out.to(reward.dtype)
 
 
-def lambda_return(reward: Tensor, next_value: Tensor, terminated: Tensor, truncated: Tensor,
-                  gamma: float = 0.99, lmbda: float = 0.95) -> Tensor:
+def lambda_return(
+    reward: Tensor,
+    next_value: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    gamma: float = 0.99,
+    lmbda: float = 0.95,
+) -> Tensor:
     r, nv = reward.double(), next_value.double()
     term, trunc = _flags(terminated, reward), _flags(truncated, reward)
     out = torch.zeros_like(r)
@@ -62,9 +76,18 @@ def lambda_return(reward: Tensor, next_value: Tensor, terminated: Tensor, trunca
     return out.to(reward.dtype)
 
 
-def vtrace(log_rho: Tensor, reward: Tensor, value: Tensor, next_value: Tensor,
-           terminated: Tensor, truncated: Tensor, gamma: float = 0.99, rho_bar: float = 1.0,
-           c_bar: float = 1.0, lmbda: float = 1.0) -> tuple[Tensor, Tensor]:
+def vtrace(
+    log_rho: Tensor,
+    reward: Tensor,
+    value: Tensor,
+    next_value: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    gamma: float = 0.99,
+    rho_bar: float = 1.0,
+    c_bar: float = 1.0,
+    lmbda: float = 1.0,
+) -> tuple[Tensor, Tensor]:
     r, v, nv = reward.double(), value.double(), next_value.double()
     ratio = log_rho.double().exp()
     rho, c = ratio.clamp(max=rho_bar), lmbda * ratio.clamp(max=c_bar)
@@ -85,8 +108,16 @@ def vtrace(log_rho: Tensor, reward: Tensor, value: Tensor, next_value: Tensor,
     return vs.to(reward.dtype), pg.to(reward.dtype)
 
 
-def retrace(log_rho: Tensor, reward: Tensor, q: Tensor, next_v: Tensor, terminated: Tensor,
-            truncated: Tensor, gamma: float = 0.99, lmbda: float = 1.0) -> Tensor:
+def retrace(
+    log_rho: Tensor,
+    reward: Tensor,
+    q: Tensor,
+    next_v: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    gamma: float = 0.99,
+    lmbda: float = 1.0,
+) -> Tensor:
     r, q, nv = reward.double(), q.double(), next_v.double()
     c = lmbda * log_rho.double().exp().clamp(max=1.0)
     term, trunc = _flags(terminated, reward), _flags(truncated, reward)
@@ -121,9 +152,14 @@ def _window(terminated: Tensor, truncated: Tensor, t: int, env: int, k: int) -> 
     return k, False
 
 
-def nstep_return(reward: Tensor, terminated: Tensor, truncated: Tensor, n: int = 5,
-                 gamma: float = 0.99, uniform: Optional[Tensor] = None
-                 ) -> tuple[Tensor, Tensor, Tensor]:
+def nstep_return(
+    reward: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    n: int = 5,
+    gamma: float = 0.99,
+    uniform: Optional[Tensor] = None,
+) -> tuple[Tensor, Tensor, Tensor]:
     r = reward.double().cpu()
     term, trunc = terminated.cpu() != 0, truncated.cpu() != 0
     steps, envs = r.shape[:2]
@@ -135,16 +171,24 @@ def nstep_return(reward: Tensor, terminated: Tensor, truncated: Tensor, n: int =
         for env in range(envs):
             length, terminal = _window(term, trunc, t, env, int(k[t, env]))
             for l in range(length):
-                ret[t, env] += gamma ** l * r[t + l, env]
-            discount[t, env] = 0.0 if terminal else gamma ** length
+                ret[t, env] += gamma**l * r[t + l, env]
+            discount[t, env] = 0.0 if terminal else gamma**length
             boot[t, env] = t + length - 1
     to = dict(device=reward.device)
     return ret.to(reward.dtype).to(**to), discount.to(reward.dtype).to(**to), boot.to(**to)
 
 
-def nstep_gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
-              truncated: Tensor, n: int = 5, gamma: float = 0.99, lmbda: float = 0.95,
-              uniform: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Tensor]:
+def nstep_gae(
+    reward: Tensor,
+    value: Tensor,
+    next_value: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    n: int = 5,
+    gamma: float = 0.99,
+    lmbda: float = 0.95,
+    uniform: Optional[Tensor] = None,
+) -> tuple[Tensor, Tensor, Tensor]:
     """The k-step-truncated lambda-return of SPEC 4.2, as credit C and bootstrap discount D:
     C = G^lambda_{t:t+k} - D * V(s_{t+k}),  D = gamma (gamma lmbda)^(k-1)."""
     r, v, nv = reward.double().cpu(), value.double().cpu(), next_value.double().cpu()
@@ -190,13 +234,16 @@ def counter_uniforms(seed: int, call: int, stream: int, count: int) -> Tensor:
     `call` of a buffer seeded `seed` draws (mix(key ^ mix(stream << 40 ^ j)) >> 11) * 2^-53 with
     key = mix(mix(seed) ^ call). Streams: 0 row, 1 relabel, 2 goal, 3 lookahead."""
     key = _mix64(_mix64(seed & _MASK64) ^ (call & _MASK64))
-    values = [(_mix64(key ^ _mix64(((stream << 40) ^ j) & _MASK64)) >> 11) * 2.0 ** -53
-              for j in range(count)]
+    values = [
+        (_mix64(key ^ _mix64(((stream << 40) ^ j) & _MASK64)) >> 11) * 2.0**-53
+        for j in range(count)
+    ]
     return torch.tensor(values, dtype=torch.float64)
 
 
-def tree_sample(leaves: Tensor, uniform: Tensor, beta: float,
-                batch_max: bool = False) -> tuple[Tensor, Tensor]:
+def tree_sample(
+    leaves: Tensor, uniform: Tensor, beta: float, batch_max: bool = False
+) -> tuple[Tensor, Tensor]:
     """Stratified proportional draw over `leaves` (priority^alpha per row) by a cumulative sum.
 
     Sample j takes the mass u_j = (j + uniform[j]) * S / B and lands on the first row whose
@@ -219,8 +266,9 @@ def tree_sample(leaves: Tensor, uniform: Tensor, beta: float,
     return index, weight.float()
 
 
-def direct_rows(leaves: Tensor, seed: int, call: int, count: int, tries: int = 16,
-                min_fill: int = 4) -> Tensor:
+def direct_rows(
+    leaves: Tensor, seed: int, call: int, count: int, tries: int = 16, min_fill: int = 4
+) -> Tensor:
     """A uniform buffer's draw (alpha 0, every transition leaf 1): sample j tries rows
     floor(u * C) with u = counter_uniforms(seed, call, 0, ...)[a * count + j] for attempts
     a = 0, 1, ... until one is a transition; after `tries` misses it takes the stratified
@@ -247,8 +295,16 @@ def beta_at(beta: float, beta_steps: Optional[int], calls: int) -> float:
     return beta + (1.0 - beta) * min(1.0, calls / beta_steps)
 
 
-def episode_rows(leaves: Tensor, row_episode: Tensor, table: dict, seed: int, call: int,
-                 select_count: int, max_ep_draw: int, count: int) -> Tensor:
+def episode_rows(
+    leaves: Tensor,
+    row_episode: Tensor,
+    table: dict,
+    seed: int,
+    call: int,
+    select_count: int,
+    max_ep_draw: int,
+    count: int,
+) -> Tensor:
     """Episode mode's rows of one sample call (SPEC 1.2): rounds of `select_count` stratified
     draws by priority (:func:`tree_sample`), their distinct episodes in ascending id order, and
     m = 1 + floor(u * min(T, max_ep_draw)) distinct steps of each (the first m of its steps
@@ -256,8 +312,9 @@ def episode_rows(leaves: Tensor, row_episode: Tensor, table: dict, seed: int, ca
     the next stream past the fused sample's four (counter_uniforms). `table` is
     ``ReplayBuffer.episodes()``."""
     capacity = leaves.shape[0]
-    record = {int(i): (int(s), int(t)) for i, s, t in
-              zip(table["id"], table["start"], table["length"])}
+    record = {
+        int(i): (int(s), int(t)) for i, s, t in zip(table["id"], table["start"], table["length"])
+    }
     stream = 4
     rows: list[int] = []
 
@@ -288,8 +345,16 @@ class ReplayBuffer:
     transition.
     """
 
-    def __init__(self, capacity: int, obs_keys=("obs",), alpha: float = 0.0, eps: float = 1e-6,
-                 p_min: float = 1e-10, p_max: float = 1e2, max_episode_steps: int = 1000):
+    def __init__(
+        self,
+        capacity: int,
+        obs_keys=("obs",),
+        alpha: float = 0.0,
+        eps: float = 1e-6,
+        p_min: float = 1e-10,
+        p_max: float = 1e2,
+        max_episode_steps: int = 1000,
+    ):
         self.capacity, self.obs_keys, self.alpha = capacity, tuple(obs_keys), alpha
         self.eps, self.p_min, self.p_max = eps, p_min, p_max
         self.max_episode_steps = min(max_episode_steps, capacity - 1)
@@ -304,25 +369,33 @@ class ReplayBuffer:
         """obs: key -> [T + 1, ...]; fields (reward included): key -> [T, ...]; td_abs: [T]
         initial priorities (as an update would set them), or None for the largest so far."""
         steps = next(iter(obs.values())).shape[0] - 1
-        rows = [{**{k: v[t] for k, v in obs.items()},
-                 **{k: (v[t] if t < steps else torch.zeros_like(v[0])) for k, v in fields.items()}}
-                for t in range(steps + 1)]
+        rows = [
+            {
+                **{k: v[t] for k, v in obs.items()},
+                **{k: (v[t] if t < steps else torch.zeros_like(v[0])) for k, v in fields.items()},
+            }
+            for t in range(steps + 1)
+        ]
         start = self.cursor
         self._commit(rows, terminated)
         for t, delta in enumerate([] if td_abs is None else td_abs.tolist()):
             p = min(max(delta + self.eps, self.p_min), self.p_max)
             self.max_priority = max(self.max_priority, p)
-            self.leaves[(start + t) % self.capacity] = p ** self.alpha
+            self.leaves[(start + t) % self.capacity] = p**self.alpha
 
     def add(self, obs: dict, next_obs: dict, fields: dict, terminated, truncated) -> None:
         """One step of N environments: obs/next_obs key -> [N, ...], fields key -> [N, ...]."""
         envs = next(iter(obs.values())).shape[0]
         for e in range(envs):
             steps = self.staged.setdefault(e, [])
-            steps.append({**{k: v[e] for k, v in obs.items()}, **{k: v[e] for k, v in fields.items()}})
+            steps.append(
+                {**{k: v[e] for k, v in obs.items()}, **{k: v[e] for k, v in fields.items()}}
+            )
             if bool(terminated[e]) or bool(truncated[e]) or len(steps) == self.max_episode_steps:
-                final = {**{k: v[e] for k, v in next_obs.items()},
-                         **{k: torch.zeros_like(v[e]) for k, v in fields.items()}}
+                final = {
+                    **{k: v[e] for k, v in next_obs.items()},
+                    **{k: torch.zeros_like(v[e]) for k, v in fields.items()},
+                }
                 self._commit(steps + [final], bool(terminated[e]))
                 self.staged[e] = []
 
@@ -334,18 +407,29 @@ class ReplayBuffer:
             for i in range(episode["length"] + 1):
                 r = (episode["start"] + i) % self.capacity
                 self.row_episode[r], self.leaves[r], self.rows[r] = -1, 0.0, None
-        leaf = self.max_priority ** self.alpha
+        leaf = self.max_priority**self.alpha
         for i, (r, row) in enumerate(zip(targets, rows)):
             self.rows[r], self.row_episode[r] = row, self.next_id
             self.leaves[r] = leaf if i < len(rows) - 1 else 0.0
-        self.episodes[self.next_id] = {"start": self.cursor, "length": len(rows) - 1,
-                                       "terminated": terminated}
+        self.episodes[self.next_id] = {
+            "start": self.cursor,
+            "length": len(rows) - 1,
+            "terminated": terminated,
+        }
         self.next_id += 1
         self.cursor = (self.cursor + len(rows)) % self.capacity
 
-    def sample(self, uniform: Tensor, floating_uniform: Optional[Tensor], n: int, gamma: float,
-               beta: float, batch_max: bool = False, her: Optional[dict] = None,
-               index: Optional[Tensor] = None) -> dict:
+    def sample(
+        self,
+        uniform: Tensor,
+        floating_uniform: Optional[Tensor],
+        n: int,
+        gamma: float,
+        beta: float,
+        batch_max: bool = False,
+        her: Optional[dict] = None,
+        index: Optional[Tensor] = None,
+    ) -> dict:
         """`her`: {"uniform": [2, B], "ratio", "strategy", "reward": fn(achieved, goal)} and
         optionally "nstep": "recompute" and "success": fn(achieved, goal) -> bool (a window ends
         at its first success, as a terminal); `index`: rows drawn already (a uniform buffer's
@@ -356,8 +440,15 @@ class ReplayBuffer:
         else:
             weight = torch.ones(index.shape[0], dtype=torch.float32)  # every leaf is 1
         k = floating_k(floating_uniform, n, index.shape)
-        out = {"index": index, "weight": weight, "generation": [], "reward": [], "discount": [],
-               "boot": [], "her_row": []}
+        out = {
+            "index": index,
+            "weight": weight,
+            "generation": [],
+            "reward": [],
+            "discount": [],
+            "boot": [],
+            "her_row": [],
+        }
         for j, row in enumerate(index.tolist()):
             episode = self.episodes[self.row_episode[row]]
             t = (row - episode["start"]) % self.capacity
@@ -374,17 +465,21 @@ class ReplayBuffer:
                 total = 0.0
                 for i in range(steps):
                     reached = self.rows[(row + i + 1) % self.capacity]["achieved_goal"]
-                    total = total + gamma ** i * torch.as_tensor(
-                        her["reward"](reached[None], goal[None]))[0].double()
+                    total = (
+                        total
+                        + gamma**i
+                        * torch.as_tensor(her["reward"](reached[None], goal[None]))[0].double()
+                    )
                     if "success" in her and bool(her["success"](reached[None], goal[None])):
                         success, steps = True, i + 1
                         break
                 out["reward"].append(total)
             else:
-                out["reward"].append(sum(gamma ** i * self.rows[r]["reward"].double()
-                                         for i, r in enumerate(rows)))
+                out["reward"].append(
+                    sum(gamma**i * self.rows[r]["reward"].double() for i, r in enumerate(rows))
+                )
             terminal = success or (episode["terminated"] and t + steps == episode["length"])
-            out["discount"].append(0.0 if terminal else gamma ** steps)
+            out["discount"].append(0.0 if terminal else gamma**steps)
             out["boot"].append((row + steps) % self.capacity)
             out["generation"].append(self.row_episode[row])
             out["her_row"].append(her_row)
@@ -395,7 +490,9 @@ class ReplayBuffer:
             out["next_" + key] = torch.stack([self.rows[r][key] for r in out["boot"]])
         for j, her_row in enumerate(out["her_row"]):
             if her_row >= 0:  # the relabeled goal, seen at the step and at the bootstrap step
-                out["desired_goal"][j] = out["next_desired_goal"][j] = self.rows[her_row]["achieved_goal"]
+                out["desired_goal"][j] = out["next_desired_goal"][j] = self.rows[her_row][
+                    "achieved_goal"
+                ]
         out["reward"] = torch.stack(out["reward"])
         for key in ("generation", "boot", "her_row"):
             out[key] = torch.tensor(out[key], dtype=torch.int64)
@@ -410,8 +507,11 @@ class ReplayBuffer:
             while self.row_episode[row] < 0:
                 row = (row + 1) % self.capacity
             return row
-        step = {"future": t + 1 + int(u * (length - t)), "final": length,
-                "episode": 1 + int(u * length)}[strategy]
+        step = {
+            "future": t + 1 + int(u * (length - t)),
+            "final": length,
+            "episode": 1 + int(u * length),
+        }[strategy]
         return (episode["start"] + min(step, length)) % self.capacity
 
     def update_priorities(self, index: Tensor, generation: Tensor, td_abs: Tensor) -> Tensor:
@@ -421,13 +521,15 @@ class ReplayBuffer:
         for row, gen, delta in zip(index.tolist(), generation.tolist(), td.tolist()):
             episode = self.episodes.get(gen) if gen >= 0 and self.row_episode[row] == gen else None
             # Overwritten since it was sampled, free, or an episode's final-observation row.
-            live = episode is not None and (row - episode["start"]) % self.capacity < episode["length"]
+            live = (
+                episode is not None and (row - episode["start"]) % self.capacity < episode["length"]
+            )
             applied.append(live)
             if not live:
                 continue
             p = min(max(delta + self.eps, self.p_min), self.p_max)
             self.max_priority = max(self.max_priority, p)
-            self.leaves[row] = p ** self.alpha
+            self.leaves[row] = p**self.alpha
         return torch.tensor(applied, dtype=torch.bool)
 
 
@@ -451,6 +553,7 @@ def per_dim(achieved_goal: Tensor, desired_goal: Tensor, thresholds, values) -> 
 # `table` below is a buffer's episode table as ReplayBuffer.episodes() gives it: id, start,
 # length and terminated of every stored episode; ids not in it are evicted.
 
+
 def _record(table: dict, episode_id: int) -> Optional[tuple[int, int, bool]]:
     ids = table["id"].tolist()
     if episode_id not in ids:
@@ -459,8 +562,9 @@ def _record(table: dict, episode_id: int) -> Optional[tuple[int, int, bool]]:
     return int(table["start"][at]), int(table["length"][at]), bool(table["terminated"][at])
 
 
-def gather_episodes(column: Tensor, table: dict, episode_ids, pad: int,
-                    positions: int) -> tuple[Tensor, Tensor]:
+def gather_episodes(
+    column: Tensor, table: dict, episode_ids, pad: int, positions: int
+) -> tuple[Tensor, Tensor]:
     """Each episode's padded sequence: `pad` zeros, then rows start .. start + T (mod C)."""
     capacity = column.shape[0]
     out = torch.zeros((len(episode_ids), positions, *column.shape[1:]), dtype=column.dtype)
@@ -486,20 +590,31 @@ def online_hidden(cell, observations: Tensor, n_history: int, hidden: Tensor) ->
     pads = torch.zeros((n_history - 1, observations.shape[1]), dtype=observations.dtype)
     padded = torch.cat([pads, observations])
     for t in range(observations.shape[0] - 1):
-        window = padded[t:t + n_history]
+        window = padded[t : t + n_history]
         states.append(cell(states[-1], window[0]))
     return states
 
 
-def gather_windows(columns: dict, reward: Tensor, obs_names: tuple, row_episode: Tensor,
-                   table: dict, start, steps: int, n: int, gamma: float) -> dict:
+def gather_windows(
+    columns: dict,
+    reward: Tensor,
+    obs_names: tuple,
+    row_episode: Tensor,
+    table: dict,
+    start,
+    steps: int,
+    n: int,
+    gamma: float,
+) -> dict:
     """sample_sequences' windows from start rows: observations at positions 0 .. steps, other
     fields at 0 .. steps - 1 (zeros past the episode), and per step the n-step return, gamma^k
     (0 at a terminal) and k = min(n, T - t_j, steps - j)."""
     capacity = reward.shape[0]
     count = len(start)
-    out = {name: torch.zeros((count, steps + (name in obs_names), *c.shape[1:]), dtype=c.dtype)
-           for name, c in columns.items()}
+    out = {
+        name: torch.zeros((count, steps + (name in obs_names), *c.shape[1:]), dtype=c.dtype)
+        for name, c in columns.items()
+    }
     ret = torch.zeros((count, steps, *reward.shape[1:]), dtype=torch.float64)
     discount = torch.zeros((count, steps), dtype=torch.float64)
     k = torch.zeros((count, steps), dtype=torch.int64)
@@ -517,8 +632,13 @@ def gather_windows(columns: dict, reward: Tensor, obs_names: tuple, row_episode:
             mask[b, j] = True
             k[b, j] = min(n, length - t0 - j, steps - j)
             for step in range(int(k[b, j])):
-                ret[b, j] += gamma ** step * reward[(row + j + step) % capacity].double()
+                ret[b, j] += gamma**step * reward[(row + j + step) % capacity].double()
             ends = terminated and t0 + j + int(k[b, j]) == length
             discount[b, j] = 0.0 if ends else gamma ** int(k[b, j])
-    return {**out, "mask": mask, "reward": ret.to(reward.dtype),
-            "discount": discount.to(reward.dtype), "k": k}
+    return {
+        **out,
+        "mask": mask,
+        "reward": ret.to(reward.dtype),
+        "discount": discount.to(reward.dtype),
+        "k": k,
+    }

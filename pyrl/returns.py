@@ -32,8 +32,15 @@ from torch import Tensor
 
 from pyrl import _ops
 
-__all__ = ["gae", "discounted_return", "lambda_return", "nstep_return", "nstep_gae", "vtrace",
-           "retrace"]
+__all__ = [
+    "gae",
+    "discounted_return",
+    "lambda_return",
+    "nstep_return",
+    "nstep_gae",
+    "vtrace",
+    "retrace",
+]
 
 
 def _inputs(op: str, names: tuple, *values) -> tuple:
@@ -53,8 +60,10 @@ def _inputs(op: str, names: tuple, *values) -> tuple:
             if value is None:
                 got = "None"
             elif hasattr(value, "shape") and hasattr(value, "dtype"):  # a numpy (or similar) array
-                got = (f"a {type(value).__module__.split('.')[0]} array {tuple(value.shape)} "
-                       f"{value.dtype}; torch.from_numpy({name}) wraps it without a copy")
+                got = (
+                    f"a {type(value).__module__.split('.')[0]} array {tuple(value.shape)} "
+                    f"{value.dtype}; torch.from_numpy({name}) wraps it without a copy"
+                )
             else:
                 got = f"{type(value).__name__}; torch.as_tensor({name}) converts it"
             raise ValueError(f"{op}: {name} should be a torch.Tensor, got {got}")
@@ -62,8 +71,14 @@ def _inputs(op: str, names: tuple, *values) -> tuple:
     return tuple(out)
 
 
-def _full_next_value(op: str, reward: Tensor, value: Optional[Tensor], next_value: Tensor,
-                     truncated: Tensor, final_value: Optional[Tensor]) -> Tensor:
+def _full_next_value(
+    op: str,
+    reward: Tensor,
+    value: Optional[Tensor],
+    next_value: Tensor,
+    truncated: Tensor,
+    final_value: Optional[Tensor],
+) -> Tensor:
     """``next_value`` as the ops take it, ``[T, N]`` like ``reward``, from the bootstrap form
     (the module docstring); a full one passes through, ``final_value`` spliced in if given."""
     bootstrap_shapes = (reward.shape[1:], (1, *reward.shape[1:]))
@@ -71,21 +86,31 @@ def _full_next_value(op: str, reward: Tensor, value: Optional[Tensor], next_valu
         return next_value  # the full form, or a shape the op itself names
     if final_value is not None:
         if not isinstance(final_value, Tensor):
-            raise ValueError(f"{op}: final_value should be a torch.Tensor {list(reward.shape)}, "
-                             f"got {type(final_value).__name__}")
+            raise ValueError(
+                f"{op}: final_value should be a torch.Tensor {list(reward.shape)}, "
+                f"got {type(final_value).__name__}"
+            )
         if final_value.shape != reward.shape:
-            raise ValueError(f"{op}: final_value should have reward's shape {list(reward.shape)} "
-                             f"(read only where truncated), got {list(final_value.shape)}")
+            raise ValueError(
+                f"{op}: final_value should have reward's shape {list(reward.shape)} "
+                f"(read only where truncated), got {list(final_value.shape)}"
+            )
         final_value = final_value.detach()
     full = next_value
     if next_value.shape != reward.shape and next_value.shape in bootstrap_shapes:
         boot = next_value[None] if next_value.shape == reward.shape[1:] else next_value
         if boot.shape != (1, *reward.shape[1:]):
-            raise ValueError(f"{op}: next_value should be {list(reward.shape)} (every step) or "
-                             f"{list(reward.shape[1:])} (the value after the rollout's last step), "
-                             f"got {list(next_value.shape)}")
+            raise ValueError(
+                f"{op}: next_value should be {list(reward.shape)} (every step) or "
+                f"{list(reward.shape[1:])} (the value after the rollout's last step), "
+                f"got {list(next_value.shape)}"
+            )
         # Rows before the last are read only at cuts (or, with a value, inside episodes).
-        rest = value[1:] if value is not None else boot.new_zeros((reward.shape[0] - 1, *boot.shape[1:]))
+        rest = (
+            value[1:]
+            if value is not None
+            else boot.new_zeros((reward.shape[0] - 1, *boot.shape[1:]))
+        )
         full = torch.cat([rest, boot.to(rest.dtype)])
     cut = truncated != 0
     if reward.dim() == 3:
@@ -93,10 +118,12 @@ def _full_next_value(op: str, reward: Tensor, value: Optional[Tensor], next_valu
     if final_value is not None:
         return torch.where(cut, final_value.to(full.dtype), full)
     if next_value.shape != reward.shape and bool(cut.any()):
-        raise ValueError(f"{op}: {int(cut.sum())} truncated step(s) bootstrap from the value of "
-                         f"their final observation, which a [N] next_value does not hold; pass "
-                         f"final_value=[T, N] (V of those final observations, read only where "
-                         f"truncated), or a full [T, N] next_value")
+        raise ValueError(
+            f"{op}: {int(cut.sum())} truncated step(s) bootstrap from the value of "
+            f"their final observation, which a [N] next_value does not hold; pass "
+            f"final_value=[T, N] (V of those final observations, read only where "
+            f"truncated), or a full [T, N] next_value"
+        )
     return full
 
 
@@ -105,9 +132,17 @@ _REWARD_NEXT = ("reward", "next_value", "terminated", "truncated")
 _OFF_POLICY = ("log_rho", "reward", "value", "next_value", "terminated", "truncated")
 
 
-def gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
-        truncated: Tensor, gamma: float = 0.99, lmbda: float = 0.95, *,
-        final_value: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+def gae(
+    reward: Tensor,
+    value: Tensor,
+    next_value: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    gamma: float = 0.99,
+    lmbda: float = 0.95,
+    *,
+    final_value: Optional[Tensor] = None,
+) -> tuple[Tensor, Tensor]:
     """Generalized advantage estimation (Schulman et al., https://arxiv.org/abs/1506.02438).
 
     ``delta_t = r_t + gamma * (0 if terminated_t else next_value_t) - value_t`` and
@@ -129,14 +164,22 @@ def gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
         ``(advantage, value_target)``, both shaped like ``reward``; ``value_target = A + value``.
     """
     reward, value, next_value, terminated, truncated = _inputs(
-        "gae", _REWARD_VALUES, reward, value, next_value, terminated, truncated)
+        "gae", _REWARD_VALUES, reward, value, next_value, terminated, truncated
+    )
     if final_value is not None or next_value.shape != reward.shape:
         next_value = _full_next_value("gae", reward, value, next_value, truncated, final_value)
     return _ops.gae(reward, value, next_value, terminated, truncated, gamma, lmbda)
 
 
-def discounted_return(reward: Tensor, next_value: Tensor, terminated: Tensor, truncated: Tensor,
-                      gamma: float = 0.99, *, final_value: Optional[Tensor] = None) -> Tensor:
+def discounted_return(
+    reward: Tensor,
+    next_value: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    gamma: float = 0.99,
+    *,
+    final_value: Optional[Tensor] = None,
+) -> Tensor:
     """Discounted return to the end of each episode, bootstrapped where it is cut.
 
     ``G_t = r_t + gamma * (0 if terminated_t else next_value_t if cut_t else G_{t+1})``.
@@ -153,15 +196,23 @@ def discounted_return(reward: Tensor, next_value: Tensor, terminated: Tensor, tr
         ``[T, N]`` (or ``[T, N, m]``) returns.
     """
     reward, next_value, terminated, truncated = _inputs(
-        "discounted_return", _REWARD_NEXT, reward, next_value, terminated, truncated)
+        "discounted_return", _REWARD_NEXT, reward, next_value, terminated, truncated
+    )
     if final_value is not None or next_value.shape != reward.shape:
-        next_value = _full_next_value("discounted_return", reward, None, next_value, truncated,
-                                      final_value)
+        next_value = _full_next_value(
+            "discounted_return", reward, None, next_value, truncated, final_value
+        )
     return _ops.discounted_return(reward, next_value, terminated, truncated, gamma)
 
 
-def lambda_return(reward: Tensor, next_value: Tensor, terminated: Tensor, truncated: Tensor,
-                  gamma: float = 0.99, lmbda: float = 0.95) -> Tensor:
+def lambda_return(
+    reward: Tensor,
+    next_value: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    gamma: float = 0.99,
+    lmbda: float = 0.95,
+) -> Tensor:
     """TD(lambda) return, ``G_t = r_t + gamma * ((1 - lmbda) * next_value_t + lmbda * G_{t+1})``,
     with ``G_{t+1}`` replaced by ``next_value_t`` where the episode is cut and the tail dropped
     where it terminates. Equals ``gae(...)[1]`` when ``next_value[t] == value[t + 1]`` inside
@@ -177,22 +228,32 @@ def lambda_return(reward: Tensor, next_value: Tensor, terminated: Tensor, trunca
         ``[T, N]`` (or ``[T, N, m]``) lambda-returns.
     """
     reward, next_value, terminated, truncated = _inputs(
-        "lambda_return", _REWARD_NEXT, reward, next_value, terminated, truncated)
+        "lambda_return", _REWARD_NEXT, reward, next_value, terminated, truncated
+    )
     return _ops.lambda_return(reward, next_value, terminated, truncated, gamma, lmbda)
 
 
-def _uniform(reward: Tensor, floating: bool, uniform: Optional[Tensor],
-             generator: Optional[torch.Generator]) -> Optional[Tensor]:
+def _uniform(
+    reward: Tensor, floating: bool, uniform: Optional[Tensor], generator: Optional[torch.Generator]
+) -> Optional[Tensor]:
     if uniform is not None or not floating:
         return uniform
-    return torch.rand(reward.shape[:2], dtype=reward.dtype, device=reward.device,
-                      generator=generator)
+    return torch.rand(
+        reward.shape[:2], dtype=reward.dtype, device=reward.device, generator=generator
+    )
 
 
-def nstep_return(reward: Tensor, terminated: Tensor, truncated: Tensor, n: int = 5,
-                 gamma: float = 0.99, *, floating: bool = False,
-                 uniform: Optional[Tensor] = None,
-                 generator: Optional[torch.Generator] = None) -> tuple[Tensor, Tensor, Tensor]:
+def nstep_return(
+    reward: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    n: int = 5,
+    gamma: float = 0.99,
+    *,
+    floating: bool = False,
+    uniform: Optional[Tensor] = None,
+    generator: Optional[torch.Generator] = None,
+) -> tuple[Tensor, Tensor, Tensor]:
     """n-step returns, fixed or floating (k drawn per window start).
 
     The window at ``(t, env)`` has ``k = n`` steps, or ``k ~ U{1..n}`` when floating, clipped
@@ -215,21 +276,37 @@ def nstep_return(reward: Tensor, terminated: Tensor, truncated: Tensor, n: int =
         ``boot`` ``[T, N]`` int64, ``t + k_eff - 1``, the step whose ``next_value`` bootstraps.
     """
     reward, terminated, truncated, *rest = _inputs(
-        "nstep_return", ("reward", "terminated", "truncated", "uniform"), reward, terminated, truncated,
-        *([uniform] if uniform is not None else []))
+        "nstep_return",
+        ("reward", "terminated", "truncated", "uniform"),
+        reward,
+        terminated,
+        truncated,
+        *([uniform] if uniform is not None else []),
+    )
     uniform = rest[0] if rest else None
     u = _uniform(reward, floating, uniform, generator)
     return _ops.nstep_return(reward, terminated, truncated, u, n, gamma)
 
 
-def nstep_gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Tensor,
-              truncated: Tensor, n: int = 5, gamma: float = 0.99, lmbda: float = 0.95, *,
-              floating: bool = False, uniform: Optional[Tensor] = None,
-              generator: Optional[torch.Generator] = None,
-              final_value: Optional[Tensor] = None) -> tuple[Tensor, Tensor, Tensor]:
+def nstep_gae(
+    reward: Tensor,
+    value: Tensor,
+    next_value: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    n: int = 5,
+    gamma: float = 0.99,
+    lmbda: float = 0.95,
+    *,
+    floating: bool = False,
+    uniform: Optional[Tensor] = None,
+    generator: Optional[torch.Generator] = None,
+    final_value: Optional[Tensor] = None,
+) -> tuple[Tensor, Tensor, Tensor]:
     """The n-step-GAE credit: a lambda-return truncated after ``k`` steps (SPEC 4.2).
 
-    With the windows of :func:`nstep_return`, ``A^(k)_t = sum_{l<k_eff} (gamma lmbda)^l delta_{t+l}``,
+    With the windows of :func:`nstep_return`,
+    ``A^(k)_t = sum_{l<k_eff} (gamma lmbda)^l delta_{t+l}``,
     ``D = gamma (gamma lmbda)^(k_eff - 1)`` (0 after a true terminal) and
     ``C = A^(k)_t + value_t - D * next_value[boot]``. The target
     ``C + D * Q(s_{t+k_eff})`` equals the truncated lambda-return ``G^lambda_{t:t+k}`` when the
@@ -247,21 +324,41 @@ def nstep_gae(reward: Tensor, value: Tensor, next_value: Tensor, terminated: Ten
         ``(C, D, boot)`` shaped as in :func:`nstep_return`.
     """
     reward, value, next_value, terminated, truncated, *rest = _inputs(
-        "nstep_gae", (*_REWARD_VALUES, "uniform"), reward, value, next_value, terminated, truncated,
-        *([uniform] if uniform is not None else []))
+        "nstep_gae",
+        (*_REWARD_VALUES, "uniform"),
+        reward,
+        value,
+        next_value,
+        terminated,
+        truncated,
+        *([uniform] if uniform is not None else []),
+    )
     uniform = rest[0] if rest else None
     if final_value is not None or next_value.shape != reward.shape:
-        next_value = _full_next_value("nstep_gae", reward, value, next_value, truncated, final_value)
+        next_value = _full_next_value(
+            "nstep_gae", reward, value, next_value, truncated, final_value
+        )
     u = _uniform(reward, floating, uniform, generator)
     return _ops.nstep_gae(reward, value, next_value, terminated, truncated, u, n, gamma, lmbda)
 
 
 # ---- off-policy corrections --------------------------------------------------------------------
 
-def vtrace(log_rho: Tensor, reward: Tensor, value: Tensor, next_value: Tensor,
-           terminated: Tensor, truncated: Tensor, gamma: float = 0.99, rho_bar: float = 1.0,
-           c_bar: float = 1.0, lmbda: float = 1.0, *,
-           final_value: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+
+def vtrace(
+    log_rho: Tensor,
+    reward: Tensor,
+    value: Tensor,
+    next_value: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    gamma: float = 0.99,
+    rho_bar: float = 1.0,
+    c_bar: float = 1.0,
+    lmbda: float = 1.0,
+    *,
+    final_value: Optional[Tensor] = None,
+) -> tuple[Tensor, Tensor]:
     """V-trace targets and policy-gradient advantages for data another (or an older) policy
     collected (Espeholt et al. 2018, https://arxiv.org/abs/1802.01561).
 
@@ -287,15 +384,25 @@ def vtrace(log_rho: Tensor, reward: Tensor, value: Tensor, next_value: Tensor,
         ``(vs, pg_advantage)``, both like ``reward``; targets, not differentiable.
     """
     log_rho, reward, value, next_value, terminated, truncated = _inputs(
-        "vtrace", _OFF_POLICY, log_rho, reward, value, next_value, terminated, truncated)
+        "vtrace", _OFF_POLICY, log_rho, reward, value, next_value, terminated, truncated
+    )
     if final_value is not None or next_value.shape != reward.shape:
         next_value = _full_next_value("vtrace", reward, value, next_value, truncated, final_value)
-    return _ops.vtrace(log_rho, reward, value, next_value, terminated, truncated, gamma, rho_bar,
-                       c_bar, lmbda)
+    return _ops.vtrace(
+        log_rho, reward, value, next_value, terminated, truncated, gamma, rho_bar, c_bar, lmbda
+    )
 
 
-def retrace(log_rho: Tensor, reward: Tensor, q: Tensor, next_v: Tensor, terminated: Tensor,
-            truncated: Tensor, gamma: float = 0.99, lmbda: float = 1.0) -> Tensor:
+def retrace(
+    log_rho: Tensor,
+    reward: Tensor,
+    q: Tensor,
+    next_v: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    gamma: float = 0.99,
+    lmbda: float = 1.0,
+) -> Tensor:
     """Retrace Q targets (Munos et al. 2016, https://arxiv.org/abs/1606.02647).
 
     ``G_t = r_t + gamma (next_v_t + c_{t+1} (G_{t+1} - q_{t+1}))`` with the trace
@@ -314,6 +421,13 @@ def retrace(log_rho: Tensor, reward: Tensor, q: Tensor, next_v: Tensor, terminat
         ``G`` like ``reward``; targets, not differentiable.
     """
     log_rho, reward, q, next_v, terminated, truncated = _inputs(
-        "retrace", ("log_rho", "reward", "q", "next_v", "terminated", "truncated"),
-        log_rho, reward, q, next_v, terminated, truncated)
+        "retrace",
+        ("log_rho", "reward", "q", "next_v", "terminated", "truncated"),
+        log_rho,
+        reward,
+        q,
+        next_v,
+        terminated,
+        truncated,
+    )
     return _ops.retrace(log_rho, reward, q, next_v, terminated, truncated, gamma, lmbda)

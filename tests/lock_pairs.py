@@ -31,30 +31,52 @@ def encoder(x, h0):
 
 
 def recurrent_buffer(directory: str) -> replay.ReplayBuffer:
-    buf = replay.ReplayBuffer(256, {"obs": (3,), "action": (2,)}, seed=1, prioritized=replay.PER(),
-                              nstep=replay.NStep(2, 0.9), max_episode_steps=6,
-                              recurrent=replay.Recurrent(hidden=(HIDDEN,)))
+    buf = replay.ReplayBuffer(
+        256,
+        {"obs": (3,), "action": (2,)},
+        seed=1,
+        prioritized=replay.PER(),
+        nstep=replay.NStep(2, 0.9),
+        max_episode_steps=6,
+        recurrent=replay.Recurrent(hidden=(HIDDEN,)),
+    )
     for t in range(6):
-        buf.add_episode(obs=torch.randn(t + 3, 3), action=torch.randn(t + 2, 2),
-                        reward=torch.randn(t + 2), hidden=torch.zeros(t + 3, HIDDEN))
+        buf.add_episode(
+            obs=torch.randn(t + 3, 3),
+            action=torch.randn(t + 2, 2),
+            reward=torch.randn(t + 2),
+            hidden=torch.zeros(t + 3, HIDDEN),
+        )
     return buf
 
 
 def episode_buffer(directory: str) -> replay.ReplayBuffer:
-    buf = replay.ReplayBuffer(256, {"obs": (3,), "action": (2,)}, seed=2, prioritized=replay.PER(),
-                              episode_mode=replay.EpisodeMode(select_count=2, max_ep_draw=3))
+    buf = replay.ReplayBuffer(
+        256,
+        {"obs": (3,), "action": (2,)},
+        seed=2,
+        prioritized=replay.PER(),
+        episode_mode=replay.EpisodeMode(select_count=2, max_ep_draw=3),
+    )
     for t in range(6):
-        buf.add_episode(obs=torch.randn(t + 3, 3), action=torch.randn(t + 2, 2),
-                        reward=torch.randn(t + 2))
+        buf.add_episode(
+            obs=torch.randn(t + 3, 3), action=torch.randn(t + 2, 2), reward=torch.randn(t + 2)
+        )
     return buf
 
 
 def mapped_buffer(directory: str) -> replay.ReplayBuffer:
-    buf = replay.ReplayBuffer(256, {"obs": (3,), "action": (2,)}, seed=3, prioritized=replay.PER(),
-                              storage=replay.MemoryMapped(os.path.join(directory, "columns")))
+    buf = replay.ReplayBuffer(
+        256,
+        {"obs": (3,), "action": (2,)},
+        seed=3,
+        prioritized=replay.PER(),
+        storage=replay.MemoryMapped(os.path.join(directory, "columns")),
+    )
     for t in range(6):
-        buf.add_episode(obs=torch.randn(t + 3, 3), action=torch.randn(t + 2, 2),
-                        reward=torch.randn(t + 2))
+        buf.add_episode(
+            obs=torch.randn(t + 3, 3), action=torch.randn(t + 2, 2), reward=torch.randn(t + 2)
+        )
     return buf
 
 
@@ -67,18 +89,28 @@ def methods(buf: replay.ReplayBuffer, directory: str) -> dict:
         saved["columns"] = {k: v.clone() for k, v in saved["columns"].items()}
     if saved.get("stage") is not None:
         saved["stage"] = {k: v.clone() for k, v in saved["stage"].items()}
-    step = dict(obs=np.random.randn(2, 3).astype(np.float32), action=np.zeros((2, 2), np.float32),
-                reward=np.ones(2, np.float32), next_obs=np.zeros((2, 3), np.float32),
-                terminated=np.array([False, True]), truncated=np.array([False, False]))
+    step = dict(
+        obs=np.random.randn(2, 3).astype(np.float32),
+        action=np.zeros((2, 2), np.float32),
+        reward=np.ones(2, np.float32),
+        next_obs=np.zeros((2, 3), np.float32),
+        terminated=np.array([False, True]),
+        truncated=np.array([False, False]),
+    )
     if recurrent:
         step.update(hidden=torch.zeros(2, HIDDEN), next_hidden=torch.zeros(2, HIDDEN))
-    episode = dict(obs=torch.randn(4, 3), action=torch.randn(3, 2), reward=torch.randn(3),
-                   **({"hidden": torch.zeros(4, HIDDEN)} if recurrent else {}))
+    episode = dict(
+        obs=torch.randn(4, 3),
+        action=torch.randn(3, 2),
+        reward=torch.randn(3),
+        **({"hidden": torch.zeros(4, HIDDEN)} if recurrent else {}),
+    )
     calls = {
         "add": lambda: buf.add(**step),
         "add_episode": lambda: buf.add_episode(**episode),
-        "sample+update_priorities": lambda: (b := buf.sample(8)) and buf.update_priorities(
-            b.index, b.generation, torch.rand(8)),
+        "sample+update_priorities": lambda: (
+            (b := buf.sample(8)) and buf.update_priorities(b.index, b.generation, torch.rand(8))
+        ),
         "state_dict": buf.state_dict,
         "load_state_dict": lambda: buf.load_state_dict(saved),
         "save": lambda: buf.save(os.path.join(directory, f"save-{threading.get_ident()}.pt")),
@@ -86,18 +118,28 @@ def methods(buf: replay.ReplayBuffer, directory: str) -> dict:
         "check": buf.check,
         "end_running_episodes": buf.end_running_episodes,
         "next_uniforms": lambda: buf.next_uniforms(4),
-        "counters": lambda: (len(buf), buf.num_episodes, buf.sample_calls, buf.pending_steps,
-                             buf.priority_updates, buf.priorities()),
+        "counters": lambda: (
+            len(buf),
+            buf.num_episodes,
+            buf.sample_calls,
+            buf.pending_steps,
+            buf.priority_updates,
+            buf.priorities(),
+        ),
     }
     if recurrent:
-        calls.update({
-            "sample_sequences": lambda: buf.sample_sequences(4, length=2),
-            "recompute_hidden": lambda: buf.recompute_hidden(encoder),
-            "store_hidden": lambda: (b := buf.sample_sequences(4, length=2)) and buf.store_hidden(
-                b.index, b.generation, torch.ones(4, HIDDEN)),
-            "gather_sequences": buf.gather_sequences,
-            "episodes_due": lambda: buf.episodes_due(buf.episodes()["id"], 1),
-        })
+        calls.update(
+            {
+                "sample_sequences": lambda: buf.sample_sequences(4, length=2),
+                "recompute_hidden": lambda: buf.recompute_hidden(encoder),
+                "store_hidden": lambda: (
+                    (b := buf.sample_sequences(4, length=2))
+                    and buf.store_hidden(b.index, b.generation, torch.ones(4, HIDDEN))
+                ),
+                "gather_sequences": buf.gather_sequences,
+                "episodes_due": lambda: buf.episodes_due(buf.episodes()["id"], 1),
+            }
+        )
     return calls
 
 
@@ -110,14 +152,27 @@ def sb3_calls(directory: str) -> dict:
     box = gym.spaces.Box(-1, 1, (3,), np.float32)
     buf = sb3.ReplayBuffer(64, box, gym.spaces.Box(-1, 1, (2,), np.float32), n_envs=2, seed=0)
     for _ in range(8):
-        buf.add(np.zeros((2, 3), np.float32), np.zeros((2, 3), np.float32),
-                np.zeros((2, 2), np.float32), np.ones(2), np.array([False, True]), [{}, {}])
+        buf.add(
+            np.zeros((2, 3), np.float32),
+            np.zeros((2, 3), np.float32),
+            np.zeros((2, 2), np.float32),
+            np.ones(2),
+            np.array([False, True]),
+            [{}, {}],
+        )
     return {
-        "sb3.add": lambda: buf.add(np.zeros((2, 3), np.float32), np.zeros((2, 3), np.float32),
-                                   np.zeros((2, 2), np.float32), np.ones(2),
-                                   np.array([False, True]), [{}, {}]),
+        "sb3.add": lambda: buf.add(
+            np.zeros((2, 3), np.float32),
+            np.zeros((2, 3), np.float32),
+            np.zeros((2, 2), np.float32),
+            np.ones(2),
+            np.array([False, True]),
+            [{}, {}],
+        ),
         "sb3.sample": lambda: buf.sample(4),
-        "sb3.save": lambda: buf.replay.save(os.path.join(directory, f"sb3-{threading.get_ident()}.pt")),
+        "sb3.save": lambda: buf.replay.save(
+            os.path.join(directory, f"sb3-{threading.get_ident()}.pt")
+        ),
         "sb3.state_dict": buf.replay.state_dict,
         "sb3.episodes": buf.replay.episodes,
     }
@@ -151,14 +206,20 @@ def main() -> None:
     np.random.seed(0)
     count = 0
     with tempfile.TemporaryDirectory() as directory:
-        for kind, make in (("recurrent", recurrent_buffer), ("episode_mode", episode_buffer),
-                           ("memory_mapped", mapped_buffer), ("sb3", None)):
+        for kind, make in (
+            ("recurrent", recurrent_buffer),
+            ("episode_mode", episode_buffer),
+            ("memory_mapped", mapped_buffer),
+            ("sb3", None),
+        ):
             if make is None:
                 calls = sb3_calls(directory)
             else:
                 buf = make(directory)
                 calls = methods(buf, directory)
-            for (a, first), (b, second) in itertools.combinations_with_replacement(calls.items(), 2):
+            for (a, first), (b, second) in itertools.combinations_with_replacement(
+                calls.items(), 2
+            ):
                 # Re-armed per pair: a hang dumps every stack and exits with faulthandler's code.
                 faulthandler.dump_traceback_later(seconds, exit=True)
                 print(f"{kind}: {a} | {b}", file=sys.stderr, flush=True)

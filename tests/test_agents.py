@@ -23,10 +23,17 @@ torch.set_num_threads(1)
 
 # ---- environments ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("env_id,kwargs", [("pyrl/ContextualBandit-v0", {}),
-                                           ("pyrl/ContextualBandit-v0", {"observation": "scalar"}),
-                                           ("pyrl/PointReach-v0", {}), ("pyrl/BitFlip-v0", {}),
-                                           ("pyrl/BitFlip-v0", {"continuous": True, "n_bits": 5})])
+
+@pytest.mark.parametrize(
+    "env_id,kwargs",
+    [
+        ("pyrl/ContextualBandit-v0", {}),
+        ("pyrl/ContextualBandit-v0", {"observation": "scalar"}),
+        ("pyrl/PointReach-v0", {}),
+        ("pyrl/BitFlip-v0", {}),
+        ("pyrl/BitFlip-v0", {"continuous": True, "n_bits": 5}),
+    ],
+)
 def test_envs_pass_gymnasium_checker(env_id, kwargs):
     check_env(gym.make(env_id, **kwargs).unwrapped, skip_render_check=True)
 
@@ -66,7 +73,9 @@ def test_point_reach_dynamics_reward_and_scripted_success():
     np.testing.assert_allclose(obs2["achieved_goal"], np.clip(p + [0.1, -0.1], -1, 1), atol=1e-6)
     assert reward == (0.0 if np.linalg.norm(obs2["achieved_goal"] - g) < 0.05 else -1.0)
     assert not term and not trunc and info["is_success"] == (reward == 0.0)
-    batch = env.unwrapped.compute_reward(np.zeros((3, 2)), np.array([[0, 0.04], [0, 0.05], [1, 1]]), {})
+    batch = env.unwrapped.compute_reward(
+        np.zeros((3, 2)), np.array([[0, 0.04], [0, 0.05], [1, 1]]), {}
+    )
     assert list(batch) == [0.0, -1.0, -1.0]
 
     class GoStraight:  # moves at full speed towards the goal: always there within 20 steps
@@ -88,8 +97,9 @@ def test_bit_flip():
     obs, _ = env.reset(seed=0)
     start = obs["observation"].copy()
     obs, reward, *_ = env.step(2)
-    assert obs["observation"][2] == 1 - start[2] and np.array_equal(np.delete(obs["observation"], 2),
-                                                                   np.delete(start, 2))
+    assert obs["observation"][2] == 1 - start[2] and np.array_equal(
+        np.delete(obs["observation"], 2), np.delete(start, 2)
+    )
     cont = envs.BitFlip(n_bits=4, continuous=True)
     obs, _ = cont.reset(seed=0)
     flip = obs["observation"] != obs["desired_goal"]
@@ -112,7 +122,10 @@ def test_make_vec_env_rejects_next_step_autoreset():
         make_vec_env(42, 1)
     with pytest.raises(ValueError, match="has 3 envs, but n_envs=2"):
         make_vec_env(make_vec_env("CartPole-v1", 3), 2)
-    assert make_vec_env("CartPole-v1", 3).metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
+    assert (
+        make_vec_env("CartPole-v1", 3).metadata["autoreset_mode"]
+        == gym.vector.AutoresetMode.SAME_STEP
+    )
 
 
 def test_running_norm_matches_numpy():
@@ -123,10 +136,13 @@ def test_running_norm_matches_numpy():
         norm.update(chunk)
     np.testing.assert_allclose(norm.mean, data.mean(0), rtol=1e-6)
     np.testing.assert_allclose(norm.var, data.var(0), rtol=1e-4)
-    np.testing.assert_allclose(norm(data), np.clip((data - data.mean(0)) / data.std(0), -10, 10), atol=1e-3)
+    np.testing.assert_allclose(
+        norm(data), np.clip((data - data.mean(0)) / data.std(0), -10, 10), atol=1e-3
+    )
 
 
 # ---- REINFORCE: SPEC 8.1 -----------------------------------------------------------------------
+
 
 def test_per_state_mean():
     obs = torch.tensor([[1.0, 0], [0, 1], [1, 0], [1, 0]])
@@ -135,8 +151,15 @@ def test_per_state_mean():
 
 
 def tabular_agent(seed, **overrides):
-    settings = dict(n_envs=256, n_steps=1, policy="linear", optimizer="sgd", lr=10.0, baseline="state",
-                    seed=seed)
+    settings = dict(
+        n_envs=256,
+        n_steps=1,
+        policy="linear",
+        optimizer="sgd",
+        lr=10.0,
+        baseline="state",
+        seed=seed,
+    )
     return REINFORCE("pyrl/ContextualBandit-v0", **{**settings, **overrides})
 
 
@@ -166,8 +189,16 @@ def test_reinforce_gradient_matches_analytic_A4():
 
 def test_reinforce_no_baseline_and_returns_stay_within_episodes():
     """A 3-step bandit batch has 3 one-step episodes per env: each return is its own reward."""
-    agent = REINFORCE("pyrl/ContextualBandit-v0", n_envs=4, n_steps=3, baseline="none", gamma=0.5,
-                      policy="linear", optimizer="sgd", lr=0.0)
+    agent = REINFORCE(
+        "pyrl/ContextualBandit-v0",
+        n_envs=4,
+        n_steps=3,
+        baseline="none",
+        gamma=0.5,
+        policy="linear",
+        optimizer="sgd",
+        lr=0.0,
+    )
     seen = []
     agent.learn(12, callback=lambda a, row: seen.append(row))
     assert agent.steps == 12 and seen[0]["episodes"] == 12
@@ -183,6 +214,7 @@ def test_reinforce_value_baseline_learns_cartpole_somewhat():
 
 
 # ---- PPO ---------------------------------------------------------------------------------------
+
 
 def test_ppo_bootstraps_truncated_episodes_from_the_final_observation():
     """Constant reward 1 and a time limit of 5: with a critic that predicts exactly 1/(1-gamma)
@@ -202,8 +234,17 @@ def test_ppo_bootstraps_truncated_episodes_from_the_final_observation():
             return np.zeros(1, np.float32), 1.0, False, False, {}
 
     gym.register("test/Constant-v0", entry_point=lambda: Constant(), max_episode_steps=5)
-    agent = PPO("test/Constant-v0", n_envs=2, n_steps=7, batch_size=14, n_epochs=1, gamma=gamma,
-                gae_lambda=0.95, normalize_advantage=False, lr=0.0)
+    agent = PPO(
+        "test/Constant-v0",
+        n_envs=2,
+        n_steps=7,
+        batch_size=14,
+        n_epochs=1,
+        gamma=gamma,
+        gae_lambda=0.95,
+        normalize_advantage=False,
+        lr=0.0,
+    )
     with torch.no_grad():
         agent.model.critic[-1].weight.zero_()
         agent.model.critic[-1].bias.fill_(1 / (1 - gamma))
@@ -230,8 +271,15 @@ def test_ppo_cartpole_short_run_improves_and_continuous_runs():
     agent = PPO("CartPole-v1", **PRESETS[("ppo", "CartPole-v1")], seed=0)
     agent.learn(15_000)
     assert agent.evaluate(5, seed=1)["return"] > 100
-    pend = PPO("Pendulum-v1", n_envs=2, n_steps=64, batch_size=32, n_epochs=2, normalize_obs=True,
-               normalize_reward=True)
+    pend = PPO(
+        "Pendulum-v1",
+        n_envs=2,
+        n_steps=64,
+        batch_size=32,
+        n_epochs=2,
+        normalize_obs=True,
+        normalize_reward=True,
+    )
     pend.learn(256)
     action = pend.predict(np.zeros(3, np.float32))
     assert action.shape == (1,) and -2 <= action[0] <= 2
@@ -239,6 +287,7 @@ def test_ppo_cartpole_short_run_improves_and_continuous_runs():
 
 
 # ---- DDPG: SPEC 8.2 ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("terminated", [True, False])
 def test_ddpg_initial_priorities_are_the_td_errors_its_update_computes(terminated):
@@ -257,7 +306,10 @@ def test_ddpg_initial_priorities_are_the_td_errors_its_update_computes(terminate
         next_q = agent.critic_target(s_next, agent.actor_target(s_next)).min(dim=1).values
         target = batch.reward + batch.discount.float() * next_q
         expected = (agent.critic(s, batch.action)[:, 0] - target).abs()
-    assert td.shape == (20,) and (batch.discount[batch.index == 19] == (0.0 if terminated else 0.9)).all()
+    assert (
+        td.shape == (20,)
+        and (batch.discount[batch.index == 19] == (0.0 if terminated else 0.9)).all()
+    )
     torch.testing.assert_close(td[batch.index].float(), expected, rtol=1e-5, atol=1e-6)
     recurrent = DDPG("pyrl/PendulumNoVel-v0", recurrent=True, nstep_floating=False)
     with pytest.raises(ValueError, match="per sampled window"):
@@ -265,8 +317,12 @@ def test_ddpg_initial_priorities_are_the_td_errors_its_update_computes(terminate
 
 
 def point_reach(her_strategy, seed, **overrides):
-    settings = {**PRESETS[("ddpg", "pyrl/PointReach-v0")], "her_strategy": her_strategy, "seed": seed,
-                **overrides}
+    settings = {
+        **PRESETS[("ddpg", "pyrl/PointReach-v0")],
+        "her_strategy": her_strategy,
+        "seed": seed,
+        **overrides,
+    }
     return DDPG("pyrl/PointReach-v0", **settings)
 
 
@@ -286,10 +342,21 @@ def test_ddpg_her_point_reach_H1_and_H5(seed):
 
 
 def test_ddpg_pendulum_short_run_with_per_and_nstep():
-    agent = DDPG("Pendulum-v1", per=True, nstep=3, nstep_floating=True, learning_starts=200,
-                 hidden=(32, 32), log_every=200, normalize_obs=True, noise="ou")
+    agent = DDPG(
+        "Pendulum-v1",
+        per=True,
+        nstep=3,
+        nstep_floating=True,
+        learning_starts=200,
+        hidden=(32, 32),
+        log_every=200,
+        normalize_obs=True,
+        noise="ou",
+    )
     agent.learn(1000)
-    assert agent.updates == 801 and len(agent.buffer) == 1000  # an update after each of steps 200..1000
+    assert (
+        agent.updates == 801 and len(agent.buffer) == 1000
+    )  # an update after each of steps 200..1000
     assert agent.timers["replay"] > 0
     leaves = agent.buffer.priorities()
     assert not torch.allclose(leaves[leaves > 0], leaves[leaves > 0][0])  # TD errors were written
@@ -298,18 +365,21 @@ def test_ddpg_pendulum_short_run_with_per_and_nstep():
 def test_ddpg_her_uses_env_compute_reward_without_a_compiled_one():
     env = gym.make("pyrl/PointReach-v0")
     del env.unwrapped.compiled_reward
-    agent = DDPG(lambda: env, her_strategy="future", learning_starts=100, batch_size=64,
-                 hidden=(16, 16))
+    agent = DDPG(
+        lambda: env, her_strategy="future", learning_starts=100, batch_size=64, hidden=(16, 16)
+    )
     agent.learn(200)
     batch = agent.buffer.sample(512)
-    expected = env.unwrapped.compute_reward(batch.next_obs["achieved_goal"].numpy(),
-                                            batch.obs["desired_goal"].numpy())
+    expected = env.unwrapped.compute_reward(
+        batch.next_obs["achieved_goal"].numpy(), batch.obs["desired_goal"].numpy()
+    )
     relabeled = batch.is_her.numpy()
     assert relabeled.any()
     np.testing.assert_array_equal(batch.reward.numpy()[relabeled], expected[relabeled])
 
 
 # ---- the surface: predict, save/load, bad settings ---------------------------------------------
+
 
 def same_parameters(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
@@ -321,32 +391,46 @@ def test_ddpg_save_load_restores_everything(tmp_path):
     path = tmp_path / "ddpg.pt"
     agent.save(path)
     restored = DDPG.load(path)
-    assert restored.steps == 400 and restored.updates == agent.updates and restored.history == agent.history
+    assert (
+        restored.steps == 400
+        and restored.updates == agent.updates
+        and restored.history == agent.history
+    )
     for name in ("actor", "critic", "actor_target", "critic_target"):
         assert same_parameters(getattr(agent, name), getattr(restored, name))
     np.testing.assert_array_equal(restored.obs_norm.mean, agent.obs_norm.mean)
     assert len(restored.buffer) == len(agent.buffer)
     torch.testing.assert_close(restored.buffer.priorities(), agent.buffer.priorities())
     a, b = agent.buffer.sample(64), restored.buffer.sample(64)  # same generator state: same batch
-    assert torch.equal(a.index, b.index) and torch.equal(a.obs["desired_goal"], b.obs["desired_goal"])
+    assert torch.equal(a.index, b.index) and torch.equal(
+        a.obs["desired_goal"], b.obs["desired_goal"]
+    )
     obs, _ = gym.make("pyrl/PointReach-v0").reset(seed=5)
     np.testing.assert_array_equal(agent.predict(obs), restored.predict(obs))
     restored.learn(600)  # continues the same run: steps and history go on from the checkpoint
-    assert restored.steps == 600 and restored.history[:len(agent.history)] == agent.history
+    assert restored.steps == 600 and restored.history[: len(agent.history)] == agent.history
     assert restored.history[-1]["time"] >= agent.history[-1]["time"]
 
 
 @pytest.mark.parametrize("cls,env_id", [(PPO, "Pendulum-v1"), (REINFORCE, "CartPole-v1")])
 def test_on_policy_save_load(tmp_path, cls, env_id):
-    settings = dict(n_envs=2, n_steps=16) | ({"batch_size": 8, "normalize_obs": True} if cls is PPO else {})
+    settings = dict(n_envs=2, n_steps=16) | (
+        {"batch_size": 8, "normalize_obs": True} if cls is PPO else {}
+    )
     agent = cls(env_id, **settings)
     agent.learn(64)
     agent.save(tmp_path / "agent.pt")
     restored = cls.load(tmp_path / "agent.pt")
-    obs = np.random.default_rng(0).normal(size=(5, *agent.env.single_observation_space.shape)).astype(np.float32)
+    obs = (
+        np.random.default_rng(0)
+        .normal(size=(5, *agent.env.single_observation_space.shape))
+        .astype(np.float32)
+    )
     np.testing.assert_array_equal(agent.predict(obs), restored.predict(obs))
     opt, opt2 = agent.optimizer.state_dict(), restored.optimizer.state_dict()
-    assert all(torch.equal(opt["state"][k]["exp_avg"], opt2["state"][k]["exp_avg"]) for k in opt["state"])
+    assert all(
+        torch.equal(opt["state"][k]["exp_avg"], opt2["state"][k]["exp_avg"]) for k in opt["state"]
+    )
     restored.learn(128)
     assert restored.steps == 128 and len(restored.history) == 4
     with pytest.raises(ValueError, match="checkpoint"):
@@ -376,6 +460,7 @@ def test_bad_settings_name_what_came_in():
 
 # ---- command line ------------------------------------------------------------------------------
 
+
 def test_parse_value():
     assert parse_value("1e-3") == 1e-3 and parse_value("64,64") == (64, 64)
     assert parse_value("[32, 32]") == (32, 32) and parse_value("True") is True
@@ -383,31 +468,79 @@ def test_parse_value():
 
 
 def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "pyrl.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return subprocess.run(
+        [sys.executable, "-m", "pyrl.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
 
 
 def test_cli_train_writes_curve_checkpoint_and_resumes(tmp_path):
     out = tmp_path / "run"
-    done = run_cli("train", "ppo", "--env", "CartPole-v1", "--steps", "512", "--out", str(out),
-                   "--set", "n_steps=32", "--set", "n_envs=4", "--no-progress", "--eval-episodes", "3",
-                   cwd=tmp_path)
+    done = run_cli(
+        "train",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--steps",
+        "512",
+        "--out",
+        str(out),
+        "--set",
+        "n_steps=32",
+        "--set",
+        "n_envs=4",
+        "--no-progress",
+        "--eval-episodes",
+        "3",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert {"progress.csv", "checkpoint.pt", "config.json", "eval.json"} <= set(os.listdir(out))
     config = json.loads((out / "config.json").read_text())
     assert config["args"]["n_steps"] == 32 and config["args"]["n_epochs"] == 20  # preset + --set
     rows = (out / "progress.csv").read_text().splitlines()
     assert rows[0].startswith("step,time,episodes,return") and len(rows) == 1 + 4
-    resumed = run_cli("train", "ppo", "--env", "CartPole-v1", "--steps", "1024", "--out", str(out),
-                      "--resume", "--no-progress", "--eval-episodes", "3", cwd=tmp_path)
+    resumed = run_cli(
+        "train",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--steps",
+        "1024",
+        "--out",
+        str(out),
+        "--resume",
+        "--no-progress",
+        "--eval-episodes",
+        "3",
+        cwd=tmp_path,
+    )
     assert resumed.returncode == 0, resumed.stderr
-    assert "resumed" in resumed.stdout and len((out / "progress.csv").read_text().splitlines()) == 1 + 8
+    assert (
+        "resumed" in resumed.stdout
+        and len((out / "progress.csv").read_text().splitlines()) == 1 + 8
+    )
     assert json.loads((out / "eval.json").read_text())["steps"] == 1024
 
 
 def test_cli_bad_settings(tmp_path):
-    done = run_cli("train", "ppo", "--env", "CartPole-v1", "--steps", "64", "--set", "gama=0.9",
-                   "--out", str(tmp_path / "x"), cwd=tmp_path)
+    done = run_cli(
+        "train",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--steps",
+        "64",
+        "--set",
+        "gama=0.9",
+        "--out",
+        str(tmp_path / "x"),
+        cwd=tmp_path,
+    )
     assert done.returncode != 0 and "unknown hyperparameters ['gama']" in done.stderr
     done = run_cli("train", "ppo", "--env", "CartPole-v1", "--set", "gamma", cwd=tmp_path)
     assert done.returncode != 0 and "key=value" in done.stderr
@@ -415,14 +548,22 @@ def test_cli_bad_settings(tmp_path):
 
 def test_ddpg_her_on_gymnasium_robotics_fetch_reach():
     pytest.importorskip("gymnasium_robotics")
-    agent = DDPG("FetchReach-v4", her_strategy="future", learning_starts=100, batch_size=64,
-                 hidden=(32, 32), normalize_obs=True, log_every=100)
+    agent = DDPG(
+        "FetchReach-v4",
+        her_strategy="future",
+        learning_starts=100,
+        batch_size=64,
+        hidden=(32, 32),
+        normalize_obs=True,
+        log_every=100,
+    )
     agent.learn(200)
     assert agent.buffer.her.reward is not None and agent.buffer.num_episodes == 4
     batch = agent.buffer.sample(256)
     fetch = agent.env.envs[0].unwrapped
-    expected = fetch.compute_reward(batch.next_obs["achieved_goal"].numpy(),
-                                    batch.obs["desired_goal"].numpy(), {})
+    expected = fetch.compute_reward(
+        batch.next_obs["achieved_goal"].numpy(), batch.obs["desired_goal"].numpy(), {}
+    )
     relabeled = batch.is_her.numpy()
     np.testing.assert_array_equal(batch.reward.numpy()[relabeled], expected[relabeled])
 
@@ -435,8 +576,16 @@ def test_cli_bench_rejects_unknown_benchmark(tmp_path):
 def test_the_step_protocol_drives_an_agent_exactly_as_learn_does():
     """A loop of public steps (DDPG: step and train_round; PPO: collect and train_round) trains
     to the same weights as learn(): the agents' own loops are made of these steps."""
-    settings = dict(n_envs=2, hidden=(16,), learning_starts=100, train_every=50, gradient_steps=2,
-                    batch_size=32, eval_every=0, seed=0)
+    settings = dict(
+        n_envs=2,
+        hidden=(16,),
+        learning_starts=100,
+        train_every=50,
+        gradient_steps=2,
+        batch_size=32,
+        eval_every=0,
+        seed=0,
+    )
     learned = DDPG("Pendulum-v1", **settings)
     learned.learn(600)  # Pendulum's episodes end at 400 steps of the 2 envs
     stepped = DDPG("Pendulum-v1", **settings)
@@ -452,7 +601,9 @@ def test_the_step_protocol_drives_an_agent_exactly_as_learn_does():
         assert torch.equal(ours, theirs)
     assert torch.equal(learned.buffer.sample(8).obs, stepped.buffer.sample(8).obs)
 
-    settings = dict(n_envs=2, n_steps=32, batch_size=32, n_epochs=2, anneal=True, eval_every=0, seed=0)
+    settings = dict(
+        n_envs=2, n_steps=32, batch_size=32, n_epochs=2, anneal=True, eval_every=0, seed=0
+    )
     learned = PPO("CartPole-v1", **settings)
     learned.learn(128)
     stepped = PPO("CartPole-v1", **settings)

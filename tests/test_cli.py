@@ -14,8 +14,27 @@ from pyrl.agents import PPO, presets
 
 
 def train(out, *extra, steps=2000, seed=0):
-    assert cli.main(["train", "ppo", "--env", "CartPole-v1", "--steps", str(steps), "--seed", str(seed),
-                     "--out", str(out), "--no-progress", "--eval-episodes", "2", *extra]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "ppo",
+                "--env",
+                "CartPole-v1",
+                "--steps",
+                str(steps),
+                "--seed",
+                str(seed),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--eval-episodes",
+                "2",
+                *extra,
+            ]
+        )
+        == 0
+    )
 
 
 def run_cli(*args):
@@ -51,7 +70,10 @@ def test_eval_prints_writes_and_records(tmp_path):
     assert result["episodes"] == 3 and result["deterministic"] is True
     assert len(list((tmp_path / "video").glob("*.mp4"))) == 3  # each env's first episode
     stochastic = run_cli("eval", str(run), "--episodes", "2", "--stochastic")
-    assert stochastic.returncode == 0 and json.loads((run / "eval.json").read_text())["deterministic"] is False
+    assert (
+        stochastic.returncode == 0
+        and json.loads((run / "eval.json").read_text())["deterministic"] is False
+    )
 
 
 def test_eval_bad_arguments_exit_nonzero_with_a_message(tmp_path):
@@ -61,8 +83,24 @@ def test_eval_bad_arguments_exit_nonzero_with_a_message(tmp_path):
     train(run, steps=500)
     assert "--episodes should be >= 1" in run_cli("eval", str(run), "--episodes", "0").stderr
     goal = tmp_path / "goal"
-    assert cli.main(["train", "ddpg", "--env", "pyrl/PointReach-v0", "--steps", "200", "--out", str(goal),
-                     "--no-progress", "--eval-episodes", "1"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "ddpg",
+                "--env",
+                "pyrl/PointReach-v0",
+                "--steps",
+                "200",
+                "--out",
+                str(goal),
+                "--no-progress",
+                "--eval-episodes",
+                "1",
+            ]
+        )
+        == 0
+    )
     no_frames = run_cli("eval", str(goal), "--video", str(tmp_path / "v"))
     assert no_frames.returncode != 0 and "does not render frames" in no_frames.stderr
     (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
@@ -74,15 +112,47 @@ def test_plot_draws_one_line_per_algorithm_and_env(tmp_path):
     pytest.importorskip("matplotlib")
     for seed in (0, 1):
         train(tmp_path / f"ppo-s{seed}", seed=seed, steps=3000)
-    assert cli.main(["train", "reinforce", "--env", "CartPole-v1", "--steps", "3200", "--out",
-                     str(tmp_path / "reinforce"), "--no-progress", "--eval-episodes", "1"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "reinforce",
+                "--env",
+                "CartPole-v1",
+                "--steps",
+                "3200",
+                "--out",
+                str(tmp_path / "reinforce"),
+                "--no-progress",
+                "--eval-episodes",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "curves.png"
-    opts = cli.build_parser().parse_args(["plot", str(tmp_path / "ppo-s0"), str(tmp_path / "ppo-s1"),
-                                          str(tmp_path / "reinforce"), "--out", str(out)])
+    opts = cli.build_parser().parse_args(
+        [
+            "plot",
+            str(tmp_path / "ppo-s0"),
+            str(tmp_path / "ppo-s1"),
+            str(tmp_path / "reinforce"),
+            "--out",
+            str(out),
+        ]
+    )
     assert cli.plot_runs(opts) == ["ppo CartPole-v1", "reinforce CartPole-v1"]
     assert out.stat().st_size > 1000
-    timed = run_cli("plot", str(tmp_path / "ppo-s0"), "--x", "time", "--y", "policy_loss",
-                    "--out", str(tmp_path / "t.png"))
+    timed = run_cli(
+        "plot",
+        str(tmp_path / "ppo-s0"),
+        "--x",
+        "time",
+        "--y",
+        "policy_loss",
+        "--out",
+        str(tmp_path / "t.png"),
+    )
     assert timed.returncode == 0 and "(1 line)" in timed.stdout
     unknown = run_cli("plot", str(tmp_path / "ppo-s0"), "--y", "no_such_column")
     assert unknown.returncode != 0 and "has no 'no_such_column' column" in unknown.stderr
@@ -92,15 +162,27 @@ def test_plot_draws_one_line_per_algorithm_and_env(tmp_path):
 def test_tensorboard_gets_the_progress_scalars(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     train(tmp_path / "run", "--tensorboard", str(tmp_path / "tb"), steps=2000)
     events = EventAccumulator(str(tmp_path / "tb"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"return", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "lr",
-            "steps_per_second", "returns_seconds"} <= tags
+    assert {
+        "return",
+        "policy_loss",
+        "value_loss",
+        "entropy",
+        "approx_kl",
+        "clip_fraction",
+        "lr",
+        "steps_per_second",
+        "returns_seconds",
+    } <= tags
     header = (tmp_path / "run" / "progress.csv").read_text().splitlines()[0].split(",")
     assert tags <= set(header)  # the same scalars as progress.csv
-    assert [s.step for s in events.Scalars("return")] == sorted(s.step for s in events.Scalars("return"))
+    assert [s.step for s in events.Scalars("return")] == sorted(
+        s.step for s in events.Scalars("return")
+    )
 
 
 def test_a_single_env_instance_runs_as_one_env_with_a_note():
@@ -108,7 +190,9 @@ def test_a_single_env_instance_runs_as_one_env_with_a_note():
         warnings.simplefilter("always")
         agent = PPO(gym.make("CartPole-v1"), n_steps=16, batch_size=16, n_epochs=1)
     assert agent.args.n_envs == 1
-    assert any("runs as one env" in str(w.message) and "lambda: MyEnv()" in str(w.message) for w in caught)
+    assert any(
+        "runs as one env" in str(w.message) and "lambda: MyEnv()" in str(w.message) for w in caught
+    )
     agent.learn(32)
     assert agent.steps == 32
 
@@ -117,24 +201,50 @@ def test_a_single_env_instance_runs_as_one_env_with_a_note():
 def test_fetch_reach_preset_alone_reaches_the_goal(tmp_path):
     pytest.importorskip("gymnasium_robotics")
     out = tmp_path / "fetch"
-    assert cli.main(["train", "ddpg", "--env", "FetchReach-v4", "--steps", "10000", "--seed", "0",
-                     "--out", str(out), "--no-progress", "--eval-episodes", "20"]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "ddpg",
+                "--env",
+                "FetchReach-v4",
+                "--steps",
+                "10000",
+                "--seed",
+                "0",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--eval-episodes",
+                "20",
+            ]
+        )
+        == 0
+    )
     config = json.loads((out / "config.json").read_text())["args"]
     assert config["her_strategy"] == "future" and config["normalize_obs"] is True
     assert json.loads((out / "eval.json").read_text())["success"] >= 0.9
 
 
-@pytest.mark.parametrize("contexts, pulls",
-                         [(10, 512_000), pytest.param(100, 2_000_000, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "contexts, pulls", [(10, 512_000), pytest.param(100, 2_000_000, marks=pytest.mark.slow)]
+)
 def test_bandit_preset_scales_with_the_bandit(contexts, pulls):
     import numpy as np
 
     from pyrl.agents import REINFORCE
-    agent = REINFORCE("pyrl/ContextualBandit-v0", env_kwargs={"contexts": contexts, "arms": contexts},
-                      **presets.get("reinforce", "pyrl/ContextualBandit-v0"), seed=0)
+
+    agent = REINFORCE(
+        "pyrl/ContextualBandit-v0",
+        env_kwargs={"contexts": contexts, "arms": contexts},
+        **presets.get("reinforce", "pyrl/ContextualBandit-v0"),
+        seed=0,
+    )
     agent.learn(pulls)
     greedy = agent.probabilities(np.eye(contexts, dtype=np.float32)).argmax(1)
-    assert (greedy == np.arange(contexts)).mean() >= 0.9  # 1.0 measured; seeds 0-4: benchmarks.learning.agents
+    assert (
+        greedy == np.arange(contexts)
+    ).mean() >= 0.9  # 1.0 measured; seeds 0-4: benchmarks.learning.agents
 
 
 def test_bench_finds_its_scripts_installed_or_in_a_checkout(tmp_path, monkeypatch):

@@ -32,8 +32,14 @@ def cluster():
     # address="local": a cluster of this module's own, never another one running on the machine
     # (ray.init() alone joins the latest `ray start` cluster, or RAY_ADDRESS's).
     address = os.environ.pop("RAY_ADDRESS", None)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False, ignore_reinit_error=True)
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        ignore_reinit_error=True,
+    )
     yield
     ray.shutdown()
     if address is not None:
@@ -70,8 +76,9 @@ def test_ddpg_her_with_two_actors_reaches_the_one_process_bar(cluster):
         runner.learn(30 * 500)
     finally:
         runner.close()
-    assert agent.steps >= 15_000 and agent.history[-1]["eval_success"] >= 0.9, \
-        [row["eval_success"] for row in agent.history]
+    assert agent.steps >= 15_000 and agent.history[-1]["eval_success"] >= 0.9, [
+        row["eval_success"] for row in agent.history
+    ]
     row = agent.history[-1]
     assert row["actors"] == 2 and row["env_steps_per_s"] > 0 and row["updates_per_s"] > 0
     spi = 40 * 256 / 500  # the preset's own ratio
@@ -100,8 +107,10 @@ def test_ratio_holds_and_a_killed_actor_is_restarted_with_nothing_lost(cluster):
         # A new process takes seconds to start (minutes on a busy machine): go on until the
         # restart is seen and the new process has sent steps, or the deadline passes.
         deadline = time.monotonic() + DEADLINE
-        while not (runner.restarts == 1 and runner.steps_by_actor[0] > seen["steps"]) \
-                and time.monotonic() < deadline:
+        while (
+            not (runner.restarts == 1 and runner.steps_by_actor[0] > seen["steps"])
+            and time.monotonic() < deadline
+        ):
             runner.learn(agent.steps + 200, callback=kill_once)
     finally:
         runner.close()
@@ -112,8 +121,21 @@ def test_ratio_holds_and_a_killed_actor_is_restarted_with_nothing_lost(cluster):
 
 def test_cli_trains_with_actors_and_resumes_from_the_checkpoint(cluster, tmp_path, capsys):
     out = tmp_path / "run"
-    common = ["train", "ddpg", "--env", "pyrl/PointReach-v0", "--actors", "2", "--out", str(out),
-              "--no-progress", "--eval-episodes", "2", "--set", "eval_every=0"]
+    common = [
+        "train",
+        "ddpg",
+        "--env",
+        "pyrl/PointReach-v0",
+        "--actors",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--eval-episodes",
+        "2",
+        "--set",
+        "eval_every=0",
+    ]
     assert cli.main([*common, "--steps", "1000"]) == 0
     first = DDPG.load(out / "checkpoint.pt")
     # Whole 50-step episodes; the actors' running ones (at most one per env) are not in yet.
@@ -124,8 +146,13 @@ def test_cli_trains_with_actors_and_resumes_from_the_checkpoint(cluster, tmp_pat
     assert resumed.steps >= 2000 and len(resumed.buffer) > len(first.buffer)  # the buffer went on
     assert resumed.steps - len(resumed.buffer) <= 2 * 2 * 50  # each run leaves actors' episodes
     columns = (out / "progress.csv").read_text().splitlines()[0].split(",")
-    for column in ("actors", "env_steps_per_s", "updates_per_s", "samples_per_insert",
-                   "stale_update_share"):
+    for column in (
+        "actors",
+        "env_steps_per_s",
+        "updates_per_s",
+        "samples_per_insert",
+        "stale_update_share",
+    ):
         assert column in columns
 
 
@@ -139,12 +166,28 @@ def test_what_cannot_run_distributed_says_so(cluster):
         Distributed(ppo, actors=1, samples_per_insert=2.0, chunk=10)
     with pytest.raises(ValueError, match="initial_priorities needs a prioritized learner"):
         Distributed(point_reach(), actors=1, initial_priorities=True)
-    with pytest.raises(SystemExit, match="--actors: Distributed: samples_per_insert apply to a DDPG"):
-        cli.main(["train", "ppo", "--env", "CartPole-v1", "--actors", "2", "--steps", "10",
-                  "--samples-per-insert", "2", "--no-progress"])
+    with pytest.raises(
+        SystemExit, match="--actors: Distributed: samples_per_insert apply to a DDPG"
+    ):
+        cli.main(
+            [
+                "train",
+                "ppo",
+                "--env",
+                "CartPole-v1",
+                "--actors",
+                "2",
+                "--steps",
+                "10",
+                "--samples-per-insert",
+                "2",
+                "--no-progress",
+            ]
+        )
 
 
-# ---- actors' initial priorities (Ape-X) -------------------------------------------------------------
+# ---- actors' initial priorities (Ape-X) ----------------------------------------------------------
+
 
 def test_actors_initial_priorities_are_the_learners_td_errors(cluster):
     """With no update yet (min_size above the run), every stored transition sits at the priority
@@ -160,11 +203,19 @@ def test_actors_initial_priorities_are_the_learners_td_errors(cluster):
     leaves = agent.buffer.priorities()
     assert len(table["id"]) >= 10
     eps = agent.buffer.prioritized.eps
-    for start, length, terminated in zip(*(table[k].tolist() for k in ("start", "length", "terminated"))):
+    for start, length, terminated in zip(
+        *(table[k].tolist() for k in ("start", "length", "terminated"))
+    ):
         rows = torch.arange(start, start + length + 1) % agent.buffer.capacity
-        obs = {k: columns[k][rows].numpy() for k in ("observation", "achieved_goal", "desired_goal")}
-        td = agent.initial_priorities(obs, columns["action"][rows[:-1]].numpy(),
-                                      columns["reward"][rows[:-1]].numpy(), terminated)
+        obs = {
+            k: columns[k][rows].numpy() for k in ("observation", "achieved_goal", "desired_goal")
+        }
+        td = agent.initial_priorities(
+            obs,
+            columns["action"][rows[:-1]].numpy(),
+            columns["reward"][rows[:-1]].numpy(),
+            terminated,
+        )
         expected = torch.from_numpy(td + eps) ** 0.6
         torch.testing.assert_close(leaves[rows[:-1]], expected, rtol=1e-5, atol=1e-7)
     assert leaves[leaves > 0].std() > 0  # not the uniform max priority
@@ -174,8 +225,14 @@ def test_actors_initial_priorities_are_the_learners_td_errors(cluster):
 def test_recurrent_ddpg_actors_store_the_states_they_acted_from(cluster):
     """Each stored state is the encoder's state over its episode so far: recomputing them all
     with the learner's encoder (the actors' weights: no update ran) changes nothing."""
-    settings = {**PRESETS[("ddpg", "pyrl/PendulumNoVel-v0")], "buffer_size": 5000, "seed": 0,
-                "eval_every": 0, "log_every": 500, "learning_starts": 0}
+    settings = {
+        **PRESETS[("ddpg", "pyrl/PendulumNoVel-v0")],
+        "buffer_size": 5000,
+        "seed": 0,
+        "eval_every": 0,
+        "log_every": 500,
+        "learning_starts": 0,
+    }
     agent = DDPG("pyrl/PendulumNoVel-v0", **settings)
     runner = Distributed(agent, actors=2, min_size=4000)
     try:
@@ -186,8 +243,9 @@ def test_recurrent_ddpg_actors_store_the_states_they_acted_from(cluster):
     stored = agent.buffer.state_dict()["columns"]["hidden"].clone()
     assert stored.abs().sum() > 0
     agent.buffer.recompute_hidden(agent.encoder)
-    torch.testing.assert_close(agent.buffer.state_dict()["columns"]["hidden"], stored,
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        agent.buffer.state_dict()["columns"]["hidden"], stored, rtol=1e-4, atol=1e-5
+    )
     first = agent.buffer.episodes()["start"][0]
     assert stored[first].abs().sum() == 0  # an episode from a reset starts at zero
     runner = Distributed(agent, actors=1, min_size=400)  # and the learner trains on windows
@@ -198,10 +256,14 @@ def test_recurrent_ddpg_actors_store_the_states_they_acted_from(cluster):
     assert agent.updates > 0 and np.isfinite(agent.history[-1]["critic_loss"])
 
 
-# ---- PPO: synchronous rollouts from actors ----------------------------------------------------------
+# ---- PPO: synchronous rollouts from actors -------------------------------------------------------
+
 
 def ppo_settings(**overrides):
-    return {**dict(n_envs=2, n_steps=32, batch_size=32, n_epochs=2, eval_every=0, seed=3), **overrides}
+    return {
+        **dict(n_envs=2, n_steps=32, batch_size=32, n_epochs=2, eval_every=0, seed=3),
+        **overrides,
+    }
 
 
 def test_ppo_with_one_actor_replays_the_single_process_run(cluster):
@@ -215,7 +277,9 @@ def test_ppo_with_one_actor_replays_the_single_process_run(cluster):
         runner.learn(640)
     finally:
         runner.close()
-    assert [row["policy_loss"] for row in learner.history] == [row["policy_loss"] for row in single.history]
+    assert [row["policy_loss"] for row in learner.history] == [
+        row["policy_loss"] for row in single.history
+    ]
     assert [row["return"] for row in learner.history] == [row["return"] for row in single.history]
     for key, value in single.model.state_dict().items():
         assert torch.equal(learner.model.state_dict()[key], value), key
@@ -239,8 +303,11 @@ def test_ppo_normalizers_merge_the_actors_statistics(cluster):
         assert ours.count == theirs.count
         np.testing.assert_allclose(ours.mean, theirs.mean, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(ours.var, theirs.var, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose([row["value_loss"] for row in learner.history],
-                               [row["value_loss"] for row in single.history], rtol=1e-4)
+    np.testing.assert_allclose(
+        [row["value_loss"] for row in learner.history],
+        [row["value_loss"] for row in single.history],
+        rtol=1e-4,
+    )
 
 
 def test_ppo_goes_on_when_an_actor_is_killed(cluster):
@@ -271,15 +338,29 @@ def test_ppo_goes_on_when_an_actor_is_killed(cluster):
 def test_joined_rollouts_keep_each_actors_envs_and_cut_episodes():
     def rollout(n, value, finals):
         T = 3
-        return Rollout(obs=np.full((T, n, 2), value, np.float32), action=np.full((T, n), value),
-                       reward=np.full((T, n), value, np.float32), terminated=np.zeros((T, n), bool),
-                       truncated=np.zeros((T, n), bool), last_obs=np.full((n, 2), value, np.float32),
-                       finals=finals, hidden=np.full((T, n, 4), value, np.float32),
-                       last_hidden=np.full((n, 4), value, np.float32))
+        return Rollout(
+            obs=np.full((T, n, 2), value, np.float32),
+            action=np.full((T, n), value),
+            reward=np.full((T, n), value, np.float32),
+            terminated=np.zeros((T, n), bool),
+            truncated=np.zeros((T, n), bool),
+            last_obs=np.full((n, 2), value, np.float32),
+            finals=finals,
+            hidden=np.full((T, n, 4), value, np.float32),
+            last_hidden=np.full((n, 4), value, np.float32),
+        )
 
-    joined = join_rollouts([rollout(2, 1.0, [(0, 1, "a", "h")]), rollout(3, 2.0, [(2, 0, "b", "k")])])
+    joined = join_rollouts(
+        [rollout(2, 1.0, [(0, 1, "a", "h")]), rollout(3, 2.0, [(2, 0, "b", "k")])]
+    )
     assert joined.obs.shape == (3, 5, 2) and joined.hidden.shape == (3, 5, 4)
-    assert joined.reward[0].tolist() == [1, 1, 2, 2, 2] and joined.last_obs[:, 0].tolist() == [1, 1, 2, 2, 2]
+    assert joined.reward[0].tolist() == [1, 1, 2, 2, 2] and joined.last_obs[:, 0].tolist() == [
+        1,
+        1,
+        2,
+        2,
+        2,
+    ]
     assert joined.last_hidden.shape == (5, 4) and joined.behaviour_log_prob is None
     assert joined.finals == [(0, 1, "a", "h"), (2, 2, "b", "k")]  # env indices shifted per actor
 
@@ -300,9 +381,29 @@ def test_ppo_with_two_actors_learns_cartpole_as_one_process_does(cluster, seed):
 
 def test_recurrent_ppo_runs_with_actors_and_the_cli_resumes(cluster, tmp_path):
     out = tmp_path / "ppo"
-    common = ["train", "ppo", "--env", "pyrl/CartPoleNoVel-v0", "--actors", "2", "--out", str(out),
-              "--no-progress", "--eval-episodes", "2", "--set", "recurrent=True", "--set", "n_steps=32",
-              "--set", "n_envs=4", "--set", "n_epochs=2", "--set", "eval_every=0"]
+    common = [
+        "train",
+        "ppo",
+        "--env",
+        "pyrl/CartPoleNoVel-v0",
+        "--actors",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--eval-episodes",
+        "2",
+        "--set",
+        "recurrent=True",
+        "--set",
+        "n_steps=32",
+        "--set",
+        "n_envs=4",
+        "--set",
+        "n_epochs=2",
+        "--set",
+        "eval_every=0",
+    ]
     assert cli.main([*common, "--steps", "512"]) == 0
     first = PPO.load(out / "checkpoint.pt")
     assert first.steps == 512 and first.args.recurrent
@@ -315,6 +416,7 @@ def test_recurrent_ppo_runs_with_actors_and_the_cli_resumes(cluster, tmp_path):
 
 def test_without_ray_the_error_says_how_to_install_it(monkeypatch):
     from pyrl import distributed
+
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match=r"pip install 'pyrl\[ray\]'"):
         distributed.require_ray()

@@ -43,7 +43,9 @@ def test_guide_code_runs(page, tmp_path, monkeypatch):
 
 def test_index_reaches_every_page():
     index = (DOCS / "index.md").read_text()
-    pages = [p.relative_to(DOCS).with_suffix("").as_posix()
-             for p in [*GUIDES, *sorted((DOCS / "api").glob("*.md"))]]
+    pages = [
+        p.relative_to(DOCS).with_suffix("").as_posix()
+        for p in [*GUIDES, *sorted((DOCS / "api").glob("*.md"))]
+    ]
     missing = [p for p in pages if p not in index]
     assert not missing, f"pages not in the index's toctrees: {missing}"

@@ -19,21 +19,28 @@ GOAL_SPEC = {"observation": (2,), "achieved_goal": (1,), "desired_goal": (1,), "
 
 def spec_episode_buffer(her, gamma=0.9, n=1, floating=False, terminated=False):
     """SPEC 2.4: T = 6, achieved goals 0..6, desired goal 3, sparse_l2(0.5) rewards."""
-    buf = replay.ReplayBuffer(16, GOAL_SPEC, her=her, seed=0,
-                              nstep=replay.NStep(n, gamma, floating))
+    buf = replay.ReplayBuffer(
+        16, GOAL_SPEC, her=her, seed=0, nstep=replay.NStep(n, gamma, floating)
+    )
     ag = torch.arange(7, dtype=torch.float32)[:, None]
     reward = reference.sparse_l2(ag[1:], torch.full((6, 1), 3.0), 0.5).float()
     assert reward.tolist() == [-1, -1, 0, -1, -1, -1]
-    obs = {"observation": torch.zeros(7, 2), "achieved_goal": ag,
-           "desired_goal": torch.full((7, 1), 3.0)}
+    obs = {
+        "observation": torch.zeros(7, 2),
+        "achieved_goal": ag,
+        "desired_goal": torch.full((7, 1), 3.0),
+    }
     buf.add_episode(obs=obs, action=torch.zeros(6, 1), reward=reward, terminated=terminated)
     return buf
 
 
 def goal_step(strategy, t, length, u):
     """SPEC 2.2's goal step for a sample at step t of an episode of `length` steps."""
-    step = {"future": t + 1 + int(u * (length - t)), "final": length,
-            "episode": 1 + int(u * length)}[strategy]
+    step = {
+        "future": t + 1 + int(u * (length - t)),
+        "final": length,
+        "episode": 1 + int(u * length),
+    }[strategy]
     return min(step, length)
 
 
@@ -60,8 +67,10 @@ def call_drawing(buf, rows, her_draw=None, floating=None, limit=200_000):
     steps = [step_of(r) for r in rows]
     her, ratio, n = buf.her, buf.her.ratio if buf.her else 0.0, buf.nstep.n
     for call in range(limit):
-        relabel, goal, lookahead = (reference.counter_uniforms(buf.seed, call, stream, len(rows))
-                                    .tolist() for stream in (1, 2, 3))
+        relabel, goal, lookahead = (
+            reference.counter_uniforms(buf.seed, call, stream, len(rows)).tolist()
+            for stream in (1, 2, 3)
+        )
         ok = True
         for j, (t, length) in enumerate(steps):
             if her_draw is not None:
@@ -69,7 +78,8 @@ def call_drawing(buf, rows, her_draw=None, floating=None, limit=200_000):
                 ok &= (relabel[j] < ratio) == wanted
                 if wanted:
                     ok &= goal_step(her.strategy, t, length, goal[j]) == goal_step(
-                        her.strategy, t, length, her_draw[1][j])
+                        her.strategy, t, length, her_draw[1][j]
+                    )
             if floating is not None:
                 ok &= min(1 + int(lookahead[j] * n), n) == min(1 + int(float(floating[j]) * n), n)
             if not ok:
@@ -84,21 +94,28 @@ def sample_rows(buf, rows, her_draw=None, floating=None):
     (relabel, goal row) and floating k."""
     rows = torch.as_tensor(rows, dtype=torch.int64)
     call = call_drawing(buf, rows.tolist(), her_draw, floating)
-    out = torch.ops.pyrl.replay_sample(at_call(buf.storage.state, call), buf.storage.columns,
-                                       rows.shape[0], rows, buf.op_config)
+    out = torch.ops.pyrl.replay_sample(
+        at_call(buf.storage.state, call), buf.storage.columns, rows.shape[0], rows, buf.op_config
+    )
     out = named("replay_sample", out)
     assert torch.equal(out["k"], (out["boot"] - out["index"]) % buf.capacity)  # the window's steps
     names = [f.name for f in buf.fields]
-    return dict({key: out[key] for key in ("reward", "discount", "boot", "her_row", "k",
-                                           "terminated")},
-                goal=out["fields"][names.index("desired_goal")],
-                goal_boot=out["next_obs"][names.index("desired_goal")])
+    return dict(
+        {key: out[key] for key in ("reward", "discount", "boot", "her_row", "k", "terminated")},
+        goal=out["fields"][names.index("desired_goal")],
+        goal_boot=out["next_obs"][names.index("desired_goal")],
+    )
 
 
-@pytest.mark.parametrize("strategy, u, goal_row, reward", [
-    ("future", 0.0, 2, 0.0), ("future", 0.5, 4, -1.0), ("final", 0.3, 6, -1.0),
-    ("episode", 0.25, 2, 0.0),
-])
+@pytest.mark.parametrize(
+    "strategy, u, goal_row, reward",
+    [
+        ("future", 0.0, 2, 0.0),
+        ("future", 0.5, 4, -1.0),
+        ("final", 0.3, 6, -1.0),
+        ("episode", 0.25, 2, 0.0),
+    ],
+)
 def test_her_relabel(strategy, u, goal_row, reward):
     buf = spec_episode_buffer(replay.HER(strategy, k=4, reward=replay.sparse_l2(0.5)))
     out = sample_rows(buf, [1], [[0.0], [u]])
@@ -131,8 +148,9 @@ def test_ratio_and_future_histogram():
     relabeled = sum(int(buf.sample(1000).is_her.sum()) for _ in range(100))
     assert abs(relabeled / 100_000 - 0.8) < 0.005
     rows = torch.ones(100_000, dtype=torch.int64)
-    out = torch.ops.pyrl.replay_sample(at_call(buf.storage.state, 0), buf.storage.columns,
-                                       100_000, rows, buf.op_config)
+    out = torch.ops.pyrl.replay_sample(
+        at_call(buf.storage.state, 0), buf.storage.columns, 100_000, rows, buf.op_config
+    )
     her_row = named("replay_sample", out)["her_row"]
     relabeled = her_row[her_row >= 0]
     assert abs(relabeled.shape[0] / 100_000 - 0.8) < 0.005
@@ -147,8 +165,9 @@ def test_relabeled_rewards_use_the_next_achieved_goal():
         batch = buf.sample(256)
         her = batch.is_her
         assert her.any() and (~her).any()
-        expected = reference.sparse_l2(batch.next_obs["achieved_goal"][her],
-                                       batch.obs["desired_goal"][her], 0.3)
+        expected = reference.sparse_l2(
+            batch.next_obs["achieved_goal"][her], batch.obs["desired_goal"][her], 0.3
+        )
         assert torch.equal(batch.reward[her].double(), expected)
         assert torch.equal(batch.boot[her], (batch.index[her] + 1) % 300)
         assert torch.equal(batch.obs["desired_goal"][her], batch.next_obs["desired_goal"][her])
@@ -156,14 +175,20 @@ def test_relabeled_rewards_use_the_next_achieved_goal():
 
 # ---- against the reference -----------------------------------------------------------------------
 
+
 def goal_episode(T, rng, heads=None):
     ag = torch.from_numpy(rng.integers(0, 3, (T + 1, 2)).astype(np.float32))  # ties are common
-    obs = {"observation": torch.from_numpy(rng.standard_normal((T + 1, 2)).astype(np.float32)),
-           "achieved_goal": ag,
-           "desired_goal": torch.from_numpy(rng.integers(0, 3, (T + 1, 2)).astype(np.float32))}
+    obs = {
+        "observation": torch.from_numpy(rng.standard_normal((T + 1, 2)).astype(np.float32)),
+        "achieved_goal": ag,
+        "desired_goal": torch.from_numpy(rng.integers(0, 3, (T + 1, 2)).astype(np.float32)),
+    }
     shape = (T,) if heads is None else (T, heads)
-    return obs, torch.from_numpy(rng.standard_normal((T, 1)).astype(np.float32)), \
-        torch.from_numpy(rng.standard_normal(shape).astype(np.float32))
+    return (
+        obs,
+        torch.from_numpy(rng.standard_normal((T, 1)).astype(np.float32)),
+        torch.from_numpy(rng.standard_normal(shape).astype(np.float32)),
+    )
 
 
 def goal_buffer(her, capacity=64, heads=None, seed=0, **kwargs):
@@ -180,17 +205,26 @@ def goal_buffer(her, capacity=64, heads=None, seed=0, **kwargs):
 
 def reference_of(buf):
     """A reference buffer fed from the compiled buffer's episode table and rows."""
-    ref = reference.ReplayBuffer(buf.capacity, obs_keys=buf.obs_keys,
-                                 alpha=buf.prioritized.alpha if buf.prioritized else 0.0)
+    ref = reference.ReplayBuffer(
+        buf.capacity, obs_keys=buf.obs_keys, alpha=buf.prioritized.alpha if buf.prioritized else 0.0
+    )
     table = buf.episodes()
     ref.next_id = int(table["id"][0])
-    for start, length, terminated in zip(table["start"].tolist(), table["length"].tolist(),
-                                         table["terminated"].tolist()):
+    for start, length, terminated in zip(
+        table["start"].tolist(), table["length"].tolist(), table["terminated"].tolist()
+    ):
         rows = [(start + i) % buf.capacity for i in range(length + 1)]
         ref.cursor = start
-        obs = {f.name: c[rows] for f, c in zip(buf.fields, buf.storage.columns) if f.name in buf.obs_keys}
-        fields = {f.name: c[rows[:-1]] for f, c in zip(buf.fields, buf.storage.columns)
-                  if f.name not in buf.obs_keys}
+        obs = {
+            f.name: c[rows]
+            for f, c in zip(buf.fields, buf.storage.columns)
+            if f.name in buf.obs_keys
+        }
+        fields = {
+            f.name: c[rows[:-1]]
+            for f, c in zip(buf.fields, buf.storage.columns)
+            if f.name not in buf.obs_keys
+        }
         ref.add_episode(obs, fields, terminated)
     ref.leaves = buf.priorities().tolist()
     return ref
@@ -198,8 +232,11 @@ def reference_of(buf):
 
 REWARDS = {
     "sparse_l2": (replay.sparse_l2(0.5), None, lambda a, g: reference.sparse_l2(a, g, 0.5)),
-    "per_dim": (replay.per_dim([-1.5, 0.5], [-1.0, 2.0]), 2,
-                lambda a, g: reference.per_dim(a, g, [-1.5, 0.5], [-1.0, 2.0])),
+    "per_dim": (
+        replay.per_dim([-1.5, 0.5], [-1.0, 2.0]),
+        2,
+        lambda a, g: reference.per_dim(a, g, [-1.5, 0.5], [-1.0, 2.0]),
+    ),
 }
 
 
@@ -209,9 +246,13 @@ REWARDS = {
 @pytest.mark.parametrize("prioritized", [False, True])
 def test_matches_reference(strategy, reward, nstep, prioritized):
     kind, heads, oracle = REWARDS[reward]
-    buf = goal_buffer(replay.HER(strategy, k=2, reward=kind), capacity=37, heads=heads,
-                      nstep=replay.NStep(nstep[0], 0.9, nstep[1]),
-                      prioritized=replay.PER() if prioritized else None)
+    buf = goal_buffer(
+        replay.HER(strategy, k=2, reward=kind),
+        capacity=37,
+        heads=heads,
+        nstep=replay.NStep(nstep[0], 0.9, nstep[1]),
+        prioritized=replay.PER() if prioritized else None,
+    )
     her = {"ratio": 2 / 3, "strategy": strategy, "reward": oracle}
     assert_samples_match_reference(buf, her, nstep[0], nstep[1], prioritized)
 
@@ -223,15 +264,27 @@ def assert_samples_match_reference(buf, her, n, floating, prioritized, rounds=3)
     ref = reference_of(buf)
     assert ref.row_episode == buf.storage.row_episode.tolist()
     for _ in range(rounds):
-        draws = [reference.counter_uniforms(buf.seed, buf.sample_calls, stream, 50)
-                 for stream in range(4)]
+        draws = [
+            reference.counter_uniforms(buf.seed, buf.sample_calls, stream, 50)
+            for stream in range(4)
+        ]
         per = buf.prioritized
         beta = reference.beta_at(per.beta, per.beta_steps, buf.sample_calls) if prioritized else 0.0
-        direct = None if prioritized else reference.direct_rows(buf.priorities(), buf.seed,
-                                                                buf.sample_calls, 50)
+        direct = (
+            None
+            if prioritized
+            else reference.direct_rows(buf.priorities(), buf.seed, buf.sample_calls, 50)
+        )
         batch = buf.sample(50)
-        expected = ref.sample(draws[0], draws[3] if floating else None, n, 0.9, beta,
-                              her={**her, "uniform": torch.stack(draws[1:3])}, index=direct)
+        expected = ref.sample(
+            draws[0],
+            draws[3] if floating else None,
+            n,
+            0.9,
+            beta,
+            her={**her, "uniform": torch.stack(draws[1:3])},
+            index=direct,
+        )
         for key in ("index", "boot", "her_row", "generation"):
             assert torch.equal(batch[key], expected[key]), key
         for key in ("achieved_goal", "desired_goal", "observation"):
@@ -287,15 +340,27 @@ def test_save_and_load_with_her(tmp_path):
 
 def test_goal_env_dict_steps():
     """gymnasium-robotics dict observations go straight in with add(); obs_keys default to them."""
-    buf = replay.ReplayBuffer(64, {"observation": (3,), "achieved_goal": (2,), "desired_goal": (2,),
-                                   "action": (1,)}, her=replay.HER("future", 4, replay.sparse_l2(0.1)))
+    buf = replay.ReplayBuffer(
+        64,
+        {"observation": (3,), "achieved_goal": (2,), "desired_goal": (2,), "action": (1,)},
+        her=replay.HER("future", 4, replay.sparse_l2(0.1)),
+    )
     assert buf.obs_keys == ("observation", "achieved_goal", "desired_goal")
     for t in range(10):
-        obs = {"observation": np.zeros((2, 3)), "achieved_goal": np.full((2, 2), t),
-               "desired_goal": np.full((2, 2), 9.0)}
+        obs = {
+            "observation": np.zeros((2, 3)),
+            "achieved_goal": np.full((2, 2), t),
+            "desired_goal": np.full((2, 2), 9.0),
+        }
         nxt = {**obs, "achieved_goal": np.full((2, 2), t + 1)}
-        buf.add(obs=obs, next_obs=nxt, action=np.zeros((2, 1)), reward=np.full(2, -1.0),
-                terminated=[False, False], truncated=[t == 9, t == 9])
+        buf.add(
+            obs=obs,
+            next_obs=nxt,
+            action=np.zeros((2, 1)),
+            reward=np.full(2, -1.0),
+            terminated=[False, False],
+            truncated=[t == 9, t == 9],
+        )
     batch = buf.sample(128)
     her = batch.is_her
     goal_t = batch.obs["desired_goal"][her][:, 0]
@@ -306,13 +371,19 @@ def test_goal_env_dict_steps():
 
 def test_design_spelling_obs_plus_goal_fields():
     """DESIGN.md's buffer: {"obs": ..., "action": ...} plus the goal fields goal envs add."""
-    buf = replay.ReplayBuffer(64, {"obs": (5,), "action": (2,), "achieved_goal": (2,),
-                                   "desired_goal": (2,)},
-                              her=replay.HER("future", 4, replay.sparse_l2(0.05)),
-                              nstep=replay.NStep(5, 0.99, floating=True), seed=0)
+    buf = replay.ReplayBuffer(
+        64,
+        {"obs": (5,), "action": (2,), "achieved_goal": (2,), "desired_goal": (2,)},
+        her=replay.HER("future", 4, replay.sparse_l2(0.05)),
+        nstep=replay.NStep(5, 0.99, floating=True),
+        seed=0,
+    )
     assert buf.obs_keys == ("obs", "achieved_goal", "desired_goal")
-    obs = {"obs": torch.randn(9, 5), "achieved_goal": torch.randn(9, 2),
-           "desired_goal": torch.randn(9, 2)}
+    obs = {
+        "obs": torch.randn(9, 5),
+        "achieved_goal": torch.randn(9, 2),
+        "desired_goal": torch.randn(9, 2),
+    }
     buf.add_episode(obs=obs, action=torch.randn(8, 2), reward=-torch.ones(8))
     batch = buf.sample(32)
     assert set(batch.obs) == {"obs", "achieved_goal", "desired_goal"}
@@ -321,33 +392,53 @@ def test_design_spelling_obs_plus_goal_fields():
 
 # ---- bad input -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(strategy="past"), "strategy should be one of"), (dict(k=-1), "k should be an int >= 0"),
-    (dict(reward=3), "reward should be"), (dict(terminal=1), "terminal should be"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(strategy="past"), "strategy should be one of"),
+        (dict(k=-1), "k should be an int >= 0"),
+        (dict(reward=3), "reward should be"),
+        (dict(terminal=1), "terminal should be"),
+    ],
+)
 def test_bad_her_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         replay.HER(**{"reward": replay.sparse_l2(0.1), **kwargs})
 
 
-@pytest.mark.parametrize("factory, match", [
-    (lambda: replay.sparse_l2(0), "eps should be"), (lambda: replay.sparse_l2(math.nan), "eps"),
-    (lambda: replay.per_dim([1.0], [1.0, 2.0]), "equal length"),
-    (lambda: replay.per_dim([0.0], [1.0]), "non-zero"),
-])
+@pytest.mark.parametrize(
+    "factory, match",
+    [
+        (lambda: replay.sparse_l2(0), "eps should be"),
+        (lambda: replay.sparse_l2(math.nan), "eps"),
+        (lambda: replay.per_dim([1.0], [1.0, 2.0]), "equal length"),
+        (lambda: replay.per_dim([0.0], [1.0]), "non-zero"),
+    ],
+)
 def test_bad_reward_kinds(factory, match):
     with pytest.raises(ValueError, match=match):
         factory()
 
 
-@pytest.mark.parametrize("spec, her_reward, match", [
-    ({"obs": (3,), "action": (1,)}, replay.sparse_l2(0.1), "HER needs observation fields"),
-    ({**GOAL_SPEC, "desired_goal": (2,)}, replay.sparse_l2(0.1), "should both be"),
-    ({**GOAL_SPEC, "achieved_goal": ((1,), torch.float64), "desired_goal": ((1,), torch.float64)},
-     replay.sparse_l2(0.1), "should be float32"),
-    ({**GOAL_SPEC, "reward": (2,)}, replay.sparse_l2(0.1), "sparse_l2 gives one reward"),
-    (GOAL_SPEC, replay.per_dim([0.5], [1.0]), r"per_dim gives one reward per goal dimension"),
-])
+@pytest.mark.parametrize(
+    "spec, her_reward, match",
+    [
+        ({"obs": (3,), "action": (1,)}, replay.sparse_l2(0.1), "HER needs observation fields"),
+        ({**GOAL_SPEC, "desired_goal": (2,)}, replay.sparse_l2(0.1), "should both be"),
+        (
+            {
+                **GOAL_SPEC,
+                "achieved_goal": ((1,), torch.float64),
+                "desired_goal": ((1,), torch.float64),
+            },
+            replay.sparse_l2(0.1),
+            "should be float32",
+        ),
+        ({**GOAL_SPEC, "reward": (2,)}, replay.sparse_l2(0.1), "sparse_l2 gives one reward"),
+        (GOAL_SPEC, replay.per_dim([0.5], [1.0]), r"per_dim gives one reward per goal dimension"),
+    ],
+)
 def test_bad_goal_fields(spec, her_reward, match):
     with pytest.raises(ValueError, match=match):
         replay.ReplayBuffer(16, spec, her=replay.HER("future", 4, her_reward))
@@ -356,22 +447,34 @@ def test_bad_goal_fields(spec, her_reward, match):
 def test_goal_fields_missing_from_a_step():
     buf = replay.ReplayBuffer(16, GOAL_SPEC, her=replay.HER("future", 4, replay.sparse_l2(0.1)))
     with pytest.raises(ValueError, match="obs should be a dict with keys"):
-        buf.add(obs={"observation": torch.zeros(1, 2)}, next_obs={}, action=torch.zeros(1, 1),
-                reward=torch.zeros(1), terminated=[False], truncated=[True])
+        buf.add(
+            obs={"observation": torch.zeros(1, 2)},
+            next_obs={},
+            action=torch.zeros(1, 1),
+            reward=torch.zeros(1),
+            terminated=[False],
+            truncated=[True],
+        )
 
 
 def test_opcheck_with_relabeling(sample_opchecks):
-    buf = goal_buffer(replay.HER("future", 4, replay.per_dim([0.5], [1.0])), heads=2,
-                      nstep=replay.NStep(3, 0.9, True))
+    buf = goal_buffer(
+        replay.HER("future", 4, replay.per_dim([0.5], [1.0])),
+        heads=2,
+        nstep=replay.NStep(3, 0.9, True),
+    )
     args = (at_call(buf.storage.state, 5), buf.storage.columns, 20, None, buf.op_config)
     torch.library.opcheck(torch.ops.pyrl.replay_sample.default, args, test_utils=sample_opchecks)
     bad = list(buf.op_config)
     bad[CONFIG["achieved_goal"]] = 7  # not an observation column
-    with pytest.raises(ValueError, match=r"achieved_goal should index an observation column, in \[0, 3\), got 7"):
+    with pytest.raises(
+        ValueError, match=r"achieved_goal should index an observation column, in \[0, 3\), got 7"
+    ):
         torch.ops.pyrl.replay_sample(*args[:4], bad)
 
 
-# ---- HER(nstep="recompute"): relabeled windows keep k, rewards recomputed under the new goal --------
+# ---- HER(nstep="recompute"): relabeled windows keep k, rewards recomputed under the new goal -----
+
 
 def test_recompute_spec_table_twin():
     """SPEC 3.3's HER-plus-floating table with the relabeled sample's window recomputed: at t = 1
@@ -379,9 +482,13 @@ def test_recompute_spec_table_twin():
     k3 = torch.tensor([0.99, 0.99, 0.99, 0.99], dtype=F64)
     draws = [[0.0, 0.0, 0.9, 0.9], [0.0, 0.5, 0.0, 0.0]]  # future u = 0 (goal 2), u = 0.5 (goal 4)
     for terminated in (False, True):
-        buf = spec_episode_buffer(replay.HER("future", k=4, reward=replay.sparse_l2(0.5),
-                                             nstep="recompute"),
-                                  gamma=0.5, n=3, floating=True, terminated=terminated)
+        buf = spec_episode_buffer(
+            replay.HER("future", k=4, reward=replay.sparse_l2(0.5), nstep="recompute"),
+            gamma=0.5,
+            n=3,
+            floating=True,
+            terminated=terminated,
+        )
         out = sample_rows(buf, [1, 1, 0, 4], draws, floating=k3)
         assert out["her_row"].tolist() == [2, 4, -1, -1]
         assert out["reward"].tolist() == [0 - 0.5 - 0.25, -1 - 0.5 + 0, -1.5, -1.5]
@@ -391,8 +498,9 @@ def test_recompute_spec_table_twin():
         assert out["goal_boot"].flatten().tolist() == [2.0, 4.0, 3.0, 3.0]
         # terminal_on_success: the first window reaches its goal at its first step, the second at
         # its last; both become true terminals there.
-        her = replay.HER("future", k=4, reward=replay.sparse_l2(0.5), nstep="recompute",
-                         terminal_on_success=True)
+        her = replay.HER(
+            "future", k=4, reward=replay.sparse_l2(0.5), nstep="recompute", terminal_on_success=True
+        )
         buf = spec_episode_buffer(her, gamma=0.5, n=3, floating=True, terminated=terminated)
         out = sample_rows(buf, [1, 1, 0, 4], draws, floating=k3)
         assert out["reward"].tolist() == [0.0, -1.5, -1.5, -1.5]
@@ -403,22 +511,37 @@ def test_recompute_spec_table_twin():
 
 
 RECOMPUTE = {
-    "sparse_l2": (replay.sparse_l2(0.5), None, lambda a, g: reference.sparse_l2(a, g, 0.5),
-                  lambda a, g: (a - g).norm(dim=-1) < 0.5),
-    "per_dim": (replay.per_dim([-1.5, 0.5], [-1.0, 2.0]), 2,
-                lambda a, g: reference.per_dim(a, g, [-1.5, 0.5], [-1.0, 2.0]), None),
+    "sparse_l2": (
+        replay.sparse_l2(0.5),
+        None,
+        lambda a, g: reference.sparse_l2(a, g, 0.5),
+        lambda a, g: (a - g).norm(dim=-1) < 0.5,
+    ),
+    "per_dim": (
+        replay.per_dim([-1.5, 0.5], [-1.0, 2.0]),
+        2,
+        lambda a, g: reference.per_dim(a, g, [-1.5, 0.5], [-1.0, 2.0]),
+        None,
+    ),
 }
 
 
 @pytest.mark.parametrize("strategy", ["future", "final", "episode", "random"])
-@pytest.mark.parametrize("reward, on_success",  # per_dim has no success test of its own
-                         [("sparse_l2", False), ("sparse_l2", True), ("per_dim", False)])
+@pytest.mark.parametrize(
+    "reward, on_success",  # per_dim has no success test of its own
+    [("sparse_l2", False), ("sparse_l2", True), ("per_dim", False)],
+)
 @pytest.mark.parametrize("prioritized", [False, True])
 def test_recompute_matches_reference(strategy, reward, on_success, prioritized):
     kind, heads, oracle, success = RECOMPUTE[reward]
     her = replay.HER(strategy, k=2, reward=kind, nstep="recompute", terminal_on_success=on_success)
-    buf = goal_buffer(her, capacity=37, heads=heads, nstep=replay.NStep(3, 0.9, True),
-                      prioritized=replay.PER() if prioritized else None)
+    buf = goal_buffer(
+        her,
+        capacity=37,
+        heads=heads,
+        nstep=replay.NStep(3, 0.9, True),
+        prioritized=replay.PER() if prioritized else None,
+    )
     spec = {"ratio": 2 / 3, "strategy": strategy, "reward": oracle, "nstep": "recompute"}
     if on_success:
         spec["success"] = success
@@ -428,18 +551,34 @@ def test_recompute_matches_reference(strategy, reward, on_success, prioritized):
 @pytest.mark.parametrize("reward", list(RECOMPUTE))
 def test_recompute_python_callables_give_the_same_batch(reward):
     kind, heads, oracle, success = RECOMPUTE[reward]
-    built_in = goal_buffer(replay.HER("future", 4, kind, nstep="recompute"), heads=heads, seed=3,
-                           nstep=replay.NStep(4, 0.9, True))
-    python = goal_buffer(replay.HER("future", 4, oracle, nstep="recompute"), heads=heads, seed=3,
-                         nstep=replay.NStep(4, 0.9, True))
+    built_in = goal_buffer(
+        replay.HER("future", 4, kind, nstep="recompute"),
+        heads=heads,
+        seed=3,
+        nstep=replay.NStep(4, 0.9, True),
+    )
+    python = goal_buffer(
+        replay.HER("future", 4, oracle, nstep="recompute"),
+        heads=heads,
+        seed=3,
+        nstep=replay.NStep(4, 0.9, True),
+    )
     pairs = [(built_in, python)]
     if success is not None:  # a terminal callable that tests the same success
-        pairs.append((goal_buffer(replay.HER("future", 4, kind, nstep="recompute",
-                                             terminal_on_success=True), seed=3,
-                                  nstep=replay.NStep(4, 0.9, True)),
-                      goal_buffer(replay.HER("future", 4, oracle, terminal=success,
-                                             nstep="recompute"), seed=3,
-                                  nstep=replay.NStep(4, 0.9, True))))
+        pairs.append(
+            (
+                goal_buffer(
+                    replay.HER("future", 4, kind, nstep="recompute", terminal_on_success=True),
+                    seed=3,
+                    nstep=replay.NStep(4, 0.9, True),
+                ),
+                goal_buffer(
+                    replay.HER("future", 4, oracle, terminal=success, nstep="recompute"),
+                    seed=3,
+                    nstep=replay.NStep(4, 0.9, True),
+                ),
+            )
+        )
     for a_buf, b_buf in pairs:
         for _ in range(5):
             a, b = a_buf.sample(64), b_buf.sample(64)
@@ -455,7 +594,9 @@ def test_recompute_settings_are_checked_and_saved(tmp_path):
         replay.HER("future", 4, replay.sparse_l2(0.1), nstep="allow")
     with pytest.raises(ValueError, match="terminal_on_success needs a success test"):
         replay.HER("future", 4, replay.per_dim([0.5], [1.0]), terminal_on_success=True)
-    her = replay.HER("future", 4, replay.sparse_l2(0.1), nstep="recompute", terminal_on_success=True)
+    her = replay.HER(
+        "future", 4, replay.sparse_l2(0.1), nstep="recompute", terminal_on_success=True
+    )
     buf = goal_buffer(her, seed=1, nstep=replay.NStep(3, 0.9, True))
     buf.save(tmp_path / "her.pt")
     loaded = replay.ReplayBuffer.load(tmp_path / "her.pt")

@@ -23,17 +23,24 @@ SPEC = {"obs": (5,), "action": ((), torch.int64)}
 
 
 def run_python(code: str, *args, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def fill(buf, episodes=20, seed=0):
     rng = np.random.default_rng(seed)
     for _ in range(episodes):
         length = int(rng.integers(1, 12))
-        buf.add_episode(obs=torch.as_tensor(rng.normal(size=(length + 1, 5)), dtype=torch.float32),
-                        action=torch.as_tensor(rng.integers(0, 4, length)),
-                        reward=torch.as_tensor(rng.normal(size=length), dtype=torch.float32))
+        buf.add_episode(
+            obs=torch.as_tensor(rng.normal(size=(length + 1, 5)), dtype=torch.float32),
+            action=torch.as_tensor(rng.integers(0, 4, length)),
+            reward=torch.as_tensor(rng.normal(size=length), dtype=torch.float32),
+        )
 
 
 @contextlib.contextmanager
@@ -41,8 +48,11 @@ def small_disk(tmp_path, megabytes: int):
     """A tmpfs of `megabytes` mounted under tmp_path (root only, as on CI)."""
     mount = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
     mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if made.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.strip()}")
     try:
@@ -60,16 +70,23 @@ def fill_up(path):
 
 # ---- 1. one lock order: every pair of public methods from two threads --------------------------
 
+
 def test_every_pair_of_public_methods_from_two_threads_finishes():
     # A deadlock hangs for good and Ctrl-C cannot stop it: the probe's faulthandler watchdog ends
     # the process at each pair's deadline and names the pair (tests/lock_pairs.py).
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "lock_pairs.py"), "120", "6"],
-                            capture_output=True, text=True, timeout=1800, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tests", "lock_pairs.py"), "120", "6"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     assert "pairs:" in result.stdout and " 0 failed" in result.stdout
 
 
-# ---- 2. a full disk is an error where nothing is lost ----------------------------------------------
+# ---- 2. a full disk is an error where nothing is lost --------------------------------------------
+
 
 def test_a_buffer_larger_than_the_disk_is_refused_at_creation_leaving_nothing(tmp_path):
     with small_disk(tmp_path, 4) as disk:
@@ -85,14 +102,16 @@ def test_a_buffer_larger_than_the_disk_is_refused_at_creation_leaving_nothing(tm
 def test_a_disk_that_fills_up_later_never_kills_the_process(tmp_path):
     with small_disk(tmp_path, 8) as disk:
         # In a subprocess: with sparse column files, the writes below die of SIGBUS.
-        result = run_python("""
+        result = run_python(
+            """
             import os, sys, torch
             from pyrl import replay
             disk = sys.argv[1]
             buf = replay.ReplayBuffer(60_000, {"obs": (16,)}, prioritized=replay.PER(),
                                       storage=replay.MemoryMapped(os.path.join(disk, "columns")))
             buf.save(os.path.join(disk, "buffer.pt"))
-            with open(os.path.join(disk, "ballast"), "wb", buffering=0) as ballast:  # the disk fills up
+            # The disk fills up.
+            with open(os.path.join(disk, "ballast"), "wb", buffering=0) as ballast:
                 try:
                     while True:
                         ballast.write(b"x" * 4096)
@@ -106,11 +125,14 @@ def test_a_disk_that_fills_up_later_never_kills_the_process(tmp_path):
                 buf.save(os.path.join(disk, "buffer.pt"))
             except OSError as err:
                 print("save:", err)
-        """, disk)
+        """,
+            disk,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         assert "added" in result.stdout
-        assert re.search(r"save: .*ReplayBuffer.save: writing '.*buffer.pt' failed .* bytes free",
-                         result.stdout), result.stdout
+        assert re.search(
+            r"save: .*ReplayBuffer.save: writing '.*buffer.pt' failed .* bytes free", result.stdout
+        ), result.stdout
 
 
 def test_a_save_onto_a_full_disk_names_the_file_and_keeps_the_previous_one(tmp_path):
@@ -122,7 +144,9 @@ def test_a_save_onto_a_full_disk_names_the_file_and_keeps_the_previous_one(tmp_p
         for _ in range(150):
             buf.add_episode(obs=torch.randn(11, 16), reward=torch.randn(10))
         fill_up(disk / "ballast")
-        with pytest.raises(OSError, match=r"ReplayBuffer.save: writing '.*buffer.pt' failed .* bytes free"):
+        with pytest.raises(
+            OSError, match=r"ReplayBuffer.save: writing '.*buffer.pt' failed .* bytes free"
+        ):
             buf.save(disk / "buffer.pt")
         assert (disk / "buffer.pt").read_bytes() == before
         assert sorted(os.listdir(disk)) == ["ballast", "buffer.pt"]  # no temporary left
@@ -130,20 +154,26 @@ def test_a_save_onto_a_full_disk_names_the_file_and_keeps_the_previous_one(tmp_p
 
 # ---- 3. one live buffer per column directory ----------------------------------------------------
 
+
 def test_a_second_opener_of_a_column_directory_is_refused_naming_the_holder(tmp_path):
     buf = replay.ReplayBuffer(200, SPEC, seed=1, storage=replay.MemoryMapped(tmp_path / "cols"))
     fill(buf)
     buf.save(tmp_path / "buffer.pt")
-    with pytest.raises(ValueError, match=rf"in use by another live buffer \(process {os.getpid()}\)"):
+    with pytest.raises(
+        ValueError, match=rf"in use by another live buffer \(process {os.getpid()}\)"
+    ):
         replay.ReplayBuffer.load(tmp_path / "buffer.pt")
-    other = run_python("""
+    other = run_python(
+        """
         import sys
         from pyrl import replay
         try:
             replay.ReplayBuffer.load(sys.argv[1])
         except ValueError as err:
             print(err)
-    """, tmp_path / "buffer.pt")
+    """,
+        tmp_path / "buffer.pt",
+    )
     assert f"in use by another live buffer (process {os.getpid()})" in other.stdout, other.stderr
     expected = buf.sample(16).obs
     buf.close()  # released: the checkpoint opens now, and samples what the first would have
@@ -153,7 +183,8 @@ def test_a_second_opener_of_a_column_directory_is_refused_naming_the_holder(tmp_
     replay.ReplayBuffer.load(tmp_path / "buffer.pt").check()
 
 
-# ---- 4. a copied run writes into its own files ----------------------------------------------------
+# ---- 4. a copied run writes into its own files ---------------------------------------------------
+
 
 def test_a_copied_run_maps_its_own_column_files(tmp_path):
     run1, run2 = tmp_path / "run1", tmp_path / "run2"
@@ -173,9 +204,17 @@ def test_a_copied_run_maps_its_own_column_files(tmp_path):
 
 def test_a_copied_ddpg_run_resumes_into_its_own_buffer_dir(tmp_path):
     from pyrl.agents import DDPG
+
     run1, run2 = tmp_path / "run1", tmp_path / "run2"
-    agent = DDPG("Pendulum-v1", buffer_dir=str(run1 / "replay"), buffer_size=2000,
-                 learning_starts=100, hidden=(8,), log_every=1000, seed=0)
+    agent = DDPG(
+        "Pendulum-v1",
+        buffer_dir=str(run1 / "replay"),
+        buffer_size=2000,
+        learning_starts=100,
+        hidden=(8,),
+        log_every=1000,
+        seed=0,
+    )
     agent.learn(150)
     agent.save(run1 / "agent.pt")
     agent.close()
@@ -188,12 +227,15 @@ def test_a_copied_ddpg_run_resumes_into_its_own_buffer_dir(tmp_path):
     assert (run1 / "replay" / "records.bin").read_bytes() == original
 
 
-# ---- 7. a failed load or create changes nothing on disk --------------------------------------------
+# ---- 7. a failed load or create changes nothing on disk ------------------------------------------
+
 
 def test_a_rejected_ddpg_checkpoint_leaves_no_buffer_dir(tmp_path):
     from pyrl.agents import DDPG
-    agent = DDPG("Pendulum-v1", buffer_size=500, learning_starts=50, hidden=(8,), log_every=1000,
-                 seed=0)
+
+    agent = DDPG(
+        "Pendulum-v1", buffer_size=500, learning_starts=50, hidden=(8,), log_every=1000, seed=0
+    )
     agent.learn(60)
     agent.save(tmp_path / "agent.pt")
     checkpoint = torch.load(tmp_path / "agent.pt", weights_only=True)
@@ -207,11 +249,11 @@ def test_a_rejected_ddpg_checkpoint_leaves_no_buffer_dir(tmp_path):
 def test_a_failed_mapped_create_leaves_the_directory_usable(tmp_path):
     columns = tmp_path / "cols"
     with pytest.raises(OSError, match=r"cannot reserve \d+ bytes for .*records.bin"):
-        replay.ReplayBuffer(2 ** 46, SPEC, storage=replay.MemoryMapped(columns))
+        replay.ReplayBuffer(2**46, SPEC, storage=replay.MemoryMapped(columns))
     assert not columns.exists()
     columns.mkdir()  # a directory that was there stays, empty
     with pytest.raises(OSError, match="cannot reserve"):
-        replay.ReplayBuffer(2 ** 46, SPEC, storage=replay.MemoryMapped(columns))
+        replay.ReplayBuffer(2**46, SPEC, storage=replay.MemoryMapped(columns))
     assert os.listdir(columns) == []
     buf = replay.ReplayBuffer(100, SPEC, storage=replay.MemoryMapped(columns))
     fill(buf)

@@ -16,20 +16,26 @@ def fill(buf, episodes=30, seed=0):
     rng = np.random.default_rng(seed)
     for _ in range(episodes):
         length = int(rng.integers(1, 12))
-        buf.add_episode(obs=torch.as_tensor(rng.normal(size=(length + 1, 5)), dtype=torch.float32),
-                        action=torch.as_tensor(rng.integers(0, 4, length)),
-                        reward=torch.as_tensor(rng.normal(size=length), dtype=torch.float32),
-                        terminated=bool(rng.random() < 0.5))
+        buf.add_episode(
+            obs=torch.as_tensor(rng.normal(size=(length + 1, 5)), dtype=torch.float32),
+            action=torch.as_tensor(rng.integers(0, 4, length)),
+            reward=torch.as_tensor(rng.normal(size=length), dtype=torch.float32),
+            terminated=bool(rng.random() < 0.5),
+        )
 
 
 @pytest.mark.parametrize("prioritized", [None, replay.PER()])
 def test_mapped_columns_sample_what_memory_columns_sample(tmp_path, prioritized):
     settings = dict(prioritized=prioritized, nstep=replay.NStep(3, gamma=0.9), seed=7)
     memory = replay.ReplayBuffer(120, SPEC, **settings)
-    mapped = replay.ReplayBuffer(120, SPEC, **settings, storage=replay.MemoryMapped(tmp_path / "cols"))
+    mapped = replay.ReplayBuffer(
+        120, SPEC, **settings, storage=replay.MemoryMapped(tmp_path / "cols")
+    )
     fill(memory)  # wraps around the 120 rows: evictions too
     fill(mapped)
-    assert os.path.getsize(tmp_path / "cols" / "records.bin") == 120 * mapped.storage.records.shape[1]
+    assert (
+        os.path.getsize(tmp_path / "cols" / "records.bin") == 120 * mapped.storage.records.shape[1]
+    )
     for _ in range(5):
         a, b = memory.sample(64), mapped.sample(64)
         for key in ("obs", "action", "reward", "next_obs", "index", "discount", "weight"):
@@ -54,7 +60,9 @@ def test_save_refers_to_the_files_and_load_maps_them_again(tmp_path):
     loaded = replay.ReplayBuffer.load(tmp_path / "buffer.pt")
     assert loaded.memory_mapped.path == str(tmp_path / "cols")
     loaded.check()
-    assert torch.equal(loaded.sample(32).obs, expected.obs)  # the draws continue from the saved count
+    assert torch.equal(
+        loaded.sample(32).obs, expected.obs
+    )  # the draws continue from the saved count
     fill(loaded, episodes=5, seed=9)  # and it goes on adding into the same files
     loaded.check()
 
@@ -73,8 +81,15 @@ def test_mapped_directories_are_not_overwritten_and_bad_files_refused(tmp_path):
 
 def test_ddpg_keeps_its_buffer_in_files_and_its_checkpoint_refers_to_them(tmp_path):
     from pyrl.agents import DDPG
-    settings = dict(buffer_dir=str(tmp_path / "replay"), buffer_size=5000, learning_starts=100,
-                    hidden=(16,), log_every=200, seed=0)
+
+    settings = dict(
+        buffer_dir=str(tmp_path / "replay"),
+        buffer_size=5000,
+        learning_starts=100,
+        hidden=(16,),
+        log_every=200,
+        seed=0,
+    )
     agent = DDPG("Pendulum-v1", **settings)
     agent.learn(400)
     agent.save(tmp_path / "agent.pt")

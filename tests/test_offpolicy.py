@@ -26,13 +26,25 @@ def offpolicy(T, N, *, p_done=0.1, dtype=torch.float32, seed=0, spread=1.5):
     log_rho = spread * torch.randn(T, N, generator=g, dtype=torch.float64)
     log_rho[torch.rand(T, N, generator=g) < 0.02] = -math.inf  # the target policy never acts so
     cast = dict(dtype=dtype)
-    return dict(log_rho=log_rho.to(**cast), reward=reward.to(**cast), value=value[:-1].to(**cast),
-                next_value=next_value.to(**cast), terminated=terminated, truncated=truncated)
+    return dict(
+        log_rho=log_rho.to(**cast),
+        reward=reward.to(**cast),
+        value=value[:-1].to(**cast),
+        next_value=next_value.to(**cast),
+        terminated=terminated,
+        truncated=truncated,
+    )
 
 
 def as_retrace(r):
-    return dict(log_rho=r["log_rho"], reward=r["reward"], q=r["value"], next_v=r["next_value"],
-                terminated=r["terminated"], truncated=r["truncated"])
+    return dict(
+        log_rho=r["log_rho"],
+        reward=r["reward"],
+        q=r["value"],
+        next_v=r["next_value"],
+        terminated=r["terminated"],
+        truncated=r["truncated"],
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -64,22 +76,35 @@ def test_float32_within_1e5_of_float64_at_2048_steps():
     r32 = {k: (v.float() if v.is_floating_point() else v) for k, v in r64.items()}
     for got, exact in zip(returns.vtrace(**r32, gamma=0.99), reference.vtrace(**r64, gamma=0.99)):
         torch.testing.assert_close(got.double(), exact, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(returns.retrace(**as_retrace(r32), gamma=0.99).double(),
-                               reference.retrace(**as_retrace(r64), gamma=0.99), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        returns.retrace(**as_retrace(r32), gamma=0.99).double(),
+        reference.retrace(**as_retrace(r64), gamma=0.99),
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 # ---- identities ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("p_done", [0.0, 0.2])
 def test_on_policy_vtrace_is_the_lambda_return(p_done):
     r = offpolicy(50, 6, p_done=p_done, dtype=torch.float64)
     r["log_rho"] = torch.zeros_like(r["log_rho"])  # rho = 1 everywhere
     vs, pg = returns.vtrace(**r, gamma=0.95, lmbda=0.8)
-    _, gae_return = returns.gae(r["reward"], r["value"], r["next_value"], r["terminated"],
-                                r["truncated"], gamma=0.95, lmbda=0.8)
+    _, gae_return = returns.gae(
+        r["reward"],
+        r["value"],
+        r["next_value"],
+        r["terminated"],
+        r["truncated"],
+        gamma=0.95,
+        lmbda=0.8,
+    )
     torch.testing.assert_close(vs, gae_return, **TOL[torch.float64])
-    lam = returns.lambda_return(r["reward"], r["next_value"], r["terminated"], r["truncated"],
-                                gamma=0.95, lmbda=0.8)
+    lam = returns.lambda_return(
+        r["reward"], r["next_value"], r["terminated"], r["truncated"], gamma=0.95, lmbda=0.8
+    )
     torch.testing.assert_close(vs, lam, **TOL[torch.float64])  # consistent next values
 
 
@@ -94,22 +119,28 @@ def test_c_bar_near_zero_gives_one_step_td():
 def test_retrace_identities():
     r = as_retrace(offpolicy(40, 5, p_done=0.2, dtype=torch.float64))
     one_step = torch.where(r["terminated"], 0.0, r["next_v"])
-    torch.testing.assert_close(returns.retrace(**r, gamma=0.9, lmbda=0.0),
-                               r["reward"] + 0.9 * one_step)
+    torch.testing.assert_close(
+        returns.retrace(**r, gamma=0.9, lmbda=0.0), r["reward"] + 0.9 * one_step
+    )
     # On-policy (rho >= 1 clipped to 1), lambda 1, q consistent with next_v: the discounted return.
     r["log_rho"] = torch.zeros_like(r["log_rho"])
     r["q"] = torch.cat([r["q"][:1], r["next_v"][:-1]])
     ends = r["terminated"] | r["truncated"]
     r["q"][1:] = torch.where(ends[:-1], r["q"][1:], r["next_v"][:-1])
-    torch.testing.assert_close(returns.retrace(**r, gamma=0.9, lmbda=1.0),
-                               returns.discounted_return(r["reward"], r["next_v"], r["terminated"],
-                                                         r["truncated"], gamma=0.9))
+    torch.testing.assert_close(
+        returns.retrace(**r, gamma=0.9, lmbda=1.0),
+        returns.discounted_return(
+            r["reward"], r["next_v"], r["terminated"], r["truncated"], gamma=0.9
+        ),
+    )
 
 
 # ---- independent implementations -----------------------------------------------------------------
 
-def rlax_style_vtrace(v_tm1, v_t, r_t, discount_t, rho_tm1, lambda_=1.0, clip_rho=1.0,
-                      clip_pg_rho=1.0):
+
+def rlax_style_vtrace(
+    v_tm1, v_t, r_t, discount_t, rho_tm1, lambda_=1.0, clip_rho=1.0, clip_pg_rho=1.0
+):
     """rlax.vtrace_td_error_and_advantage's algorithm, in numpy, for one trajectory [T]."""
     rhos = np.asarray(rho_tm1)
     c_tm1 = np.minimum(1.0, rhos) * lambda_
@@ -132,9 +163,13 @@ def test_matches_an_rlax_style_vtrace():
     vs, pg = returns.vtrace(**r, gamma=0.99)
     for n in range(4):
         discount = 0.99 * (1.0 - r["terminated"][:, n].double().numpy())
-        rvs, rpg = rlax_style_vtrace(r["value"][:, n].numpy(), r["next_value"][:, n].numpy(),
-                                     r["reward"][:, n].numpy(), discount,
-                                     r["log_rho"][:, n].exp().numpy())
+        rvs, rpg = rlax_style_vtrace(
+            r["value"][:, n].numpy(),
+            r["next_value"][:, n].numpy(),
+            r["reward"][:, n].numpy(),
+            discount,
+            r["log_rho"][:, n].exp().numpy(),
+        )
         np.testing.assert_allclose(vs[:, n].numpy(), rvs, rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(pg[:, n].numpy(), rpg, rtol=1e-10, atol=1e-10)
 
@@ -149,15 +184,30 @@ def test_matches_torchrl_vtrace_where_it_runs():
     r["next_value"] = torch.cat([r["value"][1:], r["next_value"][-1:]])
     done = torch.zeros(T, N, dtype=torch.bool)
     vs, _ = returns.vtrace(**r, gamma=0.95)
-    batch_first = [x.T.unsqueeze(-1) for x in (r["log_rho"], torch.zeros_like(r["log_rho"]),
-                                                r["value"], r["next_value"], r["reward"])]
-    _, theirs = vtrace_advantage_estimate(0.95, *batch_first, done.T.unsqueeze(-1),
-                                          done.T.unsqueeze(-1), rho_thresh=1.0, c_thresh=1.0,
-                                          time_dim=-2)  # rho = exp(log_pi - log_mu)
+    batch_first = [
+        x.T.unsqueeze(-1)
+        for x in (
+            r["log_rho"],
+            torch.zeros_like(r["log_rho"]),
+            r["value"],
+            r["next_value"],
+            r["reward"],
+        )
+    ]
+    _, theirs = vtrace_advantage_estimate(
+        0.95,
+        *batch_first,
+        done.T.unsqueeze(-1),
+        done.T.unsqueeze(-1),
+        rho_thresh=1.0,
+        c_thresh=1.0,
+        time_dim=-2,
+    )  # rho = exp(log_pi - log_mu)
     torch.testing.assert_close(vs, theirs.squeeze(-1).T)
 
 
-# ---- shapes, torch.library, bad input ---------------------------------------------------------------
+# ---- shapes, torch.library, bad input ------------------------------------------------------------
+
 
 def test_non_contiguous_and_empty():
     r = offpolicy(30, 6, dtype=torch.float64)
@@ -205,10 +255,12 @@ def test_bad_inputs_name_the_argument():
         bad = r["log_rho"].clone()
         bad.view(-1)[4] = math.nan
         returns.vtrace(**dict(r, log_rho=bad))
-    for kwargs, match in [(dict(rho_bar=0.0), "rho_bar should be a finite number > 0, got 0"),
-                          (dict(c_bar=math.inf), "c_bar should be a finite number > 0, got inf"),
-                          (dict(lmbda=1.5), r"lmbda should be in \[0, 1\], got 1.5"),
-                          (dict(gamma=-0.1), r"gamma should be in \[0, 1\]")]:
+    for kwargs, match in [
+        (dict(rho_bar=0.0), "rho_bar should be a finite number > 0, got 0"),
+        (dict(c_bar=math.inf), "c_bar should be a finite number > 0, got inf"),
+        (dict(lmbda=1.5), r"lmbda should be in \[0, 1\], got 1.5"),
+        (dict(gamma=-0.1), r"gamma should be in \[0, 1\]"),
+    ]:
         with pytest.raises(RuntimeError, match=match):
             returns.vtrace(**r, **kwargs)
     with pytest.raises(RuntimeError, match="reward should be float32 or float64, got Long"):

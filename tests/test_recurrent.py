@@ -15,22 +15,31 @@ F64 = torch.float64
 
 def linear_cell(c):
     """SPEC 5.3's cell h' = c h + x, as an encoder callable (state after each position)."""
+
     def encoder(x, h0):
         states, h = [], h0
         for p in range(x.shape[1]):
             h = c * h + x[:, p]
             states.append(h)
         return torch.stack(states, 1)
+
     return encoder
 
 
 def spec_buffer(n_history, **settings):
-    buf = replay.ReplayBuffer(16, {"obs": ((1,), F64), "action": (1,)},
-                              recurrent=replay.Recurrent((1,), n_history=n_history, dtype=F64),
-                              seed=0, **settings)
-    buf.add_episode(obs=torch.tensor([[1.0], [2.0], [3.0], [4.0]], dtype=F64),
-                    reward=torch.zeros(3), action=torch.zeros(3, 1),
-                    hidden=torch.zeros(4, 1, dtype=F64))
+    buf = replay.ReplayBuffer(
+        16,
+        {"obs": ((1,), F64), "action": (1,)},
+        recurrent=replay.Recurrent((1,), n_history=n_history, dtype=F64),
+        seed=0,
+        **settings,
+    )
+    buf.add_episode(
+        obs=torch.tensor([[1.0], [2.0], [3.0], [4.0]], dtype=F64),
+        reward=torch.zeros(3),
+        action=torch.zeros(3, 1),
+        hidden=torch.zeros(4, 1, dtype=F64),
+    )
     return buf
 
 
@@ -43,13 +52,18 @@ def stored_hidden(buf, episode=0):
 
 # ---- SPEC 5.3 ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("n_history,expected", [(1, [0.0, 1.0, 2.5]), (2, [0.0, 0.0, 1.0])])
 def test_rnn_recompute_alignment(n_history, expected):
     buf = spec_buffer(n_history)
     assert buf.recompute_hidden(linear_cell(0.5)) == {"episodes": 1, "rows": 3}
     assert stored_hidden(buf)[:3, 0].tolist() == expected
-    online = reference.online_hidden(lambda h, x: 0.5 * h + x, torch.tensor(
-        [[1.0], [2.0], [3.0], [4.0]], dtype=F64), n_history, torch.zeros(1, dtype=F64))
+    online = reference.online_hidden(
+        lambda h, x: 0.5 * h + x,
+        torch.tensor([[1.0], [2.0], [3.0], [4.0]], dtype=F64),
+        n_history,
+        torch.zeros(1, dtype=F64),
+    )
     assert torch.equal(torch.stack(online), stored_hidden(buf))
 
 
@@ -79,6 +93,7 @@ def test_linear_cell_online_stepping_matches_step_helper():
 
 # ---- encoders against step-by-step acting ----------------------------------------------------
 
+
 def act_and_store(buf, encoder, episodes, n_history, envs=3, seed=0):
     """Steps `envs` environments with random observations through rec.step, storing every
     step's hidden state as acting does; returns each finished episode's observations."""
@@ -97,9 +112,16 @@ def act_and_store(buf, encoder, episodes, n_history, envs=3, seed=0):
             _, next_hidden = rec.step(encoder, windows, hidden)
         next_obs = torch.randn(envs, d_o, generator=gen, dtype=F64)
         ends = torch.tensor([r == 1 for r in remaining])
-        buf.add(obs=obs, next_obs=next_obs, reward=torch.randn(envs), terminated=ends,
-                truncated=torch.zeros(envs, dtype=torch.bool), action=torch.zeros(envs, 1),
-                hidden=hidden, next_hidden=next_hidden)
+        buf.add(
+            obs=obs,
+            next_obs=next_obs,
+            reward=torch.randn(envs),
+            terminated=ends,
+            truncated=torch.zeros(envs, dtype=torch.bool),
+            action=torch.zeros(envs, 1),
+            hidden=hidden,
+            next_hidden=next_hidden,
+        )
         windows = torch.cat([windows[:, 1:], next_obs[:, None]], 1)
         hidden = next_hidden
         for e in range(envs):
@@ -124,7 +146,7 @@ def expected_states(encoder, observations, n_history, d):
     states = [torch.zeros(1, d, dtype=F64)]
     with torch.no_grad():
         for t in range(observations.shape[0] - 1):
-            _, h = rec.step(encoder, padded[None, t:t + n_history], states[-1])
+            _, h = rec.step(encoder, padded[None, t : t + n_history], states[-1])
             states.append(h)
     return torch.cat(states)
 
@@ -135,8 +157,12 @@ def test_two_layer_rnn_recompute_agrees_with_stepping(kind):
     make = nn.GRU if kind == "gru" else nn.LSTM
     acting, current = (make(3, 4, num_layers=2, batch_first=True).double() for _ in range(2))
     d = rec.state_size(acting)
-    buf = replay.ReplayBuffer(400, {"obs": ((3,), F64), "action": (1,)},
-                              recurrent=replay.Recurrent((d,), n_history=3, dtype=F64), seed=1)
+    buf = replay.ReplayBuffer(
+        400,
+        {"obs": ((3,), F64), "action": (1,)},
+        recurrent=replay.Recurrent((d,), n_history=3, dtype=F64),
+        seed=1,
+    )
     episodes = act_and_store(buf, acting, episodes=6, n_history=3)
     table = buf.episodes()
     assert len(episodes) >= len(table["id"]) and len(table["id"]) >= 12
@@ -145,34 +171,49 @@ def test_two_layer_rnn_recompute_agrees_with_stepping(kind):
         by_start[tuple(obs[0].tolist())] = obs
     for e in range(len(table["id"])):  # acting's stored states == stepping the acting encoder
         obs = by_start[tuple(buf.storage.column("obs")[int(table["start"][e])].tolist())]
-        assert torch.allclose(stored_hidden(buf, e), expected_states(acting, obs, 3, d),
-                              atol=1e-12, rtol=0)
+        assert torch.allclose(
+            stored_hidden(buf, e), expected_states(acting, obs, 3, d), atol=1e-12, rtol=0
+        )
     result = buf.recompute_hidden(current, chunk=5)
     assert result["episodes"] == len(table["id"])
     assert result["rows"] == int(table["length"].sum())
     for e in range(len(table["id"])):
         obs = by_start[tuple(buf.storage.column("obs")[int(table["start"][e])].tolist())]
-        assert torch.allclose(stored_hidden(buf, e), expected_states(current, obs, 3, d),
-                              atol=1e-10, rtol=0)
+        assert torch.allclose(
+            stored_hidden(buf, e), expected_states(current, obs, 3, d), atol=1e-10, rtol=0
+        )
     buf.check()
 
 
 # ---- the ops against the reference -----------------------------------------------------------
 
-def random_buffer(seed, capacity, reward_shape=(), reward_dtype=torch.float32, n_history=1,
-                  episodes=30, nstep=None):
+
+def random_buffer(
+    seed,
+    capacity,
+    reward_shape=(),
+    reward_dtype=torch.float32,
+    n_history=1,
+    episodes=30,
+    nstep=None,
+):
     gen = torch.Generator().manual_seed(seed)
-    buf = replay.ReplayBuffer(capacity, {"obs": (3,), "action": ((2,), torch.int64),
-                                         "reward": (reward_shape, reward_dtype)},
-                              recurrent=replay.Recurrent((5,), n_history=n_history), seed=seed,
-                              nstep=nstep)
+    buf = replay.ReplayBuffer(
+        capacity,
+        {"obs": (3,), "action": ((2,), torch.int64), "reward": (reward_shape, reward_dtype)},
+        recurrent=replay.Recurrent((5,), n_history=n_history),
+        seed=seed,
+        nstep=nstep,
+    )
     for _ in range(episodes):
         length = int(torch.randint(1, capacity // 3, (1,), generator=gen))
-        buf.add_episode(obs=torch.randn(length + 1, 3, generator=gen),
-                        reward=torch.randn((length, *reward_shape), generator=gen),
-                        terminated=bool(torch.rand(1, generator=gen) < 0.5),
-                        action=torch.randint(0, 9, (length, 2), generator=gen),
-                        hidden=torch.randn(length + 1, 5, generator=gen))
+        buf.add_episode(
+            obs=torch.randn(length + 1, 3, generator=gen),
+            reward=torch.randn((length, *reward_shape), generator=gen),
+            terminated=bool(torch.rand(1, generator=gen) < 0.5),
+            action=torch.randint(0, 9, (length, 2), generator=gen),
+            hidden=torch.randn(length + 1, 5, generator=gen),
+        )
     return buf
 
 
@@ -180,27 +221,45 @@ def random_buffer(seed, capacity, reward_shape=(), reward_dtype=torch.float32, n
 def test_gather_sequences_matches_reference(seed, capacity, n_history):
     buf = random_buffer(seed, capacity, n_history=n_history)
     table = buf.episodes()
-    ids = torch.cat([table["id"], torch.tensor([0, -5, 10 ** 6])])  # evicted and unknown ids
+    ids = torch.cat([table["id"], torch.tensor([0, -5, 10**6])])  # evicted and unknown ids
     for key in ("obs", "hidden"):
         for positions in (None, 1, 4):
             seq, lengths = buf.gather_sequences(ids, key=key, positions=positions)
             want_positions = seq.shape[1]
             expected, expected_lengths = reference.gather_episodes(
-                buf.storage.column(key), table, ids.tolist(), n_history - 1, want_positions)
+                buf.storage.column(key), table, ids.tolist(), n_history - 1, want_positions
+            )
             assert torch.equal(seq, expected) and torch.equal(lengths, expected_lengths)
 
 
-@pytest.mark.parametrize("seed,capacity,reward_shape,reward_dtype,n,steps", [
-    (0, 41, (), torch.float32, 1, 5), (1, 64, (2,), torch.float64, 3, 8),
-    (2, 23, (), torch.float64, 5, 3), (3, 100, (3,), torch.float32, 2, 1)])
+@pytest.mark.parametrize(
+    "seed,capacity,reward_shape,reward_dtype,n,steps",
+    [
+        (0, 41, (), torch.float32, 1, 5),
+        (1, 64, (2,), torch.float64, 3, 8),
+        (2, 23, (), torch.float64, 5, 3),
+        (3, 100, (3,), torch.float32, 2, 1),
+    ],
+)
 def test_sample_sequences_matches_reference(seed, capacity, reward_shape, reward_dtype, n, steps):
-    buf = random_buffer(seed, capacity, reward_shape, reward_dtype, nstep=replay.NStep(n, gamma=0.9))
+    buf = random_buffer(
+        seed, capacity, reward_shape, reward_dtype, nstep=replay.NStep(n, gamma=0.9)
+    )
     burn_in = 1 if steps > 1 else 0
     batch = buf.sample_sequences(40, length=steps - burn_in, burn_in=burn_in)
     table = buf.episodes()
     columns = {name: buf.storage.column(name) for name in ("obs", "hidden", "action")}
-    expected = reference.gather_windows(columns, buf.storage.column("reward"), ("obs", "hidden"),
-                                        buf.storage.row_episode, table, batch.index, steps, n, 0.9)
+    expected = reference.gather_windows(
+        columns,
+        buf.storage.column("reward"),
+        ("obs", "hidden"),
+        buf.storage.row_episode,
+        table,
+        batch.index,
+        steps,
+        n,
+        0.9,
+    )
     assert torch.equal(batch.obs, expected["obs"]) and torch.equal(batch.action, expected["action"])
     assert torch.equal(batch.hidden, expected["hidden"][:, 0])
     for key in ("mask", "k"):
@@ -213,12 +272,20 @@ def test_sample_sequences_matches_reference(seed, capacity, reward_shape, reward
 
 
 def test_prioritized_sequences_follow_the_window_priority():
-    buf2 = replay.ReplayBuffer(200, {"obs": (3,), "action": ((2,), torch.int64)},
-                               recurrent=replay.Recurrent((5,)), seed=0,
-                               prioritized=replay.PER(alpha=1.0, beta=1.0, beta_steps=None))
+    buf2 = replay.ReplayBuffer(
+        200,
+        {"obs": (3,), "action": ((2,), torch.int64)},
+        recurrent=replay.Recurrent((5,)),
+        seed=0,
+        prioritized=replay.PER(alpha=1.0, beta=1.0, beta_steps=None),
+    )
     for _ in range(3):
-        buf2.add_episode(obs=torch.randn(11, 3), reward=torch.zeros(10),
-                         action=torch.zeros(10, 2, dtype=torch.int64), hidden=torch.zeros(11, 5))
+        buf2.add_episode(
+            obs=torch.randn(11, 3),
+            reward=torch.zeros(10),
+            action=torch.zeros(10, 2, dtype=torch.int64),
+            hidden=torch.zeros(11, 5),
+        )
     batch = buf2.sample_sequences(8, length=4)
     td = torch.rand(8, 4)
     mask = batch.mask.clone()
@@ -241,13 +308,19 @@ def test_prioritized_sequences_follow_the_window_priority():
 
 # ---- concurrency: eviction, wrap-around, the generation guard --------------------------------
 
+
 def test_episodes_evicted_during_a_recompute_are_skipped():
-    buf = replay.ReplayBuffer(30, {"obs": (1,), "action": (1,)}, recurrent=replay.Recurrent((1,)),
-                              seed=0)
+    buf = replay.ReplayBuffer(
+        30, {"obs": (1,), "action": (1,)}, recurrent=replay.Recurrent((1,)), seed=0
+    )
 
     def episode(value, length):
-        buf.add_episode(obs=torch.full((length + 1, 1), value), reward=torch.zeros(length),
-                        action=torch.zeros(length, 1), hidden=torch.full((length + 1, 1), -1.0))
+        buf.add_episode(
+            obs=torch.full((length + 1, 1), value),
+            reward=torch.zeros(length),
+            action=torch.zeros(length, 1),
+            hidden=torch.full((length + 1, 1), -1.0),
+        )
 
     for value in range(1, 5):
         episode(float(value), 5)  # 24 of 30 rows
@@ -274,11 +347,16 @@ def test_episodes_evicted_during_a_recompute_are_skipped():
 
 
 def test_store_hidden_writes_only_rows_of_the_sampled_generation():
-    buf = replay.ReplayBuffer(20, {"obs": (1,), "action": (1,)}, recurrent=replay.Recurrent((2,)),
-                              seed=3)
+    buf = replay.ReplayBuffer(
+        20, {"obs": (1,), "action": (1,)}, recurrent=replay.Recurrent((2,)), seed=3
+    )
     for _ in range(3):
-        buf.add_episode(obs=torch.zeros(6, 1), reward=torch.zeros(5), action=torch.zeros(5, 1),
-                        hidden=torch.zeros(6, 2))
+        buf.add_episode(
+            obs=torch.zeros(6, 1),
+            reward=torch.zeros(5),
+            action=torch.zeros(5, 1),
+            hidden=torch.zeros(6, 2),
+        )
     batch = buf.sample_sequences(6, length=3, burn_in=2)
     states = torch.arange(12.0).reshape(6, 2)
     applied = buf.store_hidden(batch.index, batch.generation, states, offset=2)
@@ -288,8 +366,12 @@ def test_store_hidden_writes_only_rows_of_the_sampled_generation():
     last = {int(r): j for j, r in enumerate(rows) if applied[j]}
     for row, j in last.items():
         assert torch.equal(buf.storage.column("hidden")[row], states[j])
-    buf.add_episode(obs=torch.zeros(11, 1), reward=torch.zeros(10), action=torch.zeros(10, 1),
-                    hidden=torch.full((11, 2), 7.0))  # overwrites the oldest rows
+    buf.add_episode(
+        obs=torch.zeros(11, 1),
+        reward=torch.zeros(10),
+        action=torch.zeros(10, 1),
+        hidden=torch.full((11, 2), 7.0),
+    )  # overwrites the oldest rows
     before = buf.storage.column("hidden").clone()
     applied = buf.store_hidden(batch.index, batch.generation, states + 100, offset=2)
     alive = buf.storage.row_episode[rows] == batch.generation
@@ -298,11 +380,19 @@ def test_store_hidden_writes_only_rows_of_the_sampled_generation():
 
 
 def test_recalc_delta_refreshes_sampled_episodes_when_due():
-    buf = replay.ReplayBuffer(100, {"obs": ((1,), F64), "action": (1,)}, seed=0,
-                              recurrent=replay.Recurrent((1,), dtype=F64, recalc_delta=3))
+    buf = replay.ReplayBuffer(
+        100,
+        {"obs": ((1,), F64), "action": (1,)},
+        seed=0,
+        recurrent=replay.Recurrent((1,), dtype=F64, recalc_delta=3),
+    )
     for _ in range(4):
-        buf.add_episode(obs=torch.ones(6, 1, dtype=F64), reward=torch.zeros(5),
-                        action=torch.zeros(5, 1), hidden=torch.zeros(6, 1, dtype=F64))
+        buf.add_episode(
+            obs=torch.ones(6, 1, dtype=F64),
+            reward=torch.zeros(5),
+            action=torch.zeros(5, 1),
+            hidden=torch.zeros(6, 1, dtype=F64),
+        )
     calls = []
 
     def encoder(x, h0):
@@ -325,14 +415,27 @@ def test_recalc_delta_refreshes_sampled_episodes_when_due():
 
 # ---- add paths, HER, save and restore --------------------------------------------------------
 
+
 def test_step_adds_store_hidden_and_the_final_state():
-    buf = replay.ReplayBuffer(50, {"obs": (2,), "action": (1,)}, recurrent=replay.Recurrent((3,)),
-                              seed=0, nstep=replay.NStep(3, gamma=0.99))
+    buf = replay.ReplayBuffer(
+        50,
+        {"obs": (2,), "action": (1,)},
+        recurrent=replay.Recurrent((3,)),
+        seed=0,
+        nstep=replay.NStep(3, gamma=0.99),
+    )
     hidden = torch.zeros(2, 3)
     for t in range(4):
-        buf.add(obs=np.full((2, 2), t, np.float32), next_obs=np.full((2, 2), t + 1, np.float32),
-                reward=[0.0, 0.0], terminated=[False, t == 3], truncated=[t == 3, False],
-                action=np.zeros((2, 1)), hidden=hidden, next_hidden=hidden + 1)
+        buf.add(
+            obs=np.full((2, 2), t, np.float32),
+            next_obs=np.full((2, 2), t + 1, np.float32),
+            reward=[0.0, 0.0],
+            terminated=[False, t == 3],
+            truncated=[t == 3, False],
+            action=np.zeros((2, 1)),
+            hidden=hidden,
+            next_hidden=hidden + 1,
+        )
         hidden = hidden + 1
     assert len(buf) == 8
     h = stored_hidden(buf, 0)[:, 0]
@@ -343,14 +446,23 @@ def test_step_adds_store_hidden_and_the_final_state():
 
 def test_her_samples_carry_hidden_at_the_bootstrap_row():
     spec = {"observation": (2,), "achieved_goal": (2,), "desired_goal": (2,), "action": (1,)}
-    buf = replay.ReplayBuffer(200, spec, recurrent=replay.Recurrent((4,)), seed=0,
-                              her=replay.HER("future", 4, replay.sparse_l2(0.05)),
-                              nstep=replay.NStep(3, gamma=0.98, floating=True))
+    buf = replay.ReplayBuffer(
+        200,
+        spec,
+        recurrent=replay.Recurrent((4,)),
+        seed=0,
+        her=replay.HER("future", 4, replay.sparse_l2(0.05)),
+        nstep=replay.NStep(3, gamma=0.98, floating=True),
+    )
     gen = torch.Generator().manual_seed(0)
     for _ in range(6):
         obs = {k: torch.randn(9, 2, generator=gen) for k in spec if k != "action"}
-        buf.add_episode(obs=obs, reward=torch.full((8,), -1.0), action=torch.zeros(8, 1),
-                        hidden=torch.randn(9, 4, generator=gen))
+        buf.add_episode(
+            obs=obs,
+            reward=torch.full((8,), -1.0),
+            action=torch.zeros(8, 1),
+            hidden=torch.randn(9, 4, generator=gen),
+        )
     batch = buf.sample(256)
     assert batch.is_her.any() if "is_her" in batch else (batch.her_row >= 0).any()
     column = buf.storage.column("hidden")
@@ -376,6 +488,7 @@ def test_save_and_load_restore_states_and_settings(tmp_path):
 
 # ---- bad inputs: named, and nothing changes --------------------------------------------------
 
+
 def test_bad_inputs_name_the_argument_and_change_nothing():
     buf = random_buffer(6, 50)
     snapshot = {k: v.clone() for k, v in buf.storage.state_dict()["columns"].items()}
@@ -386,8 +499,9 @@ def test_bad_inputs_name_the_argument_and_change_nothing():
         assert all(torch.equal(columns[k], v) for k, v in snapshot.items())
         assert all(torch.equal(a, b) for a, b in zip(buf.storage.state, state_before))
 
-    episode = dict(obs=torch.zeros(4, 3), reward=torch.zeros(3),
-                   action=torch.zeros(3, 2, dtype=torch.int64))
+    episode = dict(
+        obs=torch.zeros(4, 3), reward=torch.zeros(3), action=torch.zeros(3, 2, dtype=torch.int64)
+    )
     with pytest.raises(ValueError, match="hidden"):
         buf.add_episode(**episode)  # no hidden
     with pytest.raises(ValueError, match=r"hidden.*shape"):
@@ -395,9 +509,15 @@ def test_bad_inputs_name_the_argument_and_change_nothing():
     with pytest.raises(ValueError, match=r"hidden.*float32"):
         buf.add_episode(**episode, hidden=torch.zeros(4, 5, dtype=torch.complex64))
     with pytest.raises(ValueError, match="next_hidden"):
-        buf.add(obs=torch.zeros(1, 3), next_obs=torch.zeros(1, 3), reward=[0.0],
-                terminated=[True], truncated=[False], action=torch.zeros(1, 2, dtype=torch.int64),
-                hidden=torch.zeros(1, 5))
+        buf.add(
+            obs=torch.zeros(1, 3),
+            next_obs=torch.zeros(1, 3),
+            reward=[0.0],
+            terminated=[True],
+            truncated=[False],
+            action=torch.zeros(1, 2, dtype=torch.int64),
+            hidden=torch.zeros(1, 5),
+        )
     with pytest.raises(ValueError, match=r"encoder: should return .*\[.*5\]"):
         buf.recompute_hidden(lambda x, h0: torch.zeros(x.shape[0], x.shape[1], 4))
     with pytest.raises(ValueError, match="encoder: a GRU with 1 layer"):
@@ -423,14 +543,21 @@ def test_bad_inputs_name_the_argument_and_change_nothing():
     unchanged()
     with pytest.raises(ValueError, match="stores no hidden states"):
         replay.ReplayBuffer(10, {"obs": (3,)}).sample_sequences(2, 2)
-    for bad, match in ((dict(hidden=(0,)), "hidden"), (dict(hidden=(4,), n_history=0), "n_history"),
-                       (dict(hidden=(4,), dtype=torch.int32), "dtype"),
-                       (dict(hidden=(4,), recalc_delta=-1), "recalc_delta")):
+    for bad, match in (
+        (dict(hidden=(0,)), "hidden"),
+        (dict(hidden=(4,), n_history=0), "n_history"),
+        (dict(hidden=(4,), dtype=torch.int32), "dtype"),
+        (dict(hidden=(4,), recalc_delta=-1), "recalc_delta"),
+    ):
         with pytest.raises(ValueError, match=match):
             replay.Recurrent(**bad)
     with pytest.raises(ValueError, match="Recurrent.key"):
-        replay.ReplayBuffer(10, {"obs": (3,), "image": (2, 2)}, obs_keys=("obs", "image"),
-                            recurrent=replay.Recurrent((4,), key="image"))
+        replay.ReplayBuffer(
+            10,
+            {"obs": (3,), "image": (2, 2)},
+            obs_keys=("obs", "image"),
+            recurrent=replay.Recurrent((4,), key="image"),
+        )
     with pytest.raises(ValueError, match="reserved"):
         replay.ReplayBuffer(10, {"obs": (3,), "hidden": (3,)})
 
@@ -440,17 +567,21 @@ def test_ops_check_rows_and_ids():
     state, hidden = buf.storage.state, buf.storage.column("hidden")
     ops = torch.ops.pyrl
     with pytest.raises(ValueError, match=r"index\[1\] should be in \[0, 40\)"):
-        ops.replay_write_rows(state, hidden, torch.tensor([0, 40]), torch.tensor([0, 0]),
-                              torch.zeros(2, 5))
+        ops.replay_write_rows(
+            state, hidden, torch.tensor([0, 40]), torch.tensor([0, 0]), torch.zeros(2, 5)
+        )
     final_row = int(buf.episodes()["start"][0] + buf.episodes()["length"][0]) % 40
     with pytest.raises(ValueError, match=r"start\[0\] should be a stored transition's row"):
         columns = [buf.storage.column(n) for n in buf.storage.names if n != "hidden"]
         ops.replay_gather_windows(state, columns, torch.tensor([final_row]), 2, buf.op_config)
     with pytest.raises(ValueError, match="values hold 1 positions"):
-        ops.replay_scatter_episodes(state, hidden, buf.episodes()["id"][:1], torch.zeros(1, 1, 5), 0)
+        ops.replay_scatter_episodes(
+            state, hidden, buf.episodes()["id"][:1], torch.zeros(1, 1, 5), 0
+        )
     with pytest.raises(ValueError, match="values should have the column's dtype"):
-        ops.replay_scatter_episodes(state, hidden, torch.tensor([0]),
-                                    torch.zeros(1, 50, 5, dtype=F64), 0)
+        ops.replay_scatter_episodes(
+            state, hidden, torch.tensor([0]), torch.zeros(1, 50, 5, dtype=F64), 0
+        )
 
 
 def test_opcheck_sequence_ops():
@@ -462,14 +593,20 @@ def test_opcheck_sequence_ops():
     opcheck = torch.library.opcheck
     opcheck(torch.ops.pyrl.replay_gather_episodes.default, (state, hidden, ids, 1, 9))
     windowed = [buf.storage.column(n) for n in buf.storage.names if n != "hidden"]
-    opcheck(torch.ops.pyrl.replay_gather_windows.default,
-            (state, windowed, start, 4, buf.op_config))
+    opcheck(
+        torch.ops.pyrl.replay_gather_windows.default, (state, windowed, start, 4, buf.op_config)
+    )
     values = torch.zeros(len(ids), 40, 5)
-    opcheck(torch.ops.pyrl.replay_scatter_episodes.default, (state, hidden.clone(), ids, values, 1),
-            test_utils=("test_schema", "test_faketensor"))
-    opcheck(torch.ops.pyrl.replay_write_rows.default,
-            (state, hidden.clone(), start, buf.storage.row_episode[start], torch.zeros(5, 5)),
-            test_utils=("test_schema", "test_faketensor"))
+    opcheck(
+        torch.ops.pyrl.replay_scatter_episodes.default,
+        (state, hidden.clone(), ids, values, 1),
+        test_utils=("test_schema", "test_faketensor"),
+    )
+    opcheck(
+        torch.ops.pyrl.replay_write_rows.default,
+        (state, hidden.clone(), start, buf.storage.row_episode[start], torch.zeros(5, 5)),
+        test_utils=("test_schema", "test_faketensor"),
+    )
 
 
 def test_host_and_dispatcher_routes_agree_and_empty_buffers_say_so(sample_opchecks):
@@ -484,8 +621,9 @@ def test_host_and_dispatcher_routes_agree_and_empty_buffers_say_so(sample_opchec
     assert torch.equal(batch.obs, out["fields"][0]) and torch.equal(batch.action, out["fields"][1])
     for key in ("index", "mask", "reward", "discount", "k", "terminated", "generation", "weight"):
         assert torch.equal(batch[key], out[key]), key
-    torch.library.opcheck(torch.ops.pyrl.replay_sample_windows.default, args,
-                          test_utils=sample_opchecks)
+    torch.library.opcheck(
+        torch.ops.pyrl.replay_sample_windows.default, args, test_utils=sample_opchecks
+    )
     empty = replay.ReplayBuffer(10, {"obs": (3,)}, recurrent=replay.Recurrent((2,)))
     with pytest.raises(ValueError, match="the buffer is empty"):
         empty.sample_sequences(2, 2)

@@ -21,22 +21,32 @@ def test_novel_envs_mask_the_velocities():
 
 
 def test_recurrent_ppo_rollout_states_match_acting_and_pieces():
-    agent = PPO("pyrl/CartPoleNoVel-v0", recurrent=True, n_envs=3, n_steps=40, rnn_hidden=8,
-                hidden=(8,), seed=0)
+    agent = PPO(
+        "pyrl/CartPoleNoVel-v0",
+        recurrent=True,
+        n_envs=3,
+        n_steps=40,
+        rnn_hidden=8,
+        hidden=(8,),
+        seed=0,
+    )
     agent.begin_learning(120, False)
     rollout = agent.collect()
     T, n = rollout.reward.shape
     done = rollout.terminated | rollout.truncated
     assert done.any(), "the test needs resets inside the rollout"
     with torch.no_grad():
-        stepped = agent.model.encode(torch.from_numpy(rollout.obs.reshape(T * n, 1, -1)),
-                                     torch.from_numpy(rollout.hidden.reshape(T * n, -1)))[:, 0]
+        stepped = agent.model.encode(
+            torch.from_numpy(rollout.obs.reshape(T * n, 1, -1)),
+            torch.from_numpy(rollout.hidden.reshape(T * n, -1)),
+        )[:, 0]
     stepped = stepped.reshape(T, n, -1)
     # The state fed into step t + 1 is the state after step t, or zero after a reset.
     expected_next = np.where(done[:-1, :, None], 0.0, stepped[:-1].numpy())
     np.testing.assert_allclose(rollout.hidden[1:], expected_next, atol=1e-6)
-    np.testing.assert_allclose(rollout.last_hidden, np.where(done[-1][:, None], 0.0, stepped[-1]),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        rollout.last_hidden, np.where(done[-1][:, None], 0.0, stepped[-1]), atol=1e-6
+    )
     # The update's pieces, run as whole sequences, give the same states as acting did.
     from pyrl.agents.ppo import Pieces
 
@@ -50,8 +60,17 @@ def test_recurrent_ppo_rollout_states_match_acting_and_pieces():
 
 
 def test_recurrent_ppo_learns_steps_saves_and_resumes(tmp_path):
-    agent = PPO("pyrl/CartPoleNoVel-v0", recurrent=True, n_envs=4, n_steps=32, batch_size=64,
-                n_epochs=2, rnn_hidden=16, hidden=(16,), seed=1)
+    agent = PPO(
+        "pyrl/CartPoleNoVel-v0",
+        recurrent=True,
+        n_envs=4,
+        n_steps=32,
+        batch_size=64,
+        n_epochs=2,
+        rnn_hidden=16,
+        hidden=(16,),
+        seed=1,
+    )
     history = agent.learn(1024)
     assert all(np.isfinite(history[-1][key]) for key in ("policy_loss", "value_loss", "entropy"))
     path = tmp_path / "ppo.pt"
@@ -68,8 +87,15 @@ def test_recurrent_ppo_learns_steps_saves_and_resumes(tmp_path):
 def test_recurrent_ddpg_stores_the_states_acting_used():
     # No updates yet: the stored states are exactly what the (unchanged) encoder gives when the
     # episodes are run again from zero, so a recompute with it changes nothing.
-    agent = DDPG("pyrl/PendulumNoVel-v0", recurrent=True, rnn_hidden=8, hidden=(16,),
-                 learning_starts=10 ** 6, n_envs=2, seed=0)
+    agent = DDPG(
+        "pyrl/PendulumNoVel-v0",
+        recurrent=True,
+        rnn_hidden=8,
+        hidden=(16,),
+        learning_starts=10**6,
+        n_envs=2,
+        seed=0,
+    )
     agent.learn(880)  # 440 steps per env: two episodes each
     buf = agent.buffer
     assert buf.num_episodes == 4
@@ -81,9 +107,22 @@ def test_recurrent_ddpg_stores_the_states_acting_used():
 
 
 def test_recurrent_ddpg_updates_write_back_and_checkpoint(tmp_path):
-    agent = DDPG("pyrl/PendulumNoVel-v0", recurrent=True, rnn_hidden=8, hidden=(16, 16),
-                 learning_starts=400, batch_size=8, seq_len=5, burn_in=3, recompute_every=20,
-                 per=True, n_critics=2, policy_delay=2, encoder_freeze=(5, 5), seed=0)
+    agent = DDPG(
+        "pyrl/PendulumNoVel-v0",
+        recurrent=True,
+        rnn_hidden=8,
+        hidden=(16, 16),
+        learning_starts=400,
+        batch_size=8,
+        seq_len=5,
+        burn_in=3,
+        recompute_every=20,
+        per=True,
+        n_critics=2,
+        policy_delay=2,
+        encoder_freeze=(5, 5),
+        seed=0,
+    )
     encoder_before = [p.clone() for p in agent.encoder.parameters()]
     history = agent.learn(600)
     assert agent.updates == 201  # one per step from step 400 on
@@ -96,15 +135,27 @@ def test_recurrent_ddpg_updates_write_back_and_checkpoint(tmp_path):
     loaded = DDPG.load(path)
     for a, b in zip(agent.encoder.parameters(), loaded.encoder.parameters()):
         assert torch.equal(a, b)
-    assert torch.equal(loaded.buffer.storage.column("hidden"), agent.buffer.storage.column("hidden"))
+    assert torch.equal(
+        loaded.buffer.storage.column("hidden"), agent.buffer.storage.column("hidden")
+    )
     action, state = loaded.predict(np.zeros(2, np.float32))
     assert action.shape == (1,) and state.shape == (1, 8)
 
 
 def test_encoder_freeze_schedule_holds_the_encoder():
-    agent = DDPG("pyrl/PendulumNoVel-v0", recurrent=True, rnn_hidden=4, hidden=(8,),
-                 learning_starts=300, batch_size=4, seq_len=3, burn_in=1, encoder_freeze=(2, 3),
-                 recompute_every=0, seed=0)
+    agent = DDPG(
+        "pyrl/PendulumNoVel-v0",
+        recurrent=True,
+        rnn_hidden=4,
+        hidden=(8,),
+        learning_starts=300,
+        batch_size=4,
+        seq_len=3,
+        burn_in=1,
+        encoder_freeze=(2, 3),
+        recompute_every=0,
+        seed=0,
+    )
     agent.learn(300)
     agent.learn(301)  # fill the buffer; the next updates follow the schedule
     frozen_at = []
@@ -134,21 +185,49 @@ def test_recurrent_settings_are_checked():
 
 def test_cli_trains_a_recurrent_agent(tmp_path):
     out = tmp_path / "run"
-    cli.main(["train", "ppo", "--env", "pyrl/CartPoleNoVel-v0", "--steps", "512", "--out", str(out),
-              "--no-progress", "--set", "recurrent=true", "--set", "n_steps=64",
-              "--set", "rnn_hidden=8"])
+    cli.main(
+        [
+            "train",
+            "ppo",
+            "--env",
+            "pyrl/CartPoleNoVel-v0",
+            "--steps",
+            "512",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--set",
+            "recurrent=true",
+            "--set",
+            "n_steps=64",
+            "--set",
+            "rnn_hidden=8",
+        ]
+    )
     loaded = PPO.load(out / "checkpoint.pt")
     assert loaded.args.recurrent and loaded.model.encoder is not None
 
 
 def test_recurrent_ddpg_bootstraps_through_the_smoothed_target_action(monkeypatch):
-    agent = DDPG("pyrl/PendulumNoVel-v0", recurrent=True, rnn_hidden=4, hidden=(8,),
-                 learning_starts=300, batch_size=4, seq_len=3, burn_in=1, target_noise=0.2,
-                 recompute_every=0, seed=0)
+    agent = DDPG(
+        "pyrl/PendulumNoVel-v0",
+        recurrent=True,
+        rnn_hidden=4,
+        hidden=(8,),
+        learning_starts=300,
+        batch_size=4,
+        seq_len=3,
+        burn_in=1,
+        target_noise=0.2,
+        recompute_every=0,
+        seed=0,
+    )
     agent.learn(301)
     seen = []
     original = agent.target_action
-    monkeypatch.setattr(agent, "target_action", lambda s: seen.append(tuple(s.shape)) or original(s))
+    monkeypatch.setattr(
+        agent, "target_action", lambda s: seen.append(tuple(s.shape)) or original(s)
+    )
     agent.update()
     assert seen == [(4 * 3, 4)]  # every trained step's bootstrap state, TD3-smoothed
     torch.manual_seed(0)

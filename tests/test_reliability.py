@@ -24,20 +24,41 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_python(code: str, *args, timeout=120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def filled_buffer(capacity=64, seed=0, **kwargs):
-    buf = replay.ReplayBuffer(capacity, {"obs": (3,), "action": (2,)}, seed=seed,
-                              prioritized=replay.PER(), nstep=replay.NStep(3, 0.9, True), **kwargs)
+    buf = replay.ReplayBuffer(
+        capacity,
+        {"obs": (3,), "action": (2,)},
+        seed=seed,
+        prioritized=replay.PER(),
+        nstep=replay.NStep(3, 0.9, True),
+        **kwargs,
+    )
     g = torch.Generator().manual_seed(seed)
     for _ in range(12):
         T = int(torch.randint(1, 8, (1,), generator=g))
-        buf.add_episode(obs=torch.randn(T + 1, 3, generator=g), action=torch.randn(T, 2, generator=g),
-                        reward=torch.randn(T, generator=g), terminated=bool(T % 2))
-    buf.add(obs=torch.ones(2, 3), action=torch.zeros(2, 2), reward=torch.ones(2),
-            next_obs=torch.ones(2, 3), terminated=[False, False], truncated=[False, False])
+        buf.add_episode(
+            obs=torch.randn(T + 1, 3, generator=g),
+            action=torch.randn(T, 2, generator=g),
+            reward=torch.randn(T, generator=g),
+            terminated=bool(T % 2),
+        )
+    buf.add(
+        obs=torch.ones(2, 3),
+        action=torch.zeros(2, 2),
+        reward=torch.ones(2),
+        next_obs=torch.ones(2, 3),
+        terminated=[False, False],
+        truncated=[False, False],
+    )
     batch = buf.sample(16)
     buf.update_priorities(batch.index, batch.generation, torch.rand(16, generator=g))
     return buf
@@ -61,6 +82,7 @@ def assert_same(a, b):
 
 # ---- 1. files are data ---------------------------------------------------------------------------
 
+
 class Payload:
     def __reduce__(self):
         return (os.system, (f"touch {os.environ.get('PYRL_PAYLOAD_MARK', '/tmp/pyrl-payload')}",))
@@ -83,8 +105,15 @@ def test_checkpoints_never_run_code(tmp_path, monkeypatch):
 
 
 def test_ddpg_checkpoint_round_trips_through_weights_only(tmp_path):
-    agent = pyrl.agents.DDPG("Pendulum-v1", learning_starts=50, buffer_size=500, batch_size=16,
-                             hidden=(8,), normalize_obs=True, noise="ou")
+    agent = pyrl.agents.DDPG(
+        "Pendulum-v1",
+        learning_starts=50,
+        buffer_size=500,
+        batch_size=16,
+        hidden=(8,),
+        normalize_obs=True,
+        noise="ou",
+    )
     agent.learn(120)
     agent.save(tmp_path / "ddpg.pt")
     again = pyrl.agents.DDPG.load(tmp_path / "ddpg.pt")
@@ -94,7 +123,7 @@ def test_ddpg_checkpoint_round_trips_through_weights_only(tmp_path):
     again.buffer.check()
 
 
-# ---- 2. state from outside is validated, then rebuilt ---------------------------------------------
+# ---- 2. state from outside is validated, then rebuilt --------------------------------------------
 
 CORRUPT_SCRIPT = """
 import sys, torch
@@ -129,25 +158,46 @@ def corrupted_files(tmp_path, rng):
         torch.save(mutated, path)
         paths.append(str(path))
 
-    for key in ("row_episode", "episodes", "counters", "sum_tree", "min_tree", "max_priority",
-                "draws", "stage_length"):
+    for key in (
+        "row_episode",
+        "episodes",
+        "counters",
+        "sum_tree",
+        "min_tree",
+        "max_priority",
+        "draws",
+        "stage_length",
+    ):
         for trial in range(6):
             mutated = {**state, key: state[key].clone()}
             raw = mutated[key].view(torch.uint8).reshape(-1)
             bit = int(rng.integers(raw.numel() * 8))
             raw[bit // 8] ^= 1 << (bit % 8)
             write(f"{key}-flip{trial}", mutated)
-    for key, value in (("counters", torch.tensor([5, 10**6, -3, 7, 0, 0, 0])),
-                       ("max_priority", torch.tensor([float("nan")], dtype=torch.float64)),
-                       ("max_priority", torch.tensor([1e308], dtype=torch.float64))):
+    for key, value in (
+        ("counters", torch.tensor([5, 10**6, -3, 7, 0, 0, 0])),
+        ("max_priority", torch.tensor([float("nan")], dtype=torch.float64)),
+        ("max_priority", torch.tensor([1e308], dtype=torch.float64)),
+    ):
         write(f"{key}-value", {**state, key: value})
     episodes = state["episodes"].clone()
     episodes[:, 0] = -5  # negative starts
     write("negative-start", {**state, "episodes": episodes})
-    write("huge-capacity", {**state, "config": {**state["config"], "capacity": 2 ** 40}})
-    write("bad-dtype", {**state, "config": {**state["config"],
-                                            "spec": {"obs": ([3], "load"), "action": ([2], "float32"),
-                                                     "reward": ([], "float32")}}})
+    write("huge-capacity", {**state, "config": {**state["config"], "capacity": 2**40}})
+    write(
+        "bad-dtype",
+        {
+            **state,
+            "config": {
+                **state["config"],
+                "spec": {
+                    "obs": ([3], "load"),
+                    "action": ([2], "float32"),
+                    "reward": ([], "float32"),
+                },
+            },
+        },
+    )
     data = genuine.read_bytes()
     for cut in (10, len(data) // 3, len(data) - 10):
         path = tmp_path / f"truncated-{cut}.pt"
@@ -168,7 +218,7 @@ def test_corrupted_files_raise_or_load_consistent(tmp_path):
 def test_a_small_file_cannot_make_the_loader_allocate(tmp_path):
     buf = filled_buffer()
     state = buf.state_dict()
-    state["config"] = {**state["config"], "capacity": 2 ** 31}
+    state["config"] = {**state["config"], "capacity": 2**31}
     torch.save(state, tmp_path / "claims.pt")
     with pytest.raises(ValueError, match=r"row_episode should hold the capacity's 2147483648 rows"):
         replay.ReplayBuffer.load(tmp_path / "claims.pt")
@@ -191,15 +241,20 @@ def test_stored_copies_are_rebuilt_not_trusted():
     state = {**good.state_dict()}
     for key in ("row_episode", "sum_tree", "min_tree"):
         state[key] = torch.zeros_like(state[key])  # nonsense derived structures
-    restored = replay.ReplayBuffer(64, {"obs": (3,), "action": (2,)}, prioritized=replay.PER(),
-                                   nstep=replay.NStep(3, 0.9, True))
+    restored = replay.ReplayBuffer(
+        64,
+        {"obs": (3,), "action": (2,)},
+        prioritized=replay.PER(),
+        nstep=replay.NStep(3, 0.9, True),
+    )
     restored.load_state_dict(state)
     restored.check()
     assert torch.equal(restored.storage.row_episode, good.storage.row_episode)
     restored.sample(64)
 
 
-# ---- 3. only transition rows carry priority (tests/test_replay.py has the row kinds) ---------------
+# ---- 3. only transition rows carry priority (tests/test_replay.py has the row kinds) -------------
+
 
 def test_priorities_of_free_and_final_rows_are_dropped():
     buf = filled_buffer()
@@ -207,12 +262,15 @@ def test_priorities_of_free_and_final_rows_are_dropped():
     table = buf.episodes()
     final = (table["start"] + table["length"]) % buf.capacity
     rows = torch.cat([free, final])
-    applied = buf.update_priorities(rows, buf.storage.row_episode[rows], torch.full((len(rows),), 50.0))
+    applied = buf.update_priorities(
+        rows, buf.storage.row_episode[rows], torch.full((len(rows),), 50.0)
+    )
     assert not applied.any()
     buf.check()
 
 
-# ---- 4. snapshots under concurrency, and kill -9 during saves --------------------------------------
+# ---- 4. snapshots under concurrency, and kill -9 during saves ------------------------------------
+
 
 def test_concurrent_adds_samples_updates_and_saves(tmp_path):
     buf = filled_buffer(capacity=300)
@@ -225,6 +283,7 @@ def test_concurrent_adds_samples_updates_and_saves(tmp_path):
                     fn()
             except Exception as err:  # noqa: BLE001 (reported below)
                 errors.append(err)
+
         return run
 
     def adder(seed):
@@ -232,10 +291,15 @@ def test_concurrent_adds_samples_updates_and_saves(tmp_path):
 
         def add():  # two environments, as filled_buffer's
             ends = rng.random(2) < 0.2
-            buf.add(obs=rng.standard_normal((2, 3)).astype(np.float32),
-                    action=rng.standard_normal((2, 2)).astype(np.float32),
-                    reward=rng.standard_normal(2), next_obs=np.zeros((2, 3), np.float32),
-                    terminated=ends, truncated=np.zeros(2, bool))
+            buf.add(
+                obs=rng.standard_normal((2, 3)).astype(np.float32),
+                action=rng.standard_normal((2, 2)).astype(np.float32),
+                reward=rng.standard_normal(2),
+                next_obs=np.zeros((2, 3), np.float32),
+                terminated=ends,
+                truncated=np.zeros(2, bool),
+            )
+
         return add
 
     def learn():
@@ -250,8 +314,9 @@ def test_concurrent_adds_samples_updates_and_saves(tmp_path):
         saved.append(path)
         time.sleep(0.01)
 
-    threads = [threading.Thread(target=guard(fn))
-               for fn in (adder(0), adder(1), learn, learn, save)]
+    threads = [
+        threading.Thread(target=guard(fn)) for fn in (adder(0), adder(1), learn, learn, save)
+    ]
     for thread in threads:
         thread.start()
     time.sleep(2.0)
@@ -291,8 +356,12 @@ def test_kill_during_save_keeps_the_previous_file(tmp_path, kind):
     path = tmp_path / f"{kind}.pt"
     load = replay.ReplayBuffer.load if kind == "buffer" else pyrl.agents.DDPG.load
     for delay in (0.05, 0.13, 0.31):
-        process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(path), kind],
-                                   stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        process = subprocess.Popen(
+            [sys.executable, "-c", KILL_SCRIPT, str(path), kind],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         assert process.stdout.readline().strip() == "saved"
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
@@ -305,14 +374,15 @@ def test_kill_during_save_keeps_the_previous_file(tmp_path, kind):
 
 # ---- 5. edge settings ---------------------------------------------------------------------------
 
+
 def test_edge_settings_are_capped_or_refused():
     with pytest.raises(ValueError, match=r"p_max <= 1e100"):
         replay.PER(p_max=1e308)
     with pytest.raises(ValueError, match=r"n should be an int in \[1, 2\^48\]"):
-        replay.NStep(n=2 ** 60, gamma=0.9)
+        replay.NStep(n=2**60, gamma=0.9)
     with pytest.raises(ValueError, match=r"capacity should be an int >= 2 .* at most 2\^48"):
-        replay.ReplayBuffer(2 ** 62, {"obs": (1,)})
-    big_n = replay.ReplayBuffer(64, {"obs": (3,)}, nstep=replay.NStep(n=2 ** 40, gamma=0.9))
+        replay.ReplayBuffer(2**62, {"obs": (1,)})
+    big_n = replay.ReplayBuffer(64, {"obs": (3,)}, nstep=replay.NStep(n=2**40, gamma=0.9))
     big_n.add_episode(obs=torch.zeros(6, 3), reward=torch.ones(5))
     batch = big_n.sample(8)  # windows stop at the episode end; the cost does not grow with n
     assert (batch.boot == 5).all()
@@ -321,25 +391,43 @@ def test_edge_settings_are_capped_or_refused():
 def test_zero_environments_leave_the_buffer_working():
     buf = replay.ReplayBuffer(16, {"obs": (3,)})
     with pytest.raises(ValueError, match="at least one environment"):
-        buf.add(obs=torch.zeros(0, 3), next_obs=torch.zeros(0, 3), reward=torch.zeros(0),
-                terminated=torch.zeros(0, dtype=torch.bool), truncated=torch.zeros(0, dtype=torch.bool))
-    buf.add(obs=torch.zeros(2, 3), next_obs=torch.zeros(2, 3), reward=torch.zeros(2),
-            terminated=[True, True], truncated=[False, False])
+        buf.add(
+            obs=torch.zeros(0, 3),
+            next_obs=torch.zeros(0, 3),
+            reward=torch.zeros(0),
+            terminated=torch.zeros(0, dtype=torch.bool),
+            truncated=torch.zeros(0, dtype=torch.bool),
+        )
+    buf.add(
+        obs=torch.zeros(2, 3),
+        next_obs=torch.zeros(2, 3),
+        reward=torch.zeros(2),
+        terminated=[True, True],
+        truncated=[False, False],
+    )
     assert len(buf) == 2
 
 
-# ---- 7. errors name the argument ------------------------------------------------------------------
+# ---- 7. errors name the argument -----------------------------------------------------------------
 
-@pytest.mark.parametrize("obs, match", [
-    ("abc", "obs should be a tensor, an array or a list of numbers, got str"),
-    (None, "obs should be a tensor, an array or a list of numbers, got NoneType"),
-    (torch.zeros(2, 3, device="meta"), "obs should be on the CPU like the buffer, got meta"),
-    (np.zeros((2, 3), np.int64), None),  # ints convert into a float column: accepted
-])
+
+@pytest.mark.parametrize(
+    "obs, match",
+    [
+        ("abc", "obs should be a tensor, an array or a list of numbers, got str"),
+        (None, "obs should be a tensor, an array or a list of numbers, got NoneType"),
+        (torch.zeros(2, 3, device="meta"), "obs should be on the CPU like the buffer, got meta"),
+        (np.zeros((2, 3), np.int64), None),  # ints convert into a float column: accepted
+    ],
+)
 def test_bad_observations_raise_value_errors(obs, match):
     buf = replay.ReplayBuffer(16, {"obs": (3,)})
-    step = dict(next_obs=torch.zeros(2, 3), reward=torch.zeros(2), terminated=[False, False],
-                truncated=[False, False])
+    step = dict(
+        next_obs=torch.zeros(2, 3),
+        reward=torch.zeros(2),
+        terminated=[False, False],
+        truncated=[False, False],
+    )
     if match is None:
         buf.add(obs=obs, **step)
         return
@@ -360,8 +448,11 @@ def test_list_indices_and_bad_priorities_name_the_argument():
 def test_her_callables_returning_the_wrong_shape():
     spec = {"observation": (2,), "achieved_goal": (2,), "desired_goal": (2,), "action": (1,)}
     buf = replay.ReplayBuffer(64, spec, her=replay.HER("future", 4, lambda a, g: torch.zeros(3)))
-    buf.add_episode(obs={k: torch.zeros(6, 2) for k in ("observation", "achieved_goal", "desired_goal")},
-                    action=torch.zeros(5, 1), reward=torch.zeros(5))
+    buf.add_episode(
+        obs={k: torch.zeros(6, 2) for k in ("observation", "achieved_goal", "desired_goal")},
+        action=torch.zeros(5, 1),
+        reward=torch.zeros(5),
+    )
     with pytest.raises(ValueError, match="HER reward callable should return"):
         buf.sample(64)
 
@@ -377,27 +468,84 @@ def test_agent_settings_fail_at_construction():
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "pyrl.cli", *args], capture_output=True,
-                          text=True, cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pyrl.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
 
 
 def test_cli_refuses_bad_settings_and_conflicts(tmp_path):
     out = str(tmp_path / "run")
-    result = cli("train", "ppo", "--env", "CartPole-v1", "--steps", "64", "--set", "lr=inf",
-                 "--out", out, "--no-progress")
+    result = cli(
+        "train",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--steps",
+        "64",
+        "--set",
+        "lr=inf",
+        "--out",
+        out,
+        "--no-progress",
+    )
     assert result.returncode != 0 and "lr should be a finite number" in result.stderr
-    result = cli("train", "ppo", "--env", "CartPole-v1", "--steps", "64", "--seed", "1",
-                 "--set", "seed=2", "--out", out, "--no-progress")
+    result = cli(
+        "train",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--steps",
+        "64",
+        "--seed",
+        "1",
+        "--set",
+        "seed=2",
+        "--out",
+        out,
+        "--no-progress",
+    )
     assert result.returncode != 0 and "--seed 1 and --set seed=2 disagree" in result.stderr
-    result = cli("train", "ppo", "--env", "CartPole-v1", "--steps", "64", "--set", "n_envs=1",
-                 "--set", "n_steps=32", "--set", "batch_size=32", "--out", out, "--no-progress",
-                 "--eval-episodes", "1")
+    result = cli(
+        "train",
+        "ppo",
+        "--env",
+        "CartPole-v1",
+        "--steps",
+        "64",
+        "--set",
+        "n_envs=1",
+        "--set",
+        "n_steps=32",
+        "--set",
+        "batch_size=32",
+        "--out",
+        out,
+        "--no-progress",
+        "--eval-episodes",
+        "1",
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "run" / "config.json").read_text())["args"]["seed"] == 0
-    result = cli("train", "ppo", "--env", "Acrobot-v1", "--steps", "128", "--resume", "--out", out,
-                 "--no-progress")
-    assert result.returncode != 0 and "was trained on CartPole-v1, but --env names Acrobot-v1" \
-        in result.stderr
+    result = cli(
+        "train",
+        "ppo",
+        "--env",
+        "Acrobot-v1",
+        "--steps",
+        "128",
+        "--resume",
+        "--out",
+        out,
+        "--no-progress",
+    )
+    assert (
+        result.returncode != 0
+        and "was trained on CartPole-v1, but --env names Acrobot-v1" in result.stderr
+    )
 
 
 def test_a_failed_save_keeps_the_previous_file_and_no_temporary(tmp_path, monkeypatch):
@@ -420,12 +568,18 @@ def test_an_inconsistent_tree_is_refused_not_walked():
     buf = filled_buffer()
     leaves = replay.layout.tree_leaf_offset(buf.capacity)
     storage = buf.storage
-    storage.sum_tree[leaves:leaves + buf.capacity] = 0.0  # parents still claim mass
+    storage.sum_tree[leaves : leaves + buf.capacity] = 0.0  # parents still claim mass
     with pytest.raises(ValueError, match="not a stored transition|without priority"):
         buf.sample(64)
     with pytest.raises(ValueError, match="without priority: sum_tree's parents do not match"):
-        torch.ops.pyrl.tree_sample(storage.sum_tree, storage.min_tree, buf.capacity,
-                                   torch.rand(8, dtype=torch.float64), 0.4, False)
+        torch.ops.pyrl.tree_sample(
+            storage.sum_tree,
+            storage.min_tree,
+            buf.capacity,
+            torch.rand(8, dtype=torch.float64),
+            0.4,
+            False,
+        )
     with pytest.raises(replay.InvariantError, match="leaves"):
         buf.check()
 
@@ -434,7 +588,7 @@ def test_ops_refuse_counters_they_would_index_with():
     """Counters changed behind the buffer's back are refused by the ops that index with them,
     before any row is touched; check() still reads the state and names what is broken."""
     buf = filled_buffer()
-    buf.storage.counters[replay.layout.COUNTERS["cursor"]] = 10 ** 9
+    buf.storage.counters[replay.layout.COUNTERS["cursor"]] = 10**9
     with pytest.raises(ValueError, match="counters are inconsistent"):
         buf.add_episode(obs=torch.zeros(3, 3), action=torch.zeros(2, 2), reward=torch.zeros(2))
     with pytest.raises(ValueError, match="counters are inconsistent"):
@@ -444,6 +598,7 @@ def test_ops_refuse_counters_they_would_index_with():
 
 
 # ---- 8. the third probe (issue 27): descents, row indices, encoder outputs, damaged fields -------
+
 
 def test_helpers_and_tree_ops_validate_what_they_index_with():
     # In a subprocess: before the checks these returned a negative size or segfaulted.
@@ -467,7 +622,8 @@ def test_helpers_and_tree_ops_validate_what_they_index_with():
         for trial in range(300):  # trees whose parents do not match their children
             capacity = int(torch.randint(2, 3000, (1,), generator=g))
             size = _C.tree_size(capacity)
-            scale = float(torch.rand(1, generator=g)) * 10 ** int(torch.randint(0, 12, (1,), generator=g))
+            exponent = int(torch.randint(0, 12, (1,), generator=g))
+            scale = float(torch.rand(1, generator=g)) * 10**exponent
             sum_tree = (torch.rand(size, generator=g, dtype=torch.float64) - 0.3) * scale
             sum_tree[0] = abs(float(sum_tree[0])) + 1.0
             if trial % 3 == 0:
@@ -480,7 +636,8 @@ def test_helpers_and_tree_ops_validate_what_they_index_with():
                 assert bool(((index >= 0) & (index < capacity)).all())
                 outcomes.add("rows")
             except ValueError as err:
-                assert "sum_tree's parents do not match" in str(err) or "no priority" in str(err), err
+                message = str(err)
+                assert "sum_tree's parents do not match" in message or "no priority" in message, err
                 outcomes.add("refused")
         print("ok", sorted(outcomes))
     """)
@@ -491,8 +648,11 @@ def test_helpers_and_tree_ops_validate_what_they_index_with():
 def recurrent_buffer():
     buf = replay.ReplayBuffer(64, {"obs": (3,)}, seed=0, recurrent=replay.Recurrent((4,)))
     for length in (5, 7, 9):
-        buf.add_episode(obs=torch.randn(length + 1, 3), reward=torch.randn(length),
-                        hidden=torch.randn(length + 1, 4))
+        buf.add_episode(
+            obs=torch.randn(length + 1, 3),
+            reward=torch.randn(length),
+            hidden=torch.randn(length + 1, 4),
+        )
     return buf
 
 
@@ -500,7 +660,7 @@ def test_store_hidden_refuses_rows_outside_the_buffer_like_update_priorities():
     buf = recurrent_buffer()
     batch = buf.sample_sequences(3, length=2)
     before = buf.storage.column("hidden").clone()
-    for bad in (64, 512, -1, -512, 2 ** 62):
+    for bad in (64, 512, -1, -512, 2**62):
         index = batch.index.clone()
         index[1] = bad
         with pytest.raises(ValueError, match=rf"index\[1\] should be in \[0, 64\), got {bad}"):
@@ -509,14 +669,22 @@ def test_store_hidden_refuses_rows_outside_the_buffer_like_update_priorities():
     # In range, the offset still wraps around the ring's end as a window does.
     written = buf.store_hidden(batch.index, batch.generation, torch.ones(3, 4), offset=1)
     rows = (batch.index + 1) % 64
-    assert torch.equal(buf.storage.column("hidden")[rows[written]], torch.ones(int(written.sum()), 4))
+    assert torch.equal(
+        buf.storage.column("hidden")[rows[written]], torch.ones(int(written.sum()), 4)
+    )
 
 
-@pytest.mark.parametrize("output, match", [
-    (lambda x, h0: torch.zeros(*x.shape[:2], h0.shape[-1], device="meta"), "on cpu .* got .* meta"),
-    (lambda x, h0: torch.zeros(*x.shape[:2], h0.shape[-1], dtype=torch.int64), "float states"),
-    (lambda x, h0: torch.full((*x.shape[:2], h0.shape[-1]), float("nan")), "not finite"),
-])
+@pytest.mark.parametrize(
+    "output, match",
+    [
+        (
+            lambda x, h0: torch.zeros(*x.shape[:2], h0.shape[-1], device="meta"),
+            "on cpu .* got .* meta",
+        ),
+        (lambda x, h0: torch.zeros(*x.shape[:2], h0.shape[-1], dtype=torch.int64), "float states"),
+        (lambda x, h0: torch.full((*x.shape[:2], h0.shape[-1]), float("nan")), "not finite"),
+    ],
+)
 def test_recompute_hidden_refuses_outputs_it_cannot_store(output, match):
     buf = recurrent_buffer()
     before = buf.storage.column("hidden").clone()
@@ -536,17 +704,20 @@ def damaged(tmp_path, change):
     return tmp_path / "bad.pt"
 
 
-@pytest.mark.parametrize("change, field", [
-    (lambda c: c.update(steps="abc"), "steps"),
-    (lambda c: c.update(steps=-3), "steps"),
-    (lambda c: c.update(updates=2 ** 70), None),  # a big int is an int: loads
-    (lambda c: c.update(history={"not": "a list"}), "history"),
-    (lambda c: c.update(torch_rng=torch.zeros(3)), "torch_rng"),
-    (lambda c: c["state"].update(model={"weight": "text"}), "state.model"),
-    (lambda c: c["state"].pop("optimizer"), "state.optimizer"),
-    (lambda c: c["state"].update(rng={"state": {"state": 2 ** 200}}), "state.rng"),
-    (lambda c: c.update(args={"n_steps": "many"}), "args"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda c: c.update(steps="abc"), "steps"),
+        (lambda c: c.update(steps=-3), "steps"),
+        (lambda c: c.update(updates=2**70), None),  # a big int is an int: loads
+        (lambda c: c.update(history={"not": "a list"}), "history"),
+        (lambda c: c.update(torch_rng=torch.zeros(3)), "torch_rng"),
+        (lambda c: c["state"].update(model={"weight": "text"}), "state.model"),
+        (lambda c: c["state"].pop("optimizer"), "state.optimizer"),
+        (lambda c: c["state"].update(rng={"state": {"state": 2**200}}), "state.rng"),
+        (lambda c: c.update(args={"n_steps": "many"}), "args"),
+    ],
+)
 def test_damaged_checkpoint_fields_are_value_errors_naming_file_and_field(tmp_path, change, field):
     path = damaged(tmp_path, change)
     if field is None:

@@ -17,6 +17,7 @@ F64 = torch.float64
 
 # ---- helpers -------------------------------------------------------------------------------------
 
+
 def new_trees(capacity):
     size = _C.tree_size(capacity)
     return torch.zeros(size, dtype=F64), torch.full((size,), math.inf, dtype=F64)
@@ -43,9 +44,9 @@ def assert_trees_consistent(sum_tree, min_tree, capacity):
             for k in range(8):
                 total += s[first + k]
             assert s[offsets[level] + node] == total
-            assert m[offsets[level] + node] == min(m[first:first + 8])
-    leaves = s[offsets[-1]:offsets[-1] + capacity]
-    mins = m[offsets[-1]:offsets[-1] + capacity]
+            assert m[offsets[level] + node] == min(m[first : first + 8])
+    leaves = s[offsets[-1] : offsets[-1] + capacity]
+    mins = m[offsets[-1] : offsets[-1] + capacity]
     assert all(mn == (lf if lf > 0 else math.inf) for lf, mn in zip(leaves, mins))
 
 
@@ -56,15 +57,19 @@ def buffer(capacity=64, spec=None, **kwargs):
 def episode(T, seed=0, obs_dim=3, act_dim=2, heads=None):
     g = torch.Generator().manual_seed(seed)
     reward_shape = (T,) if heads is None else (T, heads)
-    return dict(obs=torch.randn(T + 1, obs_dim, generator=g),
-                action=torch.randn(T, act_dim, generator=g),
-                reward=torch.randn(reward_shape, generator=g))
+    return dict(
+        obs=torch.randn(T + 1, obs_dim, generator=g),
+        action=torch.randn(T, act_dim, generator=g),
+        reward=torch.randn(reward_shape, generator=g),
+    )
 
 
 def snapshot(buf):
-    return {k: (v.clone() if isinstance(v, torch.Tensor) else v)
-            for k, v in buf.state_dict().items() if k not in ("config", "columns", "stage")} | {
-        f"columns.{k}": v.clone() for k, v in buf.state_dict()["columns"].items()}
+    return {
+        k: (v.clone() if isinstance(v, torch.Tensor) else v)
+        for k, v in buf.state_dict().items()
+        if k not in ("config", "columns", "stage")
+    } | {f"columns.{k}": v.clone() for k, v in buf.state_dict()["columns"].items()}
 
 
 def assert_unchanged(buf, before):
@@ -78,6 +83,7 @@ def assert_unchanged(buf, before):
 
 
 # ---- SPEC 1.3: test_per_basic --------------------------------------------------------------------
+
 
 def spec_tree():
     sum_tree, min_tree = new_trees(4)
@@ -97,8 +103,9 @@ def test_per_basic_tree():
     torch.testing.assert_close(weight, torch.tensor([0.7071068, 0.5]))
     _, weight = torch.ops.pyrl.tree_sample(sum_tree, min_tree, 4, uniform, 0.5, True)
     torch.testing.assert_close(weight, torch.tensor([1.0, 0.7071068]))
-    torch.ops.pyrl.tree_update(sum_tree, min_tree, 4, torch.tensor([1]),
-                               torch.tensor([0.25], dtype=F64) ** 0.5)
+    torch.ops.pyrl.tree_update(
+        sum_tree, min_tree, 4, torch.tensor([1]), torch.tensor([0.25], dtype=F64) ** 0.5
+    )
     assert sum_tree[0] == 8.5
     assert_trees_consistent(sum_tree, min_tree, 4)
 
@@ -109,15 +116,20 @@ def test_per_basic_buffer():
     for i in range(4):
         buf.add_episode(**episode(1, seed=i))
     batch = buf.sample(1)
-    buf.update_priorities(torch.tensor([0, 2, 4, 6]), buf.storage.row_episode[[0, 2, 4, 6]],
-                          torch.tensor([1.0, 4.0, 9.0, 16.0]))
+    buf.update_priorities(
+        torch.tensor([0, 2, 4, 6]),
+        buf.storage.row_episode[[0, 2, 4, 6]],
+        torch.tensor([1.0, 4.0, 9.0, 16.0]),
+    )
     assert buf.priorities().tolist() == [1, 0, 2, 0, 3, 0, 4, 0]
     before = buf.priorities()
     for _ in range(100):  # the original's bug: sampling moved priorities towards 1
         batch = buf.sample(2)
     assert torch.equal(buf.priorities(), before)
     assert batch.index.shape == (2,)
-    reference_index, reference_weight = reference.tree_sample(before, torch.tensor([0.5, 0.4], dtype=F64), 1.0)
+    reference_index, reference_weight = reference.tree_sample(
+        before, torch.tensor([0.5, 0.4], dtype=F64), 1.0
+    )
     assert reference_index.tolist() == [2, 6]
     torch.testing.assert_close(reference_weight, torch.tensor([0.5, 0.25]))
 
@@ -193,6 +205,7 @@ def test_uniform_buffer_weights_are_one_and_rows_uniform():
 
 # ---- SPEC 1.3: test_ring_evict -------------------------------------------------------------------
 
+
 def test_ring_evict():
     buf = buffer(8, prioritized=replay.PER(), nstep=replay.NStep(n=2, gamma=0.5))
     a, b, c = episode(3, seed=1), episode(2, seed=2), episode(2, seed=3)
@@ -220,6 +233,7 @@ def test_ring_evict():
 
 # ---- against the reference -----------------------------------------------------------------------
 
+
 def drive(buf, ref, rng, steps, envs, heads, extra_dim=0):
     """Random adds (steps of N envs with random episode ends, and whole episodes) on both."""
     reward_shape = (envs,) if heads is None else (envs, heads)
@@ -229,8 +243,9 @@ def drive(buf, ref, rng, steps, envs, heads, extra_dim=0):
             ep = episode(T, seed=int(rng.integers(1 << 30)), heads=heads)
             terminated = bool(rng.random() < 0.5)
             buf.add_episode(**ep, terminated=terminated)
-            ref.add_episode({"obs": ep["obs"]}, {"action": ep["action"], "reward": ep["reward"]},
-                            terminated)
+            ref.add_episode(
+                {"obs": ep["obs"]}, {"action": ep["action"], "reward": ep["reward"]}, terminated
+            )
             continue
         obs = torch.from_numpy(rng.standard_normal((envs, 3)).astype(np.float32))
         next_obs = torch.from_numpy(rng.standard_normal((envs, 3)).astype(np.float32))
@@ -238,10 +253,21 @@ def drive(buf, ref, rng, steps, envs, heads, extra_dim=0):
         reward = torch.from_numpy(rng.standard_normal(reward_shape).astype(np.float32))
         terminated = torch.from_numpy(rng.random(envs) < 0.08)
         truncated = torch.from_numpy(rng.random(envs) < 0.08) & ~terminated
-        buf.add(obs=obs, action=action, reward=reward, next_obs=next_obs, terminated=terminated,
-                truncated=truncated)
-        ref.add({"obs": obs}, {"obs": next_obs}, {"action": action, "reward": reward}, terminated,
-                truncated)
+        buf.add(
+            obs=obs,
+            action=action,
+            reward=reward,
+            next_obs=next_obs,
+            terminated=terminated,
+            truncated=truncated,
+        )
+        ref.add(
+            {"obs": obs},
+            {"obs": next_obs},
+            {"action": action, "reward": reward},
+            terminated,
+            truncated,
+        )
 
 
 def twin_draws(buf, count):
@@ -257,12 +283,15 @@ def twin_draws(buf, count):
 
 def assert_matches_reference(buf, ref):
     assert buf.storage.row_episode.tolist() == ref.row_episode
-    torch.testing.assert_close(buf.priorities(), torch.tensor(ref.leaves, dtype=F64),
-                               rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        buf.priorities(), torch.tensor(ref.leaves, dtype=F64), rtol=1e-12, atol=0
+    )
     assert len(buf) == sum(e["length"] for e in ref.episodes.values())
     table = buf.episodes()
     assert table["id"].tolist() == sorted(ref.episodes)
-    for i, start, length, term in zip(*(table[k].tolist() for k in ("id", "start", "length", "terminated"))):
+    for i, start, length, term in zip(
+        *(table[k].tolist() for k in ("id", "start", "length", "terminated"))
+    ):
         assert ref.episodes[i] == {"start": start, "length": length, "terminated": term}
     for row, data in enumerate(ref.rows):
         if data is not None:
@@ -282,11 +311,17 @@ def test_matches_reference(capacity, envs, heads, prioritized, nstep):
     spec = {"obs": (3,), "action": (2,)}
     if heads is not None:
         spec["reward"] = (heads,)
-    buf = replay.ReplayBuffer(capacity, spec, prioritized=per, seed=capacity,
-                              nstep=replay.NStep(n=n, gamma=0.9, floating=floating),
-                              max_episode_steps=capacity // 2)
-    ref = reference.ReplayBuffer(capacity, alpha=per.alpha if per else 0.0,
-                                 max_episode_steps=capacity // 2)
+    buf = replay.ReplayBuffer(
+        capacity,
+        spec,
+        prioritized=per,
+        seed=capacity,
+        nstep=replay.NStep(n=n, gamma=0.9, floating=floating),
+        max_episode_steps=capacity // 2,
+    )
+    ref = reference.ReplayBuffer(
+        capacity, alpha=per.alpha if per else 0.0, max_episode_steps=capacity // 2
+    )
     rng = np.random.default_rng(capacity * 7 + envs)
     for round_ in range(6):
         drive(buf, ref, rng, steps=15, envs=envs, heads=heads)
@@ -295,8 +330,9 @@ def test_matches_reference(capacity, envs, heads, prioritized, nstep):
             continue
         uniform, floating_uniform = twin_draws(buf, 33)
         beta = reference.beta_at(per.beta, per.beta_steps, buf.sample_calls) if per else 0.0
-        direct = None if per else reference.direct_rows(buf.priorities(), buf.seed,
-                                                        buf.sample_calls, 33)
+        direct = (
+            None if per else reference.direct_rows(buf.priorities(), buf.seed, buf.sample_calls, 33)
+        )
         batch = buf.sample(33)
         expected = ref.sample(uniform, floating_uniform, n, 0.9, beta, index=direct)
         for key in ("index", "generation", "boot", "action", "next_obs"):
@@ -304,10 +340,17 @@ def test_matches_reference(capacity, envs, heads, prioritized, nstep):
         torch.testing.assert_close(batch.obs, expected["obs"])
         torch.testing.assert_close(batch.weight, expected["weight"], rtol=1e-6, atol=1e-7)
         torch.testing.assert_close(batch.reward.double(), expected["reward"], rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(batch.discount.double(), expected["discount"], rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(
+            batch.discount.double(), expected["discount"], rtol=1e-6, atol=1e-7
+        )
         if per is not None:
-            td = torch.rand((33,) if heads is None else (33, heads),
-                            generator=torch.Generator().manual_seed(round_)) * 3
+            td = (
+                torch.rand(
+                    (33,) if heads is None else (33, heads),
+                    generator=torch.Generator().manual_seed(round_),
+                )
+                * 3
+            )
             drive(buf, ref, rng, steps=3, envs=envs, heads=heads)  # some sampled rows go stale
             applied = buf.update_priorities(batch.index, batch.generation, td)
             assert torch.equal(applied, ref.update_priorities(batch.index, batch.generation, td))
@@ -329,10 +372,15 @@ def test_floating_k_is_uniform():
 
 # ---- episode mode (SPEC 1.2) ---------------------------------------------------------------------
 
+
 def test_episode_mode_batches():
     mode = replay.EpisodeMode(select_count=2, max_ep_draw=3)
-    buf = buffer(200, prioritized=replay.PER(alpha=1.0, eps=0.0), episode_mode=mode,
-                 nstep=replay.NStep(2, 0.5))
+    buf = buffer(
+        200,
+        prioritized=replay.PER(alpha=1.0, eps=0.0),
+        episode_mode=mode,
+        nstep=replay.NStep(2, 0.5),
+    )
     for i in range(10):
         buf.add_episode(**episode(9, seed=i))
     table = buf.episodes()
@@ -361,8 +409,13 @@ def test_episode_mode_rows_match_the_reference():
     """The compiled sample draws episode mode's rows itself; pyrl.reference recomputes them
     from the seed and the call count (a wrapped ring, priorities of every size)."""
     mode = replay.EpisodeMode(select_count=3, max_ep_draw=4)
-    buf = replay.ReplayBuffer(61, {"obs": (3,), "action": (2,)}, seed=5, episode_mode=mode,
-                              prioritized=replay.PER(alpha=0.7))
+    buf = replay.ReplayBuffer(
+        61,
+        {"obs": (3,), "action": (2,)},
+        seed=5,
+        episode_mode=mode,
+        prioritized=replay.PER(alpha=0.7),
+    )
     for i in range(14):
         buf.add_episode(**episode(3 + i % 5, seed=i))  # wraps and evicts
     batch = buf.sample(8)
@@ -370,8 +423,9 @@ def test_episode_mode_rows_match_the_reference():
     for size in (1, 7, 40):
         leaves = buf.priorities()
         call = buf.sample_calls
-        expected = reference.episode_rows(leaves, buf.storage.row_episode, buf.episodes(),
-                                          buf.seed, call, 3, 4, size)
+        expected = reference.episode_rows(
+            leaves, buf.storage.row_episode, buf.episodes(), buf.seed, call, 3, 4, size
+        )
         assert buf.sample(size).index.tolist() == expected.tolist()
 
 
@@ -381,6 +435,7 @@ def test_episode_mode_is_reproducible_and_saved(tmp_path):
         for i in range(6):
             buf.add_episode(**episode(7, seed=i))
         return buf
+
     a, b = make(), make()
     assert torch.equal(a.sample(20).index, b.sample(20).index)
     a.save(tmp_path / "a.pt")
@@ -392,6 +447,7 @@ def test_episode_mode_is_reproducible_and_saved(tmp_path):
 
 
 # ---- stale updates, duplicates, heads ------------------------------------------------------------
+
 
 def test_stale_updates_are_dropped():
     buf = buffer(10, prioritized=replay.PER(alpha=1.0, eps=0.0))
@@ -430,21 +486,31 @@ def test_priorities_are_clipped():
 
 # ---- adding --------------------------------------------------------------------------------------
 
+
 def test_steps_of_parallel_envs_commit_per_episode():
     buf = buffer(64, nstep=replay.NStep(n=1, gamma=0.5))
     obs = torch.arange(2 * 3, dtype=torch.float32).view(2, 3)
     for t in range(4):
         ended = torch.tensor([t in (1, 3), t == 3])
-        buf.add(obs=obs + 10 * t, action=torch.full((2, 2), float(t)), reward=torch.tensor([t, -t]),
-                next_obs=obs + 10 * t + 100, terminated=ended & torch.tensor([True, False]),
-                truncated=ended & torch.tensor([False, True]))
+        buf.add(
+            obs=obs + 10 * t,
+            action=torch.full((2, 2), float(t)),
+            reward=torch.tensor([t, -t]),
+            next_obs=obs + 10 * t + 100,
+            terminated=ended & torch.tensor([True, False]),
+            truncated=ended & torch.tensor([False, True]),
+        )
     table = buf.episodes()
     assert table["length"].tolist() == [2, 2, 4]  # env 0: steps 0-1 and 2-3, env 1: steps 0-3
     assert table["terminated"].tolist() == [True, True, False]
     assert len(buf) == 8 and buf.pending_steps == 0
-    first = buf.storage.columns[0][table["start"][0]:table["start"][0] + 3]
-    assert torch.equal(first, torch.stack([obs[0], obs[0] + 10, obs[0] + 110]))  # final row: next_obs
-    assert torch.equal(buf.storage.columns[1][table["start"][0] + 2], torch.zeros(2))  # no action there
+    first = buf.storage.columns[0][table["start"][0] : table["start"][0] + 3]
+    assert torch.equal(
+        first, torch.stack([obs[0], obs[0] + 10, obs[0] + 110])
+    )  # final row: next_obs
+    assert torch.equal(
+        buf.storage.columns[1][table["start"][0] + 2], torch.zeros(2)
+    )  # no action there
     batch = buf.sample(64)
     ends = (table["start"] + table["length"] - 1)[table["terminated"]]
     terminal = torch.isin(batch.index, ends)  # last steps of the two terminated episodes
@@ -455,8 +521,14 @@ def test_steps_of_parallel_envs_commit_per_episode():
 def test_long_episodes_commit_in_truncated_pieces():
     buf = buffer(64, max_episode_steps=5)
     for t in range(12):
-        buf.add(obs=torch.full((1, 3), float(t)), action=torch.zeros(1, 2), reward=torch.zeros(1),
-                next_obs=torch.full((1, 3), t + 1.0), terminated=[False], truncated=[False])
+        buf.add(
+            obs=torch.full((1, 3), float(t)),
+            action=torch.zeros(1, 2),
+            reward=torch.zeros(1),
+            next_obs=torch.full((1, 3), t + 1.0),
+            terminated=[False],
+            truncated=[False],
+        )
     assert buf.episodes()["length"].tolist() == [5, 5]
     assert buf.pending_steps == 2
     assert buf.storage.columns[0][5, 0] == 5.0  # the piece's final observation, then the next piece
@@ -472,24 +544,41 @@ def test_episode_longer_than_buffer_raises():
 
 
 def test_dict_observations_and_numpy_input():
-    spec = {"observation": (4,), "achieved_goal": (2,), "desired_goal": (2,), "action": (1,),
-            "mask": ((), torch.bool)}
+    spec = {
+        "observation": (4,),
+        "achieved_goal": (2,),
+        "desired_goal": (2,),
+        "action": (1,),
+        "mask": ((), torch.bool),
+    }
     keys = ("observation", "achieved_goal", "desired_goal")
     buf = replay.ReplayBuffer(32, spec, obs_keys=keys, seed=0)
     rng = np.random.default_rng(0)
     for t in range(6):
         obs = {k: rng.standard_normal((2, spec[k][0])) for k in keys}  # float64 numpy
-        buf.add(obs=obs, next_obs=obs, action=rng.standard_normal((2, 1)), reward=[1.0, 2.0],
-                mask=np.array([True, False]), terminated=[t == 5, False], truncated=[False, t == 5])
+        buf.add(
+            obs=obs,
+            next_obs=obs,
+            action=rng.standard_normal((2, 1)),
+            reward=[1.0, 2.0],
+            mask=np.array([True, False]),
+            terminated=[t == 5, False],
+            truncated=[False, t == 5],
+        )
     batch = buf.sample(8)
     assert set(batch.obs) == set(keys) and set(batch.next_obs) == set(keys)
-    assert batch.obs["achieved_goal"].shape == (8, 2) and batch.obs["observation"].dtype == torch.float32
+    assert (
+        batch.obs["achieved_goal"].shape == (8, 2)
+        and batch.obs["observation"].dtype == torch.float32
+    )
     assert batch.mask.dtype == torch.bool
     assert set(batch.reward.tolist()) <= {1.0, 2.0}
 
 
 def test_same_seed_same_batches():
-    bufs = [buffer(50, prioritized=replay.PER(), nstep=replay.NStep(3, 0.9, True)) for _ in range(2)]
+    bufs = [
+        buffer(50, prioritized=replay.PER(), nstep=replay.NStep(3, 0.9, True)) for _ in range(2)
+    ]
     for buf in bufs:
         for i in range(5):
             buf.add_episode(**episode(8, seed=i))
@@ -501,14 +590,25 @@ def test_same_seed_same_batches():
 
 # ---- save and restore ----------------------------------------------------------------------------
 
+
 def filled(capacity=40, **kwargs):
-    buf = buffer(capacity, prioritized=replay.PER(beta_steps=10),
-                 nstep=replay.NStep(3, 0.9, floating=True), **kwargs)
+    buf = buffer(
+        capacity,
+        prioritized=replay.PER(beta_steps=10),
+        nstep=replay.NStep(3, 0.9, floating=True),
+        **kwargs,
+    )
     for i in range(8):
         buf.add_episode(**episode(6, seed=i))
     for t in range(3):  # an episode still running in each of 2 envs
-        buf.add(obs=torch.full((2, 3), float(t)), action=torch.zeros(2, 2), reward=torch.ones(2),
-                next_obs=torch.zeros(2, 3), terminated=[False, False], truncated=[False, False])
+        buf.add(
+            obs=torch.full((2, 3), float(t)),
+            action=torch.zeros(2, 2),
+            reward=torch.ones(2),
+            next_obs=torch.zeros(2, 3),
+            terminated=[False, False],
+            truncated=[False, False],
+        )
     batch = buf.sample(8)
     buf.update_priorities(batch.index, batch.generation, torch.rand(8))
     return buf
@@ -522,8 +622,14 @@ def assert_same_future(a, b):
         a.update_priorities(x.index, x.generation, x.reward.abs())
         b.update_priorities(y.index, y.generation, y.reward.abs())
     for buf in (a, b):  # finishing the staged episodes gives the same episode in both
-        buf.add(obs=torch.ones(2, 3), action=torch.zeros(2, 2), reward=torch.ones(2),
-                next_obs=torch.ones(2, 3), terminated=[True, False], truncated=[False, True])
+        buf.add(
+            obs=torch.ones(2, 3),
+            action=torch.zeros(2, 2),
+            reward=torch.ones(2),
+            next_obs=torch.ones(2, 3),
+            terminated=[True, False],
+            truncated=[False, True],
+        )
     assert torch.equal(a.priorities(), b.priorities())
     for ca, cb in zip(a.storage.columns, b.storage.columns):
         assert torch.equal(ca, cb)
@@ -531,10 +637,15 @@ def assert_same_future(a, b):
 
 def test_state_dict_round_trip():
     original = filled()
-    state = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in original.state_dict().items()}
+    state = {
+        k: (v.clone() if isinstance(v, torch.Tensor) else v)
+        for k, v in original.state_dict().items()
+    }
     state["columns"] = {k: v.clone() for k, v in original.state_dict()["columns"].items()}
     state["stage"] = {k: v.clone() for k, v in original.state_dict()["stage"].items()}
-    restored = buffer(40, prioritized=replay.PER(beta_steps=10), nstep=replay.NStep(3, 0.9, floating=True))
+    restored = buffer(
+        40, prioritized=replay.PER(beta_steps=10), nstep=replay.NStep(3, 0.9, floating=True)
+    )
     restored.load_state_dict(state)
     assert restored.pending_steps == 6
     assert_same_future(original, restored)
@@ -578,14 +689,19 @@ print(len(buf), size, after - before)
 
 @pytest.mark.slow
 def test_million_transition_buffer_saves_without_copies(tmp_path):
-    out = subprocess.run([sys.executable, "-c", SAVE_SCRIPT, str(tmp_path / "big.pt")],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", SAVE_SCRIPT, str(tmp_path / "big.pt")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     transitions, size, growth = map(int, out.stdout.split())
     assert transitions == 999_000
     assert growth < 0.25 * size, (growth, size)  # peak memory grows by far less than a copy
 
 
 # ---- threads -------------------------------------------------------------------------------------
+
 
 def test_one_thread_adds_while_another_samples_and_updates():
     buf = buffer(500, prioritized=replay.PER(), nstep=replay.NStep(3, 0.9, True))
@@ -597,9 +713,14 @@ def test_one_thread_adds_while_another_samples_and_updates():
             rng = np.random.default_rng(0)
             for t in range(3000):
                 ended = rng.random(4) < 0.05
-                buf.add(obs=torch.randn(4, 3), action=torch.randn(4, 2), reward=torch.randn(4),
-                        next_obs=torch.randn(4, 3), terminated=torch.from_numpy(ended),
-                        truncated=torch.zeros(4, dtype=torch.bool))
+                buf.add(
+                    obs=torch.randn(4, 3),
+                    action=torch.randn(4, 2),
+                    reward=torch.randn(4),
+                    next_obs=torch.randn(4, 3),
+                    terminated=torch.from_numpy(ended),
+                    truncated=torch.zeros(4, dtype=torch.bool),
+                )
         except Exception as err:  # pragma: no cover - reported below
             errors.append(err)
 
@@ -626,35 +747,53 @@ def test_one_thread_adds_while_another_samples_and_updates():
 
 # ---- bad input -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("capacity", [0, -3, 1, 2.5, None])
 def test_bad_capacity(capacity):
     with pytest.raises(ValueError, match="capacity should be an int >= 2"):
         replay.ReplayBuffer(capacity, {"obs": (3,)})
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(alpha=1.5), "alpha should be in"), (dict(alpha=-0.1), "alpha should be in"),
-    (dict(alpha=float("nan")), "alpha should be in"), (dict(beta=2.0), "beta should be in"),
-    (dict(beta_steps=0), "beta_steps"), (dict(eps=-1.0), "eps"), (dict(p_min=0.0), "p_min"),
-    (dict(weight_norm="max"), "weight_norm"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(alpha=1.5), "alpha should be in"),
+        (dict(alpha=-0.1), "alpha should be in"),
+        (dict(alpha=float("nan")), "alpha should be in"),
+        (dict(beta=2.0), "beta should be in"),
+        (dict(beta_steps=0), "beta_steps"),
+        (dict(eps=-1.0), "eps"),
+        (dict(p_min=0.0), "p_min"),
+        (dict(weight_norm="max"), "weight_norm"),
+    ],
+)
 def test_bad_per_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         replay.PER(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs, match", [(dict(n=0, gamma=0.9), "n should be"),
-                                           (dict(n=3, gamma=1.5), "gamma"),
-                                           (dict(n=3), "gamma is required")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n=0, gamma=0.9), "n should be"),
+        (dict(n=3, gamma=1.5), "gamma"),
+        (dict(n=3), "gamma is required"),
+    ],
+)
 def test_bad_nstep_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         replay.NStep(**kwargs)
 
 
-@pytest.mark.parametrize("spec, match", [
-    ({"obs": (3,), "discount": ()}, "reserved"), ({"obs": "x"}, "shape tuple"),
-    ({"obs": (3,), "reward": (2, 2)}, "reward should be"), ({"action": (2,)}, "obs_keys"),
-])
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ({"obs": (3,), "discount": ()}, "reserved"),
+        ({"obs": "x"}, "shape tuple"),
+        ({"obs": (3,), "reward": (2, 2)}, "reward should be"),
+        ({"action": (2,)}, "obs_keys"),
+    ],
+)
 def test_bad_spec(spec, match):
     with pytest.raises(ValueError, match=match):
         replay.ReplayBuffer(10, spec)
@@ -664,28 +803,43 @@ def test_sampling_an_empty_buffer():
     buf = buffer(10)
     with pytest.raises(ValueError, match="empty"):
         buf.sample(4)
-    buf.add(obs=torch.zeros(1, 3), action=torch.zeros(1, 2), reward=torch.zeros(1),
-            next_obs=torch.zeros(1, 3), terminated=[False], truncated=[False])
+    buf.add(
+        obs=torch.zeros(1, 3),
+        action=torch.zeros(1, 2),
+        reward=torch.zeros(1),
+        next_obs=torch.zeros(1, 3),
+        terminated=[False],
+        truncated=[False],
+    )
     with pytest.raises(ValueError, match="empty"):  # a staged step is not sampleable yet
         buf.sample(4)
     with pytest.raises(ValueError, match="batch_size"):
         buf.sample(0)
 
 
-STEP = dict(obs=torch.zeros(2, 3), action=torch.zeros(2, 2), reward=torch.zeros(2),
-            next_obs=torch.zeros(2, 3), terminated=[False, True], truncated=[False, False])
+STEP = dict(
+    obs=torch.zeros(2, 3),
+    action=torch.zeros(2, 2),
+    reward=torch.zeros(2),
+    next_obs=torch.zeros(2, 3),
+    terminated=[False, True],
+    truncated=[False, False],
+)
 
 
-@pytest.mark.parametrize("change, match", [
-    (dict(obs=torch.zeros(2, 4)), r"obs should have shape \[2, 3\], got \[2, 4\]"),
-    (dict(action=torch.zeros(2, 2, dtype=torch.complex64)), "action should be torch.float32"),
-    (dict(reward=torch.zeros(3)), r"reward should have shape \[2\]"),
-    (dict(next_obs=torch.zeros(3, 3)), r"next_obs should have shape \[2, 3\]"),
-    (dict(terminated=[0.5, 0.0]), "terminated should be 2 bools"),
-    (dict(truncated=[False]), "truncated should be 2 bools"),
-    (dict(action=None), "action should be"),
-    (dict(extra=torch.zeros(2)), "unexpected"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(obs=torch.zeros(2, 4)), r"obs should have shape \[2, 3\], got \[2, 4\]"),
+        (dict(action=torch.zeros(2, 2, dtype=torch.complex64)), "action should be torch.float32"),
+        (dict(reward=torch.zeros(3)), r"reward should have shape \[2\]"),
+        (dict(next_obs=torch.zeros(3, 3)), r"next_obs should have shape \[2, 3\]"),
+        (dict(terminated=[0.5, 0.0]), "terminated should be 2 bools"),
+        (dict(truncated=[False]), "truncated should be 2 bools"),
+        (dict(action=None), "action should be"),
+        (dict(extra=torch.zeros(2)), "unexpected"),
+    ],
+)
 def test_bad_add_changes_nothing(change, match):
     buf = buffer(16, prioritized=replay.PER())
     buf.add(**STEP)  # allocates the stage: later adds take the fast path first
@@ -698,25 +852,38 @@ def test_bad_add_changes_nothing(change, match):
 def test_bad_add_field_kind_and_env_count():
     spec = {"obs": (3,), "action": ((), torch.int64)}
     buf = replay.ReplayBuffer(16, spec)
-    good = dict(obs=torch.zeros(2, 3), action=torch.zeros(2, dtype=torch.int64), reward=torch.zeros(2),
-                next_obs=torch.zeros(2, 3), terminated=[False, False], truncated=[False, False])
+    good = dict(
+        obs=torch.zeros(2, 3),
+        action=torch.zeros(2, dtype=torch.int64),
+        reward=torch.zeros(2),
+        next_obs=torch.zeros(2, 3),
+        terminated=[False, False],
+        truncated=[False, False],
+    )
     buf.add(**good)
     before = snapshot(buf)
     with pytest.raises(ValueError, match="action should be torch.int64"):
         buf.add(**{**good, "action": torch.zeros(2)})  # a float into an integer column
     with pytest.raises(ValueError, match="3 environments, but earlier steps had 2"):
-        buf.add(**{k: (v[:1].expand(3, *v.shape[1:]) if isinstance(v, torch.Tensor) else [False] * 3)
-                   for k, v in good.items()})
+        buf.add(
+            **{
+                k: (v[:1].expand(3, *v.shape[1:]) if isinstance(v, torch.Tensor) else [False] * 3)
+                for k, v in good.items()
+            }
+        )
     assert_unchanged(buf, before)
     buf.add(**{**good, "action": np.array([1, 2])})  # an integer array converts
 
 
-@pytest.mark.parametrize("change, match", [
-    (dict(obs=torch.zeros(1, 3)), "at least 1 transition"),
-    (dict(action=torch.zeros(4, 2)), r"action should have shape \[5, 2\]"),
-    (dict(reward=torch.zeros(5, 2)), r"reward should have shape \[5\]"),
-    (dict(obs=torch.zeros(6, 3, dtype=torch.complex64)), "obs should be torch.float32"),
-])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (dict(obs=torch.zeros(1, 3)), "at least 1 transition"),
+        (dict(action=torch.zeros(4, 2)), r"action should have shape \[5, 2\]"),
+        (dict(reward=torch.zeros(5, 2)), r"reward should have shape \[5\]"),
+        (dict(obs=torch.zeros(6, 3, dtype=torch.complex64)), "obs should be torch.float32"),
+    ],
+)
 def test_bad_add_episode_changes_nothing(change, match):
     buf = buffer(16)
     buf.add_episode(**episode(5))
@@ -726,10 +893,16 @@ def test_bad_add_episode_changes_nothing(change, match):
     assert_unchanged(buf, before)
 
 
-@pytest.mark.parametrize("td, match", [
-    (torch.tensor([1.0, float("nan"), 1.0]), "td_abs should be >= 0 and not NaN, got nan at flat position 1"),
-    (torch.tensor([1.0, 1.0, -2.0]), "got -2 at flat position 2"),
-])
+@pytest.mark.parametrize(
+    "td, match",
+    [
+        (
+            torch.tensor([1.0, float("nan"), 1.0]),
+            "td_abs should be >= 0 and not NaN, got nan at flat position 1",
+        ),
+        (torch.tensor([1.0, 1.0, -2.0]), "got -2 at flat position 2"),
+    ],
+)
 def test_bad_priorities_change_nothing(td, match):
     buf = buffer(16, prioritized=replay.PER())
     buf.add_episode(**episode(5))
@@ -758,7 +931,8 @@ def test_cuda_buffer_is_refused_clearly():
         replay.ReplayBuffer(10, {"obs": (3,)}, device="meta")
 
 
-# ---- the applied mask, update counts and the invariant check ---------------------------------------
+# ---- the applied mask, update counts and the invariant check -------------------------------------
+
 
 def test_update_priorities_returns_the_applied_mask():
     buf = buffer(16, prioritized=replay.PER(alpha=1.0, eps=0.0))
@@ -767,7 +941,9 @@ def test_update_priorities_returns_the_applied_mask():
     batch = buf.sample(4)
     owners = buf.storage.row_episode
     index = torch.tensor([0, 3, 9, 5, 5, 2])
-    generation = torch.tensor([int(owners[0]), int(owners[3]), -1, int(owners[5]), int(owners[5]), 7])
+    generation = torch.tensor(
+        [int(owners[0]), int(owners[3]), -1, int(owners[5]), int(owners[5]), 7]
+    )
     applied = buf.update_priorities(index, generation, torch.tensor([1.0, 9.0, 9.0, 2.0, 4.0, 9.0]))
     # transition, final-observation row, free row (generation -1), duplicates, wrong generation
     assert applied.tolist() == [True, False, False, True, True, False]
@@ -797,10 +973,12 @@ def test_initial_priorities_of_an_episode_are_what_an_update_would_set():
     assert given.priority_updates == {"applied": 0, "dropped": 0}  # not an update
     given.check()
     before = snapshot(given)
-    for td_abs, match in ((torch.ones(3), r"td_abs should have shape \[4\], got \[3\]"),
-                          ([1.0, float("nan"), 0, 0], "td_abs should be >= 0 and not NaN, got nan"),
-                          ([1.0, 0, -1, 0], "got -1 at position 2; nothing was added"),
-                          ("high", "td_abs should be torch.float64")):
+    for td_abs, match in (
+        (torch.ones(3), r"td_abs should have shape \[4\], got \[3\]"),
+        ([1.0, float("nan"), 0, 0], "td_abs should be >= 0 and not NaN, got nan"),
+        ([1.0, 0, -1, 0], "got -1 at position 2; nothing was added"),
+        ("high", "td_abs should be torch.float64"),
+    ):
         with pytest.raises(ValueError, match=match):
             given.add_episode(**episode(4), td_abs=td_abs)
     assert_unchanged(given, before)
@@ -827,12 +1005,17 @@ def test_check_names_the_broken_invariant():
     corruptions = {
         "sum tree parents": lambda: storage.sum_tree.__setitem__(0, storage.sum_tree[0] + 1),
         "leaves": lambda: storage.sum_tree.__setitem__(
-            replay.layout.tree_leaf_offset(buf.capacity) + int(buf.episodes()["start"][0])
-            + int(buf.episodes()["length"][0]), 0.5),
+            replay.layout.tree_leaf_offset(buf.capacity)
+            + int(buf.episodes()["start"][0])
+            + int(buf.episodes()["length"][0]),
+            0.5,
+        ),
         "row owners": lambda: storage.row_episode.__setitem__(
-            int(buf.episodes()["start"][0]), 10**6),
+            int(buf.episodes()["start"][0]), 10**6
+        ),
         "episode table": lambda: storage.episodes.__setitem__(
-            (int(buf.episodes()["id"][0]) % storage.episodes.shape[0], 1), 0),
+            (int(buf.episodes()["id"][0]) % storage.episodes.shape[0], 1), 0
+        ),
         "counters": lambda: storage.counters.__setitem__(replay.layout.COUNTERS["cursor"], -1),
     }
     for name, corrupt in corruptions.items():
@@ -846,8 +1029,10 @@ def test_check_names_the_broken_invariant():
 def test_draws_are_the_reference_counter_uniforms():
     buf = filled()
     calls = buf.sample_calls
-    expected = {name: reference.counter_uniforms(buf.seed, calls, stream, 7)
-                for stream, name in enumerate(("row", "relabel", "goal", "lookahead"))}
+    expected = {
+        name: reference.counter_uniforms(buf.seed, calls, stream, 7)
+        for stream, name in enumerate(("row", "relabel", "goal", "lookahead"))
+    }
     drawn = buf.next_uniforms(7)
     assert drawn.keys() == expected.keys()
     for name in expected:

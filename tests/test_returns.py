@@ -43,9 +43,13 @@ def rollout(T, N, *, heads=None, p_done=0.1, dtype=torch.float32, device="cpu", 
         ends = ends.unsqueeze(-1)
     next_value = torch.where(ends, final_value, value[1:])
     cast = dict(dtype=dtype, device=device)
-    return dict(reward=reward.to(**cast), value=value[:-1].to(**cast),
-                next_value=next_value.to(**cast), terminated=terminated.to(device),
-                truncated=truncated.to(device))
+    return dict(
+        reward=reward.to(**cast),
+        value=value[:-1].to(**cast),
+        next_value=next_value.to(**cast),
+        terminated=terminated.to(device),
+        truncated=truncated.to(device),
+    )
 
 
 def without_value(r):
@@ -96,6 +100,7 @@ def test_bandit_is_reward_minus_value():
 
 # ---- SPEC 3.3 and 4.2: window ops ---------------------------------------------------------------
 
+
 def test_nstep_spec_truncated_and_terminated():
     r = col(1.0, 0.0, 2.0, 0.0, 3.0)
     term, trunc = flags(5, 1, trunc=[4])
@@ -122,8 +127,9 @@ def test_nstep_spec_truncated_and_terminated():
 
 @pytest.mark.parametrize("k,C,D", [(1, 1.0, 0.9), (2, 1.18, 0.648), (3, 2.4112, 0.46656)])
 def test_nstep_gae_spec(k, C, D):
-    credit, discount, boot = returns.nstep_gae(REWARD, VALUE, NEXT_VALUE, *flags(3, 1), n=k,
-                                               gamma=0.9, lmbda=0.8)
+    credit, discount, boot = returns.nstep_gae(
+        REWARD, VALUE, NEXT_VALUE, *flags(3, 1), n=k, gamma=0.9, lmbda=0.8
+    )
     assert credit[0, 0].item() == pytest.approx(C)
     assert discount[0, 0].item() == pytest.approx(D)
     assert boot[0, 0].item() == k - 1
@@ -145,15 +151,20 @@ SHAPES = [(1, 1), (5, 3), (123, 7), (64, 33), (17, 70)]
 def test_rollout_ops_match_reference(device, dtype, T, N, p_done, heads):
     r = rollout(T, N, heads=heads, p_done=p_done, dtype=dtype, device=device)
     gamma, lmbda = 0.97, 0.9
-    for got, want in zip(returns.gae(**r, gamma=gamma, lmbda=lmbda),
-                         reference.gae(**r, gamma=gamma, lmbda=lmbda)):
+    for got, want in zip(
+        returns.gae(**r, gamma=gamma, lmbda=lmbda), reference.gae(**r, gamma=gamma, lmbda=lmbda)
+    ):
         torch.testing.assert_close(got, want, **TOL[dtype])
-    torch.testing.assert_close(returns.discounted_return(**without_value(r), gamma=gamma),
-                               reference.discounted_return(**without_value(r), gamma=gamma),
-                               **TOL[dtype])
+    torch.testing.assert_close(
+        returns.discounted_return(**without_value(r), gamma=gamma),
+        reference.discounted_return(**without_value(r), gamma=gamma),
+        **TOL[dtype],
+    )
     torch.testing.assert_close(
         returns.lambda_return(**without_value(r), gamma=gamma, lmbda=lmbda),
-        reference.lambda_return(**without_value(r), gamma=gamma, lmbda=lmbda), **TOL[dtype])
+        reference.lambda_return(**without_value(r), gamma=gamma, lmbda=lmbda),
+        **TOL[dtype],
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -189,22 +200,34 @@ def test_float32_tracks_float64_at_long_horizons():
 
 
 @settings(deadline=None, max_examples=40)
-@given(T=st.integers(1, 40), N=st.integers(1, 9), gamma=st.floats(0, 1), lmbda=st.floats(0, 1),
-       p_done=st.sampled_from([0.0, 0.3, 1.0]), n=st.integers(1, 6), seed=st.integers(0, 99))
+@given(
+    T=st.integers(1, 40),
+    N=st.integers(1, 9),
+    gamma=st.floats(0, 1),
+    lmbda=st.floats(0, 1),
+    p_done=st.sampled_from([0.0, 0.3, 1.0]),
+    n=st.integers(1, 6),
+    seed=st.integers(0, 99),
+)
 def test_hypothesis_sweep(T, N, gamma, lmbda, p_done, n, seed):
     r = rollout(T, N, p_done=p_done, dtype=torch.float64, seed=seed)
-    for a, b in zip(returns.gae(**r, gamma=gamma, lmbda=lmbda),
-                    reference.gae(**r, gamma=gamma, lmbda=lmbda)):
+    for a, b in zip(
+        returns.gae(**r, gamma=gamma, lmbda=lmbda), reference.gae(**r, gamma=gamma, lmbda=lmbda)
+    ):
         torch.testing.assert_close(a, b)
     torch.testing.assert_close(
         returns.lambda_return(**without_value(r), gamma=gamma, lmbda=lmbda),
-        reference.lambda_return(**without_value(r), gamma=gamma, lmbda=lmbda))
-    for a, b in zip(returns.nstep_gae(**r, n=n, gamma=gamma, lmbda=lmbda),
-                    reference.nstep_gae(**r, n=n, gamma=gamma, lmbda=lmbda)):
+        reference.lambda_return(**without_value(r), gamma=gamma, lmbda=lmbda),
+    )
+    for a, b in zip(
+        returns.nstep_gae(**r, n=n, gamma=gamma, lmbda=lmbda),
+        reference.nstep_gae(**r, n=n, gamma=gamma, lmbda=lmbda),
+    ):
         torch.testing.assert_close(a, b)
 
 
 # ---- identities ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("p_done", [0.0, 0.2])
 def test_identities_between_estimators(p_done):
@@ -223,8 +246,10 @@ def test_identities_between_estimators(p_done):
     _, ret = returns.gae(**r, gamma=0.9, lmbda=0.7)
     torch.testing.assert_close(returns.lambda_return(**nv, gamma=0.9, lmbda=0.7), ret)
     torch.testing.assert_close(returns.lambda_return(**nv, gamma=0.9, lmbda=0.0), one_step)
-    torch.testing.assert_close(returns.lambda_return(**nv, gamma=0.9, lmbda=1.0),
-                               returns.discounted_return(**nv, gamma=0.9))
+    torch.testing.assert_close(
+        returns.lambda_return(**nv, gamma=0.9, lmbda=1.0),
+        returns.discounted_return(**nv, gamma=0.9),
+    )
     # an n-step window as long as the rollout is the discounted return
     R, D, boot = returns.nstep_return(r["reward"], r["terminated"], r["truncated"], n=50, gamma=0.9)
     target = R + D * r["next_value"].gather(0, boot)
@@ -246,7 +271,7 @@ def test_nstep_gae_identities():
     assert torch.equal(boot, boot_k)
     # lmbda = 0, k > 1: D = 0 and C = r + gamma * v_{t+1} (TD(0) on the cached value)
     C, D, boot = returns.nstep_gae(**r, n=3, gamma=0.9, lmbda=0.0)
-    longer = (boot > torch.arange(40).unsqueeze(1))
+    longer = boot > torch.arange(40).unsqueeze(1)
     assert (D[longer] == 0).all()
     one_step = r["reward"] + 0.9 * torch.where(r["terminated"], 0.0, r["next_value"])
     torch.testing.assert_close(C[longer], one_step[longer])
@@ -256,8 +281,9 @@ def test_floating_k_is_uniform():
     n, T, N = 3, 1000, 100
     term, trunc = flags(T, N)
     gen = torch.Generator().manual_seed(0)
-    _, _, boot = returns.nstep_return(torch.zeros(T, N), term, trunc, n=n, floating=True,
-                                      generator=gen)
+    _, _, boot = returns.nstep_return(
+        torch.zeros(T, N), term, trunc, n=n, floating=True, generator=gen
+    )
     k = (boot - torch.arange(T).unsqueeze(1) + 1)[: T - n]  # windows clear of the rollout end
     freq = torch.bincount(k.flatten(), minlength=n + 1)[1:].double() / k.numel()
     assert (freq - 1 / n).abs().max() < 0.005
@@ -267,13 +293,15 @@ def test_floating_k_is_uniform():
 
 # ---- layouts and edge shapes --------------------------------------------------------------------
 
+
 def test_non_contiguous_inputs():
     r = rollout(31, 12, p_done=0.2, dtype=torch.float64, seed=5)
     # the same rollout stored env-major, viewed time-first
     strided = {k: v.t().contiguous().t() for k, v in r.items()}
     assert not strided["reward"].is_contiguous()
-    for a, b in zip(returns.gae(**strided, gamma=0.9, lmbda=0.9),
-                    returns.gae(**r, gamma=0.9, lmbda=0.9)):
+    for a, b in zip(
+        returns.gae(**strided, gamma=0.9, lmbda=0.9), returns.gae(**r, gamma=0.9, lmbda=0.9)
+    ):
         assert a.is_contiguous()
         torch.testing.assert_close(a, b)
     every_other = {k: v[:, ::2] for k, v in r.items()}
@@ -297,7 +325,9 @@ def test_empty(T, N):
 
 def test_flags_of_any_dtype():
     r = rollout(20, 4, p_done=0.3, dtype=torch.float64, seed=6)
-    as_float = dict(r, terminated=r["terminated"].double(), truncated=r["truncated"].to(torch.int32))
+    as_float = dict(
+        r, terminated=r["terminated"].double(), truncated=r["truncated"].to(torch.int32)
+    )
     as_bytes = dict(r, terminated=r["terminated"].to(torch.uint8), truncated=r["truncated"])
     want = returns.gae(**r)
     for variant in (as_float, as_bytes):
@@ -307,15 +337,28 @@ def test_flags_of_any_dtype():
 
 # ---- bad input ----------------------------------------------------------------------------------
 
+
 def test_bad_inputs_name_the_argument():
     r = rollout(6, 3, dtype=torch.float32)
     cases = [
-        (dict(r, reward=r["reward"][0]), r"reward should be 2-D \[T, N\] or 3-D \[T, N, m\], got 1-D"),
-        (dict(r, reward=r["reward"].long(), value=r["value"].long(), next_value=r["next_value"].long()),
-         r"reward should be float32 or float64, got Long"),
+        (
+            dict(r, reward=r["reward"][0]),
+            r"reward should be 2-D \[T, N\] or 3-D \[T, N, m\], got 1-D",
+        ),
+        (
+            dict(
+                r,
+                reward=r["reward"].long(),
+                value=r["value"].long(),
+                next_value=r["next_value"].long(),
+            ),
+            r"reward should be float32 or float64, got Long",
+        ),
         (dict(r, value=r["value"][:5]), r"value should have reward's shape \[6, 3\], got \[5, 3\]"),
-        (dict(r, next_value=r["next_value"].double()),
-         r"next_value should have reward's dtype Float, got Double"),
+        (
+            dict(r, next_value=r["next_value"].double()),
+            r"next_value should have reward's dtype Float, got Double",
+        ),
         (dict(r, terminated=r["terminated"][:, :2]), r"terminated should have shape \[6, 3\]"),
         (dict(r, truncated=r["truncated"].t()), r"truncated should have shape \[6, 3\]"),
     ]
@@ -345,20 +388,44 @@ def test_mixed_devices_are_refused():
 
 # ---- torch.library and torch.compile ------------------------------------------------------------
 
+
 def _samples():
     for T, N, heads in [(7, 3, None), (1, 1, None), (12, 2, 2)]:
         r = rollout(T, N, heads=heads, p_done=0.3, seed=T)
         u = torch.rand(T, N)
-        yield "gae", (r["reward"], r["value"], r["next_value"], r["terminated"], r["truncated"], 0.9, 0.8)
-        yield "discounted_return", (r["reward"], r["next_value"], r["terminated"], r["truncated"], 0.9)
-        yield "lambda_return", (r["reward"], r["next_value"], r["terminated"], r["truncated"], 0.9, 0.7)
+        yield (
+            "gae",
+            (r["reward"], r["value"], r["next_value"], r["terminated"], r["truncated"], 0.9, 0.8),
+        )
+        yield (
+            "discounted_return",
+            (r["reward"], r["next_value"], r["terminated"], r["truncated"], 0.9),
+        )
+        yield (
+            "lambda_return",
+            (r["reward"], r["next_value"], r["terminated"], r["truncated"], 0.9, 0.7),
+        )
         yield "nstep_return", (r["reward"], r["terminated"], r["truncated"], u, 3, 0.9)
         yield "nstep_return", (r["reward"], r["terminated"], r["truncated"], None, 2, 0.9)
-        yield "nstep_gae", (r["reward"], r["value"], r["next_value"], r["terminated"],
-                            r["truncated"], u, 3, 0.9, 0.8)
+        yield (
+            "nstep_gae",
+            (
+                r["reward"],
+                r["value"],
+                r["next_value"],
+                r["terminated"],
+                r["truncated"],
+                u,
+                3,
+                0.9,
+                0.8,
+            ),
+        )
 
 
-@pytest.mark.parametrize("name,args", list(_samples()), ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize(
+    "name,args", list(_samples()), ids=lambda x: x if isinstance(x, str) else ""
+)
 def test_opcheck(name, args):
     torch.library.opcheck(getattr(torch.ops.pyrl, name).default, args)
 

@@ -34,7 +34,11 @@ def sb3_style_steps(rng, n_envs, steps, obs_of, ends, action_dim=1):
         done, timeout = ends(rng, step, n_envs)
         infos = [{"TimeLimit.truncated": bool(t)} for t in timeout]
         yield obs, next_obs, action, reward, done, infos
-        obs = {k: v.copy() for k, v in next_obs.items()} if isinstance(next_obs, dict) else next_obs.copy()
+        obs = (
+            {k: v.copy() for k, v in next_obs.items()}
+            if isinstance(next_obs, dict)
+            else next_obs.copy()
+        )
         for i in np.flatnonzero(done):  # the reset observation replaces the final one
             fresh = obs_of(rng, 1)
             if isinstance(obs, dict):
@@ -55,6 +59,7 @@ def random_ends(last):
         else:
             done = rng.random(n_envs) < 0.08
         return done, done & (rng.random(n_envs) < 0.5)
+
     return ends
 
 
@@ -101,8 +106,11 @@ def test_uniform_samples_are_sb3s_stored_transitions_drawn_uniformly():
 
 
 def goal_obs(rng, n):
-    return {"observation": rng.normal(size=(n, 2)), "achieved_goal": rng.normal(size=(n, 2)),
-            "desired_goal": rng.normal(size=(n, 2))}
+    return {
+        "observation": rng.normal(size=(n, 2)),
+        "achieved_goal": rng.normal(size=(n, 2)),
+        "desired_goal": rng.normal(size=(n, 2)),
+    }
 
 
 def test_her_samples_relabel_like_sb3s_future_strategy():
@@ -122,15 +130,23 @@ def test_her_samples_relabel_like_sb3s_future_strategy():
     position = {}
     reached = {}
     for t in range(300):
-        position[theirs.observations["observation"][t, 0].astype(np.float32).tobytes()] = (t // 10, t % 10)
-        reached[theirs.next_observations["achieved_goal"][t, 0].astype(np.float32).tobytes()] = (t // 10, t % 10)
+        position[theirs.observations["observation"][t, 0].astype(np.float32).tobytes()] = (
+            t // 10,
+            t % 10,
+        )
+        reached[theirs.next_observations["achieved_goal"][t, 0].astype(np.float32).tobytes()] = (
+            t // 10,
+            t % 10,
+        )
 
     def offsets(batch):
         real, future = 0, []
         for i in range(batch.rewards.shape[0]):
             episode, t = position[batch.observations["observation"][i].numpy().tobytes()]
             goal = batch.observations["desired_goal"][i].numpy()
-            stored_goal = theirs.observations["desired_goal"][episode * 10 + t, 0].astype(np.float32)
+            stored_goal = theirs.observations["desired_goal"][episode * 10 + t, 0].astype(
+                np.float32
+            )
             np.testing.assert_array_equal(batch.next_observations["desired_goal"][i].numpy(), goal)
             if np.array_equal(goal, stored_goal):
                 real += 1
@@ -151,16 +167,25 @@ def test_her_samples_relabel_like_sb3s_future_strategy():
     theirs_future = []
     for _ in range(40):
         batch = theirs.sample(100)
-        batch = batch._replace(observations={k: v.float() for k, v in batch.observations.items()},
-                               next_observations={k: v.float() for k, v in batch.next_observations.items()})
+        batch = batch._replace(
+            observations={k: v.float() for k, v in batch.observations.items()},
+            next_observations={k: v.float() for k, v in batch.next_observations.items()},
+        )
         theirs_future += offsets(batch)[1]
     ours_future = [x for part in ours_future for x in part]
     assert abs(np.mean(ours_future) - np.mean(theirs_future)) < 0.03
 
 
 def test_sb3_td3_trains_on_the_drop_in_and_the_buffer_pickles_exactly(tmp_path):
-    model = TD3("MlpPolicy", "Pendulum-v1", replay_buffer_class=compat.ReplayBuffer,
-                learning_starts=50, batch_size=32, seed=0, policy_kwargs=dict(net_arch=[32]))
+    model = TD3(
+        "MlpPolicy",
+        "Pendulum-v1",
+        replay_buffer_class=compat.ReplayBuffer,
+        learning_starts=50,
+        batch_size=32,
+        seed=0,
+        policy_kwargs=dict(net_arch=[32]),
+    )
     model.learn(300)
     buf = model.replay_buffer
     assert isinstance(buf, sb3_buffers.ReplayBuffer) and buf.size() == 300
@@ -181,16 +206,25 @@ def test_sb3_td3_trains_on_the_drop_in_and_the_buffer_pickles_exactly(tmp_path):
 
 
 def test_sb3_td3_with_her_runs_saves_and_resumes(tmp_path):
-    model = TD3("MultiInputPolicy", "pyrl/PointReach-v0", replay_buffer_class=compat.HerReplayBuffer,
-                replay_buffer_kwargs=dict(n_sampled_goal=4, goal_selection_strategy="future"),
-                learning_starts=100, batch_size=32, seed=0, policy_kwargs=dict(net_arch=[32]))
+    model = TD3(
+        "MultiInputPolicy",
+        "pyrl/PointReach-v0",
+        replay_buffer_class=compat.HerReplayBuffer,
+        replay_buffer_kwargs=dict(n_sampled_goal=4, goal_selection_strategy="future"),
+        learning_starts=100,
+        batch_size=32,
+        seed=0,
+        policy_kwargs=dict(net_arch=[32]),
+    )
     model.learn(230)  # ends mid-episode
     buf = model.replay_buffer
     assert len(buf.replay) == 200 and buf.replay.pending_steps == 30
     model.save_replay_buffer(tmp_path / "her.pkl")
     model.load_replay_buffer(tmp_path / "her.pkl")  # SB3 truncates the running episode
     loaded = model.replay_buffer
-    assert loaded.env is model.env and len(loaded.replay) == 229 and loaded.replay.pending_steps == 0
+    assert (
+        loaded.env is model.env and len(loaded.replay) == 229 and loaded.replay.pending_steps == 0
+    )
     loaded.replay.check()
     model.learn(100, reset_num_timesteps=False)  # the env's episode goes on: 20, 50 and 30 steps
     assert len(loaded.replay) == 229 + 20 + 50 and loaded.replay.pending_steps == 30
@@ -199,8 +233,16 @@ def test_sb3_td3_with_her_runs_saves_and_resumes(tmp_path):
 @pytest.mark.parametrize("algorithm", [compat.PrioritizedDQN, compat.PrioritizedTD3])
 def test_prioritized_sb3_algorithms_weight_losses_and_update_priorities(algorithm):
     env = "CartPole-v1" if algorithm is compat.PrioritizedDQN else "Pendulum-v1"
-    model = algorithm("MlpPolicy", env, learning_starts=50, batch_size=32, seed=0,
-                      train_freq=1, gradient_steps=1, policy_kwargs=dict(net_arch=[32]))
+    model = algorithm(
+        "MlpPolicy",
+        env,
+        learning_starts=50,
+        batch_size=32,
+        seed=0,
+        train_freq=1,
+        gradient_steps=1,
+        policy_kwargs=dict(net_arch=[32]),
+    )
     assert isinstance(model.replay_buffer, compat.PrioritizedReplayBuffer)
     model.learn(300)
     updates = model.replay_buffer.replay.priority_updates
@@ -210,8 +252,14 @@ def test_prioritized_sb3_algorithms_weight_losses_and_update_priorities(algorith
     samples = model.replay_buffer.sample(8)
     assert samples.weights.shape == (8, 1) and float(samples.weights.max()) <= 1.0
     with pytest.raises(ValueError, match="needs a prioritized pyrl buffer"):
-        algorithm("MlpPolicy", env, replay_buffer_class=compat.ReplayBuffer, learning_starts=10,
-                  seed=0, policy_kwargs=dict(net_arch=[8])).learn(30)
+        algorithm(
+            "MlpPolicy",
+            env,
+            replay_buffer_class=compat.ReplayBuffer,
+            learning_starts=10,
+            seed=0,
+            policy_kwargs=dict(net_arch=[8]),
+        ).learn(30)
 
 
 def test_nstep_discounts_and_normalization_follow_sb3():
@@ -222,7 +270,7 @@ def test_nstep_discounts_and_normalization_follow_sb3():
     batch = buf.sample(256)
     # gamma^k with k the window's steps, as SB3's NStepReplayBuffer: dones mark the terminals
     k = np.round(np.log(batch.discounts.flatten().numpy()) / np.log(0.9))
-    np.testing.assert_allclose(batch.discounts.flatten().numpy(), 0.9 ** k, rtol=1e-6)
+    np.testing.assert_allclose(batch.discounts.flatten().numpy(), 0.9**k, rtol=1e-6)
     assert set(k) == {1, 2, 3}  # windows clipped at episode ends
     venv = VecNormalize(DummyVecEnv([lambda: gym.make("Pendulum-v1")]))
     venv.obs_rms.mean[:] = 1.0
@@ -235,11 +283,14 @@ def test_nstep_discounts_and_normalization_follow_sb3():
 def test_drop_ins_refuse_what_they_cannot_do_in_one_line():
     obs_space, act_space = pendulum_spaces()
     with pytest.raises(ValueError, match="optimize_memory_usage=True is not needed"):
-        compat.ReplayBuffer(100, obs_space, act_space, optimize_memory_usage=True,
-                            handle_timeout_termination=False)
+        compat.ReplayBuffer(
+            100, obs_space, act_space, optimize_memory_usage=True, handle_timeout_termination=False
+        )
     env = DummyVecEnv([lambda: gym.make("pyrl/PointReach-v0")])
     with pytest.raises(ValueError, match="copy_info_dict=True is not supported"):
-        compat.HerReplayBuffer(100, env.observation_space, env.action_space, env, copy_info_dict=True)
+        compat.HerReplayBuffer(
+            100, env.observation_space, env.action_space, env, copy_info_dict=True
+        )
     with pytest.raises(ValueError, match="should be a goal env's Dict"):
         compat.HerReplayBuffer(100, obs_space, act_space, env)
     buf = compat.HerReplayBuffer(100, env.observation_space, env.action_space, env)
@@ -252,14 +303,23 @@ def test_end_running_episodes_stores_them_cut_at_the_newest_observation():
     buf = replay.ReplayBuffer(100, {"obs": (2,), "action": ()}, seed=0)
     obs = torch.arange(2.0).repeat(2, 1)
     for t in range(4):
-        buf.add(obs=obs + t, next_obs=obs + t + 1, reward=torch.ones(2) * t,
-                terminated=torch.tensor([False, t == 1]), truncated=torch.zeros(2, dtype=torch.bool),
-                action=torch.tensor([t, t]))
+        buf.add(
+            obs=obs + t,
+            next_obs=obs + t + 1,
+            reward=torch.ones(2) * t,
+            terminated=torch.tensor([False, t == 1]),
+            truncated=torch.zeros(2, dtype=torch.bool),
+            action=torch.tensor([t, t]),
+        )
     # env 0 runs 4 steps; env 1 ended after 2 and runs 2 more
     assert buf.pending_steps == 6 and buf.num_episodes == 1
     assert buf.end_running_episodes() == 2
     assert buf.pending_steps == 0 and len(buf) == 2 + 3 + 1
     table = buf.episodes()
-    assert table["length"].tolist() == [2, 3, 1] and table["terminated"].tolist() == [True, False, False]
+    assert table["length"].tolist() == [2, 3, 1] and table["terminated"].tolist() == [
+        True,
+        False,
+        False,
+    ]
     buf.check()
     assert buf.end_running_episodes() == 0

@@ -1,7 +1,7 @@
 """Cooperative PPO+DDPG against PPO alone and DDPG alone, at equal environment steps (issue 13).
 
     python -m benchmarks.learning.coop                      # 4 envs x 3 methods x 5 seeds (~1 h)
-    python -m benchmarks.learning.coop --quick              # PointReach, 1 seed, short: the script works
+    python -m benchmarks.learning.coop --quick              # PointReach, 1 seed, short: it works
     python -m benchmarks.learning.coop --only pendulum --seeds 0 1
 
 Every run evaluates deterministically every ``eval_every`` steps (Coop: the DDPG actor, what
@@ -31,17 +31,49 @@ from ..common import plot_mean_std
 HIDDEN = (64, 64)
 # name: env id, env kwargs, steps, evaluation metric, threshold, per-method preset changes
 ENVS = {
-    "pendulum": dict(env="Pendulum-v1", kwargs={}, steps=30_000, metric="return", threshold=-200.0,
-                     eval_every=2000, eval_episodes=10,
-                     changes={"ddpg": dict(learning_starts=1000)}),
-    "mountaincar": dict(env="MountainCarContinuous-v0", kwargs={}, steps=50_000, metric="return",
-                        threshold=90.0, eval_every=5000, eval_episodes=5, changes={}),
-    "pointreach-her": dict(env="pyrl/PointReach-v0", kwargs={}, steps=20_000, metric="success",
-                           threshold=0.9, eval_every=1000, eval_episodes=20, changes={}),
-    "pointreach-dense": dict(env="pyrl/PointReach-v0", kwargs={"reward_type": "dense"}, steps=20_000,
-                             metric="success", threshold=0.9, eval_every=1000, eval_episodes=20,
-                             changes={"ddpg": dict(her_strategy=None, clip_target=None),
-                                      "coop": dict(her_strategy=None, clip_target=None)}),
+    "pendulum": dict(
+        env="Pendulum-v1",
+        kwargs={},
+        steps=30_000,
+        metric="return",
+        threshold=-200.0,
+        eval_every=2000,
+        eval_episodes=10,
+        changes={"ddpg": dict(learning_starts=1000)},
+    ),
+    "mountaincar": dict(
+        env="MountainCarContinuous-v0",
+        kwargs={},
+        steps=50_000,
+        metric="return",
+        threshold=90.0,
+        eval_every=5000,
+        eval_episodes=5,
+        changes={},
+    ),
+    "pointreach-her": dict(
+        env="pyrl/PointReach-v0",
+        kwargs={},
+        steps=20_000,
+        metric="success",
+        threshold=0.9,
+        eval_every=1000,
+        eval_episodes=20,
+        changes={},
+    ),
+    "pointreach-dense": dict(
+        env="pyrl/PointReach-v0",
+        kwargs={"reward_type": "dense"},
+        steps=20_000,
+        metric="success",
+        threshold=0.9,
+        eval_every=1000,
+        eval_episodes=20,
+        changes={
+            "ddpg": dict(her_strategy=None, clip_target=None),
+            "coop": dict(her_strategy=None, clip_target=None),
+        },
+    ),
 }
 METHODS = ("coop", "coop-nosync", "ppo", "ddpg")  # coop-nosync: the same Coop, schedule "none"
 
@@ -71,14 +103,24 @@ def run(name: str, method: str, seed: int, steps: int, out_dir: Path) -> dict:
         return json.loads(path.read_text())
     spec = ENVS[name]
     start = time.perf_counter()
-    agent = ALGORITHMS[method.split("-")[0]](spec["env"], env_kwargs=spec["kwargs"], **settings(method, spec, seed))
+    agent = ALGORITHMS[method.split("-")[0]](
+        spec["env"], env_kwargs=spec["kwargs"], **settings(method, spec, seed)
+    )
     agent.learn(steps)
     key = f"eval_{spec['metric']}"
     curve = [(row["step"], row[key]) for row in agent.history if key in row]
-    result = {"env": name, "method": method, "seed": seed, "steps": steps, "curve": curve,
-              "seconds": time.perf_counter() - start}
+    result = {
+        "env": name,
+        "method": method,
+        "seed": seed,
+        "steps": steps,
+        "curve": curve,
+        "seconds": time.perf_counter() - start,
+    }
     if method.startswith("coop"):
-        result["ppo_curve"] = [(row["step"], row[f"ppo_{key}"]) for row in agent.history if key in row]
+        result["ppo_curve"] = [
+            (row["step"], row[f"ppo_{key}"]) for row in agent.history if key in row
+        ]
         result["syncs"] = agent.syncs
     path.write_text(json.dumps(result))
     return result
@@ -100,17 +142,23 @@ def summarize(name: str, results: list[dict]) -> list[str]:
         final = np.array([r["curve"][-1][1] for r in runs])
         median = f"{int(np.median(hit)):,}" if hit else "-"
         fmt = "{:.2f}" if spec["metric"] == "success" else "{:.0f}"
-        lines.append(f"| {name} | {method} | {len(hit)}/{len(runs)} | {median} | "
-                     f"{fmt.format(final.mean())} ± {fmt.format(final.std())} | "
-                     f"{' '.join(fmt.format(v) for v in final)} |")
+        lines.append(
+            f"| {name} | {method} | {len(hit)}/{len(runs)} | {median} | "
+            f"{fmt.format(final.mean())} ± {fmt.format(final.std())} | "
+            f"{' '.join(fmt.format(v) for v in final)} |"
+        )
     return lines
 
 
 def plot(name: str, results: list[dict], path: Path) -> None:
     spec = ENVS[name]
-    plot_mean_std({m: [r["curve"] for r in results if r["method"] == m] for m in METHODS},
-                  spec["threshold"], f"deterministic evaluation {spec['metric']}",
-                  f"{spec['env']} {spec['kwargs'] or ''}: Coop vs PPO vs DDPG (mean ± std)", path)
+    plot_mean_std(
+        {m: [r["curve"] for r in results if r["method"] == m] for m in METHODS},
+        spec["threshold"],
+        f"deterministic evaluation {spec['metric']}",
+        f"{spec['env']} {spec['kwargs'] or ''}: Coop vs PPO vs DDPG (mean ± std)",
+        path,
+    )
 
 
 def main() -> int:
@@ -127,8 +175,10 @@ def main() -> int:
     seeds = opts.seeds if opts.seeds is not None else ([0] if quick else [0, 1, 2, 3, 4])
     out_dir = Path(opts.out) / ("quick" if quick else "full")
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = ["| env | method | reached | median steps to reach | final (mean ± std) | per seed |",
-             "|---|---|---|---|---|---|"]
+    table = [
+        "| env | method | reached | median steps to reach | final (mean ± std) | per seed |",
+        "|---|---|---|---|---|---|",
+    ]
     for name in names:
         steps = 3000 if quick else ENVS[name]["steps"]
         results = []
@@ -136,8 +186,11 @@ def main() -> int:
             for method in METHODS:
                 result = run(name, method, seed, steps, out_dir)
                 results.append(result)
-                print(f"{name} {method} seed {seed}: final {result['curve'][-1][1]:.3g} "
-                      f"({result['seconds']:.0f} s)", flush=True)
+                print(
+                    f"{name} {method} seed {seed}: final {result['curve'][-1][1]:.3g} "
+                    f"({result['seconds']:.0f} s)",
+                    flush=True,
+                )
         table += summarize(name, results)
         if not quick:
             plot(name, results, Path(opts.curves) / f"coop-{name}.png")

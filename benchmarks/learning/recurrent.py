@@ -37,7 +37,8 @@ def stacked_pendulum():
     """PendulumNoVel with its last 4 observations stacked (zeros before the first): the classic
     feed-forward fix for partial observability."""
     return gym.wrappers.FlattenObservation(
-        gym.wrappers.FrameStackObservation(gym.make("pyrl/PendulumNoVel-v0"), 4))
+        gym.wrappers.FrameStackObservation(gym.make("pyrl/PendulumNoVel-v0"), 4)
+    )
 
 
 class SB3RecurrentPPO:
@@ -54,11 +55,26 @@ class SB3RecurrentPPO:
 
         self.env_id, self.eval_every, self.eval_episodes = env_id, eval_every, eval_episodes
         self.model = RecurrentPPO(
-            "MlpLstmPolicy", make_vec_env(env_id, n_envs=8, seed=seed), n_steps=32, batch_size=256,
-            gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0, learning_rate=linear(1e-3),
-            clip_range=linear(0.2), seed=seed, device="cpu",
-            policy_kwargs=dict(ortho_init=False, activation_fn=torch.nn.ReLU, lstm_hidden_size=64,
-                               enable_critic_lstm=True, net_arch=dict(pi=[64], vf=[64])))
+            "MlpLstmPolicy",
+            make_vec_env(env_id, n_envs=8, seed=seed),
+            n_steps=32,
+            batch_size=256,
+            gae_lambda=0.8,
+            gamma=0.98,
+            n_epochs=20,
+            ent_coef=0.0,
+            learning_rate=linear(1e-3),
+            clip_range=linear(0.2),
+            seed=seed,
+            device="cpu",
+            policy_kwargs=dict(
+                ortho_init=False,
+                activation_fn=torch.nn.ReLU,
+                lstm_hidden_size=64,
+                enable_critic_lstm=True,
+                net_arch=dict(pi=[64], vf=[64]),
+            ),
+        )
         self.size = 64
         self.history = []
 
@@ -66,38 +82,64 @@ class SB3RecurrentPPO:
         return np.zeros((n, 2 * self.size), np.float32)
 
     def predict(self, obs, deterministic=True, state=None):
-        h, c = state[None, :, :self.size], state[None, :, self.size:]
+        h, c = state[None, :, : self.size], state[None, :, self.size :]
         starts = np.zeros(len(obs), dtype=bool)
-        action, (h, c) = self.model.predict(obs, state=(h, c), episode_start=starts,
-                                            deterministic=deterministic)
+        action, (h, c) = self.model.predict(
+            obs, state=(h, c), episode_start=starts, deterministic=deterministic
+        )
         return action, np.concatenate([h[0], c[0]], 1)
 
     def learn(self, steps: int) -> None:
         from stable_baselines3.common.callbacks import BaseCallback
 
         from pyrl.agents import evaluate
+
         run = self
 
         class Evaluations(BaseCallback):
             def _on_step(self) -> bool:
                 done = self.num_timesteps // run.eval_every
                 if done > len(run.history):
-                    result = evaluate(run, run.env_id, run.eval_episodes, seed=10_000 + self.num_timesteps)
-                    run.history.append({"step": self.num_timesteps, "eval_return": result["return"]})
+                    result = evaluate(
+                        run, run.env_id, run.eval_episodes, seed=10_000 + self.num_timesteps
+                    )
+                    run.history.append(
+                        {"step": self.num_timesteps, "eval_return": result["return"]}
+                    )
                 return True
 
         self.model.learn(steps, callback=Evaluations())
 
 
 TASKS = {
-    "cartpole": dict(env="pyrl/CartPoleNoVel-v0", algo="ppo", steps=200_000, threshold=475.0,
-                     eval_every=10_000, eval_episodes=10, quick_steps=5_000,
-                     methods={"ppo-rnn": {}, "ppo": dict(recurrent=False),
-                              "sb3-contrib-rppo": dict(agent=SB3RecurrentPPO)}),
-    "pendulum": dict(env="pyrl/PendulumNoVel-v0", algo="ddpg", steps=100_000, threshold=-300.0,
-                     eval_every=5_000, eval_episodes=10, quick_steps=1_000,
-                     methods={"ddpg-rnn": {}, "ddpg": dict(recurrent=False),
-                              "ddpg-stack4": dict(recurrent=False, env=stacked_pendulum)}),
+    "cartpole": dict(
+        env="pyrl/CartPoleNoVel-v0",
+        algo="ppo",
+        steps=200_000,
+        threshold=475.0,
+        eval_every=10_000,
+        eval_episodes=10,
+        quick_steps=5_000,
+        methods={
+            "ppo-rnn": {},
+            "ppo": dict(recurrent=False),
+            "sb3-contrib-rppo": dict(agent=SB3RecurrentPPO),
+        },
+    ),
+    "pendulum": dict(
+        env="pyrl/PendulumNoVel-v0",
+        algo="ddpg",
+        steps=100_000,
+        threshold=-300.0,
+        eval_every=5_000,
+        eval_episodes=10,
+        quick_steps=1_000,
+        methods={
+            "ddpg-rnn": {},
+            "ddpg": dict(recurrent=False),
+            "ddpg-stack4": dict(recurrent=False, env=stacked_pendulum),
+        },
+    ),
 }
 
 
@@ -109,10 +151,13 @@ def run(name: str, method: str, seed: int, steps: int, out_dir: Path) -> dict:
     changes = dict(task["methods"][method])
     env = changes.pop("env", task["env"])
     quick = steps < task["steps"]
-    settings = {**presets.get(task["algo"], task["env"]),
-                **{k: v for k, v in changes.items() if k != "agent"}, "seed": seed,
-                "eval_every": steps if quick else task["eval_every"],
-                "eval_episodes": 2 if quick else task["eval_episodes"]}
+    settings = {
+        **presets.get(task["algo"], task["env"]),
+        **{k: v for k, v in changes.items() if k != "agent"},
+        "seed": seed,
+        "eval_every": steps if quick else task["eval_every"],
+        "eval_episodes": 2 if quick else task["eval_episodes"],
+    }
     if quick and task["algo"] == "ddpg":
         settings["learning_starts"] = steps // 2
     if task["algo"] == "ddpg" and not settings.get("recurrent", False):
@@ -126,8 +171,14 @@ def run(name: str, method: str, seed: int, steps: int, out_dir: Path) -> dict:
         return None
     agent.learn(steps)
     curve = [(row["step"], row["eval_return"]) for row in agent.history if "eval_return" in row]
-    result = {"task": name, "method": method, "seed": seed, "steps": steps, "curve": curve,
-              "seconds": time.perf_counter() - start}
+    result = {
+        "task": name,
+        "method": method,
+        "seed": seed,
+        "steps": steps,
+        "curve": curve,
+        "seconds": time.perf_counter() - start,
+    }
     path.write_text(json.dumps(result))
     return result
 
@@ -145,17 +196,23 @@ def summarize(name: str, results: list[dict]) -> list[str]:
         final = np.array([r["curve"][-1][1] for r in runs])
         median = f"{int(np.median(hit)):,}" if hit else "-"
         minutes = np.mean([r["seconds"] for r in runs]) / 60
-        lines.append(f"| {name} | {method} | {len(hit)}/{len(runs)} | {median} | "
-                     f"{' '.join(f'{v:.0f}' for v in best)} | {final.mean():.0f} ± {final.std():.0f} "
-                     f"({' '.join(f'{v:.0f}' for v in final)}) | {minutes:.1f} |")
+        lines.append(
+            f"| {name} | {method} | {len(hit)}/{len(runs)} | {median} | "
+            f"{' '.join(f'{v:.0f}' for v in best)} | {final.mean():.0f} ± {final.std():.0f} "
+            f"({' '.join(f'{v:.0f}' for v in final)}) | {minutes:.1f} |"
+        )
     return lines
 
 
 def plot(name: str, results: list[dict], path: Path) -> None:
     task = TASKS[name]
-    plot_mean_std({m: [r["curve"] for r in results if r["method"] == m] for m in task["methods"]},
-                  task["threshold"], "deterministic evaluation return",
-                  f"{task['env']}: recurrent vs feed-forward (mean ± std)", path)
+    plot_mean_std(
+        {m: [r["curve"] for r in results if r["method"] == m] for m in task["methods"]},
+        task["threshold"],
+        "deterministic evaluation return",
+        f"{task['env']}: recurrent vs feed-forward (mean ± std)",
+        path,
+    )
 
 
 def main() -> int:
@@ -173,8 +230,11 @@ def main() -> int:
     seeds = opts.seeds if opts.seeds is not None else ([0] if quick else [0, 1, 2])
     out_dir = Path(opts.out) / ("quick" if quick else "full")
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = ["| task | method | reached | median steps to reach | best per seed | final (mean ± std, per seed) | minutes per run |",
-             "|---|---|---|---|---|---|---|"]
+    table = [
+        "| task | method | reached | median steps to reach | best per seed "
+        "| final (mean ± std, per seed) | minutes per run |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name in names:
         task = TASKS[name]
         steps = task["quick_steps"] if quick else task["steps"]
@@ -187,8 +247,11 @@ def main() -> int:
                 if result is None:
                     continue
                 results.append(result)
-                print(f"{name} {method} seed {seed}: final {result['curve'][-1][1]:.0f} "
-                      f"({result['seconds']:.0f} s)", flush=True)
+                print(
+                    f"{name} {method} seed {seed}: final {result['curve'][-1][1]:.0f} "
+                    f"({result['seconds']:.0f} s)",
+                    flush=True,
+                )
         table += summarize(name, results)
         if not quick and results:
             plot(name, results, Path(opts.curves) / f"recurrent-{name}.png")

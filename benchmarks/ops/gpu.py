@@ -66,10 +66,14 @@ def main() -> int:
         return 0
     run_time = 0.05 if quick else 0.3
     bandwidth = copy_bandwidth()
-    print(f"pyrl {pyrl.__version__} | torch {torch.__version__} | {torch.cuda.get_device_name()} | "
-          f"copy bandwidth {bandwidth / 1e12:.2f} TB/s | float32 | gamma {GAMMA} lmbda {LMBDA}")
-    header = (f"{'op':<22}{'T x N':>12}{'floor us':>10}{'pyrl cuda us':>14}{'torch loop us':>15}"
-              f"{'speedup':>9}{'cpu+copies us':>15}{'speedup':>9}")
+    print(
+        f"pyrl {pyrl.__version__} | torch {torch.__version__} | {torch.cuda.get_device_name()} | "
+        f"copy bandwidth {bandwidth / 1e12:.2f} TB/s | float32 | gamma {GAMMA} lmbda {LMBDA}"
+    )
+    header = (
+        f"{'op':<22}{'T x N':>12}{'floor us':>10}{'pyrl cuda us':>14}{'torch loop us':>15}"
+        f"{'speedup':>9}{'cpu+copies us':>15}{'speedup':>9}"
+    )
     print(header)
     print("-" * len(header))
     for T, N in SHAPES:
@@ -87,8 +91,10 @@ def main() -> int:
             row += f"{theirs:>15.1f}{theirs / ours:>8.1f}x"
         print(row)
     print()
-    print(f"{'op':<34}{'T x N':>12}{'floor us':>10}{'pyrl cuda us':>14}{'cpu+copies us':>15}"
-          f"{'speedup':>9}")
+    print(
+        f"{'op':<34}{'T x N':>12}{'floor us':>10}{'pyrl cuda us':>14}{'cpu+copies us':>15}"
+        f"{'speedup':>9}"
+    )
     for T, N in [(128, 64), (32, 16384), (1000, 1000)]:
         r = make_rollout(T, N, "cuda", seed=1)
         u = torch.rand(T, N, device="cuda")
@@ -96,21 +102,55 @@ def main() -> int:
         nv = dict((k, r[k]) for k in ("reward", "next_value", "terminated", "truncated"))
         ops = {
             "discounted_return": (lambda d: returns.discounted_return(**d, gamma=GAMMA), nv, 4 * 2),
-            "lambda_return": (lambda d: returns.lambda_return(**d, gamma=GAMMA, lmbda=LMBDA), nv, 8),
+            "lambda_return": (
+                lambda d: returns.lambda_return(**d, gamma=GAMMA, lmbda=LMBDA),
+                nv,
+                8,
+            ),
             "nstep_return (floating, n=5)": (
-                lambda d: returns.nstep_return(d["reward"], d["terminated"], d["truncated"], n=5,
-                                               gamma=GAMMA, uniform=d["u"]), dict(r, u=u), 4 * 4),
+                lambda d: returns.nstep_return(
+                    d["reward"], d["terminated"], d["truncated"], n=5, gamma=GAMMA, uniform=d["u"]
+                ),
+                dict(r, u=u),
+                4 * 4,
+            ),
             "nstep_gae (floating, n=5)": (
-                lambda d: returns.nstep_gae(**{k: v for k, v in d.items() if k != "u"}, n=5,
-                                            gamma=GAMMA, lmbda=LMBDA, uniform=d["u"]),
-                dict(r, u=u), 4 * 6),
-            "vtrace": (lambda d: returns.vtrace(d["log_rho"], d["reward"], d["value"],
-                                                d["next_value"], d["terminated"], d["truncated"],
-                                                gamma=GAMMA), dict(r, log_rho=log_rho), 4 * 6),
-            "retrace": (lambda d: returns.retrace(d["log_rho"], d["reward"], d["value"],
-                                                  d["next_value"], d["terminated"],
-                                                  d["truncated"], gamma=GAMMA),
-                        dict(r, log_rho=log_rho), 4 * 5),
+                lambda d: returns.nstep_gae(
+                    **{k: v for k, v in d.items() if k != "u"},
+                    n=5,
+                    gamma=GAMMA,
+                    lmbda=LMBDA,
+                    uniform=d["u"],
+                ),
+                dict(r, u=u),
+                4 * 6,
+            ),
+            "vtrace": (
+                lambda d: returns.vtrace(
+                    d["log_rho"],
+                    d["reward"],
+                    d["value"],
+                    d["next_value"],
+                    d["terminated"],
+                    d["truncated"],
+                    gamma=GAMMA,
+                ),
+                dict(r, log_rho=log_rho),
+                4 * 6,
+            ),
+            "retrace": (
+                lambda d: returns.retrace(
+                    d["log_rho"],
+                    d["reward"],
+                    d["value"],
+                    d["next_value"],
+                    d["terminated"],
+                    d["truncated"],
+                    gamma=GAMMA,
+                ),
+                dict(r, log_rho=log_rho),
+                4 * 5,
+            ),
         }
         for name, (fn, inputs, bytes_per_element) in ops.items():
             floor = T * N * (bytes_per_element + 2) / bandwidth * 1e6
@@ -122,12 +162,16 @@ def main() -> int:
                 return tuple(o.cuda() for o in out) if isinstance(out, tuple) else out.cuda()
 
             want, got = fn(on_cpu), fn(inputs)
-            for a, b in zip(want if isinstance(want, tuple) else (want,),
-                            got if isinstance(got, tuple) else (got,)):
+            for a, b in zip(
+                want if isinstance(want, tuple) else (want,),
+                got if isinstance(got, tuple) else (got,),
+            ):
                 torch.testing.assert_close(b.cpu(), a, rtol=1e-5, atol=1e-5)
             theirs = median_us(round_trip, run_time, inputs)
-            print(f"{name:<34}{f'{T}x{N}':>12}{floor:>10.1f}{ours:>14.1f}{theirs:>15.1f}"
-                  f"{theirs / ours:>8.1f}x")
+            print(
+                f"{name:<34}{f'{T}x{N}':>12}{floor:>10.1f}{ours:>14.1f}{theirs:>15.1f}"
+                f"{theirs / ours:>8.1f}x"
+            )
     return 0
 
 

@@ -36,16 +36,24 @@ def sparse_reward(achieved, desired):
 
 # ---- pyrl ----------------------------------------------------------------------------------------
 
+
 def pyrl_buffer(her=None, **kwargs):
-    spec = {"observation": (OBS,), "achieved_goal": (GOAL,), "desired_goal": (GOAL,),
-            "action": (ACT,)}
+    spec = {
+        "observation": (OBS,),
+        "achieved_goal": (GOAL,),
+        "desired_goal": (GOAL,),
+        "action": (ACT,),
+    }
     capacity = TRANSITIONS // EPISODE * (EPISODE + 1)  # each episode also keeps its final row
-    buf = replay.ReplayBuffer(capacity, spec, seed=0, **kwargs,
-                              her=her or replay.HER("future", K, replay.sparse_l2(EPS)))
+    buf = replay.ReplayBuffer(
+        capacity, spec, seed=0, **kwargs, her=her or replay.HER("future", K, replay.sparse_l2(EPS))
+    )
     g = torch.Generator().manual_seed(0)
-    obs = {"observation": torch.randn(EPISODE + 1, OBS, generator=g),
-           "achieved_goal": torch.randn(EPISODE + 1, GOAL, generator=g),
-           "desired_goal": torch.randn(1, GOAL, generator=g).expand(EPISODE + 1, GOAL)}
+    obs = {
+        "observation": torch.randn(EPISODE + 1, OBS, generator=g),
+        "achieved_goal": torch.randn(EPISODE + 1, GOAL, generator=g),
+        "desired_goal": torch.randn(1, GOAL, generator=g).expand(EPISODE + 1, GOAL),
+    }
     action, reward = torch.randn(EPISODE, ACT, generator=g), -torch.ones(EPISODE)
     while len(buf) < TRANSITIONS:
         buf.add_episode(obs=obs, action=action, reward=reward)
@@ -54,8 +62,11 @@ def pyrl_buffer(her=None, **kwargs):
 
 def pyrl_ops(**kwargs):
     buf = pyrl_buffer(**kwargs)
-    step = {"observation": torch.randn(1, OBS), "achieved_goal": torch.randn(1, GOAL),
-            "desired_goal": torch.randn(1, GOAL)}
+    step = {
+        "observation": torch.randn(1, OBS),
+        "achieved_goal": torch.randn(1, GOAL),
+        "desired_goal": torch.randn(1, GOAL),
+    }
     action, reward = torch.randn(1, ACT), -torch.ones(1)
     ends = [torch.tensor([t == EPISODE - 1]) for t in range(EPISODE)]
     never = torch.zeros(1, dtype=torch.bool)
@@ -63,16 +74,27 @@ def pyrl_ops(**kwargs):
 
     def add_sample():
         clock[0] = (clock[0] + 1) % EPISODE
-        buf.add(obs=step, next_obs=step, action=action, reward=reward, terminated=never,
-                truncated=ends[clock[0]])
+        buf.add(
+            obs=step,
+            next_obs=step,
+            action=action,
+            reward=reward,
+            terminated=never,
+            truncated=ends[clock[0]],
+        )
         return buf.sample(BATCH)
 
     size = sum(t.numel() * t.element_size() for t in buf.storage.state + [buf.storage.records])
-    return dict(sample=lambda: buf.sample(BATCH), add_sample=add_sample,
-                bytes=size / len(buf), check=lambda: check(buf.sample(BATCH).is_her.float().mean()))
+    return dict(
+        sample=lambda: buf.sample(BATCH),
+        add_sample=add_sample,
+        bytes=size / len(buf),
+        check=lambda: check(buf.sample(BATCH).is_her.float().mean()),
+    )
 
 
 # ---- peers ---------------------------------------------------------------------------------------
+
 
 def sb3_ops():
     import gymnasium as gym
@@ -80,18 +102,28 @@ def sb3_ops():
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     class GoalEnv(gym.Env):
-        observation_space = gym.spaces.Dict({
-            "observation": gym.spaces.Box(-np.inf, np.inf, (OBS,), np.float32),
-            "achieved_goal": gym.spaces.Box(-np.inf, np.inf, (GOAL,), np.float32),
-            "desired_goal": gym.spaces.Box(-np.inf, np.inf, (GOAL,), np.float32)})
+        observation_space = gym.spaces.Dict(
+            {
+                "observation": gym.spaces.Box(-np.inf, np.inf, (OBS,), np.float32),
+                "achieved_goal": gym.spaces.Box(-np.inf, np.inf, (GOAL,), np.float32),
+                "desired_goal": gym.spaces.Box(-np.inf, np.inf, (GOAL,), np.float32),
+            }
+        )
         action_space = gym.spaces.Box(-1, 1, (ACT,), np.float32)
 
         def compute_reward(self, achieved_goal, desired_goal, info):
             return sparse_reward(achieved_goal, desired_goal)
 
     env = DummyVecEnv([GoalEnv])
-    buf = HerReplayBuffer(TRANSITIONS, env.observation_space, env.action_space, env, device="cpu",
-                          n_sampled_goal=K, goal_selection_strategy="future")
+    buf = HerReplayBuffer(
+        TRANSITIONS,
+        env.observation_space,
+        env.action_space,
+        env,
+        device="cpu",
+        n_sampled_goal=K,
+        goal_selection_strategy="future",
+    )
     rng = np.random.default_rng(0)
     for store in (buf.observations, buf.next_observations):
         for array in store.values():
@@ -102,8 +134,10 @@ def sb3_ops():
     buf.ep_start[:, 0] = index // EPISODE * EPISODE
     buf.ep_length[:, 0] = EPISODE
     buf.full, buf.pos = True, 0
-    step = {k: rng.standard_normal((1, *space.shape), dtype=np.float32)
-            for k, space in env.observation_space.spaces.items()}
+    step = {
+        k: rng.standard_normal((1, *space.shape), dtype=np.float32)
+        for k, space in env.observation_space.spaces.items()
+    }
     action, reward = rng.standard_normal((1, ACT), dtype=np.float32), -np.ones(1, np.float32)
     clock = [0]
 
@@ -113,17 +147,32 @@ def sb3_ops():
         buf.add(step, step, action, reward, done, [{"TimeLimit.truncated": bool(done[0])}])
         return buf.sample(BATCH)
 
-    arrays = [*buf.observations.values(), *buf.next_observations.values(), buf.actions,
-              buf.rewards, buf.dones, buf.timeouts, buf.ep_start, buf.ep_length]
-    return dict(sample=lambda: buf.sample(BATCH), add_sample=add_sample,
-                bytes=sum(a.nbytes for a in arrays) / TRANSITIONS,
-                check=lambda: check(buf.sample(BATCH).observations["observation"].shape[0] / BATCH))
+    arrays = [
+        *buf.observations.values(),
+        *buf.next_observations.values(),
+        buf.actions,
+        buf.rewards,
+        buf.dones,
+        buf.timeouts,
+        buf.ep_start,
+        buf.ep_length,
+    ]
+    return dict(
+        sample=lambda: buf.sample(BATCH),
+        add_sample=add_sample,
+        bytes=sum(a.nbytes for a in arrays) / TRANSITIONS,
+        check=lambda: check(buf.sample(BATCH).observations["observation"].shape[0] / BATCH),
+    )
 
 
 def cpprb_ops(quick, prioritized):
     import cpprb
 
-    env_dict = {"obs": {"shape": OBS}, "act": {"shape": ACT}, "next_obs": {"shape": OBS}}  # + rew, goal
+    env_dict = {
+        "obs": {"shape": OBS},
+        "act": {"shape": ACT},
+        "next_obs": {"shape": OBS},
+    }  # + rew, goal
 
     def reward_func(state, action, goal):
         return sparse_reward(state[:, :GOAL], goal)
@@ -131,14 +180,23 @@ def cpprb_ops(quick, prioritized):
     # cpprb stores k + 1 relabeled copies of each transition; filling it runs its Python episode
     # hook per episode, so --quick fills a tenth (sample cost barely depends on the size).
     transitions = TRANSITIONS // 10 if quick else TRANSITIONS
-    buf = cpprb.HindsightReplayBuffer((K + 1) * transitions, env_dict, EPISODE, reward_func,
-                                      goal_func=lambda s: s[:, :GOAL], goal_shape=(GOAL,),
-                                      strategy="future", additional_goals=K,
-                                      prioritized=prioritized)
+    buf = cpprb.HindsightReplayBuffer(
+        (K + 1) * transitions,
+        env_dict,
+        EPISODE,
+        reward_func,
+        goal_func=lambda s: s[:, :GOAL],
+        goal_shape=(GOAL,),
+        strategy="future",
+        additional_goals=K,
+        prioritized=prioritized,
+    )
     rng = np.random.default_rng(0)
-    episode = dict(obs=rng.standard_normal((EPISODE, OBS), dtype=np.float32),
-                   act=rng.standard_normal((EPISODE, ACT), dtype=np.float32),
-                   next_obs=rng.standard_normal((EPISODE, OBS), dtype=np.float32))  # it computes rew
+    episode = dict(
+        obs=rng.standard_normal((EPISODE, OBS), dtype=np.float32),
+        act=rng.standard_normal((EPISODE, ACT), dtype=np.float32),
+        next_obs=rng.standard_normal((EPISODE, OBS), dtype=np.float32),
+    )  # it computes rew
     goal = rng.standard_normal(GOAL, dtype=np.float32)
     for _ in range(transitions // EPISODE):
         buf.add(**episode)
@@ -154,9 +212,12 @@ def cpprb_ops(quick, prioritized):
         return buf.sample(BATCH)
 
     row_bytes = 4 * (OBS + ACT + 1 + OBS + GOAL)  # obs, act, rew, next_obs, goal
-    return dict(sample=lambda: buf.sample(BATCH), add_sample=add_sample,
-                bytes=row_bytes * (K + 1),
-                check=lambda: check(buf.sample(BATCH)["obs"].shape[0] / BATCH))
+    return dict(
+        sample=lambda: buf.sample(BATCH),
+        add_sample=add_sample,
+        bytes=row_bytes * (K + 1),
+        check=lambda: check(buf.sample(BATCH)["obs"].shape[0] / BATCH),
+    )
 
 
 def check(value):
@@ -167,23 +228,26 @@ def check(value):
 # ---- the table -----------------------------------------------------------------------------------
 
 
-
 def main(argv=None):
     quick = is_quick(__doc__, argv)
     min_run_time = 0.1 if quick else 1.0
 
-    print(f"pyrl {pyrl.__version__} | torch {torch.__version__} | threads {torch.get_num_threads()}"
-          f" | {TRANSITIONS:,} transitions, {EPISODE}-step episodes | obs {OBS} goal {GOAL} "
-          f"action {ACT} | HER future k={K} | batch {BATCH}")
+    print(
+        f"pyrl {pyrl.__version__} | torch {torch.__version__} | threads {torch.get_num_threads()}"
+        f" | {TRANSITIONS:,} transitions, {EPISODE}-step episodes | obs {OBS} goal {GOAL} "
+        f"action {ACT} | HER future k={K} | batch {BATCH}"
+    )
     ours = {False: pyrl_ops(), True: pyrl_ops(prioritized=replay.PER())}
     for ops in ours.values():
         ops["check"]()
     header = f"{'op':<22} {'baseline':<34} {'baseline':>12} {'pyrl':>10} {'speedup':>9}"
     print(header)
     print("-" * len(header))
-    peers = [("SB3 HerReplayBuffer", sb3_ops, False),
-             ("cpprb HindsightReplayBuffer", lambda: cpprb_ops(quick, False), False),
-             ("cpprb HindsightReplayBuffer (PER)", lambda: cpprb_ops(quick, True), True)]
+    peers = [
+        ("SB3 HerReplayBuffer", sb3_ops, False),
+        ("cpprb HindsightReplayBuffer", lambda: cpprb_ops(quick, False), False),
+        ("cpprb HindsightReplayBuffer (PER)", lambda: cpprb_ops(quick, True), True),
+    ]
     for name, build, prioritized in peers:
         mine = ours[prioritized]
         try:
@@ -194,29 +258,48 @@ def main(argv=None):
             continue
         for label, key in (("sample", "sample"), ("add 1 + sample", "add_sample")):
             label += " (PER)" if prioritized else ""
-            t_theirs, t_mine = median_us(theirs[key], min_run_time), median_us(mine[key], min_run_time)
-            print(f"{label:<22} {name:<34} {t_theirs:>9.1f} us {t_mine:>7.1f} us "
-                  f"{t_theirs / t_mine:>8.1f}x", flush=True)
-        print(f"{'bytes/transition':<22} {name:<34} {theirs['bytes']:>12.0f} {mine['bytes']:>10.0f} "
-              f"{theirs['bytes'] / mine['bytes']:>8.1f}x", flush=True)
+            t_theirs, t_mine = (
+                median_us(theirs[key], min_run_time),
+                median_us(mine[key], min_run_time),
+            )
+            print(
+                f"{label:<22} {name:<34} {t_theirs:>9.1f} us {t_mine:>7.1f} us "
+                f"{t_theirs / t_mine:>8.1f}x",
+                flush=True,
+            )
+        print(
+            f"{'bytes/transition':<22} {name:<34} {theirs['bytes']:>12.0f} {mine['bytes']:>10.0f} "
+            f"{theirs['bytes'] / mine['bytes']:>8.1f}x",
+            flush=True,
+        )
         del theirs
     print()
     print(f"{'pyrl variant':<44} {'sample(256) us':>15} {'samples/s':>12}")
-    variants = [("HER future k=4", {}),
-                ("HER + floating 5-step", dict(nstep=replay.NStep(5, 0.98, floating=True))),
-                ("HER + PER", dict(prioritized=replay.PER())),
-                ("HER + PER + floating 5-step",
-                 dict(prioritized=replay.PER(), nstep=replay.NStep(5, 0.98, floating=True)))]
+    variants = [
+        ("HER future k=4", {}),
+        ("HER + floating 5-step", dict(nstep=replay.NStep(5, 0.98, floating=True))),
+        ("HER + PER", dict(prioritized=replay.PER())),
+        (
+            "HER + PER + floating 5-step",
+            dict(prioritized=replay.PER(), nstep=replay.NStep(5, 0.98, floating=True)),
+        ),
+    ]
     recompute = replay.HER("future", K, replay.sparse_l2(EPS), nstep="recompute")
-    variants.append(("HER + floating 5-step, nstep=recompute",
-                     dict(nstep=replay.NStep(5, 0.98, floating=True), her=recompute)))
+    variants.append(
+        (
+            "HER + floating 5-step, nstep=recompute",
+            dict(nstep=replay.NStep(5, 0.98, floating=True), her=recompute),
+        )
+    )
     times = {}
     for label, kwargs in variants:
         t = times[label] = median_us(pyrl_ops(**kwargs)["sample"], min_run_time)
         print(f"{label:<44} {t:>15.1f} {BATCH / t * 1e6:>12,.0f}", flush=True)
     extra = times["HER + floating 5-step, nstep=recompute"] / times["HER + floating 5-step"] - 1
-    print(f"relabeled windows recomputed under the new goal cost {extra:+.0%} against the same "
-          f"buffer's sample without it")
+    print(
+        f"relabeled windows recomputed under the new goal cost {extra:+.0%} against the same "
+        f"buffer's sample without it"
+    )
     return 0
 
 

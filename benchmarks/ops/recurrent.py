@@ -30,17 +30,27 @@ BATCH, LENGTH, BURN_IN = 64, 40, 20
 
 def build(steps: int, hidden: int, seed: int = 0):
     episodes = steps // EPISODE
-    buf = replay.ReplayBuffer(episodes * (EPISODE + 1), {"obs": (OBS,), "action": (ACT,)},
-                              recurrent=replay.Recurrent((hidden,)), seed=seed,
-                              max_episode_steps=EPISODE, nstep=replay.NStep(1, 0.99))
+    buf = replay.ReplayBuffer(
+        episodes * (EPISODE + 1),
+        {"obs": (OBS,), "action": (ACT,)},
+        recurrent=replay.Recurrent((hidden,)),
+        seed=seed,
+        max_episode_steps=EPISODE,
+        nstep=replay.NStep(1, 0.99),
+    )
     gen = torch.Generator().manual_seed(seed)
     obs = torch.randn(episodes, EPISODE + 1, OBS, generator=gen)
     action = torch.randn(episodes, EPISODE, ACT, generator=gen)
     reward = torch.randn(episodes, EPISODE, generator=gen)
     zeros = torch.zeros(EPISODE + 1, hidden)
     for e in range(episodes):
-        buf.add_episode(obs=obs[e], reward=reward[e], terminated=bool(e % 3 == 0),
-                        action=action[e], hidden=zeros)
+        buf.add_episode(
+            obs=obs[e],
+            reward=reward[e],
+            terminated=bool(e % 3 == 0),
+            action=action[e],
+            hidden=zeros,
+        )
     return buf, obs
 
 
@@ -62,7 +72,7 @@ def batched_pass(gru, obs, chunk=None):
     chunk = chunk or obs.shape[0]
     with torch.no_grad():
         for first in range(0, obs.shape[0], chunk):
-            part = obs[first:first + chunk, :EPISODE]
+            part = obs[first : first + chunk, :EPISODE]
             gru(part, torch.zeros(1, part.shape[0], gru.hidden_size))
 
 
@@ -76,9 +86,11 @@ def seconds(fn, repeats):
 
 
 def recompute_table(steps, quick):
-    print(f"\nrecompute every stored state: {steps:,} steps, {steps // EPISODE:,} episodes of "
-          f"{EPISODE}, obs {OBS}, float32, threads {torch.get_num_threads()} (median of "
-          f"{1 if quick else 3})")
+    print(
+        f"\nrecompute every stored state: {steps:,} steps, {steps // EPISODE:,} episodes of "
+        f"{EPISODE}, obs {OBS}, float32, threads {torch.get_num_threads()} (median of "
+        f"{1 if quick else 3})"
+    )
     header = f"{'GRU':>5} {'baseline':<34} {'baseline s':>11} {'pyrl s':>8} {'ratio':>8}"
     print(header)
     print("-" * len(header))
@@ -89,14 +101,23 @@ def recompute_table(steps, quick):
         ours = seconds(lambda: buf.recompute_hidden(gru), repeats)
         floor = seconds(lambda: batched_pass(gru, obs), repeats)
         chunked = seconds(lambda: batched_pass(gru, obs, 2048), repeats)
-        print(f"{size:>5} {'one batched GRU pass':<34} {floor:>11.2f} {ours:>8.2f} "
-              f"{ours / floor:>7.2f}x of it", flush=True)
-        print(f"{size:>5} {'GRU passes of 2048 episodes (floor)':<34} {chunked:>11.2f} {ours:>8.2f} "
-              f"{ours / chunked:>7.2f}x of it", flush=True)
+        print(
+            f"{size:>5} {'one batched GRU pass':<34} {floor:>11.2f} {ours:>8.2f} "
+            f"{ours / floor:>7.2f}x of it",
+            flush=True,
+        )
+        print(
+            f"{size:>5} {'GRU passes of 2048 episodes (floor)':<34} {chunked:>11.2f} {ours:>8.2f} "
+            f"{ours / chunked:>7.2f}x of it",
+            flush=True,
+        )
         if size == 64:
             loop = seconds(lambda: per_episode_loop(buf, gru), 1)
-            print(f"{size:>5} {'per-episode Python loop':<34} {loop:>11.2f} {ours:>8.2f} "
-                  f"{loop / ours:>7.1f}x faster", flush=True)
+            print(
+                f"{size:>5} {'per-episode Python loop':<34} {loop:>11.2f} {ours:>8.2f} "
+                f"{loop / ours:>7.1f}x faster",
+                flush=True,
+            )
 
 
 def plain_torch_windows(buf):
@@ -138,29 +159,41 @@ def torchrl_windows(buf):
     table = buf.episodes()
     rows = ((table["start"][:, None] + torch.arange(EPISODE)) % buf.capacity).flatten()
     episode = torch.arange(len(table["id"])).repeat_interleave(EPISODE)
-    data = TensorDict({"obs": storage.column("obs")[rows], "action": storage.column("action")[rows],
-                       "hidden": storage.column("hidden")[rows],
-                       "reward": storage.column("reward")[rows], "episode": episode},
-                      [rows.shape[0]])
+    data = TensorDict(
+        {
+            "obs": storage.column("obs")[rows],
+            "action": storage.column("action")[rows],
+            "hidden": storage.column("hidden")[rows],
+            "reward": storage.column("reward")[rows],
+            "episode": episode,
+        },
+        [rows.shape[0]],
+    )
     steps = BURN_IN + LENGTH
-    sampler = SliceSampler(slice_len=steps, traj_key="episode", strict_length=False,
-                           cache_values=True)
-    theirs = TorchRLReplayBuffer(storage=LazyTensorStorage(rows.shape[0]), sampler=sampler,
-                                 batch_size=BATCH * steps)
+    sampler = SliceSampler(
+        slice_len=steps, traj_key="episode", strict_length=False, cache_values=True
+    )
+    theirs = TorchRLReplayBuffer(
+        storage=LazyTensorStorage(rows.shape[0]), sampler=sampler, batch_size=BATCH * steps
+    )
     theirs.extend(data)
     return lambda: theirs.sample()
 
 
 def sequences_table(steps, min_run_time):
     buf, _ = build(steps, 64)
-    print(f"\nsample_sequences({BATCH}, length={LENGTH}, burn_in={BURN_IN}): {steps:,} steps, "
-          f"obs {OBS}, action {ACT}, hidden 64, uniform, n = 1")
+    print(
+        f"\nsample_sequences({BATCH}, length={LENGTH}, burn_in={BURN_IN}): {steps:,} steps, "
+        f"obs {OBS}, action {ACT}, hidden 64, uniform, n = 1"
+    )
     ours = median_us(lambda: buf.sample_sequences(BATCH, LENGTH, burn_in=BURN_IN), min_run_time)
     header = f"{'baseline':<40} {'baseline us':>12} {'pyrl us':>9} {'speedup':>9}"
     print(header)
     print("-" * len(header))
-    peers = [("TorchRL SliceSampler (cached)", torchrl_windows),
-             ("plain torch windows (gathers)", plain_torch_windows)]
+    peers = [
+        ("TorchRL SliceSampler (cached)", torchrl_windows),
+        ("plain torch windows (gathers)", plain_torch_windows),
+    ]
     for name, make in peers:
         try:
             theirs = make(buf)

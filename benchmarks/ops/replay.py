@@ -1,4 +1,4 @@
-"""pyrl's replay buffer beside cpprb, Stable-Baselines3, TorchRL and a numpy sum tree, in one process.
+"""pyrl's replay buffer beside cpprb, Stable-Baselines3, TorchRL and a numpy sum tree, one process.
 
     python -m benchmarks.ops.replay            # full timings
     python -m benchmarks.ops.replay --quick    # shorter timings (CI)
@@ -45,9 +45,14 @@ EPISODE = 1000
 
 # ---- pyrl ----------------------------------------------------------------------------------------
 
+
 def pyrl_buffer(prioritized):
-    buf = replay.ReplayBuffer(CAPACITY, {"obs": (OBS,), "action": (ACT,)}, seed=0,
-                              prioritized=replay.PER(ALPHA, BETA) if prioritized else None)
+    buf = replay.ReplayBuffer(
+        CAPACITY,
+        {"obs": (OBS,), "action": (ACT,)},
+        seed=0,
+        prioritized=replay.PER(ALPHA, BETA) if prioritized else None,
+    )
     g = torch.Generator().manual_seed(0)
     obs, action = torch.randn(EPISODE + 1, OBS, generator=g), torch.randn(EPISODE, ACT, generator=g)
     while len(buf) < CAPACITY - 2 * EPISODE:
@@ -75,28 +80,43 @@ def pyrl_ops(prioritized):
     def add_numpy():
         buf.add(obs=o32, action=a32, reward=r64, next_obs=o32, terminated=flag, truncated=flag)
 
-    return dict(add_one=add_one, add_numpy=add_numpy, buffer=buf,
-                add_many=lambda: buf.add_episode(obs=eo, action=ea, reward=er),
-                sample=lambda: buf.sample(BATCH),
-                sample_update=sample_update if prioritized else None,
-                check=lambda: check_batch(buf.sample(BATCH), "obs", "weight"))
+    return dict(
+        add_one=add_one,
+        add_numpy=add_numpy,
+        buffer=buf,
+        add_many=lambda: buf.add_episode(obs=eo, action=ea, reward=er),
+        sample=lambda: buf.sample(BATCH),
+        sample_update=sample_update if prioritized else None,
+        check=lambda: check_batch(buf.sample(BATCH), "obs", "weight"),
+    )
 
 
 # ---- peers ---------------------------------------------------------------------------------------
 
+
 def cpprb_ops(prioritized):
     import cpprb
 
-    env_dict = {"obs": {"shape": OBS}, "act": {"shape": ACT}, "rew": {}, "next_obs": {"shape": OBS},
-                "done": {}}
-    buf = (cpprb.PrioritizedReplayBuffer(CAPACITY, env_dict, alpha=ALPHA) if prioritized
-           else cpprb.ReplayBuffer(CAPACITY, env_dict))
+    env_dict = {
+        "obs": {"shape": OBS},
+        "act": {"shape": ACT},
+        "rew": {},
+        "next_obs": {"shape": OBS},
+        "done": {},
+    }
+    buf = (
+        cpprb.PrioritizedReplayBuffer(CAPACITY, env_dict, alpha=ALPHA)
+        if prioritized
+        else cpprb.ReplayBuffer(CAPACITY, env_dict)
+    )
     rng = np.random.default_rng(0)
-    many = dict(obs=rng.standard_normal((1000, OBS), dtype=np.float32),
-                act=rng.standard_normal((1000, ACT), dtype=np.float32),
-                rew=rng.standard_normal(1000, dtype=np.float32),
-                next_obs=rng.standard_normal((1000, OBS), dtype=np.float32),
-                done=np.zeros(1000, dtype=np.float32))
+    many = dict(
+        obs=rng.standard_normal((1000, OBS), dtype=np.float32),
+        act=rng.standard_normal((1000, ACT), dtype=np.float32),
+        rew=rng.standard_normal(1000, dtype=np.float32),
+        next_obs=rng.standard_normal((1000, OBS), dtype=np.float32),
+        done=np.zeros(1000, dtype=np.float32),
+    )
     for _ in range(CAPACITY // 1000):
         buf.add(**many)
     one = {k: v[0] for k, v in many.items()}
@@ -108,19 +128,28 @@ def cpprb_ops(prioritized):
         batch = buf.sample(BATCH, beta=BETA)
         buf.update_priorities(batch["indexes"], np.abs(batch["rew"][:, 0]) + 1e-6)
 
-    return dict(add_one=lambda: buf.add(**one), add_numpy=None, add_many=lambda: buf.add(**many),
-                sample=sample,
-                sample_update=sample_update if prioritized else None,
-                check=lambda: check_batch(sample(), "obs", "weights" if prioritized else None))
+    return dict(
+        add_one=lambda: buf.add(**one),
+        add_numpy=None,
+        add_many=lambda: buf.add(**many),
+        sample=sample,
+        sample_update=sample_update if prioritized else None,
+        check=lambda: check_batch(sample(), "obs", "weights" if prioritized else None),
+    )
 
 
 def sb3_ops():
     from gymnasium import spaces
     from stable_baselines3.common.buffers import ReplayBuffer as SB3ReplayBuffer
 
-    buf = SB3ReplayBuffer(CAPACITY, spaces.Box(-np.inf, np.inf, (OBS,), np.float32),
-                          spaces.Box(-1, 1, (ACT,), np.float32), device="cpu", n_envs=1,
-                          handle_timeout_termination=False)
+    buf = SB3ReplayBuffer(
+        CAPACITY,
+        spaces.Box(-np.inf, np.inf, (OBS,), np.float32),
+        spaces.Box(-1, 1, (ACT,), np.float32),
+        device="cpu",
+        n_envs=1,
+        handle_timeout_termination=False,
+    )
     rng = np.random.default_rng(0)
     buf.observations[:] = rng.standard_normal(buf.observations.shape, dtype=np.float32)
     buf.next_observations[:] = rng.standard_normal(buf.next_observations.shape, dtype=np.float32)
@@ -129,11 +158,14 @@ def sb3_ops():
     o = rng.standard_normal((1, OBS), dtype=np.float32)
     a = rng.standard_normal((1, ACT), dtype=np.float32)
     r, d = np.zeros(1, dtype=np.float32), np.zeros(1, dtype=np.float32)
-    return dict(add_one=lambda: buf.add(o, o, a, r, d, [{}]),
-                add_numpy=lambda: buf.add(o, o, a, np.zeros(1), np.zeros(1, dtype=bool), [{}]),
-                add_many=None,
-                sample=lambda: buf.sample(BATCH), sample_update=None,
-                check=lambda: check_batch(buf.sample(BATCH)._asdict(), "observations", None))
+    return dict(
+        add_one=lambda: buf.add(o, o, a, r, d, [{}]),
+        add_numpy=lambda: buf.add(o, o, a, np.zeros(1), np.zeros(1, dtype=bool), [{}]),
+        add_many=None,
+        sample=lambda: buf.sample(BATCH),
+        sample_update=None,
+        check=lambda: check_batch(buf.sample(BATCH)._asdict(), "observations", None),
+    )
 
 
 def torchrl_ops(prioritized):
@@ -142,26 +174,42 @@ def torchrl_ops(prioritized):
 
     if prioritized:
         from torchrl.data import PrioritizedSampler
+
         try:
             sampler = PrioritizedSampler(CAPACITY, alpha=ALPHA, beta=BETA)
         except (ImportError, RuntimeError, OSError) as err:
             raise ImportError(f"its C++ segment tree does not load ({str(err)[:80]}...)") from err
     else:
         from torchrl.data import RandomSampler
+
         sampler = RandomSampler()
-    buf = TorchRLReplayBuffer(storage=LazyTensorStorage(CAPACITY), sampler=sampler, batch_size=BATCH)
+    buf = TorchRLReplayBuffer(
+        storage=LazyTensorStorage(CAPACITY), sampler=sampler, batch_size=BATCH
+    )
 
     def rows(n):
-        return TensorDict({"obs": torch.randn(n, OBS), "action": torch.randn(n, ACT),
-                           "reward": torch.randn(n), "next_obs": torch.randn(n, OBS)}, [n])
+        return TensorDict(
+            {
+                "obs": torch.randn(n, OBS),
+                "action": torch.randn(n, ACT),
+                "reward": torch.randn(n),
+                "next_obs": torch.randn(n, OBS),
+            },
+            [n],
+        )
 
     many = rows(1000)
     for _ in range(CAPACITY // 100_000):
         buf.extend(rows(100_000))
     one = rows(1)[0]
-    return dict(add_one=lambda: buf.add(one), add_numpy=None, add_many=lambda: buf.extend(many),
-                sample=lambda: buf.sample(), sample_update=None,
-                check=lambda: check_batch(dict(buf.sample().items()), "obs", None))
+    return dict(
+        add_one=lambda: buf.add(one),
+        add_numpy=None,
+        add_many=lambda: buf.extend(many),
+        sample=lambda: buf.sample(),
+        sample_update=None,
+        check=lambda: check_batch(dict(buf.sample().items()), "obs", None),
+    )
 
 
 class NumpySumTree:
@@ -190,8 +238,13 @@ class NumpySumTree:
     def add(self, obs, act, rew, next_obs):
         n = len(rew)
         index = (self.cursor + np.arange(n)) % self.capacity
-        self.obs[index], self.act[index], self.rew[index], self.next_obs[index] = obs, act, rew, next_obs
-        self._set(index, np.full(n, self.max_priority ** ALPHA))
+        self.obs[index], self.act[index], self.rew[index], self.next_obs[index] = (
+            obs,
+            act,
+            rew,
+            next_obs,
+        )
+        self._set(index, np.full(n, self.max_priority**ALPHA))
         self.cursor = (self.cursor + n) % self.capacity
 
     def sample(self, count, beta):
@@ -205,22 +258,30 @@ class NumpySumTree:
             node = 2 * node + right
         index = node - self.leaves
         weight = (self.min[1] / self.sum[node]) ** beta
-        return dict(obs=self.obs[index], act=self.act[index], rew=self.rew[index],
-                    next_obs=self.next_obs[index], weights=weight, indexes=index)
+        return dict(
+            obs=self.obs[index],
+            act=self.act[index],
+            rew=self.rew[index],
+            next_obs=self.next_obs[index],
+            weights=weight,
+            indexes=index,
+        )
 
     def update_priorities(self, index, td):
         priority = np.abs(td) + 1e-6
         self.max_priority = max(self.max_priority, priority.max())
-        self._set(index, priority ** ALPHA)
+        self._set(index, priority**ALPHA)
 
 
 def numpy_ops():
     buf = NumpySumTree(CAPACITY)
     rng = np.random.default_rng(0)
-    many = (rng.standard_normal((1000, OBS), dtype=np.float32),
-            rng.standard_normal((1000, ACT), dtype=np.float32),
-            rng.standard_normal(1000, dtype=np.float32),
-            rng.standard_normal((1000, OBS), dtype=np.float32))
+    many = (
+        rng.standard_normal((1000, OBS), dtype=np.float32),
+        rng.standard_normal((1000, ACT), dtype=np.float32),
+        rng.standard_normal(1000, dtype=np.float32),
+        rng.standard_normal((1000, OBS), dtype=np.float32),
+    )
     for _ in range(CAPACITY // 1000):
         buf.add(*many)
     one = tuple(x[:1] for x in many)
@@ -229,9 +290,14 @@ def numpy_ops():
         batch = buf.sample(BATCH, BETA)
         buf.update_priorities(batch["indexes"], batch["rew"])
 
-    return dict(add_one=lambda: buf.add(*one), add_numpy=None, add_many=lambda: buf.add(*many),
-                sample=lambda: buf.sample(BATCH, BETA), sample_update=sample_update,
-                check=lambda: check_batch(buf.sample(BATCH, BETA), "obs", "weights"))
+    return dict(
+        add_one=lambda: buf.add(*one),
+        add_numpy=None,
+        add_many=lambda: buf.add(*many),
+        sample=lambda: buf.sample(BATCH, BETA),
+        sample_update=sample_update,
+        check=lambda: check_batch(buf.sample(BATCH, BETA), "obs", "weights"),
+    )
 
 
 def check_batch(batch, obs_key, weight_key):
@@ -245,7 +311,6 @@ def check_batch(batch, obs_key, weight_key):
 # ---- the table -----------------------------------------------------------------------------------
 
 
-
 PEERS = [
     ("cpprb PrioritizedReplayBuffer", lambda: cpprb_ops(True), True),
     ("cpprb ReplayBuffer", lambda: cpprb_ops(False), False),
@@ -254,11 +319,17 @@ PEERS = [
     ("TorchRL ReplayBuffer (uniform)", lambda: torchrl_ops(False), False),
     ("numpy sum tree (binary)", numpy_ops, True),
 ]
-ROWS = [("add 1 step", "add_one"), ("add 1 step (numpy)", "add_numpy"), ("add 1000", "add_many"),
-        ("sample+update", "sample_update"), ("sample", "sample")]
+ROWS = [
+    ("add 1 step", "add_one"),
+    ("add 1 step (numpy)", "add_numpy"),
+    ("add 1000", "add_many"),
+    ("sample+update", "sample_update"),
+    ("sample", "sample"),
+]
 
 
 # ---- pyrl on its own -----------------------------------------------------------------------------
+
 
 def dispatcher_sample_update(buf):
     """sample+update through torch.ops.pyrl (what opcheck and torch.compile see)."""
@@ -269,8 +340,10 @@ def dispatcher_sample_update(buf):
 
     def run():
         out = torch.ops.pyrl.replay_sample(storage.state, storage.columns, BATCH, None, config)
-        torch.ops.pyrl.replay_update_priorities(storage.state, out[index], out[generation],
-                                                out[reward].abs(), config, applied)
+        torch.ops.pyrl.replay_update_priorities(
+            storage.state, out[index], out[generation], out[reward].abs(), config, applied
+        )
+
     return run
 
 
@@ -284,6 +357,7 @@ def sample_routes(buf):
 
     def dispatched():
         torch.ops.pyrl.replay_sample(storage.state, storage.columns, BATCH, None, config)
+
     return direct, dispatched
 
 
@@ -324,32 +398,42 @@ def pyrl_only(ours, min_run_time):
     direct = median_us(ours[True]["sample_update"], min_run_time)
     dispatched = median_us(dispatcher_sample_update(buf), min_run_time)
     print(f"{'sample+update (PER), direct route (the buffer)':<52} {direct:>9.1f}")
-    print(f"{'sample+update (PER), torch.ops.pyrl dispatcher':<52} {dispatched:>9.1f} "
-          f"{dispatched / direct:.2f}x the direct route")
+    print(
+        f"{'sample+update (PER), torch.ops.pyrl dispatcher':<52} {dispatched:>9.1f} "
+        f"{dispatched / direct:.2f}x the direct route"
+    )
     for prioritized in (False, True):
         direct_op, dispatched_op = sample_routes(ours[prioritized]["buffer"])
         kind = "PER" if prioritized else "uniform"
         # Interleaved rounds: the routes meet the same machine state.
-        rounds = [(median_us(direct_op, min_run_time / 4), median_us(dispatched_op, min_run_time / 4))
-                  for _ in range(4)]
+        rounds = [
+            (median_us(direct_op, min_run_time / 4), median_us(dispatched_op, min_run_time / 4))
+            for _ in range(4)
+        ]
         direct = statistics.median(r[0] for r in rounds)
         dispatched = statistics.median(r[1] for r in rounds)
         print(f"{f'sample({BATCH}) op call ({kind}), direct route':<52} {direct:>9.1f}")
-        print(f"{f'sample({BATCH}) op call ({kind}), torch.ops.pyrl':<52} {dispatched:>9.1f} "
-              f"direct saves {1 - direct / dispatched:.0%}")
+        print(
+            f"{f'sample({BATCH}) op call ({kind}), torch.ops.pyrl':<52} {dispatched:>9.1f} "
+            f"direct saves {1 - direct / dispatched:.0%}"
+        )
     print(f"{'check() of the full 1M buffer':<52} {median_us(buf.check, min_run_time):>9.1f}")
     alone, shared, adds = concurrent_rates(ours[True], max(0.5, 3 * min_run_time))
     print(f"{'sample+update/s alone':<52} {alone:>9.0f}")
-    print(f"{'sample+update/s while a thread adds steps':<52} {shared:>9.0f} "
-          f"{shared / alone:.0%} of alone; {adds:,.0f} adds/s")
+    print(
+        f"{'sample+update/s while a thread adds steps':<52} {shared:>9.0f} "
+        f"{shared / alone:.0%} of alone; {adds:,.0f} adds/s"
+    )
 
 
 def main(argv=None):
     min_run_time = 0.1 if is_quick(__doc__, argv) else 1.0
 
-    print(f"pyrl {pyrl.__version__} | torch {torch.__version__} | threads {torch.get_num_threads()}"
-          f" | capacity {CAPACITY:,} | obs {OBS} action {ACT} float32 | batch {BATCH} | "
-          f"alpha {ALPHA} beta {BETA}")
+    print(
+        f"pyrl {pyrl.__version__} | torch {torch.__version__} | threads {torch.get_num_threads()}"
+        f" | capacity {CAPACITY:,} | obs {OBS} action {ACT} float32 | batch {BATCH} | "
+        f"alpha {ALPHA} beta {BETA}"
+    )
     ours = {True: pyrl_ops(True), False: pyrl_ops(False)}
     for ops in ours.values():
         ops["check"]()
@@ -371,8 +455,11 @@ def main(argv=None):
             t_theirs = median_us(theirs[key], min_run_time)
             t_mine = median_us(mine[key], min_run_time)
             kind = " (PER)" if prioritized and key.startswith("sample") else ""
-            print(f"{label + kind:<20} {name:<40} {t_theirs:>12.1f} {t_mine:>9.1f} "
-                  f"{t_theirs / t_mine:>8.1f}x", flush=True)
+            print(
+                f"{label + kind:<20} {name:<40} {t_theirs:>12.1f} {t_mine:>9.1f} "
+                f"{t_theirs / t_mine:>8.1f}x",
+                flush=True,
+            )
         del theirs
     for line in skipped:
         print(line)

@@ -1,7 +1,7 @@
 """pyrl's returns ops beside the usual ways of computing them, on the same inputs, in one process.
 
     python -m benchmarks.ops.returns            # full table
-    python -m benchmarks.ops.returns --quick    # shorter timings, three shapes, slow baselines on small ones
+    python -m benchmarks.ops.returns --quick    # short timings, three shapes
 
 Baselines: pyrl.reference (loop over time, torch ops over envs), a Stable-Baselines3-style numpy
 loop, Stable-Baselines3's RolloutBuffer.compute_returns_and_advantage, a CleanRL-style torch loop,
@@ -35,11 +35,17 @@ def make_rollout(T, N, seed=0):
     truncated = (torch.rand(T, N, generator=g) < 0.005) & ~terminated
     final_value = torch.randn(T, N, generator=g)
     next_value = torch.where(terminated | truncated, final_value, value[1:])
-    return dict(reward=torch.randn(T, N, generator=g), value=value[:-1].contiguous(),
-                next_value=next_value, terminated=terminated, truncated=truncated)
+    return dict(
+        reward=torch.randn(T, N, generator=g),
+        value=value[:-1].contiguous(),
+        next_value=next_value,
+        terminated=terminated,
+        truncated=truncated,
+    )
 
 
 # ---- baselines: each takes the rollout dict and returns the advantages ---------------------------
+
 
 def sb3_style_numpy(r):
     """The loop of SB3's RolloutBuffer.compute_returns_and_advantage, with separate terminal and
@@ -92,8 +98,16 @@ def numba_loop():
         return advantages, value_target
 
     def run(r):
-        return gae(r["np_reward"], r["np_value"], r["np_next_value"], r["np_terminated"],
-                   r["np_truncated"], GAMMA, LMBDA)
+        return gae(
+            r["np_reward"],
+            r["np_value"],
+            r["np_next_value"],
+            r["np_terminated"],
+            r["np_truncated"],
+            GAMMA,
+            LMBDA,
+        )
+
     return run, None
 
 
@@ -114,12 +128,14 @@ def sb3_rollout_buffer(T, N):
         buffer.episode_starts[:] = r["np_episode_starts"]
         buffer.compute_returns_and_advantage(r["last_value"], r["np_last_done"])
         return None
+
     return run, None
 
 
 def torchrl_functions():
     try:
         from torchrl.objectives.value import functional as F
+
         r = make_rollout(4, 2)
         F.vec_generalized_advantage_estimate(GAMMA, LMBDA, *_torchrl_args(r), time_dim=0)
     except Exception as err:  # its binary extension may not load with this torch
@@ -127,8 +143,11 @@ def torchrl_functions():
 
     def wrap(fn):
         return lambda r: tuple(x[..., 0] for x in fn(GAMMA, LMBDA, *r["torchrl"], time_dim=0))
-    return {"torchrl generalized_advantage_estimate": wrap(F.generalized_advantage_estimate),
-            "torchrl vec_generalized_advantage_estimate": wrap(F.vec_generalized_advantage_estimate)}, None
+
+    return {
+        "torchrl generalized_advantage_estimate": wrap(F.generalized_advantage_estimate),
+        "torchrl vec_generalized_advantage_estimate": wrap(F.vec_generalized_advantage_estimate),
+    }, None
 
 
 def _torchrl_args(r):
@@ -142,8 +161,9 @@ def verified_us(fn, r, expected, label: str, min_run_time: float):
     got = fn(r)
     if got is not None:
         try:
-            torch.testing.assert_close(torch.as_tensor(np.asarray(got[0])), expected[0],
-                                       rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(
+                torch.as_tensor(np.asarray(got[0])), expected[0], rtol=1e-4, atol=1e-4
+            )
         except AssertionError as err:
             print(f"MISMATCH {label}: {str(err)[:200]}")
             return None
@@ -157,7 +177,15 @@ def prepare(r):
     ends[T - 1] = True
     r["not_terminal"] = (~r["terminated"]).float()
     r["continues"] = (~ends).float()
-    for key in ("reward", "value", "next_value", "terminated", "truncated", "not_terminal", "continues"):
+    for key in (
+        "reward",
+        "value",
+        "next_value",
+        "terminated",
+        "truncated",
+        "not_terminal",
+        "continues",
+    ):
         r["np_" + key] = r[key].numpy()
     r["np_episode_starts"] = np.zeros_like(r["np_reward"])
     r["np_episode_starts"][1:] = ends[:-1].numpy()
@@ -167,35 +195,57 @@ def prepare(r):
     return r
 
 
-
-
 def main(argv=None):
     quick = is_quick(__doc__, argv)
     min_run_time = 0.05 if quick else 0.5
-    slow_limit = 20_000 if quick else 2_000_000  # T * N above which the per-step Python loops are skipped
+    slow_limit = (
+        20_000 if quick else 2_000_000
+    )  # T * N above which the per-step Python loops are skipped
 
     info = pyrl.build_info()
-    print(f"pyrl {pyrl.__version__} | torch {torch.__version__} | cpu isa {info['cpu_isa']} | "
-          f"threads {torch.get_num_threads()} | float32 | gamma {GAMMA} lmbda {LMBDA}")
+    print(
+        f"pyrl {pyrl.__version__} | torch {torch.__version__} | cpu isa {info['cpu_isa']} | "
+        f"threads {torch.get_num_threads()} | float32 | gamma {GAMMA} lmbda {LMBDA}"
+    )
     numba_run, numba_skip = numba_loop()
     torchrl_fns, torchrl_skip = torchrl_functions()
     for reason in (numba_skip, torchrl_skip):
         if reason:
             print(f"skipped: {reason}")
 
-    header = f"{'op':<5} {'device':<6} {'T x N':<10} {'baseline':<42} {'baseline us':>12} {'pyrl us':>9} {'speedup':>9}"
+    header = (
+        f"{'op':<5} {'device':<6} {'T x N':<10} {'baseline':<42} {'baseline us':>12} "
+        f"{'pyrl us':>9} {'speedup':>9}"
+    )
     print(header)
     print("-" * len(header))
     failures = 0
     for T, N in QUICK_SHAPES if quick else SHAPES:
         r = prepare(make_rollout(T, N))
-        run_pyrl = lambda r: returns.gae(r["reward"], r["value"], r["next_value"],  # noqa: E731
-                                         r["terminated"], r["truncated"], GAMMA, LMBDA)
+
+        def run_pyrl(r):
+            return returns.gae(
+                r["reward"],
+                r["value"],
+                r["next_value"],
+                r["terminated"],
+                r["truncated"],
+                GAMMA,
+                LMBDA,
+            )
+
         expected = run_pyrl(r)
         baselines = {}
         if T * N <= slow_limit:
             baselines["pyrl.reference.gae (loop)"] = lambda r: reference.gae(
-                r["reward"], r["value"], r["next_value"], r["terminated"], r["truncated"], GAMMA, LMBDA)
+                r["reward"],
+                r["value"],
+                r["next_value"],
+                r["terminated"],
+                r["truncated"],
+                GAMMA,
+                LMBDA,
+            )
             baselines["SB3-style numpy loop"] = sb3_style_numpy
             baselines["CleanRL-style torch loop"] = cleanrl_style_torch
             sb3_run, _ = sb3_rollout_buffer(T, N)
@@ -211,8 +261,10 @@ def main(argv=None):
             if t_base is None:
                 failures += 1
                 continue
-            print(f"{'gae':<5} {'cpu':<6} {f'{T}x{N}':<10} {name:<42} {t_base:>12.1f} "
-                  f"{t_pyrl:>9.1f} {t_base / t_pyrl:>8.1f}x")
+            print(
+                f"{'gae':<5} {'cpu':<6} {f'{T}x{N}':<10} {name:<42} {t_base:>12.1f} "
+                f"{t_pyrl:>9.1f} {t_base / t_pyrl:>8.1f}x"
+            )
         sys.stdout.flush()
 
     print()
@@ -229,29 +281,59 @@ def other_ops_table(min_run_time):
     flags = (r["terminated"], r["truncated"])
     u = torch.rand(T, N, generator=torch.Generator().manual_seed(2))
     rows = [
-        ("discounted_return",
-         lambda: returns.discounted_return(r["reward"], r["next_value"], *flags, GAMMA),
-         lambda: reference.discounted_return(r["reward"], r["next_value"], *flags, GAMMA)),
-        ("lambda_return",
-         lambda: returns.lambda_return(r["reward"], r["next_value"], *flags, GAMMA, LMBDA),
-         lambda: reference.lambda_return(r["reward"], r["next_value"], *flags, GAMMA, LMBDA)),
-        ("nstep_return (floating, n=5)",
-         lambda: returns.nstep_return(r["reward"], *flags, n=5, gamma=GAMMA, uniform=u),
-         lambda: reference.nstep_return(r["reward"], *flags, n=5, gamma=GAMMA, uniform=u)),
-        ("nstep_gae (floating, n=5)",
-         lambda: returns.nstep_gae(r["reward"], r["value"], r["next_value"], *flags, n=5,
-                                   gamma=GAMMA, lmbda=LMBDA, uniform=u),
-         lambda: reference.nstep_gae(r["reward"], r["value"], r["next_value"], *flags, n=5,
-                                     gamma=GAMMA, lmbda=LMBDA, uniform=u)),
+        (
+            "discounted_return",
+            lambda: returns.discounted_return(r["reward"], r["next_value"], *flags, GAMMA),
+            lambda: reference.discounted_return(r["reward"], r["next_value"], *flags, GAMMA),
+        ),
+        (
+            "lambda_return",
+            lambda: returns.lambda_return(r["reward"], r["next_value"], *flags, GAMMA, LMBDA),
+            lambda: reference.lambda_return(r["reward"], r["next_value"], *flags, GAMMA, LMBDA),
+        ),
+        (
+            "nstep_return (floating, n=5)",
+            lambda: returns.nstep_return(r["reward"], *flags, n=5, gamma=GAMMA, uniform=u),
+            lambda: reference.nstep_return(r["reward"], *flags, n=5, gamma=GAMMA, uniform=u),
+        ),
+        (
+            "nstep_gae (floating, n=5)",
+            lambda: returns.nstep_gae(
+                r["reward"],
+                r["value"],
+                r["next_value"],
+                *flags,
+                n=5,
+                gamma=GAMMA,
+                lmbda=LMBDA,
+                uniform=u,
+            ),
+            lambda: reference.nstep_gae(
+                r["reward"],
+                r["value"],
+                r["next_value"],
+                *flags,
+                n=5,
+                gamma=GAMMA,
+                lmbda=LMBDA,
+                uniform=u,
+            ),
+        ),
     ]
     lines = [f"{'op':<30} {'T x N':<8} {'reference us':>13} {'pyrl us':>9} {'speedup':>9}"]
     for name, fast, slow in rows:
         for a, b in zip(*(x if isinstance(x, tuple) else (x,) for x in (fast(), slow()))):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
-        t_fast = Timer("f()", globals=dict(f=fast)).blocked_autorange(min_run_time=min_run_time).median
-        t_slow = Timer("f()", globals=dict(f=slow)).blocked_autorange(min_run_time=min_run_time).median
-        lines.append(f"{name:<30} {f'{T}x{N}':<8} {t_slow * 1e6:>13.1f} {t_fast * 1e6:>9.1f} "
-                     f"{t_slow / t_fast:>8.1f}x")
+        t_fast = (
+            Timer("f()", globals=dict(f=fast)).blocked_autorange(min_run_time=min_run_time).median
+        )
+        t_slow = (
+            Timer("f()", globals=dict(f=slow)).blocked_autorange(min_run_time=min_run_time).median
+        )
+        lines.append(
+            f"{name:<30} {f'{T}x{N}':<8} {t_slow * 1e6:>13.1f} {t_fast * 1e6:>9.1f} "
+            f"{t_slow / t_fast:>8.1f}x"
+        )
     return "\n".join(lines)
 
 
@@ -296,7 +378,9 @@ def retrace_torch_loop(r):
     carry = torch.zeros_like(r["reward"][0])
     next_c = torch.zeros_like(carry)
     for t in reversed(range(T)):
-        g = r["reward"][t] + GAMMA * not_terminal[t] * (r["next_value"][t] + cont[t] * next_c * carry)
+        g = r["reward"][t] + GAMMA * not_terminal[t] * (
+            r["next_value"][t] + cont[t] * next_c * carry
+        )
         target[t] = g
         carry, next_c = g - r["value"][t], c[t]
     return (target,)
@@ -354,25 +438,45 @@ def offpolicy_numba():
         return (target,)
 
     def args(r):
-        return tuple(r[k].numpy() for k in ("log_rho", "reward", "value", "next_value",
-                                            "terminated", "truncated")) + (GAMMA,)
+        return tuple(
+            r[k].numpy()
+            for k in ("log_rho", "reward", "value", "next_value", "terminated", "truncated")
+        ) + (GAMMA,)
+
     return (lambda r: vtrace(*args(r))), (lambda r: retrace(*args(r)))
 
 
 def torchrl_vtrace():
     try:
         from torchrl.objectives.value.functional import vtrace_advantage_estimate
+
         vtrace_advantage_estimate  # noqa: B018
     except Exception as err:  # noqa: BLE001 (its binary may not load with this torch)
         return None, f"torchrl vtrace unavailable ({type(err).__name__}: {str(err)[:60]})"
 
     def run(r):
-        trail = [x.T.unsqueeze(-1) for x in (r["log_rho"], torch.zeros_like(r["log_rho"]),
-                                             r["value"], r["next_value"], r["reward"])]
+        trail = [
+            x.T.unsqueeze(-1)
+            for x in (
+                r["log_rho"],
+                torch.zeros_like(r["log_rho"]),
+                r["value"],
+                r["next_value"],
+                r["reward"],
+            )
+        ]
         done = (r["terminated"] | r["truncated"]).T.unsqueeze(-1)
-        _, vs = vtrace_advantage_estimate(GAMMA, *trail, done, r["terminated"].T.unsqueeze(-1),
-                                          rho_thresh=RHO_BAR, c_thresh=C_BAR, time_dim=-2)
+        _, vs = vtrace_advantage_estimate(
+            GAMMA,
+            *trail,
+            done,
+            r["terminated"].T.unsqueeze(-1),
+            rho_thresh=RHO_BAR,
+            c_thresh=C_BAR,
+            time_dim=-2,
+        )
         return (vs.squeeze(-1).T,)
+
     return run, None
 
 
@@ -381,18 +485,26 @@ def offpolicy_table(min_run_time, slow_limit, shapes) -> int:
     torchrl_run, skip = torchrl_vtrace()
     if skip:
         print(f"skipped: {skip}")
-    header = f"{'op':<8} {'T x N':<10} {'baseline':<32} {'baseline us':>12} {'pyrl us':>9} {'speedup':>9}"
+    header = (
+        f"{'op':<8} {'T x N':<10} {'baseline':<32} {'baseline us':>12} {'pyrl us':>9} "
+        f"{'speedup':>9}"
+    )
     print(header)
     print("-" * len(header))
     failures = 0
     for T, N in shapes:
         r = make_offpolicy(T, N)
-        args = tuple(r[k] for k in ("log_rho", "reward", "value", "next_value", "terminated",
-                                    "truncated"))
-        ops = {"vtrace": (lambda r: returns.vtrace(*args, GAMMA, RHO_BAR, C_BAR)),
-               "retrace": (lambda r: (returns.retrace(*args, GAMMA),))}
-        peers = {"vtrace": {"numba loop": numba_vtrace, "TorchRL vtrace": torchrl_run},
-                 "retrace": {"numba loop": numba_retrace}}
+        args = tuple(
+            r[k] for k in ("log_rho", "reward", "value", "next_value", "terminated", "truncated")
+        )
+        ops = {
+            "vtrace": (lambda r: returns.vtrace(*args, GAMMA, RHO_BAR, C_BAR)),
+            "retrace": (lambda r: (returns.retrace(*args, GAMMA),)),
+        }
+        peers = {
+            "vtrace": {"numba loop": numba_vtrace, "TorchRL vtrace": torchrl_run},
+            "retrace": {"numba loop": numba_retrace},
+        }
         if T * N <= slow_limit:
             peers["vtrace"]["CleanRL-style torch loop"] = vtrace_torch_loop
             peers["retrace"]["CleanRL-style torch loop"] = retrace_torch_loop
@@ -407,8 +519,11 @@ def offpolicy_table(min_run_time, slow_limit, shapes) -> int:
                 if t_base is None:
                     failures += 1
                     continue
-                print(f"{op:<8} {f'{T}x{N}':<10} {name:<32} {t_base:>12.1f} {t_pyrl:>9.1f} "
-                      f"{t_base / t_pyrl:>8.1f}x", flush=True)
+                print(
+                    f"{op:<8} {f'{T}x{N}':<10} {name:<32} {t_base:>12.1f} {t_pyrl:>9.1f} "
+                    f"{t_base / t_pyrl:>8.1f}x",
+                    flush=True,
+                )
     return failures
 
 

@@ -1,1 +1,1 @@
-"""Whole-system rates: agents beside SB3, SB3 with pyrl's drop-ins, Ray actors, memory-mapped replay."""
+"""Whole-system rates: agents beside SB3, SB3 with pyrl's drop-ins, Ray actors, mapped replay."""

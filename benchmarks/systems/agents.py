@@ -1,6 +1,6 @@
 """pyrl's agents beside Stable-Baselines3's with the same hyperparameters, in one process.
 
-    python -m benchmarks.systems.agents            # PPO CartPole 50k, DDPG+HER PointReach 30 epochs, TD3 Pendulum 30k
+    python -m benchmarks.systems.agents  # PPO CartPole 50k, DDPG+HER 30 epochs, TD3 Pendulum 30k
     python -m benchmarks.systems.agents --quick    # 10k, 10 epochs and 12k (CI)
 
 PPO on CartPole-v1: 8 envs, n_steps 32, batch 256, 20 epochs, gamma 0.98, GAE lambda 0.8, lr 1e-3
@@ -43,6 +43,7 @@ def timed(obj, name: str, totals: dict, key: str) -> None:
             return original(*args, **kwargs)
         finally:
             totals[key] = totals.get(key, 0.0) + time.perf_counter() - start
+
     setattr(obj, name, wrapper)
 
 
@@ -62,11 +63,25 @@ class SB3Predictor:
 
 
 def ppo_pyrl(steps: int, seed: int) -> dict:
-    agent = PPO("CartPole-v1", n_envs=8, n_steps=32, batch_size=256, n_epochs=20, gamma=GAMMA_PPO,
-                gae_lambda=LAMBDA_PPO, lr=1e-3, anneal=True, seed=seed)
+    agent = PPO(
+        "CartPole-v1",
+        n_envs=8,
+        n_steps=32,
+        batch_size=256,
+        n_epochs=20,
+        gamma=GAMMA_PPO,
+        gae_lambda=LAMBDA_PPO,
+        lr=1e-3,
+        anneal=True,
+        seed=seed,
+    )
     wall = seconds(agent.learn, steps)
-    return dict(seconds=wall, steps=agent.steps, inside=agent.timers.get("returns", 0.0),
-                score=agent.evaluate(20, seed=1_000_000)["return"])
+    return dict(
+        seconds=wall,
+        steps=agent.steps,
+        inside=agent.timers.get("returns", 0.0),
+        score=agent.evaluate(20, seed=1_000_000)["return"],
+    )
 
 
 def ppo_sb3(steps: int, seed: int) -> dict:
@@ -74,14 +89,27 @@ def ppo_sb3(steps: int, seed: int) -> dict:
     from stable_baselines3.common.env_util import make_vec_env
 
     env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
-    model = SB3PPO("MlpPolicy", env, n_steps=32, batch_size=256, n_epochs=20, gamma=GAMMA_PPO,
-                   gae_lambda=LAMBDA_PPO, learning_rate=lambda f: 1e-3 * f, clip_range=lambda f: 0.2 * f,
-                   ent_coef=0.0, seed=seed, device="cpu")
+    model = SB3PPO(
+        "MlpPolicy",
+        env,
+        n_steps=32,
+        batch_size=256,
+        n_epochs=20,
+        gamma=GAMMA_PPO,
+        gae_lambda=LAMBDA_PPO,
+        learning_rate=lambda f: 1e-3 * f,
+        clip_range=lambda f: 0.2 * f,
+        ent_coef=0.0,
+        seed=seed,
+        device="cpu",
+    )
     totals: dict = {}
     timed(model.rollout_buffer, "compute_returns_and_advantage", totals, "returns")
     wall = seconds(model.learn, steps)
     score = evaluate(SB3Predictor(model), "CartPole-v1", 20, seed=1_000_000)["return"]
-    return dict(seconds=wall, steps=model.num_timesteps, inside=totals.get("returns", 0.0), score=score)
+    return dict(
+        seconds=wall, steps=model.num_timesteps, inside=totals.get("returns", 0.0), score=score
+    )
 
 
 def sb3_off_policy(model, steps: int, env_id: str, episodes: int, score: str) -> dict:
@@ -92,19 +120,42 @@ def sb3_off_policy(model, steps: int, env_id: str, episodes: int, score: str) ->
     timed(model.replay_buffer, "sample", totals, "replay")
     wall = seconds(model.learn, steps)
     result = evaluate(SB3Predictor(model), env_id, episodes, seed=1_000_000)[score]
-    return dict(seconds=wall, steps=model.num_timesteps, inside=totals.get("replay", 0.0), score=result)
+    return dict(
+        seconds=wall, steps=model.num_timesteps, inside=totals.get("replay", 0.0), score=result
+    )
 
 
-DDPG_SETTINGS = dict(her_k=4, hidden=(64, 64), gamma=0.98, tau=0.05, batch_size=256, actor_lr=1e-3,
-                     critic_lr=1e-3, noise_sigma=0.2, train_every=500, gradient_steps=40)
+DDPG_SETTINGS = dict(
+    her_k=4,
+    hidden=(64, 64),
+    gamma=0.98,
+    tau=0.05,
+    batch_size=256,
+    actor_lr=1e-3,
+    critic_lr=1e-3,
+    noise_sigma=0.2,
+    train_every=500,
+    gradient_steps=40,
+)
 
 
 def ddpg_pyrl(steps: int, seed: int) -> dict:
-    agent = DDPG("pyrl/PointReach-v0", her_strategy="future", learning_starts=0, buffer_size=1_000_000,
-                 log_every=500, seed=seed, **DDPG_SETTINGS)
+    agent = DDPG(
+        "pyrl/PointReach-v0",
+        her_strategy="future",
+        learning_starts=0,
+        buffer_size=1_000_000,
+        log_every=500,
+        seed=seed,
+        **DDPG_SETTINGS,
+    )
     wall = seconds(agent.learn, steps)
-    return dict(seconds=wall, steps=agent.steps, inside=agent.timers.get("replay", 0.0),
-                score=agent.evaluate(100, seed=1_000_000)["success"])
+    return dict(
+        seconds=wall,
+        steps=agent.steps,
+        inside=agent.timers.get("replay", 0.0),
+        score=agent.evaluate(100, seed=1_000_000)["success"],
+    )
 
 
 def ddpg_sb3(steps: int, seed: int) -> dict:
@@ -115,26 +166,57 @@ def ddpg_sb3(steps: int, seed: int) -> dict:
 
     s = DDPG_SETTINGS
     env = gym.make("pyrl/PointReach-v0")
-    model = SB3DDPG("MultiInputPolicy", env, replay_buffer_class=HerReplayBuffer,
-                    replay_buffer_kwargs=dict(n_sampled_goal=s["her_k"], goal_selection_strategy="future"),
-                    learning_starts=0, buffer_size=1_000_000, batch_size=s["batch_size"], tau=s["tau"],
-                    gamma=s["gamma"], learning_rate=s["actor_lr"], train_freq=(s["train_every"], "step"),
-                    gradient_steps=s["gradient_steps"],
-                    action_noise=NormalActionNoise(np.zeros(2), np.full(2, s["noise_sigma"])),
-                    policy_kwargs=dict(net_arch=list(s["hidden"])), seed=seed, device="cpu")
+    model = SB3DDPG(
+        "MultiInputPolicy",
+        env,
+        replay_buffer_class=HerReplayBuffer,
+        replay_buffer_kwargs=dict(n_sampled_goal=s["her_k"], goal_selection_strategy="future"),
+        learning_starts=0,
+        buffer_size=1_000_000,
+        batch_size=s["batch_size"],
+        tau=s["tau"],
+        gamma=s["gamma"],
+        learning_rate=s["actor_lr"],
+        train_freq=(s["train_every"], "step"),
+        gradient_steps=s["gradient_steps"],
+        action_noise=NormalActionNoise(np.zeros(2), np.full(2, s["noise_sigma"])),
+        policy_kwargs=dict(net_arch=list(s["hidden"])),
+        seed=seed,
+        device="cpu",
+    )
     return sb3_off_policy(model, steps, "pyrl/PointReach-v0", 100, "success")
 
 
-TD3_SETTINGS = dict(gamma=0.98, buffer_size=200_000, learning_starts=10_000, hidden=(400, 300),
-                    noise_sigma=0.1, actor_lr=1e-3, critic_lr=1e-3, batch_size=256)
+TD3_SETTINGS = dict(
+    gamma=0.98,
+    buffer_size=200_000,
+    learning_starts=10_000,
+    hidden=(400, 300),
+    noise_sigma=0.1,
+    actor_lr=1e-3,
+    critic_lr=1e-3,
+    batch_size=256,
+)
 
 
 def td3_pyrl(steps: int, seed: int) -> dict:
-    agent = DDPG("Pendulum-v1", n_critics=2, policy_delay=2, target_noise=0.2, target_noise_clip=0.5,
-                 log_every=5000, seed=seed, **TD3_SETTINGS)
+    agent = DDPG(
+        "Pendulum-v1",
+        n_critics=2,
+        policy_delay=2,
+        target_noise=0.2,
+        target_noise_clip=0.5,
+        log_every=5000,
+        seed=seed,
+        **TD3_SETTINGS,
+    )
     wall = seconds(agent.learn, steps)
-    return dict(seconds=wall, steps=agent.steps, inside=agent.timers.get("replay", 0.0),
-                score=agent.evaluate(20, seed=1_000_000)["return"])
+    return dict(
+        seconds=wall,
+        steps=agent.steps,
+        inside=agent.timers.get("replay", 0.0),
+        score=agent.evaluate(20, seed=1_000_000)["return"],
+    )
 
 
 def td3_sb3(steps: int, seed: int) -> dict:
@@ -142,24 +224,45 @@ def td3_sb3(steps: int, seed: int) -> dict:
     from stable_baselines3.common.noise import NormalActionNoise
 
     s = TD3_SETTINGS
-    model = SB3TD3("MlpPolicy", "Pendulum-v1", gamma=s["gamma"], buffer_size=s["buffer_size"],
-                   learning_starts=s["learning_starts"], learning_rate=s["actor_lr"], batch_size=s["batch_size"],
-                   action_noise=NormalActionNoise(np.zeros(1), np.full(1, s["noise_sigma"])),
-                   policy_kwargs=dict(net_arch=list(s["hidden"])), seed=seed, device="cpu")
+    model = SB3TD3(
+        "MlpPolicy",
+        "Pendulum-v1",
+        gamma=s["gamma"],
+        buffer_size=s["buffer_size"],
+        learning_starts=s["learning_starts"],
+        learning_rate=s["actor_lr"],
+        batch_size=s["batch_size"],
+        action_noise=NormalActionNoise(np.zeros(1), np.full(1, s["noise_sigma"])),
+        policy_kwargs=dict(net_arch=list(s["hidden"])),
+        seed=seed,
+        device="cpu",
+    )
     return sb3_off_policy(model, steps, "Pendulum-v1", 20, "return")
 
 
 def main() -> int:
     quick = is_quick(__doc__)
     torch.set_num_threads(1)
-    ppo_steps, ddpg_steps, td3_steps = (10_000, 5_000, 12_000) if quick else (50_000, 15_000, 30_000)
+    ppo_steps, ddpg_steps, td3_steps = (
+        (10_000, 5_000, 12_000) if quick else (50_000, 15_000, 30_000)
+    )
     print(f"torch {torch.__version__}, 1 thread, {'quick' if quick else 'full'} run; seed 0")
-    header = (f"{'task':30} {'library':18} {'wall s':>8} {'steps/s':>9} {'in replay/returns s':>20} "
-              f"{'score':>8} {'speedup':>8}")
+    header = (
+        f"{'task':30} {'library':18} {'wall s':>8} {'steps/s':>9} {'in replay/returns s':>20} "
+        f"{'score':>8} {'speedup':>8}"
+    )
     print(header)
-    rows = [("PPO CartPole-v1 %dk" % (ppo_steps // 1000), "return", ppo_pyrl, ppo_sb3, ppo_steps),
-            ("DDPG+HER PointReach %d ep." % (ddpg_steps // 500), "success", ddpg_pyrl, ddpg_sb3, ddpg_steps),
-            ("TD3 Pendulum-v1 %dk" % (td3_steps // 1000), "return", td3_pyrl, td3_sb3, td3_steps)]
+    rows = [
+        ("PPO CartPole-v1 %dk" % (ppo_steps // 1000), "return", ppo_pyrl, ppo_sb3, ppo_steps),
+        (
+            "DDPG+HER PointReach %d ep." % (ddpg_steps // 500),
+            "success",
+            ddpg_pyrl,
+            ddpg_sb3,
+            ddpg_steps,
+        ),
+        ("TD3 Pendulum-v1 %dk" % (td3_steps // 1000), "return", td3_pyrl, td3_sb3, td3_steps),
+    ]
     for task, _, ours, theirs, steps in rows:
         results = {"pyrl": ours(steps, 0)}
         try:
@@ -167,11 +270,16 @@ def main() -> int:
         except ImportError as err:
             print(f"{task:30} Stable-Baselines3 skipped: {err}")
         for library, r in results.items():
-            speedup = results["Stable-Baselines3"]["seconds"] / r["seconds"] \
-                if library == "pyrl" and "Stable-Baselines3" in results else None
-            print(f"{task:30} {library:18} {r['seconds']:8.1f} {r['steps'] / r['seconds']:9.0f} "
-                  f"{r['inside']:20.2f} {r['score']:8.3g} {f'{speedup:.2f}x' if speedup else '':>8}",
-                  flush=True)
+            speedup = (
+                results["Stable-Baselines3"]["seconds"] / r["seconds"]
+                if library == "pyrl" and "Stable-Baselines3" in results
+                else None
+            )
+            print(
+                f"{task:30} {library:18} {r['seconds']:8.1f} {r['steps'] / r['seconds']:9.0f} "
+                f"{r['inside']:20.2f} {r['score']:8.3g} {f'{speedup:.2f}x' if speedup else '':>8}",
+                flush=True,
+            )
     return 0
 
 

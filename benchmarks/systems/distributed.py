@@ -35,13 +35,20 @@ ENV = "pyrl/SlowPointReach-v0"
 def preset(**overrides):
     from pyrl.agents import DDPG
     from pyrl.cli import PRESETS
-    settings = {**PRESETS[("ddpg", "pyrl/PointReach-v0")], "eval_every": 0, "log_every": 100_000,
-                "learning_starts": 0, **overrides}
+
+    settings = {
+        **PRESETS[("ddpg", "pyrl/PointReach-v0")],
+        "eval_every": 0,
+        "log_every": 100_000,
+        "learning_starts": 0,
+        **overrides,
+    }
     return DDPG(ENV, **settings)
 
 
 def distributed_rate(actors: int, steps: int, **limiter) -> dict:
     from pyrl.distributed import Distributed
+
     agent = preset()
     runner = Distributed(agent, actors=actors, **limiter)
     try:
@@ -51,8 +58,10 @@ def distributed_rate(actors: int, steps: int, **limiter) -> dict:
         seconds = time.perf_counter() - start
     finally:
         runner.close()
-    return {"env_steps_per_s": (agent.steps - steps0) / seconds,
-            "updates_per_s": (agent.updates - updates0) / seconds}
+    return {
+        "env_steps_per_s": (agent.steps - steps0) / seconds,
+        "updates_per_s": (agent.updates - updates0) / seconds,
+    }
 
 
 def update_rate(seconds: float) -> float:
@@ -79,12 +88,20 @@ def single_process_rate(steps: int) -> float:
 def ingestion_rate(episodes: int) -> float:
     """Transitions/s of the learner's insert of actor results (50-step PointReach episodes)."""
     from pyrl.distributed import add_episodes
+
     agent = preset(buffer_size=1_000_000)
     rng = np.random.default_rng(0)
-    result = [{"obs": {k: rng.normal(size=(51, 2)).astype(np.float32)
-                       for k in ("observation", "achieved_goal", "desired_goal")},
-               "action": rng.uniform(-1, 1, (50, 2)).astype(np.float32),
-               "reward": -np.ones(50, np.float32), "terminated": False}] * 20
+    result = [
+        {
+            "obs": {
+                k: rng.normal(size=(51, 2)).astype(np.float32)
+                for k in ("observation", "achieved_goal", "desired_goal")
+            },
+            "action": rng.uniform(-1, 1, (50, 2)).astype(np.float32),
+            "reward": -np.ones(50, np.float32),
+            "terminated": False,
+        }
+    ] * 20
     added, start = 0, time.perf_counter()
     for _ in range(episodes // 20):
         added += add_episodes(agent, result)
@@ -96,6 +113,7 @@ def ppo_rate(actors: int, steps: int) -> tuple[float, float]:
     from pyrl.agents import PPO
     from pyrl.cli import PRESETS
     from pyrl.distributed import Distributed
+
     agent = PPO(ENV, **{**PRESETS[("ppo", "pyrl/PointReach-v0")], "eval_every": 0})
     runner = Distributed(agent, actors=actors) if actors else agent
     train = agent.train_round
@@ -130,11 +148,16 @@ def main() -> None:
     torch.set_num_threads(1)
     counts = [1, 2] if quick else [1, 2, 4]
     steps = 3000 if quick else 15_000
-    print(f"\nDistributed DDPG+HER on {ENV} (1 ms per step), {steps:,} env steps per row; "
-          f"this machine has {len(os.sched_getaffinity(0))} cores\n")
+    print(
+        f"\nDistributed DDPG+HER on {ENV} (1 ms per step), {steps:,} env steps per row; "
+        f"this machine has {len(os.sched_getaffinity(0))} cores\n"
+    )
     alone = update_rate(2.0 if quick else 10.0)
     single = single_process_rate(steps // 3)
-    print(f"{'setup':<28}{'env steps/s':>14}{'updates/s':>12}{'vs 1 actor':>12}{'updates vs alone':>18}")
+    print(
+        f"{'setup':<28}{'env steps/s':>14}{'updates/s':>12}{'vs 1 actor':>12}"
+        f"{'updates vs alone':>18}"
+    )
     print(f"{'single process (no actors)':<28}{single:>14.0f}{'':>12}{'':>12}{'':>18}")
     print(f"{'learner alone (no env)':<28}{'':>14}{alone:>12.0f}{'':>12}{'1.00':>18}")
     base = None
@@ -143,13 +166,17 @@ def main() -> None:
         rate = distributed_rate(n, steps, samples_per_insert=0.05)
         acting[n] = rate["env_steps_per_s"]
         base = base or acting[n]
-        print(f"{f'acting, {n} actor(s)':<28}{acting[n]:>14.0f}{rate['updates_per_s']:>12.0f}"
-              f"{acting[n] / base:>11.2f}x{'':>18}")
+        print(
+            f"{f'acting, {n} actor(s)':<28}{acting[n]:>14.0f}{rate['updates_per_s']:>12.0f}"
+            f"{acting[n] / base:>11.2f}x{'':>18}"
+        )
         ray.shutdown()
     for n in counts:
         rate = distributed_rate(n, steps, error_buffer=1e9)
-        print(f"{f'learning, {n} actor(s)':<28}{rate['env_steps_per_s']:>14.0f}"
-              f"{rate['updates_per_s']:>12.0f}{'':>12}{rate['updates_per_s'] / alone:>18.2f}")
+        print(
+            f"{f'learning, {n} actor(s)':<28}{rate['env_steps_per_s']:>14.0f}"
+            f"{rate['updates_per_s']:>12.0f}{'':>12}{rate['updates_per_s'] / alone:>18.2f}"
+        )
         ray.shutdown()
     ingest = ingestion_rate(2000 if quick else 20_000)
     print(f"\ningestion: {ingest:,.0f} transitions/s added from actor results (50-step episodes)")
@@ -157,19 +184,27 @@ def main() -> None:
     batch, spi = 256, 40 * 256 / 500
     per_actor = acting[1]
     limit = alone * batch / spi  # env steps/s the learner can keep up with at this ratio
-    print(f"model: an update costs {1e3 / alone:.2f} ms, so at {spi:.2f} samples per insert "
-          f"(batch {batch}) the learner keeps up with {limit:,.0f} env steps/s; one actor "
-          f"delivers {per_actor:,.0f}/s, so the learner becomes the limit from about "
-          f"{limit / per_actor:.1f} actors (more learner threads or a GPU learner move it)")
+    print(
+        f"model: an update costs {1e3 / alone:.2f} ms, so at {spi:.2f} samples per insert "
+        f"(batch {batch}) the learner keeps up with {limit:,.0f} env steps/s; one actor "
+        f"delivers {per_actor:,.0f}/s, so the learner becomes the limit from about "
+        f"{limit / per_actor:.1f} actors (more learner threads or a GPU learner move it)"
+    )
 
-    print(f"\nDistributed PPO on {ENV} (1 ms per step), synchronous rollouts of 10 envs x 50 "
-          f"steps, {steps:,} env steps per row\n")
+    print(
+        f"\nDistributed PPO on {ENV} (1 ms per step), synchronous rollouts of 10 envs x 50 "
+        f"steps, {steps:,} env steps per row\n"
+    )
     print(f"{'setup':<28}{'env steps/s':>14}{'vs single':>12}{'training share':>16}")
     single_ppo = None
     for n in [0, *counts]:
         rate, share = ppo_rate(n, steps)
         single_ppo = single_ppo or rate
-        name = "single process (10 envs)" if n == 0 else f"{n} actor(s), {max(1, round(10 / n))} envs each"
+        name = (
+            "single process (10 envs)"
+            if n == 0
+            else f"{n} actor(s), {max(1, round(10 / n))} envs each"
+        )
         print(f"{name:<28}{rate:>14.0f}{rate / single_ppo:>11.2f}x{share:>16.2f}")
         if n:
             ray.shutdown()

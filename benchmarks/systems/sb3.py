@@ -1,6 +1,6 @@
 """Stable-Baselines3 with its own replay buffers and with pyrl's drop-ins (pyrl.compat.sb3).
 
-    python -m benchmarks.systems.sb3            # buffer table + TD3+HER on FetchReach-v4, 10k steps, 3 seeds
+    python -m benchmarks.systems.sb3  # buffer table + TD3+HER on FetchReach-v4, 10k steps, 3 seeds
     python -m benchmarks.systems.sb3 --quick    # the buffer table with smaller buffers (CI)
 
 Table 1, the buffer work of one SB3 training step: ``add`` of one step as SB3's loop passes it
@@ -37,9 +37,16 @@ def steps_of(n_transitions, obs_of, act_dim, seed=0):
     for t in range(n_transitions):
         next_obs = obs_of(rng)
         done = (t + 1) % EPISODE == 0
-        out.append((obs, next_obs, rng.uniform(-1, 1, (1, act_dim)).astype(np.float32),
-                    rng.normal(size=1).astype(np.float32), np.array([done]),
-                    [{"TimeLimit.truncated": done}]))
+        out.append(
+            (
+                obs,
+                next_obs,
+                rng.uniform(-1, 1, (1, act_dim)).astype(np.float32),
+                rng.normal(size=1).astype(np.float32),
+                np.array([done]),
+                [{"TimeLimit.truncated": done}],
+            )
+        )
         obs = obs_of(rng) if done else next_obs
     return out
 
@@ -49,8 +56,11 @@ def box_obs(rng):
 
 
 def goal_obs(rng):
-    return {"observation": rng.normal(size=(1, 10)), "achieved_goal": rng.normal(size=(1, 3)),
-            "desired_goal": rng.normal(size=(1, 3))}
+    return {
+        "observation": rng.normal(size=(1, 10)),
+        "achieved_goal": rng.normal(size=(1, 3)),
+        "desired_goal": rng.normal(size=(1, 3)),
+    }
 
 
 def train_step_us(make, steps, min_run_time):
@@ -82,32 +92,45 @@ def buffer_table(quick: bool) -> None:
     transitions = 20_000 if quick else 200_000
     min_run_time = 0.5 if quick else 2.0
     capacity = 1_000_000
-    print(f"\nSB3 buffer work per training step: add 1 step + sample({BATCH}), "
-          f"{transitions:,} transitions stored, buffer_size {capacity:,} (median µs)\n")
+    print(
+        f"\nSB3 buffer work per training step: add 1 step + sample({BATCH}), "
+        f"{transitions:,} transitions stored, buffer_size {capacity:,} (median µs)\n"
+    )
     print(f"{'buffer':<34}{'SB3':>10}{'pyrl':>10}{'speedup':>10}")
 
     box = gym.spaces.Box(-np.inf, np.inf, (17,), np.float32)
     act6 = gym.spaces.Box(-1, 1, (6,), np.float32)
     steps = steps_of(transitions, box_obs, 6)
     sb3_us = train_step_us(lambda: SB3ReplayBuffer(capacity, box, act6, "cpu"), steps, min_run_time)
-    ours_us = train_step_us(lambda: compat.ReplayBuffer(capacity, box, act6, "cpu", seed=0),
-                            steps, min_run_time)
+    ours_us = train_step_us(
+        lambda: compat.ReplayBuffer(capacity, box, act6, "cpu", seed=0), steps, min_run_time
+    )
     print(f"{'ReplayBuffer':<34}{sb3_us:>10.1f}{ours_us:>10.1f}{sb3_us / ours_us:>9.1f}x")
 
     env = DummyVecEnv([lambda: gym.make("pyrl/PointReach-v0")])  # compute_reward: sparse, 0.05
-    goal_space = gym.spaces.Dict({
-        "observation": gym.spaces.Box(-np.inf, np.inf, (10,)),
-        "achieved_goal": gym.spaces.Box(-np.inf, np.inf, (3,)),
-        "desired_goal": gym.spaces.Box(-np.inf, np.inf, (3,))})
+    goal_space = gym.spaces.Dict(
+        {
+            "observation": gym.spaces.Box(-np.inf, np.inf, (10,)),
+            "achieved_goal": gym.spaces.Box(-np.inf, np.inf, (3,)),
+            "desired_goal": gym.spaces.Box(-np.inf, np.inf, (3,)),
+        }
+    )
     act4 = gym.spaces.Box(-1, 1, (4,), np.float32)
     steps = steps_of(transitions, goal_obs, 4)
-    sb3_us = train_step_us(lambda: SB3HerReplayBuffer(capacity, goal_space, act4, env, "cpu"),
-                           steps, min_run_time)
-    for label, kwargs in (("HerReplayBuffer (env reward)", {}),
-                          ("HerReplayBuffer (sparse_l2)", {"compute_reward": replay.sparse_l2(0.05)})):
-        ours_us = train_step_us(lambda: compat.HerReplayBuffer(capacity, goal_space, act4, env, "cpu",
-                                                               seed=0, **kwargs),
-                                steps, min_run_time)
+    sb3_us = train_step_us(
+        lambda: SB3HerReplayBuffer(capacity, goal_space, act4, env, "cpu"), steps, min_run_time
+    )
+    for label, kwargs in (
+        ("HerReplayBuffer (env reward)", {}),
+        ("HerReplayBuffer (sparse_l2)", {"compute_reward": replay.sparse_l2(0.05)}),
+    ):
+        ours_us = train_step_us(
+            lambda: compat.HerReplayBuffer(
+                capacity, goal_space, act4, env, "cpu", seed=0, **kwargs
+            ),
+            steps,
+            min_run_time,
+        )
         print(f"{label:<34}{sb3_us:>10.1f}{ours_us:>10.1f}{sb3_us / ours_us:>9.1f}x")
 
 
@@ -129,11 +152,19 @@ def fetch_run(kind: str, seed: int, steps: int) -> tuple[float, float]:
         "pyrl (env reward)": (HerReplayBuffer, {}),
         "pyrl (sparse_l2)": (HerReplayBuffer, {"compute_reward": replay.sparse_l2(0.05)}),
     }[kind]
-    model = TD3("MultiInputPolicy", env, replay_buffer_class=buffer_class,
-                replay_buffer_kwargs=dict(n_sampled_goal=4, goal_selection_strategy="future", **extra),
-                learning_starts=1000, batch_size=256, gamma=0.95, learning_rate=1e-3,
-                action_noise=NormalActionNoise(np.zeros(4), 0.1 * np.ones(4)),
-                policy_kwargs=dict(net_arch=[256, 256]), seed=seed)
+    model = TD3(
+        "MultiInputPolicy",
+        env,
+        replay_buffer_class=buffer_class,
+        replay_buffer_kwargs=dict(n_sampled_goal=4, goal_selection_strategy="future", **extra),
+        learning_starts=1000,
+        batch_size=256,
+        gamma=0.95,
+        learning_rate=1e-3,
+        action_noise=NormalActionNoise(np.zeros(4), 0.1 * np.ones(4)),
+        policy_kwargs=dict(net_arch=[256, 256]),
+        seed=seed,
+    )
     start = time.perf_counter()
     model.learn(steps)
     wall = time.perf_counter() - start
@@ -157,8 +188,10 @@ def fetch_table(seeds: list) -> None:
         return
     steps = 10_000
     torch.set_num_threads(1)
-    print(f"\nSB3 TD3+HER on FetchReach-v4, {steps:,} steps, seeds {seeds} (success: final "
-          f"policy over 50 episodes)\n")
+    print(
+        f"\nSB3 TD3+HER on FetchReach-v4, {steps:,} steps, seeds {seeds} (success: final "
+        f"policy over 50 episodes)\n"
+    )
     kinds = ("SB3 HerReplayBuffer", "pyrl (env reward)", "pyrl (sparse_l2)")
     runs = {kind: [] for kind in kinds}
     for seed in seeds:  # seeds outermost, so a noisy spell of the machine hits every kind alike

@@ -10,7 +10,9 @@ import pyrl  # noqa: F401  (registers the ops)
 
 class Schemas(SphinxDirective):
     def run(self):
-        schemas = sorted(str(s) for s in torch._C._jit_get_all_schemas() if s.name.startswith("pyrl::"))
+        schemas = sorted(
+            str(s) for s in torch._C._jit_get_all_schemas() if s.name.startswith("pyrl::")
+        )
         return [nodes.literal_block("\n".join(schemas), "\n".join(schemas), language="text")]
 
 

@@ -27,6 +27,7 @@ EnvLike = Union[str, gym.Env, gym.vector.VectorEnv, Callable[[], gym.Env]]
 
 # ---- environments ----------------------------------------------------------------------------
 
+
 def env_id_of(env: EnvLike) -> Optional[str]:
     """The registered id behind ``env``, if it has one (checkpoints store it to rebuild the env)."""
     if isinstance(env, str):
@@ -35,7 +36,9 @@ def env_id_of(env: EnvLike) -> Optional[str]:
     return spec.id if spec is not None else None
 
 
-def make_vec_env(env: EnvLike, n_envs: int, env_kwargs: Optional[dict] = None) -> gym.vector.VectorEnv:
+def make_vec_env(
+    env: EnvLike, n_envs: int, env_kwargs: Optional[dict] = None
+) -> gym.vector.VectorEnv:
     """A vector env that resets in the same step an episode ends (``info["final_obs"]`` holds the
     final observation), the layout the agents' returns and replay adds expect.
 
@@ -55,26 +58,39 @@ def make_vec_env(env: EnvLike, n_envs: int, env_kwargs: Optional[dict] = None) -
             register_robotics()
         vec = None
         if gym.spec(env).vector_entry_point is not None:  # a native batched env, if it fits
-            vec = gym.make_vec(env, n_envs, vectorization_mode="vector_entry_point", **(env_kwargs or {}))
+            vec = gym.make_vec(
+                env, n_envs, vectorization_mode="vector_entry_point", **(env_kwargs or {})
+            )
             if vec.metadata.get("autoreset_mode") != same_step:
                 vec.close()
                 vec = None
         if vec is None:
-            vec = gym.make_vec(env, n_envs, vectorization_mode="sync",
-                               vector_kwargs={"autoreset_mode": same_step}, **(env_kwargs or {}))
+            vec = gym.make_vec(
+                env,
+                n_envs,
+                vectorization_mode="sync",
+                vector_kwargs={"autoreset_mode": same_step},
+                **(env_kwargs or {}),
+            )
     elif isinstance(env, gym.Env):
         if n_envs != 1:
-            raise ValueError(f"env: a single gym.Env instance can only run with n_envs=1, got "
-                             f"n_envs={n_envs}; pass an env id or a callable to run several")
+            raise ValueError(
+                f"env: a single gym.Env instance can only run with n_envs=1, got "
+                f"n_envs={n_envs}; pass an env id or a callable to run several"
+            )
         vec = gym.vector.SyncVectorEnv([lambda: env], autoreset_mode=same_step)
     elif callable(env):
         vec = gym.vector.SyncVectorEnv([env] * n_envs, autoreset_mode=same_step)
     else:
-        raise ValueError(f"env should be an env id, a gym.Env, a callable or a VectorEnv, got {env!r}")
+        raise ValueError(
+            f"env should be an env id, a gym.Env, a callable or a VectorEnv, got {env!r}"
+        )
     mode = vec.metadata.get("autoreset_mode")
     if mode != same_step:
-        raise ValueError(f"env: the vector env should reset in the same step (gymnasium "
-                         f"AutoresetMode.SAME_STEP), got autoreset_mode={mode}")
+        raise ValueError(
+            f"env: the vector env should reset in the same step (gymnasium "
+            f"AutoresetMode.SAME_STEP), got autoreset_mode={mode}"
+        )
     return vec
 
 
@@ -106,8 +122,10 @@ class ObsLayout:
             self.keys, shapes = None, {"obs": space.shape}
             self.single_ndim = len(space.shape)
         else:
-            raise ValueError(f"{algo}: observations should be a Box or a goal Dict space "
-                             f"({', '.join(GOAL_KEYS)}), got {space}")
+            raise ValueError(
+                f"{algo}: observations should be a Box or a goal Dict space "
+                f"({', '.join(GOAL_KEYS)}), got {space}"
+            )
         self.shapes = shapes
         self.dims = {key: int(np.prod(shape)) for key, shape in shapes.items()}
         self.dim = sum(self.dims[key] for key in (self.keys or ("obs",)))
@@ -125,8 +143,13 @@ class ObsLayout:
         parts = [obs[key] for key in self.keys]
         if isinstance(parts[0], torch.Tensor):
             return torch.cat([x.reshape(-1, self.dims[key]) for key, x in zip(self.keys, parts)], 1)
-        return np.concatenate([np.asarray(x, np.float32).reshape(-1, self.dims[key])
-                               for key, x in zip(self.keys, parts)], axis=1)
+        return np.concatenate(
+            [
+                np.asarray(x, np.float32).reshape(-1, self.dims[key])
+                for key, x in zip(self.keys, parts)
+            ],
+            axis=1,
+        )
 
 
 def successes(info: dict, done: np.ndarray) -> list[float]:
@@ -177,15 +200,20 @@ class EpisodeStats:
     def drain(self) -> dict:
         """Summary of the episodes since the last drain (NaN when none ended)."""
         ended = self.take()
-        return {"episodes": len(ended["returns"]),
-                "return": float(np.mean(ended["returns"])) if ended["returns"] else float("nan"),
-                "length": float(np.mean(ended["lengths"])) if ended["lengths"] else float("nan"),
-                "success": float(np.mean(ended["successes"])) if ended["successes"] else float("nan")}
+        return {
+            "episodes": len(ended["returns"]),
+            "return": float(np.mean(ended["returns"])) if ended["returns"] else float("nan"),
+            "length": float(np.mean(ended["lengths"])) if ended["lengths"] else float("nan"),
+            "success": float(np.mean(ended["successes"])) if ended["successes"] else float("nan"),
+        }
 
 
 # ---- networks and normalizers ----------------------------------------------------------------
 
-def mlp(sizes: list[int], activation: str = "tanh", out_gain: Optional[float] = None) -> nn.Sequential:
+
+def mlp(
+    sizes: list[int], activation: str = "tanh", out_gain: Optional[float] = None
+) -> nn.Sequential:
     """Linear layers of ``sizes`` with ``activation`` between them; orthogonal init with the
     given output gain when ``out_gain`` is set (as PPO implementations do)."""
     act = {"tanh": nn.Tanh, "relu": nn.ReLU}[activation]
@@ -202,8 +230,9 @@ def mlp(sizes: list[int], activation: str = "tanh", out_gain: Optional[float] = 
     return nn.Sequential(*layers)
 
 
-def actor_net(sizes: list[int], activation: str, out_gain: Optional[float] = None,
-              squash: bool = False) -> nn.Sequential:
+def actor_net(
+    sizes: list[int], activation: str, out_gain: Optional[float] = None, squash: bool = False
+) -> nn.Sequential:
     """A policy MLP in named parts: ``body`` (the hidden layers, each followed by the
     activation), ``head`` (the output layer) and, with ``squash``, a final tanh. The names are
     what a cooperative sync copies by (the body) and keeps (the head); see agents.coop."""
@@ -232,7 +261,9 @@ class RunningNorm:
         """Adds the moments of ``n`` more samples (another normalizer's, or a batch's)."""
         delta, total = batch_mean - self.mean, self.count + n
         self.mean = self.mean + delta * n / total
-        self.var = (self.var * self.count + batch_var * n + delta ** 2 * self.count * n / total) / total
+        self.var = (
+            self.var * self.count + batch_var * n + delta**2 * self.count * n / total
+        ) / total
         self.count = total
 
     def __call__(self, x):
@@ -240,7 +271,9 @@ class RunningNorm:
             mean = torch.as_tensor(self.mean, dtype=x.dtype, device=x.device)
             std = torch.as_tensor(np.sqrt(self.var + self.eps), dtype=x.dtype, device=x.device)
             return ((x - mean) / std).clamp(-self.clip, self.clip)
-        return np.clip((x - self.mean) / np.sqrt(self.var + self.eps), -self.clip, self.clip).astype(np.float32)
+        return np.clip(
+            (x - self.mean) / np.sqrt(self.var + self.eps), -self.clip, self.clip
+        ).astype(np.float32)
 
     def state_dict(self) -> dict:
         return {"mean": self.mean.copy(), "var": self.var.copy(), "count": self.count}
@@ -260,6 +293,7 @@ def float64_array(value) -> np.ndarray:
 
 # ---- the agent surface -----------------------------------------------------------------------
 
+
 @dataclasses.dataclass
 class CommonArgs:
     """Settings every agent has; each agent's ``Args`` adds its algorithm's."""
@@ -277,13 +311,39 @@ class CommonArgs:
 
 
 # What each numeric hyperparameter may be, by name (any agent); every other float must be finite.
-AT_LEAST_ONE = {"n_envs", "n_steps", "batch_size", "n_epochs", "buffer_size", "train_every",
-                "gradient_steps", "nstep", "log_every", "eval_episodes", "per_beta_steps",
-                "n_critics", "policy_delay"}
+AT_LEAST_ONE = {
+    "n_envs",
+    "n_steps",
+    "batch_size",
+    "n_epochs",
+    "buffer_size",
+    "train_every",
+    "gradient_steps",
+    "nstep",
+    "log_every",
+    "eval_episodes",
+    "per_beta_steps",
+    "n_critics",
+    "policy_delay",
+}
 # lr 0 freezes a network, which tests use
-NOT_NEGATIVE = {"seed", "eval_every", "learning_starts", "her_k", "ent_anneal_updates",
-                "ent_coef", "ent_coef_final", "vf_coef", "action_l2", "noise_sigma",
-                "lr", "actor_lr", "critic_lr", "target_noise", "target_noise_clip"}
+NOT_NEGATIVE = {
+    "seed",
+    "eval_every",
+    "learning_starts",
+    "her_k",
+    "ent_anneal_updates",
+    "ent_coef",
+    "ent_coef_final",
+    "vf_coef",
+    "action_l2",
+    "noise_sigma",
+    "lr",
+    "actor_lr",
+    "critic_lr",
+    "target_noise",
+    "target_noise_clip",
+}
 POSITIVE = {"clip_range", "clip_range_vf", "max_grad_norm", "target_kl"}
 UNIT_INTERVAL = {"gamma", "gae_lambda", "tau", "per_alpha", "per_beta", "random_eps"}
 
@@ -303,13 +363,22 @@ def check_hyperparameters(algo: str, args) -> None:
             ok = isinstance(value, bool)
             want = "a bool"
         elif kind is int:
-            ok = type(value) is int and (value >= 1 if name in AT_LEAST_ONE else
-                                         value >= 0 if name in NOT_NEGATIVE else True)
-            want = ("an int >= 1" if name in AT_LEAST_ONE else
-                    "an int >= 0" if name in NOT_NEGATIVE else "an int")
+            ok = type(value) is int and (
+                value >= 1 if name in AT_LEAST_ONE else value >= 0 if name in NOT_NEGATIVE else True
+            )
+            want = (
+                "an int >= 1"
+                if name in AT_LEAST_ONE
+                else "an int >= 0"
+                if name in NOT_NEGATIVE
+                else "an int"
+            )
         elif kind is float:
-            finite = isinstance(value, (int, float)) and not isinstance(value, bool) \
+            finite = (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
                 and math.isfinite(value)
+            )
             if name in POSITIVE:
                 ok, want = finite and value > 0, "a finite number > 0"
             elif name in NOT_NEGATIVE:
@@ -341,7 +410,8 @@ def parse_args(args_class, algo: str, hyperparameters: dict):
 
 class Agent:
     """The surface every agent shares. Subclasses set ``algo`` and implement ``learn``,
-    ``predict``, ``state_dict`` and ``load_state_dict``, and the public steps their loops are made of (see the API reference: the step protocol).
+    ``predict``, ``state_dict`` and ``load_state_dict``, and the public steps their loops are
+    made of (the API reference's step protocol).
 
     ``learn(total_steps)`` trains until the agent has taken ``total_steps`` environment steps in
     all, so a loaded checkpoint continues the same run to the same total.
@@ -354,21 +424,30 @@ class Agent:
         if isinstance(env, gym.Env) and args.n_envs != 1:
             # Stable-Baselines3 users pass one env instance; it cannot be copied safely.
             if not self.single_env_ok:
-                raise ValueError(f"{self.algo}: a single gym.Env instance is one env, and this agent "
-                                 f"needs n_envs={args.n_envs}; pass an env id or a callable that "
-                                 f"makes one (env=lambda: MyEnv())")
-            warnings.warn(f"{self.algo}: a single gym.Env instance runs as one env (n_envs={args.n_envs} "
-                          f"asked); pass an env id or a callable (env=lambda: MyEnv()) to run "
-                          f"{args.n_envs} side by side", stacklevel=3)
+                raise ValueError(
+                    f"{self.algo}: a single gym.Env instance is one env, and this agent "
+                    f"needs n_envs={args.n_envs}; pass an env id or a callable that "
+                    f"makes one (env=lambda: MyEnv())"
+                )
+            warnings.warn(
+                f"{self.algo}: a single gym.Env instance runs as one env (n_envs={args.n_envs} "
+                f"asked); pass an env id or a callable (env=lambda: MyEnv()) to run "
+                f"{args.n_envs} side by side",
+                stacklevel=3,
+            )
             args.n_envs = 1
         self.args = args
-        self._writer = None  # made at the first history row (a loaded agent that only acts writes none)
+        self._writer = (
+            None  # made at the first history row (a loaded agent that only acts writes none)
+        )
         if args.tensorboard is not None:
             try:
                 import tensorboard  # noqa: F401  (torch.utils.tensorboard needs it)
             except ImportError as err:
-                raise ValueError(f"{self.algo}: tensorboard={args.tensorboard!r} needs the tensorboard "
-                                 f"package (pip install 'pyrl[tensorboard]'): {err}") from None
+                raise ValueError(
+                    f"{self.algo}: tensorboard={args.tensorboard!r} needs the tensorboard "
+                    f"package (pip install 'pyrl[tensorboard]'): {err}"
+                ) from None
         self.env_id = env_id_of(env)
         self.env_kwargs = dict(env_kwargs or {})
         self._env_source = env
@@ -396,17 +475,22 @@ class Agent:
         a multiple of ``eval_every``; returns False when the callback asks to stop."""
         every = self.args.eval_every
         if every and self.steps // every != steps_before // every:
-            row.update(self._eval_row(self.evaluate(self.args.eval_episodes, seed=10_000 + self.steps)))
+            row.update(
+                self._eval_row(self.evaluate(self.args.eval_episodes, seed=10_000 + self.steps))
+            )
         now = round(time.perf_counter() - self._start, 3)
         if self.history:
             previous = self.history[-1]
-            row["steps_per_second"] = (self.steps - previous["step"]) / max(now - previous["time"], 1e-9)
+            row["steps_per_second"] = (self.steps - previous["step"]) / max(
+                now - previous["time"], 1e-9
+            )
         row.update({f"{name}_seconds": value for name, value in self.timers.items()})
         row = {"step": self.steps, "time": now, **row}
         self.history.append(row)
         if self.args.tensorboard is not None:
             if self._writer is None:
                 from torch.utils.tensorboard import SummaryWriter
+
                 self._writer = SummaryWriter(self.args.tensorboard)
             for key, value in row.items():
                 if key != "step" and isinstance(value, (int, float)) and value == value:
@@ -414,8 +498,11 @@ class Agent:
             self._writer.flush()
         if progress is not None:
             progress.update(self.steps - progress.n)
-            shown = {k: f"{row[k]:.3g}" for k in ("return", "success", "eval_return", "eval_success")
-                     if k in row and row[k] == row[k]}
+            shown = {
+                k: f"{row[k]:.3g}"
+                for k in ("return", "success", "eval_return", "eval_success")
+                if k in row and row[k] == row[k]
+            }
             progress.set_postfix(shown, refresh=False)
         return not (callback is not None and callback(self, row) is False)
 
@@ -445,6 +532,7 @@ class Agent:
         if not (show if show is not None else self.args.progress):
             return None
         from tqdm.auto import tqdm
+
         return tqdm(total=total_steps, initial=self.steps, unit="step", dynamic_ncols=True)
 
     def write_csv(self, path) -> None:
@@ -458,17 +546,30 @@ class Agent:
             writer.writerows(self.history)
 
     # -- evaluation -----------------------------------------------------------------------------
-    def evaluate(self, episodes: int = 10, seed: Optional[int] = None, env: Optional[EnvLike] = None,
-                 deterministic: bool = True) -> dict:
+    def evaluate(
+        self,
+        episodes: int = 10,
+        seed: Optional[int] = None,
+        env: Optional[EnvLike] = None,
+        deterministic: bool = True,
+    ) -> dict:
         """Mean return (and success rate where the env reports ``is_success``) over ``episodes``
         episodes, run side by side in a vector env."""
-        return evaluate(self, env if env is not None else self._eval_source(), episodes, seed,
-                        deterministic, self.env_kwargs)
+        return evaluate(
+            self,
+            env if env is not None else self._eval_source(),
+            episodes,
+            seed,
+            deterministic,
+            self.env_kwargs,
+        )
 
     def _eval_source(self) -> EnvLike:
         if self.env_id is not None:
             return self.env_id
-        if callable(self._env_source) and not isinstance(self._env_source, (gym.Env, gym.vector.VectorEnv)):
+        if callable(self._env_source) and not isinstance(
+            self._env_source, (gym.Env, gym.vector.VectorEnv)
+        ):
             return self._env_source
         raise ValueError(f"{self.algo}.evaluate: the training env has no registered id; pass env=")
 
@@ -478,12 +579,21 @@ class Agent:
         step counts, history, random generators (and the replay buffer for DDPG). A
         ``buffer_dir`` is stored relative to the checkpoint, so a copied run uses its own copy."""
         where = os.path.dirname(os.path.abspath(os.fspath(path)))
-        args = _buffer_dirs(dataclasses.asdict(self.args),
-                            lambda d: os.path.relpath(os.path.abspath(d), where))
-        checkpoint = {"algo": self.algo, "args": args, "env_id": self.env_id,
-                      "env_kwargs": self.env_kwargs, "steps": self.steps, "updates": self.updates,
-                      "history": self.history, "timers": self.timers,
-                      "torch_rng": torch.get_rng_state(), "state": self.state_dict()}
+        args = _buffer_dirs(
+            dataclasses.asdict(self.args), lambda d: os.path.relpath(os.path.abspath(d), where)
+        )
+        checkpoint = {
+            "algo": self.algo,
+            "args": args,
+            "env_id": self.env_id,
+            "env_kwargs": self.env_kwargs,
+            "steps": self.steps,
+            "updates": self.updates,
+            "history": self.history,
+            "timers": self.timers,
+            "torch_rng": torch.get_rng_state(),
+            "state": self.state_dict(),
+        }
         # A run killed mid-save keeps its previous checkpoint.
         atomic_save(plain(checkpoint), path, where=f"{self.algo}.save")
 
@@ -501,19 +611,33 @@ class Agent:
             raise ValueError(f"{cls.algo}.load: {path} is not an agent checkpoint")
         if checkpoint["algo"] != cls.algo:
             raise ValueError(f"{cls.algo}.load: {path} holds a {checkpoint['algo']!r} checkpoint")
-        fields = {"args": (dict,), "env_id": (str, type(None)), "env_kwargs": (dict, type(None)),
-                  "steps": (int,), "updates": (int,), "history": (list,), "timers": (dict,),
-                  "torch_rng": (torch.Tensor,), "state": (dict,)}
+        fields = {
+            "args": (dict,),
+            "env_id": (str, type(None)),
+            "env_kwargs": (dict, type(None)),
+            "steps": (int,),
+            "updates": (int,),
+            "history": (list,),
+            "timers": (dict,),
+            "torch_rng": (torch.Tensor,),
+            "state": (dict,),
+        }
         for name, kinds in fields.items():
             value = checkpoint.get(name)
-            if type(value) not in kinds and not (name == "torch_rng" and isinstance(value, torch.Tensor)):
+            if type(value) not in kinds and not (
+                name == "torch_rng" and isinstance(value, torch.Tensor)
+            ):
                 names = " or ".join(k.__name__ for k in kinds)
-                raise ValueError(f"{cls.algo}.load: {path}: field {name!r} should be {names}, got "
-                                 f"{type(value).__name__} {str(value)[:60]!r}")
+                raise ValueError(
+                    f"{cls.algo}.load: {path}: field {name!r} should be {names}, got "
+                    f"{type(value).__name__} {str(value)[:60]!r}"
+                )
         for name in ("steps", "updates"):
             if checkpoint[name] < 0:
-                raise ValueError(f"{cls.algo}.load: {path}: field {name!r} should be >= 0, got "
-                                 f"{checkpoint[name]}")
+                raise ValueError(
+                    f"{cls.algo}.load: {path}: field {name!r} should be >= 0, got "
+                    f"{checkpoint[name]}"
+                )
         if not all(isinstance(row, dict) for row in checkpoint["history"]):
             raise ValueError(f"{cls.algo}.load: {path}: field 'history' should be a list of dicts")
         return checkpoint
@@ -527,7 +651,9 @@ class Agent:
         checkpoint = cls._read_checkpoint(path)
         env = env if env is not None else checkpoint["env_id"]
         if env is None:
-            raise ValueError(f"{cls.algo}.load: {path} was trained on an unregistered env; pass env=")
+            raise ValueError(
+                f"{cls.algo}.load: {path} was trained on an unregistered env; pass env="
+            )
         where = os.path.dirname(os.path.abspath(os.fspath(path)))
         args = _buffer_dirs(dict(checkpoint["args"]), lambda d: os.path.join(where, d))
         for key, value in overrides.items():  # a dict-valued setting (Coop's ppo=...) merges
@@ -536,8 +662,9 @@ class Agent:
         try:
             agent = cls(env, env_kwargs=checkpoint["env_kwargs"], **args)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{cls.algo}.load: {path}: field 'args' does not make a {cls.algo} "
-                             f"agent ({err})") from None
+            raise ValueError(
+                f"{cls.algo}.load: {path}: field 'args' does not make a {cls.algo} agent ({err})"
+            ) from None
         state = _ReadFields(checkpoint["state"])
         try:
             agent.load_state_dict(state)
@@ -546,9 +673,11 @@ class Agent:
         except Exception as err:  # other networks, another pyrl's layout, or a damaged field
             agent.close(remove_new_files=True)
             field = "torch_rng" if state.last == "torch_rng" else f"state.{state.last}"
-            raise ValueError(f"{cls.algo}.load: {path}: field {field!r} does not fit this agent "
-                             f"({type(err).__name__}: {str(err)[:300]}); was it saved by another "
-                             f"pyrl version?") from None
+            raise ValueError(
+                f"{cls.algo}.load: {path}: field {field!r} does not fit this agent "
+                f"({type(err).__name__}: {str(err)[:300]}); was it saved by another "
+                f"pyrl version?"
+            ) from None
         agent.steps, agent.updates = checkpoint["steps"], checkpoint["updates"]
         agent.history, agent.timers = checkpoint["history"], checkpoint["timers"]
         if agent.history:  # the time column runs on across the resume
@@ -566,8 +695,14 @@ class Agent:
         raise NotImplementedError
 
 
-def evaluate(agent, env: EnvLike, episodes: int = 10, seed: Optional[int] = None,
-             deterministic: bool = True, env_kwargs: Optional[dict] = None) -> dict:
+def evaluate(
+    agent,
+    env: EnvLike,
+    episodes: int = 10,
+    seed: Optional[int] = None,
+    deterministic: bool = True,
+    env_kwargs: Optional[dict] = None,
+) -> dict:
     """Runs ``episodes`` episodes of ``agent.predict`` side by side, one per env of a vector env,
     and returns ``{"return", "return_std", "length", "success"}`` (success NaN when the env does
     not report ``is_success``)."""
@@ -579,7 +714,11 @@ def evaluate(agent, env: EnvLike, episodes: int = 10, seed: Optional[int] = None
         running = np.zeros(episodes)
         length = np.zeros(episodes, dtype=np.int64)
         finished = np.zeros(episodes, dtype=bool)
-        returns, lengths, success = np.zeros(episodes), np.zeros(episodes), np.full(episodes, np.nan)
+        returns, lengths, success = (
+            np.zeros(episodes),
+            np.zeros(episodes),
+            np.full(episodes, np.nan),
+        )
         state = agent.initial_state(episodes) if hasattr(agent, "initial_state") else None
         while not finished.all():
             if state is None:
@@ -592,22 +731,32 @@ def evaluate(agent, env: EnvLike, episodes: int = 10, seed: Optional[int] = None
             running += np.asarray(reward, np.float64).reshape(episodes, -1).sum(axis=1)
             length += 1
             done = (terminated | truncated) & ~finished
-            for i, s in zip(np.flatnonzero(done), successes(info, done) or [np.nan] * int(done.sum())):
+            for i, s in zip(
+                np.flatnonzero(done), successes(info, done) or [np.nan] * int(done.sum())
+            ):
                 returns[i], lengths[i], success[i] = running[i], length[i], s
             finished |= done
     finally:
         vec.close()
-    return {"return": float(returns.mean()), "return_std": float(returns.std()),
-            "length": float(lengths.mean()),
-            "success": float(np.nanmean(success)) if not np.isnan(success).all() else float("nan")}
+    return {
+        "return": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "length": float(lengths.mean()),
+        "success": float(np.nanmean(success)) if not np.isnan(success).all() else float("nan"),
+    }
 
 
 def counts(value, n: Optional[int] = None):
     """A saved count (an int >= 0), or `n` of them; anything else raises ValueError."""
     values = (value,) if n is None else value
-    if not (isinstance(values, (tuple, list)) and len(values) == (n or 1)
-            and all(type(v) is int and v >= 0 for v in values)):
-        raise ValueError(f"should be {'an int' if n is None else f'{n} ints'} >= 0, got {value!r:.60}")
+    if not (
+        isinstance(values, (tuple, list))
+        and len(values) == (n or 1)
+        and all(type(v) is int and v >= 0 for v in values)
+    ):
+        raise ValueError(
+            f"should be {'an int' if n is None else f'{n} ints'} >= 0, got {value!r:.60}"
+        )
     return value if n is None else tuple(values)
 
 
@@ -626,7 +775,7 @@ class _ReadFields(dict):
 
 
 def _buffer_dirs(args: dict, move: Callable[[str], str]) -> dict:
-    """`args` with every ``buffer_dir`` (Coop's ``ddpg`` settings included) passed through `move`."""
+    """`args` with every ``buffer_dir`` (Coop's ``ddpg`` ones included) passed through `move`."""
     out = dict(args)
     for key, value in args.items():
         if key == "buffer_dir" and isinstance(value, (str, os.PathLike)):

@@ -46,13 +46,27 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from pyrl.agents.common import (Agent, CommonArgs, EnvLike, EpisodeStats, RunningNorm, counts,
-                                evaluate, final_observations, make_vec_env, parse_args)
+from pyrl.agents.common import (
+    Agent,
+    CommonArgs,
+    EnvLike,
+    EpisodeStats,
+    RunningNorm,
+    counts,
+    evaluate,
+    final_observations,
+    make_vec_env,
+    parse_args,
+)
 from pyrl.agents.ddpg import DDPG
 from pyrl.agents.ppo import PPO, Rollout
 
 SCHEDULES = {  # (PPO <- DDPG period, DDPG <- PPO period) in rounds
-    "coop_v1": (2, 2), "blog": (1, 2), "swap": (3, 3), "none": (None, None)}
+    "coop_v1": (2, 2),
+    "blog": (1, 2),
+    "swap": (3, 3),
+    "none": (None, None),
+}
 DEFAULT_EXCLUDE = ("critic", "actor.head", "log_std")
 
 
@@ -65,7 +79,7 @@ class Args(CommonArgs):
     schedule: str = "coop_v1"
     """weight syncs: 'coop_v1', 'blog', 'swap' or 'none' (see the module docstring)"""
     sync_ppo_from_ddpg: Optional[int] = None
-    """if set, PPO <- DDPG every this many rounds (with sync_ddpg_from_ppo: replaces the schedule)"""
+    """if set, PPO <- DDPG every this many rounds (with sync_ddpg_from_ppo: for the schedule)"""
     sync_ddpg_from_ppo: Optional[int] = None
     """if set, DDPG <- PPO every this many rounds"""
     sync_exclude: Optional[tuple[str, ...]] = None
@@ -86,9 +100,9 @@ class Args(CommonArgs):
     normalize_obs: bool = True
     """one running normalizer of the network inputs, shared by both learners"""
     ppo: dict = field(default_factory=dict)
-    """PPO hyperparameters (its n_steps is the round length); n_envs, seed and normalize_obs are Coop's"""
+    """PPO hyperparameters (n_steps: the round length); n_envs, seed, normalize_obs are Coop's"""
     ddpg: dict = field(default_factory=dict)
-    """DDPG hyperparameters (its buffer is the shared pool); n_envs, seed and normalize_obs are Coop's"""
+    """DDPG hyperparameters (its buffer: the shared pool); n_envs, seed, normalize_obs are Coop's"""
 
 
 class Arms(gym.vector.VectorEnv):
@@ -100,7 +114,9 @@ class Arms(gym.vector.VectorEnv):
         self.parent, self.num_envs = env, stop - start
         self.single_observation_space = env.single_observation_space
         self.single_action_space = env.single_action_space
-        self.observation_space = gym.vector.utils.batch_space(env.single_observation_space, self.num_envs)
+        self.observation_space = gym.vector.utils.batch_space(
+            env.single_observation_space, self.num_envs
+        )
         self.action_space = gym.vector.utils.batch_space(env.single_action_space, self.num_envs)
         self.metadata, self.spec = env.metadata, env.spec
         if hasattr(env, "envs"):
@@ -123,51 +139,82 @@ class Coop(Agent):
         args = parse_args(Args, "Coop", hyperparameters)
         n_ddpg = int(round(args.ddpg_share * args.n_envs))
         if not (math.isfinite(args.ddpg_share) and 1 <= n_ddpg <= args.n_envs - 1):
-            raise ValueError(f"Coop: ddpg_share={args.ddpg_share} of n_envs={args.n_envs} arms gives "
-                             f"DDPG {n_ddpg} arms and PPO {args.n_envs - n_ddpg}; each learner needs "
-                             f"at least one (n_envs >= 2, 0 < ddpg_share < 1)")
+            raise ValueError(
+                f"Coop: ddpg_share={args.ddpg_share} of n_envs={args.n_envs} arms gives "
+                f"DDPG {n_ddpg} arms and PPO {args.n_envs - n_ddpg}; each learner needs "
+                f"at least one (n_envs >= 2, 0 < ddpg_share < 1)"
+            )
         if args.schedule not in SCHEDULES:
-            raise ValueError(f"Coop: schedule should be one of {sorted(SCHEDULES)}, got {args.schedule!r}")
+            raise ValueError(
+                f"Coop: schedule should be one of {sorted(SCHEDULES)}, got {args.schedule!r}"
+            )
         for name in ("sync_ppo_from_ddpg", "sync_ddpg_from_ppo"):
             value = getattr(args, name)
             if value is not None and not (type(value) is int and value >= 1):
-                raise ValueError(f"Coop: {name} should be None or an int >= 1 (rounds), got {value!r}")
-        if args.sync_exclude is not None and not (isinstance(args.sync_exclude, tuple) and all(
-                isinstance(name, str) and name for name in args.sync_exclude)):
-            raise ValueError(f"Coop: sync_exclude should be a tuple of parameter names, got {args.sync_exclude!r}")
+                raise ValueError(
+                    f"Coop: {name} should be None or an int >= 1 (rounds), got {value!r}"
+                )
+        if args.sync_exclude is not None and not (
+            isinstance(args.sync_exclude, tuple)
+            and all(isinstance(name, str) and name for name in args.sync_exclude)
+        ):
+            raise ValueError(
+                "Coop: sync_exclude should be a tuple of parameter names, got "
+                f"{args.sync_exclude!r}"
+            )
         for learner in ("ppo", "ddpg"):
             taken = sorted({"n_envs", "seed", "normalize_obs"} & set(getattr(args, learner)))
             if taken:
-                raise ValueError(f"Coop: {learner}={{...}} sets {taken}; those are the Coop's own "
-                                 f"settings (n_envs, ddpg_share, seed, normalize_obs)")
+                raise ValueError(
+                    f"Coop: {learner}={{...}} sets {taken}; those are the Coop's own "
+                    f"settings (n_envs, ddpg_share, seed, normalize_obs)"
+                )
             if getattr(args, learner).get("recurrent"):
-                raise ValueError(f"Coop: {learner}={{'recurrent': True}}: the cooperative mode syncs "
-                                 f"feed-forward networks; recurrent learners are not supported in it")
+                raise ValueError(
+                    f"Coop: {learner}={{'recurrent': True}}: the cooperative mode syncs "
+                    f"feed-forward networks; recurrent learners are not supported in it"
+                )
         super().__init__(env, args, env_kwargs)
         self.env = make_vec_env(env, args.n_envs, env_kwargs)
         self.n_ddpg = n_ddpg
         n_ppo_data = args.n_envs if args.ppo_uses_ddpg_data else args.n_envs - n_ddpg
         shared = dict(hidden=args.hidden, activation=args.activation, normalize_obs=False)
-        self.ppo = self._learner(PPO, "ppo", Arms(self.env, args.n_envs - n_ppo_data, args.n_envs),
-                                 dict(shared, **args.ppo, n_envs=n_ppo_data, seed=args.seed))
-        self.ddpg = self._learner(DDPG, "ddpg", Arms(self.env, 0, n_ddpg),
-                                  dict(shared, **args.ddpg, n_envs=n_ddpg, seed=args.seed + 1))
+        self.ppo = self._learner(
+            PPO,
+            "ppo",
+            Arms(self.env, args.n_envs - n_ppo_data, args.n_envs),
+            dict(shared, **args.ppo, n_envs=n_ppo_data, seed=args.seed),
+        )
+        self.ddpg = self._learner(
+            DDPG,
+            "ddpg",
+            Arms(self.env, 0, n_ddpg),
+            dict(shared, **args.ddpg, n_envs=n_ddpg, seed=args.seed + 1),
+        )
         if args.ppo_uses_ddpg_data and self.ddpg.args.noise != "gaussian":
-            raise ValueError("Coop: ppo_uses_ddpg_data needs DDPG's Gaussian noise (its behaviour "
-                             "log-probabilities are recomputed from it), got noise='ou'")
+            raise ValueError(
+                "Coop: ppo_uses_ddpg_data needs DDPG's Gaussian noise (its behaviour "
+                "log-probabilities are recomputed from it), got noise='ou'"
+            )
         self.obs_norm = RunningNorm((self.ppo.obs_dim,), clip=5.0) if args.normalize_obs else None
         self.ppo.obs_norm = self.ddpg.obs_norm = self.obs_norm
         self.ppo_from_ddpg, self.ddpg_from_ppo = SCHEDULES[args.schedule]
         self.exchange = args.schedule == "swap"  # both directions due in the same rounds
         if args.sync_ppo_from_ddpg is not None or args.sync_ddpg_from_ppo is not None:
-            self.ppo_from_ddpg, self.ddpg_from_ppo = args.sync_ppo_from_ddpg, args.sync_ddpg_from_ppo
+            self.ppo_from_ddpg, self.ddpg_from_ppo = (
+                args.sync_ppo_from_ddpg,
+                args.sync_ddpg_from_ppo,
+            )
             self.exchange = False
         default = ("critic", "log_std") if args.schedule == "swap" else DEFAULT_EXCLUDE
         self.exclude = args.sync_exclude if args.sync_exclude is not None else default
         self.rounds = 0
         self.syncs = 0
         # A scheduled sync that cannot work fails now, naming the parameter, not rounds into a run.
-        for direction, period in (("ppo<-ddpg", self.ppo_from_ddpg), ("ddpg<-ppo", self.ddpg_from_ppo)):
+        for direction, period in (
+            ("ppo<-ddpg", self.ppo_from_ddpg),
+            ("ddpg<-ppo", self.ddpg_from_ppo),
+        ):
             if period is not None:
                 self._sync_plan(direction)
         if args.sync_at_start and self.ppo_from_ddpg is not None:
@@ -181,13 +228,18 @@ class Coop(Agent):
 
     # ---- syncs --------------------------------------------------------------------------------
     def _parameters(self, learner: str, targets: bool = False) -> dict:
-        """The learner's parameters by sync name: ``actor.*``, ``critic.*`` (and PPO's ``log_std``)."""
+        """The learner's parameters by sync name: ``actor.*``, ``critic.*`` (PPO: ``log_std``)."""
         if learner == "ppo":
             return dict(self.ppo.model.named_parameters())
-        actor, critic = (self.ddpg.actor_target, self.ddpg.critic_target) if targets \
+        actor, critic = (
+            (self.ddpg.actor_target, self.ddpg.critic_target)
+            if targets
             else (self.ddpg.actor, self.ddpg.critic)
-        return {**{f"actor.{k}": p for k, p in actor.named_parameters()},
-                **{f"critic.{k}": p for k, p in critic.named_parameters()}}
+        )
+        return {
+            **{f"actor.{k}": p for k, p in actor.named_parameters()},
+            **{f"critic.{k}": p for k, p in critic.named_parameters()},
+        }
 
     def _excluded(self, name: str) -> bool:
         return any(name == prefix or name.startswith(prefix + ".") for prefix in self.exclude)
@@ -199,13 +251,17 @@ class Coop(Agent):
         dst = {k: p for k, p in self._parameters(target).items() if not self._excluded(k)}
         only = sorted(set(src) ^ set(dst))
         if only:
-            raise ValueError(f"Coop: cannot sync {direction}: {only} exist in only one learner; "
-                             f"exclude them (sync_exclude) or give both the same networks")
+            raise ValueError(
+                f"Coop: cannot sync {direction}: {only} exist in only one learner; "
+                f"exclude them (sync_exclude) or give both the same networks"
+            )
         for name in src:
             if src[name].shape != dst[name].shape:
-                raise ValueError(f"Coop: cannot sync {direction}: {name} is {list(src[name].shape)} "
-                                 f"in {source} but {list(dst[name].shape)} in {target}; give both "
-                                 f"learners the same hidden sizes")
+                raise ValueError(
+                    f"Coop: cannot sync {direction}: {name} is {list(src[name].shape)} "
+                    f"in {source} but {list(dst[name].shape)} in {target}; give both "
+                    f"learners the same hidden sizes"
+                )
         return [(name, src[name], dst[name]) for name in src]
 
     def sync(self, direction: str) -> list[str]:
@@ -214,15 +270,20 @@ class Coop(Agent):
         returns the names written, ``receiver:name``."""
         directions = {"both": ("ppo<-ddpg", "ddpg<-ppo")}.get(direction, (direction,))
         if any(d not in ("ppo<-ddpg", "ddpg<-ppo") for d in directions):
-            raise ValueError(f"Coop.sync: direction should be 'ppo<-ddpg', 'ddpg<-ppo' or 'both', "
-                             f"got {direction!r}")
+            raise ValueError(
+                f"Coop.sync: direction should be 'ppo<-ddpg', 'ddpg<-ppo' or 'both', "
+                f"got {direction!r}"
+            )
         plans = {d: self._sync_plan(d) for d in directions}
         with torch.no_grad():
             sources = {d: [src.clone() for _, src, _ in plan] for d, plan in plans.items()}
             for d, plan in plans.items():
                 receiver = d.split("<-")[0]
-                targets = self._parameters("ddpg", targets=True) \
-                    if receiver == "ddpg" and self.args.sync_targets else {}
+                targets = (
+                    self._parameters("ddpg", targets=True)
+                    if receiver == "ddpg" and self.args.sync_targets
+                    else {}
+                )
                 for (name, _, dst), value in zip(plan, sources[d]):
                     dst.copy_(value)
                     if name.startswith("actor.") and name in targets:
@@ -233,7 +294,11 @@ class Coop(Agent):
         return [f"{d.split('<-')[0]}:{name}" for d, plan in plans.items() for name, _, _ in plan]
 
     def _reset_moments(self, learner: str, params: list) -> None:
-        optimizers = [self.ppo.optimizer] if learner == "ppo" else [self.ddpg.actor_opt, self.ddpg.critic_opt]
+        optimizers = (
+            [self.ppo.optimizer]
+            if learner == "ppo"
+            else [self.ddpg.actor_opt, self.ddpg.critic_opt]
+        )
         for optimizer in optimizers:
             for p in params:
                 for moment in ("exp_avg", "exp_avg_sq"):
@@ -243,9 +308,18 @@ class Coop(Agent):
     def _scheduled_syncs(self, finished_round: int) -> None:
         """The syncs due after round ``finished_round`` (both at once when both are due)."""
         r, ppo_period, ddpg_period = finished_round, self.ppo_from_ddpg, self.ddpg_from_ppo
-        due = [d for d, due in (("ppo<-ddpg", ppo_period is not None and r % ppo_period == ppo_period - 1),
-                                ("ddpg<-ppo", ddpg_period is not None and r % ddpg_period == (
-                                    ddpg_period - 1 if self.exchange else 0))) if due]
+        due = [
+            d
+            for d, due in (
+                ("ppo<-ddpg", ppo_period is not None and r % ppo_period == ppo_period - 1),
+                (
+                    "ddpg<-ppo",
+                    ddpg_period is not None
+                    and r % ddpg_period == (ddpg_period - 1 if self.exchange else 0),
+                ),
+            )
+            if due
+        ]
         if due:
             self.sync("both" if len(due) == 2 else due[0])
 
@@ -256,20 +330,34 @@ class Coop(Agent):
             raise ValueError(f"Coop.predict: learner should be 'ddpg' or 'ppo', got {learner!r}")
         return (self.ddpg if learner == "ddpg" else self.ppo).predict(obs, deterministic)
 
-    def evaluate(self, episodes: int = 10, seed: Optional[int] = None, env: Optional[EnvLike] = None,
-                 deterministic: bool = True) -> dict:
+    def evaluate(
+        self,
+        episodes: int = 10,
+        seed: Optional[int] = None,
+        env: Optional[EnvLike] = None,
+        deterministic: bool = True,
+    ) -> dict:
         """Both learners over the same episodes: ``return`` and ``success`` are the DDPG actor's
         (what ``predict`` uses), ``ddpg_*`` and ``ppo_*`` each learner's."""
         source = env if env is not None else self._eval_source()
-        results = {name: evaluate(learner, source, episodes, seed, deterministic, self.env_kwargs)
-                   for name, learner in (("ddpg", self.ddpg), ("ppo", self.ppo))}
-        return {**results["ddpg"], **{f"{name}_{k}": v for name, result in results.items()
-                                      for k, v in result.items()}}
+        results = {
+            name: evaluate(learner, source, episodes, seed, deterministic, self.env_kwargs)
+            for name, learner in (("ddpg", self.ddpg), ("ppo", self.ppo))
+        }
+        return {
+            **results["ddpg"],
+            **{f"{name}_{k}": v for name, result in results.items() for k, v in result.items()},
+        }
 
     def _eval_row(self, result: dict) -> dict:
-        return {**super()._eval_row(result),
-                **{f"{name}_eval_{key}": result[f"{name}_{key}"] for name in ("ppo", "ddpg")
-                   for key in ("return", "success")}}
+        return {
+            **super()._eval_row(result),
+            **{
+                f"{name}_eval_{key}": result[f"{name}_{key}"]
+                for name in ("ppo", "ddpg")
+                for key in ("return", "success")
+            },
+        }
 
     # ---- learning -----------------------------------------------------------------------------
     def learn(self, total_steps: int, callback=None, progress: Optional[bool] = None) -> list[dict]:
@@ -301,21 +389,37 @@ class Coop(Agent):
                     done = term | trunc
                     stats.update(reward, done, info)
                     for name, (lo, hi) in (("ddpg", (0, d)), ("ppo", (d, n))):
-                        arm_stats[name].update(reward[lo:hi], done[lo:hi], info_rows(info, lo, hi, n))
+                        arm_stats[name].update(
+                            reward[lo:hi], done[lo:hi], info_rows(info, lo, hi, n)
+                        )
 
                     # ---- every arm's step into the shared pool (DDPG's buffer) ----
                     real_next = final_observations(next_obs, info, done)
-                    ddpg.store(self.obs, np.concatenate([unit_action, ddpg.from_env_action(ppo_env_action)]),
-                                real_next, reward, term, trunc)
+                    ddpg.store(
+                        self.obs,
+                        np.concatenate([unit_action, ddpg.from_env_action(ppo_env_action)]),
+                        real_next,
+                        reward,
+                        term,
+                        trunc,
+                    )
                     ddpg.noise_state[done[:d]] = 0.0
 
                     # ---- PPO's rollout ----
                     cut = trunc & ~term
                     for i in np.flatnonzero(cut[ppo_rows]):
-                        finals.append((t, int(i), ppo.inputs(arms(real_next, ppo_rows.start + i,
-                                                                         ppo_rows.start + i + 1))[0]))
-                    reward_t[t, ppo_rows] = ppo.scale_reward(np.asarray(reward, np.float64)[ppo_rows],
-                                                              done[ppo_rows])
+                        finals.append(
+                            (
+                                t,
+                                int(i),
+                                ppo.inputs(
+                                    arms(real_next, ppo_rows.start + i, ppo_rows.start + i + 1)
+                                )[0],
+                            )
+                        )
+                    reward_t[t, ppo_rows] = ppo.scale_reward(
+                        np.asarray(reward, np.float64)[ppo_rows], done[ppo_rows]
+                    )
                     term_t[t], trunc_t[t] = term, trunc
                     self.obs = next_obs
                     before = self.steps
@@ -324,15 +428,23 @@ class Coop(Agent):
                     ddpg.steps += d
 
                     # ---- DDPG learns from the pool on its own schedule ----
-                    if self.steps >= ddpg.args.learning_starts and \
-                            self.steps // ddpg.args.train_every != before // ddpg.args.train_every:
+                    if (
+                        self.steps >= ddpg.args.learning_starts
+                        and self.steps // ddpg.args.train_every != before // ddpg.args.train_every
+                    ):
                         ddpg.train_round(losses)
 
                 # ---- end of round: PPO learns on-policy, then the scheduled syncs ----
-                rollout = Rollout(obs_t[:, ppo_rows], action_t[:, ppo_rows], reward_t[:, ppo_rows],
-                                  term_t[:, ppo_rows], trunc_t[:, ppo_rows],
-                                  ppo.inputs(arms(self.obs, ppo_rows.start, n)), finals,
-                                  behaviour_t[:, ppo_rows] if a.ppo_uses_ddpg_data else None)
+                rollout = Rollout(
+                    obs_t[:, ppo_rows],
+                    action_t[:, ppo_rows],
+                    reward_t[:, ppo_rows],
+                    term_t[:, ppo_rows],
+                    trunc_t[:, ppo_rows],
+                    ppo.inputs(arms(self.obs, ppo_rows.start, n)),
+                    finals,
+                    behaviour_t[:, ppo_rows] if a.ppo_uses_ddpg_data else None,
+                )
                 ppo_losses = ppo.train_round(rollout, frac)
                 self._scheduled_syncs(self.rounds)
                 self.rounds += 1
@@ -344,7 +456,12 @@ class Coop(Agent):
                 for name in ("ppo", "ddpg"):
                     row.update({f"{name}_{k}": v for k, v in arm_stats[name].drain().items()})
                 row.update({f"ppo_{k}": v for k, v in ppo_losses.items()})
-                row.update({f"ddpg_{k}": float(np.mean(v)) if v else float("nan") for k, v in losses.items()})
+                row.update(
+                    {
+                        f"ddpg_{k}": float(np.mean(v)) if v else float("nan")
+                        for k, v in losses.items()
+                    }
+                )
                 row.update(ppo_updates=ppo.updates, ddpg_updates=ddpg.updates, syncs=self.syncs)
                 if not self.log(row, self.steps - T * n, callback, bar):
                     break
@@ -362,20 +479,33 @@ class Coop(Agent):
             log_unit = np.full(len(unit_action), log_uniform)
         else:
             sigma = ddpg.args.noise_sigma
-            gauss = (-0.5 * ((unit_action - ddpg.act(obs, explore=False)[0]) / sigma) ** 2 - np.log(sigma)
-                     - 0.5 * np.log(2 * np.pi)).sum(-1)
+            gauss = (
+                -0.5 * ((unit_action - ddpg.act(obs, explore=False)[0]) / sigma) ** 2
+                - np.log(sigma)
+                - 0.5 * np.log(2 * np.pi)
+            ).sum(-1)
             eps = ddpg.args.random_eps
-            log_unit = np.logaddexp(np.log1p(-eps) + gauss, np.log(eps) + log_uniform) if eps > 0 else gauss
+            log_unit = (
+                np.logaddexp(np.log1p(-eps) + gauss, np.log(eps) + log_uniform)
+                if eps > 0
+                else gauss
+            )
         # Env actions are an affine map of unit ones: the density scales by the inverse Jacobian.
         return log_unit - np.log(0.5 * (ddpg.act_high - ddpg.act_low)).sum()
 
     # ---- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"ppo": self.ppo.state_dict(), "ddpg": self.ddpg.state_dict(),
-                "ppo_counts": (self.ppo.steps, self.ppo.updates), "ddpg_counts": (self.ddpg.steps, self.ddpg.updates),
-                "ppo_timers": self.ppo.timers, "ddpg_timers": self.ddpg.timers,
-                "obs_norm": self.obs_norm.state_dict() if self.obs_norm else None,
-                "rounds": self.rounds, "syncs": self.syncs}
+        return {
+            "ppo": self.ppo.state_dict(),
+            "ddpg": self.ddpg.state_dict(),
+            "ppo_counts": (self.ppo.steps, self.ppo.updates),
+            "ddpg_counts": (self.ddpg.steps, self.ddpg.updates),
+            "ppo_timers": self.ppo.timers,
+            "ddpg_timers": self.ddpg.timers,
+            "obs_norm": self.obs_norm.state_dict() if self.obs_norm else None,
+            "rounds": self.rounds,
+            "syncs": self.syncs,
+        }
 
     def close(self, remove_new_files: bool = False) -> None:
         """Releases the DDPG half's ``buffer_dir`` (see DDPG.close)."""

@@ -54,9 +54,21 @@ import torch
 from torch import nn
 
 from pyrl import replay, returns
-from pyrl.agents.common import (GOAL_KEYS, Agent, CommonArgs, EnvLike, EpisodeStats, ObsLayout,
-                                RunningNorm, actor_net, final_observations, float64_array,
-                                make_vec_env, mlp, parse_args)
+from pyrl.agents.common import (
+    GOAL_KEYS,
+    Agent,
+    CommonArgs,
+    EnvLike,
+    EpisodeStats,
+    ObsLayout,
+    RunningNorm,
+    actor_net,
+    final_observations,
+    float64_array,
+    make_vec_env,
+    mlp,
+    parse_args,
+)
 from pyrl.agents.numpy_acting import NumpyMLP, load_numpy_weights, numpy_weights
 
 
@@ -142,7 +154,7 @@ class Args(CommonArgs):
     burn_in: int = 10
     """recurrent: steps before them that only warm the encoder state up"""
     recompute_every: int = 1000
-    """recurrent: updates between refreshes of every stored state with the target encoder (0: never)"""
+    """recurrent: updates between refreshes of the stored states by the target encoder (0: never)"""
     encoder_freeze: Optional[tuple] = None
     """recurrent: (delta, count) freezes the encoder for `count` updates after every `delta`
     updates it trained (SPEC 5.1's freeze schedule); None trains it always"""
@@ -188,26 +200,36 @@ class Critics(nn.Module):
 
 
 class DDPG(Agent):
-    """DDPG (TD3 with the twin-critic options) with pyrl's replay buffer; see the module docstring."""
+    """DDPG (TD3 with the twin-critic options) on pyrl's replay buffer; see the module docstring."""
 
     algo = "ddpg"
 
     def __init__(self, env: EnvLike, env_kwargs: Optional[dict] = None, **hyperparameters):
         args = parse_args(Args, "DDPG", hyperparameters)
-        for name, allowed in (("noise", ("gaussian", "ou")), ("clip_target", (None, "goal")),
-                              ("activation", ("relu", "tanh"))):
+        for name, allowed in (
+            ("noise", ("gaussian", "ou")),
+            ("clip_target", (None, "goal")),
+            ("activation", ("relu", "tanh")),
+        ):
             if getattr(args, name) not in allowed:
-                raise ValueError(f"DDPG: {name} should be one of {allowed}, got {getattr(args, name)!r}")
+                raise ValueError(
+                    f"DDPG: {name} should be one of {allowed}, got {getattr(args, name)!r}"
+                )
         super().__init__(env, args, env_kwargs)
         self.env = make_vec_env(env, args.n_envs, env_kwargs)
-        obs_space, self.action_space = self.env.single_observation_space, self.env.single_action_space
+        obs_space, self.action_space = (
+            self.env.single_observation_space,
+            self.env.single_action_space,
+        )
         if not isinstance(self.action_space, gym.spaces.Box):
             raise ValueError(f"DDPG: actions should be a Box space, got {self.action_space}")
         self.layout = ObsLayout(obs_space, "DDPG")
         self.goal_env = self.layout.keys is not None
         if args.her_strategy is not None and not self.goal_env:
-            raise ValueError(f"DDPG: her_strategy={args.her_strategy!r} needs a goal env (dict "
-                             f"observations {GOAL_KEYS}), got {obs_space}")
+            raise ValueError(
+                f"DDPG: her_strategy={args.her_strategy!r} needs a goal env (dict "
+                f"observations {GOAL_KEYS}), got {obs_space}"
+            )
         self.obs_dim = self.layout.dim
         self.obs_norm = RunningNorm((self.obs_dim,), clip=5.0) if args.normalize_obs else None
         self.act_dim = int(np.prod(self.action_space.shape))
@@ -216,18 +238,29 @@ class DDPG(Agent):
         if args.recurrent:
             self._check_recurrent(args)
         features = args.rnn_hidden if args.recurrent else self.obs_dim
-        self.encoder = nn.GRU(self.obs_dim, args.rnn_hidden, batch_first=True) if args.recurrent else None
+        self.encoder = (
+            nn.GRU(self.obs_dim, args.rnn_hidden, batch_first=True) if args.recurrent else None
+        )
         self.actor = actor_net([features, *args.hidden, self.act_dim], args.activation, squash=True)
         self.critic = Critics(features + self.act_dim, args.hidden, args.n_critics, args.activation)
-        self.actor_target, self.critic_target = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
+        self.actor_target, self.critic_target = (
+            copy.deepcopy(self.actor),
+            copy.deepcopy(self.critic),
+        )
         self.encoder_target = copy.deepcopy(self.encoder)
-        for p in (*self.actor_target.parameters(), *self.critic_target.parameters(),
-                  *(self.encoder_target.parameters() if args.recurrent else ())):
+        for p in (
+            *self.actor_target.parameters(),
+            *self.critic_target.parameters(),
+            *(self.encoder_target.parameters() if args.recurrent else ()),
+        ):
             p.requires_grad_(False)
         self.actor_numpy = NumpyMLP(self.actor)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=args.actor_lr, fused=True)
         # The encoder learns through the critic's loss only (SPEC 5.1).
-        critic_params = [*self.critic.parameters(), *(self.encoder.parameters() if args.recurrent else ())]
+        critic_params = [
+            *self.critic.parameters(),
+            *(self.encoder.parameters() if args.recurrent else ()),
+        ]
         self.critic_opt = torch.optim.Adam(critic_params, lr=args.critic_lr, fused=True)
         self.rnn_state = self.initial_state(args.n_envs)  # the state fed into each env's next step
 
@@ -238,32 +271,57 @@ class DDPG(Agent):
             reward = getattr(unwrapped, "compiled_reward", None)
             if reward is None:  # gymnasium-robotics style: compute_reward(ag, dg, info), batched
                 reward = lambda achieved, desired: torch.as_tensor(  # noqa: E731
-                    unwrapped.compute_reward(achieved.numpy(), desired.numpy(), {}))
-            her = replay.HER(strategy=args.her_strategy, k=args.her_k, reward=reward,
-                             nstep=args.her_nstep)
+                    unwrapped.compute_reward(achieved.numpy(), desired.numpy(), {})
+                )
+            her = replay.HER(
+                strategy=args.her_strategy, k=args.her_k, reward=reward, nstep=args.her_nstep
+            )
         self.buffer = replay.ReplayBuffer(
-            args.buffer_size, spec, seed=args.seed, her=her,
-            prioritized=replay.PER(alpha=args.per_alpha, beta=args.per_beta,
-                                   beta_steps=args.per_beta_steps) if args.per else None,
+            args.buffer_size,
+            spec,
+            seed=args.seed,
+            her=her,
+            prioritized=replay.PER(
+                alpha=args.per_alpha, beta=args.per_beta, beta_steps=args.per_beta_steps
+            )
+            if args.per
+            else None,
             nstep=replay.NStep(n=args.nstep, gamma=args.gamma, floating=args.nstep_floating),
             recurrent=replay.Recurrent((args.rnn_hidden,)) if args.recurrent else None,
-            storage=replay.MemoryMapped.reuse(args.buffer_dir) if args.buffer_dir else None)
+            storage=replay.MemoryMapped.reuse(args.buffer_dir) if args.buffer_dir else None,
+        )
         self.noise_state = np.zeros((args.n_envs, self.act_dim))
         self.rng = np.random.default_rng(args.seed)
 
     def _check_recurrent(self, args: Args) -> None:
         if self.goal_env:
-            raise ValueError("DDPG: recurrent=True reads Box observations; goal envs (dict "
-                             "observations) are not supported by the recurrent agent yet")
+            raise ValueError(
+                "DDPG: recurrent=True reads Box observations; goal envs (dict "
+                "observations) are not supported by the recurrent agent yet"
+            )
         if args.nstep_floating:
-            raise ValueError("DDPG: recurrent=True samples fixed n-step windows; set nstep_floating=False")
-        for name, low in (("rnn_hidden", 1), ("seq_len", 1), ("burn_in", 0), ("recompute_every", 0)):
+            raise ValueError(
+                "DDPG: recurrent=True samples fixed n-step windows; set nstep_floating=False"
+            )
+        for name, low in (
+            ("rnn_hidden", 1),
+            ("seq_len", 1),
+            ("burn_in", 0),
+            ("recompute_every", 0),
+        ):
             if not (type(getattr(args, name)) is int and getattr(args, name) >= low):
-                raise ValueError(f"DDPG: {name} should be an int >= {low}, got {getattr(args, name)!r}")
+                raise ValueError(
+                    f"DDPG: {name} should be an int >= {low}, got {getattr(args, name)!r}"
+                )
         freeze = args.encoder_freeze
-        if freeze is not None and not (isinstance(freeze, (tuple, list)) and len(freeze) == 2
-                                       and all(type(x) is int and x >= 1 for x in freeze)):
-            raise ValueError(f"DDPG: encoder_freeze should be None or (delta, count) ints >= 1, got {freeze!r}")
+        if freeze is not None and not (
+            isinstance(freeze, (tuple, list))
+            and len(freeze) == 2
+            and all(type(x) is int and x >= 1 for x in freeze)
+        ):
+            raise ValueError(
+                f"DDPG: encoder_freeze should be None or (delta, count) ints >= 1, got {freeze!r}"
+            )
 
     def initial_state(self, n: int) -> Optional[np.ndarray]:
         """Zero encoder states for ``n`` envs (recurrent); None for a feed-forward policy."""
@@ -285,8 +343,13 @@ class DDPG(Agent):
         """Environment observations as the buffer's observation columns."""
         return {key: obs[key] for key in GOAL_KEYS} if self.goal_env else {"obs": obs}
 
-    def act(self, obs, state: Optional[np.ndarray] = None, explore: bool = True,
-            warmup: Optional[bool] = None):
+    def act(
+        self,
+        obs,
+        state: Optional[np.ndarray] = None,
+        explore: bool = True,
+        warmup: Optional[bool] = None,
+    ):
         """Actions in [-1, 1] ``[N, act_dim]`` for a batch of environment observations, as the
         buffer stores them (:meth:`env_action` maps them to the env's bounds): mu(s), plus
         exploration noise and ``random_eps`` uniform actions with ``explore``, uniform during
@@ -300,7 +363,9 @@ class DDPG(Agent):
             x = state
         if not explore:
             return self.actor_numpy(x), state
-        return self._explore(x, self.steps < self.args.learning_starts if warmup is None else warmup), state
+        return self._explore(
+            x, self.steps < self.args.learning_starts if warmup is None else warmup
+        ), state
 
     def env_action(self, action: np.ndarray) -> np.ndarray:
         """Actions in [-1, 1] as the environment takes them (its Box bounds)."""
@@ -312,27 +377,47 @@ class DDPG(Agent):
         action = np.clip(action, self.act_low, self.act_high)
         return 2.0 * (action - self.act_low) / (self.act_high - self.act_low) - 1.0
 
-    def store(self, obs, action, next_obs, reward, terminated, truncated,
-              state: Optional[np.ndarray] = None, next_state: Optional[np.ndarray] = None) -> None:
+    def store(
+        self,
+        obs,
+        action,
+        next_obs,
+        reward,
+        terminated,
+        truncated,
+        state: Optional[np.ndarray] = None,
+        next_state: Optional[np.ndarray] = None,
+    ) -> None:
         """One step of N envs into the normalizer and the replay buffer: actions in [-1, 1],
         ``next_obs`` the final observation where an episode ended (``final_observations``);
         recurrent: with the states fed into the step and out of it (:meth:`act`'s)."""
         if self.obs_norm is not None:
             self.obs_norm.update(self.layout(obs))
         # Tensors of the stored dtypes take the buffer's pybind11 fast path.
-        obs_t, next_t = as_tensors(self.buffer_fields(obs)), as_tensors(self.buffer_fields(next_obs))
+        obs_t, next_t = (
+            as_tensors(self.buffer_fields(obs)),
+            as_tensors(self.buffer_fields(next_obs)),
+        )
         states = {}
         if self.args.recurrent:
             states = dict(hidden=torch.from_numpy(state), next_hidden=torch.from_numpy(next_state))
         with self.timer("replay"):
-            self.buffer.add(obs=obs_t if self.goal_env else obs_t["obs"],
-                            next_obs=next_t if self.goal_env else next_t["obs"],
-                            reward=as_tensor(reward), terminated=torch.from_numpy(np.asarray(terminated)),
-                            truncated=torch.from_numpy(np.asarray(truncated)), action=as_tensor(action),
-                            **states)
+            self.buffer.add(
+                obs=obs_t if self.goal_env else obs_t["obs"],
+                next_obs=next_t if self.goal_env else next_t["obs"],
+                reward=as_tensor(reward),
+                terminated=torch.from_numpy(np.asarray(terminated)),
+                truncated=torch.from_numpy(np.asarray(truncated)),
+                action=as_tensor(action),
+                **states,
+            )
 
-    def step(self, stats: Optional[EpisodeStats] = None, store: bool = True,
-             warmup: Optional[bool] = None) -> "Transition":
+    def step(
+        self,
+        stats: Optional[EpisodeStats] = None,
+        store: bool = True,
+        warmup: Optional[bool] = None,
+    ) -> "Transition":
         """One exploring step of this agent's envs: :meth:`act`, ``env.step``, :meth:`store`
         (``store=False``: only returned), then the encoder states and the noise carried over
         episode ends; the episodes that end go into ``stats``. Returns the step's transition."""
@@ -376,7 +461,9 @@ class DDPG(Agent):
         single = self.layout.is_single(obs)
         action, state = self.act(obs, state, explore=False)
         if not deterministic:
-            action = np.clip(action + self.args.noise_sigma * self.rng.standard_normal(action.shape), -1, 1)
+            action = np.clip(
+                action + self.args.noise_sigma * self.rng.standard_normal(action.shape), -1, 1
+            )
         action = self.env_action(action)
         action = action[0] if single else action
         return (action, state) if self.args.recurrent else action
@@ -385,8 +472,10 @@ class DDPG(Agent):
         """The encoder's state after reading network inputs ``x`` ``[N, d]`` from ``state``:
         the actor's input, and the state carried to the next step."""
         with torch.no_grad():
-            h = self.encoder(torch.from_numpy(np.ascontiguousarray(x, np.float32))[:, None],
-                             torch.from_numpy(state)[None])[0]
+            h = self.encoder(
+                torch.from_numpy(np.ascontiguousarray(x, np.float32))[:, None],
+                torch.from_numpy(state)[None],
+            )[0]
         return h[:, 0].numpy()
 
     def _explore(self, x: np.ndarray, warmup: bool) -> np.ndarray:
@@ -398,10 +487,13 @@ class DDPG(Agent):
         action = self.actor_numpy(x)
         if a.noise == "ou":  # Ornstein-Uhlenbeck, theta 0.15, dt 1e-2, as in the DDPG paper
             if n != len(self.noise_state):
-                raise ValueError(f"DDPG.act: noise='ou' keeps one process per env "
-                                 f"({len(self.noise_state)}); got a batch of {n}")
-            self.noise_state += -0.15 * self.noise_state * 1e-2 + a.noise_sigma * np.sqrt(1e-2) \
-                * self.rng.standard_normal(self.noise_state.shape)
+                raise ValueError(
+                    f"DDPG.act: noise='ou' keeps one process per env "
+                    f"({len(self.noise_state)}); got a batch of {n}"
+                )
+            self.noise_state += -0.15 * self.noise_state * 1e-2 + a.noise_sigma * np.sqrt(
+                1e-2
+            ) * self.rng.standard_normal(self.noise_state.shape)
             noise = self.noise_state
         else:
             noise = a.noise_sigma * self.rng.standard_normal(action.shape)
@@ -419,11 +511,16 @@ class DDPG(Agent):
             while self.steps < total_steps:
                 before = self.steps
                 self.step(stats)
-                if self.steps >= a.learning_starts and self.steps // a.train_every != before // a.train_every:
+                if (
+                    self.steps >= a.learning_starts
+                    and self.steps // a.train_every != before // a.train_every
+                ):
                     self.train_round(losses)
                 if self.steps // a.log_every != before // a.log_every or self.steps >= total_steps:
-                    row = {**stats.drain(), **{k: float(np.mean(v)) if v else float("nan")
-                                               for k, v in losses.items()}}
+                    row = {
+                        **stats.drain(),
+                        **{k: float(np.mean(v)) if v else float("nan") for k, v in losses.items()},
+                    }
                     losses = {key: [] for key in LOSSES}
                     if not self.log(row, before, callback, bar):
                         break
@@ -447,11 +544,18 @@ class DDPG(Agent):
             out["actor_loss"] = self._actor_step(s)
         if a.per:
             with self.timer("replay"):
-                self.buffer.update_priorities(batch.index, batch.generation, td[:, 0].detach().abs())
+                self.buffer.update_priorities(
+                    batch.index, batch.generation, td[:, 0].detach().abs()
+                )
         return out
 
-    def _bootstrap_target(self, reward: torch.Tensor, discount: torch.Tensor, s_next: torch.Tensor,
-                          smooth: bool = True) -> torch.Tensor:
+    def _bootstrap_target(
+        self,
+        reward: torch.Tensor,
+        discount: torch.Tensor,
+        s_next: torch.Tensor,
+        smooth: bool = True,
+    ) -> torch.Tensor:
         """``y = R + D * min_c Q'_c(s', mu'(s'))`` ``[B]`` (no gradient), clipped to the goal
         range with ``clip_target="goal"``; ``smooth``: TD3's target policy smoothing on mu'."""
         a = self.args
@@ -468,8 +572,9 @@ class DDPG(Agent):
         a = self.args
         next_action = self.actor_target(s_next)
         if a.target_noise > 0:
-            noise = (torch.randn_like(next_action) * a.target_noise).clamp(-a.target_noise_clip,
-                                                                            a.target_noise_clip)
+            noise = (torch.randn_like(next_action) * a.target_noise).clamp(
+                -a.target_noise_clip, a.target_noise_clip
+            )
             next_action = (next_action + noise).clamp(-1.0, 1.0)
         return next_action
 
@@ -478,7 +583,9 @@ class DDPG(Agent):
         self.critic_opt.zero_grad()
         critic_loss.backward()
         if self.args.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.critic_opt.param_groups[0]["params"], self.args.max_grad_norm)
+            nn.utils.clip_grad_norm_(
+                self.critic_opt.param_groups[0]["params"], self.args.max_grad_norm
+            )
         self.critic_opt.step()
         self.updates += 1
 
@@ -511,7 +618,7 @@ class DDPG(Agent):
                 self.buffer.recompute_hidden(self._stored_encoder(self.encoder_target))
         with self.timer("replay"):
             batch = self.buffer.sample_sequences(a.batch_size, a.seq_len, burn_in=a.burn_in)
-        obs = self._normalized_seq(batch.obs)                        # [B, W + 1, d]
+        obs = self._normalized_seq(batch.obs)  # [B, W + 1, d]
         burn, h0 = a.burn_in, batch.hidden
         with torch.no_grad():
             start, start_target = h0, h0
@@ -522,11 +629,11 @@ class DDPG(Agent):
             f_target = self.encoder_target(obs[:, burn:], start_target[None])[0]
         frozen = self._encoder_frozen()
         with torch.set_grad_enabled(not frozen):
-            f = self.encoder(obs[:, burn:-1], start[None])[0]         # [B, L, H], steps burn ..
+            f = self.encoder(obs[:, burn:-1], start[None])[0]  # [B, L, H], steps burn ..
         L = a.seq_len
         mask = batch.mask[:, burn:]
-        k = batch.k[:, burn:].clamp(min=1)                             # positions past the end: masked
-        boot = (torch.arange(L)[None, :] + k).clamp(max=L)             # index into f_target
+        k = batch.k[:, burn:].clamp(min=1)  # positions past the end: masked
+        boot = (torch.arange(L)[None, :] + k).clamp(max=L)  # index into f_target
         f_boot = f_target.gather(1, boot[..., None].expand(-1, -1, f_target.shape[-1]))
         action = batch.action[:, burn:]
         with torch.no_grad():
@@ -535,7 +642,8 @@ class DDPG(Agent):
             next_q = next_q.min(dim=1).values.reshape(-1, L)
             target = batch.reward[:, burn:] + batch.discount[:, burn:].float() * next_q
         q = self.critic(f.reshape(-1, f.shape[-1]), action.reshape(-1, self.act_dim)).reshape(
-            -1, L, a.n_critics)
+            -1, L, a.n_critics
+        )
         td = (q - target[..., None]) * mask[..., None]
         weight = batch.weight.reshape(-1, 1, 1)
         critic_loss = (weight * td.pow(2)).sum((0, 1)).div(mask.sum().clamp(min=1)).sum()
@@ -544,11 +652,13 @@ class DDPG(Agent):
         if self.updates % a.policy_delay == 0:
             out["actor_loss"] = self._actor_step(f.detach()[mask])  # the encoder learns from Q only
         with self.timer("replay"):
-            if burn:  # the state the burn-in reached, written back to its row (R2D2's "stored state" refresh)
+            # The state the burn-in reached, written back to its row (R2D2's stored-state refresh).
+            if burn:
                 self.buffer.store_hidden(batch.index, batch.generation, start, offset=burn)
             if a.per:
-                self.buffer.update_sequence_priorities(batch.index, batch.generation,
-                                                       td[..., 0].detach().abs(), mask)
+                self.buffer.update_sequence_priorities(
+                    batch.index, batch.generation, td[..., 0].detach().abs(), mask
+                )
         return out
 
     def _encoder_frozen(self) -> bool:
@@ -576,8 +686,10 @@ class DDPG(Agent):
         networks, for :meth:`initial_priorities`."""
         nets = ("actor", "critic", "actor_target", "critic_target") if critics else ("actor",)
         nets += ("encoder",) if self.args.recurrent else ()
-        return {**{name: numpy_weights(getattr(self, name)) for name in nets},
-                "obs_norm": self.obs_norm.state_dict() if self.obs_norm is not None else None}
+        return {
+            **{name: numpy_weights(getattr(self, name)) for name in nets},
+            "obs_norm": self.obs_norm.state_dict() if self.obs_norm is not None else None,
+        }
 
     def load_acting_state(self, state: dict) -> None:
         """Loads :meth:`acting_state` (in place: the numpy acting views stay valid)."""
@@ -595,15 +707,18 @@ class DDPG(Agent):
         learner's updates then set those samples' priorities.)"""
         a = self.args
         if a.recurrent:
-            raise ValueError("DDPG.initial_priorities: a recurrent agent's priorities are per "
-                             "sampled window (R2D2), set by its updates")
+            raise ValueError(
+                "DDPG.initial_priorities: a recurrent agent's priorities are per "
+                "sampled window (R2D2), set by its updates"
+            )
         x = torch.from_numpy(np.ascontiguousarray(self.inputs(obs), np.float32))  # [T + 1, d]
         reward = torch.as_tensor(np.asarray(reward, np.float32)).reshape(-1, 1)
         steps = reward.shape[0]
         ends = torch.zeros(steps, 1, dtype=torch.bool)
         ends[-1] = True
-        ret, discount, boot = returns.nstep_return(reward, ends & terminated, ends & (not terminated),
-                                                   n=a.nstep, gamma=a.gamma)
+        ret, discount, boot = returns.nstep_return(
+            reward, ends & terminated, ends & (not terminated), n=a.nstep, gamma=a.gamma
+        )
         target = self._bootstrap_target(ret[:, 0], discount[:, 0], x[boot[:, 0] + 1], smooth=False)
         with torch.no_grad():
             q = self.critic(x[:-1], torch.as_tensor(np.asarray(action, np.float32)))[:, 0]
@@ -611,15 +726,27 @@ class DDPG(Agent):
 
     # ---- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-                "actor_target": self.actor_target.state_dict(),
-                "critic_target": self.critic_target.state_dict(),
-                "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
-                "obs_norm": self.obs_norm.state_dict() if self.obs_norm else None,
-                "buffer": self.buffer.state_dict(), "rng": self.rng.bit_generator.state,
-                "noise_state": self.noise_state.copy(),
-                **({"encoder": self.encoder.state_dict(), "encoder_target": self.encoder_target.state_dict(),
-                    "rnn_state": self.rnn_state} if self.args.recurrent else {})}
+        return {
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "actor_target": self.actor_target.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "obs_norm": self.obs_norm.state_dict() if self.obs_norm else None,
+            "buffer": self.buffer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "noise_state": self.noise_state.copy(),
+            **(
+                {
+                    "encoder": self.encoder.state_dict(),
+                    "encoder_target": self.encoder_target.state_dict(),
+                    "rnn_state": self.rnn_state,
+                }
+                if self.args.recurrent
+                else {}
+            ),
+        }
 
     def close(self, remove_new_files: bool = False) -> None:
         """Releases a ``buffer_dir`` to the next opener (ReplayBuffer.close); with
@@ -639,6 +766,8 @@ class DDPG(Agent):
             self.encoder_target.load_state_dict(state["encoder_target"])
             rnn_state = np.asarray(state.get("rnn_state"), dtype=np.float32)
             if rnn_state.shape != self.rnn_state.shape:
-                raise ValueError(f"DDPG.load: rnn_state should be {list(self.rnn_state.shape)}, "
-                                 f"got {list(rnn_state.shape)}")
+                raise ValueError(
+                    f"DDPG.load: rnn_state should be {list(self.rnn_state.shape)}, "
+                    f"got {list(rnn_state.shape)}"
+                )
             self.rnn_state = rnn_state

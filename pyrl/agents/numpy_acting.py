@@ -39,17 +39,33 @@ class NumpyMLP:
             for name in ("weight", "bias"):
                 p = layer._parameters[name]
                 known = next(seen, None)
-                if known is None or p is not known[0] or (p is not None and p.data_ptr() != known[1]):
+                if (
+                    known is None
+                    or p is not known[0]
+                    or (p is not None and p.data_ptr() != known[1])
+                ):
                     return self._take_views()
         return self.views
 
     def _take_views(self) -> Optional[list]:
-        params = [(layer._parameters["weight"], layer._parameters["bias"]) for layer in self.linears]
+        params = [
+            (layer._parameters["weight"], layer._parameters["bias"]) for layer in self.linears
+        ]
         self.seen = [(p, p.data_ptr() if p is not None else 0) for pair in params for p in pair]
-        viewable = all(p.device.type == "cpu" and p.dtype in (torch.float32, torch.float64)
-                       for pair in params for p in pair if p is not None)
-        self.views = [(w.detach().numpy().T, b.detach().numpy() if b is not None else 0.0)
-                      for w, b in params] if viewable else None
+        viewable = all(
+            p.device.type == "cpu" and p.dtype in (torch.float32, torch.float64)
+            for pair in params
+            for p in pair
+            if p is not None
+        )
+        self.views = (
+            [
+                (w.detach().numpy().T, b.detach().numpy() if b is not None else 0.0)
+                for w, b in params
+            ]
+            if viewable
+            else None
+        )
         return self.views
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

@@ -15,7 +15,8 @@ Stable-Baselines3's PPO, so the same hyperparameters mean the same algorithm. Go
 environments (dict observations) feed ``[observation, desired_goal]`` to both networks.
 
 The policy has one definition, the ``ActorCritic`` module. Acting runs its actor in numpy on
-views of the module's current weights (numpy_acting.NumpyMLP) and only samples; the log-probabilities
+views of the module's current weights (numpy_acting.NumpyMLP), and only samples; the
+log-probabilities
 and values the update needs are computed after the rollout, in one batch, by the same module
 functions the loss uses (the weights do not change during a rollout).
 
@@ -42,9 +43,20 @@ from torch import nn
 from torch.distributions import Categorical, Normal
 
 from pyrl import returns
-from pyrl.agents.common import (Agent, CommonArgs, EnvLike, EpisodeStats, ObsLayout, RunningNorm,
-                                actor_net, float64_array, final_observations, make_vec_env, mlp,
-                                parse_args)
+from pyrl.agents.common import (
+    Agent,
+    CommonArgs,
+    EnvLike,
+    EpisodeStats,
+    ObsLayout,
+    RunningNorm,
+    actor_net,
+    float64_array,
+    final_observations,
+    make_vec_env,
+    mlp,
+    parse_args,
+)
 from pyrl.agents.numpy_acting import NumpyMLP, load_numpy_weights, numpy_weights
 
 
@@ -61,7 +73,7 @@ class Args(CommonArgs):
     lr: float = 3e-4
     """Adam learning rate"""
     anneal: bool = False
-    """anneal the learning rate and the clip range linearly from step 0 to 0 at learn()'s total_steps"""
+    """anneal the learning rate and the clip range linearly to 0 at learn()'s total_steps"""
     gamma: float = 0.99
     """discount"""
     gae_lambda: float = 0.95
@@ -104,7 +116,9 @@ class ActorCritic(nn.Module):
         super().__init__()
         self.discrete = hasattr(action_space, "n")
         out = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
-        self.encoder = nn.GRU(obs_dim, args.rnn_hidden, batch_first=True) if args.recurrent else None
+        self.encoder = (
+            nn.GRU(obs_dim, args.rnn_hidden, batch_first=True) if args.recurrent else None
+        )
         features = args.rnn_hidden if args.recurrent else obs_dim
         self.actor = actor_net([features, *args.hidden, out], args.activation, out_gain=0.01)
         self.critic = mlp([features, *args.hidden, 1], args.activation, out_gain=1.0)
@@ -178,7 +192,9 @@ class Pieces:
         self.valid = positions[None, :] < length[:, None]
         time = (start[:, None] + positions[None, :]).clamp(max=T - 1)
         self.step = time * n + env[:, None]
-        self.obs = torch.from_numpy(rollout.obs.reshape(T * n, -1))[self.step] * self.valid[..., None]
+        self.obs = (
+            torch.from_numpy(rollout.obs.reshape(T * n, -1))[self.step] * self.valid[..., None]
+        )
         self.h0 = torch.from_numpy(rollout.hidden[start, env])
         self.count = len(length)
 
@@ -238,14 +254,20 @@ class PPO(Agent):
         if state is None:
             return x
         with torch.no_grad():
-            return self.model.encode(torch.from_numpy(x)[:, None], torch.from_numpy(state))[:, 0].numpy()
+            return self.model.encode(torch.from_numpy(x)[:, None], torch.from_numpy(state))[
+                :, 0
+            ].numpy()
 
     def _act(self, x: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """An action of pi(.|x) for the heads' inputs ``x`` ``[N, d]``."""
         out = self.actor_numpy(x)
         if self.model.discrete:
             # Gumbel-max: argmax(logits + Gumbel noise) is a draw from the categorical.
-            return out.argmax(-1) if deterministic else (out + self.rng.gumbel(size=out.shape)).argmax(-1)
+            return (
+                out.argmax(-1)
+                if deterministic
+                else (out + self.rng.gumbel(size=out.shape)).argmax(-1)
+            )
         if deterministic:
             return out.astype(np.float32)
         std = np.exp(self.model.log_std.detach().cpu().numpy())
@@ -259,7 +281,9 @@ class PPO(Agent):
         if self.args.recurrent and state is None:
             state = self.initial_state(len(self.layout(obs)))
         features = self._features(self.inputs(obs), state if self.args.recurrent else None)
-        return self._act(features, deterministic=not explore), features if self.args.recurrent else None
+        return self._act(
+            features, deterministic=not explore
+        ), features if self.args.recurrent else None
 
     def env_action(self, action: np.ndarray) -> np.ndarray:
         """An action of :meth:`act` as the environment takes it (clipped to a Box's bounds)."""
@@ -315,7 +339,9 @@ class PPO(Agent):
         self.start()
         n, T = self.args.n_envs, self.args.n_steps
         obs_t, action_t, reward_t, term_t, trunc_t = self.empty_rollout(T, n)
-        hidden_t = np.zeros((T, n, self.args.rnn_hidden), np.float32) if self.args.recurrent else None
+        hidden_t = (
+            np.zeros((T, n, self.args.rnn_hidden), np.float32) if self.args.recurrent else None
+        )
         finals: list[tuple] = []
         for t in range(T):
             obs_t[t] = self.inputs(self.obs, update_norm=True)
@@ -329,23 +355,42 @@ class PPO(Agent):
             cut = trunc & ~term
             if cut.any():
                 real_next = self.inputs(final_observations(next_obs, info, cut))
-                finals += [(t, i, real_next[i], *((features[i],) if hidden_t is not None else ()))
-                           for i in np.flatnonzero(cut)]
+                finals += [
+                    (t, i, real_next[i], *((features[i],) if hidden_t is not None else ()))
+                    for i in np.flatnonzero(cut)
+                ]
             reward_t[t] = self.scale_reward(np.asarray(reward, np.float64), done)
             term_t[t], trunc_t[t] = term, trunc
             if hidden_t is not None:
                 self.rnn_state = np.where(done[:, None], 0.0, features).astype(np.float32)
             self.obs = next_obs
             self.steps += n
-        return Rollout(obs_t, action_t, reward_t, term_t, trunc_t, self.inputs(self.obs), finals,
-                       hidden=hidden_t, last_hidden=None if hidden_t is None else self.rnn_state.copy())
+        return Rollout(
+            obs_t,
+            action_t,
+            reward_t,
+            term_t,
+            trunc_t,
+            self.inputs(self.obs),
+            finals,
+            hidden=hidden_t,
+            last_hidden=None if hidden_t is None else self.rnn_state.copy(),
+        )
 
     def empty_rollout(self, T: int, n: int) -> tuple:
-        """Zeroed ``obs, action, reward, terminated, truncated`` arrays for ``T`` steps of ``n`` envs."""
-        action = np.zeros((T, n), np.int64) if self.model.discrete \
+        """Zeroed ``obs, action, reward, terminated, truncated``: ``T`` steps of ``n`` envs."""
+        action = (
+            np.zeros((T, n), np.int64)
+            if self.model.discrete
             else np.zeros((T, n, *self.action_space.shape), np.float32)
-        return (np.zeros((T, n, self.obs_dim), np.float32), action, np.zeros((T, n), np.float32),
-                np.zeros((T, n), bool), np.zeros((T, n), bool))
+        )
+        return (
+            np.zeros((T, n, self.obs_dim), np.float32),
+            action,
+            np.zeros((T, n), np.float32),
+            np.zeros((T, n), bool),
+            np.zeros((T, n), bool),
+        )
 
     def train_round(self, rollout: Rollout, frac: float = 1.0) -> dict:
         """GAE and ``n_epochs`` of clipped updates on one rollout, learning rate and clip range
@@ -359,7 +404,7 @@ class PPO(Agent):
         b_action = torch.from_numpy(rollout.action.reshape(T * n, *rollout.action.shape[2:]))
         pieces = Pieces(rollout) if a.recurrent else None
 
-        # ---- ALGO LOGIC: old log-probabilities, values and advantages (one batch, the loss's functions) ----
+        # ---- ALGO LOGIC: old log-probabilities, values and advantages (one batch) ----
         with torch.no_grad():
             b_features = b_obs
             if pieces is not None:
@@ -368,7 +413,9 @@ class PPO(Agent):
                 b_features[steps] = states
             b_logp = self.model.log_prob_entropy(b_features, b_action)[0]
             if rollout.behaviour_log_prob is not None:
-                behaviour = torch.from_numpy(rollout.behaviour_log_prob.reshape(-1)).to(b_logp.dtype)
+                behaviour = torch.from_numpy(rollout.behaviour_log_prob.reshape(-1)).to(
+                    b_logp.dtype
+                )
                 b_logp = torch.where(behaviour.isnan(), b_logp, behaviour)
             value_t = self.model.value(b_features).reshape(T, n)
             # next_value[t] = V(o_{t+1}); where an episode was cut, V of its final observation.
@@ -380,13 +427,20 @@ class PPO(Agent):
                 final_value = self.model.value(torch.from_numpy(self._features(inputs, states)))
                 for (t, i, *_), v in zip(rollout.finals, final_value):
                     next_value[t, i] = v
-        reward_t, term_t, trunc_t = map(torch.from_numpy, (rollout.reward, rollout.terminated, rollout.truncated))
+        reward_t, term_t, trunc_t = map(
+            torch.from_numpy, (rollout.reward, rollout.terminated, rollout.truncated)
+        )
         with self.timer("returns"):
-            advantage, value_target = returns.gae(reward_t, value_t, next_value, term_t, trunc_t,
-                                                  a.gamma, a.gae_lambda)
+            advantage, value_target = returns.gae(
+                reward_t, value_t, next_value, term_t, trunc_t, a.gamma, a.gae_lambda
+            )
 
         # ---- ALGO LOGIC: clipped policy and value updates ----
-        b_adv, b_target, b_value = advantage.reshape(-1), value_target.reshape(-1), value_t.reshape(-1)
+        b_adv, b_target, b_value = (
+            advantage.reshape(-1),
+            value_target.reshape(-1),
+            value_t.reshape(-1),
+        )
         clip_fractions, approx_kl = [], 0.0
         for _ in range(a.n_epochs):
             for mb, features in self._minibatches(b_obs, pieces):
@@ -399,7 +453,9 @@ class PPO(Agent):
                 policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv).mean()
                 value = self.model.value(features)
                 if a.clip_range_vf is not None:
-                    value = b_value[mb] + (value - b_value[mb]).clamp(-a.clip_range_vf, a.clip_range_vf)
+                    value = b_value[mb] + (value - b_value[mb]).clamp(
+                        -a.clip_range_vf, a.clip_range_vf
+                    )
                 value_loss = (b_target[mb] - value).pow(2).mean()
                 entropy_loss = -entropy.mean()
                 loss = policy_loss + a.vf_coef * value_loss + a.ent_coef * entropy_loss
@@ -413,9 +469,14 @@ class PPO(Agent):
             self.updates += 1
             if a.target_kl is not None and approx_kl > 1.5 * a.target_kl:
                 break
-        return {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
-                "entropy": -entropy_loss.item(), "approx_kl": approx_kl,
-                "clip_fraction": float(np.mean(clip_fractions)), "lr": a.lr * frac}
+        return {
+            "policy_loss": policy_loss.item(),
+            "value_loss": value_loss.item(),
+            "entropy": -entropy_loss.item(),
+            "approx_kl": approx_kl,
+            "clip_fraction": float(np.mean(clip_fractions)),
+            "lr": a.lr * frac,
+        }
 
     def _minibatches(self, b_obs: torch.Tensor, pieces: Optional[Pieces]):
         """``(steps, heads' inputs)`` of each minibatch of one epoch: shuffled steps, or
@@ -425,7 +486,7 @@ class PPO(Agent):
         if pieces is None:
             order = torch.randperm(total)
             for start in range(0, total, self.args.batch_size):
-                mb = order[start:start + self.args.batch_size]
+                mb = order[start : start + self.args.batch_size]
                 yield mb, b_obs[mb]
             return
         groups = max(1, min(pieces.count, round(total / self.args.batch_size)))
@@ -436,9 +497,11 @@ class PPO(Agent):
     def acting_state(self) -> dict:
         """What acting needs, as numpy arrays for another process: the model's weights and the
         observation and return statistics."""
-        return {"model": numpy_weights(self.model),
-                "obs_norm": self.obs_norm.state_dict() if self.obs_norm is not None else None,
-                "return_norm": self.return_norm.state_dict() if self.return_norm is not None else None}
+        return {
+            "model": numpy_weights(self.model),
+            "obs_norm": self.obs_norm.state_dict() if self.obs_norm is not None else None,
+            "return_norm": self.return_norm.state_dict() if self.return_norm is not None else None,
+        }
 
     def load_acting_state(self, state: dict) -> None:
         """Loads :meth:`acting_state` (in place: the numpy acting views stay valid)."""
@@ -449,11 +512,15 @@ class PPO(Agent):
 
     # ---- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "obs_norm": self.obs_norm.state_dict() if self.obs_norm else None,
-                "return_norm": self.return_norm.state_dict() if self.return_norm else None,
-                "rng": self.rng.bit_generator.state, "discounted": self.discounted.copy(),
-                "rnn_state": self.rnn_state}
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "obs_norm": self.obs_norm.state_dict() if self.obs_norm else None,
+            "return_norm": self.return_norm.state_dict() if self.return_norm else None,
+            "rng": self.rng.bit_generator.state,
+            "discounted": self.discounted.copy(),
+            "rnn_state": self.rnn_state,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -467,6 +534,8 @@ class PPO(Agent):
         if self.args.recurrent:
             rnn_state = np.asarray(state.get("rnn_state"), dtype=np.float32)
             if rnn_state.shape != self.rnn_state.shape:
-                raise ValueError(f"PPO.load: rnn_state should be {list(self.rnn_state.shape)}, got "
-                                 f"{list(rnn_state.shape)}")
+                raise ValueError(
+                    f"PPO.load: rnn_state should be {list(self.rnn_state.shape)}, got "
+                    f"{list(rnn_state.shape)}"
+                )
             self.rnn_state = rnn_state

@@ -29,8 +29,15 @@ from torch import nn
 from torch.distributions import Categorical, Normal
 
 from pyrl import returns
-from pyrl.agents.common import (Agent, CommonArgs, EnvLike, final_observations,
-                                make_vec_env, mlp, parse_args)
+from pyrl.agents.common import (
+    Agent,
+    CommonArgs,
+    EnvLike,
+    final_observations,
+    make_vec_env,
+    mlp,
+    parse_args,
+)
 
 
 @dataclass
@@ -96,18 +103,31 @@ class REINFORCE(Agent):
     def __init__(self, env: EnvLike, env_kwargs: Optional[dict] = None, **hyperparameters):
         args = parse_args(Args, "REINFORCE", hyperparameters)
         if args.baseline not in ("state", "value", "none"):
-            raise ValueError(f"REINFORCE: baseline should be 'state', 'value' or 'none', got {args.baseline!r}")
+            raise ValueError(
+                f"REINFORCE: baseline should be 'state', 'value' or 'none', got {args.baseline!r}"
+            )
         if args.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"REINFORCE: optimizer should be 'adam' or 'sgd', got {args.optimizer!r}")
+            raise ValueError(
+                f"REINFORCE: optimizer should be 'adam' or 'sgd', got {args.optimizer!r}"
+            )
         super().__init__(env, args, env_kwargs)
         self.env = make_vec_env(env, args.n_envs, env_kwargs)
         self.obs_dim = int(np.prod(self.env.single_observation_space.shape))
         self.action_space = self.env.single_action_space
         self.policy = Policy(self.obs_dim, self.action_space, args)
-        self.value = mlp([self.obs_dim, *args.hidden, 1], args.activation) if args.baseline == "value" else None
-        params = list(self.policy.parameters()) + (list(self.value.parameters()) if self.value else [])
-        self.optimizer = (torch.optim.SGD(params, lr=args.lr) if args.optimizer == "sgd"
-                          else torch.optim.Adam(params, lr=args.lr))
+        self.value = (
+            mlp([self.obs_dim, *args.hidden, 1], args.activation)
+            if args.baseline == "value"
+            else None
+        )
+        params = list(self.policy.parameters()) + (
+            list(self.value.parameters()) if self.value else []
+        )
+        self.optimizer = (
+            torch.optim.SGD(params, lr=args.lr)
+            if args.optimizer == "sgd"
+            else torch.optim.Adam(params, lr=args.lr)
+        )
 
     def _tensor(self, obs) -> torch.Tensor:
         return torch.as_tensor(np.asarray(obs), dtype=torch.float32).reshape(-1, self.obs_dim)
@@ -116,8 +136,11 @@ class REINFORCE(Agent):
         single = np.asarray(obs).ndim == len(self.env.single_observation_space.shape)
         with torch.no_grad():
             dist = self.policy.distribution(self._tensor(obs))
-            action = (dist.probs.argmax(-1) if self.policy.discrete else dist.mean) if deterministic \
+            action = (
+                (dist.probs.argmax(-1) if self.policy.discrete else dist.mean)
+                if deterministic
                 else dist.sample()
+            )
         action = action.numpy()
         if not self.policy.discrete:
             action = np.clip(action, self.action_space.low, self.action_space.high)
@@ -145,7 +168,9 @@ class REINFORCE(Agent):
                         action = self.policy.distribution(obs_t[t]).sample()
                     env_action = action.numpy()
                     if not self.policy.discrete:
-                        env_action = np.clip(env_action, self.action_space.low, self.action_space.high)
+                        env_action = np.clip(
+                            env_action, self.action_space.low, self.action_space.high
+                        )
                     next_obs, reward, term, trunc, info = self.env.step(env_action)
                     done = term | trunc
                     stats.update(reward, done, info)
@@ -172,7 +197,9 @@ class REINFORCE(Agent):
                     with torch.no_grad():
                         next_value[-1] = self.value(self._tensor(self.obs)).squeeze(-1)
                         if finals:
-                            final_value = self.value(self._tensor(np.stack([f for _, _, f in finals])))
+                            final_value = self.value(
+                                self._tensor(np.stack([f for _, _, f in finals]))
+                            )
                             for (t, i, _), v in zip(finals, final_value.squeeze(-1)):
                                 next_value[t, i] = v
                 else:
@@ -204,18 +231,27 @@ class REINFORCE(Agent):
                 if a.normalize_advantage and advantage.numel() > 1:
                     advantage = advantage / (advantage.std() + 1e-8)
                 ent_coef = self.entropy_coef()
-                policy_loss = -(log_prob[mask] * advantage).mean() if mask.any() else torch.zeros(())
+                policy_loss = (
+                    -(log_prob[mask] * advantage).mean() if mask.any() else torch.zeros(())
+                )
                 entropy_mean = entropy[mask].mean() if mask.any() else torch.zeros(())
                 loss = policy_loss - ent_coef * entropy_mean + value_loss
                 self.optimizer.zero_grad()
                 loss.backward()
                 if a.max_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], a.max_grad_norm)
+                    nn.utils.clip_grad_norm_(
+                        self.optimizer.param_groups[0]["params"], a.max_grad_norm
+                    )
                 self.optimizer.step()
                 self.updates += 1
 
-                row = {**stats.drain(), "policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
-                       "entropy": entropy_mean.item(), "ent_coef": ent_coef}
+                row = {
+                    **stats.drain(),
+                    "policy_loss": policy_loss.item(),
+                    "value_loss": value_loss.item(),
+                    "entropy": entropy_mean.item(),
+                    "ent_coef": ent_coef,
+                }
                 if not self.log(row, self.steps - a.n_steps * n, callback, bar):
                     break
         finally:
@@ -229,8 +265,11 @@ class REINFORCE(Agent):
             return self.policy.distribution(self._tensor(obs)).probs.numpy()
 
     def state_dict(self) -> dict:
-        return {"policy": self.policy.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "value": self.value.state_dict() if self.value is not None else None}
+        return {
+            "policy": self.policy.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "value": self.value.state_dict() if self.value is not None else None,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.policy.load_state_dict(state["policy"])

@@ -47,13 +47,21 @@ try:
     from stable_baselines3.her.goal_selection_strategy import GoalSelectionStrategy
     from stable_baselines3.her.her_replay_buffer import HerReplayBuffer as _SB3HerReplayBuffer
 except ImportError as err:  # pragma: no cover - exercised only without SB3
-    raise ImportError(f"pyrl.compat.sb3 needs Stable-Baselines3 ({err}); install it with "
-                      f"pip install 'pyrl[sb3]' (stable-baselines3==2.9.2)") from None
+    raise ImportError(
+        f"pyrl.compat.sb3 needs Stable-Baselines3 ({err}); install it with "
+        f"pip install 'pyrl[sb3]' (stable-baselines3==2.9.2)"
+    ) from None
 
 from pyrl import replay
 
-__all__ = ["HerReplayBuffer", "PrioritizedDQN", "PrioritizedReplayBuffer",
-           "PrioritizedReplayBufferSamples", "PrioritizedTD3", "ReplayBuffer"]
+__all__ = [
+    "HerReplayBuffer",
+    "PrioritizedDQN",
+    "PrioritizedReplayBuffer",
+    "PrioritizedReplayBufferSamples",
+    "PrioritizedTD3",
+    "ReplayBuffer",
+]
 
 
 class PrioritizedReplayBufferSamples(NamedTuple):
@@ -78,25 +86,43 @@ class _CompiledStorage:
 
     _cut_early = True  # store staged steps early while they could outnumber the stored ones
 
-    def _setup(self, buffer_size, observation_space, action_space, device, n_envs,
-               optimize_memory_usage, handle_timeout_termination, n_steps, gamma, prioritized,
-               seed, max_episode_steps):
+    def _setup(
+        self,
+        buffer_size,
+        observation_space,
+        action_space,
+        device,
+        n_envs,
+        optimize_memory_usage,
+        handle_timeout_termination,
+        n_steps,
+        gamma,
+        prioritized,
+        seed,
+        max_episode_steps,
+    ):
         where = type(self).__name__
         if optimize_memory_usage:
-            raise ValueError(f"{where}: optimize_memory_usage=True is not needed: pyrl stores each "
-                             f"observation once already (one extra row per episode); leave it False")
+            raise ValueError(
+                f"{where}: optimize_memory_usage=True is not needed: pyrl stores each "
+                f"observation once already (one extra row per episode); leave it False"
+            )
         if not (type(buffer_size) is int and buffer_size >= 2):
             raise ValueError(f"{where}: buffer_size should be an int >= 2, got {buffer_size!r}")
         if not (type(n_envs) is int and n_envs >= 1):
             raise ValueError(f"{where}: n_envs should be an int >= 1, got {n_envs!r}")
         if gamma is None and n_steps != 1:
-            raise ValueError(f"{where}: n_steps={n_steps!r} needs the algorithm's gamma: "
-                             f"replay_buffer_kwargs=dict(n_steps={n_steps!r}, gamma=...)")
+            raise ValueError(
+                f"{where}: n_steps={n_steps!r} needs the algorithm's gamma: "
+                f"replay_buffer_kwargs=dict(n_steps={n_steps!r}, gamma=...)"
+            )
         if prioritized is not None and not isinstance(prioritized, replay.PER):
-            raise ValueError(f"{where}: prioritized should be a pyrl.replay.PER or None, got "
-                             f"{prioritized!r}")
-        sb3_buffers.BaseBuffer.__init__(self, buffer_size, observation_space, action_space,
-                                        device, n_envs=n_envs)
+            raise ValueError(
+                f"{where}: prioritized should be a pyrl.replay.PER or None, got {prioritized!r}"
+            )
+        sb3_buffers.BaseBuffer.__init__(
+            self, buffer_size, observation_space, action_space, device, n_envs=n_envs
+        )
         self.buffer_size = max(buffer_size // n_envs, 1)  # SB3's steps per env, for pos and full
         self.optimize_memory_usage = False
         self.handle_timeout_termination = handle_timeout_termination
@@ -106,21 +132,28 @@ class _CompiledStorage:
         # Drawn from numpy's global generator, which SB3 seeds before it makes the buffer, so a
         # seeded model samples the same batches run after run.
         if seed is None:
-            seed = int(np.random.randint(0, 2 ** 62))
+            seed = int(np.random.randint(0, 2**62))
         self._settings = dict(
-            capacity=buffer_size, device="cpu", prioritized=prioritized, seed=seed,
+            capacity=buffer_size,
+            device="cpu",
+            prioritized=prioritized,
+            seed=seed,
             nstep=replay.NStep(n_steps, gamma) if gamma is not None else None,
             max_episode_steps=max_episode_steps,
-            obs_keys=tuple(observation_space.spaces) if self._dict_obs else None)
+            obs_keys=tuple(observation_space.spaces) if self._dict_obs else None,
+        )
         self._buffer = self._make_buffer()
         self._shapes = {f.name: f.shape for f in self._buffer.fields}
         self._cutting = self._cut_early
 
     def _make_buffer(self) -> replay.ReplayBuffer:
-        buf = replay.ReplayBuffer.from_spaces(self._settings["capacity"], self.observation_space,
-                                              self.action_space, her=self._her(),
-                                              **{k: v for k, v in self._settings.items()
-                                                 if k != "capacity"})
+        buf = replay.ReplayBuffer.from_spaces(
+            self._settings["capacity"],
+            self.observation_space,
+            self.action_space,
+            her=self._her(),
+            **{k: v for k, v in self._settings.items() if k != "capacity"},
+        )
         # SB3's loop always passes time limits (infos' TimeLimit.truncated): an episode cut at
         # max_episode_steps is one longer than that, not a missing flag.
         buf._warned_cut = True
@@ -143,8 +176,10 @@ class _CompiledStorage:
         done = np.asarray(done, dtype=bool).reshape(self.n_envs)
         timeout = np.array([bool(info.get("TimeLimit.truncated", False)) for info in infos])
         if timeout.shape != done.shape:
-            raise ValueError(f"{type(self).__name__}.add: infos should hold one dict per env "
-                             f"({self.n_envs}), got {len(infos)}")
+            raise ValueError(
+                f"{type(self).__name__}.add: infos should hold one dict per env "
+                f"({self.n_envs}), got {len(infos)}"
+            )
         if self.handle_timeout_termination:
             terminated, truncated = done & ~timeout, done & timeout
         else:
@@ -156,9 +191,14 @@ class _CompiledStorage:
                 truncated = truncated | ~terminated
             # No stage holds more than max_episode_steps steps: past this, no cut is needed.
             self._cutting = stored < self.n_envs * buf.max_episode_steps
-        buf.add(obs=self._obs_rows("obs", obs), next_obs=self._obs_rows("next_obs", next_obs),
-                reward=self._rows("reward", reward, ()), terminated=terminated,
-                truncated=truncated, action=self._rows("action", action, self._shapes["action"]))
+        buf.add(
+            obs=self._obs_rows("obs", obs),
+            next_obs=self._obs_rows("next_obs", next_obs),
+            reward=self._rows("reward", reward, ()),
+            terminated=terminated,
+            truncated=truncated,
+            action=self._rows("action", action, self._shapes["action"]),
+        )
         self.pos += 1
         if self.pos == self.buffer_size:
             self.full = True
@@ -167,10 +207,14 @@ class _CompiledStorage:
     def _obs_rows(self, name: str, obs):
         if self._dict_obs:
             if not isinstance(obs, dict) or set(obs) != set(self._settings["obs_keys"]):
-                raise ValueError(f"{type(self).__name__}.add: {name} should be a dict with keys "
-                                 f"{sorted(self._settings['obs_keys'])}, got {type(obs).__name__}")
-            return {key: self._rows(f"{name}[{key!r}]", value, self._shapes[key])
-                    for key, value in obs.items()}
+                raise ValueError(
+                    f"{type(self).__name__}.add: {name} should be a dict with keys "
+                    f"{sorted(self._settings['obs_keys'])}, got {type(obs).__name__}"
+                )
+            return {
+                key: self._rows(f"{name}[{key!r}]", value, self._shapes[key])
+                for key, value in obs.items()
+            }
         return self._rows(name, obs, self._shapes["obs"])
 
     def _rows(self, name: str, value, shape: tuple) -> np.ndarray:
@@ -179,8 +223,10 @@ class _CompiledStorage:
             return value
         value = np.asarray(value)
         if value.size != self.n_envs * int(np.prod(shape)):
-            raise ValueError(f"{type(self).__name__}.add: {name} should hold {self.n_envs} env(s) "
-                             f"of shape {list(shape)}, got shape {list(value.shape)}")
+            raise ValueError(
+                f"{type(self).__name__}.add: {name} should hold {self.n_envs} env(s) "
+                f"of shape {list(shape)}, got shape {list(value.shape)}"
+            )
         return value.reshape(self.n_envs, *shape)
 
     def sample(self, batch_size: int, env=None):
@@ -188,9 +234,11 @@ class _CompiledStorage:
         are true terminals only, as SB3's with ``handle_timeout_termination``); ``env`` (a
         VecNormalize) normalizes observations and rewards as SB3 does."""
         if len(self._buffer) == 0:
-            raise RuntimeError(f"{type(self).__name__}: nothing to sample yet (episodes are stored "
-                               f"when they end); choose a learning_starts greater than the "
-                               f"number of steps in the first episode")
+            raise RuntimeError(
+                f"{type(self).__name__}: nothing to sample yet (episodes are stored "
+                f"when they end); choose a learning_starts greater than the "
+                f"number of steps in the first episode"
+            )
         batch = self._buffer.sample(batch_size)
         size = batch.reward.shape[0]
 
@@ -203,10 +251,16 @@ class _CompiledStorage:
 
         def observations(value):
             if env is not None:
-                value = (env.normalize_obs({k: v.numpy() for k, v in value.items()})
-                         if self._dict_obs else env.normalize_obs(value.numpy()))
-                value = ({k: torch.as_tensor(v) for k, v in value.items()} if self._dict_obs
-                         else torch.as_tensor(value))
+                value = (
+                    env.normalize_obs({k: v.numpy() for k, v in value.items()})
+                    if self._dict_obs
+                    else env.normalize_obs(value.numpy())
+                )
+                value = (
+                    {k: torch.as_tensor(v) for k, v in value.items()}
+                    if self._dict_obs
+                    else torch.as_tensor(value)
+                )
             if self._dict_obs:
                 return {key: fit(v, (size, *self.obs_shape[key])) for key, v in value.items()}
             return fit(value, (size, *self.obs_shape))
@@ -216,16 +270,24 @@ class _CompiledStorage:
             reward = torch.as_tensor(env.normalize_reward(reward.numpy()).astype(np.float32))
         column = (size, 1)
         fields = dict(
-            observations=observations(batch.obs), next_observations=observations(batch.next_obs),
+            observations=observations(batch.obs),
+            next_observations=observations(batch.next_obs),
             actions=fit(batch.action, (size, self.action_dim), self._action_dtype),
             dones=fit(batch.terminated, column, torch.float32),
             rewards=fit(reward, column, torch.float32),
-            discounts=(fit(torch.pow(self._buffer.nstep.gamma, batch.k.double()), column,
-                           torch.float32) if self._buffer.nstep is not None else None))
+            discounts=(
+                fit(torch.pow(self._buffer.nstep.gamma, batch.k.double()), column, torch.float32)
+                if self._buffer.nstep is not None
+                else None
+            ),
+        )
         if self._buffer.prioritized is not None:
             return PrioritizedReplayBufferSamples(
-                **fields, weights=fit(batch.weight, column, torch.float32),
-                indices=batch.index, generations=batch.generation)
+                **fields,
+                weights=fit(batch.weight, column, torch.float32),
+                indices=batch.index,
+                generations=batch.generation,
+            )
         kind = DictReplayBufferSamples if self._dict_obs else ReplayBufferSamples
         return kind(**fields)
 
@@ -236,8 +298,9 @@ class _CompiledStorage:
         return self._buffer.update_priorities(indices, generations, td_abs)
 
     def _get_samples(self, batch_inds, env=None):
-        raise NotImplementedError(f"{type(self).__name__} samples inside pyrl's compiled op; "
-                                  f"use sample(batch_size)")
+        raise NotImplementedError(
+            f"{type(self).__name__} samples inside pyrl's compiled op; use sample(batch_size)"
+        )
 
     def reset(self) -> None:
         sb3_buffers.BaseBuffer.reset(self)
@@ -274,15 +337,36 @@ class ReplayBuffer(_CompiledStorage, sb3_buffers.ReplayBuffer):
         max_episode_steps: steps staged per env before a running episode is stored as cut.
     """
 
-    def __init__(self, buffer_size: int, observation_space: spaces.Space,
-                 action_space: spaces.Space, device: Union[torch.device, str] = "auto",
-                 n_envs: int = 1, optimize_memory_usage: bool = False,
-                 handle_timeout_termination: bool = True, *, n_steps: int = 1,
-                 gamma: Optional[float] = None, prioritized: Optional[replay.PER] = None,
-                 seed: Optional[int] = None, max_episode_steps: int = 1000):
-        self._setup(buffer_size, observation_space, action_space, device, n_envs,
-                    optimize_memory_usage, handle_timeout_termination, n_steps, gamma,
-                    prioritized, seed, max_episode_steps)
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: Union[torch.device, str] = "auto",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+        *,
+        n_steps: int = 1,
+        gamma: Optional[float] = None,
+        prioritized: Optional[replay.PER] = None,
+        seed: Optional[int] = None,
+        max_episode_steps: int = 1000,
+    ):
+        self._setup(
+            buffer_size,
+            observation_space,
+            action_space,
+            device,
+            n_envs,
+            optimize_memory_usage,
+            handle_timeout_termination,
+            n_steps,
+            gamma,
+            prioritized,
+            seed,
+            max_episode_steps,
+        )
 
 
 class PrioritizedReplayBuffer(ReplayBuffer):
@@ -309,40 +393,73 @@ class HerReplayBuffer(_CompiledStorage, _SB3HerReplayBuffer):
 
     _cut_early = False  # as SB3's: only whole episodes are sampled
 
-    def __init__(self, buffer_size: int, observation_space: spaces.Dict,
-                 action_space: spaces.Space, env, device: Union[torch.device, str] = "auto",
-                 n_envs: int = 1, optimize_memory_usage: bool = False,
-                 handle_timeout_termination: bool = True, n_sampled_goal: int = 4,
-                 goal_selection_strategy: Union[GoalSelectionStrategy, str] = "future",
-                 copy_info_dict: bool = False, *, compute_reward=None, n_steps: int = 1,
-                 gamma: Optional[float] = None, prioritized: Optional[replay.PER] = None,
-                 seed: Optional[int] = None, max_episode_steps: int = 1000):
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Dict,
+        action_space: spaces.Space,
+        env,
+        device: Union[torch.device, str] = "auto",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+        n_sampled_goal: int = 4,
+        goal_selection_strategy: Union[GoalSelectionStrategy, str] = "future",
+        copy_info_dict: bool = False,
+        *,
+        compute_reward=None,
+        n_steps: int = 1,
+        gamma: Optional[float] = None,
+        prioritized: Optional[replay.PER] = None,
+        seed: Optional[int] = None,
+        max_episode_steps: int = 1000,
+    ):
         if copy_info_dict:
-            raise ValueError("HerReplayBuffer: copy_info_dict=True is not supported: pyrl does not "
-                             "store info dicts. For a compute_reward that reads infos, use SB3's "
-                             "HerReplayBuffer")
+            raise ValueError(
+                "HerReplayBuffer: copy_info_dict=True is not supported: pyrl does not "
+                "store info dicts. For a compute_reward that reads infos, use SB3's "
+                "HerReplayBuffer"
+            )
         strategy = goal_selection_strategy
         if isinstance(strategy, GoalSelectionStrategy):
             strategy = strategy.name.lower()
         if strategy not in ("future", "final", "episode"):
-            raise ValueError(f"HerReplayBuffer: goal_selection_strategy should be 'future', "
-                             f"'final' or 'episode', got {goal_selection_strategy!r}")
+            raise ValueError(
+                f"HerReplayBuffer: goal_selection_strategy should be 'future', "
+                f"'final' or 'episode', got {goal_selection_strategy!r}"
+            )
         if not (type(n_sampled_goal) is int and n_sampled_goal >= 0):
-            raise ValueError(f"HerReplayBuffer: n_sampled_goal should be an int >= 0, got "
-                             f"{n_sampled_goal!r}")
+            raise ValueError(
+                f"HerReplayBuffer: n_sampled_goal should be an int >= 0, got {n_sampled_goal!r}"
+            )
         if not isinstance(observation_space, spaces.Dict) or not {
-                "achieved_goal", "desired_goal"} <= set(observation_space.spaces):
-            raise ValueError(f"HerReplayBuffer: observation_space should be a goal env's Dict "
-                             f"(achieved_goal, desired_goal, ...), got {observation_space}")
+            "achieved_goal",
+            "desired_goal",
+        } <= set(observation_space.spaces):
+            raise ValueError(
+                f"HerReplayBuffer: observation_space should be a goal env's Dict "
+                f"(achieved_goal, desired_goal, ...), got {observation_space}"
+            )
         self.env = env
         self.copy_info_dict = False
         self.goal_selection_strategy = GoalSelectionStrategy[strategy.upper()]
         self.n_sampled_goal = n_sampled_goal
         self.her_ratio = 1 - (1.0 / (n_sampled_goal + 1))
         self._strategy, self._compute_reward = strategy, compute_reward
-        self._setup(buffer_size, observation_space, action_space, device, n_envs,
-                    optimize_memory_usage, handle_timeout_termination, n_steps, gamma,
-                    prioritized, seed, max_episode_steps)
+        self._setup(
+            buffer_size,
+            observation_space,
+            action_space,
+            device,
+            n_envs,
+            optimize_memory_usage,
+            handle_timeout_termination,
+            n_steps,
+            gamma,
+            prioritized,
+            seed,
+            max_episode_steps,
+        )
 
     def _her(self) -> replay.HER:
         reward = self._compute_reward if self._compute_reward is not None else self._env_reward
@@ -351,8 +468,10 @@ class HerReplayBuffer(_CompiledStorage, _SB3HerReplayBuffer):
     def _env_reward(self, achieved_goal: torch.Tensor, desired_goal: torch.Tensor) -> torch.Tensor:
         """Relabeled rewards from the env's ``compute_reward``, called as SB3 calls it."""
         if self.env is None:
-            raise ValueError("HerReplayBuffer: no env to compute rewards with; call set_env(env) "
-                             "after loading (SB3's load_replay_buffer does)")
+            raise ValueError(
+                "HerReplayBuffer: no env to compute rewards with; call set_env(env) "
+                "after loading (SB3's load_replay_buffer does)"
+            )
         infos = [{} for _ in range(achieved_goal.shape[0])]
         achieved, desired = achieved_goal.numpy(), desired_goal.numpy()
         if hasattr(self.env, "env_method"):  # a VecEnv
@@ -369,13 +488,16 @@ class HerReplayBuffer(_CompiledStorage, _SB3HerReplayBuffer):
 
 # ---- prioritized replay for SB3's algorithms ----------------------------------------------------
 
+
 def _prioritized_samples(algorithm, batch_size: int) -> PrioritizedReplayBufferSamples:
     samples = algorithm.replay_buffer.sample(batch_size, env=algorithm._vec_normalize_env)
     if not isinstance(samples, PrioritizedReplayBufferSamples):
-        raise ValueError(f"{type(algorithm).__name__} needs a prioritized pyrl buffer: "
-                         f"replay_buffer_class=pyrl.compat.sb3.PrioritizedReplayBuffer (or a pyrl "
-                         f"buffer with prioritized=replay.PER()), got "
-                         f"{type(algorithm.replay_buffer).__name__}")
+        raise ValueError(
+            f"{type(algorithm).__name__} needs a prioritized pyrl buffer: "
+            f"replay_buffer_class=pyrl.compat.sb3.PrioritizedReplayBuffer (or a pyrl "
+            f"buffer with prioritized=replay.PER()), got "
+            f"{type(algorithm.replay_buffer).__name__}"
+        )
     return samples
 
 
@@ -405,8 +527,9 @@ class PrioritizedDQN(DQN):
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             self.policy.optimizer.step()
-            self.replay_buffer.update_priorities(data.indices, data.generations,
-                                                 (current - target).abs())
+            self.replay_buffer.update_priorities(
+                data.indices, data.generations, (current - target).abs()
+            )
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/loss", np.mean(losses))
@@ -443,18 +566,22 @@ class PrioritizedTD3(TD3):
             self.critic.optimizer.zero_grad()
             critic_loss.backward()
             self.critic.optimizer.step()
-            self.replay_buffer.update_priorities(data.indices, data.generations,
-                                                 (current[0] - target).abs())
+            self.replay_buffer.update_priorities(
+                data.indices, data.generations, (current[0] - target).abs()
+            )
             if self._n_updates % self.policy_delay == 0:
-                actor_loss = -self.critic.q1_forward(data.observations,
-                                                     self.actor(data.observations)).mean()
+                actor_loss = -self.critic.q1_forward(
+                    data.observations, self.actor(data.observations)
+                ).mean()
                 actor_losses.append(actor_loss.item())
                 self.actor.optimizer.zero_grad()
                 actor_loss.backward()
                 self.actor.optimizer.step()
                 polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
                 polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
-                polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
+                polyak_update(
+                    self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0
+                )
                 polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         if actor_losses:

@@ -16,14 +16,25 @@ from pyrl.envs.masked import MaskVelocity
 from pyrl.envs.slow import SlowStep
 from pyrl.replay.autoreset import final_observations
 
-__all__ = ["ContextualBandit", "ContextualBanditVector", "PointReach", "BitFlip", "MaskVelocity",
-           "SlowStep", "final_observations"]
+__all__ = [
+    "ContextualBandit",
+    "ContextualBanditVector",
+    "PointReach",
+    "BitFlip",
+    "MaskVelocity",
+    "SlowStep",
+    "final_observations",
+]
 
 _ENVS = {
-    "pyrl/ContextualBandit-v0": dict(entry_point="pyrl.envs.bandit:ContextualBandit",
-                                     vector_entry_point="pyrl.envs.bandit:ContextualBanditVector"),
+    "pyrl/ContextualBandit-v0": dict(
+        entry_point="pyrl.envs.bandit:ContextualBandit",
+        vector_entry_point="pyrl.envs.bandit:ContextualBanditVector",
+    ),
     "pyrl/PointReach-v0": dict(entry_point="pyrl.envs.goal:PointReach", max_episode_steps=50),
-    "pyrl/BitFlip-v0": dict(entry_point="pyrl.envs.goal:BitFlip"),  # truncates itself at n_bits steps
+    "pyrl/BitFlip-v0": dict(
+        entry_point="pyrl.envs.goal:BitFlip"
+    ),  # truncates itself at n_bits steps
     # The inner CartPole-v1 / Pendulum-v1 keep their own time limits (500 / 200 steps).
     "pyrl/CartPoleNoVel-v0": dict(entry_point="pyrl.envs.masked:cartpole_novel"),
     "pyrl/PendulumNoVel-v0": dict(entry_point="pyrl.envs.masked:pendulum_novel"),

@@ -75,14 +75,17 @@ class ContextualBanditVector(gym.vector.VectorEnv):
 
     metadata = {"render_modes": [], "autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
 
-    def __init__(self, num_envs: int = 1, contexts: int = 10, arms: int = 10,
-                 observation: str = "onehot"):
+    def __init__(
+        self, num_envs: int = 1, contexts: int = 10, arms: int = 10, observation: str = "onehot"
+    ):
         _check_sizes(contexts, arms)
         self.single = ContextualBandit(contexts, arms, observation)
         self.num_envs = num_envs
         self.single_observation_space = self.single.observation_space
         self.single_action_space = self.single.action_space
-        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
+        self.observation_space = gym.vector.utils.batch_space(
+            self.single_observation_space, num_envs
+        )
         self.action_space = gym.vector.utils.batch_space(self.single_action_space, num_envs)
         self.context = np.zeros(num_envs, dtype=np.int64)
 
@@ -99,8 +102,12 @@ class ContextualBanditVector(gym.vector.VectorEnv):
         actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
         reward = -np.abs(actions - self.single.target(self.context)).astype(np.float64)
         final = self._obs()
-        info = {"is_success": reward == 0.0, "context": self.context.copy(),
-                "final_obs": list(final), "_final_obs": np.ones(self.num_envs, bool)}
+        info = {
+            "is_success": reward == 0.0,
+            "context": self.context.copy(),
+            "final_obs": list(final),
+            "_final_obs": np.ones(self.num_envs, bool),
+        }
         self.context = self.np_random.integers(self.single.contexts, size=self.num_envs)
         done = np.ones(self.num_envs, bool)
         return self._obs(), reward, done, np.zeros(self.num_envs, bool), info

@@ -1,4 +1,5 @@
-"""Small goal-conditioned environments for hindsight relabeling (SPEC 8.2), gymnasium-robotics style.
+"""Small goal-conditioned environments for hindsight relabeling (SPEC 8.2), gymnasium-robotics
+style.
 
 Observations are dicts ``{"observation", "achieved_goal", "desired_goal"}``; ``compute_reward``
 takes batched ``achieved_goal``/``desired_goal`` arrays (``info`` is ignored) so HER can recompute
@@ -29,24 +30,33 @@ class PointReach(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, distance_threshold: float = 0.05, step_size: float = 0.1,
-                 reward_type: str = "sparse"):
+    def __init__(
+        self, distance_threshold: float = 0.05, step_size: float = 0.1, reward_type: str = "sparse"
+    ):
         if reward_type not in ("sparse", "dense"):
-            raise ValueError(f"PointReach: reward_type should be 'sparse' or 'dense', got {reward_type!r}")
+            raise ValueError(
+                f"PointReach: reward_type should be 'sparse' or 'dense', got {reward_type!r}"
+            )
         self.distance_threshold, self.step_size = distance_threshold, step_size
         self.reward_type = reward_type
         box = spaces.Box(-1.0, 1.0, (2,), np.float32)
-        self.observation_space = spaces.Dict({"observation": box, "achieved_goal": box,
-                                              "desired_goal": box})
+        self.observation_space = spaces.Dict(
+            {"observation": box, "achieved_goal": box, "desired_goal": box}
+        )
         self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
         # The dense reward has no compiled kind: HER then calls compute_reward.
-        self.compiled_reward = replay.sparse_l2(distance_threshold) if reward_type == "sparse" else None
+        self.compiled_reward = (
+            replay.sparse_l2(distance_threshold) if reward_type == "sparse" else None
+        )
         self.position = np.zeros(2, np.float32)
         self.goal = np.zeros(2, np.float32)
 
     def _obs(self) -> dict:
-        return {"observation": self.position.copy(), "achieved_goal": self.position.copy(),
-                "desired_goal": self.goal.copy()}
+        return {
+            "observation": self.position.copy(),
+            "achieved_goal": self.position.copy(),
+            "desired_goal": self.goal.copy(),
+        }
 
     def compute_reward(self, achieved_goal, desired_goal, info=None) -> np.ndarray:
         distance = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
@@ -62,7 +72,9 @@ class PointReach(gym.Env):
 
     def step(self, action):
         action = np.clip(np.asarray(action, np.float32).reshape(2), -1.0, 1.0)
-        self.position = np.clip(self.position + self.step_size * action, -1.0, 1.0).astype(np.float32)
+        self.position = np.clip(self.position + self.step_size * action, -1.0, 1.0).astype(
+            np.float32
+        )
         reward = float(self.compute_reward(self.position, self.goal))
         success = bool(np.linalg.norm(self.position - self.goal) < self.distance_threshold)
         return self._obs(), reward, False, False, {"is_success": success}
@@ -84,10 +96,12 @@ class BitFlip(gym.Env):
             raise ValueError(f"n_bits should be >= 1, got {n_bits}")
         self.n_bits, self.continuous = n_bits, continuous
         bits = spaces.Box(0.0, 1.0, (n_bits,), np.float32)
-        self.observation_space = spaces.Dict({"observation": bits, "achieved_goal": bits,
-                                              "desired_goal": bits})
-        self.action_space = spaces.Box(-1.0, 1.0, (n_bits,), np.float32) if continuous \
-            else spaces.Discrete(n_bits)
+        self.observation_space = spaces.Dict(
+            {"observation": bits, "achieved_goal": bits, "desired_goal": bits}
+        )
+        self.action_space = (
+            spaces.Box(-1.0, 1.0, (n_bits,), np.float32) if continuous else spaces.Discrete(n_bits)
+        )
         # Bits are 0/1, so "L2 distance below 0.5" is "every bit equal".
         self.compiled_reward = replay.sparse_l2(0.5)
         self.state = np.zeros(n_bits, np.float32)
@@ -95,8 +109,11 @@ class BitFlip(gym.Env):
         self.steps = 0
 
     def _obs(self) -> dict:
-        return {"observation": self.state.copy(), "achieved_goal": self.state.copy(),
-                "desired_goal": self.goal.copy()}
+        return {
+            "observation": self.state.copy(),
+            "achieved_goal": self.state.copy(),
+            "desired_goal": self.goal.copy(),
+        }
 
     def compute_reward(self, achieved_goal, desired_goal, info=None) -> np.ndarray:
         differ = (np.asarray(achieved_goal) != np.asarray(desired_goal)).any(axis=-1)

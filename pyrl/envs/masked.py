@@ -13,8 +13,9 @@ class MaskVelocity(gym.ObservationWrapper):
         super().__init__(env)
         self.keep = np.asarray(keep, dtype=np.int64)
         space = env.observation_space
-        self.observation_space = gym.spaces.Box(space.low[self.keep], space.high[self.keep],
-                                                dtype=space.dtype)
+        self.observation_space = gym.spaces.Box(
+            space.low[self.keep], space.high[self.keep], dtype=space.dtype
+        )
 
     def observation(self, observation):
         return observation[self.keep]

@@ -8,8 +8,31 @@ Example::
 
 from pyrl.replay.buffer import Batch, Field, InvariantError, ReplayBuffer
 from pyrl.replay.recurrent import Recurrent
-from pyrl.replay.settings import (HER, EpisodeMode, MemoryMapped, NStep, PER, PerDim, SparseL2,
-                                  per_dim, sparse_l2)
+from pyrl.replay.settings import (
+    HER,
+    EpisodeMode,
+    MemoryMapped,
+    NStep,
+    PER,
+    PerDim,
+    SparseL2,
+    per_dim,
+    sparse_l2,
+)
 
-__all__ = ["Batch", "EpisodeMode", "Field", "HER", "InvariantError", "MemoryMapped", "NStep", "PER", "PerDim", "Recurrent", "ReplayBuffer",
-           "SparseL2", "per_dim", "sparse_l2"]
+__all__ = [
+    "Batch",
+    "EpisodeMode",
+    "Field",
+    "HER",
+    "InvariantError",
+    "MemoryMapped",
+    "NStep",
+    "PER",
+    "PerDim",
+    "Recurrent",
+    "ReplayBuffer",
+    "SparseL2",
+    "per_dim",
+    "sparse_l2",
+]

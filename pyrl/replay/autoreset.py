@@ -65,13 +65,17 @@ class Autoreset:
         """(next_obs with final observations put back, the envs whose step is not stored) for
         one step of a gymnasium autoreset vector env (see ``ReplayBuffer.add``)."""
         if infos is not None and not isinstance(infos, Mapping):
-            raise ValueError(f"ReplayBuffer.add: infos should be the info dict of a gymnasium "
-                             f"vector env's step, got {type(infos).__name__}")
+            raise ValueError(
+                f"ReplayBuffer.add: infos should be the info dict of a gymnasium "
+                f"vector env's step, got {type(infos).__name__}"
+            )
         if mode is not None:
             name = str(getattr(mode, "value", mode)).replace("_", "").lower()
             if name not in AUTORESET_MODES:
-                raise ValueError(f"ReplayBuffer.add: autoreset_mode should be 'same_step', "
-                                 f"'next_step' or 'disabled' (or gymnasium's AutoresetMode), got {mode!r}")
+                raise ValueError(
+                    f"ReplayBuffer.add: autoreset_mode should be 'same_step', "
+                    f"'next_step' or 'disabled' (or gymnasium's AutoresetMode), got {mode!r}"
+                )
             self.mode = AUTORESET_MODES[name]
         try:
             done = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
@@ -81,21 +85,29 @@ class Autoreset:
         if self.mode is None and done.any():
             self.mode = "same_step" if "final_obs" in infos else "next_step"
             if self.mode == "next_step":
-                warnings.warn("ReplayBuffer.add: an episode ended and infos has no 'final_obs': "
-                              "treating the env as gymnasium's NEXT_STEP autoreset, so the reset "
-                              "step each env returns next is not stored (it is no transition). "
-                              "Pass autoreset_mode='disabled' if you reset envs yourself, or "
-                              "'next_step' to say so and silence this.", stacklevel=3)
+                warnings.warn(
+                    "ReplayBuffer.add: an episode ended and infos has no 'final_obs': "
+                    "treating the env as gymnasium's NEXT_STEP autoreset, so the reset "
+                    "step each env returns next is not stored (it is no transition). "
+                    "Pass autoreset_mode='disabled' if you reset envs yourself, or "
+                    "'next_step' to say so and silence this.",
+                    stacklevel=3,
+                )
         skip = None
         if self.mode == "same_step" and done.any():
             if "final_obs" not in infos:
-                raise ValueError("ReplayBuffer.add: autoreset_mode is 'same_step' but infos has no "
-                                 "'final_obs' at an episode end; pass the step's infos (or use "
-                                 "autoreset_mode='next_step' for gymnasium's default)")
+                raise ValueError(
+                    "ReplayBuffer.add: autoreset_mode is 'same_step' but infos has no "
+                    "'final_obs' at an episode end; pass the step's infos (or use "
+                    "autoreset_mode='next_step' for gymnasium's default)"
+                )
             next_obs = final_observations(next_obs, infos, done)
         elif self.mode == "next_step":
-            if self.after_end is not None and self.after_end.shape == done.shape \
-                    and self.after_end.any():
+            if (
+                self.after_end is not None
+                and self.after_end.shape == done.shape
+                and self.after_end.any()
+            ):
                 skip = torch.from_numpy(self.after_end)
                 done = done & ~self.after_end
             self.after_end = done

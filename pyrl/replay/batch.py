@@ -28,7 +28,9 @@ class Batch(dict):
             return self[name]
         except KeyError:
             if name == "discount":
-                raise AttributeError("Batch has no discount: the buffer was made without a gamma "
-                                     "(nstep=None). Use gamma ** batch.k * ~batch.terminated with "
-                                     "your gamma, or make it with nstep=replay.NStep(n, gamma)") from None
+                raise AttributeError(
+                    "Batch has no discount: the buffer was made without a gamma "
+                    "(nstep=None). Use gamma ** batch.k * ~batch.terminated with "
+                    "your gamma, or make it with nstep=replay.NStep(n, gamma)"
+                ) from None
             raise AttributeError(f"Batch has no field {name!r}; it has {sorted(self)}") from None

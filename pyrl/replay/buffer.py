@@ -32,9 +32,15 @@ from torch import Tensor
 from pyrl import _C
 from pyrl.replay.autoreset import Autoreset
 from pyrl.replay.batch import Batch, InvariantError
-from pyrl.replay.inputs import (Field, Inputs, check_goal_fields, default_obs_keys, parse_spec)
-from pyrl.replay.layout import (DRAW_STREAMS, EPISODE_SLOTS, INVARIANTS, MAX_CAPACITY, picker,
-                               tree_leaf_offset)
+from pyrl.replay.inputs import Field, Inputs, check_goal_fields, default_obs_keys, parse_spec
+from pyrl.replay.layout import (
+    DRAW_STREAMS,
+    EPISODE_SLOTS,
+    INVARIANTS,
+    MAX_CAPACITY,
+    picker,
+    tree_leaf_offset,
+)
 from pyrl.replay.persistence import Persistence
 from pyrl.replay.recurrent import Recurrent
 from pyrl.replay.relabeling import HerFinishing
@@ -43,13 +49,27 @@ from pyrl.replay.settings import HER, EpisodeMode, MemoryMapped, NStep, PER
 from pyrl.replay.spaces import is_space, spec_from_spaces
 from pyrl.replay.storage import ReplayStorage, config_values, fresh_seed
 
-TD_ABS = Field("td_abs", (), torch.float64)  # add_episode's initial priorities, as the op takes them
+TD_ABS = Field(
+    "td_abs", (), torch.float64
+)  # add_episode's initial priorities, as the op takes them
 
 __all__ = ["Batch", "Field", "InvariantError", "ReplayBuffer"]
 
 # The fused sample's outputs, found by name in its schema (pyrl.replay.layout.OUTPUTS).
-_SAMPLE_OUTPUTS = picker("replay_sample", "fields", "next_obs", "her_row", "reward", "discount",
-                         "weight", "index", "generation", "boot", "k", "terminated")
+_SAMPLE_OUTPUTS = picker(
+    "replay_sample",
+    "fields",
+    "next_obs",
+    "her_row",
+    "reward",
+    "discount",
+    "weight",
+    "index",
+    "generation",
+    "boot",
+    "k",
+    "terminated",
+)
 
 
 def _rebuild(arguments: dict, state: Mapping[str, Any]) -> "ReplayBuffer":
@@ -98,66 +118,110 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
         buf.update_priorities(batch.index, batch.generation, (q - target).abs())
     """
 
-    def __init__(self, capacity: int, spec: Mapping[str, Any], *positional,
-                 device: Union[str, torch.device] = "cpu",
-                 prioritized: Optional[PER] = None, nstep: Optional[NStep] = None,
-                 seed: Optional[int] = None, obs_keys: Optional[tuple[str, ...]] = None,
-                 max_episode_steps: int = 1000, episode_mode: Optional[EpisodeMode] = None,
-                 her: Optional[HER] = None, recurrent: Optional[Recurrent] = None,
-                 storage: Optional[MemoryMapped] = None):
+    def __init__(
+        self,
+        capacity: int,
+        spec: Mapping[str, Any],
+        *positional,
+        device: Union[str, torch.device] = "cpu",
+        prioritized: Optional[PER] = None,
+        nstep: Optional[NStep] = None,
+        seed: Optional[int] = None,
+        obs_keys: Optional[tuple[str, ...]] = None,
+        max_episode_steps: int = 1000,
+        episode_mode: Optional[EpisodeMode] = None,
+        her: Optional[HER] = None,
+        recurrent: Optional[Recurrent] = None,
+        storage: Optional[MemoryMapped] = None,
+    ):
         if positional or is_space(spec):  # a Stable-Baselines3-style call
             raise ValueError(
                 f"ReplayBuffer(capacity, spec, **settings) takes a spec dict and keyword settings, "
-                f"got spec={type(spec).__name__} and {len(positional)} more positional argument(s); "
+                f"got spec={type(spec).__name__} and {len(positional)} more positional "
+                "argument(s); "
                 f"from gymnasium spaces: ReplayBuffer.from_spaces(capacity, observation_space, "
-                f"action_space, nstep=..., prioritized=...)")
-        self._arguments = dict(capacity=capacity, spec=spec, device=device, prioritized=prioritized,
-                               nstep=nstep, seed=seed, obs_keys=obs_keys,
-                               max_episode_steps=max_episode_steps, episode_mode=episode_mode,
-                               her=her, recurrent=recurrent,
-                               storage=storage)  # copies and pickles rebuild from these
+                f"action_space, nstep=..., prioritized=...)"
+            )
+        self._arguments = dict(
+            capacity=capacity,
+            spec=spec,
+            device=device,
+            prioritized=prioritized,
+            nstep=nstep,
+            seed=seed,
+            obs_keys=obs_keys,
+            max_episode_steps=max_episode_steps,
+            episode_mode=episode_mode,
+            her=her,
+            recurrent=recurrent,
+            storage=storage,
+        )  # copies and pickles rebuild from these
         if not (type(capacity) is int and 2 <= capacity <= MAX_CAPACITY):
-            raise ValueError(f"ReplayBuffer: capacity should be an int >= 2 (an episode needs 2 "
-                             f"rows) and at most 2^48, got {capacity!r}")
-        for name, value, kind in (("prioritized", prioritized, PER), ("nstep", nstep, NStep),
-                                  ("episode_mode", episode_mode, EpisodeMode), ("her", her, HER),
-                                  ("recurrent", recurrent, Recurrent),
-                                  ("storage", storage, MemoryMapped)):
+            raise ValueError(
+                f"ReplayBuffer: capacity should be an int >= 2 (an episode needs 2 "
+                f"rows) and at most 2^48, got {capacity!r}"
+            )
+        for name, value, kind in (
+            ("prioritized", prioritized, PER),
+            ("nstep", nstep, NStep),
+            ("episode_mode", episode_mode, EpisodeMode),
+            ("her", her, HER),
+            ("recurrent", recurrent, Recurrent),
+            ("storage", storage, MemoryMapped),
+        ):
             if value is not None and not isinstance(value, kind):
-                raise ValueError(f"ReplayBuffer: {name} should be a replay.{kind.__name__} or "
-                                 f"None, got {value!r}")
+                raise ValueError(
+                    f"ReplayBuffer: {name} should be a replay.{kind.__name__} or "
+                    f"None, got {value!r}"
+                )
         if not (type(max_episode_steps) is int and max_episode_steps >= 1):
-            raise ValueError(f"ReplayBuffer: max_episode_steps should be an int >= 1, got {max_episode_steps!r}")
-        if seed is not None and not (type(seed) is int and 0 <= seed < 2 ** 63):
-            raise ValueError(f"ReplayBuffer: seed should be an int in [0, 2^63) or None, got {seed!r}")
+            raise ValueError(
+                f"ReplayBuffer: max_episode_steps should be an int >= 1, got {max_episode_steps!r}"
+            )
+        if seed is not None and not (type(seed) is int and 0 <= seed < 2**63):
+            raise ValueError(
+                f"ReplayBuffer: seed should be an int in [0, 2^63) or None, got {seed!r}"
+            )
         try:
             self.device = torch.device(device)
         except (TypeError, RuntimeError) as err:
-            raise ValueError(f"ReplayBuffer: device should name a torch device, got {device!r} "
-                             f"({err})") from None
+            raise ValueError(
+                f"ReplayBuffer: device should name a torch device, got {device!r} ({err})"
+            ) from None
         if self.device.type != "cpu":
-            raise ValueError(f"ReplayBuffer: device {self.device} is not supported yet; the replay "
-                             f"ops are built for the CPU only (CUDA replay is planned)")
+            raise ValueError(
+                f"ReplayBuffer: device {self.device} is not supported yet; the replay "
+                f"ops are built for the CPU only (CUDA replay is planned)"
+            )
         fields = parse_spec(spec)
         fields.setdefault("reward", Field("reward", (), torch.float32))
         if len(fields["reward"].shape) > 1 or not fields["reward"].dtype.is_floating_point:
-            raise ValueError(f"spec: reward should be float [] or [m] per step, got "
-                             f"{fields['reward'].shape} {fields['reward'].dtype}")
+            raise ValueError(
+                f"spec: reward should be float [] or [m] per step, got "
+                f"{fields['reward'].shape} {fields['reward'].dtype}"
+            )
         obs_keys = tuple(obs_keys) if obs_keys is not None else default_obs_keys(fields)
         missing = [k for k in obs_keys if k not in fields]
         if not obs_keys or missing or "reward" in obs_keys:
-            raise ValueError(f"ReplayBuffer: obs_keys {obs_keys} should name observation fields "
-                             f"of the spec {sorted(fields)}")
+            raise ValueError(
+                f"ReplayBuffer: obs_keys {obs_keys} should name observation fields "
+                f"of the spec {sorted(fields)}"
+            )
         if her is not None:
             check_goal_fields(fields, obs_keys, her)
         # The stored state is one more observation column: it has a value at the final row.
         column_keys = obs_keys
         if recurrent is not None:
             encoded = recurrent.key if recurrent.key is not None else obs_keys[0]
-            if encoded not in obs_keys or len(fields[encoded].shape) != 1 \
-                    or not fields[encoded].dtype.is_floating_point:
-                raise ValueError(f"ReplayBuffer: Recurrent.key should name a float [d_o] "
-                                 f"observation field of {obs_keys}, got {encoded!r}")
+            if (
+                encoded not in obs_keys
+                or len(fields[encoded].shape) != 1
+                or not fields[encoded].dtype.is_floating_point
+            ):
+                raise ValueError(
+                    f"ReplayBuffer: Recurrent.key should name a float [d_o] "
+                    f"observation field of {obs_keys}, got {encoded!r}"
+                )
             fields["hidden"] = Field("hidden", recurrent.hidden, recurrent.dtype)
             column_keys = (*obs_keys, "hidden")
             self._encoded = encoded
@@ -178,11 +242,19 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
         others = [name for name in fields if name not in column_keys and name != "reward"]
         self.fields = [fields[name] for name in (*column_keys, *others, "reward")]
         self._column_keys = column_keys
-        self._config = config_values(prioritized, self._steps, her, self.fields, column_keys,
-                                     episode_mode)
-        self.storage = ReplayStorage(capacity, self.fields, self.device,
-                                     seed if seed is not None else fresh_seed(), self._config,
-                                     len(column_keys), self.max_episode_steps, mapped=storage)
+        self._config = config_values(
+            prioritized, self._steps, her, self.fields, column_keys, episode_mode
+        )
+        self.storage = ReplayStorage(
+            capacity,
+            self.fields,
+            self.device,
+            seed if seed is not None else fresh_seed(),
+            self._config,
+            len(column_keys),
+            self.max_episode_steps,
+            mapped=storage,
+        )
         self._host = self.storage.host
         self.inputs = Inputs(self.fields, column_keys, self.device, self._host.convert)
         self._warned_terminal = False
@@ -198,7 +270,9 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
         return (_rebuild, (self._arguments, self.state_dict()))
 
     @classmethod
-    def from_spaces(cls, capacity: int, observation_space, action_space, **settings) -> "ReplayBuffer":
+    def from_spaces(
+        cls, capacity: int, observation_space, action_space, **settings
+    ) -> "ReplayBuffer":
         """A buffer for a gymnasium env's spaces: ``obs`` (a Box, or a Discrete index as int64),
         or one field per key of a Dict (goal dicts keep ``observation``, ``achieved_goal`` and
         ``desired_goal``), and ``action`` (a Box as float32, a Discrete or MultiDiscrete as
@@ -215,8 +289,17 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
 
     # ---- adding --------------------------------------------------------------------------------
 
-    def add(self, obs, next_obs, reward, terminated, truncated, infos=None, autoreset_mode=None,
-            **fields) -> None:
+    def add(
+        self,
+        obs,
+        next_obs,
+        reward,
+        terminated,
+        truncated,
+        infos=None,
+        autoreset_mode=None,
+        **fields,
+    ) -> None:
         """Adds one step of N environments; an environment's episode is stored when it ends.
 
         Args:
@@ -250,20 +333,26 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
         if infos is not None or autoreset_mode is not None or self._autoreset is not None:
             if self._autoreset is None:
                 self._autoreset = Autoreset()
-            next_obs, skip = self._autoreset.step(next_obs, terminated, truncated, infos,
-                                                  autoreset_mode)
+            next_obs, skip = self._autoreset.step(
+                next_obs, terminated, truncated, infos, autoreset_mode
+            )
         if self.recurrent is not None:
             obs = self._with_hidden("add", "hidden", obs, fields)
             next_obs = self._with_hidden("add", "next_hidden", next_obs, fields)
         # The count of pieces committed because their stage filled up (usually 0).
-        if self._host.add(obs, next_obs, reward, terminated, truncated, fields, skip) \
-                and not self._warned_cut:
+        if (
+            self._host.add(obs, next_obs, reward, terminated, truncated, fields, skip)
+            and not self._warned_cut
+        ):
             self._warned_cut = True
-            warnings.warn(f"ReplayBuffer.add: an episode reached max_episode_steps="
-                          f"{self.max_episode_steps} steps with neither terminated nor truncated "
-                          f"set, and was stored as truncated there. If the env has a time limit, "
-                          f"pass its truncated flags (from gymnasium's step); if its episodes are "
-                          f"this long, raise max_episode_steps", stacklevel=2)
+            warnings.warn(
+                f"ReplayBuffer.add: an episode reached max_episode_steps="
+                f"{self.max_episode_steps} steps with neither terminated nor truncated "
+                f"set, and was stored as truncated there. If the env has a time limit, "
+                f"pass its truncated flags (from gymnasium's step); if its episodes are "
+                f"this long, raise max_episode_steps",
+                stacklevel=2,
+            )
 
     def add_episode(self, obs, reward, terminated: bool = False, td_abs=None, **fields) -> None:
         """Adds a whole episode of T transitions.
@@ -284,16 +373,24 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
         if self.recurrent is not None:
             obs = self._with_hidden("add_episode", "hidden", obs, fields)
         if not isinstance(terminated, bool):
-            raise ValueError(f"ReplayBuffer.add_episode: terminated should be a bool, got {terminated!r}")
+            raise ValueError(
+                f"ReplayBuffer.add_episode: terminated should be a bool, got {terminated!r}"
+            )
         if td_abs is not None:
             if self.prioritized is None:
-                raise ValueError("ReplayBuffer.add_episode: td_abs needs a prioritized buffer "
-                                 "(prioritized=replay.PER(...)); this one samples uniformly")
+                raise ValueError(
+                    "ReplayBuffer.add_episode: td_abs needs a prioritized buffer "
+                    "(prioritized=replay.PER(...)); this one samples uniformly"
+                )
             rows = self.inputs.leading_size(
-                "add_episode", self.inputs.obs_values("add_episode", "obs", obs)[0])
+                "add_episode", self.inputs.obs_values("add_episode", "obs", obs)[0]
+            )
             # Under 2 rows the host names the episode as too short.
-            td_abs = self.inputs.rows("add_episode", "td_abs", TD_ABS, td_abs, rows - 1) \
-                if rows >= 2 else None
+            td_abs = (
+                self.inputs.rows("add_episode", "td_abs", TD_ABS, td_abs, rows - 1)
+                if rows >= 2
+                else None
+            )
         # The columns convert in the host, under add's rule (csrc/replay_host.cpp).
         self._host.add_episode(obs, reward, fields, terminated, td_abs)
 
@@ -308,6 +405,7 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
         if self._autoreset is not None:
             self._autoreset.cut()
         return stored
+
     # ---- sampling ------------------------------------------------------------------------------
 
     def sample(self, batch_size: int) -> Batch:
@@ -319,10 +417,23 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
             sample calls (:meth:`next_uniforms`), so a seed reproduces every batch.
         """
         if not (type(batch_size) is int and batch_size >= 1):
-            raise ValueError(f"ReplayBuffer.sample: batch_size should be an int >= 1, got {batch_size!r}")
+            raise ValueError(
+                f"ReplayBuffer.sample: batch_size should be an int >= 1, got {batch_size!r}"
+            )
         drawn = self._host.sample(batch_size, None)
-        (fields, next_obs, her_row, reward, discount, weight, index, generation, boot, k,
-         terminated) = _SAMPLE_OUTPUTS(drawn)
+        (
+            fields,
+            next_obs,
+            her_row,
+            reward,
+            discount,
+            weight,
+            index,
+            generation,
+            boot,
+            k,
+            terminated,
+        ) = _SAMPLE_OUTPUTS(drawn)
         batch = Batch(zip(self.storage.names, fields))
         if self.obs_keys == ("obs",):
             batch["next_obs"] = next_obs[0]
@@ -331,8 +442,16 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
             batch["next_obs"] = dict(zip(self.obs_keys, next_obs))
         if self.recurrent is not None:
             batch["next_hidden"] = next_obs[len(self.obs_keys)]
-        batch.update(reward=reward, discount=discount, weight=weight, index=index,
-                     generation=generation, boot=boot, k=k, terminated=terminated)
+        batch.update(
+            reward=reward,
+            discount=discount,
+            weight=weight,
+            index=index,
+            generation=generation,
+            boot=boot,
+            k=k,
+            terminated=terminated,
+        )
         if self.her is not None:
             self._finish_relabeling(batch, her_row)
         if self.nstep is None:
@@ -345,9 +464,12 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
         (floating k). A hook for tests and reproducibility: ``pyrl.reference.counter_uniforms``
         computes the same values from the seed and the call count."""
         seed, call = self.storage.seed, self.storage.calls
-        return {name: torch.tensor(_C.counter_uniforms(seed, call, stream, batch_size),
-                                   dtype=torch.float64)
-                for name, stream in DRAW_STREAMS.items()}
+        return {
+            name: torch.tensor(
+                _C.counter_uniforms(seed, call, stream, batch_size), dtype=torch.float64
+            )
+            for name, stream in DRAW_STREAMS.items()
+        }
 
     @property
     def op_config(self) -> list[float]:
@@ -359,6 +481,7 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
     def sample_calls(self) -> int:
         """Sample calls made so far (the counter of the draws; saved with the state)."""
         return self.storage.calls
+
     # ---- priorities ----------------------------------------------------------------------------
 
     def update_priorities(self, index, generation, td_abs) -> Tensor:
@@ -379,16 +502,20 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
         ValueError, and nothing is updated.
         """
         if self.prioritized is None:
-            raise ValueError("ReplayBuffer.update_priorities: this buffer samples uniformly "
-                             "(prioritized=None); create it with prioritized=replay.PER(...)")
+            raise ValueError(
+                "ReplayBuffer.update_priorities: this buffer samples uniformly "
+                "(prioritized=None); create it with prioritized=replay.PER(...)"
+            )
         index = self.inputs.index("index", index)
         generation = self.inputs.index("generation", generation, index.shape[0])
         if not (type(td_abs) is Tensor and td_abs.device == self.device):
             try:
                 td_abs = torch.as_tensor(td_abs, device=self.device)
             except (TypeError, RuntimeError, ValueError):
-                raise ValueError(f"ReplayBuffer.update_priorities: td_abs should be a float [B] "
-                                 f"tensor, got {type(td_abs).__name__}") from None
+                raise ValueError(
+                    f"ReplayBuffer.update_priorities: td_abs should be a float [B] "
+                    f"tensor, got {type(td_abs).__name__}"
+                ) from None
         if td_abs.requires_grad:
             td_abs = td_abs.detach()
         applied = torch.empty(index.shape[0], dtype=torch.bool, device=self.device)
@@ -398,8 +525,10 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
     @property
     def priority_updates(self) -> dict[str, int]:
         """``{"applied": int, "dropped": int}``: priority-update entries since construction."""
-        return {"applied": self.storage.counter("updates_applied"),
-                "dropped": self.storage.counter("updates_dropped")}
+        return {
+            "applied": self.storage.counter("updates_applied"),
+            "dropped": self.storage.counter("updates_dropped"),
+        }
 
     # ---- inspection ----------------------------------------------------------------------------
 
@@ -438,7 +567,7 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
     def priorities(self) -> Tensor:
         """The leaf of every row: priority^alpha (1 when uniform), 0 where no transition starts."""
         first = tree_leaf_offset(self.capacity)
-        return self.storage.sum_tree[first:first + self.capacity].clone()
+        return self.storage.sum_tree[first : first + self.capacity].clone()
 
     def check(self) -> None:
         """Verifies every invariant of the buffer's state: each tree parent is the sum (or min)
@@ -450,8 +579,9 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
         """
         code, index = self._host.check().tolist()
         if code != 0:
-            raise InvariantError(f"ReplayBuffer.check: invariant '{INVARIANTS[code]}' is broken "
-                                 f"at index {index}")
+            raise InvariantError(
+                f"ReplayBuffer.check: invariant '{INVARIANTS[code]}' is broken at index {index}"
+            )
 
     def close(self, remove_new_files: bool = False) -> None:
         """A :class:`MemoryMapped` buffer: flushes its files and releases its column directory,

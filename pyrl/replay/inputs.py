@@ -19,9 +19,23 @@ from pyrl.replay.settings import HER, PerDim, SparseL2
 GOAL_ENV_KEYS = ("observation", "achieved_goal", "desired_goal")  # gymnasium-robotics dicts
 
 # Names the sampled batch uses for its own outputs, so no spec field may take them.
-RESERVED = frozenset({"next_obs", "discount", "weight", "index", "generation", "boot",
-                      "terminated", "truncated", "her_row", "is_her", "k", "hidden",
-                      "next_hidden"})
+RESERVED = frozenset(
+    {
+        "next_obs",
+        "discount",
+        "weight",
+        "index",
+        "generation",
+        "boot",
+        "terminated",
+        "truncated",
+        "her_row",
+        "is_her",
+        "k",
+        "hidden",
+        "next_hidden",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -36,8 +50,10 @@ class Field:
 def parse_spec(spec: Mapping[str, Any]) -> dict[str, Field]:
     """``{"obs": (17,), "action": ((6,), torch.float32)}`` -> Fields (float32 unless given)."""
     if not isinstance(spec, Mapping):
-        raise ValueError(f"spec should be a dict {{name: shape}} or {{name: (shape, dtype)}}, "
-                         f"got {type(spec).__name__}")
+        raise ValueError(
+            f"spec should be a dict {{name: shape}} or {{name: (shape, dtype)}}, "
+            f"got {type(spec).__name__}"
+        )
     fields = {}
     for name, entry in spec.items():
         if not isinstance(name, str):
@@ -45,14 +61,21 @@ def parse_spec(spec: Mapping[str, Any]) -> dict[str, Field]:
         if name in RESERVED:
             raise ValueError(f"spec: {name!r} is reserved for sampled batches; rename the field")
         shape, dtype = entry, torch.float32
-        if (isinstance(entry, (tuple, list)) and len(entry) == 2
-                and isinstance(entry[1], torch.dtype)):
+        if (
+            isinstance(entry, (tuple, list))
+            and len(entry) == 2
+            and isinstance(entry[1], torch.dtype)
+        ):
             shape, dtype = entry
         if isinstance(shape, int):
             shape = (shape,)
-        if not (isinstance(shape, (tuple, list, torch.Size))
-                and all(isinstance(d, int) and d >= 0 for d in shape)):
-            raise ValueError(f"spec: {name!r} should be a shape tuple or (shape, dtype), got {entry!r}")
+        if not (
+            isinstance(shape, (tuple, list, torch.Size))
+            and all(isinstance(d, int) and d >= 0 for d in shape)
+        ):
+            raise ValueError(
+                f"spec: {name!r} should be a shape tuple or (shape, dtype), got {entry!r}"
+            )
         if dtype.is_complex:
             raise ValueError(f"spec: {name!r} has unsupported dtype {dtype}")
         fields[name] = Field(name, tuple(shape), dtype)
@@ -63,29 +86,40 @@ def default_obs_keys(fields: Mapping[str, Field]) -> tuple[str, ...]:
     """``obs`` (or ``observation``) and whichever goal fields the spec has: goals are
     observations too, o_T's goals come from next_obs."""
     goals = tuple(key for key in GOAL_ENV_KEYS[1:] if key in fields)
-    return (("obs",) if "obs" in fields or "observation" not in fields else ("observation",)) + goals
+    return (
+        ("obs",) if "obs" in fields or "observation" not in fields else ("observation",)
+    ) + goals
 
 
 def check_goal_fields(fields: Mapping[str, Field], obs_keys: tuple, her: HER) -> None:
     missing = [key for key in ("achieved_goal", "desired_goal") if key not in obs_keys]
     if missing:
-        raise ValueError(f"ReplayBuffer: HER needs observation fields 'achieved_goal' and "
-                         f"'desired_goal' (in spec and obs_keys); missing {missing} from obs_keys "
-                         f"{obs_keys}")
+        raise ValueError(
+            f"ReplayBuffer: HER needs observation fields 'achieved_goal' and "
+            f"'desired_goal' (in spec and obs_keys); missing {missing} from obs_keys "
+            f"{obs_keys}"
+        )
     achieved, desired = fields["achieved_goal"], fields["desired_goal"]
     if achieved.shape != desired.shape or len(achieved.shape) != 1:
-        raise ValueError(f"ReplayBuffer: achieved_goal and desired_goal should both be [g], got "
-                         f"{list(achieved.shape)} and {list(desired.shape)}")
+        raise ValueError(
+            f"ReplayBuffer: achieved_goal and desired_goal should both be [g], got "
+            f"{list(achieved.shape)} and {list(desired.shape)}"
+        )
     if achieved.dtype != torch.float32 or desired.dtype != torch.float32:
-        raise ValueError(f"ReplayBuffer: goal fields should be float32, got {achieved.dtype} and "
-                         f"{desired.dtype}")
+        raise ValueError(
+            f"ReplayBuffer: goal fields should be float32, got {achieved.dtype} and {desired.dtype}"
+        )
     reward = fields["reward"].shape
     if isinstance(her.reward, SparseL2) and reward != ():
-        raise ValueError(f"ReplayBuffer: sparse_l2 gives one reward per step; reward should be [], "
-                         f"got {list(reward)}")
+        raise ValueError(
+            f"ReplayBuffer: sparse_l2 gives one reward per step; reward should be [], "
+            f"got {list(reward)}"
+        )
     if isinstance(her.reward, PerDim) and reward != achieved.shape:
-        raise ValueError(f"ReplayBuffer: per_dim gives one reward per goal dimension; reward should "
-                         f"be {list(achieved.shape)}, got {list(reward)}")
+        raise ValueError(
+            f"ReplayBuffer: per_dim gives one reward per goal dimension; reward should "
+            f"be {list(achieved.shape)}, got {list(reward)}"
+        )
 
 
 class Inputs:
@@ -96,8 +130,9 @@ class Inputs:
     naming the argument, before any op runs.
     """
 
-    def __init__(self, fields: list[Field], obs_keys: tuple[str, ...], device: torch.device,
-                 convert):
+    def __init__(
+        self, fields: list[Field], obs_keys: tuple[str, ...], device: torch.device, convert
+    ):
         self._convert = convert  # ReplayHost.convert: the conversion rule, in C++
         self.fields = fields
         self.obs_keys = obs_keys
@@ -109,8 +144,10 @@ class Inputs:
             return [obs]
         if not isinstance(obs, Mapping) or set(obs) != set(self.obs_keys):
             got = sorted(obs) if isinstance(obs, Mapping) else type(obs).__name__
-            raise ValueError(f"ReplayBuffer.{where}: {name} should be a dict with keys "
-                             f"{sorted(self.obs_keys)}, got {got}")
+            raise ValueError(
+                f"ReplayBuffer.{where}: {name} should be a dict with keys "
+                f"{sorted(self.obs_keys)}, got {got}"
+            )
         return [obs[key] for key in self.obs_keys]
 
     def leading_size(self, where: str, value, name: str = "obs") -> int:
@@ -119,17 +156,24 @@ class Inputs:
             try:
                 shape = torch.as_tensor(value).shape
             except (TypeError, RuntimeError, ValueError):
-                raise ValueError(f"ReplayBuffer.{where}: {name} should be an array or tensor, got "
-                                 f"{type(value).__name__}") from None
+                raise ValueError(
+                    f"ReplayBuffer.{where}: {name} should be an array or tensor, got "
+                    f"{type(value).__name__}"
+                ) from None
         if len(shape) == 0:
-            raise ValueError(f"ReplayBuffer.{where}: {name} should have a leading dimension, got a scalar")
+            raise ValueError(
+                f"ReplayBuffer.{where}: {name} should have a leading dimension, got a scalar"
+            )
         return shape[0]
 
     def rows(self, where: str, name: str, field: Field, value, count: int) -> Tensor:
         """`value` as ``[count, *field.shape]`` of the field's dtype on the buffer's device."""
         if type(value) is Tensor and value.dtype is field.dtype and value.device == self.device:
-            if value.dim() == 1 + len(field.shape) and value.shape[0] == count \
-                    and value.shape[1:] == field.shape:
+            if (
+                value.dim() == 1 + len(field.shape)
+                and value.shape[0] == count
+                and value.shape[1:] == field.shape
+            ):
                 return value
         # The conversion rule (within a kind) and its messages are the host's, one for all inputs.
         value = self._convert(where, name, value, field.dtype, [count, *field.shape])
@@ -137,21 +181,24 @@ class Inputs:
             raise ValueError(f"ReplayBuffer.{where}: {name} should hold data, got a meta tensor")
         return value.to(self.device)
 
-    def index(self, name: str, value, count: Optional[int] = None,
-              where: str = "update_priorities") -> Tensor:
+    def index(
+        self, name: str, value, count: Optional[int] = None, where: str = "update_priorities"
+    ) -> Tensor:
         """An int64 ``[B]`` tensor of rows or generations, from a tensor, array or list."""
         if not (type(value) is Tensor and value.dtype is torch.int64):
             try:
                 value = torch.as_tensor(value)
             except (TypeError, RuntimeError, ValueError):
-                raise ValueError(f"ReplayBuffer.{where}: {name} should be an int64 [B] "
-                                 f"tensor, got {type(value).__name__}") from None
+                raise ValueError(
+                    f"ReplayBuffer.{where}: {name} should be an int64 [B] "
+                    f"tensor, got {type(value).__name__}"
+                ) from None
             if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
-                raise ValueError(f"ReplayBuffer.{where}: {name} should be int64, got "
-                                 f"{value.dtype}")
+                raise ValueError(f"ReplayBuffer.{where}: {name} should be int64, got {value.dtype}")
             value = value.to(torch.int64)
         if value.dim() != 1 or (count is not None and value.shape[0] != count):
             want = "[B]" if count is None else f"[{count}]"
-            raise ValueError(f"ReplayBuffer.{where}: {name} should be 1-D {want}, got "
-                             f"shape {list(value.shape)}")
+            raise ValueError(
+                f"ReplayBuffer.{where}: {name} should be 1-D {want}, got shape {list(value.shape)}"
+            )
         return value if value.device == self.device else value.to(self.device)

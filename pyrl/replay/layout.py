@@ -8,18 +8,18 @@ from pyrl import _C
 
 _LAYOUT = _C.layout()
 
-STATE = dict(_LAYOUT["state"])                 # name -> position in the state list
-COUNTERS = dict(_LAYOUT["counters"])           # name -> slot of the int64 counters tensor
+STATE = dict(_LAYOUT["state"])  # name -> position in the state list
+COUNTERS = dict(_LAYOUT["counters"])  # name -> slot of the int64 counters tensor
 EPISODE_SLOTS = dict(_LAYOUT["episode_fields"])  # name -> column of the [E, 3] episode table
 EPISODE_FIELDS = tuple(sorted(EPISODE_SLOTS, key=EPISODE_SLOTS.get))
-CONFIG = dict(_LAYOUT["config"])               # name -> slot of the float config list
+CONFIG = dict(_LAYOUT["config"])  # name -> slot of the float config list
 HER_STRATEGIES = dict(_LAYOUT["her_strategies"])
 HER_OFF = int(_LAYOUT["her_off"])
 HER_REWARDS = dict(_LAYOUT["her_rewards"])
 HER_MAX_PARAMS = int(_LAYOUT["her_max_params"])
 INVARIANTS = tuple(sorted(_LAYOUT["invariants"], key=_LAYOUT["invariants"].get))
 DRAW_STREAMS = dict(_LAYOUT["draw_streams"])
-DRAWS = dict(_LAYOUT["draws"])                 # seed, calls -> slot of the draws state tensor
+DRAWS = dict(_LAYOUT["draws"])  # seed, calls -> slot of the draws state tensor
 MAX_CAPACITY = int(_LAYOUT["max_capacity"])
 OUTPUTS = {op: tuple(names) for op, names in _LAYOUT["outputs"].items()}  # op -> output names
 

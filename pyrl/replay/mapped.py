@@ -45,8 +45,9 @@ class ColumnDirectory:
         try:
             os.makedirs(path, exist_ok=True)
         except OSError as err:
-            raise OSError(err.errno, f"ReplayBuffer: cannot make the column directory {path} "
-                                     f"({err.strerror})") from None
+            raise OSError(
+                err.errno, f"ReplayBuffer: cannot make the column directory {path} ({err.strerror})"
+            ) from None
         lock_path = os.path.join(path, LOCK_FILE)
         if not os.path.exists(lock_path):
             self._created.append(lock_path)
@@ -56,9 +57,11 @@ class ColumnDirectory:
         except BlockingIOError:
             holder = os.read(self._lock, 32).decode(errors="replace").strip() or "unknown"
             os.close(self._lock)
-            raise ValueError(f"ReplayBuffer: {path} is in use by another live buffer (process "
-                             f"{holder}); close that buffer (ReplayBuffer.close) or end its "
-                             f"process first, or copy the directory for a second buffer") from None
+            raise ValueError(
+                f"ReplayBuffer: {path} is in use by another live buffer (process "
+                f"{holder}); close that buffer (ReplayBuffer.close) or end its "
+                f"process first, or copy the directory for a second buffer"
+            ) from None
         os.ftruncate(self._lock, 0)
         os.pwrite(self._lock, f"{os.getpid()}\n".encode(), 0)
         # Garbage collection releases the directory too (the mapped arrays may outlive it).
@@ -68,9 +71,11 @@ class ColumnDirectory:
         """A new zero file ``name`` of ``shape``, its bytes reserved on the disk, mapped."""
         path = os.path.join(self.path, name)
         if os.path.exists(path):
-            raise ValueError(f"ReplayBuffer: {self.path} already holds a buffer's columns ({name}); "
-                             f"open that buffer with ReplayBuffer.load(its saved file), or give "
-                             f"another directory")
+            raise ValueError(
+                f"ReplayBuffer: {self.path} already holds a buffer's columns ({name}); "
+                f"open that buffer with ReplayBuffer.load(its saved file), or give "
+                f"another directory"
+            )
         size = int(np.prod(shape)) * dtype.itemsize
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         self._created.append(path)
@@ -79,8 +84,11 @@ class ColumnDirectory:
                 os.posix_fallocate(descriptor, 0, size)
         except OSError as err:
             free = free_bytes(self.path)
-            raise OSError(err.errno, f"ReplayBuffer: cannot reserve {size} bytes for {path} "
-                                     f"({err.strerror}; {free} bytes free there)") from None
+            raise OSError(
+                err.errno,
+                f"ReplayBuffer: cannot reserve {size} bytes for {path} "
+                f"({err.strerror}; {free} bytes free there)",
+            ) from None
         finally:
             os.close(descriptor)
         return self._map(path, shape, dtype)
@@ -91,8 +99,10 @@ class ColumnDirectory:
         size = int(np.prod(shape)) * dtype.itemsize
         if not os.path.isfile(path) or os.path.getsize(path) != size:
             got = os.path.getsize(path) if os.path.isfile(path) else "no file"
-            raise ValueError(f"ReplayBuffer: {path} should hold {size} bytes of columns "
-                             f"{list(shape)} {dtype}, got {got}")
+            raise ValueError(
+                f"ReplayBuffer: {path} should hold {size} bytes of columns "
+                f"{list(shape)} {dtype}, got {got}"
+            )
         return self._map(path, shape, dtype)
 
     @staticmethod
@@ -100,8 +110,10 @@ class ColumnDirectory:
         try:
             return np.memmap(path, dtype=dtype, mode="r+", shape=shape)
         except (OSError, ValueError) as err:
-            raise OSError(getattr(err, "errno", None) or errno.EINVAL,
-                          f"ReplayBuffer: cannot map {path} as {list(shape)} {dtype} ({err})") from None
+            raise OSError(
+                getattr(err, "errno", None) or errno.EINVAL,
+                f"ReplayBuffer: cannot map {path} as {list(shape)} {dtype} ({err})",
+            ) from None
 
     def discard(self) -> None:
         """Undoes a failed creation: removes the files this buffer made (the directory too if it

@@ -12,8 +12,17 @@ from torch import Tensor
 from pyrl._io import atomic_save, load_data
 from pyrl.replay.layout import MAX_CAPACITY
 from pyrl.replay.recurrent import Recurrent
-from pyrl.replay.settings import (HER, EpisodeMode, MemoryMapped, NStep, PER, PerDim, SparseL2,
-                                  per_dim, sparse_l2)
+from pyrl.replay.settings import (
+    HER,
+    EpisodeMode,
+    MemoryMapped,
+    NStep,
+    PER,
+    PerDim,
+    SparseL2,
+    per_dim,
+    sparse_l2,
+)
 
 if TYPE_CHECKING:
     from pyrl.replay.buffer import ReplayBuffer
@@ -29,21 +38,31 @@ def describe_her(her: Optional[HER]) -> Optional[dict]:
         reward = {"per_dim": [list(her.reward.thresholds), list(her.reward.values)]}
     else:
         reward = "callable"
-    return {"strategy": her.strategy, "k": her.k, "reward": reward,
-            "terminal": "callable" if her.terminal is not None else None, "nstep": her.nstep,
-            "terminal_on_success": her.terminal_on_success}
+    return {
+        "strategy": her.strategy,
+        "k": her.k,
+        "reward": reward,
+        "terminal": "callable" if her.terminal is not None else None,
+        "nstep": her.nstep,
+        "terminal_on_success": her.terminal_on_success,
+    }
 
 
 def her_from_description(described: dict) -> HER:
     reward = described["reward"]
     if reward == "callable" or described["terminal"] is not None:
-        raise ValueError("ReplayBuffer.load: the saved buffer relabels with Python callables, "
-                         "which are not saved; pass her=replay.HER(...) to load()")
-    kind = (sparse_l2(reward["sparse_l2"]) if "sparse_l2" in reward
-            else per_dim(*reward["per_dim"]))
-    return HER(described["strategy"], described["k"], kind,
-               nstep=described.get("nstep", "one_step"),
-               terminal_on_success=described.get("terminal_on_success", False))
+        raise ValueError(
+            "ReplayBuffer.load: the saved buffer relabels with Python callables, "
+            "which are not saved; pass her=replay.HER(...) to load()"
+        )
+    kind = sparse_l2(reward["sparse_l2"]) if "sparse_l2" in reward else per_dim(*reward["per_dim"])
+    return HER(
+        described["strategy"],
+        described["k"],
+        kind,
+        nstep=described.get("nstep", "one_step"),
+        terminal_on_success=described.get("terminal_on_success", False),
+    )
 
 
 def settings_from_file(where: str, state: Any, her: Optional[HER], directory: str) -> dict:
@@ -73,11 +92,15 @@ def settings_from_file(where: str, state: Any, her: Optional[HER], directory: st
             config["recurrent"] = Recurrent.from_description(recurrent)
         if her is None and saved_her is not None:
             her = her_from_description(saved_her)
-        kwargs = dict(spec=spec, prioritized=PER(**prioritized) if prioritized else None,
-                      episode_mode=EpisodeMode(**episode_mode) if episode_mode else None, her=her,
-                      nstep=NStep(**nstep) if (nstep := config.pop("nstep")) is not None else None,
-                      obs_keys=tuple(config.pop("obs_keys")),
-                      **config)
+        kwargs = dict(
+            spec=spec,
+            prioritized=PER(**prioritized) if prioritized else None,
+            episode_mode=EpisodeMode(**episode_mode) if episode_mode else None,
+            her=her,
+            nstep=NStep(**nstep) if (nstep := config.pop("nstep")) is not None else None,
+            obs_keys=tuple(config.pop("obs_keys")),
+            **config,
+        )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise ValueError(f"{where}: its config is not a buffer's ({err})") from None
     capacity = kwargs.get("capacity")
@@ -106,8 +129,11 @@ class Persistence:
         """The constructor arguments, as plain Python values."""
         return {
             "capacity": self.capacity,
-            "spec": {f.name: (list(f.shape), str(f.dtype).removeprefix("torch."))
-                     for f in self.fields if f.name != "hidden" or self.recurrent is None},
+            "spec": {
+                f.name: (list(f.shape), str(f.dtype).removeprefix("torch."))
+                for f in self.fields
+                if f.name != "hidden" or self.recurrent is None
+            },
             "device": str(self.device),
             "prioritized": asdict(self.prioritized) if self.prioritized is not None else None,
             "nstep": asdict(self.nstep) if self.nstep is not None else None,
@@ -118,8 +144,11 @@ class Persistence:
             "her": describe_her(self.her),
             # Only where set, so files saved before recurrent replay existed still load.
             **({"recurrent": self.recurrent.describe()} if self.recurrent is not None else {}),
-            **({"storage": {"memory_mapped": self.memory_mapped.path}}
-               if self.memory_mapped is not None else {}),
+            **(
+                {"storage": {"memory_mapped": self.memory_mapped.path}}
+                if self.memory_mapped is not None
+                else {}
+            ),
         }
 
     def state_dict(self) -> dict:
@@ -140,8 +169,10 @@ class Persistence:
         Every tensor is checked before anything changes.
         """
         if not isinstance(state, Mapping) or not isinstance(state.get("config"), Mapping):
-            raise ValueError("ReplayBuffer.load_state_dict: state should be a dict from "
-                             "state_dict(), with a 'config' entry")
+            raise ValueError(
+                "ReplayBuffer.load_state_dict: state should be a dict from "
+                "state_dict(), with a 'config' entry"
+            )
         ours, theirs = self.config(), dict(state["config"])
         for key in ("seed", "device"):
             ours.pop(key), theirs.pop(key, None)
@@ -150,8 +181,10 @@ class Persistence:
         ours["storage"] = "storage" in ours
         theirs["storage"] = "storage" in theirs
         if theirs != ours:
-            raise ValueError(f"ReplayBuffer.load_state_dict: the state was saved from a buffer with "
-                             f"{theirs}, this one has {ours}")
+            raise ValueError(
+                f"ReplayBuffer.load_state_dict: the state was saved from a buffer with "
+                f"{theirs}, this one has {ours}"
+            )
         given = self.storage.check_state(state)
         self._locked(lambda: self.storage.load(given))
 
@@ -170,7 +203,9 @@ class Persistence:
                 self.storage.flush()
                 # Relative to the checkpoint: a copied run (cp -r) maps its own copy of the files.
                 where = os.path.dirname(os.path.abspath(os.fspath(path)))
-                config["storage"] = {"memory_mapped": os.path.relpath(self.memory_mapped.path, where)}
+                config["storage"] = {
+                    "memory_mapped": os.path.relpath(self.memory_mapped.path, where)
+                }
             return {"config": config, **self.storage.state_dict(not mapped)}
 
         atomic_save(snapshot, path, under=self._locked, where="ReplayBuffer.save")
@@ -185,7 +220,9 @@ class Persistence:
         where = f"ReplayBuffer.load: {os.fspath(path)!r}"
         # mmap: the file's tensors are paged in while copying, never held twice in memory.
         state = load_data(path, "ReplayBuffer.load")
-        kwargs = settings_from_file(where, state, her, os.path.dirname(os.path.abspath(os.fspath(path))))
+        kwargs = settings_from_file(
+            where, state, her, os.path.dirname(os.path.abspath(os.fspath(path)))
+        )
         buf = cls(**kwargs)
         buf.load_state_dict(state)
         return buf

@@ -55,32 +55,51 @@ class Recurrent:
 
     def __post_init__(self):
         hidden = (self.hidden,) if isinstance(self.hidden, int) else self.hidden
-        if not (isinstance(hidden, (tuple, list)) and len(hidden) == 1
-                and isinstance(hidden[0], int) and hidden[0] >= 1):
-            raise ValueError(f"Recurrent: hidden should be the shape (d,) of one state, d >= 1, "
-                             f"got {self.hidden!r}")
+        if not (
+            isinstance(hidden, (tuple, list))
+            and len(hidden) == 1
+            and isinstance(hidden[0], int)
+            and hidden[0] >= 1
+        ):
+            raise ValueError(
+                f"Recurrent: hidden should be the shape (d,) of one state, d >= 1, "
+                f"got {self.hidden!r}"
+            )
         object.__setattr__(self, "hidden", tuple(hidden))
         if not (type(self.n_history) is int and self.n_history >= 1):
             raise ValueError(f"Recurrent: n_history should be an int >= 1, got {self.n_history!r}")
         if not (isinstance(self.dtype, torch.dtype) and self.dtype.is_floating_point):
             raise ValueError(f"Recurrent: dtype should be a float torch.dtype, got {self.dtype!r}")
         if self.key is not None and not isinstance(self.key, str):
-            raise ValueError(f"Recurrent: key should be an observation field name, got {self.key!r}")
+            raise ValueError(
+                f"Recurrent: key should be an observation field name, got {self.key!r}"
+            )
         if self.recalc_delta is not None and not (
-                type(self.recalc_delta) is int and self.recalc_delta >= 0):
-            raise ValueError(f"Recurrent: recalc_delta should be an int >= 0 or None, got "
-                             f"{self.recalc_delta!r}")
+            type(self.recalc_delta) is int and self.recalc_delta >= 0
+        ):
+            raise ValueError(
+                f"Recurrent: recalc_delta should be an int >= 0 or None, got {self.recalc_delta!r}"
+            )
 
     def describe(self) -> dict:
-        return {"hidden": list(self.hidden), "n_history": self.n_history,
-                "dtype": str(self.dtype).removeprefix("torch."), "key": self.key,
-                "recalc_delta": self.recalc_delta}
+        return {
+            "hidden": list(self.hidden),
+            "n_history": self.n_history,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "key": self.key,
+            "recalc_delta": self.recalc_delta,
+        }
 
     @classmethod
     def from_description(cls, described: dict) -> "Recurrent":
         dtype = getattr(torch, str(described["dtype"]), None)
-        return cls(tuple(described["hidden"]), described["n_history"], dtype, described["key"],
-                   described["recalc_delta"])
+        return cls(
+            tuple(described["hidden"]),
+            described["n_history"],
+            dtype,
+            described["key"],
+            described["recalc_delta"],
+        )
 
 
 def _rnn_kind(encoder) -> Optional[str]:
@@ -101,12 +120,16 @@ def state_size(encoder) -> Optional[int]:
 
 def _check_rnn(encoder, d: int) -> None:
     if not encoder.batch_first or encoder.bidirectional or getattr(encoder, "proj_size", 0):
-        raise ValueError(f"encoder: a {type(encoder).__name__} should be batch_first=True, one "
-                         f"direction and without proj_size, got {encoder}")
+        raise ValueError(
+            f"encoder: a {type(encoder).__name__} should be batch_first=True, one "
+            f"direction and without proj_size, got {encoder}"
+        )
     if state_size(encoder) != d:
-        raise ValueError(f"encoder: a {type(encoder).__name__} with {encoder.num_layers} layer(s) "
-                         f"of {encoder.hidden_size} has states of {state_size(encoder)}, but the "
-                         f"stored states are [{d}]")
+        raise ValueError(
+            f"encoder: a {type(encoder).__name__} with {encoder.num_layers} layer(s) "
+            f"of {encoder.hidden_size} has states of {state_size(encoder)}, but the "
+            f"stored states are [{d}]"
+        )
 
 
 def _layer_params(rnn: nn.RNNBase, layer: int) -> dict[str, Tensor]:
@@ -125,7 +148,7 @@ def _gru_states(gru: nn.GRU, x: Tensor, h0: Tensor) -> Tensor:
     for layer in range(layers):
         if layer == 1:
             template = nn.GRU(size, size, batch_first=True, bias=gru.bias, device="meta")
-        start = h0[:, layer * size:(layer + 1) * size][None].contiguous()
+        start = h0[:, layer * size : (layer + 1) * size][None].contiguous()
         inputs = functional_call(template, _layer_params(gru, layer), (inputs, start))[0]
         states.append(inputs)
     return torch.cat(states, dim=-1)
@@ -136,11 +159,11 @@ def _lstm_states(lstm: nn.LSTM, x: Tensor, h0: Tensor) -> Tensor:
     ``h`` per position, so the sequence is stepped one position at a time (batched over the
     episodes)."""
     layers, size = lstm.num_layers, lstm.hidden_size
-    h = h0[:, :layers * size].reshape(-1, layers, size).transpose(0, 1).contiguous()
-    c = h0[:, layers * size:].reshape(-1, layers, size).transpose(0, 1).contiguous()
+    h = h0[:, : layers * size].reshape(-1, layers, size).transpose(0, 1).contiguous()
+    c = h0[:, layers * size :].reshape(-1, layers, size).transpose(0, 1).contiguous()
     states = []
     for position in range(x.shape[1]):
-        _, (h, c) = lstm(x[:, position:position + 1], (h, c))
+        _, (h, c) = lstm(x[:, position : position + 1], (h, c))
         states.append(torch.cat([h.transpose(0, 1).flatten(1), c.transpose(0, 1).flatten(1)], 1))
     return torch.stack(states, dim=1)
 
@@ -156,19 +179,24 @@ def encoder_states(encoder: Encoder, x: Tensor, h0: Tensor) -> Tensor:
         states = (_gru_states if kind == "gru" else _lstm_states)(encoder, x, start)
     else:
         if not callable(encoder):
-            raise ValueError(f"encoder: should be a torch.nn.GRU, a torch.nn.LSTM or a callable "
-                             f"(x [E, L, d_o], h0 [E, d]) -> states [E, L, d], got "
-                             f"{type(encoder).__name__}")
+            raise ValueError(
+                f"encoder: should be a torch.nn.GRU, a torch.nn.LSTM or a callable "
+                f"(x [E, L, d_o], h0 [E, d]) -> states [E, L, d], got "
+                f"{type(encoder).__name__}"
+            )
         states = encoder(x, h0)
     expected = (*x.shape[:2], h0.shape[-1])
     if not isinstance(states, Tensor) or tuple(states.shape) != expected:
         got = list(states.shape) if isinstance(states, Tensor) else type(states).__name__
-        raise ValueError(f"encoder: should return the states after each position, "
-                         f"{list(expected)}, got {got}")
+        raise ValueError(
+            f"encoder: should return the states after each position, {list(expected)}, got {got}"
+        )
     # A meta or other-device tensor would "write" nothing; an integer one would be truncated.
     if states.device != h0.device or not states.dtype.is_floating_point:
-        raise ValueError(f"encoder: should return float states on {h0.device} (the buffer's "
-                         f"device), got {states.dtype} on {states.device}")
+        raise ValueError(
+            f"encoder: should return float states on {h0.device} (the buffer's "
+            f"device), got {states.dtype} on {states.device}"
+        )
     return states.to(h0.dtype)
 
 
@@ -179,7 +207,7 @@ def encoder_output(encoder: Encoder, states: Tensor) -> Tensor:
     if kind is None:
         return states
     size, layers = encoder.hidden_size, encoder.num_layers
-    return states[..., (layers - 1) * size:layers * size]
+    return states[..., (layers - 1) * size : layers * size]
 
 
 def step(encoder: Encoder, window: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:

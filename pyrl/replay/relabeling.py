@@ -34,24 +34,35 @@ class HerFinishing:
                 reward = torch.as_tensor(her.reward(reached, goal), dtype=batch.reward.dtype)
                 expected = batch.reward[relabeled].shape
                 if reward.numel() != expected.numel():
-                    raise ValueError(f"ReplayBuffer.sample: the HER reward callable should return "
-                                     f"{list(expected)} rewards, got shape {list(reward.shape)}")
+                    raise ValueError(
+                        f"ReplayBuffer.sample: the HER reward callable should return "
+                        f"{list(expected)} rewards, got shape {list(reward.shape)}"
+                    )
                 batch.reward[relabeled] = reward.reshape(expected)
             if her.terminal is not None:
                 ends = torch.as_tensor(her.terminal(reached, goal), dtype=torch.bool).reshape(-1)
                 if ends.shape[0] != int(relabeled.sum()):
-                    raise ValueError(f"ReplayBuffer.sample: the HER terminal callable should "
-                                     f"return {int(relabeled.sum())} flags, got {ends.shape[0]}")
+                    raise ValueError(
+                        f"ReplayBuffer.sample: the HER terminal callable should "
+                        f"return {int(relabeled.sum())} flags, got {ends.shape[0]}"
+                    )
                 batch.discount[relabeled] = torch.where(ends, 0.0, self._steps.gamma).to(
-                    batch.discount.dtype)
+                    batch.discount.dtype
+                )
                 batch.terminated[relabeled] = ends
-        if (her.terminal is None and not self._warned_terminal
-                and self.storage.counter("terminated_episodes") > 0):
+        if (
+            her.terminal is None
+            and not self._warned_terminal
+            and self.storage.counter("terminated_episodes") > 0
+        ):
             self._warned_terminal = True
-            warnings.warn("ReplayBuffer: HER relabels terminated episodes without a terminal "
-                          "function; the stored termination is kept under the new goals, which is "
-                          "only right if termination does not depend on the goal. Pass "
-                          "HER(terminal=...) to recompute it.", stacklevel=3)
+            warnings.warn(
+                "ReplayBuffer: HER relabels terminated episodes without a terminal "
+                "function; the stored termination is kept under the new goals, which is "
+                "only right if termination does not depend on the goal. Pass "
+                "HER(terminal=...) to recompute it.",
+                stacklevel=3,
+            )
 
     def _recompute_windows(self, batch: Batch, relabeled: Tensor) -> None:
         """HER(nstep="recompute") with a Python reward or terminal callable: the rewards of each
@@ -62,16 +73,17 @@ class HerFinishing:
         index, boot = batch.index[relabeled], batch.boot[relabeled]
         steps = (boot - index) % capacity
         offsets = torch.arange(1, int(steps.max()) + 1)
-        valid = offsets[None, :] <= steps[:, None]                       # [b, n]
+        valid = offsets[None, :] <= steps[:, None]  # [b, n]
         rows = (index[:, None] + offsets[None, :]) % capacity
-        reached = storage.column("achieved_goal")[rows]                   # [b, n, g]
+        reached = storage.column("achieved_goal")[rows]  # [b, n, g]
         goal = batch.obs["desired_goal"][relabeled][:, None, :].expand_as(reached)
         cut = steps.clone()
         ended = torch.zeros_like(steps, dtype=torch.bool)
         if her.terminal is not None:
             flags = torch.zeros(valid.shape, dtype=torch.bool)
-            flags[valid] = torch.as_tensor(her.terminal(reached[valid], goal[valid]),
-                                           dtype=torch.bool).reshape(-1)
+            flags[valid] = torch.as_tensor(
+                her.terminal(reached[valid], goal[valid]), dtype=torch.bool
+            ).reshape(-1)
             first = torch.where(flags.any(1), flags.int().argmax(1), steps)
             ended = flags.any(1)
             cut = torch.where(ended, first + 1, steps)
@@ -80,8 +92,10 @@ class HerFinishing:
         rewards = torch.zeros((*valid.shape, *heads), dtype=torch.float64)
         values = torch.as_tensor(her.reward(reached[kept], goal[kept]), dtype=torch.float64)
         if values.numel() != int(kept.sum()) * max(1, math.prod(heads)):
-            raise ValueError(f"ReplayBuffer.sample: the HER reward callable should return one "
-                             f"reward per step {list(heads)}, got shape {list(values.shape)}")
+            raise ValueError(
+                f"ReplayBuffer.sample: the HER reward callable should return one "
+                f"reward per step {list(heads)}, got shape {list(values.shape)}"
+            )
         rewards[kept] = values.reshape(-1, *heads)
         weights = self._steps.gamma ** torch.arange(valid.shape[1], dtype=torch.float64)
         weights = weights.reshape(1, -1, *([1] * len(heads)))

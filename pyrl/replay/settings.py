@@ -42,18 +42,28 @@ class PER:
             if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
                 raise ValueError(f"PER: {name} should be in [0, 1], got {value!r}")
         if self.beta_steps is not None and not (
-                isinstance(self.beta_steps, int) and self.beta_steps >= 1):
-            raise ValueError(f"PER: beta_steps should be an int >= 1 or None, got {self.beta_steps!r}")
+            isinstance(self.beta_steps, int) and self.beta_steps >= 1
+        ):
+            raise ValueError(
+                f"PER: beta_steps should be an int >= 1 or None, got {self.beta_steps!r}"
+            )
         if not (isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and self.eps >= 0.0):
             raise ValueError(f"PER: eps should be finite and >= 0, got {self.eps!r}")
         # Capped so that the sum tree of up to 2^48 leaves of p^alpha stays finite and exact
         # enough: beyond it one row would take every draw.
-        if not (isinstance(self.p_min, (int, float)) and isinstance(self.p_max, (int, float))
-                and 0.0 < self.p_min <= self.p_max <= 1e100):
-            raise ValueError(f"PER: need 0 < p_min <= p_max <= 1e100, got p_min={self.p_min!r}, "
-                             f"p_max={self.p_max!r}")
+        if not (
+            isinstance(self.p_min, (int, float))
+            and isinstance(self.p_max, (int, float))
+            and 0.0 < self.p_min <= self.p_max <= 1e100
+        ):
+            raise ValueError(
+                f"PER: need 0 < p_min <= p_max <= 1e100, got p_min={self.p_min!r}, "
+                f"p_max={self.p_max!r}"
+            )
         if self.weight_norm not in ("min", "batch"):
-            raise ValueError(f"PER: weight_norm should be 'min' or 'batch', got {self.weight_norm!r}")
+            raise ValueError(
+                f"PER: weight_norm should be 'min' or 'batch', got {self.weight_norm!r}"
+            )
 
     def beta_at(self, calls: int) -> float:
         """The IS exponent for the sample call after `calls` earlier ones: the sample ops' own
@@ -84,11 +94,13 @@ class NStep:
     floating: bool = False
 
     def __post_init__(self):
-        if not (type(self.n) is int and 1 <= self.n <= 2 ** 48):  # windows stop at episode ends
+        if not (type(self.n) is int and 1 <= self.n <= 2**48):  # windows stop at episode ends
             raise ValueError(f"NStep: n should be an int in [1, 2^48], got {self.n!r}")
         if self.gamma is None:
-            raise ValueError("NStep: gamma is required, NStep(n, gamma): batches discount by "
-                             "gamma^k, and a default would silently differ from your loop's")
+            raise ValueError(
+                "NStep: gamma is required, NStep(n, gamma): batches discount by "
+                "gamma^k, and a default would silently differ from your loop's"
+            )
         if not (isinstance(self.gamma, (int, float)) and 0.0 <= self.gamma <= 1.0):
             raise ValueError(f"NStep: gamma should be in [0, 1], got {self.gamma!r}")
 
@@ -147,11 +159,15 @@ class PerDim:
 
     def __post_init__(self):
         if not self.thresholds or len(self.thresholds) != len(self.values):
-            raise ValueError(f"per_dim: thresholds and values should be non-empty and of equal "
-                             f"length, got {len(self.thresholds)} and {len(self.values)}")
+            raise ValueError(
+                f"per_dim: thresholds and values should be non-empty and of equal "
+                f"length, got {len(self.thresholds)} and {len(self.values)}"
+            )
         if any(t == 0 or not math.isfinite(t) for t in self.thresholds):
-            raise ValueError(f"per_dim: thresholds should be finite and non-zero (the sign picks "
-                             f"< or >), got {self.thresholds}")
+            raise ValueError(
+                f"per_dim: thresholds should be finite and non-zero (the sign picks "
+                f"< or >), got {self.thresholds}"
+            )
 
     def __call__(self, achieved_goal, desired_goal):
         error = (achieved_goal.double() - desired_goal.double()).abs()
@@ -218,23 +234,33 @@ class HER:
 
     def __post_init__(self):
         if self.strategy not in HER_STRATEGIES:
-            raise ValueError(f"HER: strategy should be one of {HER_STRATEGIES}, got {self.strategy!r}")
+            raise ValueError(
+                f"HER: strategy should be one of {HER_STRATEGIES}, got {self.strategy!r}"
+            )
         if not (isinstance(self.k, int) and self.k >= 0):
             raise ValueError(f"HER: k should be an int >= 0, got {self.k!r}")
         if not (isinstance(self.reward, (SparseL2, PerDim)) or callable(self.reward)):
-            raise ValueError(f"HER: reward should be replay.sparse_l2(eps), replay.per_dim(...) or a "
-                             f"callable (achieved_goal, desired_goal) -> reward, got {self.reward!r}")
+            raise ValueError(
+                f"HER: reward should be replay.sparse_l2(eps), replay.per_dim(...) or a "
+                f"callable (achieved_goal, desired_goal) -> reward, got {self.reward!r}"
+            )
         if self.terminal is not None and not callable(self.terminal):
             raise ValueError(f"HER: terminal should be a callable or None, got {self.terminal!r}")
         if self.nstep not in ("one_step", "recompute"):
             raise ValueError(f"HER: nstep should be 'one_step' or 'recompute', got {self.nstep!r}")
         if not isinstance(self.terminal_on_success, bool):
-            raise ValueError(f"HER: terminal_on_success should be a bool, got "
-                             f"{self.terminal_on_success!r}")
-        if (self.terminal_on_success and self.terminal is None
-                and not isinstance(self.reward, SparseL2)):
-            raise ValueError("HER: terminal_on_success needs a success test: "
-                             "reward=replay.sparse_l2(eps), or a terminal callable")
+            raise ValueError(
+                f"HER: terminal_on_success should be a bool, got {self.terminal_on_success!r}"
+            )
+        if (
+            self.terminal_on_success
+            and self.terminal is None
+            and not isinstance(self.reward, SparseL2)
+        ):
+            raise ValueError(
+                "HER: terminal_on_success needs a success test: "
+                "reward=replay.sparse_l2(eps), or a terminal callable"
+            )
 
     @property
     def ratio(self) -> float:

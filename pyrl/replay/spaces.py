@@ -18,6 +18,7 @@ def spec_from_spaces(observation_space, action_space) -> dict:
 
 def _spaces():
     import gymnasium
+
     return gymnasium.spaces
 
 
@@ -40,5 +41,7 @@ def _space_field(argument: str, name: str, space) -> tuple:
         return tuple(space.shape), torch.int64
     if isinstance(space, spaces.MultiBinary):
         return tuple(space.shape), torch.bool
-    raise ValueError(f"ReplayBuffer.from_spaces: {argument} ({name}) should be a Box, Discrete, "
-                     f"MultiDiscrete or MultiBinary space (or a Dict of them), got {space}")
+    raise ValueError(
+        f"ReplayBuffer.from_spaces: {argument} ({name}) should be a Box, Discrete, "
+        f"MultiDiscrete or MultiBinary space (or a Dict of them), got {space}"
+    )

@@ -11,8 +11,17 @@ from torch import Tensor
 
 from pyrl import _C, _ops
 from pyrl.replay.inputs import Field
-from pyrl.replay.layout import (CONFIG, COUNTERS, DRAWS, HER_OFF, HER_REWARDS, HER_STRATEGIES,
-                                STATE, episode_slots, tree_size)
+from pyrl.replay.layout import (
+    CONFIG,
+    COUNTERS,
+    DRAWS,
+    HER_OFF,
+    HER_REWARDS,
+    HER_STRATEGIES,
+    STATE,
+    episode_slots,
+    tree_size,
+)
 from pyrl.replay.mapped import ColumnDirectory
 from pyrl.replay.settings import HER, MemoryMapped, NStep, PER, PerDim, SparseL2
 
@@ -25,12 +34,19 @@ FIXED_STATE = tuple(name for name in STATE_NAMES if name != "stage_length")
 # out of the record they leave a window's rows densely packed.
 SEPARATE_COLUMNS = frozenset({"hidden"})
 
-RECORDS_FILE = "records.bin"  # a memory-mapped buffer's row records (MemoryMapped.reuse looks for it)
+RECORDS_FILE = (
+    "records.bin"  # a memory-mapped buffer's row records (MemoryMapped.reuse looks for it)
+)
 
 
-def config_values(prioritized: Optional[PER], nstep: NStep, her: Optional[HER],
-                  fields: list[Field], obs_keys: tuple[str, ...],
-                  episode_mode=None) -> list[float]:
+def config_values(
+    prioritized: Optional[PER],
+    nstep: NStep,
+    her: Optional[HER],
+    fields: list[Field],
+    obs_keys: tuple[str, ...],
+    episode_mode=None,
+) -> list[float]:
     """The settings list of the ops (kernels::ConfigSlot), from a buffer's settings."""
     per = prioritized if prioritized is not None else PER()
     values = [0.0] * len(CONFIG)
@@ -99,9 +115,17 @@ class ReplayStorage:
             mutex and runs the compiled ops; it holds no state of its own.
     """
 
-    def __init__(self, capacity: int, fields: list[Field], device: torch.device, seed: int,
-                 config: list[float], obs_columns: int, horizon: int,
-                 mapped: Optional[MemoryMapped] = None):
+    def __init__(
+        self,
+        capacity: int,
+        fields: list[Field],
+        device: torch.device,
+        seed: int,
+        config: list[float],
+        obs_columns: int,
+        horizon: int,
+        mapped: Optional[MemoryMapped] = None,
+    ):
         self.capacity, self.fields, self.device = capacity, fields, device
         self.mapped = mapped
         self._maps: list = []  # the np.memmap arrays behind mapped columns (flushed by save)
@@ -113,8 +137,16 @@ class ReplayStorage:
                 self.directory.discard()
             raise
 
-    def _allocate(self, capacity: int, fields: list[Field], device: torch.device, seed: int,
-                  config: list[float], obs_columns: int, horizon: int) -> None:
+    def _allocate(
+        self,
+        capacity: int,
+        fields: list[Field],
+        device: torch.device,
+        seed: int,
+        config: list[float],
+        obs_columns: int,
+        horizon: int,
+    ) -> None:
         mapped = self.mapped
         self._alpha = config[CONFIG["alpha"]]
         self.names = [f.name for f in fields]
@@ -138,11 +170,21 @@ class ReplayStorage:
         else:
             self.records = self._map(RECORDS_FILE, (capacity, record_bytes), torch.uint8)
         self.columns = [
-            (full(capacity, *f.shape, dtype=f.dtype) if mapped is None else
-             self._map(f"column-{f.name}.bin", (capacity, *f.shape), f.dtype)) if offset is None else
-            self.records[:, offset:offset + torch.empty((), dtype=f.dtype).element_size()
-                         * math.prod(f.shape)].view(f.dtype).view(capacity, *f.shape)
-            for f, offset in zip(fields, offsets)]
+            (
+                full(capacity, *f.shape, dtype=f.dtype)
+                if mapped is None
+                else self._map(f"column-{f.name}.bin", (capacity, *f.shape), f.dtype)
+            )
+            if offset is None
+            else self.records[
+                :,
+                offset : offset
+                + torch.empty((), dtype=f.dtype).element_size() * math.prod(f.shape),
+            ]
+            .view(f.dtype)
+            .view(capacity, *f.shape)
+            for f, offset in zip(fields, offsets)
+        ]
         self.row_episode = full(capacity, fill=-1)
         self.episodes = full(episode_slots(capacity), 3)
         self.counters = full(len(COUNTERS))
@@ -151,8 +193,9 @@ class ReplayStorage:
         self.max_priority = torch.ones(1, dtype=torch.float64, device=device)
         self.draws = torch.tensor([seed, 0], dtype=torch.int64, device=device)
         self.stage_length = full(0)
-        self.staged = [torch.zeros(0, horizon, *f.shape, dtype=f.dtype, device=device)
-                       for f in fields]
+        self.staged = [
+            torch.zeros(0, horizon, *f.shape, dtype=f.dtype, device=device) for f in fields
+        ]
         # The fixed slots, then the stage columns (kernels::StateSlot).
         self.state = [getattr(self, name) for name in STATE_NAMES] + self.staged
         self.horizon = horizon
@@ -215,35 +258,52 @@ class ReplayStorage:
         size: dict = {}
         for name, column in zip(self.names, self.columns):
             if name not in SEPARATE_COLUMNS:
-                size[column.dtype] = size.get(column.dtype, 0) + column.numel() * column.element_size()
+                size[column.dtype] = (
+                    size.get(column.dtype, 0) + column.numel() * column.element_size()
+                )
         kept = max(size, key=size.get)
-        columns = {name: c if c.dtype == kept or name in SEPARATE_COLUMNS else c.clone()
-                   for name, c in zip(self.names, self.columns)} if columns else None
-        return {**({"columns": columns} if columns is not None else {}),
-                **{name: getattr(self, name) for name in FIXED_STATE},
-                "stage": dict(zip(self.names, self.staged)) if staged else None,
-                "stage_length": self.stage_length if staged else None}
+        columns = (
+            {
+                name: c if c.dtype == kept or name in SEPARATE_COLUMNS else c.clone()
+                for name, c in zip(self.names, self.columns)
+            }
+            if columns
+            else None
+        )
+        return {
+            **({"columns": columns} if columns is not None else {}),
+            **{name: getattr(self, name) for name in FIXED_STATE},
+            "stage": dict(zip(self.names, self.staged)) if staged else None,
+            "stage_length": self.stage_length if staged else None,
+        }
 
     def check_state(self, state: Mapping[str, Any]) -> dict[str, Tensor]:
         """Every tensor of `state` against this storage's shapes and dtypes, before anything
         changes; returns them by flat name."""
-        expected = {name: (getattr(self, name).shape, getattr(self, name).dtype)
-                    for name in FIXED_STATE}
+        expected = {
+            name: (getattr(self, name).shape, getattr(self, name).dtype) for name in FIXED_STATE
+        }
         columns = state.get("columns")
         if columns is None and self.mapped is not None:
             columns = {}  # a mapped buffer's saved state: its files hold the columns
         else:
-            expected.update({f"columns.{f.name}": (c.shape, c.dtype)
-                             for f, c in zip(self.fields, self.columns)})
+            expected.update(
+                {f"columns.{f.name}": (c.shape, c.dtype) for f, c in zip(self.fields, self.columns)}
+            )
         if not isinstance(columns, Mapping):
-            raise ValueError(f"ReplayBuffer.load_state_dict: columns should be a dict of tensors, "
-                             f"got {type(columns).__name__}")
+            raise ValueError(
+                f"ReplayBuffer.load_state_dict: columns should be a dict of tensors, "
+                f"got {type(columns).__name__}"
+            )
         given = {name: state.get(name) for name in FIXED_STATE}
         given.update({f"columns.{k}": v for k, v in columns.items()})
         if state.get("stage") is not None:
             stage_length = state.get("stage_length")
-            envs = stage_length.shape[0] if isinstance(stage_length, Tensor) and \
-                stage_length.dim() == 1 else -1
+            envs = (
+                stage_length.shape[0]
+                if isinstance(stage_length, Tensor) and stage_length.dim() == 1
+                else -1
+            )
             expected["stage_length"] = ((envs,), torch.int64)
             given["stage_length"] = stage_length
             for f in self.fields:
@@ -252,24 +312,36 @@ class ReplayStorage:
                 raise ValueError("ReplayBuffer.load_state_dict: stage should be a dict of tensors")
             given.update({f"stage.{k}": v for k, v in state["stage"].items()})
         if set(given) != set(expected):
-            raise ValueError(f"ReplayBuffer.load_state_dict: expected tensors {sorted(expected)}, "
-                             f"got {sorted(given)}")
+            raise ValueError(
+                f"ReplayBuffer.load_state_dict: expected tensors {sorted(expected)}, "
+                f"got {sorted(given)}"
+            )
         for name, (shape, dtype) in expected.items():
             tensor = given[name]
             if not isinstance(tensor, Tensor) or tensor.shape != shape or tensor.dtype != dtype:
-                got = (list(tensor.shape), tensor.dtype) if isinstance(tensor, Tensor) else type(tensor)
-                raise ValueError(f"ReplayBuffer.load_state_dict: {name} should be {list(shape)} "
-                                 f"{dtype}, got {got}")
+                got = (
+                    (list(tensor.shape), tensor.dtype)
+                    if isinstance(tensor, Tensor)
+                    else type(tensor)
+                )
+                raise ValueError(
+                    f"ReplayBuffer.load_state_dict: {name} should be {list(shape)} "
+                    f"{dtype}, got {got}"
+                )
         seed, calls = given["draws"].tolist()
         if seed < 0 or calls < 0:
-            raise ValueError(f"ReplayBuffer.load_state_dict: draws should be [seed, calls], both "
-                             f">= 0, got {[seed, calls]}")
+            raise ValueError(
+                f"ReplayBuffer.load_state_dict: draws should be [seed, calls], both "
+                f">= 0, got {[seed, calls]}"
+            )
         if "stage_length" in given:
             length = given["stage_length"]
             bad = ((length < 0) | (length >= self.horizon)).nonzero()
             if bad.numel():
-                raise ValueError(f"ReplayBuffer.load_state_dict: stage_length[{int(bad[0])}] "
-                                 f"should be in [0, {self.horizon}), got {int(length[bad[0]])}")
+                raise ValueError(
+                    f"ReplayBuffer.load_state_dict: stage_length[{int(bad[0])}] "
+                    f"should be in [0, {self.horizon}), got {int(length[bad[0]])}"
+                )
         if "stage_length" not in given:  # nothing staged
             given["stage_length"] = torch.zeros(0, dtype=torch.int64)
         # Counters and the episode table are validated value by value, and everything derived
