@@ -100,9 +100,9 @@ class Args(CommonArgs):
     normalize_obs: bool = True
     """one running normalizer of the network inputs, shared by both learners"""
     ppo: dict = field(default_factory=dict)
-    """PPO hyperparameters (n_steps: the round length); n_envs, seed, normalize_obs are Coop's"""
+    """PPO hyperparameters, its n_steps being the round length; n_envs, seed and so on are Coop's"""
     ddpg: dict = field(default_factory=dict)
-    """DDPG hyperparameters (its buffer: the shared pool); n_envs, seed, normalize_obs are Coop's"""
+    """DDPG hyperparameters, its buffer being the shared pool; n_envs, seed and so on are Coop's"""
 
 
 class Arms(gym.vector.VectorEnv):
