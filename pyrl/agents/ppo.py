@@ -296,14 +296,10 @@ class PPO(Agent):
         and returns the encoder state: ``action, state = predict(obs, state=state)``, starting
         from ``initial_state(n)`` (or None, zeros) and zeroed by the caller at each reset."""
         single = self.layout.is_single(obs)
-        x = self.inputs(obs)
-        x = x[None] if single and x.ndim == 1 else x
-        if self.args.recurrent and state is None:
-            state = self.initial_state(x.shape[0])
-        features = self._features(x, state if self.args.recurrent else None)
-        action = self.env_action(self._act(features, deterministic))
+        action, state = self.act(obs, state, explore=not deterministic)
+        action = self.env_action(action)
         action = action[0] if single else action
-        return (action, features) if self.args.recurrent else action
+        return (action, state) if self.args.recurrent else action
 
     def scale_reward(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
         """One step's rewards as the rollout stores them: divided by the running std of the
