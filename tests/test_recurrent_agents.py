@@ -48,11 +48,11 @@ def test_recurrent_ppo_rollout_states_match_acting_and_pieces():
         rollout.last_hidden, np.where(done[-1][:, None], 0.0, stepped[-1]), atol=1e-6
     )
     # The update's pieces, run as whole sequences, give the same states as acting did.
-    from pyrl.agents.ppo import Pieces
+    from pyrl.agents.ppo_recurrent import Pieces
 
     pieces = Pieces(rollout)
     with torch.no_grad():
-        steps, states = pieces.features(agent.model)
+        steps, states = pieces.states(agent.model)
     assert sorted(steps.tolist()) == list(range(T * n))
     torch.testing.assert_close(states, stepped.reshape(T * n, -1)[steps], atol=1e-5, rtol=1e-5)
     starts = done[:-1].sum() + n
@@ -234,3 +234,35 @@ def test_recurrent_ddpg_bootstraps_through_the_smoothed_target_action(monkeypatc
     a = original(torch.zeros(64, 4))
     torch.manual_seed(0)
     assert not torch.equal(a, agent.actor_target(torch.zeros(64, 4)))  # noise was added
+
+
+@pytest.mark.parametrize("algo", ["ppo", "ddpg"])
+def test_recurrent_true_builds_the_recurrent_variant_and_load_rebuilds_it(algo, tmp_path):
+    from pyrl.agents.ddpg_recurrent import RecurrentDDPG
+    from pyrl.agents.ppo_recurrent import RecurrentPPO
+
+    agent_class, variant, env, settings = {
+        "ppo": (PPO, RecurrentPPO, "pyrl/CartPoleNoVel-v0", dict(n_envs=2, n_steps=8)),
+        "ddpg": (DDPG, RecurrentDDPG, "pyrl/PendulumNoVel-v0", dict(buffer_size=64)),
+    }[algo]
+    settings.update(rnn_hidden=8, hidden=(8,))
+    agent = agent_class(env, recurrent=True, **settings)
+    assert type(agent) is variant and isinstance(agent, agent_class)
+    assert agent.initial_state(3).shape == (3, 8)
+    assert type(agent_class(env, **settings)) is agent_class
+    direct = variant(env, **settings)
+    assert direct.args.recurrent and direct.algo == algo
+    with pytest.raises(ValueError, match="recurrent should be True, got False"):
+        variant(env, recurrent=False, **settings)
+    with pytest.raises(ValueError, match="rnn_hidden should be an int >= 1, got 0"):
+        agent_class(env, **{**settings, "rnn_hidden": 0})
+    agent.learn(16)
+    agent.save(tmp_path / "agent.pt")
+    loaded = agent_class.load(tmp_path / "agent.pt")
+    assert type(loaded) is variant
+    np.testing.assert_array_equal(loaded.rnn_state, agent.rnn_state)
+    obs = agent.env.observation_space.sample()
+    state = agent.initial_state(agent.args.n_envs)
+    np.testing.assert_array_equal(
+        agent.predict(obs, state=state)[0], loaded.predict(obs, state=state)[0]
+    )

@@ -1,6 +1,7 @@
 """What every agent shares: the environment set-up, running normalizers, episode bookkeeping,
 the learning-curve log, evaluation, timers and checkpoints. The algorithms themselves live in
-one file each (reinforce.py, ppo.py, ddpg.py) and read top to bottom.
+one file each (reinforce.py, ppo.py, ddpg.py, and their recurrent variants ppo_recurrent.py and
+ddpg_recurrent.py) and read top to bottom.
 """
 
 import csv
@@ -291,6 +292,24 @@ def float64_array(value) -> np.ndarray:
     return np.array(value, dtype=np.float64)
 
 
+def carried_state(next_state: Optional[np.ndarray], done: np.ndarray) -> Optional[np.ndarray]:
+    """The encoder states each env's next step reads: a step's ``next_state`` zeroed where its
+    episode ended (None, a feed-forward policy's state, stays None)."""
+    if next_state is None:
+        return None
+    return np.where(done[:, None], 0.0, next_state).astype(np.float32)
+
+
+def loaded_rnn_state(saved, current: np.ndarray, algo: str) -> np.ndarray:
+    """A checkpoint's carried encoder states, checked against the agent's ``current`` ones."""
+    state = np.asarray(saved, dtype=np.float32)
+    if state.shape != current.shape:
+        raise ValueError(
+            f"{algo}.load: rnn_state should be {list(current.shape)}, got {list(state.shape)}"
+        )
+    return state
+
+
 # ---- the agent surface -----------------------------------------------------------------------
 
 
@@ -325,6 +344,8 @@ AT_LEAST_ONE = {
     "per_beta_steps",
     "n_critics",
     "policy_delay",
+    "rnn_hidden",
+    "seq_len",
 }
 # lr 0 freezes a network, which tests use
 NOT_NEGATIVE = {
@@ -343,6 +364,8 @@ NOT_NEGATIVE = {
     "critic_lr",
     "target_noise",
     "target_noise_clip",
+    "burn_in",
+    "recompute_every",
 }
 POSITIVE = {"clip_range", "clip_range_vf", "max_grad_norm", "target_kl"}
 UNIT_INTERVAL = {"gamma", "gae_lambda", "tau", "per_alpha", "per_beta", "random_eps"}

@@ -25,16 +25,10 @@ statistics of observations and goals (clipped to +-5, as the HER paper's impleme
 Acting runs the actor in numpy on views of the module's current weights (numpy_acting.NumpyMLP): the
 module stays the policy's one definition.
 
-Recurrent (``recurrent=True``, R2D2-style, Kapturowski et al. 2019): a GRU encoder reads the
-observations and actor and critic read its state. Acting carries each env's state and the buffer
-stores the state fed into every step (``replay.Recurrent``). Updates sample windows of
-``burn_in + seq_len`` steps (``sample_sequences``): the burn-in runs the online and target
-encoders from the stored state without gradients, then the critic's loss covers the next
-``seq_len`` steps, bootstrapping step j from the target's state k_j positions on. The encoder is
-trained through the critic loss only (the actor reads its state detached, SPEC 5.1), optionally
-frozen on a schedule (``encoder_freeze``); stored states are refreshed with the target encoder
-every ``recompute_every`` updates (``ReplayBuffer.recompute_hidden``), and the state the burn-in
-reached is written back to its row (``store_hidden``). Priorities are R2D2's per window.
+``DDPG(env, recurrent=True)`` builds the R2D2-style variant, ``RecurrentDDPG``
+(ddpg_recurrent.py): a GRU encoder (``make_encoder``) whose state actor and critic read, and
+updates on sampled sequences (its ``update``); the acting and storing steps below are both
+agents'.
 
 Example (SPEC 8.2 H1)::
 
@@ -63,6 +57,7 @@ from pyrl.agents.common import (
     ObsLayout,
     RunningNorm,
     actor_net,
+    carried_state,
     final_observations,
     float64_array,
     make_vec_env,
@@ -146,9 +141,9 @@ class Args(CommonArgs):
     log_every: int = 1000
     """steps between history rows"""
     recurrent: bool = False
-    """a GRU encoder on the observations, trained on sampled sequences (module docstring)"""
+    """a GRU encoder on the observations, trained on sampled sequences: builds a RecurrentDDPG"""
     rnn_hidden: int = 64
-    """units of the GRU encoder"""
+    """recurrent: units of the GRU encoder"""
     seq_len: int = 20
     """recurrent: steps of each sampled window that the loss covers"""
     burn_in: int = 10
@@ -204,6 +199,13 @@ class DDPG(Agent):
 
     algo = "ddpg"
 
+    def __new__(cls, *args, **hyperparameters):
+        if cls is DDPG and hyperparameters.get("recurrent"):
+            from pyrl.agents.ddpg_recurrent import RecurrentDDPG
+
+            cls = RecurrentDDPG
+        return super().__new__(cls)
+
     def __init__(self, env: EnvLike, env_kwargs: Optional[dict] = None, **hyperparameters):
         args = parse_args(Args, "DDPG", hyperparameters)
         for name, allowed in (
@@ -235,31 +237,27 @@ class DDPG(Agent):
         self.act_dim = int(np.prod(self.action_space.shape))
         self.act_low, self.act_high = self.action_space.low, self.action_space.high
 
-        if args.recurrent:
-            self._check_recurrent(args)
-        features = args.rnn_hidden if args.recurrent else self.obs_dim
-        self.encoder = (
-            nn.GRU(self.obs_dim, args.rnn_hidden, batch_first=True) if args.recurrent else None
-        )
+        self.encoder = self.make_encoder()  # None: actor and critic read the network inputs
+        features = self.obs_dim if self.encoder is None else self.encoder.hidden_size
         self.actor = actor_net([features, *args.hidden, self.act_dim], args.activation, squash=True)
         self.critic = Critics(features + self.act_dim, args.hidden, args.n_critics, args.activation)
-        self.actor_target, self.critic_target = (
+        self.actor_target, self.critic_target, self.encoder_target = (
             copy.deepcopy(self.actor),
             copy.deepcopy(self.critic),
+            copy.deepcopy(self.encoder),
         )
-        self.encoder_target = copy.deepcopy(self.encoder)
-        for p in (
-            *self.actor_target.parameters(),
-            *self.critic_target.parameters(),
-            *(self.encoder_target.parameters() if args.recurrent else ()),
-        ):
-            p.requires_grad_(False)
+        # Each network with the target that follows it by tau.
+        self.target_pairs = [(self.actor, self.actor_target), (self.critic, self.critic_target)]
+        if self.encoder is not None:
+            self.target_pairs.append((self.encoder, self.encoder_target))
+        for _, target_net in self.target_pairs:
+            target_net.requires_grad_(False)
         self.actor_numpy = NumpyMLP(self.actor)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=args.actor_lr, fused=True)
-        # The encoder learns through the critic's loss only (SPEC 5.1).
+        # An encoder learns through the critic's loss only (SPEC 5.1).
         critic_params = [
             *self.critic.parameters(),
-            *(self.encoder.parameters() if args.recurrent else ()),
+            *(self.encoder.parameters() if self.encoder is not None else ()),
         ]
         self.critic_opt = torch.optim.Adam(critic_params, lr=args.critic_lr, fused=True)
         self.rnn_state = self.initial_state(args.n_envs)  # the state fed into each env's next step
@@ -287,45 +285,15 @@ class DDPG(Agent):
             if args.per
             else None,
             nstep=replay.NStep(n=args.nstep, gamma=args.gamma, floating=args.nstep_floating),
-            recurrent=replay.Recurrent((args.rnn_hidden,)) if args.recurrent else None,
+            recurrent=None if self.encoder is None else replay.Recurrent((features,)),
             storage=replay.MemoryMapped.reuse(args.buffer_dir) if args.buffer_dir else None,
         )
         self.noise_state = np.zeros((args.n_envs, self.act_dim))
         self.rng = np.random.default_rng(args.seed)
 
-    def _check_recurrent(self, args: Args) -> None:
-        if self.goal_env:
-            raise ValueError(
-                "DDPG: recurrent=True reads Box observations; goal envs (dict "
-                "observations) are not supported by the recurrent agent yet"
-            )
-        if args.nstep_floating:
-            raise ValueError(
-                "DDPG: recurrent=True samples fixed n-step windows; set nstep_floating=False"
-            )
-        for name, low in (
-            ("rnn_hidden", 1),
-            ("seq_len", 1),
-            ("burn_in", 0),
-            ("recompute_every", 0),
-        ):
-            if not (type(getattr(args, name)) is int and getattr(args, name) >= low):
-                raise ValueError(
-                    f"DDPG: {name} should be an int >= {low}, got {getattr(args, name)!r}"
-                )
-        freeze = args.encoder_freeze
-        if freeze is not None and not (
-            isinstance(freeze, (tuple, list))
-            and len(freeze) == 2
-            and all(type(x) is int and x >= 1 for x in freeze)
-        ):
-            raise ValueError(
-                f"DDPG: encoder_freeze should be None or (delta, count) ints >= 1, got {freeze!r}"
-            )
-
-    def initial_state(self, n: int) -> Optional[np.ndarray]:
-        """Zero encoder states for ``n`` envs (recurrent); None for a feed-forward policy."""
-        return np.zeros((n, self.args.rnn_hidden), np.float32) if self.args.recurrent else None
+    def make_encoder(self) -> Optional[nn.GRU]:
+        """The encoder whose state actor and critic read (RecurrentDDPG's GRU); None here."""
+        return None
 
     def _single_env(self):
         if hasattr(self.env, "envs"):
@@ -357,10 +325,7 @@ class DDPG(Agent):
         ``learning_starts`` steps). Returns ``(action, state)``: recurrent, the encoder's state
         after reading ``obs`` from ``state`` (zeros if None), the next step's state; None for a
         feed-forward policy."""
-        x = self.inputs(obs)
-        if self.args.recurrent:
-            state = self._features(x, state if state is not None else self.initial_state(len(x)))
-            x = state
+        x, state = self.encode(self.inputs(obs), state)
         if not explore:
             return self.actor_numpy(x), state
         return self._explore(
@@ -399,7 +364,7 @@ class DDPG(Agent):
             as_tensors(self.buffer_fields(next_obs)),
         )
         states = {}
-        if self.args.recurrent:
+        if state is not None:
             states = dict(hidden=torch.from_numpy(state), next_hidden=torch.from_numpy(next_state))
         with self.timer("replay"):
             self.buffer.add(
@@ -431,16 +396,11 @@ class DDPG(Agent):
         real_next = final_observations(next_obs, info, done)
         if store:
             self.store(obs, action, real_next, reward, term, trunc, state, next_state)
-        if self.args.recurrent:
-            self.rnn_state = np.where(done[:, None], 0.0, next_state).astype(np.float32)
+        self.rnn_state = carried_state(next_state, done)
         self.noise_state[done] = 0.0
         self.obs = next_obs
         self.steps += self.args.n_envs
         return Transition(obs, action, real_next, reward, term, trunc, info, state, next_state)
-
-    def update(self) -> dict:
-        """One gradient update on a sampled batch (recurrent: on sampled windows); its losses."""
-        return self._update_sequences() if self.args.recurrent else self._update()
 
     def train_round(self, losses: Optional[dict] = None) -> dict:
         """``gradient_steps`` updates (once the buffer holds an episode), each one's losses
@@ -468,15 +428,11 @@ class DDPG(Agent):
         action = action[0] if single else action
         return (action, state) if self.args.recurrent else action
 
-    def _features(self, x: np.ndarray, state: np.ndarray) -> np.ndarray:
-        """The encoder's state after reading network inputs ``x`` ``[N, d]`` from ``state``:
-        the actor's input, and the state carried to the next step."""
-        with torch.no_grad():
-            h = self.encoder(
-                torch.from_numpy(np.ascontiguousarray(x, np.float32))[:, None],
-                torch.from_numpy(state)[None],
-            )[0]
-        return h[:, 0].numpy()
+    def encode(self, x: np.ndarray, state: Optional[np.ndarray]) -> tuple:
+        """``(features, next_state)``: the actor's inputs for network inputs ``x`` ``[N, d]``
+        read from encoder states ``state``, and the state the next step reads. A feed-forward
+        policy has no state: ``(x, None)``."""
+        return x, None
 
     def _explore(self, x: np.ndarray, warmup: bool) -> np.ndarray:
         """Exploratory actions in [-1, 1] for the actor's inputs ``x``: uniform during warm-up,
@@ -529,7 +485,9 @@ class DDPG(Agent):
                 bar.close()
         return self.history
 
-    def _update(self) -> dict:
+    # ---- ALGO LOGIC: one update: the critics on the n-step target, then the actor ------------
+    def update(self) -> dict:
+        """One gradient update on a sampled batch; its losses."""
         a = self.args
         with self.timer("replay"):
             batch = self.buffer.sample(a.batch_size)
@@ -601,83 +559,11 @@ class DDPG(Agent):
         if a.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(self.actor.parameters(), a.max_grad_norm)
         self.actor_opt.step()
-        pairs = [(self.actor, self.actor_target), (self.critic, self.critic_target)]
-        if a.recurrent:
-            pairs.append((self.encoder, self.encoder_target))
         with torch.no_grad():
-            for net, target_net in pairs:
+            for net, target_net in self.target_pairs:
                 for p, p_target in zip(net.parameters(), target_net.parameters()):
                     p_target.lerp_(p, a.tau)
         return actor_loss.item()
-
-    def _update_sequences(self) -> dict:
-        """One recurrent update on windows of burn_in + seq_len steps (module docstring)."""
-        a = self.args
-        if a.recompute_every and self.updates % a.recompute_every == 0 and self.updates > 0:
-            with self.timer("recompute"):
-                self.buffer.recompute_hidden(self._stored_encoder(self.encoder_target))
-        with self.timer("replay"):
-            batch = self.buffer.sample_sequences(a.batch_size, a.seq_len, burn_in=a.burn_in)
-        obs = self._normalized_seq(batch.obs)  # [B, W + 1, d]
-        burn, h0 = a.burn_in, batch.hidden
-        with torch.no_grad():
-            start, start_target = h0, h0
-            if burn:
-                start = self.encoder(obs[:, :burn], h0[None])[1][0]
-                start_target = self.encoder_target(obs[:, :burn], h0[None])[1][0]
-            # Target states after positions burn .. W (the bootstraps read them at j + k).
-            f_target = self.encoder_target(obs[:, burn:], start_target[None])[0]
-        frozen = self._encoder_frozen()
-        with torch.set_grad_enabled(not frozen):
-            f = self.encoder(obs[:, burn:-1], start[None])[0]  # [B, L, H], steps burn ..
-        L = a.seq_len
-        mask = batch.mask[:, burn:]
-        k = batch.k[:, burn:].clamp(min=1)  # positions past the end: masked
-        boot = (torch.arange(L)[None, :] + k).clamp(max=L)  # index into f_target
-        f_boot = f_target.gather(1, boot[..., None].expand(-1, -1, f_target.shape[-1]))
-        action = batch.action[:, burn:]
-        with torch.no_grad():
-            s_next = f_boot.reshape(-1, f_boot.shape[-1])
-            next_q = self.critic_target(s_next, self.target_action(s_next))
-            next_q = next_q.min(dim=1).values.reshape(-1, L)
-            target = batch.reward[:, burn:] + batch.discount[:, burn:].float() * next_q
-        q = self.critic(f.reshape(-1, f.shape[-1]), action.reshape(-1, self.act_dim)).reshape(
-            -1, L, a.n_critics
-        )
-        td = (q - target[..., None]) * mask[..., None]
-        weight = batch.weight.reshape(-1, 1, 1)
-        critic_loss = (weight * td.pow(2)).sum((0, 1)).div(mask.sum().clamp(min=1)).sum()
-        self._critic_step(critic_loss)
-        out = {"critic_loss": critic_loss.item(), "q": q[..., 0][mask].mean().item()}
-        if self.updates % a.policy_delay == 0:
-            out["actor_loss"] = self._actor_step(f.detach()[mask])  # the encoder learns from Q only
-        with self.timer("replay"):
-            # The state the burn-in reached, written back to its row (R2D2's stored-state refresh).
-            if burn:
-                self.buffer.store_hidden(batch.index, batch.generation, start, offset=burn)
-            if a.per:
-                self.buffer.update_sequence_priorities(
-                    batch.index, batch.generation, td[..., 0].detach().abs(), mask
-                )
-        return out
-
-    def _encoder_frozen(self) -> bool:
-        """SPEC 5.1's schedule: after every `delta` trained updates, `count` frozen ones."""
-        if self.args.encoder_freeze is None:
-            return False
-        delta, count = self.args.encoder_freeze
-        return self.updates % (delta + count) >= delta
-
-    def _normalized_seq(self, obs: torch.Tensor) -> torch.Tensor:
-        if self.obs_norm is None:
-            return obs
-        return torch.from_numpy(self.obs_norm(obs.numpy()).astype(np.float32))
-
-    def _stored_encoder(self, encoder: nn.GRU):
-        """The recompute's encoder: the stored observations normalized as acting saw them now."""
-        if self.obs_norm is None:
-            return encoder
-        return lambda x, h0: encoder(self._normalized_seq(x), h0[None])[0]
 
     # ---- actor processes (pyrl.distributed) -----------------------------------------------------
     def acting_state(self, critics: bool = False) -> dict:
@@ -685,7 +571,7 @@ class DDPG(Agent):
         weights and the observation statistics; with ``critics`` also the critics and target
         networks, for :meth:`initial_priorities`."""
         nets = ("actor", "critic", "actor_target", "critic_target") if critics else ("actor",)
-        nets += ("encoder",) if self.args.recurrent else ()
+        nets += ("encoder",) if self.encoder is not None else ()
         return {
             **{name: numpy_weights(getattr(self, name)) for name in nets},
             "obs_norm": self.obs_norm.state_dict() if self.obs_norm is not None else None,
@@ -706,11 +592,6 @@ class DDPG(Agent):
         Ape-X actor computes. (Floating windows and relabeled goals are drawn at sampling; the
         learner's updates then set those samples' priorities.)"""
         a = self.args
-        if a.recurrent:
-            raise ValueError(
-                "DDPG.initial_priorities: a recurrent agent's priorities are per "
-                "sampled window (R2D2), set by its updates"
-            )
         x = torch.from_numpy(np.ascontiguousarray(self.inputs(obs), np.float32))  # [T + 1, d]
         reward = torch.as_tensor(np.asarray(reward, np.float32)).reshape(-1, 1)
         steps = reward.shape[0]
@@ -737,15 +618,6 @@ class DDPG(Agent):
             "buffer": self.buffer.state_dict(),
             "rng": self.rng.bit_generator.state,
             "noise_state": self.noise_state.copy(),
-            **(
-                {
-                    "encoder": self.encoder.state_dict(),
-                    "encoder_target": self.encoder_target.state_dict(),
-                    "rnn_state": self.rnn_state,
-                }
-                if self.args.recurrent
-                else {}
-            ),
         }
 
     def close(self, remove_new_files: bool = False) -> None:
@@ -761,13 +633,3 @@ class DDPG(Agent):
         self.buffer.load_state_dict(state["buffer"])
         self.rng.bit_generator.state = state["rng"]
         self.noise_state = float64_array(state["noise_state"])
-        if self.args.recurrent:
-            self.encoder.load_state_dict(state["encoder"])
-            self.encoder_target.load_state_dict(state["encoder_target"])
-            rnn_state = np.asarray(state.get("rnn_state"), dtype=np.float32)
-            if rnn_state.shape != self.rnn_state.shape:
-                raise ValueError(
-                    f"DDPG.load: rnn_state should be {list(self.rnn_state.shape)}, "
-                    f"got {list(rnn_state.shape)}"
-                )
-            self.rnn_state = rnn_state

@@ -16,16 +16,12 @@ environments (dict observations) feed ``[observation, desired_goal]`` to both ne
 
 The policy has one definition, the ``ActorCritic`` module. Acting runs its actor in numpy on
 views of the module's current weights (numpy_acting.NumpyMLP), and only samples; the
-log-probabilities
-and values the update needs are computed after the rollout, in one batch, by the same module
-functions the loss uses (the weights do not change during a rollout).
+log-probabilities and values the update needs are computed after the rollout, in one batch, by
+the same module functions the loss uses (the weights do not change during a rollout).
 
-With ``recurrent=True`` a GRU encoder (``rnn_hidden`` units) reads the observations and both
-heads read its state. Acting carries each env's state (zeroed at a reset) and stores the state
-fed into every step; the update cuts the rollout into its episode pieces and, in every epoch,
-recomputes the states of each minibatch's pieces with the current weights, as whole sequences
-from their stored first state (zero at a reset, the carried state where the rollout began), so
-gradients flow through time (truncated at the rollout's edges).
+``PPO(env, recurrent=True)`` builds the GRU-encoder variant, ``RecurrentPPO``
+(ppo_recurrent.py), which replaces only how the heads' inputs are made (``encode``) and which
+steps a minibatch holds (``batches``); the loop below is both agents'.
 
 Example::
 
@@ -51,6 +47,7 @@ from pyrl.agents.common import (
     ObsLayout,
     RunningNorm,
     actor_net,
+    carried_state,
     float64_array,
     final_observations,
     make_vec_env,
@@ -103,32 +100,27 @@ class Args(CommonArgs):
     target_kl: Optional[float] = None
     """stop the epochs of an update early when the approximate KL exceeds 1.5x this"""
     recurrent: bool = False
-    """a GRU encoder on the observations, read by both heads (see the module docstring)"""
+    """a GRU encoder on the observations, read by both heads: builds a RecurrentPPO"""
     rnn_hidden: int = 64
-    """units of the GRU encoder"""
+    """recurrent: units of the GRU encoder"""
 
 
 class ActorCritic(nn.Module):
-    """The policy and value heads, on the observation or (recurrent) on the GRU encoder's state:
-    the heads' methods take those features."""
+    """The policy and value heads, on ``features``-wide inputs: the network inputs, or the
+    state of an ``encoder`` of them (RecurrentPPO's)."""
 
-    def __init__(self, obs_dim: int, action_space, args: Args):
+    def __init__(
+        self, features: int, action_space, args: Args, encoder: Optional[nn.Module] = None
+    ):
         super().__init__()
+        if encoder is not None:
+            self.encoder = encoder
         self.discrete = hasattr(action_space, "n")
         out = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
-        self.encoder = (
-            nn.GRU(obs_dim, args.rnn_hidden, batch_first=True) if args.recurrent else None
-        )
-        features = args.rnn_hidden if args.recurrent else obs_dim
         self.actor = actor_net([features, *args.hidden, out], args.activation, out_gain=0.01)
         self.critic = mlp([features, *args.hidden, 1], args.activation, out_gain=1.0)
         if not self.discrete:
             self.log_std = nn.Parameter(torch.full((out,), float(args.log_std_init)))
-
-    def encode(self, obs: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        """The encoder's state after each step of ``obs`` ``[B, L, d]`` from ``hidden``
-        ``[B, H]``: ``[B, L, H]``, the heads' input."""
-        return self.encoder(obs, hidden[None].contiguous())[0]
 
     def distribution(self, obs: torch.Tensor):
         out = self.actor(obs)
@@ -163,7 +155,7 @@ class Rollout:
     """``[n, d]`` network inputs after the last step (their values bootstrap the rollout)"""
     finals: list = field(default_factory=list)
     """``(t, i, input)`` of each episode cut at step t in env i: V(final observation) bootstraps
-    it; recurrent: ``(t, i, input, state)``, the state to read the final observation from"""
+    it; with ``hidden``: ``(t, i, input, state)``, the state to read the final observation from"""
     behaviour_log_prob: Optional[np.ndarray] = None
     """``[T, n]`` log-probabilities where another policy acted (agents.coop), NaN where this
     one did; None: this policy took every step"""
@@ -173,38 +165,24 @@ class Rollout:
     """recurrent: ``[n, H]`` the state fed into the step after the rollout"""
 
 
-class Pieces:
-    """A recurrent rollout cut into its episode pieces (an env's steps between resets and the
-    rollout's edges), padded to the longest: ``obs`` ``[S, L, d]``, ``h0`` ``[S, H]`` (the state
-    fed into each piece's first step), ``step`` ``[S, L]`` (the flat index ``t * n + env`` of
-    each position) and ``valid`` ``[S, L]``."""
+class Steps:
+    """A rollout's steps as the update reads them: every step's heads' input is its network
+    input, and a minibatch is any ``batch_size`` of them."""
 
     def __init__(self, rollout: Rollout):
-        T, n = rollout.reward.shape
-        done = rollout.terminated | rollout.truncated
-        env, start, length = [], [], []
-        for i in range(n):
-            firsts = [0, *(np.flatnonzero(done[:-1, i]) + 1)]
-            for first, end in zip(firsts, [*firsts[1:], T]):
-                env.append(i), start.append(first), length.append(end - first)
-        env, start, length = (torch.tensor(v) for v in (env, start, length))
-        positions = torch.arange(int(length.max()))
-        self.valid = positions[None, :] < length[:, None]
-        time = (start[:, None] + positions[None, :]).clamp(max=T - 1)
-        self.step = time * n + env[:, None]
-        self.obs = (
-            torch.from_numpy(rollout.obs.reshape(T * n, -1))[self.step] * self.valid[..., None]
-        )
-        self.h0 = torch.from_numpy(rollout.hidden[start, env])
-        self.count = len(length)
+        T, n, d = rollout.obs.shape
+        self.obs = torch.from_numpy(rollout.obs.reshape(T * n, d))
 
-    def features(self, model: ActorCritic, pieces: Optional[torch.Tensor] = None):
-        """The encoder states over the pieces (all, or the ones given), from their first
-        states: ``(steps [k], features [k, H])`` for their k valid positions."""
-        pieces = torch.arange(self.count) if pieces is None else pieces
-        states = model.encode(self.obs[pieces], self.h0[pieces])
-        valid = self.valid[pieces]
-        return self.step[pieces][valid], states[valid]
+    def features(self, model: ActorCritic) -> torch.Tensor:
+        """The heads' inputs of every step ``[T * n, d]``, by flat index ``t * n + env``."""
+        return self.obs
+
+    def minibatches(self, model: ActorCritic, batch_size: int):
+        """``(steps, heads' inputs)`` of each minibatch of one epoch, the steps shuffled."""
+        order = torch.randperm(self.obs.shape[0])
+        for start in range(0, len(order), batch_size):
+            mb = order[start : start + batch_size]
+            yield mb, self.obs[mb]
 
 
 class PPO(Agent):
@@ -212,18 +190,23 @@ class PPO(Agent):
 
     algo = "ppo"
 
+    def __new__(cls, *args, **hyperparameters):
+        if cls is PPO and hyperparameters.get("recurrent"):
+            from pyrl.agents.ppo_recurrent import RecurrentPPO
+
+            cls = RecurrentPPO
+        return super().__new__(cls)
+
     def __init__(self, env: EnvLike, env_kwargs: Optional[dict] = None, **hyperparameters):
         args = parse_args(Args, "PPO", hyperparameters)
         if args.activation not in ("tanh", "relu"):
             raise ValueError(f"PPO: activation should be 'tanh' or 'relu', got {args.activation!r}")
-        if not (type(args.rnn_hidden) is int and args.rnn_hidden >= 1):
-            raise ValueError(f"PPO: rnn_hidden should be an int >= 1, got {args.rnn_hidden!r}")
         super().__init__(env, args, env_kwargs)
         self.env = make_vec_env(env, args.n_envs, env_kwargs)
         self.layout = ObsLayout(self.env.single_observation_space, "PPO")
         self.obs_dim = self.layout.dim
         self.action_space = self.env.single_action_space
-        self.model = ActorCritic(self.obs_dim, self.action_space, args)
+        self.model = self.make_model()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr, eps=1e-5, fused=True)
         self.obs_norm = RunningNorm((self.obs_dim,)) if args.normalize_obs else None
         self.return_norm = RunningNorm(()) if args.normalize_reward else None
@@ -232,9 +215,9 @@ class PPO(Agent):
         self.actor_numpy = NumpyMLP(self.model.actor)
         self.rnn_state = self.initial_state(args.n_envs)  # the state fed into each env's next step
 
-    def initial_state(self, n: int) -> Optional[np.ndarray]:
-        """Zero encoder states for ``n`` envs (recurrent); None for a feed-forward policy."""
-        return np.zeros((n, self.args.rnn_hidden), np.float32) if self.args.recurrent else None
+    def make_model(self) -> ActorCritic:
+        """The policy and value networks (RecurrentPPO's add the encoder)."""
+        return ActorCritic(self.obs_dim, self.action_space, self.args)
 
     # ---- acting -------------------------------------------------------------------------------
     def inputs(self, obs, update_norm: bool = False) -> np.ndarray:
@@ -248,15 +231,11 @@ class PPO(Agent):
             x = self.obs_norm(x)
         return x
 
-    def _features(self, x: np.ndarray, state: Optional[np.ndarray]) -> np.ndarray:
-        """The heads' input for network inputs ``x`` ``[N, d]``: x itself, or (recurrent) the
-        encoder's state after reading x from ``state``, which is also the next step's state."""
-        if state is None:
-            return x
-        with torch.no_grad():
-            return self.model.encode(torch.from_numpy(x)[:, None], torch.from_numpy(state))[
-                :, 0
-            ].numpy()
+    def encode(self, x: np.ndarray, state: Optional[np.ndarray]) -> tuple:
+        """``(features, next_state)``: the heads' inputs for network inputs ``x`` ``[N, d]`` read
+        from encoder states ``state``, and the state the next step reads. A feed-forward policy
+        has no state: ``(x, None)``."""
+        return x, None
 
     def _act(self, x: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """An action of pi(.|x) for the heads' inputs ``x`` ``[N, d]``."""
@@ -278,12 +257,8 @@ class PPO(Agent):
         a draw of pi(.|s) (``explore=False``: its mode) as the rollout stores it, and (recurrent)
         the encoder's state after reading ``obs`` from ``state``, the next step's state; None
         for a feed-forward policy. ``env_action(action)`` is what ``env.step`` takes."""
-        if self.args.recurrent and state is None:
-            state = self.initial_state(len(self.layout(obs)))
-        features = self._features(self.inputs(obs), state if self.args.recurrent else None)
-        return self._act(
-            features, deterministic=not explore
-        ), features if self.args.recurrent else None
+        features, state = self.encode(self.inputs(obs), state)
+        return self._act(features, deterministic=not explore), state
 
     def env_action(self, action: np.ndarray) -> np.ndarray:
         """An action of :meth:`act` as the environment takes it (clipped to a Box's bounds)."""
@@ -335,15 +310,15 @@ class PPO(Agent):
         self.start()
         n, T = self.args.n_envs, self.args.n_steps
         obs_t, action_t, reward_t, term_t, trunc_t = self.empty_rollout(T, n)
-        hidden_t = (
-            np.zeros((T, n, self.args.rnn_hidden), np.float32) if self.args.recurrent else None
-        )
+        hidden_t = None  # the state fed into each step (a recurrent policy's)
+        if self.rnn_state is not None:
+            hidden_t = np.zeros((T, *self.rnn_state.shape), np.float32)
         finals: list[tuple] = []
         for t in range(T):
             obs_t[t] = self.inputs(self.obs, update_norm=True)
             if hidden_t is not None:
                 hidden_t[t] = self.rnn_state
-            features = self._features(obs_t[t], self.rnn_state)
+            features, next_state = self.encode(obs_t[t], self.rnn_state)
             action_t[t] = self._act(features)
             next_obs, reward, term, trunc, info = self.env.step(self.env_action(action_t[t]))
             done = term | trunc
@@ -352,13 +327,12 @@ class PPO(Agent):
             if cut.any():
                 real_next = self.inputs(final_observations(next_obs, info, cut))
                 finals += [
-                    (t, i, real_next[i], *((features[i],) if hidden_t is not None else ()))
+                    (t, i, real_next[i], *(() if next_state is None else (next_state[i],)))
                     for i in np.flatnonzero(cut)
                 ]
             reward_t[t] = self.scale_reward(np.asarray(reward, np.float64), done)
             term_t[t], trunc_t[t] = term, trunc
-            if hidden_t is not None:
-                self.rnn_state = np.where(done[:, None], 0.0, features).astype(np.float32)
+            self.rnn_state = carried_state(next_state, done)
             self.obs = next_obs
             self.steps += n
         return Rollout(
@@ -396,17 +370,12 @@ class PPO(Agent):
             group["lr"] = a.lr * frac
         clip = a.clip_range * frac
         T, n = rollout.reward.shape
-        b_obs = torch.from_numpy(rollout.obs.reshape(T * n, self.obs_dim))
         b_action = torch.from_numpy(rollout.action.reshape(T * n, *rollout.action.shape[2:]))
-        pieces = Pieces(rollout) if a.recurrent else None
+        batches = self.batches(rollout)
 
         # ---- ALGO LOGIC: old log-probabilities, values and advantages (one batch) ----
         with torch.no_grad():
-            b_features = b_obs
-            if pieces is not None:
-                steps, states = pieces.features(self.model)
-                b_features = states.new_empty((T * n, states.shape[1]))
-                b_features[steps] = states
+            b_features = batches.features(self.model)
             b_logp = self.model.log_prob_entropy(b_features, b_action)[0]
             if rollout.behaviour_log_prob is not None:
                 behaviour = torch.from_numpy(rollout.behaviour_log_prob.reshape(-1)).to(
@@ -415,12 +384,14 @@ class PPO(Agent):
                 b_logp = torch.where(behaviour.isnan(), b_logp, behaviour)
             value_t = self.model.value(b_features).reshape(T, n)
             # next_value[t] = V(o_{t+1}); where an episode was cut, V of its final observation.
-            last = torch.from_numpy(self._features(rollout.last_obs, rollout.last_hidden))
+            last = torch.from_numpy(self.encode(rollout.last_obs, rollout.last_hidden)[0])
             next_value = torch.cat([value_t[1:], self.model.value(last)[None]])
             if rollout.finals:
                 inputs = np.stack([f[2] for f in rollout.finals])
-                states = np.stack([f[3] for f in rollout.finals]) if pieces is not None else None
-                final_value = self.model.value(torch.from_numpy(self._features(inputs, states)))
+                states = None
+                if rollout.hidden is not None:
+                    states = np.stack([f[3] for f in rollout.finals])
+                final_value = self.model.value(torch.from_numpy(self.encode(inputs, states)[0]))
                 for (t, i, *_), v in zip(rollout.finals, final_value):
                     next_value[t, i] = v
         reward_t, term_t, trunc_t = map(
@@ -439,7 +410,7 @@ class PPO(Agent):
         )
         clip_fractions, approx_kl = [], 0.0
         for _ in range(a.n_epochs):
-            for mb, features in self._minibatches(b_obs, pieces):
+            for mb, features in batches.minibatches(self.model, a.batch_size):
                 logp, entropy = self.model.log_prob_entropy(features, b_action[mb])
                 log_ratio = logp - b_logp[mb]
                 ratio = log_ratio.exp()
@@ -474,20 +445,10 @@ class PPO(Agent):
             "lr": a.lr * frac,
         }
 
-    def _minibatches(self, b_obs: torch.Tensor, pieces: Optional[Pieces]):
-        """``(steps, heads' inputs)`` of each minibatch of one epoch: shuffled steps, or
-        (recurrent) shuffled episode pieces of about ``batch_size`` steps in all, their states
-        recomputed from their first states with the current weights."""
-        total = b_obs.shape[0]
-        if pieces is None:
-            order = torch.randperm(total)
-            for start in range(0, total, self.args.batch_size):
-                mb = order[start : start + self.args.batch_size]
-                yield mb, b_obs[mb]
-            return
-        groups = max(1, min(pieces.count, round(total / self.args.batch_size)))
-        for group in torch.randperm(pieces.count).tensor_split(groups):
-            yield pieces.features(self.model, group)
+    def batches(self, rollout: Rollout) -> Steps:
+        """The rollout's steps as :meth:`train_round` batches them (RecurrentPPO: its episode
+        pieces)."""
+        return Steps(rollout)
 
     # ---- actor processes (pyrl.distributed) -----------------------------------------------------
     def acting_state(self) -> dict:
@@ -527,11 +488,3 @@ class PPO(Agent):
             self.return_norm.load_state_dict(state["return_norm"])
         self.rng.bit_generator.state = state["rng"]
         self.discounted = float64_array(state["discounted"])
-        if self.args.recurrent:
-            rnn_state = np.asarray(state.get("rnn_state"), dtype=np.float32)
-            if rnn_state.shape != self.rnn_state.shape:
-                raise ValueError(
-                    f"PPO.load: rnn_state should be {list(self.rnn_state.shape)}, got "
-                    f"{list(rnn_state.shape)}"
-                )
-            self.rnn_state = rnn_state
