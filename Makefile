@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: main test test-slow bench-quick cuda-build setup setup-main setup-bench setup-docs docs bench learning bench-coop bench-recurrent bench-sb3 bench-distributed bench-mmap cuda-check sanitize fuzz lint clean
+.PHONY: main test test-slow bench-quick cuda-build setup setup-main setup-bench setup-docs docs bench learning bench-coop bench-recurrent bench-sb3 bench-distributed bench-mmap cuda-check sanitize fuzz lint format wheel-check clean
 
 # A short training run and the quick tables of the core ops, then the other targets named.
 main: setup-main
@@ -13,7 +13,8 @@ main: setup-main
 	@$(PYTHON) -m benchmarks.ops.her --quick
 	@echo "main: done. More: make test, make bench (full op tables), make bench-quick (every table,"
 	@echo "  quick), make learning / bench-coop / bench-recurrent / bench-sb3 / bench-distributed /"
-	@echo "  bench-mmap (hours), make docs, make lint, make sanitize, make cuda-build."
+	@echo "  bench-mmap (hours), make docs, make lint, make sanitize, make cuda-build,"
+	@echo "  make wheel-check."
 
 # Every test but the long learning and scaling runs (marked slow), which test-slow runs.
 test: setup
@@ -92,10 +93,25 @@ sanitize: setup
 fuzz: setup
 	PYRL_FUZZ_EXAMPLES=$${PYRL_FUZZ_EXAMPLES:-2000} $(PYTHON) -m pytest tests/test_fuzz.py -q
 
-# ruff over the Python tree, 100 columns (pyproject.toml's [tool.ruff]).
+# ruff over the Python tree (pyproject.toml's [tool.ruff]) and clang-format over csrc/
+# (.clang-format), both 100 columns; `make format` rewrites what they would change.
+CLANG_FORMAT = $(PYTHON) -c "import clang_format; clang_format.clang_format()"
+CSRC = $(shell find csrc -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' | sort)
+
 lint: setup
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+	@echo "clang-format --dry-run -Werror over csrc/ ($(words $(CSRC)) files)"
+	@$(CLANG_FORMAT) --dry-run -Werror $(CSRC)
+
+format: setup
+	$(PYTHON) -m ruff format .
+	$(CLANG_FORMAT) -i $(CSRC)
+
+# A wheel built once, installed into a fresh venv with only torch, tested with no compiler on
+# PATH from a directory without the sources, and `pyrl bench --quick` run (about 15 minutes).
+wheel-check: setup
+	scripts/wheel_check.sh
 
 clean:
 	rm -rf build dist *.egg-info runs docs/_build

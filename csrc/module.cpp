@@ -54,33 +54,44 @@ py::dict layout() {
     return out;
   };
   py::dict out;
-  out["state"] = dict({{"row_episode", kStateRowEpisode}, {"episodes", kStateEpisodes},
-                       {"counters", kStateCounters}, {"sum_tree", kStateSumTree},
-                       {"min_tree", kStateMinTree}, {"max_priority", kStateMaxPriority},
-                       {"draws", kStateDraws}, {"stage_length", kStateStageLength}});
+  out["state"] = dict({{"row_episode", kStateRowEpisode},
+                       {"episodes", kStateEpisodes},
+                       {"counters", kStateCounters},
+                       {"sum_tree", kStateSumTree},
+                       {"min_tree", kStateMinTree},
+                       {"max_priority", kStateMaxPriority},
+                       {"draws", kStateDraws},
+                       {"stage_length", kStateStageLength}});
   out["draws"] = dict({{"seed", kDrawSeed}, {"calls", kDrawCalls}});
-  out["counters"] = dict({{"cursor", kCursor}, {"next_episode", kNextEpisode},
-                          {"oldest_episode", kOldestEpisode}, {"transitions", kTransitions},
+  out["counters"] = dict({{"cursor", kCursor},
+                          {"next_episode", kNextEpisode},
+                          {"oldest_episode", kOldestEpisode},
+                          {"transitions", kTransitions},
                           {"terminated_episodes", kTerminatedEpisodes},
                           {"updates_applied", kUpdatesApplied},
                           {"updates_dropped", kUpdatesDropped}});
-  out["episode_fields"] = dict({{"start", kEpisodeStart}, {"length", kEpisodeLength},
-                                {"terminated", kEpisodeTerminated}});
+  out["episode_fields"] = dict(
+      {{"start", kEpisodeStart}, {"length", kEpisodeLength}, {"terminated", kEpisodeTerminated}});
   py::dict config;
   for (int i = 0; i < kConfigSlots; ++i) config[kConfigNames[i]] = i;
   out["config"] = config;
-  out["her_strategies"] = dict({{"future", kHerFuture}, {"final", kHerFinal},
-                                {"episode", kHerEpisode}, {"random", kHerRandom}});
+  out["her_strategies"] = dict({{"future", kHerFuture},
+                                {"final", kHerFinal},
+                                {"episode", kHerEpisode},
+                                {"random", kHerRandom}});
   out["her_off"] = static_cast<int>(kHerOff);
-  out["her_rewards"] = dict({{"stored", kRewardStored}, {"sparse_l2", kRewardSparseL2},
-                             {"per_dim", kRewardPerDim}});
+  out["her_rewards"] =
+      dict({{"stored", kRewardStored}, {"sparse_l2", kRewardSparseL2}, {"per_dim", kRewardPerDim}});
   out["her_max_params"] = kHerMaxParams;
   py::dict invariants;
   for (int i = 0; i < kInvariants; ++i) invariants[kInvariantNames[i]] = i;
   out["invariants"] = invariants;
-  out["draw_streams"] = dict({{"row", kDrawRow}, {"relabel", kDrawRelabel}, {"goal", kDrawGoal},
+  out["draw_streams"] = dict({{"row", kDrawRow},
+                              {"relabel", kDrawRelabel},
+                              {"goal", kDrawGoal},
                               {"lookahead", kDrawLookahead}});
-  out["sizes"] = dict({{"state", kStateSlots}, {"counters", kRingCounters},
+  out["sizes"] = dict({{"state", kStateSlots},
+                       {"counters", kRingCounters},
                        {"episode_fields", kEpisodeFields},
                        {"config", kConfigSlots}});
   out["column_order"] = "observation columns, other fields, reward (last)";

@@ -44,7 +44,8 @@ std::string shape_text(at::IntArrayRef sizes) { return c10::str(sizes); }
 
 // "torch.float32", as Python users write dtypes.
 std::string dtype_text(at::ScalarType type) {
-  return py::str(py::handle(reinterpret_cast<PyObject*>(torch::getTHPDtype(type)))).cast<std::string>();
+  return py::str(py::handle(reinterpret_cast<PyObject*>(torch::getTHPDtype(type))))
+      .cast<std::string>();
 }
 
 // Values convert to a column within their kind only: no float into an integer column.
@@ -130,8 +131,9 @@ class ReplayHost {
     }
     Tensors step, final_obs;
     const int64_t envs = observations("add", "obs", obs, -1, step);
-    TORCH_CHECK_VALUE(envs >= 1, "ReplayBuffer.add: obs should hold at least one environment, "
-                                 "got 0 rows");
+    TORCH_CHECK_VALUE(envs >= 1,
+                      "ReplayBuffer.add: obs should hold at least one environment, "
+                      "got 0 rows");
     observations("add", "next_obs", next_obs, envs, final_obs);
     check_fields("add", fields);
     for (size_t i = obs_columns_; i + 1 < columns_.size(); ++i) {
@@ -144,8 +146,7 @@ class ReplayHost {
     if (!skip.is_none()) skipped = flags("skip", skip, envs).ne(0).contiguous();
     py::gil_scoped_release release;
     auto lock = lock_.acquire();
-    return replay_add_steps(state_, columns_, step, final_obs, term, trunc, config_,
-                            skipped);
+    return replay_add_steps(state_, columns_, step, final_obs, term, trunc, config_, skipped);
   }
 
   // The common case read in place: every value a C-contiguous numpy array or contiguous CPU
@@ -186,8 +187,8 @@ class ReplayHost {
     }
     py::gil_scoped_release release;
     auto lock = lock_.acquire();
-    cut = replay_add_rows(state_, columns_, envs, step.data(), final_obs.data(), term,
-                          trunc, skipping, config_);
+    cut = replay_add_rows(state_, columns_, envs, step.data(), final_obs.data(), term, trunc,
+                          skipping, config_);
     return true;
   }
 
@@ -287,7 +288,6 @@ class ReplayHost {
     if (!complete) field_mismatch(where, fields);
   }
 
-
   // A whole episode: `obs` holds T + 1 rows (a value, or a dict by observation name), `reward`
   // and every other field T rows; converted under add's rule.
   void add_episode(py::handle obs, py::handle reward, const py::dict& fields, bool terminated,
@@ -295,8 +295,10 @@ class ReplayHost {
     constexpr const char* where = "add_episode";
     Tensors values;
     const int64_t rows = observations(where, "obs", obs, -1, values);
-    TORCH_CHECK_VALUE(rows >= 2, "ReplayBuffer.add_episode: an episode needs at least 1 "
-                      "transition (obs with 2 rows), got obs with ", rows, " rows");
+    TORCH_CHECK_VALUE(rows >= 2,
+                      "ReplayBuffer.add_episode: an episode needs at least 1 "
+                      "transition (obs with 2 rows), got obs with ",
+                      rows, " rows");
     check_fields(where, fields);
     for (size_t i = obs_columns_; i + 1 < columns_.size(); ++i) {
       values.push_back(this->rows(where, names_[i], fields[names_[i].c_str()], i, rows - 1));
@@ -312,7 +314,8 @@ class ReplayHost {
   // path, so the rule lives here only.
   at::Tensor convert(const std::string& where, const std::string& name, py::handle value,
                      py::handle dtype, const std::vector<int64_t>& shape) {
-    TORCH_CHECK_VALUE(THPDtype_Check(dtype.ptr()), "ReplayHost.convert: dtype should be a "
+    TORCH_CHECK_VALUE(THPDtype_Check(dtype.ptr()),
+                      "ReplayHost.convert: dtype should be a "
                       "torch.dtype");
     const at::ScalarType type = reinterpret_cast<THPDtype*>(dtype.ptr())->scalar_type;
     at::Tensor t;
@@ -324,14 +327,16 @@ class ReplayHost {
       } catch (py::error_already_set& err) {
         TORCH_CHECK_VALUE(false, "ReplayBuffer.", where, ": ", name, " should be ",
                           dtype_text(type), " values of shape ", shape_text(shape), ", got ",
-                          py::str(py::type::of(value).attr("__name__")).cast<std::string>(),
-                          " (", err.what(), ")");
+                          py::str(py::type::of(value).attr("__name__")).cast<std::string>(), " (",
+                          err.what(), ")");
       }
     }
     if (t.scalar_type() != type) {
       TORCH_CHECK_VALUE(castable(t.scalar_type(), type), "ReplayBuffer.", where, ": ", name,
-                        " should be ", dtype_text(type), " (or convert to it within its kind), "
-                        "got ", dtype_text(t.scalar_type()));
+                        " should be ", dtype_text(type),
+                        " (or convert to it within its kind), "
+                        "got ",
+                        dtype_text(t.scalar_type()));
       t = t.to(type);
     }
     TORCH_CHECK_VALUE(t.sizes() == at::IntArrayRef(shape), "ReplayBuffer.", where, ": ", name,
@@ -399,8 +404,8 @@ class ReplayHost {
       for (size_t i = obs_columns_; i + 1 < columns_.size(); ++i) known |= key == names_[i];
       if (!known) unexpected += " '" + key + "'";
     }
-    TORCH_CHECK_VALUE(false, "ReplayBuffer.", where, ": fields should be ", other_names(), "; missing [",
-                      missing, " ], unexpected [", unexpected, " ]");
+    TORCH_CHECK_VALUE(false, "ReplayBuffer.", where, ": fields should be ", other_names(),
+                      "; missing [", missing, " ], unexpected [", unexpected, " ]");
     __builtin_unreachable();
   }
 
@@ -424,9 +429,8 @@ class ReplayHost {
                       " should be a dict with keys ", observation_names(), ", got ",
                       py::str(py::type::of(value).attr("__name__")).cast<std::string>());
     const auto dict = py::reinterpret_borrow<py::dict>(value);
-    TORCH_CHECK_VALUE(static_cast<int64_t>(py::len(dict)) == obs_columns_,
-                      "ReplayBuffer.", where, ": ", name, " should be a dict with keys ",
-                      observation_names(), ", got ",
+    TORCH_CHECK_VALUE(static_cast<int64_t>(py::len(dict)) == obs_columns_, "ReplayBuffer.", where,
+                      ": ", name, " should be a dict with keys ", observation_names(), ", got ",
                       py::str(py::list(dict.attr("keys")())).cast<std::string>());
     for (int64_t i = 0; i < obs_columns_; ++i) {
       TORCH_CHECK_VALUE(dict.contains(names_[i].c_str()), "ReplayBuffer.", where, ": ", name,
@@ -449,8 +453,11 @@ class ReplayHost {
     if (THPVariable_Check(value.ptr())) return THPVariable_Unpack(value.ptr());
     if (py::isinstance(value, ndarray_)) {
       const auto array = py::reinterpret_borrow<py::array>(value);
-      TORCH_CHECK_VALUE(native(array), "ReplayBuffer.", where, ": ", name, " has a byte order "
-                        "other than this machine's (", array.dtype().byteorder(), "); convert it "
+      TORCH_CHECK_VALUE(native(array), "ReplayBuffer.", where, ": ", name,
+                        " has a byte order "
+                        "other than this machine's (",
+                        array.dtype().byteorder(),
+                        "); convert it "
                         "with .astype(its dtype.newbyteorder('='))");
       if (array.flags() & py::array::c_style) {
         // A view of the array's own bytes (it outlives the call): gymnasium's steps go in
@@ -538,8 +545,8 @@ void bind_replay_host(py::module_& m) {
   py::class_<ReplayHost>(m, "ReplayHost",
                          "The direct route of a CPU buffer's replay ops (see replay_host.cpp).")
       .def(py::init<Tensors, Tensors, std::vector<double>, std::vector<std::string>, int64_t>(),
-           py::arg("state"), py::arg("columns"), py::arg("config"),
-           py::arg("names"), py::arg("obs_columns"))
+           py::arg("state"), py::arg("columns"), py::arg("config"), py::arg("names"),
+           py::arg("obs_columns"))
       .def("add", &ReplayHost::add)
       .def("add_episode", &ReplayHost::add_episode)
       .def("end_episodes", &ReplayHost::end_episodes)

@@ -6,12 +6,12 @@
 
 namespace pyrl::cuda {
 
-#define PYRL_INSTANTIATE(T)                                                              \
-  template cudaError_t launch(const kernels::GaeBody<T>&, cudaStream_t);                 \
-  template cudaError_t launch(const kernels::ReturnBody<T>&, cudaStream_t);              \
-  template cudaError_t launch(const kernels::NstepReturnBody<T>&, cudaStream_t);         \
-  template cudaError_t launch(const kernels::NstepGaeBody<T>&, cudaStream_t);            \
-  template cudaError_t launch(const kernels::VtraceBody<T>&, cudaStream_t);              \
+#define PYRL_INSTANTIATE(T)                                                      \
+  template cudaError_t launch(const kernels::GaeBody<T>&, cudaStream_t);         \
+  template cudaError_t launch(const kernels::ReturnBody<T>&, cudaStream_t);      \
+  template cudaError_t launch(const kernels::NstepReturnBody<T>&, cudaStream_t); \
+  template cudaError_t launch(const kernels::NstepGaeBody<T>&, cudaStream_t);    \
+  template cudaError_t launch(const kernels::VtraceBody<T>&, cudaStream_t);      \
   template cudaError_t launch(const kernels::RetraceBody<T>&, cudaStream_t);
 PYRL_INSTANTIATE(float)
 PYRL_INSTANTIATE(double)

@@ -16,11 +16,11 @@
 namespace pyrl::kernels {
 
 enum DrawStream : uint64_t {
-  kDrawRow = 0,   // the stratified position inside the sample's stratum of priority mass (a
-                  // uniform buffer: attempt a of sample j draws index a * count + j)
-  kDrawRelabel,   // HER: relabel this sample? (u < k / (k + 1))
-  kDrawGoal,      // HER: which step's achieved goal becomes the goal
-  kDrawLookahead, // floating n-step: k = 1 + floor(u n)
+  kDrawRow = 0,    // the stratified position inside the sample's stratum of priority mass (a
+                   // uniform buffer: attempt a of sample j draws index a * count + j)
+  kDrawRelabel,    // HER: relabel this sample? (u < k / (k + 1))
+  kDrawGoal,       // HER: which step's achieved goal becomes the goal
+  kDrawLookahead,  // floating n-step: k = 1 + floor(u n)
   kDrawStreams
 };
 

@@ -7,10 +7,11 @@
 //   final    step T
 //   episode  step 1+floor(uT) in {1..T}
 //   random   a row of the whole buffer, drawn uniformly and moved on to the next stored row
-// and the sample then takes one step (k = 1): later actions were chosen for another goal (SPEC 2.3).
-// With `recompute`, a relabeled sample keeps the k it drew, and every reward of its window is
-// recomputed under the new goal instead; with `terminal_on_success` the window ends at the first
-// step whose achieved goal reaches the new goal (a success of sparse_l2), a true terminal there.
+// and the sample then takes one step (k = 1): later actions were chosen for another goal
+// (SPEC 2.3). With `recompute`, a relabeled sample keeps the k it drew, and every reward of its
+// window is recomputed under the new goal instead; with `terminal_on_success` the window ends at
+// the first step whose achieved goal reaches the new goal (a success of sparse_l2), a true
+// terminal there.
 #include <cmath>
 #include <cstdint>
 
@@ -24,14 +25,14 @@ constexpr int kHerMaxParams = 64;  // per_dim bands: thresholds and values, 32 e
 
 struct HerConfig {
   int strategy = kHerOff;
-  double ratio = 0.0;               // k / (k + 1)
-  int reward = kRewardStored;       // stored: Python recomputes relabeled rewards (a callable)
-  int64_t achieved_column = -1;     // the float32 [C, goal_dim] observation columns
+  double ratio = 0.0;            // k / (k + 1)
+  int reward = kRewardStored;    // stored: Python recomputes relabeled rewards (a callable)
+  int64_t achieved_column = -1;  // the float32 [C, goal_dim] observation columns
   int64_t desired_column = -1;
   int64_t goal_dim = 0;
-  bool recompute = false;           // relabeled windows keep k; rewards recomputed per step
+  bool recompute = false;            // relabeled windows keep k; rewards recomputed per step
   bool terminal_on_success = false;  // reaching the new goal ends the window (sparse_l2 only)
-  int num_params = 0;               // sparse_l2: {eps}; per_dim: {thresholds..., values...}
+  int num_params = 0;                // sparse_l2: {eps}; per_dim: {thresholds..., values...}
   double params[kHerMaxParams] = {};
 };
 
@@ -39,7 +40,8 @@ struct HerConfig {
 // steps (strategies future, final and episode).
 PYRL_HD inline int64_t her_goal_step(int strategy, int64_t t, int64_t length, double u) {
   int64_t step = length;
-  if (strategy == kHerFuture) step = t + 1 + static_cast<int64_t>(u * static_cast<double>(length - t));
+  if (strategy == kHerFuture)
+    step = t + 1 + static_cast<int64_t>(u * static_cast<double>(length - t));
   if (strategy == kHerEpisode) step = 1 + static_cast<int64_t>(u * static_cast<double>(length));
   return step > length ? length : step;
 }
@@ -72,7 +74,8 @@ PYRL_HD inline double per_dim_reward(float achieved, float goal, const double* t
 // The built-in reward of head h for reaching `reached` under `goal`.
 PYRL_HD inline double her_reward(const HerConfig& her, const float* reached, const float* goal,
                                  int64_t h) {
-  if (her.reward == kRewardSparseL2) return sparse_l2_reward(reached, goal, her.goal_dim, her.params[0]);
+  if (her.reward == kRewardSparseL2)
+    return sparse_l2_reward(reached, goal, her.goal_dim, her.params[0]);
   const int bands = her.num_params / 2;
   return per_dim_reward(reached[h], goal[h], her.params, her.params + bands, bands);
 }

@@ -41,18 +41,18 @@ enum DrawCounter : int { kDrawSeed = 0, kDrawCalls, kDrawCounters };
 // A buffer's settings, one float list in this order (ints and flags as exact small doubles);
 // the per_dim thresholds and values follow the fixed slots.
 enum ConfigSlot : int {
-  kConfigAlpha = 0,     // 0 for uniform buffers: every transition leaf is 1
+  kConfigAlpha = 0,  // 0 for uniform buffers: every transition leaf is 1
   kConfigEps,
   kConfigPMin,
   kConfigPMax,
-  kConfigBeta,          // IS exponent at the first sample call
-  kConfigBetaSteps,     // calls over which beta rises linearly to 1; 0 keeps it fixed
-  kConfigBatchMax,      // 1: weights over the batch maximum; 0: over the least likely row
-  kConfigN,             // the n-step lookahead
+  kConfigBeta,       // IS exponent at the first sample call
+  kConfigBetaSteps,  // calls over which beta rises linearly to 1; 0 keeps it fixed
+  kConfigBatchMax,   // 1: weights over the batch maximum; 0: over the least likely row
+  kConfigN,          // the n-step lookahead
   kConfigGamma,
-  kConfigFloating,      // 1: k ~ U{1..n} per sample
+  kConfigFloating,  // 1: k ~ U{1..n} per sample
   kConfigObsColumns,
-  kConfigHerStrategy,   // HerStrategy; kHerOff without HER
+  kConfigHerStrategy,  // HerStrategy; kHerOff without HER
   kConfigHerRatio,
   kConfigHerReward,     // HerReward
   kConfigAchievedGoal,  // column of the achieved goal
@@ -61,16 +61,22 @@ enum ConfigSlot : int {
   kConfigHerTerminalOnSuccess,  // 1: reaching the new goal ends a relabeled window, terminal
   kConfigEpisodeSelect,   // episode mode (SPEC 1.2): rows drawn per round; 0 samples transitions
   kConfigEpisodeMaxDraw,  // episode mode: at most this many steps of one episode per round
-  kConfigHerParams,     // how many reward parameters follow the fixed slots
+  kConfigHerParams,       // how many reward parameters follow the fixed slots
   kConfigSlots
 };
 
 // The config slots' names, in slot order: what pyrl._C.layout() exports and messages say.
-constexpr const char* kConfigNames[kConfigSlots] = {
-    "alpha", "eps", "p_min", "p_max", "beta", "beta_steps", "batch_max", "n", "gamma", "floating",
-    "obs_columns", "her_strategy", "her_ratio", "her_reward", "achieved_goal", "desired_goal",
-    "her_recompute", "her_terminal_on_success", "episode_select", "episode_max_draw",
-    "her_params"};
+constexpr const char* kConfigNames[kConfigSlots] = {"alpha",          "eps",
+                                                    "p_min",          "p_max",
+                                                    "beta",           "beta_steps",
+                                                    "batch_max",      "n",
+                                                    "gamma",          "floating",
+                                                    "obs_columns",    "her_strategy",
+                                                    "her_ratio",      "her_reward",
+                                                    "achieved_goal",  "desired_goal",
+                                                    "her_recompute",  "her_terminal_on_success",
+                                                    "episode_select", "episode_max_draw",
+                                                    "her_params"};
 static_assert(kConfigNames[kConfigSlots - 1] != nullptr, "a config slot without a name");
 
 struct ReplayConfig {
@@ -109,9 +115,9 @@ struct Columns {
 // Episodes in progress, one per environment: `length[e]` steps staged so far.
 struct Stage {
   int64_t envs;
-  int64_t horizon;           // steps staged before an episode is committed as truncated
-  uint8_t* const* data;      // per column, [envs, horizon, row]
-  int64_t* length;           // [envs]
+  int64_t horizon;       // steps staged before an episode is committed as truncated
+  uint8_t* const* data;  // per column, [envs, horizon, row]
+  int64_t* length;       // [envs]
 };
 
 // One step of every environment.
@@ -152,7 +158,7 @@ PYRL_HD inline void commit_staged_episode(const Ring& ring, double leaf, const C
 // episode written to the ring. Transitions enter at leaf max_priority^alpha. Returns the pieces
 // committed because their stage was full, neither flag set (a loop that never truncates).
 int64_t replay_add_step(const Ring& ring, const ReplayConfig& config, const Columns& columns,
-                     const Stage& stage, const StepInput& input);
+                        const Stage& stage, const StepInput& input);
 
 // Writes one episode of `steps` transitions: `values[i]` holds steps + 1 rows for observation
 // columns and `steps` rows for the others. Its transitions enter at leaf max_priority^alpha, or,
@@ -198,8 +204,8 @@ struct SampleOut {
 // episode table): nothing past the descent is read then.
 template <typename T>
 int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const ReplayConfig& config,
-                   const Columns& columns, int64_t count, const int64_t* given_rows,
-                   const SampleOut<T>& out);
+                      const Columns& columns, int64_t count, const int64_t* given_rows,
+                      const SampleOut<T>& out);
 
 // Index of the first td_abs entry that is NaN, negative or infinite, or -1.
 template <typename T>
@@ -229,8 +235,8 @@ enum Invariant : int {
 
 // Their names, in enum order (pyrl._C.layout()["invariants"] and error messages).
 constexpr const char* kInvariantNames[kInvariants] = {
-    "ok", "counters", "episode table", "row owners", "leaves", "sum tree parents",
-    "min tree parents", "root"};
+    "ok",     "counters",         "episode table",    "row owners",
+    "leaves", "sum tree parents", "min tree parents", "root"};
 
 struct InvariantReport {
   int invariant;

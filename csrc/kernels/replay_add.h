@@ -44,7 +44,7 @@ struct StepArrays {
   const uint8_t* final_obs[kMaxColumns] = {};  // per observation column, [envs, row]
   const bool* terminated = nullptr;
   const bool* truncated = nullptr;
-  const bool* skip = nullptr;                  // or null
+  const bool* skip = nullptr;  // or null
 };
 
 inline StepArrays step_arrays(const StepInput& input, int64_t columns, int64_t obs_columns) {

@@ -46,7 +46,6 @@ void set_priorities(const Ring& ring, const ReplayConfig& config, const int64_t*
   *ring.max_priority = highest;
 }
 
-
 // A uniform buffer (alpha 0: every transition row has leaf 1) draws rows directly: a row drawn
 // uniformly from the ring, drawn again while it is not a transition, is uniform over the
 // transitions, without a tree descent. A sample that finds none in kDirectTries attempts
@@ -84,7 +83,6 @@ void direct_uniform_rows(const Ring& ring, uint64_t key, int64_t count, int64_t*
     if (leaves[index[j]] <= 0.0) index[j] = descend(j);
   }
 }
-
 
 }  // namespace
 
@@ -138,8 +136,8 @@ int64_t replay_add_step(const Ring& ring, const ReplayConfig& config, const Colu
       continue;
     }
     cut += !terminated && !input.truncated[e];
-    commit_staged_episode(ring, leaf, columns, stage.data, stage.horizon, input.final_obs, e,
-                          t + 1, terminated);
+    commit_staged_episode(ring, leaf, columns, stage.data, stage.horizon, input.final_obs, e, t + 1,
+                          terminated);
     stage.length[e] = 0;
   }
   return cut;
@@ -155,7 +153,8 @@ void replay_add_episode(const Ring& ring, const ReplayConfig& config, const Colu
     const bool obs = i < columns.obs;
     ring_write_rows(columns.data[i], rb, columns.stride[i], ring.capacity, start, values[i],
                     obs ? steps + 1 : steps);
-    if (!obs) std::memset(columns.at(i, (start + steps) % ring.capacity), 0, static_cast<size_t>(rb));
+    if (!obs)
+      std::memset(columns.at(i, (start + steps) % ring.capacity), 0, static_cast<size_t>(rb));
   }
   if (td_abs == nullptr) return;
   thread_local std::vector<int64_t> rows;  // scratch reused across calls
@@ -212,8 +211,8 @@ void episode_rows(const Ring& ring, int64_t seed, int64_t call, const ReplayConf
       const int64_t* record = ring.episode(episodes[i]);
       const int64_t start = record[kEpisodeStart], length = record[kEpisodeLength];
       const int64_t take =
-          1 + static_cast<int64_t>(counts[i] * static_cast<double>(
-                                                   std::min(length, config.episode_max_draw)));
+          1 + static_cast<int64_t>(counts[i] *
+                                   static_cast<double>(std::min(length, config.episode_max_draw)));
       // `take` distinct steps: the first of the steps ordered by a uniform each.
       draw(length);
       order.resize(static_cast<size_t>(length));
@@ -280,15 +279,16 @@ int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const Replay
     const int64_t* record = ring.episode(out.generation[j]);
     const int64_t t = ring.step_of(row, record);
     if (t >= record[kEpisodeLength]) return j;  // only transition rows carry priority
-    int64_t k = config.floating ? floating_k(counter_uniform(key, kDrawLookahead, j), config.n)
-                                : config.n;
+    int64_t k =
+        config.floating ? floating_k(counter_uniform(key, kDrawLookahead, j), config.n) : config.n;
     int64_t her_row = -1;
     if (relabels && counter_uniform(key, kDrawRelabel, j) < her.ratio) {
       const double u = counter_uniform(key, kDrawGoal, j);
       her_row = her.strategy == kHerRandom
                     ? random_stored_row(ring, u)
                     : (record[kEpisodeStart] +
-                       her_goal_step(her.strategy, t, record[kEpisodeLength], u)) % ring.capacity;
+                       her_goal_step(her.strategy, t, record[kEpisodeLength], u)) %
+                          ring.capacity;
       // Later actions were chosen for another goal (SPEC 2.3): one step, unless the window's
       // rewards are recomputed under the new goal.
       if (her_row >= 0 && !her.recompute) k = 1;
@@ -509,11 +509,11 @@ InvariantReport replay_rebuild(Ring& ring, double alpha) {
   return {kInvariantOk, -1};
 }
 
-#define PYRL_INSTANTIATE(T)                                                                       \
-  template int64_t replay_sample<T>(const Ring&, int64_t, int64_t, const ReplayConfig&, const Columns&, \
-                                 int64_t, const int64_t*, const SampleOut<T>&);                   \
-  template int64_t first_bad_priority<T>(const T*, int64_t);                                      \
-  template void replay_update_priorities<T>(Ring&, const ReplayConfig&, const int64_t*,           \
+#define PYRL_INSTANTIATE(T)                                                                        \
+  template int64_t replay_sample<T>(const Ring&, int64_t, int64_t, const ReplayConfig&,            \
+                                    const Columns&, int64_t, const int64_t*, const SampleOut<T>&); \
+  template int64_t first_bad_priority<T>(const T*, int64_t);                                       \
+  template void replay_update_priorities<T>(Ring&, const ReplayConfig&, const int64_t*,            \
                                             const int64_t*, const T*, int64_t, int64_t, bool*);
 PYRL_INSTANTIATE(float)
 PYRL_INSTANTIATE(double)

@@ -119,10 +119,10 @@ PYRL_HD inline int64_t random_stored_row(const Ring& ring, double u) {
 // first success with terminal_on_success. Returns the steps it took when it ended at the new
 // goal (a true terminal there), else -1. The CPU sample and SampleWindowsBody both use it.
 template <typename T>
-PYRL_HD inline int64_t window_return(const Ring& ring, const ReplayConfig& config,
-                                     const T* reward, int64_t reward_stride, int64_t heads,
-                                     const float* achieved, int64_t achieved_stride,
-                                     const float* goal, int64_t row, int64_t boot, T* ret) {
+PYRL_HD inline int64_t window_return(const Ring& ring, const ReplayConfig& config, const T* reward,
+                                     int64_t reward_stride, int64_t heads, const float* achieved,
+                                     int64_t achieved_stride, const float* goal, int64_t row,
+                                     int64_t boot, T* ret) {
   int64_t taken = (boot - row + ring.capacity) % ring.capacity;
   if (goal == nullptr) {
     const int64_t to_end = ring.capacity - row;
@@ -224,7 +224,7 @@ struct SampleWindowsBody {
   uint64_t key;
   int64_t count;
   SampleOutArrays<T> out;  // index already drawn
-  bool* bad;         // [count] out
+  bool* bad;               // [count] out
 
   PYRL_HD int64_t threads() const { return count; }
   PYRL_HD void operator()(int64_t j) const {
@@ -257,7 +257,8 @@ struct SampleWindowsBody {
       her_row = her.strategy == kHerRandom
                     ? random_stored_row(ring, u)
                     : (record[kEpisodeStart] +
-                       her_goal_step(her.strategy, t, record[kEpisodeLength], u)) % ring.capacity;
+                       her_goal_step(her.strategy, t, record[kEpisodeLength], u)) %
+                          ring.capacity;
       if (her_row >= 0 && !her.recompute) k = 1;
     }
     out.her_row[j] = her_row;
@@ -388,9 +389,9 @@ struct TreeWeightsBody {
   PYRL_HD int64_t threads() const { return count; }
   PYRL_HD void operator()(int64_t j) const {
     const double leaf = sum_tree[layout.leaf_offset() + index[j]];
-    weight[j] = beta == 0.0 ? 1.0f
-                            : ::powf(static_cast<float>(min_tree[0] / leaf),
-                                     static_cast<float>(beta));
+    weight[j] = beta == 0.0
+                    ? 1.0f
+                    : ::powf(static_cast<float>(min_tree[0] / leaf), static_cast<float>(beta));
   }
 };
 

@@ -39,8 +39,8 @@ struct UpdateEntriesBody {
   const int64_t* generation;  // [count]
   const T* td_abs;            // [count, heads]
   int64_t count, heads;
-  bool* applied;              // [count] out
-  double* priority;           // [count] out: the clipped priority of an applied entry
+  bool* applied;     // [count] out
+  double* priority;  // [count] out: the clipped priority of an applied entry
 
   PYRL_HD int64_t threads() const { return count; }
   PYRL_HD void operator()(int64_t j) const {
@@ -137,8 +137,8 @@ void update_priorities_in_phases(const Ring& ring, const PrioritySettings& setti
                                  const Launch& launch) {
   launch(UpdateEntriesBody<T>{ring, settings, index, generation, td_abs, count, heads, applied,
                               priority});
-  launch(UpdateLeavesBody{ring.layout, ring.sum_tree, ring.min_tree, settings.alpha, index,
-                          applied, priority, count});
+  launch(UpdateLeavesBody{ring.layout, ring.sum_tree, ring.min_tree, settings.alpha, index, applied,
+                          priority, count});
   launch(UpdateTotalsBody{ring.max_priority, ring.counters, applied, priority, count});
   for (int level = ring.layout.leaf_level() - 1; level >= 0; --level) {
     launch(RefreshAncestorsBody{ring.layout, ring.sum_tree, ring.min_tree, index, applied, count,

@@ -9,13 +9,15 @@
 //                  V(final observation), not the value of the reset observation.
 // The rollout's last step is cut by the collector, so it is treated as truncated.
 //
-//   GAE         delta_t = r_t + gamma * nv_t - v_t          (nv_t = 0 if terminated_t, else next_value_t)
-//               A_t     = delta_t + gamma * lmbda * A_{t+1}  (the carry is 0 where the episode ends)
+//   GAE         delta_t = r_t + gamma * nv_t - v_t   (nv_t = 0 if terminated_t, else next_value_t)
+//               A_t     = delta_t + gamma * lmbda * A_{t+1}   (carry 0 where the episode ends)
 //               ret_t   = A_t + v_t
 //   discounted  G_t = r_t + gamma * (terminated_t ? 0 : ends_t ? nv_t : G_{t+1})
-//   lambda      G_t = r_t + gamma * (terminated_t ? 0 : ends_t ? nv_t : (1 - lmbda) nv_t + lmbda G_{t+1})
+//   lambda      G_t = r_t + gamma * (terminated_t ? 0 : ends_t ? nv_t : M_t)
+//                 M_t = (1 - lmbda) nv_t + lmbda G_{t+1}
 //   n-step      k_eff = k clipped at the episode (or rollout) end;  boot = t + k_eff - 1
-//               R_t = sum_{l<k_eff} gamma^l r_{t+l};  D_t = gamma^k_eff, or 0 if the window ends terminal
+//               R_t = sum_{l<k_eff} gamma^l r_{t+l}
+//               D_t = gamma^k_eff, or 0 if the window ends terminal
 //   n-step GAE  C_t = sum_{l<k_eff} (gamma lmbda)^l delta_{t+l} + v_t - D_t * nv_boot
 //               D_t = gamma (gamma lmbda)^(k_eff - 1), or 0 if terminal   (SPEC 4.2)
 // A target is then y_t = R_t + D_t * next_value[boot_t] (or C_t + D_t * Q(...)).
@@ -51,8 +53,8 @@ PYRL_HD inline A discounted_step(A reward, A next_value, M terminated, M ends, a
 }
 
 template <typename A, typename M>
-PYRL_HD inline A lambda_step(A reward, A next_value, M terminated, M ends, acc_t gamma,
-                             acc_t lmbda, A next_return) {
+PYRL_HD inline A lambda_step(A reward, A next_value, M terminated, M ends, acc_t gamma, acc_t lmbda,
+                             A next_return) {
   const A mixed = (acc_t(1) - lmbda) * next_value + lmbda * next_return;
   const A tail = ends ? next_value : mixed;
   return reward + gamma * (terminated ? A{} : tail);
@@ -119,8 +121,8 @@ PYRL_HD inline A vtrace_diff(A reward, A value, A next_value, M terminated, M en
 
 // V-trace's policy-gradient advantage; `next_vs` is vs_{t+1}, read only inside an episode.
 template <typename A, typename M>
-PYRL_HD inline A vtrace_pg(A reward, A value, A next_value, A next_vs, M terminated, M ends,
-                           A rho, acc_t gamma) {
+PYRL_HD inline A vtrace_pg(A reward, A value, A next_value, A next_vs, M terminated, M ends, A rho,
+                           acc_t gamma) {
   const A vhat = ends ? next_value : next_vs;
   return rho * (reward + gamma * (terminated ? A{} : vhat) - value);
 }
@@ -133,7 +135,7 @@ PYRL_HD inline A retrace_step(A reward, A next_v, M terminated, M ends, A next_c
   return reward + gamma * (terminated ? A{} : next_v + trace);
 }
 
-}  // inline namespace PYRL_CPU_ISA
+}  // namespace PYRL_CPU_ISA
 
 // ---- CPU entry points (returns_cpu.cpp) and their arguments. ----
 
@@ -158,12 +160,12 @@ struct OffPolicyArgs {
 template <typename T>
 struct RolloutArgs {
   const T* reward;
-  const T* value;       // GAE only
+  const T* value;  // GAE only
   const T* next_value;
   const uint8_t* terminated;
   const uint8_t* truncated;
-  int64_t steps;        // T
-  int64_t columns;      // C
+  int64_t steps;    // T
+  int64_t columns;  // C
   acc_t gamma;
   acc_t lmbda;
 };
@@ -177,10 +179,10 @@ struct WindowArgs {
   const T* next_value;  // n-step GAE only
   const uint8_t* terminated;
   const uint8_t* truncated;
-  const T* uniform;     // nullptr: k = n for every window
-  int64_t steps;        // T
-  int64_t envs;         // N
-  int64_t heads;        // m (1 for [T, N] rewards)
+  const T* uniform;  // nullptr: k = n for every window
+  int64_t steps;     // T
+  int64_t envs;      // N
+  int64_t heads;     // m (1 for [T, N] rewards)
   int64_t n;
   acc_t gamma;
   acc_t lmbda;
@@ -335,7 +337,7 @@ struct RetraceBody {
   }
 };
 
-}  // inline namespace PYRL_CPU_ISA
+}  // namespace PYRL_CPU_ISA
 
 // The CPU entry points; each handles work items [begin, end): columns for the rollout scans,
 // window starts (row-major over [T, N]) for the window ops.

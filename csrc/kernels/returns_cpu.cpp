@@ -159,8 +159,8 @@ struct ReturnRow {
   inline Lanes operator()(int64_t t, int64_t c, Lanes next) const {
     const int64_t i = t * a.columns + c;
     const Mask ends = flags(a.truncated + i) | last_step(t, a.steps);
-    const Lanes x = step(load(a.reward + i), load(a.next_value + i), flags(a.terminated + i), ends,
-                         next);
+    const Lanes x =
+        step(load(a.reward + i), load(a.next_value + i), flags(a.terminated + i), ends, next);
     store(out + i, x);
     return x;
   }
@@ -168,8 +168,8 @@ struct ReturnRow {
   inline acc_t operator()(int64_t t, int64_t c, acc_t next) const {
     const int64_t i = t * a.columns + c;
     const bool ends = a.truncated[i] != 0 || t == a.steps - 1;
-    const acc_t x = step(acc_t(a.reward[i]), acc_t(a.next_value[i]), a.terminated[i] != 0, ends,
-                         next);
+    const acc_t x =
+        step(acc_t(a.reward[i]), acc_t(a.next_value[i]), a.terminated[i] != 0, ends, next);
     out[i] = T(x);
     return x;
   }
@@ -233,8 +233,7 @@ constexpr int64_t kWholeRatios = int64_t{1} << 16;
 
 template <typename T>
 const acc_t* whole_ratios(const OffPolicyArgs<T>& a, int64_t begin, int64_t end) {
-  if (begin != 0 || end != a.columns || a.columns >= kLanes ||
-      a.steps * a.columns > kWholeRatios) {
+  if (begin != 0 || end != a.columns || a.columns >= kLanes || a.steps * a.columns > kWholeRatios) {
     return nullptr;
   }
   thread_local acc_t* ratios = new acc_t[kWholeRatios];  // scratch of each thread, kept
@@ -351,15 +350,15 @@ void retrace_cpu(const OffPolicyArgs<T>& a, T* target, int64_t begin, int64_t en
 #define PYRL_STRINGIFY_(x) #x
 #define PYRL_STRINGIFY(x) PYRL_STRINGIFY_(x)
 
-extern const CpuScans<float> scans_float{&gae_cpu<float>, &discounted_return_cpu<float>,
+extern const CpuScans<float> scans_float{&gae_cpu<float>,           &discounted_return_cpu<float>,
                                          &lambda_return_cpu<float>, &nstep_return_cpu<float>,
-                                         &nstep_gae_cpu<float>, &vtrace_cpu<float>,
+                                         &nstep_gae_cpu<float>,     &vtrace_cpu<float>,
                                          &retrace_cpu<float>};
-extern const CpuScans<double> scans_double{&gae_cpu<double>, &discounted_return_cpu<double>,
-                                           &lambda_return_cpu<double>, &nstep_return_cpu<double>,
-                                           &nstep_gae_cpu<double>, &vtrace_cpu<double>,
-                                           &retrace_cpu<double>};
+extern const CpuScans<double> scans_double{
+    &gae_cpu<double>,          &discounted_return_cpu<double>, &lambda_return_cpu<double>,
+    &nstep_return_cpu<double>, &nstep_gae_cpu<double>,         &vtrace_cpu<double>,
+    &retrace_cpu<double>};
 extern const char* const isa_name = PYRL_STRINGIFY(PYRL_CPU_ISA);
 
-}  // inline namespace PYRL_CPU_ISA
+}  // namespace PYRL_CPU_ISA
 }  // namespace pyrl::kernels

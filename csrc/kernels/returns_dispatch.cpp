@@ -4,11 +4,11 @@
 
 namespace pyrl::kernels {
 
-#define PYRL_DECLARE_SCANS(isa)                 \
-  namespace isa {                               \
-  extern const CpuScans<float> scans_float;     \
-  extern const CpuScans<double> scans_double;   \
-  extern const char* const isa_name;            \
+#define PYRL_DECLARE_SCANS(isa)               \
+  namespace isa {                             \
+  extern const CpuScans<float> scans_float;   \
+  extern const CpuScans<double> scans_double; \
+  extern const char* const isa_name;          \
   }
 PYRL_DECLARE_SCANS(baseline)
 #if defined(PYRL_HAVE_AVX2)

@@ -98,8 +98,8 @@ PYRL_HD inline void ring_for_each_piece(int64_t first, int64_t count, int64_t ca
 }
 
 // Rows [first, first + count) (mod C) owned by `episode` (-1: free), their leaves `leaf`.
-PYRL_HD inline void ring_fill_rows(const Ring& ring, int64_t first, int64_t count,
-                                   int64_t episode, double leaf) {
+PYRL_HD inline void ring_fill_rows(const Ring& ring, int64_t first, int64_t count, int64_t episode,
+                                   double leaf) {
   ring_for_each_piece(first, count, ring.capacity, [&](int64_t lo, int64_t n) {
     for (int64_t row = lo; row < lo + n; ++row) ring.row_episode[row] = episode;
     tree_fill_range(ring.layout, ring.sum_tree, ring.min_tree, lo, n, leaf);

@@ -48,9 +48,8 @@ int64_t first_too_long(const Ring& ring, const int64_t* ids, int64_t count, int6
 // Writes values[e, 0 .. T - offset] over rows start + offset .. start + T of each alive episode
 // (checked with first_too_long first); applied[e] says which were written. Recomputation writes
 // from offset 1: the first stored state is where the encoder started.
-void scatter_episodes(const Ring& ring, const ColumnView& column, const int64_t* ids,
-                      int64_t count, int64_t positions, int64_t offset, const uint8_t* values,
-                      bool* applied);
+void scatter_episodes(const Ring& ring, const ColumnView& column, const int64_t* ids, int64_t count,
+                      int64_t positions, int64_t offset, const uint8_t* values, bool* applied);
 
 // The first row outside [0, C), or -1.
 int64_t first_bad_row(const Ring& ring, const int64_t* rows, int64_t count);

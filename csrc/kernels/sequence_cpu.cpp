@@ -62,9 +62,8 @@ int64_t first_too_long(const Ring& ring, const int64_t* ids, int64_t count, int6
   return -1;
 }
 
-void scatter_episodes(const Ring& ring, const ColumnView& column, const int64_t* ids,
-                      int64_t count, int64_t positions, int64_t offset, const uint8_t* values,
-                      bool* applied) {
+void scatter_episodes(const Ring& ring, const ColumnView& column, const int64_t* ids, int64_t count,
+                      int64_t positions, int64_t offset, const uint8_t* values, bool* applied) {
   const int64_t rb = column.row_bytes;
   for (int64_t e = 0; e < count; ++e) {
     applied[e] = episode_alive(ring, ids[e]);

@@ -92,8 +92,8 @@ struct WriteRowsBody {
   int64_t offset;             // in [0, C)
   const int64_t* generation;  // [count]
   int64_t count;
-  const uint8_t* values;      // [count, row]
-  bool* applied;              // [count] out
+  const uint8_t* values;  // [count, row]
+  bool* applied;          // [count] out
 
   PYRL_HD int64_t target(int64_t j) const {
     const int64_t row = rows[j] + offset;
@@ -132,12 +132,12 @@ struct GatherWindowsBody {
   Ring ring;
   ColumnView columns[kMaxColumns];  // [column_count], the reward column last
   int64_t column_count, obs_columns;
-  const int64_t* start;             // [count] stored transition rows (checked by the caller)
+  const int64_t* start;  // [count] stored transition rows (checked by the caller)
   int64_t count, steps, n;
   double gamma;
   WindowsOutArrays<T> out;
-  const bool* bad;                  // [count] start rows that are not stored transitions: their
-                                    // windows are not read (null: every start row is checked)
+  const bool* bad;  // [count] start rows that are not stored transitions: their
+                    // windows are not read (null: every start row is checked)
 
   PYRL_HD int64_t threads() const { return count; }
   PYRL_HD void operator()(int64_t b) const {
@@ -236,10 +236,13 @@ GatherWindowsBody<T> gather_windows_body(const Ring& ring, const ColumnView* col
                                          const int64_t* start, int64_t count, int64_t steps,
                                          int64_t n, double gamma, const WindowsOut<T>& out,
                                          const bool* bad = nullptr) {
-  GatherWindowsBody<T> body{ring, {}, column_count, obs_columns, start, count, steps, n, gamma,
-                            {{}, out.mask, out.reward, out.discount, out.k, out.terminal,
-                             out.generation},
-                            bad};
+  GatherWindowsBody<T> body{
+      ring,         {},
+      column_count, obs_columns,
+      start,        count,
+      steps,        n,
+      gamma,        {{}, out.mask, out.reward, out.discount, out.k, out.terminal, out.generation},
+      bad};
   for (int64_t i = 0; i < column_count; ++i) body.columns[i] = columns[i];
   for (int64_t i = 0; i + 1 < column_count; ++i) body.out.fields[i] = out.fields[i];
   return body;
@@ -251,9 +254,9 @@ template <typename T, typename Launch>
 void sample_windows_in_phases(const Ring& ring, int64_t seed, int64_t call, double beta,
                               bool batch_max, const ColumnView* columns, int64_t column_count,
                               int64_t obs_columns, const ColumnView& hidden, int64_t count,
-                              int64_t steps, int64_t n, double gamma, int64_t* index,
-                              float* weight, uint8_t* hidden_out, const WindowsOut<T>& out,
-                              bool* bad, float* largest, const Launch& launch) {
+                              int64_t steps, int64_t n, double gamma, int64_t* index, float* weight,
+                              uint8_t* hidden_out, const WindowsOut<T>& out, bool* bad,
+                              float* largest, const Launch& launch) {
   const uint64_t key = draw_key(static_cast<uint64_t>(seed), static_cast<uint64_t>(call));
   launch(SampleRowsBody{ring, key, count, kRowsStratified, nullptr, index});
   launch(WindowStartsBody{ring, index, count, hidden, hidden_out, bad});
@@ -263,7 +266,7 @@ void sample_windows_in_phases(const Ring& ring, int64_t seed, int64_t call, doub
     launch(DivideWeightsBody{largest, count, weight});
   }
   launch(gather_windows_body(ring, columns, column_count, obs_columns, index, count, steps, n,
-                            gamma, out, bad));
+                             gamma, out, bad));
 }
 
 }  // namespace pyrl::kernels

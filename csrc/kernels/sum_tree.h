@@ -65,7 +65,9 @@ inline TreeLayout tree_layout(int64_t capacity) {
 PYRL_HD inline double min2(double a, double b) { return b < a ? b : a; }
 
 // A min-tree leaf: the leaf itself, or +inf for a row without priority (never the minimum).
-PYRL_HD inline double tree_min_leaf(double leaf) { return leaf > 0.0 ? leaf : __builtin_huge_val(); }
+PYRL_HD inline double tree_min_leaf(double leaf) {
+  return leaf > 0.0 ? leaf : __builtin_huge_val();
+}
 
 // Recomputes node `node` of `level` (not the leaf level) from its 8 children, in both trees.
 PYRL_HD inline void tree_refresh_node(const TreeLayout& layout, double* sum, double* mn, int level,

@@ -51,7 +51,8 @@ void tree_sample_stratified(const TreeLayout& layout, const double* sum, const d
       const bool prefetch = level + 2 < layout.levels;
       for (int64_t j = 0; j < chunk; ++j) {
         node[j] = tree_in_level(layout, level, node[j]);
-        node[j] = kTreeFanout * node[j] + tree_pick_child(children + kTreeFanout * node[j], mass[j]);
+        node[j] =
+            kTreeFanout * node[j] + tree_pick_child(children + kTreeFanout * node[j], mass[j]);
         if (!prefetch) continue;
         const int64_t grandchildren = layout.offset[level + 2] + kTreeFanout * node[j];
         __builtin_prefetch(sum + grandchildren);

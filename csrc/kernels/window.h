@@ -67,5 +67,5 @@ PYRL_HD inline acc_t window_return(const T* x, int64_t stride, int64_t length, a
   return acc.sum;
 }
 
-}  // inline namespace PYRL_CPU_ISA
+}  // namespace PYRL_CPU_ISA
 }  // namespace pyrl::kernels

@@ -39,8 +39,8 @@ inline void shaped(const char* op, const char* name, const at::Tensor& t, at::In
                    const char* ref_name, const at::Tensor& ref) {
   TORCH_CHECK(t.device() == ref.device(), op, ": ", name, " should be on ", ref_name, "'s device ",
               ref.device(), ", got ", t.device());
-  TORCH_CHECK(t.sizes() == shape, op, ": ", name, " should have shape ", shape, " (from ",
-              ref_name, "), got ", t.sizes());
+  TORCH_CHECK(t.sizes() == shape, op, ": ", name, " should have shape ", shape, " (from ", ref_name,
+              "), got ", t.sizes());
 }
 
 inline void unit_interval(const char* op, const char* name, double x) {

@@ -48,11 +48,11 @@ void replay_update_priorities_grid(at::TensorList state, const at::Tensor& index
                                            args.config.p_max};
   auto priority = at::empty({args.count}, args.td.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES(args.td.scalar_type(), op, [&] {
-    kernels::update_priorities_in_phases(
-        args.ring, settings, args.rows.const_data_ptr<int64_t>(),
-        args.generations.const_data_ptr<int64_t>(), args.td.const_data_ptr<scalar_t>(),
-        args.count, args.heads, applied.mutable_data_ptr<bool>(),
-        priority.mutable_data_ptr<double>(), GridRun{});
+    kernels::update_priorities_in_phases(args.ring, settings, args.rows.const_data_ptr<int64_t>(),
+                                         args.generations.const_data_ptr<int64_t>(),
+                                         args.td.const_data_ptr<scalar_t>(), args.count, args.heads,
+                                         applied.mutable_data_ptr<bool>(),
+                                         priority.mutable_data_ptr<double>(), GridRun{});
   });
 }
 
@@ -82,7 +82,6 @@ SampleResult replay_sample_grid(at::TensorList state, at::TensorList columns, in
   return finish_sample(s, op, first);
 }
 
-
 // The window gather's CUDA body (csrc/kernels/sequence_phases.h) on the CPU state.
 WindowsResult replay_gather_windows_grid(at::TensorList state, at::TensorList columns,
                                          const at::Tensor& start, int64_t steps,
@@ -91,10 +90,9 @@ WindowsResult replay_gather_windows_grid(at::TensorList state, at::TensorList co
   GatherWindowsCall g = prepare_gather_windows(op, state, columns, start, steps, config);
   check_column_count(op, static_cast<int64_t>(g.w.views.size()));
   AT_DISPATCH_FLOATING_TYPES(g.w.reward.scalar_type(), op, [&] {
-    GridRun{}(kernels::gather_windows_body(g.ring, g.w.views.data(),
-                                           static_cast<int64_t>(g.w.views.size()),
-                                           g.obs_columns, g.start, g.count, g.steps, g.n,
-                                           g.gamma, g.w.out<scalar_t>()));
+    GridRun{}(kernels::gather_windows_body(
+        g.ring, g.w.views.data(), static_cast<int64_t>(g.w.views.size()), g.obs_columns, g.start,
+        g.count, g.steps, g.n, g.gamma, g.w.out<scalar_t>()));
   });
   return windows_result(g.w);
 }
@@ -135,8 +133,7 @@ at::Tensor replay_add_grid(at::TensorList state, at::TensorList columns, at::Ten
   constexpr const char* op = "pyrl::replay_add";
   check_column_count(op, static_cast<int64_t>(columns.size()));
   const int64_t cut = add_steps_with(
-      state, columns, step, final_obs, terminated, truncated, config, skip,
-      [](const AddCall& a) {
+      state, columns, step, final_obs, terminated, truncated, config, skip, [](const AddCall& a) {
         std::unique_ptr<bool[]> commit(new bool[static_cast<size_t>(a.stage.envs)]);
         int64_t pieces = 0;
         kernels::add_step_in_phases(a.ring, a.config, a.cols, a.stage, a.input, commit.get(),
@@ -167,8 +164,8 @@ void replay_add_episode_grid(at::TensorList state, at::TensorList columns, at::T
                              const std::optional<at::Tensor>& td_abs) {
   check_column_count("pyrl::replay_add_episode", static_cast<int64_t>(columns.size()));
   add_episode_with(state, columns, values, terminated, config, td_abs, [](const EpisodeCall& a) {
-    kernels::AddEpisodeBody body{a.ring, a.config, kernels::column_arrays(a.cols), {}, a.steps,
-                                 a.terminated, a.td_abs};
+    kernels::AddEpisodeBody body{
+        a.ring, a.config, kernels::column_arrays(a.cols), {}, a.steps, a.terminated, a.td_abs};
     for (int64_t i = 0; i < a.cols.count; ++i) body.values[i] = a.values[i];
     GridRun{}(body);
   });
@@ -177,10 +174,9 @@ void replay_add_episode_grid(at::TensorList state, at::TensorList columns, at::T
 // The exposed tree ops' bodies.
 void tree_update_grid(const at::Tensor& sum_tree, const at::Tensor& min_tree, int64_t capacity,
                       const at::Tensor& index, const at::Tensor& leaf) {
-  tree_update_with(sum_tree, min_tree, capacity, index, leaf,
-                   [](const kernels::UpdateLeavesBody& b) {
-                     kernels::tree_update_in_phases(b, GridRun{});
-                   });
+  tree_update_with(
+      sum_tree, min_tree, capacity, index, leaf,
+      [](const kernels::UpdateLeavesBody& b) { kernels::tree_update_in_phases(b, GridRun{}); });
 }
 
 std::tuple<at::Tensor, at::Tensor> tree_sample_grid(const at::Tensor& sum_tree,
@@ -201,9 +197,9 @@ std::tuple<at::Tensor, at::Tensor> tree_sample_grid(const at::Tensor& sum_tree,
 
 // The episode and row ops' bodies.
 std::tuple<at::Tensor, at::Tensor> replay_gather_episodes_grid(at::TensorList state,
-                                                                const at::Tensor& column,
-                                                                const at::Tensor& episode_ids,
-                                                                int64_t pad, int64_t positions) {
+                                                               const at::Tensor& column,
+                                                               const at::Tensor& episode_ids,
+                                                               int64_t pad, int64_t positions) {
   return gather_episodes_with(state, column, episode_ids, pad, positions,
                               [](const kernels::GatherEpisodesBody& b) { GridRun{}(b); });
 }
@@ -226,10 +222,9 @@ at::Tensor replay_write_rows_grid(at::TensorList state, const at::Tensor& column
 
 TORCH_LIBRARY(pyrl_grid, m) {
   for (const char* schema : returns_ops::kSchemas) m.def(schema);
-  for (const char* schema : {kAddSchema, kEndEpisodesSchema, kAddEpisodeSchema,
-                             kTreeUpdateSchema, kTreeSampleSchema, kUpdatePrioritiesSchema,
-                             kSampleSchema, kGatherEpisodesSchema, kScatterEpisodesSchema,
-                             kWriteRowsSchema}) {
+  for (const char* schema : {kAddSchema, kEndEpisodesSchema, kAddEpisodeSchema, kTreeUpdateSchema,
+                             kTreeSampleSchema, kUpdatePrioritiesSchema, kSampleSchema,
+                             kGatherEpisodesSchema, kScatterEpisodesSchema, kWriteRowsSchema}) {
     m.def(schema);
   }
   m.def(kGatherWindowsSchema);

@@ -121,15 +121,15 @@ int64_t* draws_of(const char* op, at::TensorList state) {
   check_tensor(op, "draws", state[kernels::kStateDraws], at::kLong, {kernels::kDrawCounters});
   int64_t* draws = writable<int64_t>(state[kernels::kStateDraws]);
   TORCH_CHECK_VALUE(draws[kernels::kDrawSeed] >= 0 && draws[kernels::kDrawCalls] >= 0, op,
-                    ": draws should be [seed, calls], both >= 0, got [",
-                    draws[kernels::kDrawSeed], ", ", draws[kernels::kDrawCalls], "]");
+                    ": draws should be [seed, calls], both >= 0, got [", draws[kernels::kDrawSeed],
+                    ", ", draws[kernels::kDrawCalls], "]");
   return draws;
 }
 
 int64_t row_bytes(const at::Tensor& column) {
-  return column.size(0) == 0 ? 0
-                             : column.numel() / column.size(0) *
-                                   static_cast<int64_t>(column.element_size());
+  return column.size(0) == 0
+             ? 0
+             : column.numel() / column.size(0) * static_cast<int64_t>(column.element_size());
 }
 
 // Whether each row of `column` is contiguous and rows do not overlap: a contiguous [C, ...]
@@ -152,14 +152,15 @@ kernels::Columns columns_of(const char* op, at::TensorList columns, int64_t capa
                             RowBytes& strides) {
   TORCH_CHECK_VALUE(columns.size() >= 2, op,
                     ": columns should hold the observation columns, the other fields and the "
-                    "reward, got ", columns.size(), " columns");
+                    "reward, got ",
+                    columns.size(), " columns");
   for (size_t i = 0; i < columns.size(); ++i) {
     const auto& c = columns[i];
-    TORCH_CHECK_VALUE(c.device().is_cpu() && c.dim() >= 1 && c.size(0) == capacity &&
-                          rows_contiguous(c),
-                      op, ": columns[", i, "] should be a CPU tensor [", capacity,
-                      ", ...] with contiguous rows, got ", c.device(), " ", checks::shape_of(c),
-                      " with strides ", c.strides());
+    TORCH_CHECK_VALUE(
+        c.device().is_cpu() && c.dim() >= 1 && c.size(0) == capacity && rows_contiguous(c), op,
+        ": columns[", i, "] should be a CPU tensor [", capacity,
+        ", ...] with contiguous rows, got ", c.device(), " ", checks::shape_of(c), " with strides ",
+        c.strides());
     data.push_back(writable_bytes(c));
     bytes.push_back(row_bytes(c));
     strides.push_back(c.stride(0) * static_cast<int64_t>(c.element_size()));
@@ -167,8 +168,10 @@ kernels::Columns columns_of(const char* op, at::TensorList columns, int64_t capa
   const auto& reward = columns.back();
   TORCH_CHECK_VALUE((reward.scalar_type() == at::kFloat || reward.scalar_type() == at::kDouble) &&
                         (reward.dim() == 1 || (reward.dim() == 2 && reward.size(1) >= 1)),
-                    op, ": the last column (reward) should be float32 or float64 [C] or [C, m], "
-                    "got ", reward.scalar_type(), " ", reward.sizes());
+                    op,
+                    ": the last column (reward) should be float32 or float64 [C] or [C, m], "
+                    "got ",
+                    reward.scalar_type(), " ", reward.sizes());
   TORCH_CHECK_VALUE(obs_columns >= 1 && obs_columns < static_cast<int64_t>(columns.size()), op,
                     ": config obs_columns should be in [1, ", columns.size() - 1, "], got ",
                     obs_columns);
@@ -191,11 +194,11 @@ kernels::ReplayConfig config_of(const char* op, at::ArrayRef<double> values,
                         values.size() == kConfigSlots + static_cast<size_t>(params),
                     op, ": config should hold ", kConfigSlots, " values and the ", params,
                     " HER reward parameters it announces, got ", values.size(), " values");
-  for (int slot : {kConfigBetaSteps, kConfigN, kConfigObsColumns, kConfigHerStrategy,
-                   kConfigHerReward, kConfigAchievedGoal, kConfigDesiredGoal,
-                   kConfigEpisodeSelect, kConfigEpisodeMaxDraw}) {
-    TORCH_CHECK_VALUE(integral(values[slot]), op, ": config[", slot, "] (",
-                      kConfigNames[slot], ") should be a whole number, got ", values[slot]);
+  for (int slot :
+       {kConfigBetaSteps, kConfigN, kConfigObsColumns, kConfigHerStrategy, kConfigHerReward,
+        kConfigAchievedGoal, kConfigDesiredGoal, kConfigEpisodeSelect, kConfigEpisodeMaxDraw}) {
+    TORCH_CHECK_VALUE(integral(values[slot]), op, ": config[", slot, "] (", kConfigNames[slot],
+                      ") should be a whole number, got ", values[slot]);
   }
   const ReplayConfig config = replay_config(values.data(), static_cast<int64_t>(values.size()));
   unit_interval(op, "alpha", config.alpha);
@@ -207,41 +210,43 @@ kernels::ReplayConfig config_of(const char* op, at::ArrayRef<double> values,
                     ", p_min=", config.p_min, ", p_max=", config.p_max);
   TORCH_CHECK_VALUE(config.beta_steps >= 0, op, ": beta_steps should be >= 0, got ",
                     config.beta_steps);
-  TORCH_CHECK_VALUE(config.n >= 1 && config.n <= kMaxCapacity, op,
-                    ": n should be at least 1, got ", config.n);
+  TORCH_CHECK_VALUE(config.n >= 1 && config.n <= kMaxCapacity, op, ": n should be at least 1, got ",
+                    config.n);
   TORCH_CHECK_VALUE(config.episode_select >= 0 && config.episode_select <= kMaxCapacity &&
                         (config.episode_select == 0 ||
                          (config.episode_max_draw >= 1 && config.episode_max_draw <= kMaxCapacity)),
-                    op, ": config episode_select should be >= 0 (0: no episode mode) and, with "
-                    "episode mode, episode_max_draw >= 1, got ", config.episode_select, " and ",
-                    config.episode_max_draw);
+                    op,
+                    ": config episode_select should be >= 0 (0: no episode mode) and, with "
+                    "episode mode, episode_max_draw >= 1, got ",
+                    config.episode_select, " and ", config.episode_max_draw);
   const HerConfig& her = config.her;
   TORCH_CHECK_VALUE(her.strategy >= kHerOff && her.strategy <= kHerRandom, op,
                     ": her strategy should be -1 (off), 0 (future), 1 (final), 2 (episode) or "
-                    "3 (random), got ", her.strategy);
+                    "3 (random), got ",
+                    her.strategy);
   for (int slot : {kConfigHerRecompute, kConfigHerTerminalOnSuccess}) {
     TORCH_CHECK_VALUE(values[slot] == 0.0 || values[slot] == 1.0, op, ": config[", slot, "] (",
                       kConfigNames[slot], ") should be 0 or 1, got ", values[slot]);
   }
   if (her.strategy == kHerOff) return config;
-  TORCH_CHECK_VALUE(!her.terminal_on_success || her.reward == kRewardSparseL2 ||
-                        her.reward == kRewardStored,
-                    op, ": terminal_on_success needs a success test: sparse_l2, or a Python "
-                    "terminal callable (reward kind stored)");
+  TORCH_CHECK_VALUE(
+      !her.terminal_on_success || her.reward == kRewardSparseL2 || her.reward == kRewardStored, op,
+      ": terminal_on_success needs a success test: sparse_l2, or a Python "
+      "terminal callable (reward kind stored)");
   unit_interval(op, "her_ratio", her.ratio);
   for (const auto& [name, column] : {std::pair{"achieved_goal", her.achieved_column},
                                      std::pair{"desired_goal", her.desired_column}}) {
     TORCH_CHECK_VALUE(column >= 0 && column < config.obs_columns, op, ": ", name,
-                      " should index an observation column, in [0, ", config.obs_columns,
-                      "), got ", column);
+                      " should index an observation column, in [0, ", config.obs_columns, "), got ",
+                      column);
   }
   const auto& achieved = columns[her.achieved_column];
   const auto& desired = columns[her.desired_column];
   TORCH_CHECK_VALUE(achieved.dim() == 2 && achieved.scalar_type() == at::kFloat, op,
                     ": the achieved-goal column should be float32 [C, g], got ",
                     achieved.scalar_type(), " ", achieved.sizes());
-  TORCH_CHECK_VALUE(desired.sizes() == achieved.sizes() && desired.scalar_type() == at::kFloat,
-                    op, ": the desired-goal column should match the achieved-goal column ",
+  TORCH_CHECK_VALUE(desired.sizes() == achieved.sizes() && desired.scalar_type() == at::kFloat, op,
+                    ": the desired-goal column should match the achieved-goal column ",
                     achieved.sizes(), ", got ", desired.scalar_type(), " ", desired.sizes());
   const int64_t heads = columns.back().dim() == 2 ? columns.back().size(1) : 1;
   const int64_t goal_dim = achieved.size(1);
@@ -252,8 +257,8 @@ kernels::ReplayConfig config_of(const char* op, at::ArrayRef<double> values,
   } else if (her.reward == kRewardPerDim) {
     TORCH_CHECK_VALUE(her.num_params >= 2 && her.num_params % 2 == 0 && heads == goal_dim, op,
                       ": per_dim takes thresholds and values of equal length and one reward head "
-                      "per goal dimension (", goal_dim, "), got ", her.num_params,
-                      " parameters and ", heads, " heads");
+                      "per goal dimension (",
+                      goal_dim, "), got ", her.num_params, " parameters and ", heads, " heads");
   } else {
     TORCH_CHECK_VALUE(her.reward == kRewardStored, op,
                       ": her reward should be 0 (stored), 1 (sparse_l2) or 2 (per_dim), got ",
@@ -280,17 +285,17 @@ void check_rows(const char* op, const char* name, size_t i, const at::Tensor& va
   TORCH_CHECK_VALUE(value.scalar_type() == column.scalar_type(), op, ": ", name, "[", i,
                     "] should be ", column.scalar_type(), " like its column, got ",
                     value.scalar_type());
-  TORCH_CHECK_VALUE(same, op, ": ", name, "[", i, "] should have shape ",
-                    at::IntArrayRef(leading), " + ", row_shape, ", got ", value.sizes());
+  TORCH_CHECK_VALUE(same, op, ": ", name, "[", i, "] should have shape ", at::IntArrayRef(leading),
+                    " + ", row_shape, ", got ", value.sizes());
 }
 
 at::Tensor flags(const char* op, const char* name, const at::Tensor& flag, int64_t envs) {
   TORCH_CHECK_VALUE(flag.device().is_cpu() && flag.dim() == 1 && flag.size(0) == envs, op, ": ",
                     name, " should be a CPU tensor [", envs, "], got ", flag.device(), " ",
                     checks::shape_of(flag));
-  TORCH_CHECK_VALUE(!at::isFloatingType(flag.scalar_type()) &&
-                        !at::isComplexType(flag.scalar_type()),
-                    op, ": ", name, " should be bool or integer, got ", flag.scalar_type());
+  TORCH_CHECK_VALUE(
+      !at::isFloatingType(flag.scalar_type()) && !at::isComplexType(flag.scalar_type()), op, ": ",
+      name, " should be bool or integer, got ", flag.scalar_type());
   return (flag.scalar_type() == at::kBool ? flag : flag.ne(0)).contiguous();
 }
 
@@ -313,8 +318,8 @@ void tree_update_with(const at::Tensor& sum_tree, const at::Tensor& min_tree, in
   const int64_t* rows = idx.const_data_ptr<int64_t>();
   const double* values = leaf.const_data_ptr<double>();
   for (int64_t j = 0; j < idx.numel(); ++j) {
-    TORCH_CHECK_VALUE(rows[j] >= 0 && rows[j] < capacity, op, ": index[", j,
-                      "] should be in [0, ", capacity, "), got ", rows[j]);
+    TORCH_CHECK_VALUE(rows[j] >= 0 && rows[j] < capacity, op, ": index[", j, "] should be in [0, ",
+                      capacity, "), got ", rows[j]);
     TORCH_CHECK_VALUE(values[j] >= 0.0 && values[j] < __builtin_huge_val(), op, ": leaf[", j,
                       "] should be finite and >= 0, got ", values[j]);
   }
@@ -338,8 +343,8 @@ std::tuple<at::Tensor, at::Tensor> tree_sample_with(
   const int64_t count = uniform.size(0);
   const double* u = uniform.const_data_ptr<double>();
   for (int64_t j = 0; j < count; ++j) {
-    TORCH_CHECK_VALUE(u[j] >= 0.0 && u[j] < 1.0, op, ": uniform[", j,
-                      "] should be in [0, 1), got ", u[j]);
+    TORCH_CHECK_VALUE(u[j] >= 0.0 && u[j] < 1.0, op, ": uniform[", j, "] should be in [0, 1), got ",
+                      u[j]);
   }
   TORCH_CHECK_VALUE(sum[0] > 0.0, op,
                     ": the tree holds no priority mass to sample from (all leaves 0)");
@@ -350,7 +355,8 @@ std::tuple<at::Tensor, at::Tensor> tree_sample_with(
   const double* leaves = sum + layout.leaf_offset();
   for (int64_t j = 0; j < count; ++j) {
     TORCH_CHECK_VALUE(rows[j] < capacity && leaves[rows[j]] > 0.0, op, ": sample ", j,
-                      " reached leaf ", rows[j], " without priority: sum_tree's parents do not "
+                      " reached leaf ", rows[j],
+                      " without priority: sum_tree's parents do not "
                       "match their children");
   }
   weigh({layout, sum, min_tree.const_data_ptr<double>(), rows, count, beta,
@@ -363,11 +369,10 @@ namespace {
 
 void tree_update_cpu(const at::Tensor& sum_tree, const at::Tensor& min_tree, int64_t capacity,
                      const at::Tensor& index, const at::Tensor& leaf) {
-  tree_update_with(sum_tree, min_tree, capacity, index, leaf,
-                   [](const kernels::UpdateLeavesBody& b) {
-                     kernels::tree_set_leaves(b.layout, b.sum_tree, b.min_tree, b.index,
-                                              b.priority, b.count);
-                   });
+  tree_update_with(
+      sum_tree, min_tree, capacity, index, leaf, [](const kernels::UpdateLeavesBody& b) {
+        kernels::tree_set_leaves(b.layout, b.sum_tree, b.min_tree, b.index, b.priority, b.count);
+      });
 }
 
 std::tuple<at::Tensor, at::Tensor> tree_sample_cpu(const at::Tensor& sum_tree,
@@ -377,8 +382,7 @@ std::tuple<at::Tensor, at::Tensor> tree_sample_cpu(const at::Tensor& sum_tree,
   return tree_sample_with(
       sum_tree, min_tree, capacity, uniform, beta, batch_max,
       [](const kernels::TreeDrawBody& b) {
-        kernels::tree_sample_stratified(b.layout, b.sum_tree, nullptr, b.uniform, b.count,
-                                        b.index);
+        kernels::tree_sample_stratified(b.layout, b.sum_tree, nullptr, b.uniform, b.count, b.index);
       },
       [](const kernels::TreeWeightsBody& b, bool batch_max) {
         kernels::tree_is_weights(b.layout, b.sum_tree, b.min_tree, b.index, b.count, b.beta,
@@ -395,11 +399,13 @@ namespace {
 // The stage of `envs` environments: each stage column [N, horizon, *row] beside its column,
 // checked, as the kernels' Stage. A buffer's stage starts with N = 0 and is allocated here at
 // the first step (zeros), after every other check has passed (`allocate`).
-kernels::Stage stage_of(const char* op, at::TensorList state, at::TensorList columns,
-                        int64_t envs, int64_t capacity, bool allocate, Pointers& stage_data) {
+kernels::Stage stage_of(const char* op, at::TensorList state, at::TensorList columns, int64_t envs,
+                        int64_t capacity, bool allocate, Pointers& stage_data) {
   const at::TensorList stage = state.slice(kernels::kStateSlots);
-  TORCH_CHECK_VALUE(stage.size() == columns.size(), op, ": state should end with one stage "
-                    "column per column (", columns.size(), "), got ", stage.size());
+  TORCH_CHECK_VALUE(stage.size() == columns.size(), op,
+                    ": state should end with one stage "
+                    "column per column (",
+                    columns.size(), "), got ", stage.size());
   const at::Tensor& stage_length = state[kernels::kStateStageLength];
   rank(op, "stage_length", stage_length, 1, "1-D [N]");
   const int64_t staged = stage_length.size(0);
@@ -434,8 +440,8 @@ kernels::Stage stage_of(const char* op, at::TensorList state, at::TensorList col
 
 }  // namespace
 
-int64_t add_rows_with(at::TensorList state, at::TensorList columns,
-                      int64_t envs, const uint8_t* const* step, const uint8_t* const* final_obs,
+int64_t add_rows_with(at::TensorList state, at::TensorList columns, int64_t envs,
+                      const uint8_t* const* step, const uint8_t* const* final_obs,
                       const bool* terminated, const bool* truncated, const bool* skip,
                       at::ArrayRef<double> config_values, AddRun run) {
   constexpr const char* op = "pyrl::replay_add";
@@ -453,24 +459,25 @@ int64_t add_rows_with(at::TensorList state, at::TensorList columns,
   return run({ring, config, cols, staged, input});
 }
 
-int64_t replay_add_rows(at::TensorList state, at::TensorList columns,
-                        int64_t envs, const uint8_t* const* step, const uint8_t* const* final_obs,
+int64_t replay_add_rows(at::TensorList state, at::TensorList columns, int64_t envs,
+                        const uint8_t* const* step, const uint8_t* const* final_obs,
                         const bool* terminated, const bool* truncated, const bool* skip,
                         at::ArrayRef<double> config_values) {
   return add_rows_with(state, columns, envs, step, final_obs, terminated, truncated, skip,
                        config_values, [](const AddCall& a) {
-                         return kernels::replay_add_step(a.ring, a.config, a.cols, a.stage, a.input);
+                         return kernels::replay_add_step(a.ring, a.config, a.cols, a.stage,
+                                                         a.input);
                        });
 }
 
-int64_t add_steps_with(at::TensorList state, at::TensorList columns,
-                       at::TensorList step, at::TensorList final_obs,
-                       const at::Tensor& terminated, const at::Tensor& truncated,
-                       at::ArrayRef<double> config_values, const std::optional<at::Tensor>& skip,
-                       AddRun run) {
+int64_t add_steps_with(at::TensorList state, at::TensorList columns, at::TensorList step,
+                       at::TensorList final_obs, const at::Tensor& terminated,
+                       const at::Tensor& truncated, at::ArrayRef<double> config_values,
+                       const std::optional<at::Tensor>& skip, AddRun run) {
   constexpr const char* op = "pyrl::replay_add";
-  const double announced =
-      config_values.size() > kernels::kConfigObsColumns ? config_values[kernels::kConfigObsColumns] : 0;
+  const double announced = config_values.size() > kernels::kConfigObsColumns
+                               ? config_values[kernels::kConfigObsColumns]
+                               : 0;
   TORCH_CHECK_VALUE(integral(announced) && announced >= 1 && announced < columns.size(), op,
                     ": config obs_columns should be in [1, ", columns.size(), "), got ", announced);
   const auto obs_columns = static_cast<size_t>(announced);
@@ -493,21 +500,22 @@ int64_t add_steps_with(at::TensorList state, at::TensorList columns,
   const auto trunc = flags(op, "truncated", truncated, envs);
   const at::Tensor skipped = skip ? flags(op, "skip", *skip, envs) : at::Tensor();
   c10::SmallVector<const uint8_t*, 8> step_bytes, final_bytes;
-  for (const auto& s : step_data) step_bytes.push_back(static_cast<const uint8_t*>(s.const_data_ptr()));
-  for (const auto& f : final_data) final_bytes.push_back(static_cast<const uint8_t*>(f.const_data_ptr()));
+  for (const auto& s : step_data)
+    step_bytes.push_back(static_cast<const uint8_t*>(s.const_data_ptr()));
+  for (const auto& f : final_data)
+    final_bytes.push_back(static_cast<const uint8_t*>(f.const_data_ptr()));
   return add_rows_with(state, columns, envs, step_bytes.data(), final_bytes.data(),
                        term.const_data_ptr<bool>(), trunc.const_data_ptr<bool>(),
-                       skipped.defined() ? skipped.const_data_ptr<bool>() : nullptr,
-                       config_values, run);
+                       skipped.defined() ? skipped.const_data_ptr<bool>() : nullptr, config_values,
+                       run);
 }
 
-int64_t replay_add_steps(at::TensorList state, at::TensorList columns,
-                         at::TensorList step, at::TensorList final_obs,
-                         const at::Tensor& terminated, const at::Tensor& truncated,
-                         at::ArrayRef<double> config_values,
+int64_t replay_add_steps(at::TensorList state, at::TensorList columns, at::TensorList step,
+                         at::TensorList final_obs, const at::Tensor& terminated,
+                         const at::Tensor& truncated, at::ArrayRef<double> config_values,
                          const std::optional<at::Tensor>& skip) {
-  return add_steps_with(state, columns, step, final_obs, terminated, truncated,
-                        config_values, skip, [](const AddCall& a) {
+  return add_steps_with(state, columns, step, final_obs, terminated, truncated, config_values, skip,
+                        [](const AddCall& a) {
                           return kernels::replay_add_step(a.ring, a.config, a.cols, a.stage,
                                                           a.input);
                         });
@@ -568,15 +576,16 @@ void add_episode_with(at::TensorList state, at::TensorList columns, at::TensorLi
   const double* priorities = nullptr;
   at::Tensor td;
   if (td_abs) {
-    TORCH_CHECK_VALUE(config.alpha > 0.0, op, ": td_abs needs a prioritized buffer (alpha > 0), "
-                      "got alpha=", config.alpha);
+    TORCH_CHECK_VALUE(config.alpha > 0.0, op,
+                      ": td_abs needs a prioritized buffer (alpha > 0), "
+                      "got alpha=",
+                      config.alpha);
     check_tensor(op, "td_abs", *td_abs, at::kDouble, {steps});
     td = td_abs->contiguous();
     priorities = td.const_data_ptr<double>();
     const int64_t bad = kernels::first_bad_priority(priorities, steps);
     TORCH_CHECK_VALUE(bad < 0, op, ": td_abs should be >= 0 and not NaN, got ",
-                      bad < 0 ? 0.0 : priorities[bad], " at position ", bad,
-                      "; nothing was added");
+                      bad < 0 ? 0.0 : priorities[bad], " at position ", bad, "; nothing was added");
   }
   run({ring, config, cols, value_bytes.data(), steps, terminated, priorities});
 }
@@ -600,12 +609,12 @@ at::Tensor count_tensor(const at::Tensor& like, int64_t count) {
   return out;
 }
 
-at::Tensor replay_add_cpu(at::TensorList state, at::TensorList columns,
-                          at::TensorList step, at::TensorList final_obs,
-                          const at::Tensor& terminated, const at::Tensor& truncated,
-                          at::ArrayRef<double> config, const std::optional<at::Tensor>& skip) {
-  return count_tensor(state[0], replay_add_steps(state, columns, step, final_obs,
-                                                 terminated, truncated, config, skip));
+at::Tensor replay_add_cpu(at::TensorList state, at::TensorList columns, at::TensorList step,
+                          at::TensorList final_obs, const at::Tensor& terminated,
+                          const at::Tensor& truncated, at::ArrayRef<double> config,
+                          const std::optional<at::Tensor>& skip) {
+  return count_tensor(state[0], replay_add_steps(state, columns, step, final_obs, terminated,
+                                                 truncated, config, skip));
 }
 
 at::Tensor replay_end_episodes_cpu(at::TensorList state, at::TensorList columns,
@@ -637,8 +646,8 @@ void prepare_sample(SampleCall& s, const char* op, at::TensorList state, at::Ten
     const double* leaves = ring.sum_tree + ring.layout.leaf_offset();
     const int64_t* r = rows->const_data_ptr<int64_t>();
     for (int64_t j = 0; j < count; ++j) {
-      TORCH_CHECK_VALUE(r[j] >= 0 && r[j] < ring.capacity && leaves[r[j]] > 0.0, op, ": rows[",
-                        j, "] should be a stored transition row, got ", r[j]);
+      TORCH_CHECK_VALUE(r[j] >= 0 && r[j] < ring.capacity && leaves[r[j]] > 0.0, op, ": rows[", j,
+                        "] should be a stored transition row, got ", r[j]);
     }
   }
   const at::Tensor& reward = columns.back();
@@ -676,8 +685,8 @@ SampleResult finish_sample(SampleCall& s, const char* op, int64_t bad) {
                     ", which is not a stored transition: the priority tree does not match the "
                     "episode table (ReplayBuffer.check() names what is broken)");
   s.draws[kernels::kDrawCalls] = s.call + 1;
-  return {s.index, s.generation, s.weight, s.ret, s.discount, s.boot, s.her_row, s.fields,
-          s.next_obs, s.steps, s.terminal};
+  return {s.index,   s.generation, s.weight,   s.ret,   s.discount, s.boot,
+          s.her_row, s.fields,     s.next_obs, s.steps, s.terminal};
 }
 
 SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int64_t batch_size,
@@ -717,15 +726,15 @@ UpdateArgs update_args(const char* op, at::TensorList state, const at::Tensor& i
   const int64_t count = index.size(0);
   TORCH_CHECK_VALUE(generation.dim() == 1 && generation.size(0) == count &&
                         generation.scalar_type() == at::kLong && generation.device().is_cpu(),
-                    op, ": generation should be a 1-D int64 CPU tensor [", count, "] like index, got ",
-                    generation.scalar_type(), " ", checks::shape_of(generation), " on ",
-                    generation.device());
+                    op, ": generation should be a 1-D int64 CPU tensor [", count,
+                    "] like index, got ", generation.scalar_type(), " ",
+                    checks::shape_of(generation), " on ", generation.device());
   TORCH_CHECK_VALUE(td_abs.scalar_type() == at::kFloat || td_abs.scalar_type() == at::kDouble, op,
                     ": td_abs should be float32 or float64, got ", td_abs.scalar_type());
   TORCH_CHECK_VALUE((td_abs.dim() == 1 || (td_abs.dim() == 2 && td_abs.size(1) >= 1)) &&
                         td_abs.size(0) == count && td_abs.device().is_cpu(),
-                    op, ": td_abs should be a CPU tensor [", count, "] or [", count,
-                    ", m], got ", td_abs.device(), " ", checks::shape_of(td_abs));
+                    op, ": td_abs should be a CPU tensor [", count, "] or [", count, ", m], got ",
+                    td_abs.device(), " ", checks::shape_of(td_abs));
   args.count = count;
   args.heads = td_abs.dim() == 2 ? td_abs.size(1) : 1;
   args.rows = index.contiguous();
@@ -742,8 +751,8 @@ UpdateArgs update_args(const char* op, at::TensorList state, const at::Tensor& i
     const scalar_t* values = args.td.const_data_ptr<scalar_t>();
     const int64_t bad = kernels::first_bad_priority(values, args.td.numel());
     TORCH_CHECK_VALUE(bad < 0, op, ": td_abs should be >= 0 and not NaN, got ",
-                      bad < 0 ? 0.0 : static_cast<double>(values[bad]), " at flat position ",
-                      bad, "; nothing was updated");
+                      bad < 0 ? 0.0 : static_cast<double>(values[bad]), " at flat position ", bad,
+                      "; nothing was updated");
   });
   return args;
 }

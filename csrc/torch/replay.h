@@ -19,7 +19,6 @@
 
 namespace pyrl {
 
-
 // The state list (kernels::StateSlot order), checked, as the kernels' Ring; the glue of every
 // op family on replay state starts here (csrc/torch/sequence.cpp too).
 kernels::Ring ring_of(const char* op, at::TensorList state);
@@ -43,9 +42,9 @@ int64_t row_bytes(const at::Tensor& column);
 // tensor, or a strided view of a row record.
 bool rows_contiguous(const at::Tensor& column);
 
-using SampleResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
-                                at::Tensor, at::Tensor, std::vector<at::Tensor>,
-                                std::vector<at::Tensor>, at::Tensor, at::Tensor>;
+using SampleResult =
+    std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
+               std::vector<at::Tensor>, std::vector<at::Tensor>, at::Tensor, at::Tensor>;
 
 // The adds' checked arguments, which every backend's add starts from (the CPU loops, the CPU
 // grid runner of the CUDA phases): the *_with functions check and prepare, then call `run`.
@@ -78,19 +77,18 @@ struct EpisodeCall {
 };
 using EpisodeRun = c10::function_ref<void(const EpisodeCall&)>;
 
-int64_t add_rows_with(at::TensorList state, at::TensorList columns,
-                      int64_t envs, const uint8_t* const* step, const uint8_t* const* final_obs,
+int64_t add_rows_with(at::TensorList state, at::TensorList columns, int64_t envs,
+                      const uint8_t* const* step, const uint8_t* const* final_obs,
                       const bool* terminated, const bool* truncated, const bool* skip,
                       at::ArrayRef<double> config, AddRun run);
 
-int64_t add_steps_with(at::TensorList state, at::TensorList columns,
-                       at::TensorList step, at::TensorList final_obs,
-                       const at::Tensor& terminated, const at::Tensor& truncated,
-                       at::ArrayRef<double> config, const std::optional<at::Tensor>& skip,
-                       AddRun run);
+int64_t add_steps_with(at::TensorList state, at::TensorList columns, at::TensorList step,
+                       at::TensorList final_obs, const at::Tensor& terminated,
+                       const at::Tensor& truncated, at::ArrayRef<double> config,
+                       const std::optional<at::Tensor>& skip, AddRun run);
 
-int64_t end_running_with(at::TensorList state, at::TensorList columns,
-                         at::ArrayRef<double> config, EndRun run);
+int64_t end_running_with(at::TensorList state, at::TensorList columns, at::ArrayRef<double> config,
+                         EndRun run);
 
 void add_episode_with(at::TensorList state, at::TensorList columns, at::TensorList values,
                       bool terminated, at::ArrayRef<double> config,
@@ -108,16 +106,16 @@ inline constexpr const char* kAddEpisodeSchema =
 
 // The add op's work (the op returns its count as a 0-d tensor): the pieces committed because a
 // stage filled up.
-int64_t replay_add_steps(at::TensorList state, at::TensorList columns,
-                       at::TensorList step, at::TensorList final_obs,
-                       const at::Tensor& terminated, const at::Tensor& truncated,
-                       at::ArrayRef<double> config, const std::optional<at::Tensor>& skip);
+int64_t replay_add_steps(at::TensorList state, at::TensorList columns, at::TensorList step,
+                         at::TensorList final_obs, const at::Tensor& terminated,
+                         const at::Tensor& truncated, at::ArrayRef<double> config,
+                         const std::optional<at::Tensor>& skip);
 
 // replay_add_cpu's state checks and kernel call, for steps of `envs` environments already
 // checked against the columns (ReplayHost's numpy path: raw pointers into the caller's arrays,
 // no tensors made). Returns the pieces committed because a stage filled up.
-int64_t replay_add_rows(at::TensorList state, at::TensorList columns,
-                        int64_t envs, const uint8_t* const* step, const uint8_t* const* final_obs,
+int64_t replay_add_rows(at::TensorList state, at::TensorList columns, int64_t envs,
+                        const uint8_t* const* step, const uint8_t* const* final_obs,
                         const bool* terminated, const bool* truncated, const bool* skip,
                         at::ArrayRef<double> config);
 
@@ -162,11 +160,16 @@ struct SampleCall {
 
   template <typename T>
   kernels::SampleOut<T> out() const {
-    return {index.mutable_data_ptr<int64_t>(),   generation.mutable_data_ptr<int64_t>(),
-            weight.mutable_data_ptr<float>(),    boot.mutable_data_ptr<int64_t>(),
-            her_row.mutable_data_ptr<int64_t>(), ret.mutable_data_ptr<T>(),
-            discount.mutable_data_ptr<T>(),      field_data.data(),
-            next_data.data(),                    steps.mutable_data_ptr<int64_t>(),
+    return {index.mutable_data_ptr<int64_t>(),
+            generation.mutable_data_ptr<int64_t>(),
+            weight.mutable_data_ptr<float>(),
+            boot.mutable_data_ptr<int64_t>(),
+            her_row.mutable_data_ptr<int64_t>(),
+            ret.mutable_data_ptr<T>(),
+            discount.mutable_data_ptr<T>(),
+            field_data.data(),
+            next_data.data(),
+            steps.mutable_data_ptr<int64_t>(),
             terminal.mutable_data_ptr<bool>()};
   }
 };

@@ -86,9 +86,9 @@ std::tuple<Tensor, Tensor> gae(const Run& run, const Tensor& reward, const Tenso
 
 // discounted_return (lambda_form false, lmbda unused) and lambda_return.
 template <typename Run>
-Tensor single_return(const Run& run, const char* op, const Tensor& reward,
-                     const Tensor& next_value, const Tensor& terminated, const Tensor& truncated,
-                     double gamma, double lmbda, bool lambda_form) {
+Tensor single_return(const Run& run, const char* op, const Tensor& reward, const Tensor& next_value,
+                     const Tensor& terminated, const Tensor& truncated, double gamma, double lmbda,
+                     bool lambda_form) {
   check_rollout(op, reward, gamma);
   checks::unit_interval(op, "lmbda", lmbda);
   checks::like(op, "next_value", next_value, "reward", reward);
@@ -115,8 +115,8 @@ template <typename Run>
 Tensor lambda_return(const Run& run, const Tensor& reward, const Tensor& next_value,
                      const Tensor& terminated, const Tensor& truncated, double gamma,
                      double lmbda) {
-  return single_return(run, "pyrl::lambda_return", reward, next_value, terminated, truncated,
-                       gamma, lmbda, /*lambda_form=*/true);
+  return single_return(run, "pyrl::lambda_return", reward, next_value, terminated, truncated, gamma,
+                       lmbda, /*lambda_form=*/true);
 }
 
 // Shared set-up of the two window ops: checks, contiguous inputs and [T, N] outputs.
@@ -151,8 +151,7 @@ inline WindowInputs window_inputs(const char* op, const Tensor& reward, const Te
 }
 
 template <typename T>
-kernels::WindowArgs<T> window_args(const WindowInputs& in, int64_t n, double gamma,
-                                   double lmbda) {
+kernels::WindowArgs<T> window_args(const WindowInputs& in, int64_t n, double gamma, double lmbda) {
   const auto& r = in.reward;
   return {r.const_data_ptr<T>(),
           in.value.defined() ? in.value.const_data_ptr<T>() : nullptr,
@@ -232,8 +231,11 @@ inline OffPolicyInputs off_policy_inputs(const char* op, const Tensor& log_rho,
   checks::like(op, "log_rho", log_rho, "reward", reward);
   checks::like(op, value_name, value, "reward", reward);
   checks::like(op, next_name, next_value, "reward", reward);
-  OffPolicyInputs in{log_rho.contiguous(), reward.contiguous(), value.contiguous(),
-                     next_value.contiguous(), flag_bytes(op, "terminated", terminated, reward),
+  OffPolicyInputs in{log_rho.contiguous(),
+                     reward.contiguous(),
+                     value.contiguous(),
+                     next_value.contiguous(),
+                     flag_bytes(op, "terminated", terminated, reward),
                      flag_bytes(op, "truncated", truncated, reward)};
   if (!in.log_rho.is_cpu()) {
     TORCH_CHECK(!in.log_rho.isnan().any().item<bool>(), op,
@@ -256,15 +258,21 @@ inline OffPolicyInputs off_policy_inputs(const char* op, const Tensor& log_rho,
 }
 
 template <typename T>
-kernels::OffPolicyArgs<T> off_policy_args(const OffPolicyInputs& in, double gamma,
-                                          double rho_bar, double c_bar, double lmbda) {
+kernels::OffPolicyArgs<T> off_policy_args(const OffPolicyInputs& in, double gamma, double rho_bar,
+                                          double c_bar, double lmbda) {
   const int64_t steps = in.reward.size(0);
-  return {in.log_rho.const_data_ptr<T>(), in.reward.const_data_ptr<T>(),
-          in.value.const_data_ptr<T>(),   in.next_value.const_data_ptr<T>(),
-          bytes_of(in.terminated),        bytes_of(in.truncated),
-          steps,                          steps == 0 ? 0 : in.reward.numel() / steps,
-          gamma,                          rho_bar,
-          c_bar,                          lmbda};
+  return {in.log_rho.const_data_ptr<T>(),
+          in.reward.const_data_ptr<T>(),
+          in.value.const_data_ptr<T>(),
+          in.next_value.const_data_ptr<T>(),
+          bytes_of(in.terminated),
+          bytes_of(in.truncated),
+          steps,
+          steps == 0 ? 0 : in.reward.numel() / steps,
+          gamma,
+          rho_bar,
+          c_bar,
+          lmbda};
 }
 
 template <typename Run>
@@ -306,21 +314,21 @@ Tensor retrace(const Run& run, const Tensor& log_rho, const Tensor& reward, cons
 // The schemas of the seven ops (registered in returns.cpp; the grid runner's test library
 // grid.cpp registers the same ones).
 inline constexpr const char* kSchemas[] = {
-  "gae(Tensor reward, Tensor value, Tensor next_value, Tensor terminated, Tensor truncated, "
+    "gae(Tensor reward, Tensor value, Tensor next_value, Tensor terminated, Tensor truncated, "
     "float gamma, float lmbda) -> (Tensor advantage, Tensor value_target)",
-  "discounted_return(Tensor reward, Tensor next_value, Tensor terminated, Tensor truncated, "
+    "discounted_return(Tensor reward, Tensor next_value, Tensor terminated, Tensor truncated, "
     "float gamma) -> Tensor",
-  "lambda_return(Tensor reward, Tensor next_value, Tensor terminated, Tensor truncated, "
+    "lambda_return(Tensor reward, Tensor next_value, Tensor terminated, Tensor truncated, "
     "float gamma, float lmbda) -> Tensor",
-  "nstep_return(Tensor reward, Tensor terminated, Tensor truncated, Tensor? uniform, int n, "
+    "nstep_return(Tensor reward, Tensor terminated, Tensor truncated, Tensor? uniform, int n, "
     "float gamma) -> (Tensor ret, Tensor discount, Tensor boot)",
-  "nstep_gae(Tensor reward, Tensor value, Tensor next_value, Tensor terminated, "
+    "nstep_gae(Tensor reward, Tensor value, Tensor next_value, Tensor terminated, "
     "Tensor truncated, Tensor? uniform, int n, float gamma, float lmbda) "
     "-> (Tensor credit, Tensor discount, Tensor boot)",
-  "vtrace(Tensor log_rho, Tensor reward, Tensor value, Tensor next_value, Tensor terminated, "
+    "vtrace(Tensor log_rho, Tensor reward, Tensor value, Tensor next_value, Tensor terminated, "
     "Tensor truncated, float gamma, float rho_bar, float c_bar, float lmbda) "
     "-> (Tensor vs, Tensor pg_advantage)",
-  "retrace(Tensor log_rho, Tensor reward, Tensor q, Tensor next_v, Tensor terminated, "
+    "retrace(Tensor log_rho, Tensor reward, Tensor q, Tensor next_v, Tensor terminated, "
     "Tensor truncated, float gamma, float lmbda) -> Tensor"};
 
 // Registers the seven ops' implementations in `m` (a TORCH_LIBRARY_IMPL block), each running
@@ -329,21 +337,18 @@ template <typename Run>
 void register_impls(torch::Library& m) {
   using O = std::optional<Tensor>;
   m.impl("gae", [](const Tensor& r, const Tensor& v, const Tensor& nv, const Tensor& term,
-                   const Tensor& trunc, double gamma, double lmbda) {
-    return gae(Run(r), r, v, nv, term, trunc, gamma, lmbda);
-  });
-  m.impl("discounted_return", [](const Tensor& r, const Tensor& nv, const Tensor& term,
-                                 const Tensor& trunc, double gamma) {
-    return discounted_return(Run(r), r, nv, term, trunc, gamma);
-  });
+                   const Tensor& trunc, double gamma,
+                   double lmbda) { return gae(Run(r), r, v, nv, term, trunc, gamma, lmbda); });
+  m.impl("discounted_return",
+         [](const Tensor& r, const Tensor& nv, const Tensor& term, const Tensor& trunc,
+            double gamma) { return discounted_return(Run(r), r, nv, term, trunc, gamma); });
   m.impl("lambda_return", [](const Tensor& r, const Tensor& nv, const Tensor& term,
                              const Tensor& trunc, double gamma, double lmbda) {
     return lambda_return(Run(r), r, nv, term, trunc, gamma, lmbda);
   });
-  m.impl("nstep_return", [](const Tensor& r, const Tensor& term, const Tensor& trunc, const O& u,
-                            int64_t n, double gamma) {
-    return nstep_return(Run(r), r, term, trunc, u, n, gamma);
-  });
+  m.impl("nstep_return",
+         [](const Tensor& r, const Tensor& term, const Tensor& trunc, const O& u, int64_t n,
+            double gamma) { return nstep_return(Run(r), r, term, trunc, u, n, gamma); });
   m.impl("nstep_gae", [](const Tensor& r, const Tensor& v, const Tensor& nv, const Tensor& term,
                          const Tensor& trunc, const O& u, int64_t n, double gamma, double lmbda) {
     return nstep_gae(Run(r), r, v, nv, term, trunc, u, n, gamma, lmbda);

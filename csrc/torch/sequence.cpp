@@ -24,8 +24,7 @@ namespace {
 using kernels::ColumnView;
 using kernels::Ring;
 
-ColumnView column_of(const char* op, const char* name, const at::Tensor& column,
-                     int64_t capacity) {
+ColumnView column_of(const char* op, const char* name, const at::Tensor& column, int64_t capacity) {
   TORCH_CHECK_VALUE(column.device().is_cpu() && column.dim() >= 1 && column.size(0) == capacity &&
                         rows_contiguous(column),
                     op, ": ", name, " should be a CPU tensor [", capacity,
@@ -47,8 +46,7 @@ void check_values(const char* op, const at::Tensor& values, const at::Tensor& co
                   std::vector<int64_t> lead) {
   lead.insert(lead.end(), column.sizes().begin() + 1, column.sizes().end());
   TORCH_CHECK_VALUE(values.device().is_cpu() && values.sizes() == at::IntArrayRef(lead), op,
-                    ": values should have shape ", at::IntArrayRef(lead), ", got ",
-                    values.sizes());
+                    ": values should have shape ", at::IntArrayRef(lead), ", got ", values.sizes());
   TORCH_CHECK_VALUE(values.scalar_type() == column.scalar_type(), op,
                     ": values should have the column's dtype ", column.scalar_type(), ", got ",
                     values.scalar_type());
@@ -65,8 +63,8 @@ std::tuple<at::Tensor, at::Tensor> gather_episodes_with(
   check_counters(op, ring);
   const ColumnView view = column_of(op, "column", column, ring.capacity);
   check_ids(op, "episode_ids", episode_ids);
-  TORCH_CHECK_VALUE(pad >= 0 && pad < ring.capacity, op, ": pad should be in [0, ",
-                    ring.capacity, "), got ", pad);
+  TORCH_CHECK_VALUE(pad >= 0 && pad < ring.capacity, op, ": pad should be in [0, ", ring.capacity,
+                    "), got ", pad);
   TORCH_CHECK_VALUE(positions >= 0 && positions <= ring.capacity + pad, op,
                     ": positions should be in [0, capacity + pad], got ", positions);
   const int64_t count = episode_ids.size(0);
@@ -106,9 +104,8 @@ at::Tensor scatter_episodes_with(at::TensorList state, const at::Tensor& column,
   return applied;
 }
 
-at::Tensor write_rows_with(at::TensorList state, const at::Tensor& column,
-                           const at::Tensor& index, const at::Tensor& generation,
-                           const at::Tensor& values, int64_t offset,
+at::Tensor write_rows_with(at::TensorList state, const at::Tensor& column, const at::Tensor& index,
+                           const at::Tensor& generation, const at::Tensor& values, int64_t offset,
                            c10::function_ref<void(const kernels::WriteRowsBody&)> run) {
   constexpr const char* op = "pyrl::replay_write_rows";
   const Ring ring = ring_of(op, state);
@@ -134,9 +131,9 @@ at::Tensor write_rows_with(at::TensorList state, const at::Tensor& column,
 namespace {
 
 std::tuple<at::Tensor, at::Tensor> replay_gather_episodes_cpu(at::TensorList state,
-                                                               const at::Tensor& column,
-                                                               const at::Tensor& episode_ids,
-                                                               int64_t pad, int64_t positions) {
+                                                              const at::Tensor& column,
+                                                              const at::Tensor& episode_ids,
+                                                              int64_t pad, int64_t positions) {
   return gather_episodes_with(state, column, episode_ids, pad, positions,
                               [](const kernels::GatherEpisodesBody& b) {
                                 kernels::gather_episodes(b.ring, b.column, b.ids, b.count, b.pad,
@@ -147,12 +144,11 @@ std::tuple<at::Tensor, at::Tensor> replay_gather_episodes_cpu(at::TensorList sta
 at::Tensor replay_scatter_episodes_cpu(at::TensorList state, const at::Tensor& column,
                                        const at::Tensor& episode_ids, const at::Tensor& values,
                                        int64_t offset) {
-  return scatter_episodes_with(state, column, episode_ids, values, offset,
-                               [](const kernels::ScatterEpisodesBody& b) {
-                                 kernels::scatter_episodes(b.ring, b.column, b.ids, b.count,
-                                                           b.positions, b.offset, b.values,
-                                                           b.applied);
-                               });
+  return scatter_episodes_with(
+      state, column, episode_ids, values, offset, [](const kernels::ScatterEpisodesBody& b) {
+        kernels::scatter_episodes(b.ring, b.column, b.ids, b.count, b.positions, b.offset, b.values,
+                                  b.applied);
+      });
 }
 
 at::Tensor replay_write_rows_cpu(at::TensorList state, const at::Tensor& column,
@@ -168,8 +164,10 @@ at::Tensor replay_write_rows_cpu(at::TensorList state, const at::Tensor& column,
 Windows windows_of(const char* op, const Ring& ring, at::TensorList columns, int64_t count,
                    int64_t steps, int64_t obs_columns, int64_t n, double gamma,
                    const at::TensorOptions& index_options) {
-  TORCH_CHECK_VALUE(columns.size() >= 2, op, ": columns should hold the fields and the reward "
-                    "last, got ", columns.size(), " columns");
+  TORCH_CHECK_VALUE(columns.size() >= 2, op,
+                    ": columns should hold the fields and the reward "
+                    "last, got ",
+                    columns.size(), " columns");
   TORCH_CHECK_VALUE(obs_columns >= 1 && obs_columns < static_cast<int64_t>(columns.size()), op,
                     ": obs_columns should be in [1, ", columns.size() - 1, "], got ", obs_columns);
   TORCH_CHECK_VALUE(steps >= 1 && steps < ring.capacity, op, ": steps should be in [1, ",
@@ -179,8 +177,10 @@ Windows windows_of(const char* op, const Ring& ring, at::TensorList columns, int
   const at::Tensor& reward = columns.back();
   TORCH_CHECK_VALUE((reward.scalar_type() == at::kFloat || reward.scalar_type() == at::kDouble) &&
                         reward.dim() <= 2,
-                    op, ": the last column (reward) should be float32 or float64 [C] or [C, m], "
-                    "got ", reward.scalar_type(), " ", reward.sizes());
+                    op,
+                    ": the last column (reward) should be float32 or float64 [C] or [C, m], "
+                    "got ",
+                    reward.scalar_type(), " ", reward.sizes());
   Windows w;
   for (size_t i = 0; i < columns.size(); ++i) {
     const std::string name = "columns[" + std::to_string(i) + "]";
@@ -241,8 +241,8 @@ namespace {
 WindowsResult replay_gather_windows_cpu(at::TensorList state, at::TensorList columns,
                                         const at::Tensor& start, int64_t steps,
                                         at::ArrayRef<double> config) {
-  GatherWindowsCall g = prepare_gather_windows("pyrl::replay_gather_windows", state, columns,
-                                               start, steps, config);
+  GatherWindowsCall g =
+      prepare_gather_windows("pyrl::replay_gather_windows", state, columns, start, steps, config);
   AT_DISPATCH_FLOATING_TYPES(g.w.reward.scalar_type(), "replay_gather_windows", [&] {
     kernels::gather_windows(g.ring, g.w.views.data(), static_cast<int64_t>(g.w.views.size()),
                             g.obs_columns, g.start, g.count, g.steps, g.n, g.gamma,
@@ -266,7 +266,8 @@ void prepare_sample_windows(SampleWindowsCall& s, const char* op, at::TensorList
   const kernels::ReplayConfig config = config_of(op, config_values, columns);
   s.obs_columns = config.obs_columns - 1;
   s.beta = kernels::beta_at(config, s.call);
-  TORCH_CHECK_VALUE(s.ring.sum_tree[0] > 0.0, op, ": the buffer is empty (an episode is stored "
+  TORCH_CHECK_VALUE(s.ring.sum_tree[0] > 0.0, op,
+                    ": the buffer is empty (an episode is stored "
                     "once it ends; no episode has ended yet)");
   s.hidden = column_of(op, "hidden", hidden, s.ring.capacity);
   const auto index_options = state[kernels::kStateRowEpisode].options();
@@ -286,13 +287,14 @@ void prepare_sample_windows(SampleWindowsCall& s, const char* op, at::TensorList
 }
 
 SequenceSample finish_sample_windows(SampleWindowsCall& s, const char* op, int64_t bad) {
-  TORCH_CHECK_VALUE(bad < 0, op, ": sample ", bad, " drew a row that is not a stored "
+  TORCH_CHECK_VALUE(bad < 0, op, ": sample ", bad,
+                    " drew a row that is not a stored "
                     "transition: the sum tree does not match the episode table; "
                     "ReplayBuffer.check() names what is broken");
   s.draws[kernels::kDrawCalls] = s.call + 1;
   const Windows& w = s.w;
-  return {s.index,  s.weight,   s.first_hidden, w.fields, w.mask,
-          w.reward, w.discount, w.k,            w.terminal, w.generation};
+  return {s.index,    s.weight, s.first_hidden, w.fields,    w.mask, w.reward,
+          w.discount, w.k,      w.terminal,     w.generation};
 }
 
 SequenceSample replay_sample_windows_cpu(at::TensorList state, at::TensorList columns,
@@ -303,13 +305,11 @@ SequenceSample replay_sample_windows_cpu(at::TensorList state, at::TensorList co
   prepare_sample_windows(s, op, state, columns, hidden, batch_size, steps, config_values);
   int64_t bad = -1;
   AT_DISPATCH_FLOATING_TYPES(s.w.reward.scalar_type(), "replay_sample_windows", [&] {
-    bad = kernels::sample_windows(s.ring, s.seed, s.call, s.beta, s.batch_max, s.w.views.data(),
-                                  static_cast<int64_t>(s.w.views.size()), s.obs_columns, s.hidden,
-                                  s.count, s.steps, s.n, s.gamma,
-                                  s.index.mutable_data_ptr<int64_t>(),
-                                  s.weight.mutable_data_ptr<float>(),
-                                  static_cast<uint8_t*>(s.first_hidden.mutable_data_ptr()),
-                                  s.w.out<scalar_t>());
+    bad = kernels::sample_windows(
+        s.ring, s.seed, s.call, s.beta, s.batch_max, s.w.views.data(),
+        static_cast<int64_t>(s.w.views.size()), s.obs_columns, s.hidden, s.count, s.steps, s.n,
+        s.gamma, s.index.mutable_data_ptr<int64_t>(), s.weight.mutable_data_ptr<float>(),
+        static_cast<uint8_t*>(s.first_hidden.mutable_data_ptr()), s.w.out<scalar_t>());
   });
   return finish_sample_windows(s, op, bad);
 }

@@ -46,9 +46,9 @@ using WindowsResult = std::tuple<std::vector<at::Tensor>, at::Tensor, at::Tensor
 
 // (index, weight, hidden at the start rows, fields, mask, reward, discount, k, terminated,
 // generation)
-using SequenceSample = std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>,
-                                  at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
-                                  at::Tensor>;
+using SequenceSample =
+    std::tuple<at::Tensor, at::Tensor, at::Tensor, std::vector<at::Tensor>, at::Tensor, at::Tensor,
+               at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
 // The episode and row ops: their checks and outputs, then `run` (the CPU loop, or the CPU grid
 // runner of the CUDA body) on the checked arguments, which are the body itself.
@@ -61,9 +61,8 @@ at::Tensor scatter_episodes_with(at::TensorList state, const at::Tensor& column,
                                  int64_t offset,
                                  c10::function_ref<void(const kernels::ScatterEpisodesBody&)> run);
 
-at::Tensor write_rows_with(at::TensorList state, const at::Tensor& column,
-                           const at::Tensor& index, const at::Tensor& generation,
-                           const at::Tensor& values, int64_t offset,
+at::Tensor write_rows_with(at::TensorList state, const at::Tensor& column, const at::Tensor& index,
+                           const at::Tensor& generation, const at::Tensor& values, int64_t offset,
                            c10::function_ref<void(const kernels::WriteRowsBody&)> run);
 
 // The checked column views and the allocated outputs of a window gather.
@@ -75,9 +74,13 @@ struct Windows {
 
   template <typename T>
   kernels::WindowsOut<T> out() {
-    return {field_data.data(), mask.mutable_data_ptr<bool>(), reward.mutable_data_ptr<T>(),
-            discount.mutable_data_ptr<T>(), k.mutable_data_ptr<int64_t>(),
-            terminal.mutable_data_ptr<bool>(), generation.mutable_data_ptr<int64_t>()};
+    return {field_data.data(),
+            mask.mutable_data_ptr<bool>(),
+            reward.mutable_data_ptr<T>(),
+            discount.mutable_data_ptr<T>(),
+            k.mutable_data_ptr<int64_t>(),
+            terminal.mutable_data_ptr<bool>(),
+            generation.mutable_data_ptr<int64_t>()};
   }
 };
 
