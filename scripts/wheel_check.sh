@@ -49,7 +49,7 @@ rm -rf "$user/docs/_build"
 bin="$work/bin"
 rm -rf "$bin"
 mkdir -p "$bin"
-for tool in sh bash env cat ls rm mkdir cp mv uname nproc sleep kill ps; do
+for tool in sh bash env cat ls rm mkdir cp mv uname nproc sleep kill ps mount umount; do
   if command -v "$tool" >/dev/null; then ln -sf "$(command -v "$tool")" "$bin/$tool"; fi
 done
 user_path="$venv/bin:$bin"

@@ -1,3 +1,5 @@
+import shutil
+
 import pytest
 import torch
 
@@ -27,3 +29,11 @@ def sample_opchecks():
     mutating op (these advance the state's draw counter) that returns Tensor[], so
     test_aot_dispatch_dynamic cannot trace them."""
     return ("test_schema", "test_autograd_registration", "test_faketensor")
+
+
+@pytest.fixture
+def compile_backend():
+    """torch.compile's backend for the fullgraph tests: inductor, which needs a C++ compiler;
+    where there is none (a user's machine with the installed wheel) aot_eager, which still traces
+    the whole graph through the ops' fake kernels."""
+    return "inductor" if shutil.which("g++") or shutil.which("c++") else "aot_eager"

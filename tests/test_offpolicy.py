@@ -229,10 +229,10 @@ def test_opcheck(name):
         torch.library.opcheck(getattr(torch.ops.pyrl, name).default, args + extra)
 
 
-def test_torch_compile_fullgraph():
+def test_torch_compile_fullgraph(compile_backend):
     r = offpolicy(33, 5, p_done=0.2)
 
-    @torch.compile(fullgraph=True, backend="inductor")
+    @torch.compile(fullgraph=True, backend=compile_backend)
     def targets(log_rho, reward, value, next_value, terminated, truncated):
         vs, pg = returns.vtrace(log_rho, reward, value, next_value, terminated, truncated, 0.99)
         g = returns.retrace(log_rho, reward, value, next_value, terminated, truncated, 0.99)

@@ -430,10 +430,10 @@ def test_opcheck(name, args):
     torch.library.opcheck(getattr(torch.ops.pyrl, name).default, args)
 
 
-def test_torch_compile_fullgraph():
+def test_torch_compile_fullgraph(compile_backend):
     r = rollout(33, 5, p_done=0.2)
 
-    @torch.compile(fullgraph=True, backend="inductor")
+    @torch.compile(fullgraph=True, backend=compile_backend)
     def targets(reward, value, next_value, terminated, truncated, u):
         adv, ret = returns.gae(reward, value, next_value, terminated, truncated, 0.99, 0.95)
         R, D, boot = returns.nstep_return(reward, terminated, truncated, n=3, gamma=0.99, uniform=u)

@@ -300,6 +300,20 @@ def carried_state(next_state: Optional[np.ndarray], done: np.ndarray) -> Optiona
     return np.where(done[:, None], 0.0, next_state).astype(np.float32)
 
 
+def gru_step(gru: nn.GRU, x: np.ndarray, state: Optional[np.ndarray]) -> tuple:
+    """``(features, next_state)`` of one acting step of a batch-first GRU encoder: its state
+    after reading network inputs ``x`` ``[N, d]`` from ``state`` ``[N, H]`` (zeros, the state
+    at a reset, if None), twice: the policy reads it and the next step starts from it."""
+    if state is None:
+        state = np.zeros((len(x), gru.hidden_size), np.float32)
+    with torch.no_grad():
+        h = gru(
+            torch.from_numpy(np.ascontiguousarray(x, np.float32))[:, None],
+            torch.from_numpy(np.ascontiguousarray(state, np.float32))[None],
+        )[0][:, 0]
+    return h.numpy(), h.numpy()
+
+
 def loaded_rnn_state(saved, current: np.ndarray, algo: str) -> np.ndarray:
     """A checkpoint's carried encoder states, checked against the agent's ``current`` ones."""
     state = np.asarray(saved, dtype=np.float32)

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pyrl.agents.common import EnvLike, loaded_rnn_state
+from pyrl.agents.common import EnvLike, gru_step, loaded_rnn_state
 from pyrl.agents.ddpg import DDPG
 
 
@@ -73,15 +73,8 @@ class RecurrentDDPG(DDPG):
 
     def encode(self, x: np.ndarray, state: Optional[np.ndarray]) -> tuple:
         """``(features, next_state)``: the encoder's state after reading network inputs ``x``
-        ``[N, d]`` from ``state`` (zeros if None), twice: the actor reads it and the next step
-        starts from it."""
-        state = self.initial_state(len(x)) if state is None else state
-        with torch.no_grad():
-            h = self.encoder(
-                torch.from_numpy(np.ascontiguousarray(x, np.float32))[:, None],
-                torch.from_numpy(state)[None],
-            )[0][:, 0]
-        return h.numpy(), h.numpy()
+        ``[N, d]`` from ``state`` (zeros if None); the actor reads it."""
+        return gru_step(self.encoder, x, state)
 
     # ---- ALGO LOGIC: the update on sampled sequences --------------------------------------------
     def update(self) -> dict:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pyrl.agents.common import EnvLike, loaded_rnn_state
+from pyrl.agents.common import EnvLike, gru_step, loaded_rnn_state
 from pyrl.agents.ppo import PPO, ActorCritic, Args, Rollout
 
 
@@ -108,12 +108,8 @@ class RecurrentPPO(PPO):
 
     def encode(self, x: np.ndarray, state: Optional[np.ndarray]) -> tuple:
         """``(features, next_state)``: the encoder's state after reading network inputs ``x``
-        ``[N, d]`` from ``state`` (zeros if None), twice: the heads read it and the next step
-        starts from it."""
-        state = self.initial_state(len(x)) if state is None else state
-        with torch.no_grad():
-            h = self.model.encode(torch.from_numpy(x)[:, None], torch.from_numpy(state))[:, 0]
-        return h.numpy(), h.numpy()
+        ``[N, d]`` from ``state`` (zeros if None); the heads read it."""
+        return gru_step(self.model.encoder, x, state)
 
     def batches(self, rollout: Rollout) -> Pieces:
         return Pieces(rollout)
