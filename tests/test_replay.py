@@ -231,6 +231,47 @@ def test_ring_evict():
     torch.testing.assert_close(batch.next_obs[from_c], c["obs"][2].expand(int(from_c.sum()), 3))
 
 
+def test_transitions_export_every_stored_step_in_episode_order():
+    buf = buffer(8)
+    a, b, c = episode(3, seed=1), episode(2, seed=2), episode(2, seed=3)
+    buf.add_episode(**a)
+    buf.add_episode(**b, terminated=True)
+    buf.add_episode(**c)  # evicts A and wraps: rows 7, 0, 1
+    out = buf.transitions()
+    assert torch.equal(out.obs, torch.cat([b["obs"][:2], c["obs"][:2]]))
+    assert torch.equal(out.next_obs, torch.cat([b["obs"][1:], c["obs"][1:]]))
+    assert torch.equal(out.action, torch.cat([b["action"], c["action"]]))
+    assert torch.equal(out.reward, torch.cat([b["reward"], c["reward"]]))
+    assert out.terminated.tolist() == [False, True, False, False]
+    assert out.truncated.tolist() == [False, False, False, True]
+    assert out.episode.tolist() == [1, 1, 2, 2]
+    out.obs.add_(1)  # a copy: the buffer is untouched
+    assert torch.equal(buf.transitions().obs[:2], b["obs"][:2])
+
+    keys = ("observation", "desired_goal")
+    goals = replay.ReplayBuffer(
+        16, {"observation": (2,), "desired_goal": (1,), "action": ()}, obs_keys=keys, seed=0
+    )
+    for t in range(3):
+        obs = {"observation": torch.full((2, 2), float(t)), "desired_goal": torch.ones(2, 1) * t}
+        nxt = {k: v + 1 for k, v in obs.items()}
+        goals.add(
+            obs=obs,
+            next_obs=nxt,
+            action=torch.tensor([t, 10 + t]),
+            reward=torch.zeros(2),
+            terminated=torch.tensor([t == 1, False]),
+            truncated=torch.zeros(2, dtype=torch.bool),
+        )
+    out = goals.transitions()  # env 0's episode of 2 steps; env 1 still runs (staged)
+    assert set(out.obs) == set(keys) and set(out.next_obs) == set(keys)
+    assert out.obs["observation"][:, 0].tolist() == [0.0, 1.0]
+    assert out.next_obs["observation"][:, 0].tolist() == [1.0, 2.0]
+    assert out.action.tolist() == [0, 1] and out.terminated.tolist() == [False, True]
+    assert goals.end_running_episodes() == 1
+    assert goals.transitions().action.tolist() == [0, 1, 10, 11]  # cut at the newest obs
+
+
 # ---- against the reference -----------------------------------------------------------------------
 
 

@@ -323,3 +323,226 @@ def test_end_running_episodes_stores_them_cut_at_the_newest_observation():
     ]
     buf.check()
     assert buf.end_running_episodes() == 0
+
+
+# ---- issue 31: what SB3's own tests and rl_zoo3 exercise -----------------------------------------
+
+
+def env_steps(venv, steps, rng):
+    """SB3's collection loop on a VecEnv: add()'s arguments, final observations in next_obs."""
+    venv.seed(0)
+    obs = venv.reset()
+    for _ in range(steps):
+        action = np.array([venv.action_space.sample() for _ in range(venv.num_envs)])
+        new_obs, reward, done, infos = venv.step(action)
+        next_obs = new_obs.copy()
+        for i in np.flatnonzero(done):
+            next_obs[i] = infos[i]["terminal_observation"]
+        yield obs, next_obs, action, reward, done, infos
+        obs = new_obs
+
+
+def test_a_model_trained_on_the_drop_in_loads_with_buffer_size_one_and_evaluates(tmp_path):
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    model = TD3(
+        "MultiInputPolicy",
+        "pyrl/PointReach-v0",
+        replay_buffer_class=compat.HerReplayBuffer,
+        replay_buffer_kwargs=dict(n_sampled_goal=4, goal_selection_strategy="future"),
+        learning_starts=100,
+        batch_size=32,
+        seed=0,
+        policy_kwargs=dict(net_arch=[32]),
+    )
+    model.learn(150)
+    model.save(tmp_path / "model")
+    env = model.get_env()
+    loaded = TD3.load(tmp_path / "model", env=env, buffer_size=1)  # rl_zoo3's enjoy does this
+    assert isinstance(loaded.replay_buffer, compat.HerReplayBuffer)
+    with pytest.raises(RuntimeError):
+        loaded.replay_buffer.sample(4)  # nothing stored: refused, not made up
+    observation = env.reset()
+    np.testing.assert_array_equal(
+        loaded.predict(observation, deterministic=True)[0],
+        model.predict(observation, deterministic=True)[0],
+    )
+    mean, _ = evaluate_policy(loaded, env, n_eval_episodes=2)
+    assert np.isfinite(mean)
+
+    obs_space, act_space = pendulum_spaces()  # a plain buffer of one transition samples it
+    one = compat.ReplayBuffer(1, obs_space, act_space, seed=0)
+    with pytest.raises(RuntimeError):
+        one.sample(2)
+    step = next(sb3_style_steps(np.random.default_rng(0), 1, 1, box_obs, random_ends(0)))
+    one.add(*step)
+    batch = one.sample(2)
+    np.testing.assert_array_equal(batch.observations.numpy(), np.repeat(step[0], 2, axis=0))
+
+
+def test_multibinary_observations_are_stored_as_the_space_gives_them():
+    obs_space = gym.spaces.MultiBinary(5)
+    act_space = gym.spaces.Box(-1, 1, (2,), dtype=np.float32)
+    ours = compat.ReplayBuffer(100, obs_space, act_space, n_envs=2, seed=0)
+    theirs = sb3_buffers.ReplayBuffer(100, obs_space, act_space, n_envs=2)
+
+    def bits(rng, n):
+        return rng.integers(0, 2, (n, 5)).astype(np.int8)  # what the space and VecEnvs give
+
+    stored = {}
+    for step in sb3_style_steps(np.random.default_rng(1), 2, 40, bits, random_ends(39), 2):
+        ours.add(*step)
+        theirs.add(*step)
+        for e in range(2):
+            stored[(step[0][e].tobytes(), step[2][e].tobytes())] = step[1][e]
+    batch, reference = ours.sample(32), theirs.sample(32)
+    assert batch.observations.dtype == reference.observations.dtype == torch.int8
+    assert batch.observations.shape == reference.observations.shape == (32, 5)
+    for obs, action, next_obs in zip(batch.observations, batch.actions, batch.next_observations):
+        np.testing.assert_array_equal(
+            next_obs.numpy(), stored[(obs.numpy().tobytes(), action.numpy().tobytes())]
+        )
+    ours.add(*next(sb3_style_steps(np.random.default_rng(2), 2, 1, bits, random_ends(0), 2)))
+    bools = next(sb3_style_steps(np.random.default_rng(3), 2, 1, bits, random_ends(0), 2))
+    ours.add(bools[0].astype(bool), bools[1].astype(bool), *bools[2:])  # bools convert
+
+
+def test_a_frame_stacked_image_env_goes_through_add_and_sample():
+    from stable_baselines3.common.envs import FakeImageEnv
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    venv = VecFrameStack(
+        DummyVecEnv([lambda: FakeImageEnv(screen_height=12, screen_width=12)] * 2), n_stack=4
+    )
+    ours = compat.ReplayBuffer(200, venv.observation_space, venv.action_space, n_envs=2, seed=0)
+    theirs = sb3_buffers.ReplayBuffer(200, venv.observation_space, venv.action_space, n_envs=2)
+    stored, ends = {}, 0
+    for obs, next_obs, action, reward, done, infos in env_steps(venv, 40, None):
+        ours.add(obs, next_obs, action, reward, done, infos)
+        theirs.add(obs, next_obs, action, reward, done, infos)
+        ends += int(done.sum())
+        for e in range(2):
+            stored[obs[e].tobytes()] = (next_obs[e], bool(done[e]))
+    assert ends == 8  # FakeImageEnv cuts its episodes at 10 steps
+    batch, reference = ours.sample(64), theirs.sample(64)
+    for name in ("observations", "next_observations", "actions", "dones"):
+        mine, sb3s = getattr(batch, name), getattr(reference, name)
+        assert (mine.shape, mine.dtype) == (sb3s.shape, sb3s.dtype), name
+    assert batch.observations.shape == (64, 12, 12, 4) and batch.observations.dtype == torch.uint8
+    for obs, next_obs, done in zip(batch.observations, batch.next_observations, batch.dones):
+        expected, _ = stored[obs.numpy().tobytes()]
+        np.testing.assert_array_equal(next_obs.numpy(), expected)
+        assert float(done) == 0.0  # time limits bootstrap
+
+
+def test_a_pickled_buffer_holds_each_columns_bytes_once():
+    # HalfCheetah's spaces: SB3 stores every observation twice, pyrl once plus ~42 bytes a row
+    # of trees and episode bookkeeping.
+    obs_space = gym.spaces.Box(-np.inf, np.inf, (17,), dtype=np.float32)
+    act_space = gym.spaces.Box(-1, 1, (6,), dtype=np.float32)
+    ours = compat.ReplayBuffer(5000, obs_space, act_space, seed=0)
+    theirs = sb3_buffers.ReplayBuffer(5000, obs_space, act_space)
+
+    def obs17(rng, n):
+        return rng.normal(size=(n, 17)).astype(np.float32)
+
+    steps = sb3_style_steps(np.random.default_rng(0), 1, 1000, obs17, random_ends(999), 6)
+    for step in steps:
+        ours.add(*step)
+        theirs.add(*step)
+
+    def own_bytes(state):
+        if isinstance(state, dict):
+            return sum(own_bytes(value) for value in state.values())
+        if isinstance(state, torch.Tensor):
+            return state.numel() * state.element_size()
+        return 0
+
+    stored = own_bytes(ours.replay.state_dict())
+    size = len(pickle.dumps(ours))
+    assert size <= stored * 1.02 + 64 * 1024
+    assert size < len(pickle.dumps(theirs))
+    loaded = pickle.loads(pickle.dumps(ours))
+    for a, b in zip(ours.sample(16), loaded.sample(16)):
+        if a is not None:
+            assert torch.equal(a, b)
+
+
+def test_nstep_settings_are_public_as_on_sb3s_nstep_buffer():
+    obs_space, act_space = pendulum_spaces()
+    buf = compat.ReplayBuffer(100, obs_space, act_space, n_steps=3, gamma=0.98)
+    assert (buf.n_steps, buf.gamma) == (3, 0.98)
+    assert (compat.ReplayBuffer(100, obs_space, act_space).n_steps) == 1
+
+
+def test_her_drop_in_keeps_stored_dones_quietly_or_recomputes_them_with_terminal():
+    import warnings
+
+    env = DummyVecEnv([lambda: gym.make("pyrl/PointReach-v0")])
+    obs_space, act_space = env.observation_space, env.action_space
+
+    def ends(rng, step, n_envs):  # true terminations every 10 steps
+        done = np.array([step % 10 == 9])
+        return done, np.zeros(1, bool)
+
+    def filled(**kwargs):
+        buf = compat.HerReplayBuffer(500, obs_space, act_space, env, seed=0, **kwargs)
+        for step in sb3_style_steps(np.random.default_rng(0), 1, 100, goal_obs, ends, 2):
+            buf.add(*step)
+        return buf
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        batch = filled().sample(256)
+    assert not [w for w in caught if "terminal" in str(w.message)]
+    assert float(batch.dones.sum()) > 0  # the stored terminations, kept
+
+    calls = []
+
+    def never_done(achieved_goal, desired_goal):
+        calls.append(achieved_goal.shape)
+        return torch.zeros(achieved_goal.shape[0], dtype=torch.bool)
+
+    buf = filled(terminal=never_done)
+    relabeled_dones = []
+    for _ in range(10):
+        batch = buf.sample(256)
+        stored_goal = batch.observations["desired_goal"]
+        real = torch.isin(stored_goal[:, 0], torch.as_tensor(_stored_goals(buf)))
+        relabeled_dones.append(batch.dones[~real].sum())
+    assert calls and float(sum(relabeled_dones)) == 0.0
+
+
+def _stored_goals(buf):
+    return buf.stored_transitions()["observations"]["desired_goal"][:, 0].astype(np.float32)
+
+
+@pytest.mark.parametrize("timeouts", [True, False])
+def test_stored_transitions_are_what_sb3s_arrays_hold(timeouts):
+    obs_space, act_space = pendulum_spaces()
+    settings = dict(n_envs=2, handle_timeout_termination=timeouts)
+    ours = compat.ReplayBuffer(1000, obs_space, act_space, seed=0, **settings)
+    theirs = sb3_buffers.ReplayBuffer(1000, obs_space, act_space, **settings)
+    for step in sb3_style_steps(np.random.default_rng(4), 2, 60, box_obs, random_ends(59)):
+        ours.add(*step)
+        theirs.add(*step)
+    out = ours.stored_transitions()
+    names = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+    assert set(out) == set(names)
+    size = theirs.size() * 2
+    for name in names:
+        array = getattr(theirs, name)[: theirs.size()]
+        array = array.reshape(size, *array.shape[2:]).astype(np.float32)
+        assert out[name].shape == array.shape and out[name].dtype == np.float32, name
+        assert not out[name].flags.writeable, name
+
+    def rows(arrays):
+        return sorted(
+            tuple(np.concatenate([arrays[n][i].ravel() for n in names]).tolist())
+            for i in range(size)
+        )
+
+    theirs_arrays = {
+        n: getattr(theirs, n)[: theirs.size()].reshape(size, -1).astype(np.float32) for n in names
+    }
+    assert rows(out) == rows(theirs_arrays)

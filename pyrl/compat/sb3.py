@@ -107,8 +107,8 @@ class _CompiledStorage:
                 f"{where}: optimize_memory_usage=True is not needed: pyrl stores each "
                 f"observation once already (one extra row per episode); leave it False"
             )
-        if not (type(buffer_size) is int and buffer_size >= 2):
-            raise ValueError(f"{where}: buffer_size should be an int >= 2, got {buffer_size!r}")
+        if not (type(buffer_size) is int and buffer_size >= 1):
+            raise ValueError(f"{where}: buffer_size should be an int >= 1, got {buffer_size!r}")
         if not (type(n_envs) is int and n_envs >= 1):
             raise ValueError(f"{where}: n_envs should be an int >= 1, got {n_envs!r}")
         if gamma is None and n_steps != 1:
@@ -124,6 +124,7 @@ class _CompiledStorage:
             self, buffer_size, observation_space, action_space, device, n_envs=n_envs
         )
         self.buffer_size = max(buffer_size // n_envs, 1)  # SB3's steps per env, for pos and full
+        self.n_steps, self.gamma = n_steps, gamma  # public, as on SB3's NStepReplayBuffer
         self.optimize_memory_usage = False
         self.handle_timeout_termination = handle_timeout_termination
         self._dict_obs = isinstance(observation_space, spaces.Dict)
@@ -134,7 +135,9 @@ class _CompiledStorage:
         if seed is None:
             seed = int(np.random.randint(0, 2**62))
         self._settings = dict(
-            capacity=buffer_size,
+            # A transition needs two rows (its observation and the next); buffer_size=1, SB3's
+            # way to load a model for evaluation, holds one.
+            capacity=max(buffer_size, 2),
             device="cpu",
             prioritized=prioritized,
             seed=seed,
@@ -145,6 +148,7 @@ class _CompiledStorage:
         self._buffer = self._make_buffer()
         self._shapes = {f.name: f.shape for f in self._buffer.fields}
         self._cutting = self._cut_early
+        self._cut_episodes: set = set()  # ids of the episodes the early cuts stored
 
     def _make_buffer(self) -> replay.ReplayBuffer:
         buf = replay.ReplayBuffer.from_spaces(
@@ -157,6 +161,9 @@ class _CompiledStorage:
         # SB3's loop always passes time limits (infos' TimeLimit.truncated): an episode cut at
         # max_episode_steps is one longer than that, not a missing flag.
         buf._warned_cut = True
+        # SB3's HER keeps the stored dones under relabeled goals; so does the drop-in unless
+        # given HerReplayBuffer(terminal=...), without the pyrl buffer's warning about it.
+        buf._warned_terminal = True
         return buf
 
     def _her(self) -> Optional[replay.HER]:
@@ -185,12 +192,15 @@ class _CompiledStorage:
         else:
             terminated, truncated = done, np.zeros_like(done)
         buf = self._buffer
+        cut = None
         if self._cutting:
             stored = len(buf)
             if stored < buf.pending_steps + self.n_envs:
+                cut = ~done
                 truncated = truncated | ~terminated
             # No stage holds more than max_episode_steps steps: past this, no cut is needed.
             self._cutting = stored < self.n_envs * buf.max_episode_steps
+        first = buf.storage.counter("next_episode")
         buf.add(
             obs=self._obs_rows("obs", obs),
             next_obs=self._obs_rows("next_obs", next_obs),
@@ -199,6 +209,12 @@ class _CompiledStorage:
             truncated=truncated,
             action=self._rows("action", action, self._shapes["action"]),
         )
+        if cut is not None and cut.any():
+            # The episodes that ended commit in env order; remember which of them were cuts, so
+            # that stored_transitions shows those steps as SB3 stored them (not done).
+            ended = np.flatnonzero(terminated | truncated)
+            if buf.storage.counter("next_episode") - first == ended.size:
+                self._cut_episodes.update(first + i for i, env in enumerate(ended) if cut[env])
         self.pos += 1
         if self.pos == self.buffer_size:
             self.full = True
@@ -291,6 +307,45 @@ class _CompiledStorage:
         kind = DictReplayBufferSamples if self._dict_obs else ReplayBufferSamples
         return kind(**fields)
 
+    def stored_transitions(self) -> dict:
+        """The stored transitions, episode by episode from the oldest, as read-only numpy arrays
+        under SB3's names and per-transition shapes: what ``buf.observations[:buf.size()]``
+        (and the other arrays) of SB3's buffer holds, flattened over its env axis:
+        ``observations`` and ``next_observations`` (dicts for Dict spaces), ``actions``
+        ``[N, action_dim]``, ``rewards``, ``dones`` and ``timeouts`` ``[N]`` (float32), as SB3
+        set them from ``add``'s ``done`` and time limits (the steps where the drop-in cut the
+        first episodes early are not done, as they were not). Running episodes' steps are stored
+        when they end (the HER buffer's ``truncate_last_trajectory`` stores them)."""
+        stored = self._buffer.transitions()
+        size = stored.reward.shape[0]
+        cuts = getattr(self, "_cut_episodes", ())  # absent from pickles of earlier versions
+        if cuts:
+            cut = torch.isin(stored.episode, torch.tensor(sorted(cuts)))
+            stored["truncated"] = stored.truncated & ~cut
+        if not self.handle_timeout_termination:  # SB3 then keeps no timeouts
+            stored["terminated"] = stored.terminated | stored.truncated
+            stored["truncated"] = torch.zeros_like(stored.truncated)
+
+        def frozen(value: torch.Tensor, shape=None) -> np.ndarray:
+            array = value.cpu().numpy()
+            array = array.reshape(shape) if shape is not None else array
+            array.flags.writeable = False
+            return array
+
+        def observations(value):
+            if self._dict_obs:
+                return {key: frozen(v) for key, v in value.items()}
+            return frozen(value)
+
+        return dict(
+            observations=observations(stored.obs),
+            next_observations=observations(stored.next_obs),
+            actions=frozen(stored.action, (size, self.action_dim)),
+            rewards=frozen(stored.reward),
+            dones=frozen((stored.terminated | stored.truncated).float()),  # float32, as SB3's
+            timeouts=frozen(stored.truncated.float()),
+        )
+
     def update_priorities(self, indices, generations, td_abs) -> torch.Tensor:
         """Sets the sampled rows' priorities from their absolute TD errors (a prioritized
         buffer); returns which entries were applied (rows overwritten since are dropped)."""
@@ -306,13 +361,14 @@ class _CompiledStorage:
         sb3_buffers.BaseBuffer.reset(self)
         self._buffer = self._make_buffer()
         self._cutting = self._cut_early
+        self._cut_episodes = set()
 
     # ---- pickling (SB3's save_replay_buffer / load_replay_buffer) -------------------------------
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state.pop("env", None)  # as SB3's HER buffer: envs are often not picklable
-        state["_buffer"] = self._buffer.state_dict()
+        state["_buffer"] = _own_storage(self._buffer.state_dict())
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -322,6 +378,17 @@ class _CompiledStorage:
             self.env = None  # SB3 calls set_env after loading
         self._buffer = self._make_buffer()
         self._buffer.load_state_dict(buffer_state)
+
+
+def _own_storage(state):
+    """``state`` with each tensor view (the columns share one row-record storage) copied into a
+    storage of its own: pickle writes a tensor's whole storage, once per tensor."""
+    if isinstance(state, dict):
+        return {key: _own_storage(value) for key, value in state.items()}
+    if isinstance(state, torch.Tensor):
+        if state.untyped_storage().nbytes() > state.numel() * state.element_size():
+            return state.clone()
+    return state
 
 
 class ReplayBuffer(_CompiledStorage, sb3_buffers.ReplayBuffer):
@@ -408,6 +475,7 @@ class HerReplayBuffer(_CompiledStorage, _SB3HerReplayBuffer):
         copy_info_dict: bool = False,
         *,
         compute_reward=None,
+        terminal=None,
         n_steps: int = 1,
         gamma: Optional[float] = None,
         prioritized: Optional[replay.PER] = None,
@@ -445,7 +513,7 @@ class HerReplayBuffer(_CompiledStorage, _SB3HerReplayBuffer):
         self.goal_selection_strategy = GoalSelectionStrategy[strategy.upper()]
         self.n_sampled_goal = n_sampled_goal
         self.her_ratio = 1 - (1.0 / (n_sampled_goal + 1))
-        self._strategy, self._compute_reward = strategy, compute_reward
+        self._strategy, self._compute_reward, self._terminal = strategy, compute_reward, terminal
         self._setup(
             buffer_size,
             observation_space,
@@ -463,7 +531,9 @@ class HerReplayBuffer(_CompiledStorage, _SB3HerReplayBuffer):
 
     def _her(self) -> replay.HER:
         reward = self._compute_reward if self._compute_reward is not None else self._env_reward
-        return replay.HER(self._strategy, self.n_sampled_goal, reward)
+        return replay.HER(
+            self._strategy, self.n_sampled_goal, reward, terminal=getattr(self, "_terminal", None)
+        )
 
     def _env_reward(self, achieved_goal: torch.Tensor, desired_goal: torch.Tensor) -> torch.Tensor:
         """Relabeled rewards from the env's ``compute_reward``, called as SB3 calls it."""

@@ -276,8 +276,9 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
         """A buffer for a gymnasium env's spaces: ``obs`` (a Box, or a Discrete index as int64),
         or one field per key of a Dict (goal dicts keep ``observation``, ``achieved_goal`` and
         ``desired_goal``), and ``action`` (a Box as float32, a Discrete or MultiDiscrete as
-        int64). Float observations are stored as float32, integer ones (images) as they are.
-        ``settings`` are the constructor's keywords.
+        int64). Float observations are stored as float32, integer ones (images) as they are,
+        MultiBinary ones as the space's int8 (bools convert). ``settings`` are the
+        constructor's keywords.
 
         Example::
 
@@ -563,6 +564,47 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
         table = {"id": ids, **{name: rows[:, slot] for name, slot in EPISODE_SLOTS.items()}}
         table["terminated"] = table["terminated"].bool()
         return table
+
+    def transitions(self) -> Batch:
+        """A copy of every stored transition, episode by episode from the oldest, to export or
+        inspect a buffer: each field (``obs`` a dict where the buffer has several observation
+        keys), ``next_obs``, ``terminated`` (the last step of a terminated episode) and
+        ``truncated`` (the last step of any other episode) and ``episode`` (each transition's
+        episode id, as :meth:`episodes` lists them). Staged steps of running episodes are not
+        stored yet, so not included (``end_running_episodes`` stores them)."""
+        storage = self.storage
+
+        def read():
+            first, end = storage.counter("oldest_episode"), storage.counter("next_episode")
+            ids = torch.arange(first, end, dtype=torch.int64, device=self.device)
+            table = storage.episodes[ids % storage.episodes.shape[0]]
+            start, length = table[:, EPISODE_SLOTS["start"]], table[:, EPISODE_SLOTS["length"]]
+            ended = table[:, EPISODE_SLOTS["terminated"]].bool()
+            # Transition t of an episode is row start + t; its next observation the row after.
+            offset = torch.cumsum(length, 0) - length
+            t = torch.arange(int(length.sum()), device=self.device)
+            t = t - torch.repeat_interleave(offset, length)
+            row = (torch.repeat_interleave(start, length) + t) % self.capacity
+            last = t == torch.repeat_interleave(length, length) - 1
+            ended = torch.repeat_interleave(ended, length)
+            out = Batch({name: storage.column(name)[row] for name in storage.names})
+            next_obs = {
+                key: storage.column(key)[(row + 1) % self.capacity] for key in self.obs_keys
+            }
+            out.update(
+                terminated=last & ended,
+                truncated=last & ~ended,
+                episode=torch.repeat_interleave(ids, length),
+            )
+            return out, next_obs
+
+        batch, next_obs = self._locked(read)
+        if self.obs_keys == ("obs",):
+            batch["next_obs"] = next_obs["obs"]
+        else:
+            batch["obs"] = {key: batch.pop(key) for key in self.obs_keys}
+            batch["next_obs"] = next_obs
+        return batch
 
     def priorities(self) -> Tensor:
         """The leaf of every row: priority^alpha (1 when uniform), 0 where no transition starts."""

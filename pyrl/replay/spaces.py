@@ -40,7 +40,8 @@ def _space_field(argument: str, name: str, space) -> tuple:
     if isinstance(space, spaces.MultiDiscrete):
         return tuple(space.shape), torch.int64
     if isinstance(space, spaces.MultiBinary):
-        return tuple(space.shape), torch.bool
+        # The space's own dtype (int8), as its samples and SB3's VecEnvs give it; bools convert.
+        return tuple(space.shape), getattr(torch, str(space.dtype))
     raise ValueError(
         f"ReplayBuffer.from_spaces: {argument} ({name}) should be a Box, Discrete, "
         f"MultiDiscrete or MultiBinary space (or a Dict of them), got {space}"
