@@ -30,6 +30,9 @@ if [[ "$mode" != "--main" ]]; then
   # Optional: Stable-Baselines3, for pyrl.compat.sb3's drop-ins and their tests (the sb3 extra).
   pip_install -c "$constraints" stable-baselines3==2.9.2 \
     || echo "setup: stable-baselines3 did not install; the pyrl.compat.sb3 tests will be skipped"
+  # Optional: rl_zoo3, for the drop-ins' train / enjoy / resume test through the zoo.
+  pip_install -c "$constraints" rl_zoo3==2.9.2 \
+    || echo "setup: rl_zoo3 did not install; its test will be skipped"
   # Optional: Ray, for pyrl.distributed's actor processes and their tests (the ray extra).
   pip_install -c "$constraints" ray==2.60.0 \
     || echo "setup: ray did not install; the distributed tests will be skipped"

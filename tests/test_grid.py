@@ -315,10 +315,11 @@ def goal_buffer(capacity, seed, her=None, **settings):
 
     reward_shape = settings.pop("reward", ())
     reward_dtype = settings.pop("reward_dtype", torch.float32)
+    goal_shape, goal_dtype = settings.pop("goal", ((2,), torch.float32))
     spec = {
         "observation": (2,),
-        "achieved_goal": (2,),
-        "desired_goal": (2,),
+        "achieved_goal": (goal_shape, goal_dtype),
+        "desired_goal": (goal_shape, goal_dtype),
         "action": (1,),
         "reward": (reward_shape, reward_dtype),
     }
@@ -326,12 +327,14 @@ def goal_buffer(capacity, seed, her=None, **settings):
     g = torch.Generator().manual_seed(seed)
     for e in range(2 * capacity // 5):
         T = int(torch.randint(1, max(2, capacity // 5), (1,), generator=g))
-        goals = torch.randint(0, 3, (T + 1, 2), generator=g).float()
+        goals = torch.randint(
+            0, 2 if goal_dtype == torch.bool else 3, (T + 1, *goal_shape), generator=g
+        ).to(goal_dtype)
         buf.add_episode(
             obs={
                 "observation": torch.randn(T + 1, 2, generator=g),
                 "achieved_goal": goals,
-                "desired_goal": goals[-1:].expand(T + 1, 2).clone(),
+                "desired_goal": goals[-1:].expand(T + 1, *goal_shape).clone(),
             },
             action=torch.zeros(T, 1),
             reward=torch.randn((T, *reward_shape), generator=g, dtype=reward_dtype),
@@ -380,6 +383,26 @@ def sample_cases():
             nstep=replay.NStep(2, 0.9),
         ),
         43,
+    )
+    yield (
+        "HER recompute, int8 goals [2, 3]",
+        dict(
+            her=replay.HER(
+                "future", 4, replay.sparse_l2(1.5), nstep="recompute", terminal_on_success=True
+            ),
+            nstep=nstep,
+            goal=((2, 3), torch.int8),
+        ),
+        71,
+    )
+    yield (
+        "HER per_dim, bool goals [3]",
+        dict(
+            her=replay.HER("final", 3, replay.per_dim([0.5], [1.0])),
+            reward=(3,),
+            goal=((3,), torch.bool),
+        ),
+        37,
     )
     yield (
         "HER with a Python reward (stored kind)",

@@ -425,18 +425,24 @@ def test_bad_reward_kinds(factory, match):
     "spec, her_reward, match",
     [
         ({"obs": (3,), "action": (1,)}, replay.sparse_l2(0.1), "HER needs observation fields"),
-        ({**GOAL_SPEC, "desired_goal": (2,)}, replay.sparse_l2(0.1), "should both be"),
+        ({**GOAL_SPEC, "desired_goal": (2,)}, replay.sparse_l2(0.1), "one shape and dtype"),
+        (
+            {**GOAL_SPEC, "desired_goal": ((1,), torch.float64)},
+            replay.sparse_l2(0.1),
+            r"one shape and dtype, got \[1\] torch.float32 and \[1\] torch.float64",
+        ),
         (
             {
                 **GOAL_SPEC,
-                "achieved_goal": ((1,), torch.float64),
-                "desired_goal": ((1,), torch.float64),
+                "achieved_goal": ((1,), torch.float16),
+                "desired_goal": ((1,), torch.float16),
             },
             replay.sparse_l2(0.1),
-            "should be float32",
+            r"goal fields should be of one of \['float32', .*'bool'\] \(any shape\), "
+            r"got torch.float16",
         ),
         ({**GOAL_SPEC, "reward": (2,)}, replay.sparse_l2(0.1), "sparse_l2 gives one reward"),
-        (GOAL_SPEC, replay.per_dim([0.5], [1.0]), r"per_dim gives one reward per goal dimension"),
+        (GOAL_SPEC, replay.per_dim([0.5], [1.0]), r"per_dim gives one reward per goal element"),
     ],
 )
 def test_bad_goal_fields(spec, her_reward, match):
@@ -603,3 +609,111 @@ def test_recompute_settings_are_checked_and_saved(tmp_path):
     assert loaded.her == her
     a, b = buf.sample(32), loaded.sample(32)
     assert torch.equal(a.reward, b.reward) and torch.equal(a.discount, b.discount)
+
+
+# ---- goals of any dtype and shape (issue 31) -------------------------------------------------
+
+
+def typed_goal_buffers(dtype, shape, her, heads=None, nstep=None):
+    """Twin buffers filled with the same episodes: goals of `dtype` and `shape`, and the same
+    goal values as float32 ``[g]`` (g elements). Goal elements are 0, 1 or 2, exact in any dtype
+    (0 or 1 for bool), so both see the same distances."""
+    g = math.prod(shape)
+    rng = np.random.default_rng(7)
+    top = 2 if dtype == torch.bool else 3
+    bufs = []
+    for goal_shape, goal_dtype in ((shape, dtype), ((g,), torch.float32)):
+        spec = {
+            "observation": (2,),
+            "achieved_goal": (goal_shape, goal_dtype),
+            "desired_goal": (goal_shape, goal_dtype),
+            "action": (1,),
+        }
+        if heads is not None:
+            spec["reward"] = (heads,)
+        bufs.append(replay.ReplayBuffer(64, spec, her=her, seed=5, nstep=nstep))
+    for _ in range(20):
+        T = int(rng.integers(1, 7))
+        achieved = rng.integers(0, top, (T + 1, g))
+        desired = np.repeat(rng.integers(0, top, (1, g)), T + 1, axis=0)
+        reward = rng.normal(size=(T,) if heads is None else (T, heads))
+        for buf, goal_shape in zip(bufs, (shape, (g,))):
+            goal_dtype = buf.fields[[f.name for f in buf.fields].index("achieved_goal")].dtype
+            obs = {
+                "observation": torch.zeros(T + 1, 2),
+                "achieved_goal": torch.tensor(achieved).reshape(T + 1, *goal_shape).to(goal_dtype),
+                "desired_goal": torch.tensor(desired).reshape(T + 1, *goal_shape).to(goal_dtype),
+            }
+            buf.add_episode(
+                obs=obs,
+                action=torch.zeros(T, 1),
+                reward=torch.tensor(reward, dtype=torch.float32),
+                terminated=False,
+            )
+    return bufs
+
+
+GOAL_TYPES = [
+    torch.float64,
+    torch.int8,
+    torch.uint8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.bool,
+]
+
+
+@pytest.mark.parametrize("dtype", GOAL_TYPES)
+@pytest.mark.parametrize("shape", [(), (3,), (1, 2, 3)])
+def test_goals_of_any_dtype_and_shape_relabel_as_float32_goals(dtype, shape):
+    g = math.prod(shape)
+    settings = [
+        (replay.HER("future", 4, replay.sparse_l2(0.5)), None, None),
+        (
+            replay.HER(
+                "future", 4, replay.sparse_l2(1.2), nstep="recompute", terminal_on_success=True
+            ),
+            None,
+            replay.NStep(3, 0.9, True),
+        ),
+        (replay.HER("episode", 4, replay.per_dim([-0.5, 1.5], [-1.0, 2.0])), g, None),
+    ]
+    for her, heads, nstep in settings:
+        typed, floats = typed_goal_buffers(dtype, shape, her, heads, nstep)
+        for _ in range(4):
+            a, b = typed.sample(128), floats.sample(128)
+            assert a.is_her.any() and not a.is_her.all()
+            assert a.keys() == b.keys()
+            for key in a:
+                if not isinstance(a[key], dict):  # rows, goals' rows, k, rewards, discounts
+                    assert torch.equal(a[key], b[key]), key
+            for side in ("obs", "next_obs"):
+                for key in ("achieved_goal", "desired_goal"):
+                    goal = a[side][key]
+                    assert goal.dtype == dtype and goal.shape == (128, *shape)
+                    assert torch.equal(goal.reshape(128, g).float(), b[side][key]), (side, key)
+
+
+@pytest.mark.parametrize("nstep", [None, "recompute"])
+def test_python_rewards_see_goals_of_their_own_dtype_and_shape(nstep):
+    seen = []
+
+    def reward(achieved, desired):
+        seen.append((achieved.dtype, tuple(achieved.shape[1:]), tuple(desired.shape[1:])))
+        distance = (achieved.double() - desired.double()).reshape(len(achieved), -1).norm(dim=1)
+        return torch.where(distance < 0.5, 0.0, -1.0)
+
+    window = replay.NStep(3, 0.9, True) if nstep else None
+    options = dict(nstep="recompute") if nstep else {}
+    python, _ = typed_goal_buffers(
+        torch.int8, (2, 3), replay.HER("future", 4, reward, **options), nstep=window
+    )
+    built_in, _ = typed_goal_buffers(
+        torch.int8, (2, 3), replay.HER("future", 4, replay.sparse_l2(0.5), **options), nstep=window
+    )
+    for _ in range(3):
+        a, b = python.sample(64), built_in.sample(64)
+        torch.testing.assert_close(a.reward, b.reward)
+        assert torch.equal(a.her_row, b.her_row)
+    assert seen and set(seen) == {(torch.int8, (2, 3), (2, 3))}

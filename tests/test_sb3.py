@@ -546,3 +546,52 @@ def test_stored_transitions_are_what_sb3s_arrays_hold(timeouts):
         n: getattr(theirs, n)[: theirs.size()].reshape(size, -1).astype(np.float32) for n in names
     }
     assert rows(out) == rows(theirs_arrays)
+
+
+ZOO_HYPERPARAMS = """\
+pyrl/PointReach-v0:
+  n_timesteps: 300
+  policy: MultiInputPolicy
+  learning_starts: 100
+  batch_size: 32
+  replay_buffer_class: "importlib.import_module('pyrl.compat.sb3').HerReplayBuffer"
+  replay_buffer_kwargs: "dict(n_sampled_goal=4, goal_selection_strategy='future')"
+  policy_kwargs: "dict(net_arch=[32])"
+"""
+
+
+def test_rl_zoo3_trains_enjoys_and_resumes_with_the_drop_in(tmp_path):
+    """The SB3 guide's rl_zoo3 section: the zoo evaluates replay_buffer_class in its own module,
+    where ``importlib`` is imported; train, enjoy (a load with buffer_size=1) and resume."""
+    pytest.importorskip("rl_zoo3")
+    import subprocess
+    import sys
+
+    (tmp_path / "zoo.yml").write_text(ZOO_HYPERPARAMS)
+    common = ["--algo", "td3", "--env", "pyrl/PointReach-v0", "--gym-packages", "pyrl.envs"]
+    common += ["-f", "logs"]
+
+    def zoo(script, *args):
+        done = subprocess.run(
+            [sys.executable, "-m", f"rl_zoo3.{script}", *common, *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    train = ["--conf-file", "zoo.yml", "--eval-freq", "-1", "--seed", "0"]
+    zoo("train", *train)
+    run = tmp_path / "logs" / "td3" / "pyrl-PointReach-v0_1"
+    assert (run / "pyrl-PointReach-v0.zip").exists()
+    assert "Mean episode length" in zoo("enjoy", "--exp-id", "1", "-n", "60", "--no-render")
+    agent = run / "pyrl-PointReach-v0.zip"
+    zoo("train", *train, "-i", str(agent), "-n", "100", "--save-replay-buffer")
+    resumed = tmp_path / "logs" / "td3" / "pyrl-PointReach-v0_2"
+    env = DummyVecEnv([lambda: gym.make("pyrl/PointReach-v0")])
+    model = TD3.load(resumed / "pyrl-PointReach-v0.zip", env=env)
+    model.load_replay_buffer(resumed / "replay_buffer.pkl")
+    assert isinstance(model.replay_buffer, compat.HerReplayBuffer)
+    assert len(model.replay_buffer.replay) == 100

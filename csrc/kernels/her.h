@@ -20,6 +20,18 @@
 namespace pyrl::kernels {
 
 enum HerStrategy : int { kHerOff = -1, kHerFuture = 0, kHerFinal, kHerEpisode, kHerRandom };
+// The goal columns' element type: goals of any of these dtypes and any shape, flattened to
+// goal_dim elements a row; the built-in rewards read every element as a double.
+enum GoalType : int {
+  kGoalFloat32 = 0,
+  kGoalFloat64,
+  kGoalInt8,
+  kGoalUint8,
+  kGoalInt16,
+  kGoalInt32,
+  kGoalInt64,
+  kGoalBool
+};
 enum HerReward : int { kRewardStored = 0, kRewardSparseL2, kRewardPerDim };
 constexpr int kHerMaxParams = 64;  // per_dim bands: thresholds and values, 32 each
 
@@ -27,9 +39,10 @@ struct HerConfig {
   int strategy = kHerOff;
   double ratio = 0.0;            // k / (k + 1)
   int reward = kRewardStored;    // stored: Python recomputes relabeled rewards (a callable)
-  int64_t achieved_column = -1;  // the float32 [C, goal_dim] observation columns
+  int64_t achieved_column = -1;  // the [C, *goal_shape] observation columns
   int64_t desired_column = -1;
-  int64_t goal_dim = 0;
+  int64_t goal_dim = 0;  // elements of one goal
+  int goal_type = kGoalFloat32;
   bool recompute = false;            // relabeled windows keep k; rewards recomputed per step
   bool terminal_on_success = false;  // reaching the new goal ends the window (sparse_l2 only)
   int num_params = 0;                // sparse_l2: {eps}; per_dim: {thresholds..., values...}
@@ -46,23 +59,50 @@ PYRL_HD inline int64_t her_goal_step(int strategy, int64_t t, int64_t length, do
   return step > length ? length : step;
 }
 
-// sparse_l2(eps): 0 if ||achieved - goal||_2 < eps, else -1.
-PYRL_HD inline double sparse_l2_reward(const float* achieved, const float* goal, int64_t dim,
-                                       double eps) {
+template <typename E>
+PYRL_HD inline double element_as_double(const uint8_t* goal, int64_t d) {
+  return static_cast<double>(reinterpret_cast<const E*>(goal)[d]);
+}
+
+// Element d of a goal stored as `type`, as a double (exact for every type but int64 beyond 2^53).
+PYRL_HD inline double goal_element(int type, const uint8_t* goal, int64_t d) {
+  switch (type) {
+    case kGoalFloat64:
+      return element_as_double<double>(goal, d);
+    case kGoalInt8:
+      return element_as_double<int8_t>(goal, d);
+    case kGoalUint8:
+      return element_as_double<uint8_t>(goal, d);
+    case kGoalInt16:
+      return element_as_double<int16_t>(goal, d);
+    case kGoalInt32:
+      return element_as_double<int32_t>(goal, d);
+    case kGoalInt64:
+      return element_as_double<int64_t>(goal, d);
+    case kGoalBool:
+      return goal[d] != 0 ? 1.0 : 0.0;
+    default:
+      return element_as_double<float>(goal, d);
+  }
+}
+
+// sparse_l2(eps) over the flattened goal: 0 if ||achieved - goal||_2 < eps, else -1.
+PYRL_HD inline double sparse_l2_reward(int type, const uint8_t* achieved, const uint8_t* goal,
+                                       int64_t dim, double eps) {
   double squared = 0.0;
   for (int64_t d = 0; d < dim; ++d) {
-    const double diff = static_cast<double>(achieved[d]) - static_cast<double>(goal[d]);
+    const double diff = goal_element(type, achieved, d) - goal_element(type, goal, d);
     squared += diff * diff;
   }
   return ::sqrt(squared) < eps ? 0.0 : -1.0;
 }
 
-// per_dim (SPEC 7.1), one reward per goal dimension: r_d = sum_b values[b] * [e_d passes band b],
+// per_dim (SPEC 7.1), one reward per goal element: r_d = sum_b values[b] * [e_d passes band b],
 // e_d = |achieved_d - goal_d|; a band with threshold thr > 0 passes when e < thr, one with
 // thr < 0 when e > -thr.
-PYRL_HD inline double per_dim_reward(float achieved, float goal, const double* thresholds,
+PYRL_HD inline double per_dim_reward(double achieved, double goal, const double* thresholds,
                                      const double* values, int64_t bands) {
-  const double e = ::fabs(static_cast<double>(achieved) - static_cast<double>(goal));
+  const double e = ::fabs(achieved - goal);
   double reward = 0.0;
   for (int64_t b = 0; b < bands; ++b) {
     const bool pass = thresholds[b] > 0.0 ? e < thresholds[b] : e > -thresholds[b];
@@ -71,13 +111,15 @@ PYRL_HD inline double per_dim_reward(float achieved, float goal, const double* t
   return reward;
 }
 
-// The built-in reward of head h for reaching `reached` under `goal`.
-PYRL_HD inline double her_reward(const HerConfig& her, const float* reached, const float* goal,
+// The built-in reward of head h for reaching `reached` under `goal` (rows of the goal columns).
+PYRL_HD inline double her_reward(const HerConfig& her, const uint8_t* reached, const uint8_t* goal,
                                  int64_t h) {
   if (her.reward == kRewardSparseL2)
-    return sparse_l2_reward(reached, goal, her.goal_dim, her.params[0]);
+    return sparse_l2_reward(her.goal_type, reached, goal, her.goal_dim, her.params[0]);
   const int bands = her.num_params / 2;
-  return per_dim_reward(reached[h], goal[h], her.params, her.params + bands, bands);
+  return per_dim_reward(goal_element(her.goal_type, reached, h),
+                        goal_element(her.goal_type, goal, h), her.params, her.params + bands,
+                        bands);
 }
 
 }  // namespace pyrl::kernels

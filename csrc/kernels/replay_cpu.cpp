@@ -270,10 +270,9 @@ int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const Replay
 
   const HerConfig& her = config.her;
   const bool relabels = her.strategy != kHerOff && her.ratio > 0.0;
-  const float* achieved =
-      relabels ? reinterpret_cast<const float*>(columns.data[her.achieved_column]) : nullptr;
-  const int64_t achieved_stride =
-      relabels ? columns.stride[her.achieved_column] / static_cast<int64_t>(sizeof(float)) : 0;
+  // The goal columns' rows, in bytes (goals are of any dtype and shape).
+  const uint8_t* achieved = relabels ? columns.data[her.achieved_column] : nullptr;
+  const int64_t achieved_stride = relabels ? columns.stride[her.achieved_column] : 0;
   for (int64_t j = 0; j < count; ++j) {
     const int64_t row = out.index[j];
     const int64_t* record = ring.episode(out.generation[j]);
@@ -309,9 +308,9 @@ int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const Replay
     const int64_t row = out.index[j];
     const int64_t boot = out.boot[j];
     T* ret = out.reward + j * heads;
-    const float* goal = out.her_row[j] >= 0 && her.reward != kRewardStored
-                            ? achieved + out.her_row[j] * achieved_stride
-                            : nullptr;
+    const uint8_t* goal = out.her_row[j] >= 0 && her.reward != kRewardStored
+                              ? achieved + out.her_row[j] * achieved_stride
+                              : nullptr;
     const int64_t ended = window_return(ring, config, reward, reward_stride, heads, achieved,
                                         achieved_stride, goal, row, boot, ret);
     if (ended >= 0) {  // reaching the new goal ends the window: a true terminal there
@@ -330,7 +329,7 @@ int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const Replay
   }
   if (relabels) {
     // Relabeled samples see the new goal, at their own step and at the bootstrap step.
-    const int64_t goal_bytes = her.goal_dim * static_cast<int64_t>(sizeof(float));
+    const int64_t goal_bytes = columns.row_bytes[her.achieved_column];
     for (uint8_t* goals : {out.fields[her.desired_column], out.next_obs[her.desired_column]}) {
       for (int64_t j = 0; j < count; ++j) {
         if (out.her_row[j] < 0) continue;

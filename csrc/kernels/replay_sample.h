@@ -120,8 +120,8 @@ PYRL_HD inline int64_t random_stored_row(const Ring& ring, double u) {
 // goal (a true terminal there), else -1. The CPU sample and SampleWindowsBody both use it.
 template <typename T>
 PYRL_HD inline int64_t window_return(const Ring& ring, const ReplayConfig& config, const T* reward,
-                                     int64_t reward_stride, int64_t heads, const float* achieved,
-                                     int64_t achieved_stride, const float* goal, int64_t row,
+                                     int64_t reward_stride, int64_t heads, const uint8_t* achieved,
+                                     int64_t achieved_stride, const uint8_t* goal, int64_t row,
                                      int64_t boot, T* ret) {
   int64_t taken = (boot - row + ring.capacity) % ring.capacity;
   if (goal == nullptr) {
@@ -143,7 +143,7 @@ PYRL_HD inline int64_t window_return(const Ring& ring, const ReplayConfig& confi
   };
   bool success = false;
   for (int64_t l = 0; her.terminal_on_success && l < taken; ++l) {
-    if (sparse_l2_reward(reached(l), goal, her.goal_dim, her.params[0]) == 0.0) {
+    if (sparse_l2_reward(her.goal_type, reached(l), goal, her.goal_dim, her.params[0]) == 0.0) {
       success = true;
       taken = l + 1;
       break;
@@ -273,13 +273,12 @@ struct SampleWindowsBody {
     const int64_t heads = columns.row_bytes[reward_column] / static_cast<int64_t>(sizeof(T));
     const int64_t reward_stride = columns.stride[reward_column] / static_cast<int64_t>(sizeof(T));
     T* ret = out.reward + j * heads;
-    const float* achieved =
-        relabels ? reinterpret_cast<const float*>(columns.data[her.achieved_column]) : nullptr;
-    const int64_t achieved_stride =
-        relabels ? columns.stride[her.achieved_column] / static_cast<int64_t>(sizeof(float)) : 0;
-    const float* goal = her_row >= 0 && her.reward != kRewardStored
-                            ? achieved + her_row * achieved_stride
-                            : nullptr;
+    // The goal columns' rows, in bytes (goals are of any dtype and shape).
+    const uint8_t* achieved = relabels ? columns.data[her.achieved_column] : nullptr;
+    const int64_t achieved_stride = relabels ? columns.stride[her.achieved_column] : 0;
+    const uint8_t* goal = her_row >= 0 && her.reward != kRewardStored
+                              ? achieved + her_row * achieved_stride
+                              : nullptr;
     const int64_t ended = window_return(ring, config, reward, reward_stride, heads, achieved,
                                         achieved_stride, goal, row, boot, ret);
     if (ended >= 0) {  // reaching the new goal ends the window: a true terminal there
@@ -302,8 +301,8 @@ struct SampleWindowsBody {
       }
     }
     if (her_row >= 0) {  // the new goal, at the sample's own step and at the bootstrap step
-      const int64_t goal_bytes = her.goal_dim * static_cast<int64_t>(sizeof(float));
-      const uint8_t* goal = reinterpret_cast<const uint8_t*>(achieved + her_row * achieved_stride);
+      const int64_t goal_bytes = columns.row_bytes[her.achieved_column];
+      const uint8_t* goal = achieved + her_row * achieved_stride;
       ::memcpy(out.fields[her.desired_column] + j * goal_bytes, goal,
                static_cast<size_t>(goal_bytes));
       ::memcpy(out.next_obs[her.desired_column] + j * goal_bytes, goal,

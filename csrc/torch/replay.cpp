@@ -181,6 +181,30 @@ kernels::Columns columns_of(const char* op, at::TensorList columns, int64_t capa
 
 bool integral(double x) { return std::isfinite(x) && x == std::floor(x); }
 
+// The kernels' code for a goal column's dtype, -1 for one they do not read.
+int goal_type_of(at::ScalarType type) {
+  switch (type) {
+    case at::kFloat:
+      return kernels::kGoalFloat32;
+    case at::kDouble:
+      return kernels::kGoalFloat64;
+    case at::kChar:
+      return kernels::kGoalInt8;
+    case at::kByte:
+      return kernels::kGoalUint8;
+    case at::kShort:
+      return kernels::kGoalInt16;
+    case at::kInt:
+      return kernels::kGoalInt32;
+    case at::kLong:
+      return kernels::kGoalInt64;
+    case at::kBool:
+      return kernels::kGoalBool;
+    default:
+      return -1;
+  }
+}
+
 }  // namespace
 
 // The settings list, checked against the columns it will be applied to.
@@ -242,14 +266,18 @@ kernels::ReplayConfig config_of(const char* op, at::ArrayRef<double> values,
   }
   const auto& achieved = columns[her.achieved_column];
   const auto& desired = columns[her.desired_column];
-  TORCH_CHECK_VALUE(achieved.dim() == 2 && achieved.scalar_type() == at::kFloat, op,
-                    ": the achieved-goal column should be float32 [C, g], got ",
+  const int goal_type = goal_type_of(achieved.scalar_type());
+  TORCH_CHECK_VALUE(achieved.dim() >= 1 && goal_type >= 0, op,
+                    ": the achieved-goal column should be [C, *goal_shape] of float32, float64, "
+                    "int8, uint8, int16, int32, int64 or bool, got ",
                     achieved.scalar_type(), " ", achieved.sizes());
-  TORCH_CHECK_VALUE(desired.sizes() == achieved.sizes() && desired.scalar_type() == at::kFloat, op,
-                    ": the desired-goal column should match the achieved-goal column ",
-                    achieved.sizes(), ", got ", desired.scalar_type(), " ", desired.sizes());
+  TORCH_CHECK_VALUE(
+      desired.sizes() == achieved.sizes() && desired.scalar_type() == achieved.scalar_type(), op,
+      ": the desired-goal column should match the achieved-goal column (", achieved.scalar_type(),
+      " ", achieved.sizes(), "), got ", desired.scalar_type(), " ", desired.sizes());
   const int64_t heads = columns.back().dim() == 2 ? columns.back().size(1) : 1;
-  const int64_t goal_dim = achieved.size(1);
+  int64_t goal_dim = 1;
+  for (int64_t d = 1; d < achieved.dim(); ++d) goal_dim *= achieved.size(d);
   if (her.reward == kRewardSparseL2) {
     TORCH_CHECK_VALUE(her.num_params == 1 && heads == 1, op,
                       ": sparse_l2 takes one parameter (eps) and one reward head, got ",
@@ -266,6 +294,7 @@ kernels::ReplayConfig config_of(const char* op, at::ArrayRef<double> values,
   }
   kernels::ReplayConfig out = config;
   out.her.goal_dim = goal_dim;
+  out.her.goal_type = goal_type;
   return out;
 }
 

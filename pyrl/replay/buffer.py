@@ -103,8 +103,11 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
         episode_mode: an :class:`EpisodeMode` to sample whole-episode groups of steps instead of
             single transitions (weights are then 1); None samples transitions.
         her: a :class:`HER` to relabel goals at sample time. The buffer then needs observation
-            fields ``achieved_goal`` and ``desired_goal`` (float32 ``[g]``), as goal-env dict
-            observations (``observation``, ``achieved_goal``, ``desired_goal``) have.
+            fields ``achieved_goal`` and ``desired_goal`` of one shape and dtype, as goal-env
+            dict observations (``observation``, ``achieved_goal``, ``desired_goal``) have: any
+            shape (``sparse_l2`` measures the flattened goal; ``per_dim`` gives a reward head
+            per element) of float32, float64, an integer dtype or bool (MultiBinary bits,
+            images, Discrete indices).
         recurrent: a :class:`Recurrent` to store the encoder state of every step.
         storage: a :class:`MemoryMapped` to keep the columns in files (buffers larger than
             RAM); None keeps them in memory.

@@ -8,6 +8,7 @@ within their kind (floats or ints into float columns, ints into int columns, boo
 columns); anything else raises ValueError naming the argument. Indices are int64, from any
 integer input."""
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
@@ -17,6 +18,17 @@ from torch import Tensor
 from pyrl.replay.settings import HER, PerDim, SparseL2
 
 GOAL_ENV_KEYS = ("observation", "achieved_goal", "desired_goal")  # gymnasium-robotics dicts
+# The goal dtypes the compiled sample reads (csrc/kernels/her.h GoalType), of any shape.
+GOAL_DTYPES = (
+    torch.float32,
+    torch.float64,
+    torch.int8,
+    torch.uint8,
+    torch.int16,
+    torch.int32,
+    torch.int64,
+    torch.bool,
+)
 
 # Names the sampled batch uses for its own outputs, so no spec field may take them.
 RESERVED = frozenset(
@@ -100,14 +112,17 @@ def check_goal_fields(fields: Mapping[str, Field], obs_keys: tuple, her: HER) ->
             f"{obs_keys}"
         )
     achieved, desired = fields["achieved_goal"], fields["desired_goal"]
-    if achieved.shape != desired.shape or len(achieved.shape) != 1:
+    if achieved.shape != desired.shape or achieved.dtype != desired.dtype:
         raise ValueError(
-            f"ReplayBuffer: achieved_goal and desired_goal should both be [g], got "
-            f"{list(achieved.shape)} and {list(desired.shape)}"
+            f"ReplayBuffer: achieved_goal and desired_goal should have one shape and dtype, "
+            f"got {list(achieved.shape)} {achieved.dtype} and {list(desired.shape)} "
+            f"{desired.dtype}"
         )
-    if achieved.dtype != torch.float32 or desired.dtype != torch.float32:
+    if achieved.dtype not in GOAL_DTYPES:
         raise ValueError(
-            f"ReplayBuffer: goal fields should be float32, got {achieved.dtype} and {desired.dtype}"
+            f"ReplayBuffer: goal fields should be of one of "
+            f"{[str(t).removeprefix('torch.') for t in GOAL_DTYPES]} (any shape), "
+            f"got {achieved.dtype}"
         )
     reward = fields["reward"].shape
     if isinstance(her.reward, SparseL2) and reward != ():
@@ -115,10 +130,11 @@ def check_goal_fields(fields: Mapping[str, Field], obs_keys: tuple, her: HER) ->
             f"ReplayBuffer: sparse_l2 gives one reward per step; reward should be [], "
             f"got {list(reward)}"
         )
-    if isinstance(her.reward, PerDim) and reward != achieved.shape:
+    elements = math.prod(achieved.shape)
+    if isinstance(her.reward, PerDim) and reward != (elements,):
         raise ValueError(
-            f"ReplayBuffer: per_dim gives one reward per goal dimension; reward should "
-            f"be {list(achieved.shape)}, got {list(reward)}"
+            f"ReplayBuffer: per_dim gives one reward per goal element; reward should "
+            f"be [{elements}], got {list(reward)}"
         )
 
 

@@ -75,8 +75,8 @@ class HerFinishing:
         offsets = torch.arange(1, int(steps.max()) + 1)
         valid = offsets[None, :] <= steps[:, None]  # [b, n]
         rows = (index[:, None] + offsets[None, :]) % capacity
-        reached = storage.column("achieved_goal")[rows]  # [b, n, g]
-        goal = batch.obs["desired_goal"][relabeled][:, None, :].expand_as(reached)
+        reached = storage.column("achieved_goal")[rows]  # [b, n, *goal_shape]
+        goal = batch.obs["desired_goal"][relabeled][:, None].expand_as(reached)
         cut = steps.clone()
         ended = torch.zeros_like(steps, dtype=torch.bool)
         if her.terminal is not None:

@@ -143,7 +143,9 @@ class SparseL2:
             raise ValueError(f"sparse_l2: eps should be a finite number > 0, got {self.eps!r}")
 
     def __call__(self, achieved_goal, desired_goal):
-        distance = (achieved_goal.double() - desired_goal.double()).norm(dim=-1)
+        # over the flattened goal, whatever its shape: [B, *goal_shape] -> [B]
+        difference = achieved_goal.double() - desired_goal.double()
+        distance = difference.reshape(difference.shape[0], -1).norm(dim=1)
         return torch.where(distance < self.eps, 0.0, -1.0)
 
 
@@ -171,6 +173,7 @@ class PerDim:
 
     def __call__(self, achieved_goal, desired_goal):
         error = (achieved_goal.double() - desired_goal.double()).abs()
+        error = error.reshape(error.shape[0], -1)  # one head per goal element
         reward = torch.zeros_like(error)
         for threshold, value in zip(self.thresholds, self.values):
             reward += value * (error < threshold if threshold > 0 else error > -threshold)
