@@ -20,14 +20,23 @@ def gae(
     truncated: Tensor,
     gamma: float,
     lmbda: float,
+    gammas: Optional[Tensor] = None,
+    lmbdas: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor]:
-    return _ops.gae.default(reward, value, next_value, terminated, truncated, gamma, lmbda)
+    return _ops.gae.default(
+        reward, value, next_value, terminated, truncated, gamma, lmbda, gammas, lmbdas
+    )
 
 
 def discounted_return(
-    reward: Tensor, next_value: Tensor, terminated: Tensor, truncated: Tensor, gamma: float
+    reward: Tensor,
+    next_value: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    gamma: float,
+    gammas: Optional[Tensor] = None,
 ) -> Tensor:
-    return _ops.discounted_return.default(reward, next_value, terminated, truncated, gamma)
+    return _ops.discounted_return.default(reward, next_value, terminated, truncated, gamma, gammas)
 
 
 def lambda_return(
@@ -37,8 +46,12 @@ def lambda_return(
     truncated: Tensor,
     gamma: float,
     lmbda: float,
+    gammas: Optional[Tensor] = None,
+    lmbdas: Optional[Tensor] = None,
 ) -> Tensor:
-    return _ops.lambda_return.default(reward, next_value, terminated, truncated, gamma, lmbda)
+    return _ops.lambda_return.default(
+        reward, next_value, terminated, truncated, gamma, lmbda, gammas, lmbdas
+    )
 
 
 def nstep_return(
@@ -48,8 +61,9 @@ def nstep_return(
     uniform: Optional[Tensor],
     n: int,
     gamma: float,
+    gammas: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    return _ops.nstep_return.default(reward, terminated, truncated, uniform, n, gamma)
+    return _ops.nstep_return.default(reward, terminated, truncated, uniform, n, gamma, gammas)
 
 
 def nstep_gae(
@@ -62,9 +76,11 @@ def nstep_gae(
     n: int,
     gamma: float,
     lmbda: float,
+    gammas: Optional[Tensor] = None,
+    lmbdas: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     return _ops.nstep_gae.default(
-        reward, value, next_value, terminated, truncated, uniform, n, gamma, lmbda
+        reward, value, next_value, terminated, truncated, uniform, n, gamma, lmbda, gammas, lmbdas
     )
 
 
@@ -79,9 +95,22 @@ def vtrace(
     rho_bar: float,
     c_bar: float,
     lmbda: float,
+    gammas: Optional[Tensor] = None,
+    lmbdas: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor]:
     return _ops.vtrace.default(
-        log_rho, reward, value, next_value, terminated, truncated, gamma, rho_bar, c_bar, lmbda
+        log_rho,
+        reward,
+        value,
+        next_value,
+        terminated,
+        truncated,
+        gamma,
+        rho_bar,
+        c_bar,
+        lmbda,
+        gammas,
+        lmbdas,
     )
 
 
@@ -94,8 +123,12 @@ def retrace(
     truncated: Tensor,
     gamma: float,
     lmbda: float,
+    gammas: Optional[Tensor] = None,
+    lmbdas: Optional[Tensor] = None,
 ) -> Tensor:
-    return _ops.retrace.default(log_rho, reward, q, next_v, terminated, truncated, gamma, lmbda)
+    return _ops.retrace.default(
+        log_rho, reward, q, next_v, terminated, truncated, gamma, lmbda, gammas, lmbdas
+    )
 
 
 def tree_update(
@@ -173,7 +206,9 @@ def _like(reward: Tensor, shape=None, dtype=None) -> Tensor:
 
 
 @torch.library.register_fake("pyrl::gae")
-def _gae_fake(reward, value, next_value, terminated, truncated, gamma, lmbda):
+def _gae_fake(
+    reward, value, next_value, terminated, truncated, gamma, lmbda, gammas=None, lmbdas=None
+):
     _check_rollout(
         "pyrl::gae",
         reward,
@@ -181,30 +216,37 @@ def _gae_fake(reward, value, next_value, terminated, truncated, gamma, lmbda):
         next_value=next_value,
         terminated=terminated,
         truncated=truncated,
+        gammas=gammas,
+        lmbdas=lmbdas,
     )
     return _like(reward), _like(reward)
 
 
 @torch.library.register_fake("pyrl::discounted_return")
-def _discounted_return_fake(reward, next_value, terminated, truncated, gamma):
+def _discounted_return_fake(reward, next_value, terminated, truncated, gamma, gammas=None):
     _check_rollout(
         "pyrl::discounted_return",
         reward,
         next_value=next_value,
         terminated=terminated,
         truncated=truncated,
+        gammas=gammas,
     )
     return _like(reward)
 
 
 @torch.library.register_fake("pyrl::lambda_return")
-def _lambda_return_fake(reward, next_value, terminated, truncated, gamma, lmbda):
+def _lambda_return_fake(
+    reward, next_value, terminated, truncated, gamma, lmbda, gammas=None, lmbdas=None
+):
     _check_rollout(
         "pyrl::lambda_return",
         reward,
         next_value=next_value,
         terminated=terminated,
         truncated=truncated,
+        gammas=gammas,
+        lmbdas=lmbdas,
     )
     return _like(reward)
 
@@ -215,15 +257,32 @@ def _window_outputs(reward: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 @torch.library.register_fake("pyrl::nstep_return")
-def _nstep_return_fake(reward, terminated, truncated, uniform, n, gamma):
+def _nstep_return_fake(reward, terminated, truncated, uniform, n, gamma, gammas=None):
     _check_rollout(
-        "pyrl::nstep_return", reward, terminated=terminated, truncated=truncated, uniform=uniform
+        "pyrl::nstep_return",
+        reward,
+        terminated=terminated,
+        truncated=truncated,
+        uniform=uniform,
+        gammas=gammas,
     )
     return _window_outputs(reward)
 
 
 @torch.library.register_fake("pyrl::nstep_gae")
-def _nstep_gae_fake(reward, value, next_value, terminated, truncated, uniform, n, gamma, lmbda):
+def _nstep_gae_fake(
+    reward,
+    value,
+    next_value,
+    terminated,
+    truncated,
+    uniform,
+    n,
+    gamma,
+    lmbda,
+    gammas=None,
+    lmbdas=None,
+):
     _check_rollout(
         "pyrl::nstep_gae",
         reward,
@@ -232,6 +291,8 @@ def _nstep_gae_fake(reward, value, next_value, terminated, truncated, uniform, n
         terminated=terminated,
         truncated=truncated,
         uniform=uniform,
+        gammas=gammas,
+        lmbdas=lmbdas,
     )
     return _window_outputs(reward)
 
@@ -245,7 +306,18 @@ def _check_off_policy(op: str, log_rho: Tensor, reward: Tensor, **others: Tensor
 
 @torch.library.register_fake("pyrl::vtrace")
 def _vtrace_fake(
-    log_rho, reward, value, next_value, terminated, truncated, gamma, rho_bar, c_bar, lmbda
+    log_rho,
+    reward,
+    value,
+    next_value,
+    terminated,
+    truncated,
+    gamma,
+    rho_bar,
+    c_bar,
+    lmbda,
+    gammas=None,
+    lmbdas=None,
 ):
     _check_off_policy(
         "pyrl::vtrace",
@@ -255,12 +327,16 @@ def _vtrace_fake(
         next_value=next_value,
         terminated=terminated,
         truncated=truncated,
+        gammas=gammas,
+        lmbdas=lmbdas,
     )
     return _like(reward), _like(reward)
 
 
 @torch.library.register_fake("pyrl::retrace")
-def _retrace_fake(log_rho, reward, q, next_v, terminated, truncated, gamma, lmbda):
+def _retrace_fake(
+    log_rho, reward, q, next_v, terminated, truncated, gamma, lmbda, gammas=None, lmbdas=None
+):
     _check_off_policy(
         "pyrl::retrace",
         log_rho,
@@ -269,6 +345,8 @@ def _retrace_fake(log_rho, reward, q, next_v, terminated, truncated, gamma, lmbd
         next_v=next_v,
         terminated=terminated,
         truncated=truncated,
+        gammas=gammas,
+        lmbdas=lmbdas,
     )
     return _like(reward)
 

@@ -18,6 +18,17 @@ def _flags(flag: Tensor, reward: Tensor) -> Tensor:
     return flag.unsqueeze(-1).expand(reward.shape) if reward.dim() == 3 else flag
 
 
+def _per_step(x, reward: Tensor) -> Tensor:
+    """gamma or lmbda as float64 per reward element: a float everywhere, or a ``[T, N]`` / ``[N]``
+    tensor (the value at step t, env n), repeated over reward heads."""
+    steps_by_envs = reward.shape[:2]
+    if isinstance(x, Tensor):
+        x = x.double().to(reward.device).expand(steps_by_envs)
+    else:
+        x = torch.full(steps_by_envs, float(x), dtype=torch.float64, device=reward.device)
+    return x.unsqueeze(-1).expand(reward.shape) if reward.dim() == 3 else x
+
+
 def gae(
     reward: Tensor,
     value: Tensor,
@@ -28,14 +39,15 @@ def gae(
     lmbda: float = 0.95,
 ) -> tuple[Tensor, Tensor]:
     r, v, nv = reward.double(), value.double(), next_value.double()
+    g, lm = _per_step(gamma, reward), _per_step(lmbda, reward)
     term, trunc = _flags(terminated, reward), _flags(truncated, reward)
     advantage = torch.zeros_like(r)
     next_advantage = torch.zeros_like(r[0])
     for t in reversed(range(r.shape[0])):
         bootstrap = torch.where(term[t], 0.0, nv[t])
-        delta = r[t] + gamma * bootstrap - v[t]
+        delta = r[t] + g[t] * bootstrap - v[t]
         ends = term[t] | trunc[t] | (t == r.shape[0] - 1)
-        advantage[t] = delta + torch.where(ends, 0.0, gamma * lmbda * next_advantage)
+        advantage[t] = delta + torch.where(ends, 0.0, g[t] * lm[t] * next_advantage)
         next_advantage = advantage[t]
     return advantage.to(reward.dtype), (advantage + v).to(reward.dtype)
 
@@ -43,14 +55,14 @@ def gae(
 def discounted_return(
     reward: Tensor, next_value: Tensor, terminated: Tensor, truncated: Tensor, gamma: float = 0.99
 ) -> Tensor:
-    r, nv = reward.double(), next_value.double()
+    r, nv, g = reward.double(), next_value.double(), _per_step(gamma, reward)
     term, trunc = _flags(terminated, reward), _flags(truncated, reward)
     out = torch.zeros_like(r)
     next_return = torch.zeros_like(r[0])
     for t in reversed(range(r.shape[0])):
         ends = trunc[t] | (t == r.shape[0] - 1)
         tail = torch.where(term[t], 0.0, torch.where(ends, nv[t], next_return))
-        out[t] = r[t] + gamma * tail
+        out[t] = r[t] + g[t] * tail
         next_return = out[t]
     return out.to(reward.dtype)
 
@@ -64,14 +76,15 @@ def lambda_return(
     lmbda: float = 0.95,
 ) -> Tensor:
     r, nv = reward.double(), next_value.double()
+    g, lm = _per_step(gamma, reward), _per_step(lmbda, reward)
     term, trunc = _flags(terminated, reward), _flags(truncated, reward)
     out = torch.zeros_like(r)
     next_return = torch.zeros_like(r[0])
     for t in reversed(range(r.shape[0])):
         ends = trunc[t] | (t == r.shape[0] - 1)
-        mixed = (1 - lmbda) * nv[t] + lmbda * next_return
+        mixed = (1 - lm[t]) * nv[t] + lm[t] * next_return
         tail = torch.where(term[t], 0.0, torch.where(ends, nv[t], mixed))
-        out[t] = r[t] + gamma * tail
+        out[t] = r[t] + g[t] * tail
         next_return = out[t]
     return out.to(reward.dtype)
 
@@ -90,21 +103,22 @@ def vtrace(
 ) -> tuple[Tensor, Tensor]:
     r, v, nv = reward.double(), value.double(), next_value.double()
     ratio = log_rho.double().exp()
-    rho, c = ratio.clamp(max=rho_bar), lmbda * ratio.clamp(max=c_bar)
+    gamma = _per_step(gamma, reward)
+    rho, c = ratio.clamp(max=rho_bar), _per_step(lmbda, reward) * ratio.clamp(max=c_bar)
     term, trunc = _flags(terminated, reward), _flags(truncated, reward)
     T = r.shape[0]
     vs, pg = torch.zeros_like(r), torch.zeros_like(r)
     for t in reversed(range(T)):
         ends = term[t] | trunc[t] | (t == T - 1)
         bootstrap = torch.where(term[t], 0.0, nv[t])
-        diff = rho[t] * (r[t] + gamma * bootstrap - v[t])
+        diff = rho[t] * (r[t] + gamma[t] * bootstrap - v[t])
         if t < T - 1:
-            diff = diff + torch.where(ends, 0.0, gamma * c[t] * (vs[t + 1] - v[t + 1]))
+            diff = diff + torch.where(ends, 0.0, gamma[t] * c[t] * (vs[t + 1] - v[t + 1]))
             vhat = torch.where(ends, nv[t], vs[t + 1])
         else:
             vhat = nv[t]
         vs[t] = v[t] + diff
-        pg[t] = rho[t] * (r[t] + gamma * torch.where(term[t], 0.0, vhat) - v[t])
+        pg[t] = rho[t] * (r[t] + gamma[t] * torch.where(term[t], 0.0, vhat) - v[t])
     return vs.to(reward.dtype), pg.to(reward.dtype)
 
 
@@ -119,7 +133,8 @@ def retrace(
     lmbda: float = 1.0,
 ) -> Tensor:
     r, q, nv = reward.double(), q.double(), next_v.double()
-    c = lmbda * log_rho.double().exp().clamp(max=1.0)
+    ratio = log_rho.double().exp().clamp(max=1.0)
+    g, lm = _per_step(gamma, reward), _per_step(lmbda, reward)  # lmbda_t weighs the trace of t + 1
     term, trunc = _flags(terminated, reward), _flags(truncated, reward)
     T = r.shape[0]
     target = torch.zeros_like(r)
@@ -127,8 +142,9 @@ def retrace(
         ends = term[t] | trunc[t] | (t == T - 1)
         tail = nv[t]
         if t < T - 1:
-            tail = tail + torch.where(ends, 0.0, c[t + 1] * (target[t + 1] - q[t + 1]))
-        target[t] = r[t] + gamma * torch.where(term[t], 0.0, tail)
+            trace = lm[t] * ratio[t + 1]
+            tail = tail + torch.where(ends, 0.0, trace * (target[t + 1] - q[t + 1]))
+        target[t] = r[t] + g[t] * torch.where(term[t], 0.0, tail)
     return target.to(reward.dtype)
 
 
@@ -161,6 +177,7 @@ def nstep_return(
     uniform: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     r = reward.double().cpu()
+    g = _per_step(gamma, r[..., 0] if r.dim() == 3 else r).tolist()  # g[t][env], per step
     term, trunc = terminated.cpu() != 0, truncated.cpu() != 0
     steps, envs = r.shape[:2]
     k = floating_k(uniform, n, (steps, envs))
@@ -170,9 +187,11 @@ def nstep_return(
     for t in range(steps):
         for env in range(envs):
             length, terminal = _window(term, trunc, t, env, int(k[t, env]))
+            factor = 1.0  # the product of the window's gammas so far
             for l in range(length):
-                ret[t, env] += gamma**l * r[t + l, env]
-            discount[t, env] = 0.0 if terminal else gamma**length
+                ret[t, env] += factor * r[t + l, env]
+                factor *= g[t + l][env]
+            discount[t, env] = 0.0 if terminal else factor
             boot[t, env] = t + length - 1
     to = dict(device=reward.device)
     return ret.to(reward.dtype).to(**to), discount.to(reward.dtype).to(**to), boot.to(**to)
@@ -190,8 +209,11 @@ def nstep_gae(
     uniform: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The k-step-truncated lambda-return of SPEC 4.2, as credit C and bootstrap discount D:
-    C = G^lambda_{t:t+k} - D * V(s_{t+k}),  D = gamma (gamma lmbda)^(k-1)."""
+    C = G^lambda_{t:t+k} - D * V(s_{t+k}),  D = gamma (gamma lmbda)^(k-1) (per-step gammas
+    and lambdas: the product of the window's gamma lmbda but the last step's gamma alone)."""
     r, v, nv = reward.double().cpu(), value.double().cpu(), next_value.double().cpu()
+    per_env = r[..., 0] if r.dim() == 3 else r
+    g, lm = _per_step(gamma, per_env).tolist(), _per_step(lmbda, per_env).tolist()
     term, trunc = terminated.cpu() != 0, truncated.cpu() != 0
     steps, envs = r.shape[:2]
     k = floating_k(uniform, n, (steps, envs))
@@ -202,12 +224,14 @@ def nstep_gae(
         for env in range(envs):
             length, terminal = _window(term, trunc, t, env, int(k[t, env]))
             end = t + length - 1
+            weight = 1.0
             for l in range(length):
                 s = t + l
                 bootstrap = 0.0 if term[s, env] else nv[s, env]
-                delta = r[s, env] + gamma * bootstrap - v[s, env]
-                credit[t, env] += (gamma * lmbda) ** l * delta
-            d = gamma * (gamma * lmbda) ** (length - 1)
+                delta = r[s, env] + g[s][env] * bootstrap - v[s, env]
+                credit[t, env] += weight * delta
+                weight *= g[s][env] * lm[s][env]
+            d = math.prod(g[t + l][env] * lm[t + l][env] for l in range(length - 1)) * g[end][env]
             last = 0.0 if terminal else nv[end, env]
             credit[t, env] += v[t, env] - d * last
             discount[t, env] = 0.0 if terminal else d

@@ -18,6 +18,10 @@ Conventions shared by every function:
 * ``terminated[t]``: the episode reached a true terminal state; nothing is bootstrapped.
   ``truncated[t]``: it was cut (time limit); it bootstraps from ``next_value[t]``. The two are
   never merged. The rollout's last step is cut by the collector, so it bootstraps too.
+* ``gamma`` and ``lmbda`` are floats (the fast path), or tensors of the reward's dtype and device,
+  ``[T, N]`` per step and env or ``[N]`` per env (TorchRL's tensor gamma): ``gamma[t]``
+  discounts what follows step ``t`` and ``lmbda[t]`` weighs the carry from ``t + 1`` into ``t``;
+  window products run over the window's own steps. Every value must be in [0, 1].
 * Recurrences accumulate in float64 whatever the input dtype. Outputs are contiguous, on the
   input's device, not differentiable (they are targets).
 
@@ -25,7 +29,7 @@ Numerically these follow SPEC sections 3.2 and 4 of the project; see ``pyrl.refe
 slow, obvious versions of each.
 """
 
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from torch import Tensor
@@ -69,6 +73,34 @@ def _inputs(op: str, names: tuple, *values) -> tuple:
             raise ValueError(f"{op}: {name} should be a torch.Tensor, got {got}")
         out.append(value.detach() if value.requires_grad else value)
     return tuple(out)
+
+
+def _discount(op: str, name: str, x, reward: Tensor) -> tuple[float, Optional[Tensor]]:
+    """A float ``gamma`` / ``lmbda`` as the op's scalar; a tensor as ``[T, N]`` for the op's
+    per-step argument (the scalar then unused: 1.0)."""
+    if not isinstance(x, Tensor):
+        if isinstance(x, (int, float)) and not isinstance(x, bool):
+            return x, None
+        raise ValueError(
+            f"{op}: {name} should be a float or a torch.Tensor [T, N] / [N], got {type(x).__name__}"
+        )
+    steps_by_envs = tuple(reward.shape[:2])
+    if x.dtype != reward.dtype:
+        raise ValueError(
+            f"{op}: {name} should have reward's dtype {reward.dtype} (or be a float), got {x.dtype}"
+        )
+    if x.device != reward.device:
+        raise ValueError(
+            f"{op}: {name} should be on reward's device {reward.device}, got {x.device}"
+        )
+    if tuple(x.shape) in ((), steps_by_envs[1:]):
+        x = x.expand(steps_by_envs)
+    elif tuple(x.shape) != steps_by_envs:
+        raise ValueError(
+            f"{op}: {name} should be a float, {list(steps_by_envs)} (per step and env) or "
+            f"{list(steps_by_envs[1:])} (per env), got shape {list(x.shape)}"
+        )
+    return 1.0, x.detach()
 
 
 def _full_next_value(
@@ -138,8 +170,8 @@ def gae(
     next_value: Tensor,
     terminated: Tensor,
     truncated: Tensor,
-    gamma: float = 0.99,
-    lmbda: float = 0.95,
+    gamma: Union[float, Tensor] = 0.99,
+    lmbda: Union[float, Tensor] = 0.95,
     *,
     final_value: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor]:
@@ -155,8 +187,9 @@ def gae(
             ``reward``; or ``[N]``, the value after the rollout (module docstring).
         terminated: ``[T, N]`` true terminals.
         truncated: ``[T, N]`` time-limit cuts.
-        gamma: discount in [0, 1].
-        lmbda: GAE lambda in [0, 1]; 1 gives Monte-Carlo advantages, 0 the one-step TD error.
+        gamma: discount in [0, 1]; or a ``[T, N]`` / ``[N]`` tensor (module docstring).
+        lmbda: GAE lambda in [0, 1]; 1 gives Monte-Carlo advantages, 0 the one-step TD error;
+            or a tensor, as ``gamma``.
         final_value: ``[T, N]``, V of each truncated step's final observation (read only where
             ``truncated``).
 
@@ -168,7 +201,9 @@ def gae(
     )
     if final_value is not None or next_value.shape != reward.shape:
         next_value = _full_next_value("gae", reward, value, next_value, truncated, final_value)
-    return _ops.gae(reward, value, next_value, terminated, truncated, gamma, lmbda)
+    gamma, gammas = _discount("gae", "gamma", gamma, reward)
+    lmbda, lmbdas = _discount("gae", "lmbda", lmbda, reward)
+    return _ops.gae(reward, value, next_value, terminated, truncated, gamma, lmbda, gammas, lmbdas)
 
 
 def discounted_return(
@@ -176,7 +211,7 @@ def discounted_return(
     next_value: Tensor,
     terminated: Tensor,
     truncated: Tensor,
-    gamma: float = 0.99,
+    gamma: Union[float, Tensor] = 0.99,
     *,
     final_value: Optional[Tensor] = None,
 ) -> Tensor:
@@ -189,7 +224,7 @@ def discounted_return(
         next_value: same shape as ``reward``; read only where a step is truncated or last. Or
             ``[N]``, the value after the rollout, with ``final_value`` at the cuts.
         terminated, truncated: ``[T, N]``.
-        gamma: discount in [0, 1].
+        gamma: discount in [0, 1], or a ``[T, N]`` / ``[N]`` tensor.
         final_value: ``[T, N]``, V of each truncated step's final observation.
 
     Returns:
@@ -202,7 +237,8 @@ def discounted_return(
         next_value = _full_next_value(
             "discounted_return", reward, None, next_value, truncated, final_value
         )
-    return _ops.discounted_return(reward, next_value, terminated, truncated, gamma)
+    gamma, gammas = _discount("discounted_return", "gamma", gamma, reward)
+    return _ops.discounted_return(reward, next_value, terminated, truncated, gamma, gammas)
 
 
 def lambda_return(
@@ -210,8 +246,8 @@ def lambda_return(
     next_value: Tensor,
     terminated: Tensor,
     truncated: Tensor,
-    gamma: float = 0.99,
-    lmbda: float = 0.95,
+    gamma: Union[float, Tensor] = 0.99,
+    lmbda: Union[float, Tensor] = 0.95,
 ) -> Tensor:
     """TD(lambda) return, ``G_t = r_t + gamma * ((1 - lmbda) * next_value_t + lmbda * G_{t+1})``,
     with ``G_{t+1}`` replaced by ``next_value_t`` where the episode is cut and the tail dropped
@@ -222,7 +258,7 @@ def lambda_return(
         reward: ``[T, N]`` or ``[T, N, m]``.
         next_value: same shape as ``reward``.
         terminated, truncated: ``[T, N]``.
-        gamma, lmbda: in [0, 1].
+        gamma, lmbda: in [0, 1]; or ``[T, N]`` / ``[N]`` tensors.
 
     Returns:
         ``[T, N]`` (or ``[T, N, m]``) lambda-returns.
@@ -230,7 +266,11 @@ def lambda_return(
     reward, next_value, terminated, truncated = _inputs(
         "lambda_return", _REWARD_NEXT, reward, next_value, terminated, truncated
     )
-    return _ops.lambda_return(reward, next_value, terminated, truncated, gamma, lmbda)
+    gamma, gammas = _discount("lambda_return", "gamma", gamma, reward)
+    lmbda, lmbdas = _discount("lambda_return", "lmbda", lmbda, reward)
+    return _ops.lambda_return(
+        reward, next_value, terminated, truncated, gamma, lmbda, gammas, lmbdas
+    )
 
 
 def _uniform(
@@ -248,7 +288,7 @@ def nstep_return(
     terminated: Tensor,
     truncated: Tensor,
     n: int = 5,
-    gamma: float = 0.99,
+    gamma: Union[float, Tensor] = 0.99,
     *,
     floating: bool = False,
     uniform: Optional[Tensor] = None,
@@ -264,7 +304,8 @@ def nstep_return(
         reward: ``[T, N]`` or ``[T, N, m]``.
         terminated, truncated: ``[T, N]``.
         n: largest window, ``>= 1``.
-        gamma: discount in [0, 1].
+        gamma: discount in [0, 1]; or a ``[T, N]`` / ``[N]`` tensor: ``R`` then weighs
+            ``r_{t+l}`` by ``prod_{i<l} gamma_{t+i}`` and ``D`` is the window's product.
         floating: draw ``k ~ U{1..n}`` per window from ``generator``.
         uniform: ``[T, N]`` uniforms in [0, 1) (reward's dtype) giving ``k = 1 + floor(u * n)``;
             overrides ``floating``. Pass them to reproduce a draw exactly.
@@ -285,7 +326,8 @@ def nstep_return(
     )
     uniform = rest[0] if rest else None
     u = _uniform(reward, floating, uniform, generator)
-    return _ops.nstep_return(reward, terminated, truncated, u, n, gamma)
+    gamma, gammas = _discount("nstep_return", "gamma", gamma, reward)
+    return _ops.nstep_return(reward, terminated, truncated, u, n, gamma, gammas)
 
 
 def nstep_gae(
@@ -295,8 +337,8 @@ def nstep_gae(
     terminated: Tensor,
     truncated: Tensor,
     n: int = 5,
-    gamma: float = 0.99,
-    lmbda: float = 0.95,
+    gamma: Union[float, Tensor] = 0.99,
+    lmbda: Union[float, Tensor] = 0.95,
     *,
     floating: bool = False,
     uniform: Optional[Tensor] = None,
@@ -317,7 +359,9 @@ def nstep_gae(
         reward, value, next_value: ``[T, N]`` or ``[T, N, m]``, same shape and dtype
             (``next_value`` may be ``[N]``, with ``final_value``, as in :func:`gae`).
         terminated, truncated: ``[T, N]``.
-        n, gamma, lmbda, floating, uniform, generator: as in :func:`nstep_return`.
+        n, gamma, lmbda, floating, uniform, generator: as in :func:`nstep_return`; with
+            tensors, ``delta_{t+l}`` is weighed by ``prod_{i<l} (gamma lmbda)_{t+i}`` and ``D``
+            is that product over the window's first ``k_eff - 1`` steps times its last gamma.
         final_value: as in :func:`gae`.
 
     Returns:
@@ -339,7 +383,11 @@ def nstep_gae(
             "nstep_gae", reward, value, next_value, truncated, final_value
         )
     u = _uniform(reward, floating, uniform, generator)
-    return _ops.nstep_gae(reward, value, next_value, terminated, truncated, u, n, gamma, lmbda)
+    gamma, gammas = _discount("nstep_gae", "gamma", gamma, reward)
+    lmbda, lmbdas = _discount("nstep_gae", "lmbda", lmbda, reward)
+    return _ops.nstep_gae(
+        reward, value, next_value, terminated, truncated, u, n, gamma, lmbda, gammas, lmbdas
+    )
 
 
 # ---- off-policy corrections --------------------------------------------------------------------
@@ -352,10 +400,10 @@ def vtrace(
     next_value: Tensor,
     terminated: Tensor,
     truncated: Tensor,
-    gamma: float = 0.99,
+    gamma: Union[float, Tensor] = 0.99,
     rho_bar: float = 1.0,
     c_bar: float = 1.0,
-    lmbda: float = 1.0,
+    lmbda: Union[float, Tensor] = 1.0,
     *,
     final_value: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor]:
@@ -377,7 +425,8 @@ def vtrace(
         next_value: ``[T, N]``, ``V(o_{t+1})``, the final observation's where an episode was cut;
             or ``[N]`` with ``final_value``, as in :func:`gae`.
         terminated, truncated: ``[T, N]`` flags, kept apart.
-        gamma: discount in [0, 1]; rho_bar, c_bar: clipping thresholds > 0; lmbda in [0, 1].
+        gamma: discount in [0, 1]; rho_bar, c_bar: clipping thresholds > 0; lmbda in [0, 1];
+            gamma and lmbda may be ``[T, N]`` / ``[N]`` tensors (``c_t = lmbda_t min(...)``).
         final_value: as in :func:`gae`.
 
     Returns:
@@ -388,8 +437,21 @@ def vtrace(
     )
     if final_value is not None or next_value.shape != reward.shape:
         next_value = _full_next_value("vtrace", reward, value, next_value, truncated, final_value)
+    gamma, gammas = _discount("vtrace", "gamma", gamma, reward)
+    lmbda, lmbdas = _discount("vtrace", "lmbda", lmbda, reward)
     return _ops.vtrace(
-        log_rho, reward, value, next_value, terminated, truncated, gamma, rho_bar, c_bar, lmbda
+        log_rho,
+        reward,
+        value,
+        next_value,
+        terminated,
+        truncated,
+        gamma,
+        rho_bar,
+        c_bar,
+        lmbda,
+        gammas,
+        lmbdas,
     )
 
 
@@ -400,8 +462,8 @@ def retrace(
     next_v: Tensor,
     terminated: Tensor,
     truncated: Tensor,
-    gamma: float = 0.99,
-    lmbda: float = 1.0,
+    gamma: Union[float, Tensor] = 0.99,
+    lmbda: Union[float, Tensor] = 1.0,
 ) -> Tensor:
     """Retrace Q targets (Munos et al. 2016, https://arxiv.org/abs/1606.02647).
 
@@ -415,7 +477,8 @@ def retrace(
         q: ``[T, N]``, ``Q(o_t, a_t)``.
         next_v: ``[T, N]``, ``E_{a ~ pi} Q(o_{t+1}, a)``, the final observation's at a cut.
         terminated, truncated: ``[T, N]`` flags, kept apart.
-        gamma: discount in [0, 1]; lmbda: trace decay in [0, 1].
+        gamma: discount in [0, 1]; lmbda: trace decay in [0, 1]; either may be a ``[T, N]`` /
+            ``[N]`` tensor (``lmbda_t`` scales the trace ``c_{t+1}``).
 
     Returns:
         ``G`` like ``reward``; targets, not differentiable.
@@ -430,4 +493,8 @@ def retrace(
         terminated,
         truncated,
     )
-    return _ops.retrace(log_rho, reward, q, next_v, terminated, truncated, gamma, lmbda)
+    gamma, gammas = _discount("retrace", "gamma", gamma, reward)
+    lmbda, lmbdas = _discount("retrace", "lmbda", lmbda, reward)
+    return _ops.retrace(
+        log_rho, reward, q, next_v, terminated, truncated, gamma, lmbda, gammas, lmbdas
+    )

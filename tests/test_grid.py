@@ -40,7 +40,11 @@ def rollout(T, N, heads, dtype, seed):
     truncated = (torch.rand(T, N, generator=g) < 0.08) & ~terminated
     uniform = torch.rand(T, N, generator=g, dtype=torch.float64).to(dtype)
     log_rho = (0.5 * torch.randn((T, N), generator=g, dtype=torch.float64)).to(dtype)
+    gammas = (0.8 + 0.2 * torch.rand(T, N, generator=g, dtype=torch.float64)).to(dtype)
+    lmbdas = (0.5 + 0.5 * torch.rand(T, N, generator=g, dtype=torch.float64)).to(dtype)
     return dict(
+        gammas=gammas,
+        lmbdas=lmbdas,
         reward=reward,
         value=value,
         next_value=next_value,
@@ -64,10 +68,23 @@ def calls(r, heads):
         (r["reward"], r["value"], r["next_value"], *flags, r["uniform"], 3, 0.95, 0.9),
         True,
     )
+    # Per-step gamma and lmbda: the CPU runs the bodies themselves, in order.
+    g, lm = r["gammas"], r["lmbdas"]
+    yield "gae", (r["reward"], r["value"], r["next_value"], *flags, 1.0, 1.0, g, lm), True
+    yield "discounted_return", (r["reward"], r["next_value"], *flags, 1.0, g), True
+    yield "lambda_return", (r["reward"], r["next_value"], *flags, 1.0, 1.0, g, lm), True
+    yield "nstep_return", (r["reward"], *flags, r["uniform"], 5, 1.0, g), True
+    yield (
+        "nstep_gae",
+        (r["reward"], r["value"], r["next_value"], *flags, r["uniform"], 3, 1.0, 1.0, g, lm),
+        True,
+    )
     if heads is None:
         two_d = (r["log_rho"], r["reward"], r["value"], r["next_value"], *flags)
         yield "vtrace", (*two_d, 0.97, 1.0, 0.9, 0.95), False
         yield "retrace", (*two_d, 0.97, 0.9), False
+        yield "vtrace", (*two_d, 1.0, 1.0, 0.9, 1.0, g, lm), False
+        yield "retrace", (*two_d, 1.0, 1.0, g, lm), False
 
 
 def as_tuple(x):

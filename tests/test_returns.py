@@ -3,6 +3,7 @@ between the estimators, and bad input."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -446,3 +447,134 @@ def test_torch_compile_fullgraph(compile_backend):
     torch.testing.assert_close(got[0], (adv - adv.mean()) / (adv.std() + 1e-8))
     torch.testing.assert_close(got[1], ret)
     torch.testing.assert_close(got[2], R + D * r["next_value"].gather(0, boot))
+
+
+# ---- per-step gamma and lmbda (tensors) --------------------------------------------------------
+
+
+def per_step(T, N, dtype, seed, form):
+    """gamma in [0.8, 1] and lmbda in [0.5, 1], as [T, N] or [N] tensors."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (T, N) if form == "steps" else (N,)
+    gamma = 0.8 + 0.2 * torch.rand(shape, generator=g, dtype=torch.float64)
+    lmbda = 0.5 + 0.5 * torch.rand(shape, generator=g, dtype=torch.float64)
+    return gamma.to(dtype), lmbda.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("T,N", [(1, 1), (37, 5), (9, 64)])
+@pytest.mark.parametrize("heads", [None, 3])
+@pytest.mark.parametrize("form", ["steps", "envs"])
+def test_tensor_discounts_match_the_reference(dtype, T, N, heads, form):
+    r = rollout(T, N, heads=heads, p_done=0.2, dtype=dtype, seed=T + N)
+    gamma, lmbda = per_step(T, N, dtype, seed=T * N, form=form)
+    both = dict(gamma=gamma, lmbda=lmbda)
+    tol = TOL[dtype]
+    for got, want in zip(returns.gae(**r, **both), reference.gae(**r, **both)):
+        torch.testing.assert_close(got, want, **tol)
+    flags = dict(terminated=r["terminated"], truncated=r["truncated"])
+    nv = dict(next_value=r["next_value"], **flags)
+    torch.testing.assert_close(
+        returns.discounted_return(r["reward"], **nv, gamma=gamma),
+        reference.discounted_return(r["reward"], **nv, gamma=gamma),
+        **tol,
+    )
+    torch.testing.assert_close(
+        returns.lambda_return(r["reward"], **nv, **both),
+        reference.lambda_return(r["reward"], **nv, **both),
+        **tol,
+    )
+    u = torch.rand(T, N, generator=torch.Generator().manual_seed(3), dtype=dtype)
+    for uniform in (None, u):
+        got = returns.nstep_return(r["reward"], **flags, n=4, gamma=gamma, uniform=uniform)
+        want = reference.nstep_return(r["reward"], **flags, n=4, gamma=gamma, uniform=uniform)
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, **tol)
+        got = returns.nstep_gae(**r, n=3, **both, uniform=uniform)
+        want = reference.nstep_gae(**r, n=3, **both, uniform=uniform)
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, **tol)
+    if heads is None:
+        log_rho = 0.5 * torch.randn(T, N, generator=torch.Generator().manual_seed(4)).to(dtype)
+        off = dict(log_rho=log_rho, **r)
+        for got, want in zip(
+            returns.vtrace(**off, **both, c_bar=0.9), reference.vtrace(**off, **both, c_bar=0.9)
+        ):
+            torch.testing.assert_close(got, want, **tol)
+        q = dict(q=r["value"], next_v=r["next_value"])
+        args = dict(log_rho=log_rho, reward=r["reward"], **q, **flags, **both)
+        torch.testing.assert_close(returns.retrace(**args), reference.retrace(**args), **tol)
+
+
+def test_constant_tensor_discounts_equal_the_floats():
+    r = rollout(50, 6, p_done=0.2, dtype=torch.float64, seed=8)
+    gamma = torch.full((50, 6), 0.97, dtype=torch.float64)
+    lmbda = torch.full((6,), 0.9, dtype=torch.float64)
+    pairs = [
+        (returns.gae(**r, gamma=gamma, lmbda=lmbda), returns.gae(**r, gamma=0.97, lmbda=0.9)),
+        (
+            returns.nstep_gae(**r, n=4, gamma=gamma, lmbda=lmbda),
+            returns.nstep_gae(**r, n=4, gamma=0.97, lmbda=0.9),
+        ),
+        (
+            returns.lambda_return(**without_value(r), gamma=gamma, lmbda=lmbda),
+            returns.lambda_return(**without_value(r), gamma=0.97, lmbda=0.9),
+        ),
+    ]
+    for tensors, floats in pairs:
+        for a, b in zip(tensors, floats):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    # A zero gamma at a step cuts what follows it, as a terminal does for the return.
+    zero = torch.ones(50, 6, dtype=torch.float64)
+    zero[10] = 0.0
+    ret = returns.discounted_return(**without_value(r), gamma=zero)
+    torch.testing.assert_close(ret[10], r["reward"][10])
+
+
+def test_bad_tensor_discounts_name_the_argument():
+    r = rollout(6, 3, dtype=torch.float32)
+    cases = [
+        (
+            dict(gamma=torch.full((6, 3), 0.9, dtype=torch.float64)),
+            r"gae: gamma should have "
+            r"reward's dtype torch.float32 \(or be a float\), got torch.float64",
+        ),
+        (
+            dict(lmbda=torch.full((5, 3), 0.9)),
+            r"gae: lmbda should be a float, \[6, 3\] \(per step "
+            r"and env\) or \[3\] \(per env\), got shape \[5, 3\]",
+        ),
+        (dict(gamma=np.full((6, 3), 0.9)), r"gae: gamma should be a float or a torch.Tensor"),
+        (dict(gamma=torch.full((6, 3), 0.9).to("meta")), r"gamma should be on reward's device"),
+        (
+            dict(gamma=torch.full((6, 3), 1.5)),
+            r"pyrl::gae: gamma should be in \[0, 1\] everywhere, "
+            r"got 1.5 at flat position 0",
+        ),
+        (
+            dict(lmbda=torch.tensor([0.5, float("nan"), 0.5])),
+            r"lmbda should be in \[0, 1\] "
+            r"everywhere, got nan at flat position 1",
+        ),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            returns.gae(**r, **kwargs)
+    with pytest.raises(ValueError, match=r"nstep_return: gamma should be a float, \[6, 3\]"):
+        returns.nstep_return(r["reward"], r["terminated"], r["truncated"], gamma=torch.ones(2))
+
+
+def test_opcheck_with_tensor_discounts():
+    r = rollout(7, 3, heads=2, p_done=0.3, seed=5)
+    g, lm = per_step(7, 3, torch.float32, seed=6, form="steps")
+    flags = (r["terminated"], r["truncated"])
+    u = torch.rand(7, 3)
+    ops = torch.ops.pyrl
+    for op, args in [
+        (ops.gae, (r["reward"], r["value"], r["next_value"], *flags, 1.0, 1.0, g, lm)),
+        (ops.discounted_return, (r["reward"], r["next_value"], *flags, 1.0, g)),
+        (ops.lambda_return, (r["reward"], r["next_value"], *flags, 1.0, 1.0, g, lm)),
+        (ops.nstep_return, (r["reward"], *flags, u, 3, 1.0, g)),
+        (ops.nstep_gae, (r["reward"], r["value"], r["next_value"], *flags, u, 3, 1.0, 1.0, g, lm)),
+    ]:
+        torch.library.opcheck(op.default, args)

@@ -9,7 +9,8 @@ a numba loop, and TorchRL's generalized_advantage_estimate / vec_generalized_adv
 Optional ones are skipped with a line saying why. Every baseline's output is checked against
 pyrl's before it is timed. Times are medians of torch.utils.benchmark's blocked_autorange.
 A second table times V-trace and Retrace at the same shapes against a CleanRL-style torch loop,
-a numba loop and TorchRL's vtrace_advantage_estimate.
+a numba loop and TorchRL's vtrace_advantage_estimate; a third GAE with per-step gamma and lambda
+([T, N] tensors) against TorchRL's tensor-gamma GAE and pyrl's own float-gamma call.
 """
 
 import sys
@@ -271,7 +272,65 @@ def main(argv=None):
     print(other_ops_table(min_run_time))
     print()
     failures += offpolicy_table(min_run_time, slow_limit, QUICK_SHAPES if quick else SHAPES)
+    print()
+    failures += tensor_gamma_table(min_run_time, [(128, 64)] if quick else SHAPES[:4])
     return 1 if failures else 0
+
+
+def tensor_gamma_table(min_run_time, shapes) -> int:
+    """GAE with gamma and lmbda as [T, N] tensors (TorchRL's tensor gamma); pyrl's float call on
+    the same rollout shows what the per-step path costs."""
+    try:
+        from torchrl.objectives.value import functional as F
+    except Exception as err:
+        print(f"skipped: torchrl unavailable ({type(err).__name__})")
+        F = None
+    header = (
+        f"{'op':<22} {'T x N':<10} {'baseline':<42} {'baseline us':>12} {'pyrl us':>9} "
+        f"{'speedup':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    failures = 0
+    for T, N in shapes:
+        r = prepare(make_rollout(T, N, seed=4))
+        g = torch.Generator().manual_seed(5)
+        gamma = 0.9 + 0.1 * torch.rand(T, N, generator=g)
+        lmbda = 0.8 + 0.2 * torch.rand(T, N, generator=g)
+        inputs = (r["reward"], r["value"], r["next_value"], r["terminated"], r["truncated"])
+
+        def run_pyrl(r):
+            return returns.gae(*inputs, gamma, lmbda)
+
+        expected = run_pyrl(r)
+        t_pyrl = median_us(run_pyrl, min_run_time, r)
+        t_float = median_us(lambda r: returns.gae(*inputs, GAMMA, LMBDA), min_run_time, r)
+        print(
+            f"{'gae, tensor gamma':<22} {f'{T}x{N}':<10} {'pyrl gae, float gamma and lmbda':<42} "
+            f"{t_float:>12.1f} {t_pyrl:>9.1f} {t_float / t_pyrl:>8.2f}x"
+        )
+        if F is None:
+            continue
+        torchrl = {
+            "torchrl generalized_advantage_estimate": F.generalized_advantage_estimate,
+            "torchrl vec_generalized_advantage_estimate": F.vec_generalized_advantage_estimate,
+        }
+        for name, fn in torchrl.items():
+
+            def run_peer(r, fn=fn):
+                out = fn(gamma[..., None], lmbda[..., None], *r["torchrl"], time_dim=0)
+                return tuple(x[..., 0] for x in out)
+
+            t_base = verified_us(run_peer, r, expected, f"{name} at {T}x{N}", min_run_time)
+            if t_base is None:
+                failures += 1
+                continue
+            print(
+                f"{'gae, tensor gamma':<22} {f'{T}x{N}':<10} {name:<42} {t_base:>12.1f} "
+                f"{t_pyrl:>9.1f} {t_base / t_pyrl:>8.1f}x",
+                flush=True,
+            )
+    return failures
 
 
 def other_ops_table(min_run_time):

@@ -21,6 +21,11 @@
 //   n-step GAE  C_t = sum_{l<k_eff} (gamma lmbda)^l delta_{t+l} + v_t - D_t * nv_boot
 //               D_t = gamma (gamma lmbda)^(k_eff - 1), or 0 if terminal   (SPEC 4.2)
 // A target is then y_t = R_t + D_t * next_value[boot_t] (or C_t + D_t * Q(...)).
+//
+// gamma and lmbda are scalars, or per step and env (TorchRL's tensor gamma): gamma_t discounts
+// what follows step t and lmbda_t weighs the carry from t + 1 into t, so a window's products run
+// over its own steps, R_t = sum_l (prod_{i<l} gamma_{t+i}) r_{t+l}, D_t = prod_{i<k_eff}
+// gamma_{t+i}, and the n-step GAE credit weighs delta_{t+l} by prod_{i<l} (gamma lmbda)_{t+i}.
 #include <cmath>
 #include <cstdint>
 
@@ -36,24 +41,24 @@ inline namespace PYRL_CPU_ISA {
 
 // One step of each backward recurrence. A is the accumulator (acc_t, or a vector of acc_t lanes on
 // the CPU) and M the episode-end condition (bool, or a lane mask); `ends` is terminated, truncated
-// or the rollout's last step.
-template <typename A, typename M>
-PYRL_HD inline A gae_step(A reward, A value, A next_value, M terminated, M ends, acc_t gamma,
-                          acc_t gamma_lmbda, A next_advantage) {
+// or the rollout's last step. G is a discount's type: acc_t, or lanes of per-step discounts.
+template <typename A, typename M, typename G>
+PYRL_HD inline A gae_step(A reward, A value, A next_value, M terminated, M ends, G gamma,
+                          G gamma_lmbda, A next_advantage) {
   const A bootstrap = terminated ? A{} : next_value;
   const A delta = reward + gamma * bootstrap - value;
   return ends ? delta : delta + gamma_lmbda * next_advantage;
 }
 
-template <typename A, typename M>
-PYRL_HD inline A discounted_step(A reward, A next_value, M terminated, M ends, acc_t gamma,
+template <typename A, typename M, typename G>
+PYRL_HD inline A discounted_step(A reward, A next_value, M terminated, M ends, G gamma,
                                  A next_return) {
   const A tail = ends ? next_value : next_return;
   return reward + gamma * (terminated ? A{} : tail);
 }
 
-template <typename A, typename M>
-PYRL_HD inline A lambda_step(A reward, A next_value, M terminated, M ends, acc_t gamma, acc_t lmbda,
+template <typename A, typename M, typename G>
+PYRL_HD inline A lambda_step(A reward, A next_value, M terminated, M ends, G gamma, G lmbda,
                              A next_return) {
   const A mixed = (acc_t(1) - lmbda) * next_value + lmbda * next_return;
   const A tail = ends ? next_value : mixed;
@@ -111,25 +116,25 @@ PYRL_HD inline A clip(A ratio, acc_t bar) {
 }
 
 // V-trace, one step back: d_t from d_{t+1}.
-template <typename A, typename M>
+template <typename A, typename M, typename G>
 PYRL_HD inline A vtrace_diff(A reward, A value, A next_value, M terminated, M ends, A rho, A c,
-                             acc_t gamma, A next_diff) {
+                             G gamma, A next_diff) {
   const A bootstrap = terminated ? A{} : next_value;
   const A carried = ends ? A{} : gamma * c * next_diff;
   return rho * (reward + gamma * bootstrap - value) + carried;
 }
 
 // V-trace's policy-gradient advantage; `next_vs` is vs_{t+1}, read only inside an episode.
-template <typename A, typename M>
+template <typename A, typename M, typename G>
 PYRL_HD inline A vtrace_pg(A reward, A value, A next_value, A next_vs, M terminated, M ends, A rho,
-                           acc_t gamma) {
+                           G gamma) {
   const A vhat = ends ? next_value : next_vs;
   return rho * (reward + gamma * (terminated ? A{} : vhat) - value);
 }
 
 // Retrace, one step back; `next_carry` is G_{t+1} - q_{t+1} and `next_c` the trace of step t + 1.
-template <typename A, typename M>
-PYRL_HD inline A retrace_step(A reward, A next_v, M terminated, M ends, A next_c, acc_t gamma,
+template <typename A, typename M, typename G>
+PYRL_HD inline A retrace_step(A reward, A next_v, M terminated, M ends, A next_c, G gamma,
                               A next_carry) {
   const A trace = ends ? A{} : next_c * next_carry;
   return reward + gamma * (terminated ? A{} : next_v + trace);
@@ -155,6 +160,8 @@ struct OffPolicyArgs {
   acc_t rho_bar;  // V-trace only
   acc_t c_bar;    // V-trace only; Retrace clips at 1
   acc_t lmbda;
+  const T* gammas = nullptr;  // [T, C] per-step gamma and lmbda; nullptr: the scalars
+  const T* lmbdas = nullptr;
 };
 
 template <typename T>
@@ -168,6 +175,8 @@ struct RolloutArgs {
   int64_t columns;  // C
   acc_t gamma;
   acc_t lmbda;
+  const T* gammas = nullptr;  // [T, C] per-step gamma and lmbda; nullptr: the scalars
+  const T* lmbdas = nullptr;
 };
 
 // n-step family: reward (and value / next_value) are [T, N, heads], flags and uniform are [T, N];
@@ -186,7 +195,19 @@ struct WindowArgs {
   int64_t n;
   acc_t gamma;
   acc_t lmbda;
+  const T* gammas = nullptr;  // [T, N] per-step gamma and lmbda; nullptr: the scalars
+  const T* lmbdas = nullptr;
 };
+
+// gamma and lmbda at element i of the args' per-step layout.
+template <typename Args>
+PYRL_HD inline acc_t gamma_at(const Args& in, int64_t i) {
+  return in.gammas != nullptr ? acc_t(in.gammas[i]) : in.gamma;
+}
+template <typename Args>
+PYRL_HD inline acc_t lmbda_at(const Args& in, int64_t i) {
+  return in.lmbdas != nullptr ? acc_t(in.lmbdas[i]) : in.lmbda;
+}
 
 // ---- kernel bodies ------------------------------------------------------------------------
 //
@@ -212,9 +233,9 @@ struct GaeBody {
       const int64_t i = t * in.columns + c;
       const bool term = in.terminated[i] != 0;
       const bool ends = term || in.truncated[i] != 0 || t == in.steps - 1;
-      const acc_t v = in.value[i];
-      carry = gae_step<acc_t, bool>(in.reward[i], v, in.next_value[i], term, ends, in.gamma,
-                                    in.gamma * in.lmbda, carry);
+      const acc_t v = in.value[i], gamma = gamma_at(in, i);
+      carry = gae_step<acc_t, bool>(in.reward[i], v, in.next_value[i], term, ends, gamma,
+                                    gamma * lmbda_at(in, i), carry);
       advantage[i] = T(carry);
       value_target[i] = T(carry + v);
     }
@@ -236,8 +257,10 @@ struct ReturnBody {
       const bool term = in.terminated[i] != 0;
       const bool ends = in.truncated[i] != 0 || t == in.steps - 1;
       const acc_t r = in.reward[i], nv = in.next_value[i];
-      carry = lambda_form ? lambda_step<acc_t, bool>(r, nv, term, ends, in.gamma, in.lmbda, carry)
-                          : discounted_step<acc_t, bool>(r, nv, term, ends, in.gamma, carry);
+      const acc_t gamma = gamma_at(in, i);
+      carry = lambda_form
+                  ? lambda_step<acc_t, bool>(r, nv, term, ends, gamma, lmbda_at(in, i), carry)
+                  : discounted_step<acc_t, bool>(r, nv, term, ends, gamma, carry);
       out[i] = T(carry);
     }
   }
@@ -255,6 +278,22 @@ struct NstepReturnBody {
     const int64_t t = i / in.envs;
     const int64_t k = in.uniform ? floating_k(acc_t(in.uniform[i]), in.n) : in.n;
     const Window w = episode_window(in.terminated + i, in.truncated + i, in.envs, in.steps - t, k);
+    if (in.gammas != nullptr) {  // per-step discounts: the products run over the window's steps
+      for (int64_t h = 0; h < in.heads; ++h) {
+        acc_t sum = 0, factor = 1;
+        for (int64_t l = 0; l < w.length; ++l) {
+          const int64_t step = i + l * in.envs;
+          sum += factor * acc_t(in.reward[step * in.heads + h]);
+          factor *= acc_t(in.gammas[step]);
+        }
+        ret[i * in.heads + h] = T(sum);
+      }
+      acc_t d = 1;
+      for (int64_t l = 0; l < w.length; ++l) d *= acc_t(in.gammas[i + l * in.envs]);
+      discount[i] = w.terminal ? T(0) : T(d);
+      boot[i] = t + w.length - 1;
+      return;
+    }
     for (int64_t h = 0; h < in.heads; ++h) {
       ret[i * in.heads + h] =
           T(window_return(in.reward + i * in.heads + h, in.envs * in.heads, w.length, in.gamma));
@@ -277,11 +316,42 @@ struct NstepGaeBody {
     const acc_t gamma_lmbda = in.gamma * in.lmbda;
     const int64_t k = in.uniform ? floating_k(acc_t(in.uniform[i]), in.n) : in.n;
     const Window w = episode_window(in.terminated + i, in.truncated + i, in.envs, in.steps - t, k);
+    if (in.gammas != nullptr || in.lmbdas != nullptr) {
+      per_step_credit(i, t, w);
+      return;
+    }
     const acc_t d = in.gamma * power(gamma_lmbda, w.length - 1);
     for (int64_t h = 0; h < in.heads; ++h) {
       const int64_t j = i * in.heads + h;
       credit[j] = T(window_gae_credit(in.reward + j, in.value + j, in.next_value + j,
                                       in.envs * in.heads, w, in.gamma, gamma_lmbda, d));
+    }
+    discount[i] = w.terminal ? T(0) : T(d);
+    boot[i] = t + w.length - 1;
+  }
+
+  // The credit with per-step gamma and lmbda: delta_{t+l} weighed by prod_{i<l} (gamma lmbda),
+  // D = prod_{i<k-1} (gamma lmbda) * gamma_{t+k-1}.
+  PYRL_HD void per_step_credit(int64_t i, int64_t t, Window w) const {
+    acc_t d = 1;
+    for (int64_t l = 0; l + 1 < w.length; ++l) {
+      const int64_t step = i + l * in.envs;
+      d *= gamma_at(in, step) * lmbda_at(in, step);
+    }
+    d *= gamma_at(in, i + (w.length - 1) * in.envs);
+    for (int64_t h = 0; h < in.heads; ++h) {
+      acc_t sum = 0, weight = 1;
+      for (int64_t l = 0; l < w.length; ++l) {
+        const int64_t step = i + l * in.envs, j = step * in.heads + h;
+        const bool terminal = w.terminal && l + 1 == w.length;
+        const acc_t gamma = gamma_at(in, step);
+        const acc_t bootstrap = terminal ? acc_t(0) : acc_t(in.next_value[j]);
+        sum += weight * (acc_t(in.reward[j]) + gamma * bootstrap - acc_t(in.value[j]));
+        weight *= gamma * lmbda_at(in, step);
+      }
+      const int64_t last = (i + (w.length - 1) * in.envs) * in.heads + h;
+      const acc_t last_bootstrap = w.terminal ? acc_t(0) : acc_t(in.next_value[last]);
+      credit[i * in.heads + h] = T(sum + acc_t(in.value[i * in.heads + h]) - d * last_bootstrap);
     }
     discount[i] = w.terminal ? T(0) : T(d);
     boot[i] = t + w.length - 1;
@@ -303,12 +373,13 @@ struct VtraceBody {
       const bool term = in.terminated[i] != 0;
       const bool ends = term || in.truncated[i] != 0 || t == in.steps - 1;
       const acc_t ratio = ::exp(acc_t(in.log_rho[i]));
-      const acc_t rho = clip(ratio, in.rho_bar), cc = in.lmbda * clip(ratio, in.c_bar);
+      const acc_t rho = clip(ratio, in.rho_bar), cc = lmbda_at(in, i) * clip(ratio, in.c_bar);
+      const acc_t gamma = gamma_at(in, i);
       const acc_t v = in.value[i], nv = in.next_value[i], r = in.reward[i];
       const acc_t next_vs = t == in.steps - 1 ? acc_t(0) : acc_t(in.value[i + in.columns]) + carry;
-      const acc_t d = vtrace_diff<acc_t, bool>(r, v, nv, term, ends, rho, cc, in.gamma, carry);
+      const acc_t d = vtrace_diff<acc_t, bool>(r, v, nv, term, ends, rho, cc, gamma, carry);
       vs[i] = T(v + d);
-      pg_advantage[i] = T(vtrace_pg<acc_t, bool>(r, v, nv, next_vs, term, ends, rho, in.gamma));
+      pg_advantage[i] = T(vtrace_pg<acc_t, bool>(r, v, nv, next_vs, term, ends, rho, gamma));
       carry = d;
     }
   }
@@ -327,9 +398,9 @@ struct RetraceBody {
       const int64_t i = t * in.columns + c;
       const bool term = in.terminated[i] != 0;
       const bool ends = term || in.truncated[i] != 0 || t == in.steps - 1;
-      const acc_t next_c = in.lmbda * clip(next_ratio, acc_t(1));
+      const acc_t next_c = lmbda_at(in, i) * clip(next_ratio, acc_t(1));
       const acc_t g = retrace_step<acc_t, bool>(acc_t(in.reward[i]), acc_t(in.next_value[i]), term,
-                                                ends, next_c, in.gamma, carry);
+                                                ends, next_c, gamma_at(in, i), carry);
       target[i] = T(g);
       carry = g - acc_t(in.value[i]);
       next_ratio = ::exp(acc_t(in.log_rho[i]));

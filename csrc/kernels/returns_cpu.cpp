@@ -64,6 +64,18 @@ inline Mask last_step(int64_t t, int64_t steps) {
   return Mask{} - static_cast<int64_t>(t == steps - 1);
 }
 
+// A discount of lanes [i, i + kLanes) (or of element i): the per-step tensor's where given, else
+// the scalar. Only the per-step copies of the rows (PerStep) read them.
+template <typename T>
+inline Lanes discount_lanes(const T* per_step, int64_t i, acc_t scalar) {
+  return per_step != nullptr ? load(per_step + i) : Lanes{} + scalar;
+}
+
+template <typename T>
+inline acc_t discount_at(const T* per_step, int64_t i, acc_t scalar) {
+  return per_step != nullptr ? acc_t(per_step[i]) : scalar;
+}
+
 // A row functor updates one time step: row(t, column, carry) for Lanes or acc_t carries, where
 // the carry is that of step t + 1 and the result that of step t.
 
@@ -118,7 +130,8 @@ void backward_scan(const Row& row, int64_t steps, int64_t begin, int64_t end) {
   for (; c < end; ++c) scan_column(row, steps, c);
 }
 
-template <typename T>
+// PerStep: gamma and lmbda from the per-step tensors (RolloutArgs::gammas / lmbdas).
+template <typename T, bool PerStep>
 struct GaeRow {
   const RolloutArgs<T> a;  // a copy, so stores to the outputs cannot alias it
   T* advantage;
@@ -128,9 +141,14 @@ struct GaeRow {
     const int64_t i = t * a.columns + c;
     const Mask term = flags(a.terminated + i);
     const Mask ends = term | flags(a.truncated + i) | last_step(t, a.steps);
-    const Lanes v = load(a.value + i);
-    const Lanes x = gae_step(load(a.reward + i), v, load(a.next_value + i), term, ends, a.gamma,
-                             a.gamma * a.lmbda, next);
+    const Lanes v = load(a.value + i), r = load(a.reward + i), nv = load(a.next_value + i);
+    Lanes x;
+    if constexpr (PerStep) {
+      const Lanes g = discount_lanes(a.gammas, i, a.gamma);
+      x = gae_step(r, v, nv, term, ends, g, g * discount_lanes(a.lmbdas, i, a.lmbda), next);
+    } else {
+      x = gae_step(r, v, nv, term, ends, a.gamma, a.gamma * a.lmbda, next);
+    }
     store(advantage + i, x);
     store(value_target + i, x + v);
     return x;
@@ -141,26 +159,41 @@ struct GaeRow {
     const bool term = a.terminated[i] != 0;
     const bool ends = term || a.truncated[i] != 0 || t == a.steps - 1;
     const acc_t v = a.value[i];
-    const acc_t x = gae_step<acc_t, bool>(a.reward[i], v, a.next_value[i], term, ends, a.gamma,
-                                          a.gamma * a.lmbda, next);
+    const acc_t g = PerStep ? discount_at(a.gammas, i, a.gamma) : a.gamma;
+    const acc_t l = PerStep ? discount_at(a.lmbdas, i, a.lmbda) : a.lmbda;
+    const acc_t x =
+        gae_step<acc_t, bool>(a.reward[i], v, a.next_value[i], term, ends, g, g * l, next);
     advantage[i] = T(x);
     value_target[i] = T(x + v);
     return x;
   }
 };
 
-// The two single-output returns share a row; Step is the recurrence, called with Lanes or acc_t.
-template <typename T, typename Step>
+// The two single-output returns share a row: discounted_return (Lambda false) and lambda_return.
+template <typename T, bool Lambda, bool PerStep>
 struct ReturnRow {
   const RolloutArgs<T> a;  // a copy, so stores to the outputs cannot alias it
   T* out;
-  Step step;
+
+  template <typename A, typename M, typename G>
+  inline A step(A reward, A next_value, M terminated, M ends, G gamma, G lmbda, A next) const {
+    if constexpr (Lambda)
+      return lambda_step(reward, next_value, terminated, ends, gamma, lmbda, next);
+    return discounted_step(reward, next_value, terminated, ends, gamma, next);
+  }
 
   inline Lanes operator()(int64_t t, int64_t c, Lanes next) const {
     const int64_t i = t * a.columns + c;
     const Mask ends = flags(a.truncated + i) | last_step(t, a.steps);
-    const Lanes x =
-        step(load(a.reward + i), load(a.next_value + i), flags(a.terminated + i), ends, next);
+    const Lanes r = load(a.reward + i), nv = load(a.next_value + i);
+    const Mask term = flags(a.terminated + i);
+    Lanes x;
+    if constexpr (PerStep) {
+      x = step(r, nv, term, ends, discount_lanes(a.gammas, i, a.gamma),
+               discount_lanes(a.lmbdas, i, a.lmbda), next);
+    } else {
+      x = step(r, nv, term, ends, a.gamma, a.lmbda, next);
+    }
     store(out + i, x);
     return x;
   }
@@ -168,42 +201,37 @@ struct ReturnRow {
   inline acc_t operator()(int64_t t, int64_t c, acc_t next) const {
     const int64_t i = t * a.columns + c;
     const bool ends = a.truncated[i] != 0 || t == a.steps - 1;
+    const acc_t g = PerStep ? discount_at(a.gammas, i, a.gamma) : a.gamma;
+    const acc_t l = PerStep ? discount_at(a.lmbdas, i, a.lmbda) : a.lmbda;
     const acc_t x =
-        step(acc_t(a.reward[i]), acc_t(a.next_value[i]), a.terminated[i] != 0, ends, next);
+        step(acc_t(a.reward[i]), acc_t(a.next_value[i]), a.terminated[i] != 0, ends, g, l, next);
     out[i] = T(x);
     return x;
   }
 };
 
-struct DiscountedStep {
-  acc_t gamma;
-  template <typename A, typename M>
-  inline A operator()(A reward, A next_value, M terminated, M ends, A next) const {
-    return discounted_step(reward, next_value, terminated, ends, gamma, next);
-  }
-};
-
-struct LambdaStep {
-  acc_t gamma, lmbda;
-  template <typename A, typename M>
-  inline A operator()(A reward, A next_value, M terminated, M ends, A next) const {
-    return lambda_step(reward, next_value, terminated, ends, gamma, lmbda, next);
-  }
-};
+template <typename T>
+bool per_step(const RolloutArgs<T>& a) {
+  return a.gammas != nullptr || a.lmbdas != nullptr;
+}
 
 template <typename T>
 void gae_cpu(const RolloutArgs<T>& a, T* advantage, T* value_target, int64_t begin, int64_t end) {
-  backward_scan(GaeRow<T>{a, advantage, value_target}, a.steps, begin, end);
+  if (per_step(a))
+    return backward_scan(GaeRow<T, true>{a, advantage, value_target}, a.steps, begin, end);
+  backward_scan(GaeRow<T, false>{a, advantage, value_target}, a.steps, begin, end);
 }
 
 template <typename T>
 void discounted_return_cpu(const RolloutArgs<T>& a, T* out, int64_t begin, int64_t end) {
-  backward_scan(ReturnRow<T, DiscountedStep>{a, out, {a.gamma}}, a.steps, begin, end);
+  if (per_step(a)) return backward_scan(ReturnRow<T, false, true>{a, out}, a.steps, begin, end);
+  backward_scan(ReturnRow<T, false, false>{a, out}, a.steps, begin, end);
 }
 
 template <typename T>
 void lambda_return_cpu(const RolloutArgs<T>& a, T* out, int64_t begin, int64_t end) {
-  backward_scan(ReturnRow<T, LambdaStep>{a, out, {a.gamma, a.lmbda}}, a.steps, begin, end);
+  if (per_step(a)) return backward_scan(ReturnRow<T, true, true>{a, out}, a.steps, begin, end);
+  backward_scan(ReturnRow<T, true, false>{a, out}, a.steps, begin, end);
 }
 
 template <typename T>
@@ -245,7 +273,7 @@ inline Lanes load_lanes(const acc_t* p) { return load(p); }
 
 // V-trace over columns [first, first + width) of row t, kLanes columns at a time, then one by
 // one; `ratio` holds the row's exp(log_rho), `carry` the columns' d_{t+1}.
-template <typename T>
+template <bool PerStep, typename T>
 inline void vtrace_row(const OffPolicyArgs<T>& a, T* vs, T* pg, int64_t t, int64_t first,
                        int64_t width, const acc_t* ratio, acc_t* carry) {
   const bool last = t == a.steps - 1;
@@ -256,31 +284,42 @@ inline void vtrace_row(const OffPolicyArgs<T>& a, T* vs, T* pg, int64_t t, int64
     const Mask term = flags(a.terminated + i);
     const Mask ends = term | flags(a.truncated + i) | last_step(t, a.steps);
     const Lanes rho = clip(load_lanes(ratio + k), a.rho_bar);
-    const Lanes c = a.lmbda * clip(load_lanes(ratio + k), a.c_bar);
     const Lanes v = load(a.value + i), nv = load(a.next_value + i), r = load(a.reward + i);
     const Lanes next = load_lanes(carry + k);
     const Lanes next_vs = last ? Lanes{} : load(a.value + i + a.columns) + next;
-    const Lanes d = vtrace_diff(r, v, nv, term, ends, rho, c, a.gamma, next);
+    Lanes d, advantage;
+    if constexpr (PerStep) {
+      const Lanes g = discount_lanes(a.gammas, i, a.gamma);
+      const Lanes c = discount_lanes(a.lmbdas, i, a.lmbda) * clip(load_lanes(ratio + k), a.c_bar);
+      d = vtrace_diff(r, v, nv, term, ends, rho, c, g, next);
+      advantage = vtrace_pg(r, v, nv, next_vs, term, ends, rho, g);
+    } else {
+      const Lanes c = a.lmbda * clip(load_lanes(ratio + k), a.c_bar);
+      d = vtrace_diff(r, v, nv, term, ends, rho, c, a.gamma, next);
+      advantage = vtrace_pg(r, v, nv, next_vs, term, ends, rho, a.gamma);
+    }
     store(vs + i, v + d);
-    store(pg + i, vtrace_pg(r, v, nv, next_vs, term, ends, rho, a.gamma));
+    store(pg + i, advantage);
     std::memcpy(carry + k, &d, sizeof(d));
   }
   for (; k < width; ++k) {
     const int64_t i = row + k;
     const bool term = a.terminated[i] != 0;
     const bool ends = term || a.truncated[i] != 0 || last;
-    const acc_t rho = clip(ratio[k], a.rho_bar), c = a.lmbda * clip(ratio[k], a.c_bar);
+    const acc_t g = PerStep ? discount_at(a.gammas, i, a.gamma) : a.gamma;
+    const acc_t l = PerStep ? discount_at(a.lmbdas, i, a.lmbda) : a.lmbda;
+    const acc_t rho = clip(ratio[k], a.rho_bar), c = l * clip(ratio[k], a.c_bar);
     const acc_t v = acc_t(a.value[i]), nv = acc_t(a.next_value[i]), r = acc_t(a.reward[i]);
     const acc_t next_vs = last ? acc_t(0) : acc_t(a.value[i + a.columns]) + carry[k];
-    const acc_t d = vtrace_diff<acc_t, bool>(r, v, nv, term, ends, rho, c, a.gamma, carry[k]);
+    const acc_t d = vtrace_diff<acc_t, bool>(r, v, nv, term, ends, rho, c, g, carry[k]);
     vs[i] = T(v + d);
-    pg[i] = T(vtrace_pg<acc_t, bool>(r, v, nv, next_vs, term, ends, rho, a.gamma));
+    pg[i] = T(vtrace_pg<acc_t, bool>(r, v, nv, next_vs, term, ends, rho, g));
     carry[k] = d;
   }
 }
 
-template <typename T>
-void vtrace_cpu(const OffPolicyArgs<T>& a, T* vs, T* pg_advantage, int64_t begin, int64_t end) {
+template <bool PerStep, typename T>
+void vtrace_scan(const OffPolicyArgs<T>& a, T* vs, T* pg_advantage, int64_t begin, int64_t end) {
   alignas(64) acc_t carry[kSweep];
   alignas(64) acc_t row_ratio[kSweep];
   const acc_t* whole = whole_ratios(a, begin, end);
@@ -290,15 +329,23 @@ void vtrace_cpu(const OffPolicyArgs<T>& a, T* vs, T* pg_advantage, int64_t begin
     for (int64_t t = a.steps - 1; t >= 0; --t) {
       const int64_t row = t * a.columns + first;
       if (whole == nullptr) exp_row(a.log_rho + row, row_ratio, width);
-      vtrace_row(a, vs, pg_advantage, t, first, width, whole != nullptr ? whole + row : row_ratio,
-                 carry);
+      vtrace_row<PerStep>(a, vs, pg_advantage, t, first, width,
+                          whole != nullptr ? whole + row : row_ratio, carry);
     }
   }
 }
 
+template <typename T>
+void vtrace_cpu(const OffPolicyArgs<T>& a, T* vs, T* pg_advantage, int64_t begin, int64_t end) {
+  if (a.gammas != nullptr || a.lmbdas != nullptr) {
+    return vtrace_scan<true>(a, vs, pg_advantage, begin, end);
+  }
+  vtrace_scan<false>(a, vs, pg_advantage, begin, end);
+}
+
 // Retrace over columns [first, first + width) of row t; `next_ratio` holds exp(log_rho) of row
 // t + 1, `carry` the columns' G_{t+1} - q_{t+1}.
-template <typename T>
+template <bool PerStep, typename T>
 inline void retrace_row(const OffPolicyArgs<T>& a, T* target, int64_t t, int64_t first,
                         int64_t width, const acc_t* next_ratio, acc_t* carry) {
   const bool last = t == a.steps - 1;
@@ -308,9 +355,16 @@ inline void retrace_row(const OffPolicyArgs<T>& a, T* target, int64_t t, int64_t
     const int64_t i = row + k;
     const Mask term = flags(a.terminated + i);
     const Mask ends = term | flags(a.truncated + i) | last_step(t, a.steps);
-    const Lanes next_c = a.lmbda * clip(load_lanes(next_ratio + k), 1.0);
-    const Lanes g = retrace_step(load(a.reward + i), load(a.next_value + i), term, ends, next_c,
-                                 a.gamma, load_lanes(carry + k));
+    const Lanes r = load(a.reward + i), nv = load(a.next_value + i), next = load_lanes(carry + k);
+    Lanes g;
+    if constexpr (PerStep) {
+      const Lanes next_c =
+          discount_lanes(a.lmbdas, i, a.lmbda) * clip(load_lanes(next_ratio + k), 1.0);
+      g = retrace_step(r, nv, term, ends, next_c, discount_lanes(a.gammas, i, a.gamma), next);
+    } else {
+      const Lanes next_c = a.lmbda * clip(load_lanes(next_ratio + k), 1.0);
+      g = retrace_step(r, nv, term, ends, next_c, a.gamma, next);
+    }
     store(target + i, g);
     const Lanes x = g - load(a.value + i);
     std::memcpy(carry + k, &x, sizeof(x));
@@ -319,16 +373,18 @@ inline void retrace_row(const OffPolicyArgs<T>& a, T* target, int64_t t, int64_t
     const int64_t i = row + k;
     const bool term = a.terminated[i] != 0;
     const bool ends = term || a.truncated[i] != 0 || last;
-    const acc_t next_c = a.lmbda * clip(next_ratio[k], 1.0);
+    const acc_t l = PerStep ? discount_at(a.lmbdas, i, a.lmbda) : a.lmbda;
+    const acc_t gamma = PerStep ? discount_at(a.gammas, i, a.gamma) : a.gamma;
+    const acc_t next_c = l * clip(next_ratio[k], 1.0);
     const acc_t g = retrace_step<acc_t, bool>(acc_t(a.reward[i]), acc_t(a.next_value[i]), term,
-                                              ends, next_c, a.gamma, carry[k]);
+                                              ends, next_c, gamma, carry[k]);
     target[i] = T(g);
     carry[k] = g - acc_t(a.value[i]);
   }
 }
 
-template <typename T>
-void retrace_cpu(const OffPolicyArgs<T>& a, T* target, int64_t begin, int64_t end) {
+template <bool PerStep, typename T>
+void retrace_scan(const OffPolicyArgs<T>& a, T* target, int64_t begin, int64_t end) {
   alignas(64) acc_t carry[kSweep];
   alignas(64) acc_t row_ratio[kSweep];  // the ratios of the row after the current one
   const acc_t* whole = whole_ratios(a, begin, end);
@@ -338,11 +394,17 @@ void retrace_cpu(const OffPolicyArgs<T>& a, T* target, int64_t begin, int64_t en
     for (int64_t t = a.steps - 1; t >= 0; --t) {
       const int64_t row = t * a.columns + first;
       const bool last = t == a.steps - 1;
-      retrace_row(a, target, t, first, width,
-                  whole != nullptr && !last ? whole + row + a.columns : row_ratio, carry);
+      retrace_row<PerStep>(a, target, t, first, width,
+                           whole != nullptr && !last ? whole + row + a.columns : row_ratio, carry);
       if (whole == nullptr) exp_row(a.log_rho + row, row_ratio, width);
     }
   }
+}
+
+template <typename T>
+void retrace_cpu(const OffPolicyArgs<T>& a, T* target, int64_t begin, int64_t end) {
+  if (a.gammas != nullptr || a.lmbdas != nullptr) return retrace_scan<true>(a, target, begin, end);
+  retrace_scan<false>(a, target, begin, end);
 }
 
 }  // namespace

@@ -47,10 +47,45 @@ inline Tensor per_column(const Tensor& flags, const Tensor& reward) {
   return flags.unsqueeze(-1).expand(reward.sizes()).contiguous();
 }
 
+// A per-step gamma or lmbda tensor: [T, N] of the reward's dtype, on its device. Its values must
+// be in [0, 1]: checked on the CPU; on a GPU they are not read back (no op synchronises on its
+// hot path), and a value outside gives targets as the formulas do. Returns it contiguous, one
+// value per reward element (repeated over the m heads) when `per_head`; undefined when absent.
+inline Tensor per_step(const char* op, const char* name, const std::optional<Tensor>& given,
+                       const Tensor& reward, bool per_head) {
+  if (!given.has_value()) return Tensor();
+  const Tensor& x = *given;
+  checks::shaped(op, name, x, reward.sizes().slice(0, 2), "reward", reward);
+  TORCH_CHECK_VALUE(x.scalar_type() == reward.scalar_type(), op, ": ", name,
+                    " should have reward's dtype ", reward.scalar_type(), ", got ",
+                    x.scalar_type());
+  const Tensor values = x.contiguous();
+  if (values.is_cpu()) {
+    AT_DISPATCH_FLOATING_TYPES(values.scalar_type(), "pyrl::per_step", [&] {
+      const scalar_t* v = values.const_data_ptr<scalar_t>();
+      const int64_t count = values.numel();
+      bool outside = false;
+      for (int64_t i = 0; i < count; ++i) outside |= !(v[i] >= 0 && v[i] <= 1);  // NaN too
+      for (int64_t i = 0; outside && i < count; ++i) {
+        TORCH_CHECK_VALUE(v[i] >= 0 && v[i] <= 1, op, ": ", name,
+                          " should be in [0, 1] everywhere, got ", static_cast<double>(v[i]),
+                          " at flat position ", i);
+      }
+    });
+  }
+  return per_head ? per_column(values, reward).contiguous() : values;
+}
+
+template <typename T>
+const T* data_or_null(const Tensor& t) {
+  return t.defined() ? t.const_data_ptr<T>() : nullptr;
+}
+
 template <typename T>
 kernels::RolloutArgs<T> rollout_args(const Tensor& reward, const Tensor& value,
                                      const Tensor& next_value, const Tensor& terminated,
-                                     const Tensor& truncated, double gamma, double lmbda) {
+                                     const Tensor& truncated, double gamma, double lmbda,
+                                     const Tensor& gammas, const Tensor& lmbdas) {
   const int64_t steps = reward.size(0);
   return {reward.const_data_ptr<T>(),
           value.defined() ? value.const_data_ptr<T>() : nullptr,
@@ -60,13 +95,17 @@ kernels::RolloutArgs<T> rollout_args(const Tensor& reward, const Tensor& value,
           steps,
           steps == 0 ? 0 : reward.numel() / steps,
           gamma,
-          lmbda};
+          lmbda,
+          data_or_null<T>(gammas),
+          data_or_null<T>(lmbdas)};
 }
 
 template <typename Run>
 std::tuple<Tensor, Tensor> gae(const Run& run, const Tensor& reward, const Tensor& value,
                                const Tensor& next_value, const Tensor& terminated,
-                               const Tensor& truncated, double gamma, double lmbda) {
+                               const Tensor& truncated, double gamma, double lmbda,
+                               const std::optional<Tensor>& gammas,
+                               const std::optional<Tensor>& lmbdas) {
   constexpr const char* op = "pyrl::gae";
   check_rollout(op, reward, gamma);
   checks::unit_interval(op, "lmbda", lmbda);
@@ -74,12 +113,14 @@ std::tuple<Tensor, Tensor> gae(const Run& run, const Tensor& reward, const Tenso
   checks::like(op, "next_value", next_value, "reward", reward);
   const auto term = per_column(flag_bytes(op, "terminated", terminated, reward), reward);
   const auto trunc = per_column(flag_bytes(op, "truncated", truncated, reward), reward);
+  const auto g = per_step(op, "gamma", gammas, reward, true);
+  const auto l = per_step(op, "lmbda", lmbdas, reward, true);
   const auto r = reward.contiguous(), v = value.contiguous(), nv = next_value.contiguous();
   auto advantage = at::empty_like(r), value_target = at::empty_like(r);
   AT_DISPATCH_FLOATING_TYPES(r.scalar_type(), op, [&] {
-    run(kernels::GaeBody<scalar_t>{rollout_args<scalar_t>(r, v, nv, term, trunc, gamma, lmbda),
-                                   advantage.mutable_data_ptr<scalar_t>(),
-                                   value_target.mutable_data_ptr<scalar_t>()});
+    run(kernels::GaeBody<scalar_t>{
+        rollout_args<scalar_t>(r, v, nv, term, trunc, gamma, lmbda, g, l),
+        advantage.mutable_data_ptr<scalar_t>(), value_target.mutable_data_ptr<scalar_t>()});
   });
   return {advantage, value_target};
 }
@@ -88,17 +129,20 @@ std::tuple<Tensor, Tensor> gae(const Run& run, const Tensor& reward, const Tenso
 template <typename Run>
 Tensor single_return(const Run& run, const char* op, const Tensor& reward, const Tensor& next_value,
                      const Tensor& terminated, const Tensor& truncated, double gamma, double lmbda,
-                     bool lambda_form) {
+                     bool lambda_form, const std::optional<Tensor>& gammas,
+                     const std::optional<Tensor>& lmbdas) {
   check_rollout(op, reward, gamma);
   checks::unit_interval(op, "lmbda", lmbda);
   checks::like(op, "next_value", next_value, "reward", reward);
   const auto term = per_column(flag_bytes(op, "terminated", terminated, reward), reward);
   const auto trunc = per_column(flag_bytes(op, "truncated", truncated, reward), reward);
+  const auto g = per_step(op, "gamma", gammas, reward, true);
+  const auto l = per_step(op, "lmbda", lmbdas, reward, true);
   const auto r = reward.contiguous(), nv = next_value.contiguous();
   auto out = at::empty_like(r);
   AT_DISPATCH_FLOATING_TYPES(r.scalar_type(), "pyrl::single_return", [&] {
     run(kernels::ReturnBody<scalar_t>{
-        rollout_args<scalar_t>(r, Tensor(), nv, term, trunc, gamma, lmbda),
+        rollout_args<scalar_t>(r, Tensor(), nv, term, trunc, gamma, lmbda, g, l),
         out.mutable_data_ptr<scalar_t>(), lambda_form});
   });
   return out;
@@ -106,28 +150,30 @@ Tensor single_return(const Run& run, const char* op, const Tensor& reward, const
 
 template <typename Run>
 Tensor discounted_return(const Run& run, const Tensor& reward, const Tensor& next_value,
-                         const Tensor& terminated, const Tensor& truncated, double gamma) {
+                         const Tensor& terminated, const Tensor& truncated, double gamma,
+                         const std::optional<Tensor>& gammas) {
   return single_return(run, "pyrl::discounted_return", reward, next_value, terminated, truncated,
-                       gamma, /*lmbda=*/1.0, /*lambda_form=*/false);
+                       gamma, /*lmbda=*/1.0, /*lambda_form=*/false, gammas, std::nullopt);
 }
 
 template <typename Run>
 Tensor lambda_return(const Run& run, const Tensor& reward, const Tensor& next_value,
-                     const Tensor& terminated, const Tensor& truncated, double gamma,
-                     double lmbda) {
+                     const Tensor& terminated, const Tensor& truncated, double gamma, double lmbda,
+                     const std::optional<Tensor>& gammas, const std::optional<Tensor>& lmbdas) {
   return single_return(run, "pyrl::lambda_return", reward, next_value, terminated, truncated, gamma,
-                       lmbda, /*lambda_form=*/true);
+                       lmbda, /*lambda_form=*/true, gammas, lmbdas);
 }
 
 // Shared set-up of the two window ops: checks, contiguous inputs and [T, N] outputs.
 struct WindowInputs {
-  Tensor reward, value, next_value, terminated, truncated, uniform;
+  Tensor reward, value, next_value, terminated, truncated, uniform, gammas, lmbdas;
 };
 
 inline WindowInputs window_inputs(const char* op, const Tensor& reward, const Tensor& value,
                                   const Tensor& next_value, const Tensor& terminated,
                                   const Tensor& truncated, const std::optional<Tensor>& uniform,
-                                  int64_t n, double gamma) {
+                                  int64_t n, double gamma, const std::optional<Tensor>& gammas,
+                                  const std::optional<Tensor>& lmbdas) {
   check_rollout(op, reward, gamma);
   TORCH_CHECK(n >= 1, op, ": n should be >= 1, got ", n);
   WindowInputs in;
@@ -147,6 +193,8 @@ inline WindowInputs window_inputs(const char* op, const Tensor& reward, const Te
                 uniform->scalar_type());
     in.uniform = uniform->contiguous();
   }
+  in.gammas = per_step(op, "gamma", gammas, reward, false);
+  in.lmbdas = per_step(op, "lmbda", lmbdas, reward, false);
   return in;
 }
 
@@ -164,7 +212,9 @@ kernels::WindowArgs<T> window_args(const WindowInputs& in, int64_t n, double gam
           r.dim() == 3 ? r.size(2) : 1,
           n,
           gamma,
-          lmbda};
+          lmbda,
+          data_or_null<T>(in.gammas),
+          data_or_null<T>(in.lmbdas)};
 }
 
 // The window ops' outputs: the return or credit shaped like reward, discount and boot [T, N].
@@ -178,10 +228,10 @@ template <typename Run>
 std::tuple<Tensor, Tensor, Tensor> nstep_return(const Run& run, const Tensor& reward,
                                                 const Tensor& terminated, const Tensor& truncated,
                                                 const std::optional<Tensor>& uniform, int64_t n,
-                                                double gamma) {
+                                                double gamma, const std::optional<Tensor>& gammas) {
   constexpr const char* op = "pyrl::nstep_return";
-  const auto in =
-      window_inputs(op, reward, Tensor(), Tensor(), terminated, truncated, uniform, n, gamma);
+  const auto in = window_inputs(op, reward, Tensor(), Tensor(), terminated, truncated, uniform, n,
+                                gamma, gammas, std::nullopt);
   auto [ret, discount, boot] = window_outputs(in.reward);
   AT_DISPATCH_FLOATING_TYPES(in.reward.scalar_type(), op, [&] {
     run(kernels::NstepReturnBody<scalar_t>{
@@ -196,11 +246,13 @@ std::tuple<Tensor, Tensor, Tensor> nstep_gae(const Run& run, const Tensor& rewar
                                              const Tensor& value, const Tensor& next_value,
                                              const Tensor& terminated, const Tensor& truncated,
                                              const std::optional<Tensor>& uniform, int64_t n,
-                                             double gamma, double lmbda) {
+                                             double gamma, double lmbda,
+                                             const std::optional<Tensor>& gammas,
+                                             const std::optional<Tensor>& lmbdas) {
   constexpr const char* op = "pyrl::nstep_gae";
   checks::unit_interval(op, "lmbda", lmbda);
-  const auto in =
-      window_inputs(op, reward, value, next_value, terminated, truncated, uniform, n, gamma);
+  const auto in = window_inputs(op, reward, value, next_value, terminated, truncated, uniform, n,
+                                gamma, gammas, lmbdas);
   auto [credit, discount, boot] = window_outputs(in.reward);
   AT_DISPATCH_FLOATING_TYPES(in.reward.scalar_type(), op, [&] {
     run(kernels::NstepGaeBody<scalar_t>{
@@ -213,7 +265,7 @@ std::tuple<Tensor, Tensor, Tensor> nstep_gae(const Run& run, const Tensor& rewar
 // ---- off-policy corrections ------------------------------------------------------------------
 
 struct OffPolicyInputs {
-  Tensor log_rho, reward, value, next_value, terminated, truncated;
+  Tensor log_rho, reward, value, next_value, terminated, truncated, gammas, lmbdas;
 };
 
 // Shared set-up of V-trace and Retrace: checks, contiguous inputs. A NaN ratio would poison every
@@ -223,7 +275,9 @@ inline OffPolicyInputs off_policy_inputs(const char* op, const Tensor& log_rho,
                                          const Tensor& reward, const Tensor& value,
                                          const char* value_name, const Tensor& next_value,
                                          const char* next_name, const Tensor& terminated,
-                                         const Tensor& truncated, double gamma, double lmbda) {
+                                         const Tensor& truncated, double gamma, double lmbda,
+                                         const std::optional<Tensor>& gammas,
+                                         const std::optional<Tensor>& lmbdas) {
   checks::floating(op, "reward", reward);
   checks::rank(op, "reward", reward, 2, 2, "2-D [T, N]");
   checks::unit_interval(op, "gamma", gamma);
@@ -236,7 +290,9 @@ inline OffPolicyInputs off_policy_inputs(const char* op, const Tensor& log_rho,
                      value.contiguous(),
                      next_value.contiguous(),
                      flag_bytes(op, "terminated", terminated, reward),
-                     flag_bytes(op, "truncated", truncated, reward)};
+                     flag_bytes(op, "truncated", truncated, reward),
+                     per_step(op, "gamma", gammas, reward, false),
+                     per_step(op, "lmbda", lmbdas, reward, false)};
   if (!in.log_rho.is_cpu()) {
     TORCH_CHECK(!in.log_rho.isnan().any().item<bool>(), op,
                 ": log_rho should not be NaN, got NaN at flat position ",
@@ -272,21 +328,25 @@ kernels::OffPolicyArgs<T> off_policy_args(const OffPolicyInputs& in, double gamm
           gamma,
           rho_bar,
           c_bar,
-          lmbda};
+          lmbda,
+          data_or_null<T>(in.gammas),
+          data_or_null<T>(in.lmbdas)};
 }
 
 template <typename Run>
 std::tuple<Tensor, Tensor> vtrace(const Run& run, const Tensor& log_rho, const Tensor& reward,
                                   const Tensor& value, const Tensor& next_value,
                                   const Tensor& terminated, const Tensor& truncated, double gamma,
-                                  double rho_bar, double c_bar, double lmbda) {
+                                  double rho_bar, double c_bar, double lmbda,
+                                  const std::optional<Tensor>& gammas,
+                                  const std::optional<Tensor>& lmbdas) {
   constexpr const char* op = "pyrl::vtrace";
   TORCH_CHECK(std::isfinite(rho_bar) && rho_bar > 0, op,
               ": rho_bar should be a finite number > 0, got ", rho_bar);
   TORCH_CHECK(std::isfinite(c_bar) && c_bar > 0, op, ": c_bar should be a finite number > 0, got ",
               c_bar);
   const auto in = off_policy_inputs(op, log_rho, reward, value, "value", next_value, "next_value",
-                                    terminated, truncated, gamma, lmbda);
+                                    terminated, truncated, gamma, lmbda, gammas, lmbdas);
   auto vs = at::empty_like(in.reward), pg_advantage = at::empty_like(in.reward);
   AT_DISPATCH_FLOATING_TYPES(in.reward.scalar_type(), op, [&] {
     run(kernels::VtraceBody<scalar_t>{off_policy_args<scalar_t>(in, gamma, rho_bar, c_bar, lmbda),
@@ -299,10 +359,11 @@ std::tuple<Tensor, Tensor> vtrace(const Run& run, const Tensor& log_rho, const T
 template <typename Run>
 Tensor retrace(const Run& run, const Tensor& log_rho, const Tensor& reward, const Tensor& q,
                const Tensor& next_v, const Tensor& terminated, const Tensor& truncated,
-               double gamma, double lmbda) {
+               double gamma, double lmbda, const std::optional<Tensor>& gammas,
+               const std::optional<Tensor>& lmbdas) {
   constexpr const char* op = "pyrl::retrace";
   const auto in = off_policy_inputs(op, log_rho, reward, q, "q", next_v, "next_v", terminated,
-                                    truncated, gamma, lmbda);
+                                    truncated, gamma, lmbda, gammas, lmbdas);
   auto target = at::empty_like(in.reward);
   AT_DISPATCH_FLOATING_TYPES(in.reward.scalar_type(), op, [&] {
     run(kernels::RetraceBody<scalar_t>{off_policy_args<scalar_t>(in, gamma, 1.0, 1.0, lmbda),
@@ -315,52 +376,62 @@ Tensor retrace(const Run& run, const Tensor& log_rho, const Tensor& reward, cons
 // grid.cpp registers the same ones).
 inline constexpr const char* kSchemas[] = {
     "gae(Tensor reward, Tensor value, Tensor next_value, Tensor terminated, Tensor truncated, "
-    "float gamma, float lmbda) -> (Tensor advantage, Tensor value_target)",
+    "float gamma, float lmbda, Tensor? gammas=None, Tensor? lmbdas=None) "
+    "-> (Tensor advantage, Tensor value_target)",
     "discounted_return(Tensor reward, Tensor next_value, Tensor terminated, Tensor truncated, "
-    "float gamma) -> Tensor",
+    "float gamma, Tensor? gammas=None) -> Tensor",
     "lambda_return(Tensor reward, Tensor next_value, Tensor terminated, Tensor truncated, "
-    "float gamma, float lmbda) -> Tensor",
+    "float gamma, float lmbda, Tensor? gammas=None, Tensor? lmbdas=None) -> Tensor",
     "nstep_return(Tensor reward, Tensor terminated, Tensor truncated, Tensor? uniform, int n, "
-    "float gamma) -> (Tensor ret, Tensor discount, Tensor boot)",
+    "float gamma, Tensor? gammas=None) -> (Tensor ret, Tensor discount, Tensor boot)",
     "nstep_gae(Tensor reward, Tensor value, Tensor next_value, Tensor terminated, "
-    "Tensor truncated, Tensor? uniform, int n, float gamma, float lmbda) "
-    "-> (Tensor credit, Tensor discount, Tensor boot)",
+    "Tensor truncated, Tensor? uniform, int n, float gamma, float lmbda, Tensor? gammas=None, "
+    "Tensor? lmbdas=None) -> (Tensor credit, Tensor discount, Tensor boot)",
     "vtrace(Tensor log_rho, Tensor reward, Tensor value, Tensor next_value, Tensor terminated, "
-    "Tensor truncated, float gamma, float rho_bar, float c_bar, float lmbda) "
-    "-> (Tensor vs, Tensor pg_advantage)",
+    "Tensor truncated, float gamma, float rho_bar, float c_bar, float lmbda, Tensor? gammas=None, "
+    "Tensor? lmbdas=None) -> (Tensor vs, Tensor pg_advantage)",
     "retrace(Tensor log_rho, Tensor reward, Tensor q, Tensor next_v, Tensor terminated, "
-    "Tensor truncated, float gamma, float lmbda) -> Tensor"};
+    "Tensor truncated, float gamma, float lmbda, Tensor? gammas=None, Tensor? lmbdas=None) "
+    "-> Tensor"};
 
 // Registers the seven ops' implementations in `m` (a TORCH_LIBRARY_IMPL block), each running
 // its kernel body with a Run made from the op's reward tensor (the CUDA backend takes its device).
 template <typename Run>
 void register_impls(torch::Library& m) {
   using O = std::optional<Tensor>;
-  m.impl("gae", [](const Tensor& r, const Tensor& v, const Tensor& nv, const Tensor& term,
-                   const Tensor& trunc, double gamma,
-                   double lmbda) { return gae(Run(r), r, v, nv, term, trunc, gamma, lmbda); });
-  m.impl("discounted_return",
-         [](const Tensor& r, const Tensor& nv, const Tensor& term, const Tensor& trunc,
-            double gamma) { return discounted_return(Run(r), r, nv, term, trunc, gamma); });
-  m.impl("lambda_return", [](const Tensor& r, const Tensor& nv, const Tensor& term,
-                             const Tensor& trunc, double gamma, double lmbda) {
-    return lambda_return(Run(r), r, nv, term, trunc, gamma, lmbda);
+  m.impl("gae",
+         [](const Tensor& r, const Tensor& v, const Tensor& nv, const Tensor& term,
+            const Tensor& trunc, double gamma, double lmbda, const O& gammas, const O& lmbdas) {
+           return gae(Run(r), r, v, nv, term, trunc, gamma, lmbda, gammas, lmbdas);
+         });
+  m.impl("discounted_return", [](const Tensor& r, const Tensor& nv, const Tensor& term,
+                                 const Tensor& trunc, double gamma, const O& gammas) {
+    return discounted_return(Run(r), r, nv, term, trunc, gamma, gammas);
   });
-  m.impl("nstep_return",
-         [](const Tensor& r, const Tensor& term, const Tensor& trunc, const O& u, int64_t n,
-            double gamma) { return nstep_return(Run(r), r, term, trunc, u, n, gamma); });
+  m.impl("lambda_return",
+         [](const Tensor& r, const Tensor& nv, const Tensor& term, const Tensor& trunc,
+            double gamma, double lmbda, const O& gammas, const O& lmbdas) {
+           return lambda_return(Run(r), r, nv, term, trunc, gamma, lmbda, gammas, lmbdas);
+         });
+  m.impl("nstep_return", [](const Tensor& r, const Tensor& term, const Tensor& trunc, const O& u,
+                            int64_t n, double gamma, const O& gammas) {
+    return nstep_return(Run(r), r, term, trunc, u, n, gamma, gammas);
+  });
   m.impl("nstep_gae", [](const Tensor& r, const Tensor& v, const Tensor& nv, const Tensor& term,
-                         const Tensor& trunc, const O& u, int64_t n, double gamma, double lmbda) {
-    return nstep_gae(Run(r), r, v, nv, term, trunc, u, n, gamma, lmbda);
+                         const Tensor& trunc, const O& u, int64_t n, double gamma, double lmbda,
+                         const O& gammas, const O& lmbdas) {
+    return nstep_gae(Run(r), r, v, nv, term, trunc, u, n, gamma, lmbda, gammas, lmbdas);
   });
   m.impl("vtrace", [](const Tensor& log_rho, const Tensor& r, const Tensor& v, const Tensor& nv,
                       const Tensor& term, const Tensor& trunc, double gamma, double rho_bar,
-                      double c_bar, double lmbda) {
-    return vtrace(Run(r), log_rho, r, v, nv, term, trunc, gamma, rho_bar, c_bar, lmbda);
+                      double c_bar, double lmbda, const O& gammas, const O& lmbdas) {
+    return vtrace(Run(r), log_rho, r, v, nv, term, trunc, gamma, rho_bar, c_bar, lmbda, gammas,
+                  lmbdas);
   });
   m.impl("retrace", [](const Tensor& log_rho, const Tensor& r, const Tensor& q, const Tensor& nv,
-                       const Tensor& term, const Tensor& trunc, double gamma, double lmbda) {
-    return retrace(Run(r), log_rho, r, q, nv, term, trunc, gamma, lmbda);
+                       const Tensor& term, const Tensor& trunc, double gamma, double lmbda,
+                       const O& gammas, const O& lmbdas) {
+    return retrace(Run(r), log_rho, r, q, nv, term, trunc, gamma, lmbda, gammas, lmbdas);
   });
 }
 
