@@ -16,9 +16,12 @@ main: setup-main
 	@echo "  bench-mmap (hours), make docs, make lint, make sanitize, make cuda-build,"
 	@echo "  make wheel-check."
 
-# Every test but the long learning and scaling runs (marked slow), which test-slow runs.
+# Every test but the long learning and scaling runs (marked slow), which test-slow runs; in two
+# worker processes where pytest-xdist is installed (scripts/setup.sh installs it).
+PYTEST_WORKERS = $$($(PYTHON) -c "import xdist; print('-n 2')" 2>/dev/null)
+
 test: setup
-	$(PYTHON) -m pytest -m "not slow"
+	$(PYTHON) -m pytest -m "not slow" $(PYTEST_WORKERS)
 
 # The long ones: SPEC 8.2's H1/H5 over seeds, the FetchReach and large-bandit presets, Ray actors
 # reaching the one-process bar, a 1M-transition save (about 7 minutes on 2 cores).

@@ -40,4 +40,7 @@ if [[ $# -eq 0 ]]; then
     tests/test_offpolicy.py tests/test_recurrent.py tests/test_grid.py \
     -m "not slow"
 fi
-"$PY" -m pytest -p no:cacheprovider -q "$@"
+# Two worker processes where pytest-xdist is installed (each inherits the preload).
+workers=()
+if "$PY" -c "import xdist" 2>/dev/null; then workers=(-n 2); fi
+"$PY" -m pytest -p no:cacheprovider -q "${workers[@]}" "$@"

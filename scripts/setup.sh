@@ -23,7 +23,8 @@ echo "setup: building against $(cat "$constraints")"
 mode=${1:-}
 pip_install -c "$constraints" "scikit-build-core>=0.10" ninja numpy "gymnasium>=1.1" tqdm matplotlib
 if [[ "$mode" != "--main" ]]; then
-  pip_install -c "$constraints" "pytest>=8" "hypothesis>=6" "ruff==0.17.6" "clang-format==19.1.7"
+  pip_install -c "$constraints" "pytest>=8" "pytest-xdist>=3.6" "hypothesis>=6" "ruff==0.17.6" \
+    "clang-format==19.1.7"
   # Optional: gymnasium-robotics' goal envs for the DDPG+HER test on FetchReach (skipped without).
   pip_install -c "$constraints" "gymnasium-robotics==1.4.2" "mujoco==3.3.7" \
     || echo "setup: gymnasium-robotics did not install; its test will be skipped"
