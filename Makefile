@@ -24,7 +24,8 @@ test: setup
 	$(PYTHON) -m pytest -m "not slow" $(PYTEST_WORKERS)
 
 # The long ones: SPEC 8.2's H1/H5 over seeds, the FetchReach and large-bandit presets, Ray actors
-# reaching the one-process bar, a 1M-transition save (about 7 minutes on 2 cores).
+# reaching the one-process bar, a 1M-transition save, SB3's DQN+HER on BitFlippingEnv with each
+# buffer over five seeds (about 15 minutes on 2 cores).
 test-slow: setup
 	$(PYTHON) -m pytest -m slow
 
