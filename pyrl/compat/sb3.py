@@ -200,7 +200,7 @@ class _CompiledStorage:
                 truncated = truncated | ~terminated
             # No stage holds more than max_episode_steps steps: past this, no cut is needed.
             self._cutting = stored < self.n_envs * buf.max_episode_steps
-        first = buf.storage.counter("next_episode")
+        first = buf.storage.counter("next_episode") if cut is not None else 0
         buf.add(
             obs=self._obs_rows("obs", obs),
             next_obs=self._obs_rows("next_obs", next_obs),
