@@ -35,7 +35,8 @@ How it runs:
   of the observations and returns they normalized with are merged into the learner's
   normalizers, so the statistics cover every actor's data.
 - An actor process that dies is restarted by Ray (``max_restarts``); the learner resends it the
-  current weights and asks again (an actor whose requests keep failing is left out). What it
+  current weights and asks again, backing off while the new process starts (an actor whose
+  requests keep failing for ``RESTART_GRACE`` seconds is left out). What it
   had sent is kept; the steps of the request it died in never reached the learner and are not
   counted.
 """
@@ -51,7 +52,12 @@ import torch
 from pyrl.agents.common import EpisodeStats, RunningNorm
 
 RAY_VERSION = "2.60.0"
-MAX_FAILURES = 8  # failed requests in a row after which an actor is left out
+# An actor is left out once its requests have failed MAX_FAILURES times in a row over at least
+# RESTART_GRACE seconds: a process Ray restarts takes seconds to come back, minutes on a busy
+# machine, and requests to it fail fast meanwhile. Between failures its requests back off.
+MAX_FAILURES = 8
+RESTART_GRACE = 120.0
+RETRY_BACKOFF = (0.05, 2.0)  # first and longest wait, in seconds, doubling per failure
 
 
 def require_ray():
@@ -496,8 +502,10 @@ class Distributed:
         self.sampled = 0  # transitions drawn by updates (PPO: rollout steps x epochs)
         self.restarts = 0  # actor processes seen coming back (a new process id in its results)
         self.steps_by_actor = [0] * actors
-        self.active = [True] * actors  # False once an actor failed MAX_FAILURES requests in a row
+        self.active = [True] * actors  # False once an actor is left out (see RESTART_GRACE)
         self._failures = [0] * actors  # requests failed since the actor's last result
+        self._failing_since = [0.0] * actors  # time.monotonic() of the streak's first failure
+        self._retry_at = [0.0] * actors  # no request to the actor before this time
         self._pids: list = [None] * actors
         self.learner_wait = 0.0  # seconds the learner waited for actors with nothing to train
 
@@ -524,15 +532,21 @@ class Distributed:
         return restarted
 
     def _failed(self, i: int) -> None:
-        """A request of actor i failed (its process died; Ray restarts it); an actor failing
-        MAX_FAILURES requests in a row (its restarts are used up) is left out, and the run
-        stops when none is left."""
+        """A request of actor i failed (its process died; Ray restarts it): its next request
+        waits a backoff; an actor failing MAX_FAILURES requests in a row over RESTART_GRACE
+        seconds (its restarts are used up) is left out, and the run stops when none is left."""
+        now = time.monotonic()
+        if self._failures[i] == 0:
+            self._failing_since[i] = now
         self._failures[i] += 1
-        if self._failures[i] >= MAX_FAILURES:
+        first, longest = RETRY_BACKOFF
+        self._retry_at[i] = now + min(first * 2 ** (self._failures[i] - 1), longest)
+        if self._failures[i] >= MAX_FAILURES and now - self._failing_since[i] >= RESTART_GRACE:
             self.active[i] = False
             warnings.warn(
-                f"Distributed: actor {i} failed {MAX_FAILURES} requests in a row and is "
-                f"left out ({sum(self.active)} of {self.actors} actors left)",
+                f"Distributed: actor {i} failed {self._failures[i]} requests in a row over "
+                f"{now - self._failing_since[i]:.0f} s and is left out ({sum(self.active)} of "
+                f"{self.actors} actors left)",
                 stacklevel=3,
             )
             if not any(self.active):
@@ -599,6 +613,7 @@ class Distributed:
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
                 self._failed(i)
                 if self.active[i]:
+                    time.sleep(max(0.0, self._retry_at[i] - time.monotonic()))
                     pending[self.workers[i].rollout.remote(state)] = i
                 continue
             self._received(i, result)
@@ -622,6 +637,7 @@ class Distributed:
                 while (
                     self.active[i]
                     and queued[i] < 2
+                    and time.monotonic() >= self._retry_at[i]
                     and agent.steps + requested < total_steps
                     and self.limiter.can_insert(
                         self.inserted + requested, self.sampled, request_steps
@@ -633,6 +649,10 @@ class Distributed:
             trained = self._train(losses)
             if not in_flight:
                 if trained:
+                    continue
+                waits = [t for t, on in zip(self._retry_at, self.active) if on]
+                if waits and min(waits) > time.monotonic():  # every actor is backing off
+                    time.sleep(max(0.0, min(waits) - time.monotonic()))
                     continue
                 raise RuntimeError(
                     f"Distributed: the rate limiter stalled (inserted "
