@@ -29,6 +29,7 @@ Numerically these follow SPEC sections 3.2 and 4 of the project; see ``pyrl.refe
 slow, obvious versions of each.
 """
 
+import numbers
 from typing import Optional, Union
 
 import torch
@@ -79,8 +80,8 @@ def _discount(op: str, name: str, x, reward: Tensor) -> tuple[float, Optional[Te
     """A float ``gamma`` / ``lmbda`` as the op's scalar; a tensor as ``[T, N]`` for the op's
     per-step argument (the scalar then unused: 1.0)."""
     if not isinstance(x, Tensor):
-        if isinstance(x, (int, float)) and not isinstance(x, bool):
-            return x, None
+        if isinstance(x, numbers.Real) and not isinstance(x, bool):  # numpy scalars too
+            return float(x), None
         raise ValueError(
             f"{op}: {name} should be a float or a torch.Tensor [T, N] / [N], got {type(x).__name__}"
         )

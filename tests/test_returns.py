@@ -560,6 +560,10 @@ def test_bad_tensor_discounts_name_the_argument():
     for kwargs, message in cases:
         with pytest.raises(ValueError, match=message):
             returns.gae(**r, **kwargs)
+    for number in (np.float32(0.9), np.float64(0.9), 1):  # numpy scalars and ints are numbers
+        returns.gae(**r, gamma=number, lmbda=number)
+    with pytest.raises(ValueError, match=r"gae: gamma should be a float or a torch.Tensor"):
+        returns.gae(**r, gamma=True)
     with pytest.raises(ValueError, match=r"nstep_return: gamma should be a float, \[6, 3\]"):
         returns.nstep_return(r["reward"], r["terminated"], r["truncated"], gamma=torch.ones(2))
 
