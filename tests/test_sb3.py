@@ -287,9 +287,14 @@ def test_drop_ins_refuse_what_they_cannot_do_in_one_line():
             100, obs_space, act_space, optimize_memory_usage=True, handle_timeout_termination=False
         )
     env = DummyVecEnv([lambda: gym.make("pyrl/PointReach-v0")])
-    with pytest.raises(ValueError, match="copy_info_dict=True is not supported"):
+    with pytest.raises(ValueError, match="compute_reward= .which takes no infos. cannot"):
         compat.HerReplayBuffer(
-            100, env.observation_space, env.action_space, env, copy_info_dict=True
+            100,
+            env.observation_space,
+            env.action_space,
+            env,
+            copy_info_dict=True,
+            compute_reward=replay.sparse_l2(0.1),
         )
     with pytest.raises(ValueError, match="should be a goal env's Dict"):
         compat.HerReplayBuffer(100, obs_space, act_space, env)
@@ -636,3 +641,46 @@ def test_bitflipping_learns_with_the_drop_in_as_with_sb3s_buffer():
     theirs = [bitflipping_success(SB3HerReplayBuffer, seed) for seed in range(5)]
     # Seeds vary widely at this budget (0.3 to 0.9 with either buffer): a mean within 0.25.
     assert np.mean(ours) >= np.mean(theirs) - 0.25, (ours, theirs)
+
+
+class InfoRewardEnv:
+    """A VecEnv stand-in whose compute_reward reads the infos: each relabeled reward is the
+    transition's own info["step"]."""
+
+    def env_method(self, name, achieved, desired, infos, indices):
+        assert name == "compute_reward" and len(infos) == achieved.shape[0]
+        return [np.array([info["step"] for info in infos], dtype=np.float32)]
+
+
+def test_her_copy_info_dict_passes_each_transitions_infos_to_compute_reward(tmp_path):
+    env = DummyVecEnv([lambda: gym.make("pyrl/PointReach-v0")] * 2)
+    obs_space, act_space = env.observation_space, env.action_space
+    buf = compat.HerReplayBuffer(
+        500, obs_space, act_space, InfoRewardEnv(), n_envs=2, copy_info_dict=True, seed=0
+    )
+    steps = {}
+    rng = np.random.default_rng(5)
+
+    def ends(rng, step, n_envs):  # episodes of 7 and 5 steps, time limits
+        done = np.array([step % 7 == 6, step % 5 == 4])
+        return done, done
+
+    for step, (obs, next_obs, action, reward, done, infos) in enumerate(
+        sb3_style_steps(rng, 2, 60, goal_obs, ends, action_dim=2)
+    ):
+        for e in range(2):
+            infos[e]["step"] = 1000 * e + step
+            steps[np.float32(obs["observation"][e]).tobytes()] = 1000 * e + step
+        buf.add(obs, next_obs, action, reward, done, infos)
+    buf.truncate_last_trajectory()  # the running episodes are stored, their infos too
+    reloaded = pickle.loads(pickle.dumps(buf))  # the infos are pickled, the env is not
+    reloaded.set_env(InfoRewardEnv())
+    for loaded in (buf, reloaded):
+        batch = loaded._buffer.sample(256)  # the pyrl batch: which samples were relabeled
+        loaded._finish(batch)
+        relabeled = batch.is_her
+        assert relabeled.any() and not relabeled.all()
+        for obs, reward in zip(batch.obs["observation"][relabeled], batch.reward[relabeled]):
+            assert float(reward) == steps[obs.numpy().tobytes()]
+    samples = buf.sample(64)  # SB3's sample type, the same rewards
+    assert samples.rewards.shape == (64, 1)

@@ -29,9 +29,11 @@ What differs from SB3's buffers, on purpose:
   :class:`PrioritizedTD3`.
 - The HER buffer relabels inside the compiled sample; its rewards come from the env's
   ``compute_reward`` (as SB3's do) or, faster, from ``compute_reward=replay.sparse_l2(eps)``.
-  Info dicts are not stored (``copy_info_dict=True`` is refused).
+  With ``copy_info_dict=True`` each step's info dict is kept beside its row and passed, copied,
+  to ``compute_reward`` for the relabeled samples, as SB3 does.
 """
 
+import copy
 from typing import Any, NamedTuple, Optional, Union
 
 import numpy as np
@@ -53,6 +55,7 @@ except ImportError as err:  # pragma: no cover - exercised only without SB3
     ) from None
 
 from pyrl import replay
+from pyrl.replay.layout import EPISODE_SLOTS
 
 __all__ = [
     "HerReplayBuffer",
@@ -256,6 +259,7 @@ class _CompiledStorage:
                 f"number of steps in the first episode"
             )
         batch = self._buffer.sample(batch_size)
+        self._finish(batch)
         size = batch.reward.shape[0]
 
         def fit(value: torch.Tensor, shape, dtype=None) -> torch.Tensor:
@@ -362,6 +366,9 @@ class _CompiledStorage:
         self._buffer = self._make_buffer()
         self._cutting = self._cut_early
         self._cut_episodes = set()
+
+    def _finish(self, batch) -> None:
+        """A subclass's last word on a sampled batch (the HER buffer's info-dict rewards)."""
 
     # ---- pickling (SB3's save_replay_buffer / load_replay_buffer) -------------------------------
 
@@ -482,11 +489,10 @@ class HerReplayBuffer(_CompiledStorage, _SB3HerReplayBuffer):
         seed: Optional[int] = None,
         max_episode_steps: int = 1000,
     ):
-        if copy_info_dict:
+        if copy_info_dict and compute_reward is not None:
             raise ValueError(
-                "HerReplayBuffer: copy_info_dict=True is not supported: pyrl does not "
-                "store info dicts. For a compute_reward that reads infos, use SB3's "
-                "HerReplayBuffer"
+                "HerReplayBuffer: copy_info_dict=True passes the stored infos to the env's "
+                "compute_reward; compute_reward= (which takes no infos) cannot take them"
             )
         strategy = goal_selection_strategy
         if isinstance(strategy, GoalSelectionStrategy):
@@ -509,7 +515,7 @@ class HerReplayBuffer(_CompiledStorage, _SB3HerReplayBuffer):
                 f"(achieved_goal, desired_goal, ...), got {observation_space}"
             )
         self.env = env
-        self.copy_info_dict = False
+        self.copy_info_dict = bool(copy_info_dict)
         self.goal_selection_strategy = GoalSelectionStrategy[strategy.upper()]
         self.n_sampled_goal = n_sampled_goal
         self.her_ratio = 1 - (1.0 / (n_sampled_goal + 1))
@@ -528,21 +534,90 @@ class HerReplayBuffer(_CompiledStorage, _SB3HerReplayBuffer):
             seed,
             max_episode_steps,
         )
+        self._forget_infos()
+
+    # ---- info dicts (copy_info_dict=True) -------------------------------------------------------
+
+    def _forget_infos(self) -> None:
+        # Each row's info dict, and each env's infos of the steps it still stages (its episode
+        # runs on); rows are assigned when an episode is stored.
+        self._row_infos = [None] * self._settings["capacity"] if self.copy_info_dict else None
+        self._staged_infos = [[] for _ in range(self.n_envs)]
+
+    def reset(self) -> None:
+        super().reset()
+        self._forget_infos()
+
+    def add(self, obs, next_obs, action, reward, done, infos) -> None:
+        if getattr(self, "_row_infos", None) is None:  # absent from earlier versions' pickles
+            return super().add(obs, next_obs, action, reward, done, infos)
+        first = self._buffer.storage.counter("next_episode")
+        super().add(obs, next_obs, action, reward, done, infos)
+        for env, info in enumerate(infos):
+            self._staged_infos[env].append(info)
+        self._file_infos(first)
+
+    def _file_infos(self, first: int, dropped: int = 0) -> None:
+        """Moves the infos of the episodes stored since episode id `first` to their rows.
+        Episodes are stored in env order, one at most per env and call; an env's stored steps
+        are its oldest staged ones (`dropped` newest ones were not stored), and it keeps staging
+        what the buffer still stages."""
+        storage = self._buffer.storage
+        end = storage.counter("next_episode")
+        if end == first:
+            return
+        staged = storage.stage_length.tolist()
+        stored = [e for e in range(self.n_envs) if len(self._staged_infos[e]) - dropped > staged[e]]
+        table = storage.episodes[torch.arange(first, end) % storage.episodes.shape[0]]
+        starts = table[:, EPISODE_SLOTS["start"]].tolist()
+        lengths = table[:, EPISODE_SLOTS["length"]].tolist()
+        capacity = len(self._row_infos)
+        for index, env in enumerate(stored if len(stored) == end - first else []):
+            for t, info in enumerate(self._staged_infos[env][: lengths[index]]):
+                self._row_infos[(starts[index] + t) % capacity] = info
+        for env in range(self.n_envs):
+            keep = staged[env]
+            self._staged_infos[env] = self._staged_infos[env][-keep:] if keep else []
+
+    def _finish(self, batch) -> None:
+        if getattr(self, "_row_infos", None) is None or not bool(batch.is_her.any()):
+            return
+        relabeled = batch.is_her
+        infos = [
+            copy.deepcopy(self._row_infos[row]) or {} for row in batch.index[relabeled].tolist()
+        ]
+        reached = batch.next_obs["achieved_goal"][relabeled]
+        goal = batch.obs["desired_goal"][relabeled]
+        reward = self._env_reward(reached, goal, infos)
+        batch.reward[relabeled] = reward.to(batch.reward.dtype).reshape(-1)
+
+    def truncate_last_trajectory(self) -> None:
+        """Stores the running episodes as cut at their newest observation (their newest step,
+        whose next observation was not stored, is dropped), so a new ``learn`` starts clean."""
+        first = self._buffer.storage.counter("next_episode")
+        self._buffer.end_running_episodes()
+        if getattr(self, "_row_infos", None) is not None:
+            self._file_infos(first, dropped=1)  # the newest step of each, as the buffer does
 
     def _her(self) -> replay.HER:
         reward = self._compute_reward if self._compute_reward is not None else self._env_reward
+        if self.copy_info_dict:
+            reward = _no_reward  # recomputed with the stored infos in _finish
         return replay.HER(
             self._strategy, self.n_sampled_goal, reward, terminal=getattr(self, "_terminal", None)
         )
 
-    def _env_reward(self, achieved_goal: torch.Tensor, desired_goal: torch.Tensor) -> torch.Tensor:
+    def _env_reward(
+        self, achieved_goal: torch.Tensor, desired_goal: torch.Tensor, infos=None
+    ) -> torch.Tensor:
         """Relabeled rewards from the env's ``compute_reward``, called as SB3 calls it."""
         if self.env is None:
             raise ValueError(
                 "HerReplayBuffer: no env to compute rewards with; call set_env(env) "
                 "after loading (SB3's load_replay_buffer does)"
             )
-        infos = [{} for _ in range(achieved_goal.shape[0])]
+        if infos is None:
+            infos = [{} for _ in range(achieved_goal.shape[0])]
         achieved, desired = achieved_goal.numpy(), desired_goal.numpy()
         if hasattr(self.env, "env_method"):  # a VecEnv
             reward = self.env.env_method("compute_reward", achieved, desired, infos, indices=[0])[0]
@@ -550,10 +625,9 @@ class HerReplayBuffer(_CompiledStorage, _SB3HerReplayBuffer):
             reward = self.env.unwrapped.compute_reward(achieved, desired, infos)
         return torch.as_tensor(np.asarray(reward, dtype=np.float32))
 
-    def truncate_last_trajectory(self) -> None:
-        """Stores the running episodes as cut at their newest observation (their newest step,
-        whose next observation was not stored, is dropped), so a new ``learn`` starts clean."""
-        self._buffer.end_running_episodes()
+
+def _no_reward(achieved_goal: torch.Tensor, desired_goal: torch.Tensor) -> torch.Tensor:
+    return torch.zeros(achieved_goal.shape[0])
 
 
 # ---- prioritized replay for SB3's algorithms ----------------------------------------------------
