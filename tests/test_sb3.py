@@ -665,14 +665,20 @@ def test_her_copy_info_dict_passes_each_transitions_infos_to_compute_reward(tmp_
         done = np.array([step % 7 == 6, step % 5 == 4])
         return done, done
 
-    for step, (obs, next_obs, action, reward, done, infos) in enumerate(
-        sb3_style_steps(rng, 2, 60, goal_obs, ends, action_dim=2)
-    ):
-        for e in range(2):
-            infos[e]["step"] = 1000 * e + step
-            steps[np.float32(obs["observation"][e]).tobytes()] = 1000 * e + step
-        buf.add(obs, next_obs, action, reward, done, infos)
+    def add(count, offset):
+        for step, (obs, next_obs, action, reward, done, infos) in enumerate(
+            sb3_style_steps(rng, 2, count, goal_obs, ends, action_dim=2), offset
+        ):
+            for e in range(2):
+                infos[e]["step"] = 1000 * e + step
+                steps[np.float32(obs["observation"][e]).tobytes()] = 1000 * e + step
+            buf.add(obs, next_obs, action, reward, done, infos)
+
+    add(60, 0)
     buf.truncate_last_trajectory()  # the running episodes are stored, their infos too
+    add(1, 100)
+    buf.truncate_last_trajectory()  # one-step episodes: dropped whole, their infos with them
+    add(40, 200)
     reloaded = pickle.loads(pickle.dumps(buf))  # the infos are pickled, the env is not
     reloaded.set_env(InfoRewardEnv())
     for loaded in (buf, reloaded):

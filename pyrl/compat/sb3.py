@@ -564,18 +564,19 @@ class HerReplayBuffer(_CompiledStorage, _SB3HerReplayBuffer):
         what the buffer still stages."""
         storage = self._buffer.storage
         end = storage.counter("next_episode")
-        if end == first:
-            return
         staged = storage.stage_length.tolist()
-        stored = [e for e in range(self.n_envs) if len(self._staged_infos[e]) - dropped > staged[e]]
-        table = storage.episodes[torch.arange(first, end) % storage.episodes.shape[0]]
-        starts = table[:, EPISODE_SLOTS["start"]].tolist()
-        lengths = table[:, EPISODE_SLOTS["length"]].tolist()
-        capacity = len(self._row_infos)
-        for index, env in enumerate(stored if len(stored) == end - first else []):
-            for t, info in enumerate(self._staged_infos[env][: lengths[index]]):
-                self._row_infos[(starts[index] + t) % capacity] = info
-        for env in range(self.n_envs):
+        if end > first:
+            stored = [
+                e for e in range(self.n_envs) if len(self._staged_infos[e]) - dropped > staged[e]
+            ]
+            table = storage.episodes[torch.arange(first, end) % storage.episodes.shape[0]]
+            starts = table[:, EPISODE_SLOTS["start"]].tolist()
+            lengths = table[:, EPISODE_SLOTS["length"]].tolist()
+            capacity = len(self._row_infos)
+            for index, env in enumerate(stored if len(stored) == end - first else []):
+                for t, info in enumerate(self._staged_infos[env][: lengths[index]]):
+                    self._row_infos[(starts[index] + t) % capacity] = info
+        for env in range(self.n_envs):  # a one-step episode truncate drops stores nothing
             keep = staged[env]
             self._staged_infos[env] = self._staged_infos[env][-keep:] if keep else []
 
