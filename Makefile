@@ -31,7 +31,7 @@ test-slow: setup
 
 # The quick form of every benchmark table: ops, systems and learning.
 bench-quick: setup-bench
-	for m in ops.returns ops.replay ops.her ops.recurrent systems.agents systems.sb3 \
+	for m in ops.returns ops.replay ops.her ops.rlox ops.recurrent systems.agents systems.sb3 \
 	    systems.distributed systems.memory_mapped learning.coop learning.recurrent; do \
 	  $(PYTHON) -m benchmarks.$$m --quick || exit 1; done
 
@@ -53,7 +53,7 @@ docs: setup-docs
 
 # The full op tables (add --publish to a command to rewrite its docs/results/ table).
 bench: setup-bench
-	for m in returns replay her recurrent; do $(PYTHON) -m benchmarks.ops.$$m || exit 1; done
+	for m in returns replay her rlox recurrent; do $(PYTHON) -m benchmarks.ops.$$m || exit 1; done
 	$(PYTHON) -m benchmarks.systems.agents
 
 learning: setup-bench

@@ -15,8 +15,9 @@
 namespace py = pybind11;
 
 namespace pyrl {
-void bind_replay_host(py::module_& m);  // replay_host.cpp
-}
+void bind_replay_host(py::module_& m);   // replay_host.cpp
+void bind_returns_host(py::module_& m);  // returns_host.cpp
+}  // namespace pyrl
 
 namespace {
 
@@ -173,4 +174,6 @@ PYBIND11_MODULE(_C, m) {
       "The IS exponent the sample ops use after `calls` sample calls (replay.h's beta_at).");
   // The replay ops' direct route for CPU buffers (replay_host.cpp).
   pyrl::bind_replay_host(m);
+  // returns.gae's direct route for CPU tensors (returns_host.cpp).
+  pyrl::bind_returns_host(m);
 }

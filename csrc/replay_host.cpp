@@ -358,6 +358,21 @@ class ReplayHost {
     return replay_sample_cpu(state_, columns_, batch_size, rows, config_);
   }
 
+  // ReplayBuffer.sample's route: into the tensors of `out` (a batch to reuse, in
+  // sample_output order, csrc/torch/replay.h; returns None), or, with `out` None, into one new
+  // allocation, returned as a list in that order.
+  py::object sample_into(int64_t batch_size, const std::optional<Tensors>& out) {
+    const at::TensorList given = out ? at::TensorList(*out) : at::TensorList();
+    std::vector<at::Tensor> made;
+    {
+      py::gil_scoped_release release;
+      auto lock = lock_.acquire();
+      made = replay_sample_into_cpu(state_, columns_, batch_size, config_, given);
+    }
+    if (out) return py::none();
+    return py::cast(std::move(made));
+  }
+
   // Windows of consecutive steps (recurrent replay), drawn like sample and counted with it;
   // `columns` are the buffer's columns without the hidden one.
   SequenceSample sample_windows(const Tensors& columns, const at::Tensor& hidden,
@@ -552,6 +567,7 @@ void bind_replay_host(py::module_& m) {
       .def("end_episodes", &ReplayHost::end_episodes)
       .def("convert", &ReplayHost::convert)
       .def("sample", &ReplayHost::sample)
+      .def("sample_into", &ReplayHost::sample_into)
       .def("sample_windows", &ReplayHost::sample_windows)
       .def("update_priorities", &ReplayHost::update_priorities)
       .def("check", &ReplayHost::check)

@@ -35,7 +35,7 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
-from pyrl import _ops
+from pyrl import _C, _ops
 
 __all__ = [
     "gae",
@@ -197,6 +197,12 @@ def gae(
     Returns:
         ``(advantage, value_target)``, both shaped like ``reward``; ``value_target = A + value``.
     """
+    if final_value is None and not torch.compiler.is_compiling():
+        # CPU tensors and float discounts: the direct route, without the dispatcher (it checks
+        # the rest; None when it does not apply).
+        out = _C.gae_direct(reward, value, next_value, terminated, truncated, gamma, lmbda)
+        if out is not None:
+            return out
     reward, value, next_value, terminated, truncated = _inputs(
         "gae", _REWARD_VALUES, reward, value, next_value, terminated, truncated
     )

@@ -49,7 +49,7 @@ fi
 if [[ "$mode" == "--bench" ]]; then
   # Optional peers: a benchmark row is skipped, with its reason, when one is missing.
   pip_install -c "$constraints" numba stable-baselines3==2.9.2 sb3-contrib==2.9.2 cpprb==11.0.0 \
-    gymnasium==1.4.0 torchrl==0.14.1 tensordict==0.14.3 || echo "setup: some benchmark peers did not install; their rows will be skipped"
+    gymnasium==1.4.0 torchrl==0.14.1 tensordict==0.14.3 rlox==1.2.0 || echo "setup: some benchmark peers did not install; their rows will be skipped"
 fi
 if [[ "$mode" == "--docs" ]]; then
   pip_install -c "$constraints" "sphinx>=8" furo myst-parser sphinx-copybutton \

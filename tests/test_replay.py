@@ -2,6 +2,7 @@
 pyrl.reference, sampling statistics, stale updates, save/restore, threads and bad input."""
 
 import math
+import pickle
 import subprocess
 import sys
 import threading
@@ -627,6 +628,84 @@ def test_same_seed_same_batches():
         a, b = (buf.sample(16) for buf in bufs)
         for key in a:
             assert torch.equal(a[key], b[key])
+
+
+def assert_same_batch(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], dict):
+            assert_same_batch(a[key], b[key])
+        else:
+            assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(),
+        dict(prioritized=replay.PER(), nstep=replay.NStep(3, 0.9, True)),
+        dict(
+            spec={"obs": (3,), "achieved_goal": (2,), "desired_goal": (2,), "action": (2,)},
+            her=replay.HER(k=4, reward=replay.sparse_l2(0.5)),
+        ),
+    ],
+    ids=["uniform", "per-nstep", "her-dict-obs"],
+)
+def test_sample_into_a_reused_batch_gives_the_fresh_batches(settings):
+    """sample(out=batch) refills the batch's own tensors with what a fresh sample would give
+    (the same draws), restoring its keys, and a batch pickles as its fields only."""
+    spec = settings.pop("spec", None)
+    bufs = [buffer(60, spec, **settings) for _ in range(2)]
+    for buf in bufs:
+        for i in range(6):
+            data = episode(8, seed=i)
+            if spec is not None:
+                g = torch.Generator().manual_seed(i)
+                data["obs"] = dict(
+                    obs=data["obs"],
+                    achieved_goal=torch.randn(9, 2, generator=g),
+                    desired_goal=torch.randn(9, 2, generator=g),
+                )
+            buf.add_episode(**data)
+    fresh, reused = bufs
+    batch = reused.sample(16)
+    assert_same_batch(batch, fresh.sample(16))
+    tensors = [id(t) for t in batch.__dict__["_outputs"]]
+    batch["reward"] = None  # a key the caller replaced comes back
+    for _ in range(3):
+        again = reused.sample(16, out=batch)
+        assert again is batch and [id(t) for t in batch.__dict__["_outputs"]] == tensors
+        assert_same_batch(batch, fresh.sample(16))
+    assert reused.sample_calls == fresh.sample_calls == 4
+    copy = pickle.loads(pickle.dumps(batch))
+    assert type(copy) is replay.Batch and "_outputs" not in copy.__dict__
+    assert_same_batch(copy, batch)
+
+
+def test_sample_into_a_batch_that_does_not_fit_raises_and_draws_nothing():
+    buf, other = buffer(), buffer()
+    for b in (buf, other):
+        b.add_episode(**episode(8))
+    batch = buf.sample(8)
+    calls = buf.sample_calls
+    with pytest.raises(ValueError, match=r"out\[0\] should be a contiguous .*\[4\]"):
+        buf.sample(4, out=batch)
+    batch.__dict__["_outputs"][1].resize_(3)  # resized in place by its owner: refused
+    with pytest.raises(ValueError, match=r"out\[1\] should be"):
+        buf.sample(8, out=batch)
+    for wrong in (other.sample(8), dict(batch), replay.Batch(batch)):
+        with pytest.raises(ValueError, match="out should be a Batch this buffer's sample returned"):
+            buf.sample(8, out=wrong)
+    assert buf.sample_calls == calls
+
+
+def test_a_fresh_batch_is_one_allocation():
+    buf = buffer(prioritized=replay.PER(), nstep=replay.NStep(2, 0.9))
+    buf.add_episode(**episode(8))
+    batch = buf.sample(8)
+    storages = {t.untyped_storage().data_ptr() for t in batch.values()}
+    assert len(storages) == 1
+    assert all(t.is_contiguous() for t in batch.values())
 
 
 # ---- save and restore ----------------------------------------------------------------------------

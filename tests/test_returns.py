@@ -381,6 +381,36 @@ def test_bad_inputs_name_the_argument():
         returns.nstep_gae(**r, uniform=torch.rand(6, 2))
 
 
+@pytest.mark.parametrize("heads", [None, 2])
+def test_gae_direct_route_equals_the_dispatched_op(heads):
+    """returns.gae's direct route (plain CPU tensors, float discounts) gives the dispatched op's
+    values bit for bit, and its bad input raises the op's error, naming the argument."""
+    g = torch.Generator().manual_seed(0)
+    shape = (33, 5) if heads is None else (33, 5, heads)
+    reward, value, next_value = (torch.randn(shape, generator=g) for _ in range(3))
+    terminated, truncated = (torch.rand(33, 5, generator=g) < 0.1 for _ in range(2))
+    direct = returns.gae(reward, value, next_value, terminated, truncated, gamma=0.9, lmbda=0.8)
+    dispatched = torch.ops.pyrl.gae(reward, value, next_value, terminated, truncated, 0.9, 0.8)
+    for a, b in zip(direct, dispatched):
+        assert torch.equal(a, b)
+    with pytest.raises(RuntimeError, match=r"pyrl::gae: gamma should be in \[0, 1\], got 1.5"):
+        returns.gae(reward, value, next_value, terminated, truncated, gamma=1.5, lmbda=0.8)
+    with pytest.raises(RuntimeError, match="pyrl::gae: value should have reward's shape"):
+        returns.gae(reward, value[:-1], next_value, terminated, truncated, gamma=0.9, lmbda=0.8)
+    # What the direct route leaves to the general one: grads, ints, a subclass.
+    grad = value.clone().requires_grad_()
+    out = returns.gae(reward, grad, next_value, terminated, truncated, gamma=0.9, lmbda=0.8)
+    assert not out[0].requires_grad and torch.equal(out[0], direct[0])
+    assert torch.equal(
+        returns.gae(reward, value, next_value, terminated, truncated, 1, 0)[0],
+        returns.gae(reward, value, next_value, terminated, truncated, 1.0, 0.0)[0],
+    )
+    param = torch.nn.Parameter(reward.clone(), requires_grad=False)
+    assert torch.equal(
+        returns.gae(param, value, next_value, terminated, truncated, 0.9, 0.8)[0], direct[0]
+    )
+
+
 def test_mixed_devices_are_refused():
     r = rollout(6, 3)
     with pytest.raises(RuntimeError, match=r"value should be on reward's device cpu, got meta"):

@@ -13,6 +13,36 @@
 namespace pyrl::kernels {
 namespace {
 
+// Copies a row of `n` bytes with fixed-size moves, two overlapping ones for n up to 128 (a
+// column's rows are all one size, so the branches predict): a libc memcpy call per small row
+// cost more than the copy.
+template <int64_t kWidth>
+inline void copy_ends(uint8_t* dst, const uint8_t* src, int64_t n) {
+  uint8_t head[kWidth], tail[kWidth];
+  std::memcpy(head, src, kWidth);
+  std::memcpy(tail, src + n - kWidth, kWidth);
+  std::memcpy(dst, head, kWidth);
+  std::memcpy(dst + n - kWidth, tail, kWidth);
+}
+
+inline void copy_row(uint8_t* dst, const uint8_t* src, int64_t n) {
+  if (n > 128) {
+    std::memcpy(dst, src, static_cast<size_t>(n));
+  } else if (n > 64) {
+    copy_ends<64>(dst, src, n);
+  } else if (n > 32) {
+    copy_ends<32>(dst, src, n);
+  } else if (n > 16) {
+    copy_ends<16>(dst, src, n);
+  } else if (n >= 8) {
+    copy_ends<8>(dst, src, n);
+  } else if (n >= 4) {
+    copy_ends<4>(dst, src, n);
+  } else {
+    for (int64_t b = 0; b < n; ++b) dst[b] = src[b];
+  }
+}
+
 // Copies rows[0..count) of column i to dst, back to back.
 void gather_rows(const Columns& columns, int64_t i, const int64_t* rows, int64_t count,
                  uint8_t* dst) {
@@ -25,7 +55,7 @@ void gather_rows(const Columns& columns, int64_t i, const int64_t* rows, int64_t
   }
   for (int64_t j = 0; j < count; ++j) {
     if (j + kPrefetchAhead < count) prefetch_bytes(base + rows[j + kPrefetchAhead] * stride, rb);
-    std::memcpy(dst + j * rb, base + rows[j] * stride, static_cast<size_t>(rb));
+    copy_row(dst + j * rb, base + rows[j] * stride, rb);
   }
 }
 

@@ -46,11 +46,10 @@ void replay_update_priorities_grid(at::TensorList state, const at::Tensor& index
   const UpdateArgs args = update_args(op, state, index, generation, td_abs, config, applied);
   const kernels::PrioritySettings settings{args.config.alpha, args.config.eps, args.config.p_min,
                                            args.config.p_max};
-  auto priority = at::empty({args.count}, args.td.options().dtype(at::kDouble));
-  AT_DISPATCH_FLOATING_TYPES(args.td.scalar_type(), op, [&] {
-    kernels::update_priorities_in_phases(args.ring, settings, args.rows.const_data_ptr<int64_t>(),
-                                         args.generations.const_data_ptr<int64_t>(),
-                                         args.td.const_data_ptr<scalar_t>(), args.count, args.heads,
+  auto priority = at::empty({args.count}, td_abs.options().dtype(at::kDouble));
+  AT_DISPATCH_FLOATING_TYPES(args.td_type, op, [&] {
+    kernels::update_priorities_in_phases(args.ring, settings, args.rows, args.generations,
+                                         args.td_values<scalar_t>(), args.count, args.heads,
                                          applied.mutable_data_ptr<bool>(),
                                          priority.mutable_data_ptr<double>(), GridRun{});
   });
@@ -69,9 +68,9 @@ SampleResult replay_sample_grid(at::TensorList state, at::TensorList columns, in
   SampleCall s;
   prepare_sample(s, op, state, columns, batch_size, rows, config);
   check_column_count(op, s.cols.count);
-  auto bad = at::empty({s.count}, s.index.options().dtype(at::kBool));
-  auto largest = at::empty({1}, s.weight.options());
-  AT_DISPATCH_FLOATING_TYPES(s.ret.scalar_type(), op, [&] {
+  auto bad = at::empty({s.count}, s.index().options().dtype(at::kBool));
+  auto largest = at::empty({1}, s.weight().options());
+  AT_DISPATCH_FLOATING_TYPES(s.reward().scalar_type(), op, [&] {
     kernels::sample_in_phases(s.ring, s.seed, s.call, s.config, s.cols, s.count, s.given,
                               s.out<scalar_t>(), bad.mutable_data_ptr<bool>(),
                               largest.mutable_data_ptr<float>(), GridRun{});
@@ -79,7 +78,8 @@ SampleResult replay_sample_grid(at::TensorList state, at::TensorList columns, in
   const bool* flags = bad.const_data_ptr<bool>();
   int64_t first = -1;
   for (int64_t j = 0; j < s.count && first < 0; ++j) first = flags[j] ? j : -1;
-  return finish_sample(s, op, first);
+  finish_sample(s, op, first);
+  return sample_result(s);
 }
 
 // The window gather's CUDA body (csrc/kernels/sequence_phases.h) on the CPU state.

@@ -610,8 +610,8 @@ void add_episode_with(at::TensorList state, at::TensorList columns, at::TensorLi
                       "got alpha=",
                       config.alpha);
     check_tensor(op, "td_abs", *td_abs, at::kDouble, {steps});
-    td = td_abs->contiguous();
-    priorities = td.const_data_ptr<double>();
+    if (!td_abs->is_contiguous()) td = td_abs->contiguous();  // else not copied (SampleCall)
+    priorities = (td.defined() ? td : *td_abs).const_data_ptr<double>();
     const int64_t bad = kernels::first_bad_priority(priorities, steps);
     TORCH_CHECK_VALUE(bad < 0, op, ": td_abs should be >= 0 and not NaN, got ",
                       bad < 0 ? 0.0 : priorities[bad], " at position ", bad, "; nothing was added");
@@ -653,9 +653,68 @@ at::Tensor replay_end_episodes_cpu(at::TensorList state, at::TensorList columns,
 
 }  // namespace
 
+namespace {
+
+// A [sizes] `type` tensor on `block`'s storage at `offset` bytes: a view made without the
+// dispatcher (a sample's outputs share one allocation).
+at::Tensor block_view(const at::Tensor& block, int64_t offset, at::ScalarType type,
+                      at::IntArrayRef sizes) {
+  at::Tensor view = at::detail::make_tensor<c10::TensorImpl>(
+      c10::Storage(block.storage()), block.key_set(), c10::scalarTypeToTypeMeta(type));
+  view.unsafeGetTensorImpl()->set_storage_offset(offset /
+                                                 static_cast<int64_t>(c10::elementSize(type)));
+  view.unsafeGetTensorImpl()->set_sizes_contiguous(sizes);
+  return view;
+}
+
+// Each output of a sample, in sample_output order, as its dtype and shape.
+struct OutputSpec {
+  at::ScalarType type;
+  c10::SmallVector<int64_t, 5> sizes;
+};
+
+c10::SmallVector<OutputSpec, 16> sample_output_specs(at::TensorList columns, int64_t obs_columns,
+                                                     int64_t count) {
+  const at::Tensor& reward = columns.back();
+  c10::SmallVector<OutputSpec, 16> specs;
+  const auto add = [&](at::ScalarType type, at::IntArrayRef row) {
+    OutputSpec spec{type, {count}};
+    spec.sizes.append(row.begin(), row.end());
+    specs.push_back(std::move(spec));
+  };
+  add(at::kLong, {});                                  // index
+  add(at::kLong, {});                                  // generation
+  add(at::kFloat, {});                                 // weight
+  add(reward.scalar_type(), reward.sizes().slice(1));  // reward
+  add(reward.scalar_type(), {});                       // discount
+  add(at::kLong, {});                                  // boot
+  add(at::kLong, {});                                  // her_row
+  for (size_t i = 0; i + 1 < columns.size(); ++i) {    // fields
+    add(columns[i].scalar_type(), columns[i].sizes().slice(1));
+  }
+  for (int64_t i = 0; i < obs_columns; ++i) {  // next_obs
+    add(columns[i].scalar_type(), columns[i].sizes().slice(1));
+  }
+  add(at::kLong, {});  // k
+  add(at::kBool, {});  // terminated
+  return specs;
+}
+
+// The outputs' data pointers: fields and next observations (sample_output order).
+void point_at_outputs(SampleCall& s, int64_t obs_columns) {
+  const size_t fields = s.outputs.size() - 9 - static_cast<size_t>(obs_columns);
+  for (size_t i = 0; i < fields; ++i) s.field_data.push_back(writable_bytes(s.outputs[7 + i]));
+  for (int64_t i = 0; i < obs_columns; ++i) {
+    s.next_data.push_back(writable_bytes(s.outputs[7 + fields + static_cast<size_t>(i)]));
+  }
+}
+
+}  // namespace
+
 void prepare_sample(SampleCall& s, const char* op, at::TensorList state, at::TensorList columns,
                     int64_t batch_size, const std::optional<at::Tensor>& rows,
-                    at::ArrayRef<double> config_values) {
+                    at::ArrayRef<double> config_values, SampleOutputs outputs,
+                    at::TensorList given) {
   s.ring = ring_of(op, state);
   const Ring& ring = s.ring;
   check_counters(op, ring);
@@ -679,28 +738,48 @@ void prepare_sample(SampleCall& s, const char* op, at::TensorList state, at::Ten
                         "] should be a stored transition row, got ", r[j]);
     }
   }
-  const at::Tensor& reward = columns.back();
-  const auto ids = state[kernels::kStateRowEpisode].options();
-  s.index = at::empty({count}, ids);
-  s.generation = at::empty({count}, ids);
-  s.boot = at::empty({count}, ids);
-  s.her_row = at::empty({count}, ids);
-  s.weight = at::empty({count}, reward.options().dtype(at::kFloat));
-  s.ret = reward.dim() == 2 ? at::empty({count, reward.size(1)}, reward.options())
-                            : at::empty({count}, reward.options());
-  s.discount = at::empty({count}, reward.options());
-  s.steps = at::empty({count}, ids);
-  s.terminal = at::empty({count}, ids.dtype(at::kBool));
-  for (size_t i = 0; i + 1 < columns.size(); ++i) {
-    auto shape = columns[i].sizes().vec();
-    shape[0] = count;
-    s.fields.push_back(at::empty(shape, columns[i].options()));
-    s.field_data.push_back(writable_bytes(s.fields.back()));
-    if (static_cast<int64_t>(i) < config.obs_columns) {
-      s.next_obs.push_back(at::empty(shape, columns[i].options()));
-      s.next_data.push_back(writable_bytes(s.next_obs.back()));
+  const auto specs = sample_output_specs(columns, config.obs_columns, count);
+  const at::TensorOptions options = state[kernels::kStateRowEpisode].options();
+  if (outputs == SampleOutputs::kGiven) {
+    TORCH_CHECK_VALUE(given.size() == specs.size(), op, ": out should hold ", specs.size(),
+                      " tensors, got ", given.size());
+    for (size_t i = 0; i < specs.size(); ++i) {
+      const at::Tensor& t = given[i];
+      TORCH_CHECK_VALUE(t.defined() && t.scalar_type() == specs[i].type &&
+                            t.sizes() == at::IntArrayRef(specs[i].sizes) &&
+                            t.device() == options.device() && t.is_contiguous(),
+                        op, ": out[", i, "] should be a contiguous ", specs[i].type, " tensor ",
+                        at::IntArrayRef(specs[i].sizes), " on ", options.device(),
+                        " (a batch of this buffer, this batch size), got ",
+                        t.defined() ? c10::str(t.scalar_type(), " ", checks::shape_of(t), " on ",
+                                               t.device(), t.is_contiguous() ? "" : ", strided")
+                                    : std::string("an undefined tensor"));
     }
+    s.outputs = given;
+  } else {
+    s.made.reserve(specs.size());
+    if (outputs == SampleOutputs::kOneBlock) {
+      // One allocation for the batch: each output at a 64-byte boundary of it.
+      c10::SmallVector<int64_t, 16> offsets;
+      int64_t total = 0;
+      for (const OutputSpec& spec : specs) {
+        offsets.push_back(total);
+        int64_t bytes = static_cast<int64_t>(c10::elementSize(spec.type));
+        for (int64_t d : spec.sizes) bytes *= d;
+        total += (bytes + 63) / 64 * 64;
+      }
+      const at::Tensor block = at::empty({total}, options.dtype(at::kByte));
+      for (size_t i = 0; i < specs.size(); ++i) {
+        s.made.push_back(block_view(block, offsets[i], specs[i].type, specs[i].sizes));
+      }
+    } else {
+      for (const OutputSpec& spec : specs) {
+        s.made.push_back(at::empty(spec.sizes, options.dtype(spec.type)));
+      }
+    }
+    s.outputs = s.made;
   }
+  point_at_outputs(s, config.obs_columns);
   s.given = rows ? rows->const_data_ptr<int64_t>() : nullptr;
   if (!rows && config.episode_select > 0) {  // episode mode: groups of steps of drawn episodes
     s.episode_rows.resize(static_cast<size_t>(count));
@@ -709,14 +788,42 @@ void prepare_sample(SampleCall& s, const char* op, at::TensorList state, at::Ten
   }
 }
 
-SampleResult finish_sample(SampleCall& s, const char* op, int64_t bad) {
-  TORCH_CHECK_VALUE(bad < 0, op, ": sample ", bad, " drew row ", s.index[bad].item<int64_t>(),
+void finish_sample(SampleCall& s, const char* op, int64_t bad) {
+  TORCH_CHECK_VALUE(bad < 0, op, ": sample ", bad, " drew row ",
+                    bad < 0 ? -1 : s.index().const_data_ptr<int64_t>()[bad],
                     ", which is not a stored transition: the priority tree does not match the "
                     "episode table (ReplayBuffer.check() names what is broken)");
   s.draws[kernels::kDrawCalls] = s.call + 1;
-  return {s.index,   s.generation, s.weight,   s.ret,   s.discount, s.boot,
-          s.her_row, s.fields,     s.next_obs, s.steps, s.terminal};
 }
+
+SampleResult sample_result(const SampleCall& s) {
+  const at::TensorList o = s.outputs;
+  const size_t next = o.size() - 2 - static_cast<size_t>(s.config.obs_columns);
+  return {o[0],
+          o[1],
+          o[2],
+          o[3],
+          o[4],
+          o[5],
+          o[6],
+          std::vector<at::Tensor>(o.begin() + 7, o.begin() + static_cast<int64_t>(next)),
+          std::vector<at::Tensor>(o.begin() + static_cast<int64_t>(next), o.end() - 2),
+          o[o.size() - 2],
+          o[o.size() - 1]};
+}
+
+namespace {
+
+int64_t run_sample(SampleCall& s) {
+  int64_t bad = -1;
+  AT_DISPATCH_FLOATING_TYPES(s.reward().scalar_type(), "pyrl::replay_sample", [&] {
+    bad = kernels::replay_sample<scalar_t>(s.ring, s.seed, s.call, s.config, s.cols, s.count,
+                                           s.given, s.out<scalar_t>());
+  });
+  return bad;
+}
+
+}  // namespace
 
 SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int64_t batch_size,
                                const std::optional<at::Tensor>& rows,
@@ -724,12 +831,20 @@ SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int
   constexpr const char* op = "pyrl::replay_sample";
   SampleCall s;
   prepare_sample(s, op, state, columns, batch_size, rows, config_values);
-  int64_t bad = -1;
-  AT_DISPATCH_FLOATING_TYPES(s.ret.scalar_type(), op, [&] {
-    bad = kernels::replay_sample<scalar_t>(s.ring, s.seed, s.call, s.config, s.cols, s.count,
-                                           s.given, s.out<scalar_t>());
-  });
-  return finish_sample(s, op, bad);
+  finish_sample(s, op, run_sample(s));
+  return sample_result(s);
+}
+
+std::vector<at::Tensor> replay_sample_into_cpu(at::TensorList state, at::TensorList columns,
+                                               int64_t batch_size,
+                                               at::ArrayRef<double> config_values,
+                                               at::TensorList out) {
+  constexpr const char* op = "pyrl::replay_sample";
+  SampleCall s;
+  prepare_sample(s, op, state, columns, batch_size, std::nullopt, config_values,
+                 out.empty() ? SampleOutputs::kOneBlock : SampleOutputs::kGiven, out);
+  finish_sample(s, op, run_sample(s));
+  return std::move(s.made);  // none when given
 }
 
 UpdateArgs update_args(const char* op, at::TensorList state, const at::Tensor& index,
@@ -766,19 +881,25 @@ UpdateArgs update_args(const char* op, at::TensorList state, const at::Tensor& i
                     td_abs.device(), " ", checks::shape_of(td_abs));
   args.count = count;
   args.heads = td_abs.dim() == 2 ? td_abs.size(1) : 1;
-  args.rows = index.contiguous();
-  args.generations = generation.contiguous();
-  args.td = td_abs.contiguous();
-  const int64_t* r = args.rows.const_data_ptr<int64_t>();
+  const auto data = [&](const at::Tensor& t, int slot) {
+    if (t.is_contiguous()) return t.const_data_ptr();
+    args.contiguous[slot] = t.contiguous();
+    return args.contiguous[slot].const_data_ptr();
+  };
+  args.rows = static_cast<const int64_t*>(data(index, 0));
+  args.generations = static_cast<const int64_t*>(data(generation, 1));
+  args.td = data(td_abs, 2);
+  args.td_type = td_abs.scalar_type();
+  const int64_t* r = args.rows;
   for (int64_t j = 0; j < count; ++j) {
     TORCH_CHECK_VALUE(r[j] >= 0 && r[j] < args.ring.capacity, op, ": index[", j,
                       "] should be a row in [0, ", args.ring.capacity, "), got ", r[j],
                       "; nothing was updated");
   }
   check_tensor(op, "applied", applied, at::kBool, {count});
-  AT_DISPATCH_FLOATING_TYPES(args.td.scalar_type(), "replay_update_priorities", [&] {
-    const scalar_t* values = args.td.const_data_ptr<scalar_t>();
-    const int64_t bad = kernels::first_bad_priority(values, args.td.numel());
+  AT_DISPATCH_FLOATING_TYPES(args.td_type, "replay_update_priorities", [&] {
+    const scalar_t* values = args.td_values<scalar_t>();
+    const int64_t bad = kernels::first_bad_priority(values, td_abs.numel());
     TORCH_CHECK_VALUE(bad < 0, op, ": td_abs should be >= 0 and not NaN, got ",
                       bad < 0 ? 0.0 : static_cast<double>(values[bad]), " at flat position ", bad,
                       "; nothing was updated");
@@ -791,10 +912,9 @@ void replay_update_priorities_cpu(at::TensorList state, const at::Tensor& index,
                                   at::ArrayRef<double> config_values, const at::Tensor& applied) {
   constexpr const char* op = "pyrl::replay_update_priorities";
   UpdateArgs args = update_args(op, state, index, generation, td_abs, config_values, applied);
-  AT_DISPATCH_FLOATING_TYPES(args.td.scalar_type(), op, [&] {
-    kernels::replay_update_priorities(args.ring, args.config, args.rows.const_data_ptr<int64_t>(),
-                                      args.generations.const_data_ptr<int64_t>(),
-                                      args.td.const_data_ptr<scalar_t>(), args.count, args.heads,
+  AT_DISPATCH_FLOATING_TYPES(args.td_type, op, [&] {
+    kernels::replay_update_priorities(args.ring, args.config, args.rows, args.generations,
+                                      args.td_values<scalar_t>(), args.count, args.heads,
                                       writable<bool>(applied));
   });
 }

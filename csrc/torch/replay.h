@@ -136,10 +136,13 @@ inline constexpr const char* kSampleSchema =
 using Pointers = c10::SmallVector<uint8_t*, 8>;
 using RowBytes = c10::SmallVector<int64_t, 8>;
 
-// One sample call: its checked inputs (the state's draw counter included) and its allocated
-// outputs. prepare_sample changes nothing; finish_sample reports a bad row or advances the
-// counter. Every backend's sample runs between the two (the CPU loops, the CPU grid runner of
+// One sample call: its checked inputs (the state's draw counter included) and its outputs,
+// allocated or given. prepare_sample changes nothing; finish_sample reports a bad row or advances
+// the counter. Every backend's sample runs between the two (the CPU loops, the CPU grid runner of
 // the CUDA phases). Not copyable: `cols` points into its own vectors.
+//
+// Given outputs are only referred to, never copied: a copy of a tensor Python made takes the GIL
+// (torch keeps the Python object's count), and the call runs holding the buffer's mutex.
 struct SampleCall {
   SampleCall() = default;
   SampleCall(const SampleCall&) = delete;
@@ -154,34 +157,57 @@ struct SampleCall {
   kernels::Columns cols;
   std::vector<int64_t> episode_rows;
   const int64_t* given = nullptr;  // the rows given, or drawn in episode mode; null otherwise
-  at::Tensor index, generation, boot, her_row, weight, ret, discount, steps, terminal;
-  std::vector<at::Tensor> fields, next_obs;
+  std::vector<at::Tensor> made;    // the outputs it allocated (none when they were given)
+  at::TensorList outputs;          // every output, in sample_output order: `made` or the caller's
   Pointers field_data, next_data;
+
+  const at::Tensor& index() const { return outputs[0]; }
+  const at::Tensor& weight() const { return outputs[2]; }
+  const at::Tensor& reward() const { return outputs[3]; }
 
   template <typename T>
   kernels::SampleOut<T> out() const {
-    return {index.mutable_data_ptr<int64_t>(),
-            generation.mutable_data_ptr<int64_t>(),
-            weight.mutable_data_ptr<float>(),
-            boot.mutable_data_ptr<int64_t>(),
-            her_row.mutable_data_ptr<int64_t>(),
-            ret.mutable_data_ptr<T>(),
-            discount.mutable_data_ptr<T>(),
+    const size_t last = outputs.size() - 2;
+    return {outputs[0].mutable_data_ptr<int64_t>(),
+            outputs[1].mutable_data_ptr<int64_t>(),
+            outputs[2].mutable_data_ptr<float>(),
+            outputs[5].mutable_data_ptr<int64_t>(),
+            outputs[6].mutable_data_ptr<int64_t>(),
+            outputs[3].mutable_data_ptr<T>(),
+            outputs[4].mutable_data_ptr<T>(),
             field_data.data(),
             next_data.data(),
-            steps.mutable_data_ptr<int64_t>(),
-            terminal.mutable_data_ptr<bool>()};
+            outputs[last].mutable_data_ptr<int64_t>(),
+            outputs[last + 1].mutable_data_ptr<bool>()};
   }
 };
 
+// Where a sample's outputs come from: one allocation each (the dispatcher's op), views of one
+// allocation (a fresh batch of the direct route), or tensors the caller gives (a reused batch,
+// each checked: dtype, shape, device, contiguous).
+enum class SampleOutputs { kSeparate, kOneBlock, kGiven };
+
+// `given` (kGiven) in sample_output order: index, generation, weight, reward, discount, boot,
+// her_row, fields..., next_obs..., k, terminated (the schema's outputs, flattened).
 void prepare_sample(SampleCall& s, const char* op, at::TensorList state, at::TensorList columns,
                     int64_t batch_size, const std::optional<at::Tensor>& rows,
-                    at::ArrayRef<double> config);
+                    at::ArrayRef<double> config, SampleOutputs outputs = SampleOutputs::kSeparate,
+                    at::TensorList given = {});
 
-SampleResult finish_sample(SampleCall& s, const char* op, int64_t bad);
+// Reports a bad row (`bad` >= 0) or advances the draw counter.
+void finish_sample(SampleCall& s, const char* op, int64_t bad);
+
+// The outputs as the schema returns them (copies: not for given outputs, see SampleCall).
+SampleResult sample_result(const SampleCall& s);
 
 SampleResult replay_sample_cpu(at::TensorList state, at::TensorList columns, int64_t batch_size,
                                const std::optional<at::Tensor>& rows, at::ArrayRef<double> config);
+
+// The direct route's sample: into `out` (a reused batch, in sample_output order; returns
+// nothing), or, with `out` empty, into views of one new allocation, returned in that order.
+std::vector<at::Tensor> replay_sample_into_cpu(at::TensorList state, at::TensorList columns,
+                                               int64_t batch_size, at::ArrayRef<double> config,
+                                               at::TensorList out);
 
 inline constexpr const char* kTreeUpdateSchema =
     "tree_update(Tensor(a!) sum_tree, Tensor(b!) min_tree, int capacity, Tensor index, "
@@ -209,11 +235,23 @@ inline constexpr const char* kUpdatePrioritiesSchema =
 
 // A priority update's inputs, checked (nothing changes when a check fails): every backend's
 // update starts here (the CPU loop, the CPU grid runner of the CUDA phases).
+// The checked arguments of a priority update, as data pointers. The caller's tensors are only
+// read, not copied (a copy of a tensor Python made takes the GIL, and the update runs holding the
+// buffer's mutex); a strided one is copied into `contiguous`.
 struct UpdateArgs {
   kernels::Ring ring;
   kernels::ReplayConfig config;
-  at::Tensor rows, generations, td;  // contiguous
+  const int64_t* rows = nullptr;
+  const int64_t* generations = nullptr;
+  const void* td = nullptr;  // td_type values [count, heads]
+  at::ScalarType td_type = at::kFloat;
+  at::Tensor contiguous[3];
   int64_t count = 0, heads = 1;
+
+  template <typename T>
+  const T* td_values() const {
+    return static_cast<const T*>(td);
+  }
 };
 
 UpdateArgs update_args(const char* op, at::TensorList state, const at::Tensor& index,

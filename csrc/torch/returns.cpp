@@ -70,6 +70,13 @@ struct CpuRun {
 
 }  // namespace
 
+std::tuple<Tensor, Tensor> gae_cpu(const Tensor& reward, const Tensor& value,
+                                   const Tensor& next_value, const Tensor& terminated,
+                                   const Tensor& truncated, double gamma, double lmbda) {
+  return returns_ops::gae(CpuRun(reward), reward, value, next_value, terminated, truncated, gamma,
+                          lmbda, std::nullopt, std::nullopt);
+}
+
 TORCH_LIBRARY_FRAGMENT(pyrl, m) {
   for (const char* schema : returns_ops::kSchemas) m.def(schema);
 }

@@ -436,3 +436,13 @@ void register_impls(torch::Library& m) {
 }
 
 }  // namespace pyrl::returns_ops
+
+namespace pyrl {
+
+// The CPU gae op with float gamma and lmbda: the direct route's (csrc/returns_host.cpp) call.
+std::tuple<at::Tensor, at::Tensor> gae_cpu(const at::Tensor& reward, const at::Tensor& value,
+                                           const at::Tensor& next_value,
+                                           const at::Tensor& terminated,
+                                           const at::Tensor& truncated, double gamma, double lmbda);
+
+}  // namespace pyrl

@@ -23,6 +23,11 @@ class Batch(dict):
     bootstrap row).
     """
 
+    def __reduce__(self):
+        # Only the fields: a sampled batch also carries its outputs and their buffer, for
+        # ReplayBuffer.sample(out=batch), which neither pickle nor copy should take along.
+        return (Batch, (dict(self),))
+
     def __getattr__(self, name: str) -> Any:
         try:
             return self[name]

@@ -23,6 +23,7 @@ unchanged (snapshots, the episode table) hold the buffer between two calls inste
 (``_locked``), which other threads' calls wait on with the GIL released too.
 """
 
+import operator
 import warnings
 from typing import Any, Mapping, Optional, Union
 
@@ -38,7 +39,7 @@ from pyrl.replay.layout import (
     EPISODE_SLOTS,
     INVARIANTS,
     MAX_CAPACITY,
-    picker,
+    OUTPUTS,
     tree_leaf_offset,
 )
 from pyrl.replay.persistence import Persistence
@@ -54,22 +55,6 @@ TD_ABS = Field(
 )  # add_episode's initial priorities, as the op takes them
 
 __all__ = ["Batch", "Field", "InvariantError", "ReplayBuffer"]
-
-# The fused sample's outputs, found by name in its schema (pyrl.replay.layout.OUTPUTS).
-_SAMPLE_OUTPUTS = picker(
-    "replay_sample",
-    "fields",
-    "next_obs",
-    "her_row",
-    "reward",
-    "discount",
-    "weight",
-    "index",
-    "generation",
-    "boot",
-    "k",
-    "terminated",
-)
 
 
 def _rebuild(arguments: dict, state: Mapping[str, Any]) -> "ReplayBuffer":
@@ -259,6 +244,8 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
             mapped=storage,
         )
         self._host = self.storage.host
+        self._nested_obs = obs_keys != ("obs",)  # a batch's observations are dicts by key
+        self._kept, self._batch_keys = self._batch_layout()
         self.inputs = Inputs(self.fields, column_keys, self.device, self._host.convert)
         self._warned_terminal = False
         self._warned_cut = False  # add() warns once when a stage fills up without flags
@@ -412,55 +399,65 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
 
     # ---- sampling ------------------------------------------------------------------------------
 
-    def sample(self, batch_size: int) -> Batch:
+    def sample(self, batch_size: int, out: Optional[Batch] = None) -> Batch:
         """Draws ``batch_size`` transitions (with replacement), stratified over the priority mass,
         or, with ``episode_mode``, groups of steps of the episodes drawn.
 
+        Args:
+            batch_size: the number of samples.
+            out: a batch an earlier ``sample(batch_size)`` of this buffer returned, to fill again
+                in place of allocating a new one: its tensors are overwritten (and its keys set
+                back to them), so anything still reading them sees the new samples. Saves the
+                allocation and the wrapping of every output, most of a small call's time.
+
         Returns:
-            A :class:`Batch`. Its draws are a function of the seed and the number of earlier
-            sample calls (:meth:`next_uniforms`), so a seed reproduces every batch.
+            A :class:`Batch` (``out`` itself when given). Its draws are a function of the seed and
+            the number of earlier sample calls (:meth:`next_uniforms`), so a seed reproduces every
+            batch, with or without ``out``. A batch's tensors are views of one allocation.
         """
-        if not (type(batch_size) is int and batch_size >= 1):
-            raise ValueError(
-                f"ReplayBuffer.sample: batch_size should be an int >= 1, got {batch_size!r}"
-            )
-        drawn = self._host.sample(batch_size, None)
-        (
-            fields,
-            next_obs,
-            her_row,
-            reward,
-            discount,
-            weight,
-            index,
-            generation,
-            boot,
-            k,
-            terminated,
-        ) = _SAMPLE_OUTPUTS(drawn)
-        batch = Batch(zip(self.storage.names, fields))
-        if self.obs_keys == ("obs",):
-            batch["next_obs"] = next_obs[0]
+        if out is None:
+            if not (type(batch_size) is int and batch_size >= 1):
+                raise ValueError(
+                    f"ReplayBuffer.sample: batch_size should be an int >= 1, got {batch_size!r}"
+                )
+            outputs = self._host.sample_into(batch_size, None)
+            batch = Batch(zip(self._batch_keys, self._kept(outputs)))
+            batch.__dict__.update(_outputs=outputs, _owner=self._host)
         else:
-            batch["obs"] = {key: batch.pop(key) for key in self.obs_keys}
-            batch["next_obs"] = dict(zip(self.obs_keys, next_obs))
-        if self.recurrent is not None:
-            batch["next_hidden"] = next_obs[len(self.obs_keys)]
-        batch.update(
-            reward=reward,
-            discount=discount,
-            weight=weight,
-            index=index,
-            generation=generation,
-            boot=boot,
-            k=k,
-            terminated=terminated,
-        )
+            outputs = out.__dict__.get("_outputs") if type(out) is Batch else None
+            if outputs is None or out.__dict__["_owner"] is not self._host:
+                raise ValueError(
+                    f"ReplayBuffer.sample: out should be a Batch this buffer's sample returned, "
+                    f"got {type(out).__name__}"
+                )
+            self._host.sample_into(batch_size, outputs)  # checks batch_size against them
+            batch = out
+            batch.update(zip(self._batch_keys, self._kept(outputs)))
+        if self._nested_obs:
+            self._nest_observations(batch)
         if self.her is not None:
-            self._finish_relabeling(batch, her_row)
-        if self.nstep is None:
-            del batch["discount"]
+            self._finish_relabeling(batch, batch.pop("her_row"))
+            if self.nstep is None:  # the finishing steps may set it
+                del batch["discount"]
         return batch
+
+    def _batch_layout(self) -> tuple:
+        """Which outputs of the direct sample route a batch keeps, and their keys: the schema's
+        outputs flattened (``csrc/torch/replay.h``), its lists one key per column. Without HER
+        (whose finishing steps read them) ``her_row`` is left out, and ``discount`` without a
+        gamma."""
+        next_keys = [("next", key) if self._nested_obs else "next_obs" for key in self.obs_keys]
+        if self.recurrent is not None:
+            next_keys.append("next_hidden")
+        lists = {"fields": self.storage.names[:-1], "next_obs": next_keys}  # reward: its own
+        keys = [key for name in OUTPUTS["replay_sample"] for key in lists.get(name, [name])]
+        dropped = {"her_row", "discount" if self.nstep is None else ""} if self.her is None else ()
+        kept = [i for i, key in enumerate(keys) if key not in dropped]
+        return operator.itemgetter(*kept), tuple(keys[i] for i in kept)
+
+    def _nest_observations(self, batch: Batch) -> None:
+        batch["obs"] = {key: batch.pop(key) for key in self.obs_keys}
+        batch["next_obs"] = {key: batch.pop(("next", key)) for key in self.obs_keys}
 
     def next_uniforms(self, batch_size: int) -> dict[str, Tensor]:
         """The uniforms the next ``sample(batch_size)`` will draw, by purpose: ``row`` (the
