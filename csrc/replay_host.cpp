@@ -358,19 +358,78 @@ class ReplayHost {
     return replay_sample_cpu(state_, columns_, batch_size, rows, config_);
   }
 
-  // ReplayBuffer.sample's route: into the tensors of `out` (a batch to reuse, in
-  // sample_output order, csrc/torch/replay.h; returns None), or, with `out` None, into one new
-  // allocation, returned as a list in that order.
-  py::object sample_into(int64_t batch_size, const std::optional<Tensors>& out) {
-    const at::TensorList given = out ? at::TensorList(*out) : at::TensorList();
+  // How ReplayBuffer.sample's batches are made (set once, by the buffer): the Batch type, the
+  // key of each output in sample_output order (csrc/torch/replay.h), and the positions of the
+  // outputs a batch keeps.
+  void set_batch_layout(py::object batch_type, py::tuple keys, std::vector<int64_t> kept) {
+    for (int64_t i : kept) {
+      TORCH_CHECK_VALUE(i >= 0 && i < static_cast<int64_t>(keys.size()),
+                        "ReplayHost.set_batch_layout: kept position ", i, " is not an output");
+    }
+    batch_type_ = std::move(batch_type);
+    keys_ = std::move(keys);
+    kept_ = std::move(kept);
+    owner_ = py::module_::import("builtins").attr("object")();  // this host's mark on its batches
+  }
+
+  // ReplayBuffer.sample's route: a new batch (its outputs views of one allocation), or, given
+  // `out` (a batch this host made), the same batch refilled: its tensors overwritten, its keys
+  // set back to them. A batch keeps its outputs (a tuple, sample_output order) and this host's
+  // mark in its attributes. The Python wrapper finishes what the layout leaves (nested
+  // observations, HER's callables).
+  py::object sample_batch(int64_t batch_size, py::handle out) {
+    TORCH_CHECK_VALUE(batch_type_, "ReplayHost.sample_batch: set_batch_layout first");
+    const size_t outputs = keys_.size();
+    py::object batch, held;  // null until made or found (a default py::tuple is an empty one)
+    Tensors given;  // the batch's tensors (copied here, holding the GIL: see SampleCall)
+    if (!out.is_none()) {
+      py::object attributes = py::reinterpret_steal<py::object>(
+          Py_TYPE(out.ptr()) == reinterpret_cast<PyTypeObject*>(batch_type_.ptr())
+              ? PyObject_GenericGetDict(out.ptr(), nullptr)
+              : nullptr);
+      PyObject* mark = attributes ? PyDict_GetItemString(attributes.ptr(), "_owner") : nullptr;
+      PyObject* tensors = attributes ? PyDict_GetItemString(attributes.ptr(), "_outputs") : nullptr;
+      if (!attributes) PyErr_Clear();
+      TORCH_CHECK_VALUE(mark == owner_.ptr() && tensors != nullptr && PyTuple_Check(tensors) &&
+                            static_cast<size_t>(PyTuple_GET_SIZE(tensors)) == outputs,
+                        "ReplayBuffer.sample: out should be a Batch this buffer's sample "
+                        "returned, got ",
+                        py::str(py::type::of(out).attr("__name__")).cast<std::string>());
+      held = py::reinterpret_borrow<py::object>(tensors);
+      given.reserve(outputs);
+      for (size_t i = 0; i < outputs; ++i) {
+        PyObject* t = PyTuple_GET_ITEM(tensors, i);
+        TORCH_CHECK_VALUE(THPVariable_Check(t), "ReplayBuffer.sample: out's output ", i,
+                          " is no longer a tensor");
+        given.push_back(THPVariable_Unpack(t));
+      }
+      batch = py::reinterpret_borrow<py::object>(out);
+    }
     std::vector<at::Tensor> made;
     {
       py::gil_scoped_release release;
       auto lock = lock_.acquire();
       made = replay_sample_into_cpu(state_, columns_, batch_size, config_, given);
     }
-    if (out) return py::none();
-    return py::cast(std::move(made));
+    if (!held) {
+      held = py::tuple(outputs);  // filled below
+      for (size_t i = 0; i < outputs; ++i) {
+        PyTuple_SET_ITEM(held.ptr(), i, THPVariable_Wrap(std::move(made[i])));
+      }
+      batch = batch_type_();
+      py::object attributes =
+          py::reinterpret_steal<py::object>(PyObject_GenericGetDict(batch.ptr(), nullptr));
+      if (!attributes) throw py::error_already_set();
+      PyDict_SetItemString(attributes.ptr(), "_outputs", held.ptr());
+      PyDict_SetItemString(attributes.ptr(), "_owner", owner_.ptr());
+    }
+    for (int64_t i : kept_) {
+      if (PyDict_SetItem(batch.ptr(), keys_[static_cast<size_t>(i)].ptr(),
+                         PyTuple_GET_ITEM(held.ptr(), i)) != 0) {
+        throw py::error_already_set();
+      }
+    }
+    return batch;
   }
 
   // Windows of consecutive steps (recurrent replay), drawn like sample and counted with it;
@@ -551,6 +610,9 @@ class ReplayHost {
   std::vector<std::string> names_;
   int64_t obs_columns_;
   py::object ndarray_, as_tensor_;
+  py::object batch_type_, owner_;  // set_batch_layout
+  py::tuple keys_;
+  std::vector<int64_t> kept_;
   BufferLock lock_;
 };
 
@@ -567,7 +629,8 @@ void bind_replay_host(py::module_& m) {
       .def("end_episodes", &ReplayHost::end_episodes)
       .def("convert", &ReplayHost::convert)
       .def("sample", &ReplayHost::sample)
-      .def("sample_into", &ReplayHost::sample_into)
+      .def("set_batch_layout", &ReplayHost::set_batch_layout)
+      .def("sample_batch", &ReplayHost::sample_batch)
       .def("sample_windows", &ReplayHost::sample_windows)
       .def("update_priorities", &ReplayHost::update_priorities)
       .def("check", &ReplayHost::check)

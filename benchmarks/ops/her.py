@@ -1,4 +1,4 @@
-"""pyrl's hindsight relabeling beside Stable-Baselines3's and cpprb's HER buffers, in one process.
+"""pyrl's hindsight relabeling beside the HER buffers of Stable-Baselines3, cpprb and rlox.
 
     python -m benchmarks.ops.her            # full timings
     python -m benchmarks.ops.her --quick    # shorter timings (CI)
@@ -220,6 +220,41 @@ def cpprb_ops(quick, prioritized):
     )
 
 
+def rlox_ops(quick):
+    """rlox's HERBuffer: goals inside its obs ([observation, achieved, desired]), future k = 4,
+    its sparse reward within 0.05; 80% of samples relabeled (HER future's k / (k + 1)); each
+    sample call gets a new seed (its draws take one)."""
+    import itertools
+
+    import rlox
+
+    transitions = TRANSITIONS // 10 if quick else TRANSITIONS
+    dim = OBS + 2 * GOAL
+    buf = rlox.HERBuffer(transitions, dim, ACT, GOAL, OBS, OBS + GOAL, "future", K, EPS)
+    rng = np.random.default_rng(0)
+    obs = rng.standard_normal((EPISODE + 1, dim), dtype=np.float32)
+    act = rng.standard_normal((EPISODE, ACT), dtype=np.float32)
+    for _ in range(transitions // EPISODE):
+        for t in range(EPISODE):
+            buf.push(obs[t], obs[t + 1], act[t], -1.0, False, t == EPISODE - 1)
+    seed, clock = itertools.count().__next__, [0]
+
+    def sample():
+        return buf.sample(BATCH, K / (K + 1), seed())
+
+    def add_sample():
+        t = clock[0] = (clock[0] + 1) % EPISODE
+        buf.push(obs[t], obs[t + 1], act[t], -1.0, False, t == EPISODE - 1)
+        return sample()
+
+    return dict(
+        sample=sample,
+        add_sample=add_sample,
+        bytes=4 * (2 * dim + ACT + 1),  # obs, next_obs, action, reward
+        check=lambda: check(sample()["obs"].shape[0] / BATCH),
+    )
+
+
 def check(value):
     value = float(value)
     assert 0.0 < value <= 1.0, value
@@ -247,6 +282,7 @@ def main(argv=None):
         ("SB3 HerReplayBuffer", sb3_ops, False),
         ("cpprb HindsightReplayBuffer", lambda: cpprb_ops(quick, False), False),
         ("cpprb HindsightReplayBuffer (PER)", lambda: cpprb_ops(quick, True), True),
+        ("rlox HERBuffer", lambda: rlox_ops(quick), False),
     ]
     for name, build, prioritized in peers:
         mine = ours[prioritized]

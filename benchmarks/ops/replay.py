@@ -1,4 +1,4 @@
-"""pyrl's replay buffer beside cpprb, Stable-Baselines3, TorchRL and a numpy sum tree, one process.
+"""pyrl's replay buffer beside cpprb, SB3, TorchRL, rlox and a numpy sum tree, in one process.
 
     python -m benchmarks.ops.replay            # full timings
     python -m benchmarks.ops.replay --quick    # shorter timings (CI)
@@ -132,6 +132,47 @@ def cpprb_ops(prioritized):
         add_one=lambda: buf.add(**one),
         add_numpy=None,
         add_many=lambda: buf.add(**many),
+        sample=sample,
+        sample_update=sample_update if prioritized else None,
+        check=lambda: check_batch(sample(), "obs", "weights" if prioritized else None),
+    )
+
+
+def rlox_ops(prioritized):
+    """rlox (Rust + PyO3): its ReplayBuffer or PrioritizedReplayBuffer; each sample call gets a
+    new seed (its draws take one: a fixed seed would draw the same cache-warm rows)."""
+    import itertools
+
+    import rlox
+
+    rng = np.random.default_rng(0)
+    obs = rng.standard_normal((1001, OBS), dtype=np.float32)
+    act = rng.standard_normal((1000, ACT), dtype=np.float32)
+    rew = rng.standard_normal(1000, dtype=np.float32)
+    flags = np.zeros(1000, dtype=np.uint8)
+    if prioritized:
+        buf = rlox.PrioritizedReplayBuffer(CAPACITY, OBS, ACT, alpha=ALPHA, beta=BETA)
+        for i in range(CAPACITY):
+            j = i % 1000
+            buf.push(obs[j], act[j], float(rew[j]), False, False, obs[j + 1])
+    else:
+        buf = rlox.ReplayBuffer(CAPACITY, OBS, ACT)
+    many = (obs[:-1].ravel(), obs[1:].ravel(), act.ravel(), rew, flags, flags)
+    while not prioritized and len(buf) < CAPACITY:
+        buf.push_batch(*many)
+    seed = itertools.count().__next__
+    td = np.abs(rng.standard_normal(BATCH)) + 1e-6
+
+    def sample():
+        return buf.sample(BATCH, seed())
+
+    def sample_update():
+        buf.update_priorities(sample()["indices"], td)
+
+    return dict(
+        add_one=lambda: buf.push(obs[0], act[0], 0.0, False, False, obs[1]),
+        add_numpy=None,
+        add_many=None if prioritized else lambda: buf.push_batch(*many),
         sample=sample,
         sample_update=sample_update if prioritized else None,
         check=lambda: check_batch(sample(), "obs", "weights" if prioritized else None),
@@ -315,6 +356,8 @@ PEERS = [
     ("cpprb PrioritizedReplayBuffer", lambda: cpprb_ops(True), True),
     ("cpprb ReplayBuffer", lambda: cpprb_ops(False), False),
     ("SB3 ReplayBuffer", sb3_ops, False),
+    ("rlox PrioritizedReplayBuffer", lambda: rlox_ops(True), True),
+    ("rlox ReplayBuffer", lambda: rlox_ops(False), False),
     ("TorchRL ReplayBuffer+PrioritizedSampler", lambda: torchrl_ops(True), True),
     ("TorchRL ReplayBuffer (uniform)", lambda: torchrl_ops(False), False),
     ("numpy sum tree (binary)", numpy_ops, True),

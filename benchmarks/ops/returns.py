@@ -112,6 +112,29 @@ def numba_loop():
     return run, None
 
 
+def rlox_gae(T, N):
+    """rlox's batched f32 GAE (its layout: flat env-major arrays, one merged done, next values
+    from the following step), fed this rollout's values in that layout outside the timing; its
+    semantics differ at truncations and episode ends, so it is timed unchecked (rlox.py times it
+    on data where both agree, and checks the values)."""
+    try:
+        import rlox
+    except ImportError as err:
+        return None, f"rlox not installed ({err})"
+
+    def run(r):
+        flat = r.get("rlox")
+        if flat is None:
+            done = (r["terminated"] | r["truncated"]).float()
+            flat = r["rlox"] = [
+                x.T.contiguous().numpy().ravel() for x in (r["reward"], r["value"], done)
+            ] + [r["next_value"][-1].numpy().copy()]
+        rlox.compute_gae_batched_f32(*flat, T, GAMMA, LMBDA)
+        return None
+
+    return run, None
+
+
 def sb3_rollout_buffer(T, N):
     """SB3's own RolloutBuffer.compute_returns_and_advantage (episode_starts and a merged done;
     the timing is what is compared, its semantics differ at truncations)."""
@@ -210,7 +233,7 @@ def main(argv=None):
     )
     numba_run, numba_skip = numba_loop()
     torchrl_fns, torchrl_skip = torchrl_functions()
-    for reason in (numba_skip, torchrl_skip):
+    for reason in (numba_skip, torchrl_skip, rlox_gae(1, 1)[1]):
         if reason:
             print(f"skipped: {reason}")
 
@@ -254,6 +277,9 @@ def main(argv=None):
                 baselines["SB3 RolloutBuffer.compute_returns_and_adv."] = sb3_run
         if numba_run:
             baselines["numba loop"] = numba_run
+        rlox_run, _ = rlox_gae(T, N)
+        if rlox_run:
+            baselines["rlox compute_gae_batched_f32 (unchecked)"] = rlox_run
         baselines.update(torchrl_fns)
 
         t_pyrl = median_us(run_pyrl, min_run_time, r)

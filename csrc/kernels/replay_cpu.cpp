@@ -43,13 +43,21 @@ inline void copy_row(uint8_t* dst, const uint8_t* src, int64_t n) {
   }
 }
 
+// Columns smaller than this are read without prefetching: they stay in the caches, where a
+// prefetch is an instruction that buys nothing.
+constexpr int64_t kPrefetchColumnsFrom = int64_t{4} << 20;
+
 // Copies rows[0..count) of column i to dst, back to back.
 void gather_rows(const Columns& columns, int64_t i, const int64_t* rows, int64_t count,
-                 uint8_t* dst) {
+                 uint8_t* dst, int64_t capacity) {
   const int64_t rb = columns.row_bytes[i];
   if (rb == 0) return;
   const uint8_t* base = columns.data[i];
   const int64_t stride = columns.stride[i];
+  if (capacity * stride < kPrefetchColumnsFrom) {
+    for (int64_t j = 0; j < count; ++j) copy_row(dst + j * rb, base + rows[j] * stride, rb);
+    return;
+  }
   for (int64_t j = 0; j < std::min(count, kPrefetchAhead); ++j) {
     prefetch_bytes(base + rows[j] * stride, rb);
   }
@@ -354,8 +362,8 @@ int64_t replay_sample(const Ring& ring, int64_t seed, int64_t call, const Replay
   // The gathers: every field at the sampled rows, observations also at the bootstrap rows; a
   // pass per column, each prefetching the rows it will copy a few samples ahead.
   for (int64_t i = 0; i < reward_column; ++i) {
-    gather_rows(columns, i, out.index, count, out.fields[i]);
-    if (i < columns.obs) gather_rows(columns, i, out.boot, count, out.next_obs[i]);
+    gather_rows(columns, i, out.index, count, out.fields[i], ring.capacity);
+    if (i < columns.obs) gather_rows(columns, i, out.boot, count, out.next_obs[i], ring.capacity);
   }
   if (relabels) {
     // Relabeled samples see the new goal, at their own step and at the bootstrap step.

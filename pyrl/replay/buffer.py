@@ -23,7 +23,6 @@ unchanged (snapshots, the episode table) hold the buffer between two calls inste
 (``_locked``), which other threads' calls wait on with the GIL released too.
 """
 
-import operator
 import warnings
 from typing import Any, Mapping, Optional, Union
 
@@ -245,7 +244,7 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
         )
         self._host = self.storage.host
         self._nested_obs = obs_keys != ("obs",)  # a batch's observations are dicts by key
-        self._kept, self._batch_keys = self._batch_layout()
+        self._host.set_batch_layout(Batch, *self._batch_layout())
         self.inputs = Inputs(self.fields, column_keys, self.device, self._host.convert)
         self._warned_terminal = False
         self._warned_cut = False  # add() warns once when a stage fills up without flags
@@ -415,24 +414,11 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
             the number of earlier sample calls (:meth:`next_uniforms`), so a seed reproduces every
             batch, with or without ``out``. A batch's tensors are views of one allocation.
         """
-        if out is None:
-            if not (type(batch_size) is int and batch_size >= 1):
-                raise ValueError(
-                    f"ReplayBuffer.sample: batch_size should be an int >= 1, got {batch_size!r}"
-                )
-            outputs = self._host.sample_into(batch_size, None)
-            batch = Batch(zip(self._batch_keys, self._kept(outputs)))
-            batch.__dict__.update(_outputs=outputs, _owner=self._host)
-        else:
-            outputs = out.__dict__.get("_outputs") if type(out) is Batch else None
-            if outputs is None or out.__dict__["_owner"] is not self._host:
-                raise ValueError(
-                    f"ReplayBuffer.sample: out should be a Batch this buffer's sample returned, "
-                    f"got {type(out).__name__}"
-                )
-            self._host.sample_into(batch_size, outputs)  # checks batch_size against them
-            batch = out
-            batch.update(zip(self._batch_keys, self._kept(outputs)))
+        if not (type(batch_size) is int and batch_size >= 1):
+            raise ValueError(
+                f"ReplayBuffer.sample: batch_size should be an int >= 1, got {batch_size!r}"
+            )
+        batch = self._host.sample_batch(batch_size, out)
         if self._nested_obs:
             self._nest_observations(batch)
         if self.her is not None:
@@ -442,7 +428,7 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
         return batch
 
     def _batch_layout(self) -> tuple:
-        """Which outputs of the direct sample route a batch keeps, and their keys: the schema's
+        """The key of each output of the direct sample route, and which a batch keeps: the schema's
         outputs flattened (``csrc/torch/replay.h``), its lists one key per column. Without HER
         (whose finishing steps read them) ``her_row`` is left out, and ``discount`` without a
         gamma."""
@@ -452,8 +438,7 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
         lists = {"fields": self.storage.names[:-1], "next_obs": next_keys}  # reward: its own
         keys = [key for name in OUTPUTS["replay_sample"] for key in lists.get(name, [name])]
         dropped = {"her_row", "discount" if self.nstep is None else ""} if self.her is None else ()
-        kept = [i for i, key in enumerate(keys) if key not in dropped]
-        return operator.itemgetter(*kept), tuple(keys[i] for i in kept)
+        return tuple(keys), [i for i, key in enumerate(keys) if key not in dropped]
 
     def _nest_observations(self, batch: Batch) -> None:
         batch["obs"] = {key: batch.pop(key) for key in self.obs_keys}
