@@ -381,7 +381,7 @@ class ReplayHost {
     TORCH_CHECK_VALUE(batch_type_, "ReplayHost.sample_batch: set_batch_layout first");
     const size_t outputs = keys_.size();
     py::object batch, held;  // null until made or found (a default py::tuple is an empty one)
-    Tensors given;  // the batch's tensors (copied here, holding the GIL: see SampleCall)
+    Tensors given;           // the batch's tensors (copied here, holding the GIL: see SampleCall)
     if (!out.is_none()) {
       py::object attributes = py::reinterpret_steal<py::object>(
           Py_TYPE(out.ptr()) == reinterpret_cast<PyTypeObject*>(batch_type_.ptr())

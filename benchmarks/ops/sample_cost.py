@@ -42,6 +42,24 @@ def full_buffer(rows, prioritized):
     return buf
 
 
+def measure(rows, min_run_time, rounds):
+    """Medians of sample(1, out=), uniform and prioritized sample(BATCH, out=), and a fresh
+    uniform sample(BATCH), in interleaved rounds."""
+    uniform, per = full_buffer(rows, False), full_buffer(rows, True)
+    one, uni, pri = uniform.sample(1), uniform.sample(BATCH), per.sample(BATCH)
+    fns = [
+        lambda: uniform.sample(1, out=one),
+        lambda: uniform.sample(BATCH, out=uni),
+        lambda: per.sample(BATCH, out=pri),
+        lambda: uniform.sample(BATCH),
+    ]
+    times = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, out in zip(fns, times):
+            out.append(median_us(fn, min_run_time))
+    return [statistics.median(t) for t in times]
+
+
 def main(argv=None):
     quick = is_quick(__doc__, argv)
     sizes = (10_000, 1_000_000) if quick else (10_000, 1_000_000, 16_000_000)
@@ -54,26 +72,13 @@ def main(argv=None):
     print(header)
     print("-" * len(header))
     for rows in sizes:
-        uniform, per = full_buffer(rows, False), full_buffer(rows, True)
-        one, uni, pri = uniform.sample(1), uniform.sample(BATCH), per.sample(BATCH)
-        fns = [
-            lambda: uniform.sample(1, out=one),
-            lambda: uniform.sample(BATCH, out=uni),
-            lambda: per.sample(BATCH, out=pri),
-            lambda: uniform.sample(BATCH),
-        ]
-        times = [[] for _ in fns]
-        for _ in range(rounds):
-            for fn, out in zip(fns, times):
-                out.append(median_us(fn, min_run_time))
-        fixed, t_uniform, t_per, t_fresh = (statistics.median(t) for t in times)
+        fixed, t_uniform, t_per, t_fresh = measure(rows, min_run_time, rounds)
         print(
             f"{rows:>12,} {fixed:>9.2f} {(t_uniform - fixed) / BATCH * 1e3:>24.1f} "
             f"{(t_per - t_uniform) / BATCH * 1e3:>18.1f} {t_fresh - t_uniform:>11.2f} "
             f"{t_fresh:>15.1f}",
             flush=True,
         )
-        del uniform, per
     return 0
 
 
