@@ -380,7 +380,7 @@ def plot_runs(opts) -> list[str]:
     return list(groups)
 
 
-OP_BENCHMARKS = ("returns", "replay", "her", "recurrent", "gpu")
+OP_BENCHMARKS = ("returns", "replay", "her", "recurrent", "gpu", "rlox", "sample_cost", "memory")
 
 
 def benchmark_package() -> Optional[tuple[str, Path]]:

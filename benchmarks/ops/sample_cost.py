@@ -37,7 +37,7 @@ def full_buffer(rows, prioritized):
     g = torch.Generator().manual_seed(0)
     obs, action = torch.randn(EPISODE + 1, OBS, generator=g), torch.randn(EPISODE, ACT, generator=g)
     reward = torch.randn(EPISODE, generator=g)
-    while len(buf) < rows - 2 * (EPISODE + 1):
+    for _ in range(rows // (EPISODE + 1)):  # each episode takes EPISODE + 1 rows
         buf.add_episode(obs=obs, action=action, reward=reward)
     return buf
 
