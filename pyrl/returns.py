@@ -198,8 +198,9 @@ def gae(
         ``(advantage, value_target)``, both shaped like ``reward``; ``value_target = A + value``.
     """
     if final_value is None and not torch.compiler.is_compiling():
-        # CPU tensors and float discounts: the direct route, without the dispatcher (it checks
-        # the rest; None when it does not apply).
+        # CPU tensors and float discounts: the direct route, without the dispatcher's argument
+        # parsing (csrc/returns_host.cpp; it checks the rest, None when it does not apply).
+        # torch.compile traces the dispatched op.
         out = _C.gae_direct(reward, value, next_value, terminated, truncated, gamma, lmbda)
         if out is not None:
             return out
@@ -237,6 +238,10 @@ def discounted_return(
     Returns:
         ``[T, N]`` (or ``[T, N, m]``) returns.
     """
+    if final_value is None and not torch.compiler.is_compiling():
+        out = _C.discounted_return_direct(reward, next_value, terminated, truncated, gamma)
+        if out is not None:  # the direct route (see gae)
+            return out
     reward, next_value, terminated, truncated = _inputs(
         "discounted_return", _REWARD_NEXT, reward, next_value, terminated, truncated
     )
@@ -270,6 +275,10 @@ def lambda_return(
     Returns:
         ``[T, N]`` (or ``[T, N, m]``) lambda-returns.
     """
+    if not torch.compiler.is_compiling():
+        out = _C.lambda_return_direct(reward, next_value, terminated, truncated, gamma, lmbda)
+        if out is not None:  # the direct route (see gae)
+            return out
     reward, next_value, terminated, truncated = _inputs(
         "lambda_return", _REWARD_NEXT, reward, next_value, terminated, truncated
     )
@@ -439,6 +448,12 @@ def vtrace(
     Returns:
         ``(vs, pg_advantage)``, both like ``reward``; targets, not differentiable.
     """
+    if final_value is None and not torch.compiler.is_compiling():
+        out = _C.vtrace_direct(
+            log_rho, reward, value, next_value, terminated, truncated, gamma, rho_bar, c_bar, lmbda
+        )
+        if out is not None:  # the direct route (see gae)
+            return out
     log_rho, reward, value, next_value, terminated, truncated = _inputs(
         "vtrace", _OFF_POLICY, log_rho, reward, value, next_value, terminated, truncated
     )
@@ -490,6 +505,10 @@ def retrace(
     Returns:
         ``G`` like ``reward``; targets, not differentiable.
     """
+    if not torch.compiler.is_compiling():
+        out = _C.retrace_direct(log_rho, reward, q, next_v, terminated, truncated, gamma, lmbda)
+        if out is not None:  # the direct route (see gae)
+            return out
     log_rho, reward, q, next_v, terminated, truncated = _inputs(
         "retrace",
         ("log_rho", "reward", "q", "next_v", "terminated", "truncated"),

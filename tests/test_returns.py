@@ -381,34 +381,113 @@ def test_bad_inputs_name_the_argument():
         returns.nstep_gae(**r, uniform=torch.rand(6, 2))
 
 
-@pytest.mark.parametrize("heads", [None, 2])
-def test_gae_direct_route_equals_the_dispatched_op(heads):
-    """returns.gae's direct route (plain CPU tensors, float discounts) gives the dispatched op's
-    values bit for bit, and its bad input raises the op's error, naming the argument."""
+def direct_calls(shape):
+    """Each rollout op with float discounts: (its returns call, the dispatched op's call)."""
     g = torch.Generator().manual_seed(0)
-    shape = (33, 5) if heads is None else (33, 5, heads)
-    reward, value, next_value = (torch.randn(shape, generator=g) for _ in range(3))
-    terminated, truncated = (torch.rand(33, 5, generator=g) < 0.1 for _ in range(2))
-    direct = returns.gae(reward, value, next_value, terminated, truncated, gamma=0.9, lmbda=0.8)
-    dispatched = torch.ops.pyrl.gae(reward, value, next_value, terminated, truncated, 0.9, 0.8)
-    for a, b in zip(direct, dispatched):
+    r, v, nv = (torch.randn(shape, generator=g) for _ in range(3))
+    log_rho = torch.randn(shape[:2], generator=g) * 0.3
+    term, trunc = (torch.rand(shape[:2], generator=g) < 0.1 for _ in range(2))
+    ops = torch.ops.pyrl
+    return {
+        "gae": (
+            lambda **k: returns.gae(r, v, nv, term, trunc, **k),
+            lambda gamma, lmbda: ops.gae(r, v, nv, term, trunc, gamma, lmbda),
+            dict(gamma=0.9, lmbda=0.8),
+        ),
+        "discounted_return": (
+            lambda **k: returns.discounted_return(r, nv, term, trunc, **k),
+            lambda gamma: ops.discounted_return(r, nv, term, trunc, gamma),
+            dict(gamma=0.9),
+        ),
+        "lambda_return": (
+            lambda **k: returns.lambda_return(r, nv, term, trunc, **k),
+            lambda gamma, lmbda: ops.lambda_return(r, nv, term, trunc, gamma, lmbda),
+            dict(gamma=0.9, lmbda=0.8),
+        ),
+        "vtrace": (
+            lambda **k: returns.vtrace(
+                log_rho,
+                r[..., 0] if len(shape) > 2 else r,
+                v[..., 0] if len(shape) > 2 else v,
+                nv[..., 0] if len(shape) > 2 else nv,
+                term,
+                trunc,
+                **k,
+            ),
+            lambda gamma, lmbda: ops.vtrace(
+                log_rho,
+                r[..., 0] if len(shape) > 2 else r,
+                v[..., 0] if len(shape) > 2 else v,
+                nv[..., 0] if len(shape) > 2 else nv,
+                term,
+                trunc,
+                gamma,
+                1.0,
+                1.0,
+                lmbda,
+            ),
+            dict(gamma=0.9, lmbda=0.8),
+        ),
+        "retrace": (
+            lambda **k: returns.retrace(
+                log_rho,
+                r[..., 0] if len(shape) > 2 else r,
+                v[..., 0] if len(shape) > 2 else v,
+                nv[..., 0] if len(shape) > 2 else nv,
+                term,
+                trunc,
+                **k,
+            ),
+            lambda gamma, lmbda: ops.retrace(
+                log_rho,
+                r[..., 0] if len(shape) > 2 else r,
+                v[..., 0] if len(shape) > 2 else v,
+                nv[..., 0] if len(shape) > 2 else nv,
+                term,
+                trunc,
+                gamma,
+                lmbda,
+            ),
+            dict(gamma=0.9, lmbda=0.8),
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", ["gae", "discounted_return", "lambda_return", "vtrace", "retrace"])
+@pytest.mark.parametrize("shape", [(33, 5), (33, 5, 2)])
+def test_direct_route_equals_the_dispatched_op(name, shape):
+    """The rollout ops' direct route (plain CPU tensors, float discounts) gives the dispatched
+    op's values bit for bit, and its bad input raises the op's error, naming the argument; ints
+    for the discounts take the general route to the same values."""
+    ours, dispatched, floats = direct_calls(shape)[name]
+    direct, expected = ours(**floats), dispatched(**floats)
+    for a, b in zip(*(x if isinstance(x, tuple) else (x,) for x in (direct, expected))):
         assert torch.equal(a, b)
-    with pytest.raises(RuntimeError, match=r"pyrl::gae: gamma should be in \[0, 1\], got 1.5"):
-        returns.gae(reward, value, next_value, terminated, truncated, gamma=1.5, lmbda=0.8)
-    with pytest.raises(RuntimeError, match="pyrl::gae: value should have reward's shape"):
-        returns.gae(reward, value[:-1], next_value, terminated, truncated, gamma=0.9, lmbda=0.8)
-    # What the direct route leaves to the general one: grads, ints, a subclass.
+    with pytest.raises(RuntimeError, match=rf"pyrl::{name}: gamma should be in \[0, 1\], got 1.5"):
+        ours(**{**floats, "gamma": 1.5})
+    with pytest.raises(RuntimeError) as general:
+        dispatched(**{**floats, "gamma": 1.5})
+    assert "gamma should be in" in str(general.value)
+    ints = ours(**{key: int(value > 0.5) for key, value in floats.items()})
+    again = ours(**{key: float(value > 0.5) for key, value in floats.items()})
+    for a, b in zip(*(x if isinstance(x, tuple) else (x,) for x in (ints, again))):
+        assert torch.equal(a, b)
+
+
+def test_direct_route_leaves_grads_and_subclasses_to_the_general_one():
+    g = torch.Generator().manual_seed(0)
+    reward, value, next_value = (torch.randn(9, 3, generator=g) for _ in range(3))
+    flags = torch.zeros(9, 3, dtype=torch.bool)
+    expected = returns.gae(reward, value, next_value, flags, flags, gamma=0.9, lmbda=0.8)
     grad = value.clone().requires_grad_()
-    out = returns.gae(reward, grad, next_value, terminated, truncated, gamma=0.9, lmbda=0.8)
-    assert not out[0].requires_grad and torch.equal(out[0], direct[0])
-    assert torch.equal(
-        returns.gae(reward, value, next_value, terminated, truncated, 1, 0)[0],
-        returns.gae(reward, value, next_value, terminated, truncated, 1.0, 0.0)[0],
-    )
+    out = returns.gae(reward, grad, next_value, flags, flags, gamma=0.9, lmbda=0.8)
+    assert not out[0].requires_grad and torch.equal(out[0], expected[0])
     param = torch.nn.Parameter(reward.clone(), requires_grad=False)
     assert torch.equal(
-        returns.gae(param, value, next_value, terminated, truncated, 0.9, 0.8)[0], direct[0]
+        returns.gae(param, value, next_value, flags, flags, 0.9, 0.8)[0], expected[0]
     )
+    with pytest.raises(ValueError, match="next_value should be a torch.Tensor"):
+        returns.gae(reward, value, next_value.numpy(), flags, flags, 0.9, 0.8)
 
 
 def test_mixed_devices_are_refused():

@@ -327,9 +327,8 @@ struct SampleWeightsBody {
       return;
     }
     const double* leaves = ring.sum_tree + ring.layout.leaf_offset();
-    weight[j] = beta == 0.0 ? 1.0f
-                            : ::powf(static_cast<float>(ring.min_tree[0] / leaves[row]),
-                                     static_cast<float>(beta));
+    const float ratio = static_cast<float>(ring.min_tree[0] / leaves[row]);
+    weight[j] = beta == 0.0 ? 1.0f : beta == 1.0 ? ratio : ::powf(ratio, static_cast<float>(beta));
   }
 };
 
@@ -387,10 +386,8 @@ struct TreeWeightsBody {
 
   PYRL_HD int64_t threads() const { return count; }
   PYRL_HD void operator()(int64_t j) const {
-    const double leaf = sum_tree[layout.leaf_offset() + index[j]];
-    weight[j] = beta == 0.0
-                    ? 1.0f
-                    : ::powf(static_cast<float>(min_tree[0] / leaf), static_cast<float>(beta));
+    const float ratio = static_cast<float>(min_tree[0] / sum_tree[layout.leaf_offset() + index[j]]);
+    weight[j] = beta == 0.0 ? 1.0f : beta == 1.0 ? ratio : ::powf(ratio, static_cast<float>(beta));
   }
 };
 

@@ -72,10 +72,12 @@ void tree_is_weights(const TreeLayout& layout, const double* sum, const double* 
   const double smallest = mn[0];
   float largest = 0.0f;
   for (int64_t j = 0; j < count; ++j) {
-    // In float: the weights are float32 anyway, and powf costs a third of pow.
-    weight[j] = beta == 0.0 ? 1.0f
-                            : std::pow(static_cast<float>(smallest / leaves[index[j]]),
-                                       static_cast<float>(beta));
+    // In float: the weights are float32 anyway, and powf costs a third of pow; none at beta 0
+    // or 1 (where an annealed beta ends), whose powers are exact.
+    const float ratio = static_cast<float>(smallest / leaves[index[j]]);
+    weight[j] = beta == 0.0   ? 1.0f
+                : beta == 1.0 ? ratio
+                              : std::pow(ratio, static_cast<float>(beta));
     largest = std::max(largest, weight[j]);
   }
   if (batch_max && largest > 0.0f) {

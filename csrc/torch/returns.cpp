@@ -77,6 +77,33 @@ std::tuple<Tensor, Tensor> gae_cpu(const Tensor& reward, const Tensor& value,
                           lmbda, std::nullopt, std::nullopt);
 }
 
+Tensor discounted_return_cpu(const Tensor& reward, const Tensor& next_value,
+                             const Tensor& terminated, const Tensor& truncated, double gamma) {
+  return returns_ops::discounted_return(CpuRun(reward), reward, next_value, terminated, truncated,
+                                        gamma, std::nullopt);
+}
+
+Tensor lambda_return_cpu(const Tensor& reward, const Tensor& next_value, const Tensor& terminated,
+                         const Tensor& truncated, double gamma, double lmbda) {
+  return returns_ops::lambda_return(CpuRun(reward), reward, next_value, terminated, truncated,
+                                    gamma, lmbda, std::nullopt, std::nullopt);
+}
+
+std::tuple<Tensor, Tensor> vtrace_cpu(const Tensor& log_rho, const Tensor& reward,
+                                      const Tensor& value, const Tensor& next_value,
+                                      const Tensor& terminated, const Tensor& truncated,
+                                      double gamma, double rho_bar, double c_bar, double lmbda) {
+  return returns_ops::vtrace(CpuRun(reward), log_rho, reward, value, next_value, terminated,
+                             truncated, gamma, rho_bar, c_bar, lmbda, std::nullopt, std::nullopt);
+}
+
+Tensor retrace_cpu(const Tensor& log_rho, const Tensor& reward, const Tensor& q,
+                   const Tensor& next_v, const Tensor& terminated, const Tensor& truncated,
+                   double gamma, double lmbda) {
+  return returns_ops::retrace(CpuRun(reward), log_rho, reward, q, next_v, terminated, truncated,
+                              gamma, lmbda, std::nullopt, std::nullopt);
+}
+
 TORCH_LIBRARY_FRAGMENT(pyrl, m) {
   for (const char* schema : returns_ops::kSchemas) m.def(schema);
 }

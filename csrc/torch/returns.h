@@ -439,10 +439,24 @@ void register_impls(torch::Library& m) {
 
 namespace pyrl {
 
-// The CPU gae op with float gamma and lmbda: the direct route's (csrc/returns_host.cpp) call.
+// The CPU rollout ops with float discounts: the direct route's calls (csrc/returns_host.cpp).
 std::tuple<at::Tensor, at::Tensor> gae_cpu(const at::Tensor& reward, const at::Tensor& value,
                                            const at::Tensor& next_value,
                                            const at::Tensor& terminated,
                                            const at::Tensor& truncated, double gamma, double lmbda);
+at::Tensor discounted_return_cpu(const at::Tensor& reward, const at::Tensor& next_value,
+                                 const at::Tensor& terminated, const at::Tensor& truncated,
+                                 double gamma);
+at::Tensor lambda_return_cpu(const at::Tensor& reward, const at::Tensor& next_value,
+                             const at::Tensor& terminated, const at::Tensor& truncated,
+                             double gamma, double lmbda);
+std::tuple<at::Tensor, at::Tensor> vtrace_cpu(const at::Tensor& log_rho, const at::Tensor& reward,
+                                              const at::Tensor& value, const at::Tensor& next_value,
+                                              const at::Tensor& terminated,
+                                              const at::Tensor& truncated, double gamma,
+                                              double rho_bar, double c_bar, double lmbda);
+at::Tensor retrace_cpu(const at::Tensor& log_rho, const at::Tensor& reward, const at::Tensor& q,
+                       const at::Tensor& next_v, const at::Tensor& terminated,
+                       const at::Tensor& truncated, double gamma, double lmbda);
 
 }  // namespace pyrl
