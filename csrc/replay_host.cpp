@@ -362,6 +362,9 @@ class ReplayHost {
   // key of each output in sample_output order (csrc/torch/replay.h), and the positions of the
   // outputs a batch keeps.
   void set_batch_layout(py::object batch_type, py::tuple keys, std::vector<int64_t> kept) {
+    const size_t expected = 9 + columns_.size() - 1 + static_cast<size_t>(obs_columns_);
+    TORCH_CHECK_VALUE(keys.size() == expected, "ReplayHost.set_batch_layout: ", expected,
+                      " keys (one per output), got ", keys.size());
     for (int64_t i : kept) {
       TORCH_CHECK_VALUE(i >= 0 && i < static_cast<int64_t>(keys.size()),
                         "ReplayHost.set_batch_layout: kept position ", i, " is not an output");
@@ -412,9 +415,13 @@ class ReplayHost {
       made = replay_sample_into_cpu(state_, columns_, batch_size, config_, given);
     }
     if (!held) {
+      TORCH_CHECK_VALUE(made.size() == outputs, "ReplayHost.sample_batch: the layout names ",
+                        outputs, " outputs, the sample made ", made.size());
       held = py::tuple(outputs);  // filled below
       for (size_t i = 0; i < outputs; ++i) {
-        PyTuple_SET_ITEM(held.ptr(), i, THPVariable_Wrap(std::move(made[i])));
+        PyObject* wrapped = THPVariable_Wrap(std::move(made[i]));
+        if (wrapped == nullptr) throw py::error_already_set();
+        PyTuple_SET_ITEM(held.ptr(), i, wrapped);
       }
       batch = batch_type_();
       py::object attributes =
