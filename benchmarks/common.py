@@ -5,6 +5,7 @@ import contextlib
 import io
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -52,6 +53,16 @@ def median_us(fn, min_run_time: float, *args) -> float:
     """Median µs of fn(*args), from torch.utils.benchmark's blocked_autorange (warm-up included)."""
     timer = Timer("fn(*args)", globals=dict(fn=fn, args=args))
     return timer.blocked_autorange(min_run_time=min_run_time).median * 1e6
+
+
+def interleaved(fns, min_run_time: float, rounds: int) -> list:
+    """Median µs of each function over interleaved rounds (fn0, fn1, ..., fn0, fn1, ...), so
+    every function meets the same machine state."""
+    times = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, out in zip(fns, times):
+            out.append(median_us(fn, min_run_time))
+    return [statistics.median(t) for t in times]
 
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"

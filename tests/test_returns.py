@@ -387,6 +387,8 @@ def direct_calls(shape):
     r, v, nv = (torch.randn(shape, generator=g) for _ in range(3))
     log_rho = torch.randn(shape[:2], generator=g) * 0.3
     term, trunc = (torch.rand(shape[:2], generator=g) < 0.1 for _ in range(2))
+    # The off-policy ops take one reward head: [T, N].
+    off = [x[..., 0] if len(shape) > 2 else x for x in (r, v, nv)]
     ops = torch.ops.pyrl
     return {
         "gae": (
@@ -405,49 +407,13 @@ def direct_calls(shape):
             dict(gamma=0.9, lmbda=0.8),
         ),
         "vtrace": (
-            lambda **k: returns.vtrace(
-                log_rho,
-                r[..., 0] if len(shape) > 2 else r,
-                v[..., 0] if len(shape) > 2 else v,
-                nv[..., 0] if len(shape) > 2 else nv,
-                term,
-                trunc,
-                **k,
-            ),
-            lambda gamma, lmbda: ops.vtrace(
-                log_rho,
-                r[..., 0] if len(shape) > 2 else r,
-                v[..., 0] if len(shape) > 2 else v,
-                nv[..., 0] if len(shape) > 2 else nv,
-                term,
-                trunc,
-                gamma,
-                1.0,
-                1.0,
-                lmbda,
-            ),
+            lambda **k: returns.vtrace(log_rho, *off, term, trunc, **k),
+            lambda gamma, lmbda: ops.vtrace(log_rho, *off, term, trunc, gamma, 1.0, 1.0, lmbda),
             dict(gamma=0.9, lmbda=0.8),
         ),
         "retrace": (
-            lambda **k: returns.retrace(
-                log_rho,
-                r[..., 0] if len(shape) > 2 else r,
-                v[..., 0] if len(shape) > 2 else v,
-                nv[..., 0] if len(shape) > 2 else nv,
-                term,
-                trunc,
-                **k,
-            ),
-            lambda gamma, lmbda: ops.retrace(
-                log_rho,
-                r[..., 0] if len(shape) > 2 else r,
-                v[..., 0] if len(shape) > 2 else v,
-                nv[..., 0] if len(shape) > 2 else nv,
-                term,
-                trunc,
-                gamma,
-                lmbda,
-            ),
+            lambda **k: returns.retrace(log_rho, *off, term, trunc, **k),
+            lambda gamma, lmbda: ops.retrace(log_rho, *off, term, trunc, gamma, lmbda),
             dict(gamma=0.9, lmbda=0.8),
         ),
     }

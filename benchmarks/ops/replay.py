@@ -21,7 +21,6 @@ line saying why instead of a row. Each buffer's batch is checked (shapes, weight
 """
 
 import sys
-import statistics
 import threading
 import time
 import warnings
@@ -33,7 +32,7 @@ import pyrl
 from pyrl import replay
 from pyrl.replay.layout import OUTPUTS
 
-from ..common import is_quick, median_us, run
+from ..common import interleaved, is_quick, median_us, run
 
 # The add timings step one long episode on purpose: its stage filling up is not a mistake here.
 warnings.filterwarnings("ignore", message="ReplayBuffer.add: an episode reached max_episode_steps")
@@ -448,13 +447,7 @@ def pyrl_only(ours, min_run_time):
     for prioritized in (False, True):
         direct_op, dispatched_op = sample_routes(ours[prioritized]["buffer"])
         kind = "PER" if prioritized else "uniform"
-        # Interleaved rounds: the routes meet the same machine state.
-        rounds = [
-            (median_us(direct_op, min_run_time / 4), median_us(dispatched_op, min_run_time / 4))
-            for _ in range(4)
-        ]
-        direct = statistics.median(r[0] for r in rounds)
-        dispatched = statistics.median(r[1] for r in rounds)
+        direct, dispatched = interleaved([direct_op, dispatched_op], min_run_time / 4, 4)
         print(f"{f'sample({BATCH}) op call ({kind}), direct route':<52} {direct:>9.1f}")
         print(
             f"{f'sample({BATCH}) op call ({kind}), torch.ops.pyrl':<52} {dispatched:>9.1f} "

@@ -25,7 +25,6 @@ speedup is rlox's time / pyrl's. The machine is shared: read the ratios.
 """
 
 import itertools
-import statistics
 import sys
 
 import numpy as np
@@ -34,22 +33,28 @@ import torch
 import pyrl
 from pyrl import replay, returns
 
-from ..common import is_quick, median_us, run
+from ..common import interleaved, is_quick, run
 
 GAMMA, LMBDA = 0.99, 0.95
 
 
-def interleaved(fns, min_run_time, rounds):
-    """Median µs of each function over interleaved rounds."""
-    times = [[] for _ in fns]
-    for _ in range(rounds):
-        for fn, out in zip(fns, times):
-            out.append(median_us(fn, min_run_time))
-    return [statistics.median(t) for t in times]
-
-
 def new_seeds():
     return itertools.count().__next__
+
+
+def sample_times(sample_theirs, ours, batch_size, min_run_time, rounds):
+    """rlox's sample (given a new seed each call), pyrl's fresh sample and pyrl's refill of one
+    batch (``out=``), in µs."""
+    seed, reused = new_seeds(), ours.sample(batch_size)
+    return interleaved(
+        [
+            lambda: sample_theirs(batch_size, seed()),
+            lambda: ours.sample(batch_size),
+            lambda: ours.sample(batch_size, out=reused),
+        ],
+        min_run_time,
+        rounds,
+    )
 
 
 # ---- uniform replay ------------------------------------------------------------------------------
@@ -92,33 +97,14 @@ def uniform_rows(rlox, min_run_time, rounds, quick):
     rows = []
     theirs, ours = uniform_pair(rlox, 100_000, 4, 1)
     for batch_size in (32, 64, 256, 1024):
-        seed = new_seeds()
-        reused = ours.sample(batch_size)
         check(theirs.sample(batch_size, 0), ours.sample(batch_size), batch_size)
-        t_rlox, t_fresh, t_out = interleaved(
-            [
-                lambda: theirs.sample(batch_size, seed()),
-                lambda: ours.sample(batch_size),
-                lambda: ours.sample(batch_size, out=reused),
-            ],
-            min_run_time,
-            rounds,
-        )
-        rows.append((f"uniform sample({batch_size}), 100k, obs 4", t_rlox, t_fresh, t_out))
+        times = sample_times(theirs.sample, ours, batch_size, min_run_time, rounds)
+        rows.append((f"uniform sample({batch_size}), 100k, obs 4", *times))
     del theirs, ours
     theirs, ours = uniform_pair(rlox, 200_000 if quick else 1_000_000, 17, 6)
     size = "200k" if quick else "1M"
-    seed, reused = new_seeds(), ours.sample(256)
-    t_rlox, t_fresh, t_out = interleaved(
-        [
-            lambda: theirs.sample(256, seed()),
-            lambda: ours.sample(256),
-            lambda: ours.sample(256, out=reused),
-        ],
-        min_run_time,
-        rounds,
-    )
-    rows.append((f"uniform sample(256), {size}, obs 17 act 6", t_rlox, t_fresh, t_out))
+    times = sample_times(theirs.sample, ours, 256, min_run_time, rounds)
+    rows.append((f"uniform sample(256), {size}, obs 17 act 6", *times))
     return rows
 
 
@@ -238,16 +224,8 @@ def per_rows(rlox, min_run_time, rounds, quick):
         batch = ours.sample(batch_size, out=reused)
         ours.update_priorities(batch.index, batch.generation, td_ours)
 
-    t_rlox, t_fresh, t_out = interleaved(
-        [
-            lambda: theirs.sample(batch_size, seed()),
-            lambda: ours.sample(batch_size),
-            lambda: ours.sample(batch_size, out=reused),
-        ],
-        min_run_time,
-        rounds,
-    )
-    rows = [(f"PER sample(256), {size}", t_rlox, t_fresh, t_out)]
+    times = sample_times(theirs.sample, ours, batch_size, min_run_time, rounds)
+    rows = [(f"PER sample(256), {size}", *times)]
     t_rlox, t_out = interleaved([sample_update_theirs, sample_update_ours], min_run_time, rounds)
     rows.append((f"PER sample+update(256), {size}", t_rlox, None, t_out))
     return rows
@@ -285,18 +263,11 @@ def her_rows(rlox, min_run_time, rounds, quick):
     obs = {"observation": observation, "achieved_goal": achieved, "desired_goal": desired}
     while len(ours) < transitions:
         ours.add_episode(obs=obs, action=action, reward=-torch.ones(episode))
-    seed, reused = new_seeds(), ours.sample(256)
     ratio = 0.8  # HER future with k = 4 relabels k / (k + 1) of the samples
-    t_rlox, t_fresh, t_out = interleaved(
-        [
-            lambda: theirs.sample(256, ratio, seed()),
-            lambda: ours.sample(256),
-            lambda: ours.sample(256, out=reused),
-        ],
-        min_run_time,
-        rounds,
+    times = sample_times(
+        lambda count, seed: theirs.sample(count, ratio, seed), ours, 256, min_run_time, rounds
     )
-    return [(f"HER future k=4 sample(256), {size}", t_rlox, t_fresh, t_out)]
+    return [(f"HER future k=4 sample(256), {size}", *times)]
 
 
 # ---- the table -----------------------------------------------------------------------------------

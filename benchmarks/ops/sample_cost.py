@@ -15,14 +15,13 @@ difference of two timings of the same buffer, medians of interleaved rounds:
 docs/performance.md reads this table beside the memory latency of benchmarks.ops.memory.
 """
 
-import statistics
 import sys
 
 import torch
 
 from pyrl import replay
 
-from ..common import is_quick, median_us, run
+from ..common import interleaved, is_quick, run
 
 OBS, ACT, EPISODE, BATCH = 17, 6, 1000, 256
 
@@ -53,11 +52,7 @@ def measure(rows, min_run_time, rounds):
         lambda: per.sample(BATCH, out=pri),
         lambda: uniform.sample(BATCH),
     ]
-    times = [[] for _ in fns]
-    for _ in range(rounds):
-        for fn, out in zip(fns, times):
-            out.append(median_us(fn, min_run_time))
-    return [statistics.median(t) for t in times]
+    return interleaved(fns, min_run_time, rounds)
 
 
 def main(argv=None):

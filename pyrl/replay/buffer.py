@@ -437,7 +437,11 @@ class ReplayBuffer(SequenceReplay, HerFinishing, Persistence):
             next_keys.append("next_hidden")
         lists = {"fields": self.storage.names[:-1], "next_obs": next_keys}  # reward: its own
         keys = [key for name in OUTPUTS["replay_sample"] for key in lists.get(name, [name])]
-        dropped = {"her_row", "discount" if self.nstep is None else ""} if self.her is None else ()
+        dropped = set()
+        if self.her is None:
+            dropped.add("her_row")
+            if self.nstep is None:
+                dropped.add("discount")
         return tuple(keys), [i for i, key in enumerate(keys) if key not in dropped]
 
     def _nest_observations(self, batch: Batch) -> None:
